@@ -1,0 +1,46 @@
+"""Registry of built-in games (SPEC 10): ``am.envs.make(name, **params)``, ``am.envs.names()``.
+
+Built-in: ``"warehouse"`` (SPEC 8.1), ``"random"`` (seeded random games for tests and
+benchmarks). Register your own with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from altmarl.envs.random_game import random_game
+from altmarl.envs.warehouse import warehouse
+from altmarl.game import TabularGame
+
+_REGISTRY: dict[str, Callable[..., TabularGame]] = {}
+
+
+def register(name: str, factory: Callable[..., TabularGame], overwrite: bool = False) -> None:
+    """Add a game factory under ``name``."""
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"env {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    """Names of the registered games."""
+    return sorted(_REGISTRY)
+
+
+def make(name: str, **params: Any) -> TabularGame:
+    """Build a registered game, e.g. ``make("warehouse", n=1000)``."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"env = {name!r}: unknown environment; expected one of {names()}") from None
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise ValueError(f"env {name!r}: bad parameters {sorted(params)} ({exc})") from None
+
+
+register("warehouse", warehouse)
+register("random", random_game)
+
+__all__ = ["make", "names", "register", "warehouse", "random_game"]

@@ -1,0 +1,181 @@
+"""Monte-Carlo evaluation of a joint policy (SPEC 3, eq. 2).
+
+``V(pi_g, pi_l) = E[sum_t gamma^t r(s(t), a(t))]`` from the initial distribution,
+estimated over ``R`` rollouts of horizon ``H`` with the count simulator.
+
+Reproducibility: the rollouts are cut into fixed chunks of ``CHUNK`` rollouts and chunk
+``j`` uses ``SeedSequence(seed).spawn(...)[j]``; chunks run on a thread pool (NumPy's
+samplers release the GIL), so the numbers do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from altmarl.game import TabularGame
+from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
+
+FloatArray = NDArray[np.float64]
+
+#: rollouts per independently seeded chunk
+CHUNK = 128
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`.
+
+    ``mean``, ``stderr``, ``ci95`` of the discounted return; ``truncation_bound`` =
+    ``gamma^H r_max / (1 - gamma)`` (the bias from stopping at ``H``); ``returns`` per
+    rollout; per-step means over rollouts: ``reward_per_step`` (H,), ``occupancy``
+    (H, |S_l|) fraction of agents per local state, ``global_occupancy`` (H, |S_g|),
+    ``mode_match`` (H,) fraction of rollouts where ``a_g`` equals the population mode
+    (``None`` unless ``|A_g| = |S_l|``).
+    """
+
+    mean: float
+    stderr: float
+    ci95: tuple[float, float]
+    truncation_bound: float
+    returns: FloatArray
+    reward_per_step: FloatArray
+    occupancy: FloatArray
+    global_occupancy: FloatArray
+    mode_match: FloatArray | None
+    rollouts: int
+    horizon: int
+    seed: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode_match_rate(self) -> float | None:
+        """Overall fraction of steps where ``a_g`` equals the population mode."""
+        return None if self.mode_match is None else float(self.mode_match.mean())
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly scalar summary."""
+        return {
+            "mean": self.mean,
+            "stderr": self.stderr,
+            "ci95": list(self.ci95),
+            "truncation_bound": self.truncation_bound,
+            "rollouts": self.rollouts,
+            "horizon": self.horizon,
+            "seed": self.seed,
+            "mode_match_rate": self.mode_match_rate,
+        }
+
+    def __repr__(self) -> str:
+        lo, hi = self.ci95
+        return (f"Evaluation(mean={self.mean:.4f}, stderr={self.stderr:.4f}, "
+                f"ci95=({lo:.4f}, {hi:.4f}), R={self.rollouts}, H={self.horizon})")
+
+
+def default_workers() -> int:
+    """Threads used by :func:`evaluate` when ``workers`` is not given: the CPU count."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _chunks(rollouts: int) -> list[int]:
+    sizes = [CHUNK] * (rollouts // CHUNK)
+    if rollouts % CHUNK:
+        sizes.append(rollouts % CHUNK)
+    return sizes
+
+
+def simulate_batched(
+    game: TabularGame,
+    pi_g: GlobalPolicy,
+    pi_l: LocalPolicy,
+    rollouts: int,
+    horizon: int,
+    seed: int | np.random.SeedSequence | None,
+    workers: int | None = None,
+    simulator: str = "counts",
+    record_counts: bool = True,
+) -> Trajectories:
+    """Run the simulator in fixed, independently seeded chunks and concatenate them."""
+    if simulator not in ("counts", "agents"):
+        raise ValueError(f"simulator = {simulator!r}: expected 'counts' or 'agents'")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sizes = _chunks(rollouts)
+    seqs = ss.spawn(len(sizes))
+    fn = rollout_counts if simulator == "counts" else rollout_agents
+
+    def run(j: int) -> Trajectories:
+        rng = np.random.default_rng(seqs[j])
+        out: Trajectories = fn(game, pi_g, pi_l, sizes[j], horizon, rng, record_counts=record_counts)
+        return out
+
+    w = default_workers() if workers is None else max(1, int(workers))
+    if w == 1 or len(sizes) == 1:
+        parts = [run(j) for j in range(len(sizes))]
+    else:
+        with ThreadPoolExecutor(max_workers=w) as ex:
+            parts = list(ex.map(run, range(len(sizes))))
+
+    def cat(name: str) -> Any:
+        vals = [getattr(p, name) for p in parts]
+        return None if vals[0] is None else np.concatenate(vals, axis=0)
+
+    return Trajectories(cat("rewards"), cat("s_g"), cat("a_g"), cat("counts"), cat("mode_match"))
+
+
+def evaluate(
+    game: TabularGame,
+    pi_g: GlobalPolicy,
+    pi_l: LocalPolicy,
+    rollouts: int = 50,
+    horizon: int = 100,
+    seed: int | None = 0,
+    workers: int | None = None,
+    simulator: str = "counts",
+) -> Evaluation:
+    """Estimate ``V(pi_g, pi_l)`` (SPEC eq. 2) by online execution (Algorithm 5).
+
+    Parameters
+    ----------
+    rollouts, horizon
+        ``R`` independent rollouts of ``H`` steps.
+    seed
+        Drives every random draw; same seed, same numbers for any ``workers``.
+    workers
+        Threads (default: the CPU count).
+    simulator
+        ``"counts"`` (default, cost independent of ``n``) or ``"agents"``.
+    """
+    if isinstance(rollouts, bool) or not isinstance(rollouts, int | np.integer) or rollouts < 1:
+        raise ValueError(f"rollouts = {rollouts!r}: expected an integer >= 1")
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
+    traj = simulate_batched(game, pi_g, pi_l, int(rollouts), int(horizon), seed, workers, simulator)
+    returns = traj.discounted_returns(game.gamma)
+    R = returns.size
+    mean = float(returns.mean())
+    stderr = float(returns.std(ddof=1) / math.sqrt(R)) if R > 1 else float("nan")
+    half = 1.959963984540054 * stderr if R > 1 else float("nan")
+    assert traj.counts is not None
+    occ = (traj.counts / game.n).mean(axis=0)
+    gocc = np.stack([(traj.s_g == g).mean(axis=0) for g in range(game.n_sg)], axis=1)
+    return Evaluation(
+        mean=mean,
+        stderr=stderr,
+        ci95=(mean - half, mean + half),
+        truncation_bound=float(game.gamma**horizon * game.r_max / (1 - game.gamma)),
+        returns=returns,
+        reward_per_step=traj.rewards.mean(axis=0),
+        occupancy=occ,
+        global_occupancy=gocc,
+        mode_match=None if traj.mode_match is None else traj.mode_match.mean(axis=0),
+        rollouts=R,
+        horizon=int(horizon),
+        seed=seed,
+    )

@@ -1,0 +1,441 @@
+"""The game model (SPEC section 1) and its validation.
+
+One global agent and ``n`` exchangeable local agents on finite spaces::
+
+    P_g[s_g, a_g, s_g']          global transition            (|S_g|, |A_g|, |S_g|)
+    P_l[s_l, s_g, a_l, s_l']     local transition (uses the *current* s_g)
+                                                               (|S_l|, |S_g|, |A_l|, |S_l|)
+    r_g[s_g, a_g]                global reward                (|S_g|, |A_g|)
+    r_l[s_l, s_g, a_l]           local reward                 (|S_l|, |S_g|, |A_l|)
+
+Stage reward (SPEC eq. 1): ``r(s, a) = r_g(s_g, a_g) + (1/n) sum_i r_l(s_i, s_g, a_i)``.
+
+Every constructor validates its input and raises :class:`ValueError` naming the
+field, the offending index and the expected value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import gammaln
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: Tolerance for "a probability row sums to 1" (SPEC 1).
+ROW_SUM_TOL = 1e-8
+
+
+class RewardWarning(UserWarning):
+    """Raised (as a warning) when rewards violate Assumption 2.2 (non-negativity)."""
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _as_float_array(name: str, value: ArrayLike, ndim: int) -> FloatArray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a numeric array, could not convert ({exc})") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    return arr
+
+
+def _first_bad_index(mask: NDArray[np.bool_]) -> tuple[int, ...]:
+    idx = np.argwhere(mask)[0]
+    return tuple(int(i) for i in idx)
+
+
+def check_stochastic(name: str, arr: FloatArray, tol: float = ROW_SUM_TOL) -> None:
+    """Check that ``arr`` is a table of probability rows along its last axis.
+
+    Raises ``ValueError`` naming ``name``, the first offending index and the expectation.
+    """
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = _first_bad_index(~finite)
+        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite probability")
+    neg = arr < 0
+    if neg.any():
+        i = _first_bad_index(neg)
+        raise ValueError(f"{name}{list(i)} = {arr[i]!r}: expected a probability >= 0")
+    sums = arr.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > tol
+    if bad.any():
+        i = _first_bad_index(bad)
+        raise ValueError(
+            f"{name}{list(i) + [':']} sums to {sums[i]!r}: expected each row to sum to 1 "
+            f"(within {tol:g})"
+        )
+
+
+def check_finite(name: str, arr: FloatArray) -> None:
+    """Raise ``ValueError`` if ``arr`` holds NaN or infinity."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = _first_bad_index(~finite)
+        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite number")
+
+
+def check_gamma(gamma: float) -> float:
+    """Validate the discount factor: ``0 <= gamma < 1``."""
+    try:
+        g = float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)") from None
+    if not (0.0 <= g < 1.0) or not np.isfinite(g):
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+    return g
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Validate an integer ``>= minimum`` (bools and non-integral floats are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
+    if int(value) < minimum:
+        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
+    return int(value)
+
+
+def check_k(k: Any, n: int) -> int:
+    """Validate the subsample size: an integer with ``1 <= k <= n``."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
+    if not 1 <= int(k) <= n:
+        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
+    return int(k)
+
+
+# ---------------------------------------------------------------------------
+# initial distributions
+# ---------------------------------------------------------------------------
+
+
+class InitialDistribution(Protocol):
+    """Distribution of the initial state ``(s_g, N)`` of the ``n``-agent system."""
+
+    def sample(
+        self, rng: np.random.Generator, size: int, n: int
+    ) -> tuple[IntArray, IntArray]:
+        """Draw ``size`` initial states: ``s_g`` of shape ``(size,)`` and counts ``(size, |S_l|)``."""
+        ...
+
+    def log_pmf(self, s_g: IntArray, counts: IntArray, n: int) -> FloatArray:
+        """Exact log-probability of each initial state (used by the exact solver)."""
+        ...
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serializable description (for run directories)."""
+        ...
+
+
+def _multinomial_log_coef(counts: IntArray, n: int) -> FloatArray:
+    return np.asarray(gammaln(n + 1) - gammaln(counts + 1).sum(axis=-1), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class IIDInit:
+    """``s_g ~ rho_g`` and every local state i.i.d. ``~ rho_l`` (SPEC 1 default: uniform)."""
+
+    rho_g: FloatArray
+    rho_l: FloatArray
+
+    def sample(self, rng: np.random.Generator, size: int, n: int) -> tuple[IntArray, IntArray]:
+        s_g = rng.choice(self.rho_g.size, size=size, p=self.rho_g).astype(np.int64)
+        counts = rng.multinomial(n, self.rho_l, size=size).astype(np.int64)
+        return s_g, counts
+
+    def log_pmf(self, s_g: IntArray, counts: IntArray, n: int) -> FloatArray:
+        with np.errstate(divide="ignore"):
+            lg = np.log(self.rho_g)[s_g]
+            ll = np.log(self.rho_l)
+        term = np.where(counts > 0, counts * ll, 0.0).sum(axis=-1)
+        return np.asarray(lg + _multinomial_log_coef(counts, n) + term, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "iid", "rho_g": self.rho_g.tolist(), "rho_l": self.rho_l.tolist()}
+
+
+@dataclass(frozen=True)
+class DirichletInit:
+    """``s_g ~ rho_g``; population proportions ``~ Dirichlet(alpha)``; each agent's state
+    drawn from them (SPEC 8.1, the warehouse). The counts are Dirichlet-multinomial."""
+
+    rho_g: FloatArray
+    alpha: FloatArray
+
+    def sample(self, rng: np.random.Generator, size: int, n: int) -> tuple[IntArray, IntArray]:
+        s_g = rng.choice(self.rho_g.size, size=size, p=self.rho_g).astype(np.int64)
+        props = rng.dirichlet(self.alpha, size=size)
+        # guard against round-off in the Dirichlet draw
+        props = props / props.sum(axis=1, keepdims=True)
+        counts = rng.multinomial(n, props).astype(np.int64)
+        return s_g, counts
+
+    def log_pmf(self, s_g: IntArray, counts: IntArray, n: int) -> FloatArray:
+        with np.errstate(divide="ignore"):
+            lg = np.log(self.rho_g)[s_g]
+        a = self.alpha
+        a0 = a.sum()
+        term = (
+            gammaln(a0)
+            - gammaln(n + a0)
+            + (gammaln(counts + a) - gammaln(a)).sum(axis=-1)
+        )
+        return np.asarray(lg + _multinomial_log_coef(counts, n) + term, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "dirichlet", "rho_g": self.rho_g.tolist(), "alpha": self.alpha.tolist()}
+
+
+def init_from_json(d: dict[str, Any]) -> InitialDistribution:
+    """Rebuild an initial distribution written by ``to_json``."""
+    kind = d.get("type")
+    if kind == "iid":
+        return IIDInit(np.asarray(d["rho_g"], float), np.asarray(d["rho_l"], float))
+    if kind == "dirichlet":
+        return DirichletInit(np.asarray(d["rho_g"], float), np.asarray(d["alpha"], float))
+    raise ValueError(f"init.type = {kind!r}: expected 'iid' or 'dirichlet'")
+
+
+# ---------------------------------------------------------------------------
+# the game
+# ---------------------------------------------------------------------------
+
+InitSpec = InitialDistribution | tuple[ArrayLike, ArrayLike] | None
+
+
+@dataclass(frozen=True, eq=False)
+class TabularGame:
+    """A finite cooperative game with one global agent and ``n`` local agents (SPEC 1).
+
+    Parameters
+    ----------
+    P_g, P_l, r_g, r_l
+        Transition and reward tables, shapes as in the module docstring.
+    gamma
+        Discount factor, ``0 <= gamma < 1``.
+    n
+        Number of local agents (``>= 1``).
+    init
+        Initial distribution: ``None`` (uniform ``s_g``, i.i.d. uniform local states),
+        a pair ``(rho_g, rho_l)``, or an :class:`InitialDistribution` object.
+    name
+        A label used in files and plots.
+    """
+
+    P_g: FloatArray
+    P_l: FloatArray
+    r_g: FloatArray
+    r_l: FloatArray
+    gamma: float
+    n: int
+    init: InitialDistribution = field(default=None)  # type: ignore[assignment]
+    name: str = "game"
+    #: free-form metadata (e.g. environment parameters) kept in run directories
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        P_g: ArrayLike,
+        P_l: ArrayLike,
+        r_g: ArrayLike,
+        r_l: ArrayLike,
+        gamma: float,
+        n: int,
+        init: InitSpec = None,
+        name: str = "game",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        pg = _as_float_array("P_g", P_g, 3)
+        pl = _as_float_array("P_l", P_l, 4)
+        rg = _as_float_array("r_g", r_g, 2)
+        rl = _as_float_array("r_l", r_l, 3)
+        n_sg, n_ag, n_sg2 = pg.shape
+        if n_sg2 != n_sg:
+            raise ValueError(
+                f"P_g: expected shape (|S_g|, |A_g|, |S_g|), got {pg.shape} "
+                f"(last axis {n_sg2} != first axis {n_sg})"
+            )
+        n_sl, n_sg_l, n_al, n_sl2 = pl.shape
+        if n_sg_l != n_sg:
+            raise ValueError(
+                f"P_l: expected shape (|S_l|, |S_g|={n_sg}, |A_l|, |S_l|), got {pl.shape}"
+            )
+        if n_sl2 != n_sl:
+            raise ValueError(
+                f"P_l: expected shape (|S_l|, |S_g|, |A_l|, |S_l|), got {pl.shape} "
+                f"(last axis {n_sl2} != first axis {n_sl})"
+            )
+        if rg.shape != (n_sg, n_ag):
+            raise ValueError(f"r_g: expected shape (|S_g|, |A_g|) = {(n_sg, n_ag)}, got {rg.shape}")
+        if rl.shape != (n_sl, n_sg, n_al):
+            raise ValueError(
+                f"r_l: expected shape (|S_l|, |S_g|, |A_l|) = {(n_sl, n_sg, n_al)}, got {rl.shape}"
+            )
+        check_stochastic("P_g", pg)
+        check_stochastic("P_l", pl)
+        check_finite("r_g", rg)
+        check_finite("r_l", rl)
+        g = check_gamma(gamma)
+        nn = check_positive_int("n", n)
+        if (rg < 0).any() or (rl < 0).any():
+            warnings.warn(
+                f"{name}: negative rewards (min r_g = {rg.min():g}, min r_l = {rl.min():g}); "
+                "Assumption 2.2 expects rewards >= 0: theory bounds and the UPDATE "
+                "tolerance assume it",
+                RewardWarning,
+                stacklevel=2,
+            )
+        init_obj = _make_init(init, n_sg, n_sl)
+        for a, v in (("P_g", pg), ("P_l", pl), ("r_g", rg), ("r_l", rl)):
+            v.setflags(write=False)
+            object.__setattr__(self, a, v)
+        object.__setattr__(self, "gamma", g)
+        object.__setattr__(self, "n", nn)
+        object.__setattr__(self, "init", init_obj)
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "meta", dict(meta or {}))
+
+    # --- sizes ---------------------------------------------------------------
+    @property
+    def n_sg(self) -> int:
+        """``|S_g|``."""
+        return int(self.P_g.shape[0])
+
+    @property
+    def n_ag(self) -> int:
+        """``|A_g|``."""
+        return int(self.P_g.shape[1])
+
+    @property
+    def n_sl(self) -> int:
+        """``|S_l|``."""
+        return int(self.P_l.shape[0])
+
+    @property
+    def n_al(self) -> int:
+        """``|A_l|``."""
+        return int(self.P_l.shape[2])
+
+    @property
+    def spaces(self) -> dict[str, int]:
+        """The four space sizes, as a dict (used to check policy files)."""
+        return {"S_g": self.n_sg, "A_g": self.n_ag, "S_l": self.n_sl, "A_l": self.n_al}
+
+    # --- reward bounds (Assumption 2.2) ---------------------------------------
+    @property
+    def r_g_max(self) -> float:
+        return float(max(self.r_g.max(), 0.0))
+
+    @property
+    def r_l_max(self) -> float:
+        return float(max(self.r_l.max(), 0.0))
+
+    @property
+    def r_max(self) -> float:
+        """``r_max = r_g_max + r_l_max`` (Assumption 2.2)."""
+        return self.r_g_max + self.r_l_max
+
+    @property
+    def rho_g(self) -> FloatArray | None:
+        """Initial global-state distribution, when fixed."""
+        return getattr(self.init, "rho_g", None)
+
+    @property
+    def rho_l(self) -> FloatArray | None:
+        """Initial local-state distribution (i.i.d. agents), when fixed."""
+        return getattr(self.init, "rho_l", None)
+
+    # --- helpers ---------------------------------------------------------------
+    def check_k(self, k: Any) -> int:
+        """Validate a subsample size for this game (``1 <= k <= n``)."""
+        return check_k(k, self.n)
+
+    def with_n(self, n: int) -> TabularGame:
+        """The same game with another population size."""
+        return TabularGame(
+            self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, n, self.init, self.name, self.meta
+        )
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the dynamics, rewards and discount (not ``n``): identifies the game
+        a policy file was made for, independent of the population size."""
+        h = hashlib.sha256()
+        for arr in (self.P_g, self.P_l, self.r_g, self.r_l):
+            h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
+            h.update(str(arr.shape).encode())
+        h.update(repr(self.gamma).encode())
+        return h.hexdigest()[:16]
+
+    def sample_init(self, rng: np.random.Generator, size: int) -> tuple[IntArray, IntArray]:
+        """Draw ``size`` initial states ``(s_g, counts)``."""
+        return self.init.sample(rng, size, self.n)
+
+    def local_kernel(self, pi_l_table: FloatArray) -> FloatArray:
+        """``K[x, s_g, x'] = sum_a pi_l[x, s_g, a] P_l[x, s_g, a, x']`` (SPEC 7)."""
+        return np.einsum("xga,xgay->xgy", pi_l_table, self.P_l)
+
+    def local_reward(self, pi_l_table: FloatArray) -> FloatArray:
+        """``rbar[x, s_g] = sum_a pi_l[x, s_g, a] r_l[x, s_g, a]``."""
+        return np.einsum("xga,xga->xg", pi_l_table, self.r_l)
+
+    def __repr__(self) -> str:
+        return (
+            f"TabularGame(name={self.name!r}, |S_g|={self.n_sg}, |A_g|={self.n_ag}, "
+            f"|S_l|={self.n_sl}, |A_l|={self.n_al}, n={self.n}, gamma={self.gamma})"
+        )
+
+
+def _make_init(init: InitSpec, n_sg: int, n_sl: int) -> InitialDistribution:
+    if init is None:
+        return IIDInit(np.full(n_sg, 1.0 / n_sg), np.full(n_sl, 1.0 / n_sl))
+    if isinstance(init, tuple):
+        if len(init) != 2:
+            raise ValueError("init: expected a pair (rho_g, rho_l) or an InitialDistribution")
+        rho_g = _as_float_array("init.rho_g", init[0], 1)
+        rho_l = _as_float_array("init.rho_l", init[1], 1)
+        init = IIDInit(rho_g, rho_l)
+    if isinstance(init, IIDInit):
+        if init.rho_g.shape != (n_sg,):
+            raise ValueError(f"init.rho_g: expected shape ({n_sg},), got {init.rho_g.shape}")
+        if init.rho_l.shape != (n_sl,):
+            raise ValueError(f"init.rho_l: expected shape ({n_sl},), got {init.rho_l.shape}")
+        check_stochastic("init.rho_g", init.rho_g)
+        check_stochastic("init.rho_l", init.rho_l)
+    elif isinstance(init, DirichletInit):
+        if init.rho_g.shape != (n_sg,):
+            raise ValueError(f"init.rho_g: expected shape ({n_sg},), got {init.rho_g.shape}")
+        check_stochastic("init.rho_g", init.rho_g)
+        if init.alpha.shape != (n_sl,) or not (np.isfinite(init.alpha).all() and (init.alpha > 0).all()):
+            raise ValueError(
+                f"init.alpha: expected {n_sl} finite positive concentrations, got {init.alpha!r}"
+            )
+    elif not (hasattr(init, "sample") and hasattr(init, "log_pmf")):
+        raise ValueError(
+            "init: expected None, a pair (rho_g, rho_l) or an object with sample() and log_pmf()"
+        )
+    return init
+
+
+def softmax(logits: FloatArray, axis: int = -1) -> FloatArray:
+    """Numerically stable softmax (rows of the built-in environments)."""
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=axis, keepdims=True), dtype=np.float64)
+
+
+RewardFn = Callable[..., FloatArray]

@@ -1,0 +1,427 @@
+"""Policies (SPEC 2) and their pickle-free, versioned file format.
+
+* :class:`LocalPolicy` — the shared local policy ``pi_l[s_l, s_g, a_l]``, a stochastic table.
+* :class:`GlobalPolicy` — ``pi_g(s_g, h) -> a_g`` on histograms ``h in H_k`` of a
+  ``k``-subsample (mean-field parameterization), stored as an action table of shape
+  ``(|S_g|, |H_k|)`` indexed by the combinatorial rank of :mod:`altmarl.histogram`,
+  optionally with the ``Q`` table it is greedy for.
+
+File format (version 1): a ``.npz`` archive written with NumPy, read with
+``allow_pickle=False``. It holds the arrays (``table`` for a local policy; ``actions``
+and optionally ``q`` for a global policy) and ``meta``, a 0-d unicode array holding
+JSON: ``{"format": "altmarl.local_policy" | "altmarl.global_policy", "version": 1,
+"spaces": {"S_g", "A_g", "S_l", "A_l"}, "k": ..., "game": {"name", "fingerprint"},
+"info": {...}}``. Loading checks the format, the version, array shapes and dtypes, and,
+when a game is given, its spaces (always) and its fingerprint (``strict=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from altmarl.game import TabularGame, check_stochastic
+from altmarl.histogram import enumerate_histograms, num_histograms, rank
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+FORMAT_VERSION = 1
+_LOCAL_FORMAT = "altmarl.local_policy"
+_GLOBAL_FORMAT = "altmarl.global_policy"
+
+
+# ---------------------------------------------------------------------------
+# file helpers
+# ---------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any) -> Path:
+    import io
+
+    p = Path(path)
+    if p.suffix != ".npz":
+        p = p.with_suffix(p.suffix + ".npz") if p.suffix else p.with_suffix(".npz")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    atomic_write_bytes(p, buf.getvalue())
+    return p
+
+
+def _load_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such policy file")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except ValueError as exc:  # object arrays need pickle: refuse
+        raise ValueError(f"{p}: not a valid altmarl policy file ({exc})") from None
+    except Exception as exc:  # zipfile errors, truncated files, ...
+        raise ValueError(f"{p}: not a valid altmarl policy file ({type(exc).__name__}: {exc})") from None
+    if "meta" not in arrays:
+        raise ValueError(f"{p}: not an altmarl policy file (no 'meta' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: 'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{p}: 'meta' must be a JSON object")
+    fmt = meta.get("format")
+    if fmt != expected_format:
+        raise ValueError(f"{p}: format = {fmt!r}, expected {expected_format!r}")
+    version = meta.get("version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{p}: format version {version!r} is not supported (this altmarl reads version {FORMAT_VERSION})"
+        )
+    spaces = meta.get("spaces")
+    if not isinstance(spaces, dict) or set(spaces) != {"S_g", "A_g", "S_l", "A_l"}:
+        raise ValueError(f"{p}: meta.spaces must give S_g, A_g, S_l, A_l")
+    return meta, arrays
+
+
+def _check_game(p: str | os.PathLike[str], meta: dict[str, Any], game: TabularGame | None, strict: bool) -> None:
+    if game is None:
+        return
+    if meta["spaces"] != game.spaces:
+        raise ValueError(
+            f"{p}: policy made for spaces {meta['spaces']}, but game {game.name!r} has {game.spaces}"
+        )
+    fp = meta.get("game", {}).get("fingerprint")
+    if strict and fp is not None and fp != game.fingerprint():
+        raise ValueError(
+            f"{p}: policy made for game {meta.get('game', {}).get('name')!r} "
+            f"(fingerprint {fp}), not for {game.name!r} (fingerprint {game.fingerprint()}); "
+            "pass strict=False to use it on a game with the same spaces anyway"
+        )
+
+
+def _game_meta(game: TabularGame | None) -> dict[str, Any]:
+    if game is None:
+        return {}
+    return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n}
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in info.items():
+        if isinstance(val, np.generic):
+            val = val.item()
+        elif isinstance(val, np.ndarray):
+            val = val.tolist()
+        try:
+            json.dumps(val)
+        except TypeError:
+            val = repr(val)
+        out[key] = val
+    return out
+
+
+# ---------------------------------------------------------------------------
+# local policy
+# ---------------------------------------------------------------------------
+
+
+class LocalPolicy:
+    """Shared local policy ``pi_l[s_l, s_g, a_l]`` (SPEC 2); rows sum to 1."""
+
+    def __init__(
+        self,
+        table: ArrayLike,
+        info: dict[str, Any] | None = None,
+        game: TabularGame | None = None,
+    ) -> None:
+        t = np.array(table, dtype=np.float64)
+        if t.ndim != 3:
+            raise ValueError(f"pi_l.table: expected shape (|S_l|, |S_g|, |A_l|), got {t.shape}")
+        if game is not None and t.shape != (game.n_sl, game.n_sg, game.n_al):
+            raise ValueError(
+                f"pi_l.table: expected shape (|S_l|, |S_g|, |A_l|) = "
+                f"{(game.n_sl, game.n_sg, game.n_al)}, got {t.shape}"
+            )
+        check_stochastic("pi_l.table", t)
+        t.setflags(write=False)
+        self.table: FloatArray = t
+        self.info: dict[str, Any] = dict(info or {})
+        self._game_meta = _game_meta(game)
+
+    @property
+    def spaces(self) -> dict[str, int]:
+        n_sl, n_sg, n_al = self.table.shape
+        return {"S_g": n_sg, "A_g": -1, "S_l": n_sl, "A_l": n_al}
+
+    @classmethod
+    def uniform(cls, game: TabularGame) -> LocalPolicy:
+        """The uniform policy (SPEC 6's default ``pi_l^0``)."""
+        t = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+        return cls(t, {"kind": "uniform"}, game)
+
+    @classmethod
+    def deterministic(cls, game: TabularGame, actions: ArrayLike) -> LocalPolicy:
+        """One-hot table from an action table ``actions[s_l, s_g]``."""
+        a = np.asarray(actions, dtype=np.int64)
+        if a.shape != (game.n_sl, game.n_sg):
+            raise ValueError(f"actions: expected shape (|S_l|, |S_g|) = {(game.n_sl, game.n_sg)}, got {a.shape}")
+        if a.min() < 0 or a.max() >= game.n_al:
+            raise ValueError(f"actions: expected values in 0..{game.n_al - 1}")
+        t = np.zeros((game.n_sl, game.n_sg, game.n_al))
+        np.put_along_axis(t, a[..., None], 1.0, axis=-1)
+        return cls(t, {"kind": "deterministic"}, game)
+
+    def greedy_actions(self) -> IntArray:
+        """``argmax_a pi_l[s_l, s_g, a]`` (first maximum)."""
+        return np.asarray(self.table.argmax(axis=-1), dtype=np.int64)
+
+    def is_deterministic(self) -> bool:
+        return bool(np.all((self.table == 0) | (self.table == 1)))
+
+    def save(self, path: str | os.PathLike[str], game: TabularGame | None = None) -> Path:
+        """Write the policy (format version 1, see module docstring); returns the path."""
+        n_sl, n_sg, n_al = self.table.shape
+        meta = {
+            "format": _LOCAL_FORMAT,
+            "version": FORMAT_VERSION,
+            "spaces": {"S_g": n_sg, "A_g": game.n_ag if game else None, "S_l": n_sl, "A_l": n_al},
+            "game": _game_meta(game) or self._game_meta,
+            "info": _jsonable(self.info),
+        }
+        if meta["spaces"]["A_g"] is None:
+            meta["spaces"]["A_g"] = -1
+        return _save_npz(path, meta, table=self.table)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True) -> LocalPolicy:
+        """Read a local policy file; with ``game``, reject a file made for another game."""
+        meta, arrays = _load_npz(path, _LOCAL_FORMAT)
+        if "table" not in arrays:
+            raise ValueError(f"{path}: local policy file has no 'table' array")
+        table = arrays["table"]
+        if table.dtype.kind != "f":
+            raise ValueError(f"{path}: 'table' must be floating point, got {table.dtype}")
+        sp = meta["spaces"]
+        if table.shape != (sp["S_l"], sp["S_g"], sp["A_l"]):
+            raise ValueError(f"{path}: 'table' has shape {table.shape}, meta.spaces says {sp}")
+        if game is not None:
+            sp_cmp = dict(sp)
+            if sp_cmp.get("A_g") in (-1, None):
+                sp_cmp["A_g"] = game.n_ag
+            _check_game(path, {**meta, "spaces": sp_cmp}, game, strict)
+        pol = cls(table, meta.get("info", {}))
+        pol._game_meta = meta.get("game", {})
+        return pol
+
+    def __repr__(self) -> str:
+        n_sl, n_sg, n_al = self.table.shape
+        return f"LocalPolicy(|S_l|={n_sl}, |S_g|={n_sg}, |A_l|={n_al}, kind={self.info.get('kind')!r})"
+
+
+# ---------------------------------------------------------------------------
+# global policy
+# ---------------------------------------------------------------------------
+
+
+class GlobalPolicy:
+    """Global policy ``pi_g(s_g, h) -> a_g`` on ``k``-sample histograms (SPEC 2, mean-field
+    parameterization).
+
+    Attributes
+    ----------
+    k : subsample size
+    actions : ``(|S_g|, |H_k|)`` int table, ``actions[s_g, rank(h)]``
+    q : optional ``(|S_g|, |H_k|, |A_g|)`` table the policy is greedy for
+    info : dict of learner diagnostics (iterations, residual, samples, wall time, ...)
+    """
+
+    def __init__(
+        self,
+        k: int,
+        actions: ArrayLike,
+        n_ag: int,
+        q: ArrayLike | None = None,
+        info: dict[str, Any] | None = None,
+        game: TabularGame | None = None,
+    ) -> None:
+        a = np.array(actions, dtype=np.int64)
+        if a.ndim != 2:
+            raise ValueError(f"pi_g.actions: expected shape (|S_g|, |H_k|), got {a.shape}")
+        self.k = int(k)
+        if self.k < 1:
+            raise ValueError(f"pi_g.k = {k!r}: expected an integer >= 1")
+        self.n_ag = int(n_ag)
+        if a.size and (a.min() < 0 or a.max() >= self.n_ag):
+            raise ValueError(f"pi_g.actions: expected values in 0..{self.n_ag - 1}")
+        self.n_sg = int(a.shape[0])
+        # infer |S_l| from |H_k| = C(k + d - 1, d - 1)
+        self.n_sl = _infer_d(self.k, int(a.shape[1]))
+        if game is not None and (self.n_sg, self.n_sl, self.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
+            raise ValueError(
+                f"pi_g: table for |S_g|={self.n_sg}, |S_l|={self.n_sl}, |A_g|={self.n_ag} does not "
+                f"match game {game.name!r} ({game.spaces})"
+            )
+        a.setflags(write=False)
+        self.actions: IntArray = a
+        self.q: FloatArray | None = None
+        if q is not None:
+            qq = np.asarray(q, dtype=np.float64)
+            if qq.shape != (self.n_sg, a.shape[1], self.n_ag):
+                raise ValueError(f"pi_g.q: expected shape {(self.n_sg, a.shape[1], self.n_ag)}, got {qq.shape}")
+            self.q = qq
+        self.info: dict[str, Any] = dict(info or {})
+        self._game_meta = _game_meta(game)
+        self.n_al: int | None = game.n_al if game is not None else None
+
+    # --- construction ---------------------------------------------------------
+    @classmethod
+    def from_q(cls, k: int, q: ArrayLike, info: dict[str, Any] | None = None,
+               game: TabularGame | None = None, tie_seed: int | None = None) -> GlobalPolicy:
+        """Greedy policy of a ``Q`` table, ``argmax_a Q(s_g, h, a)``.
+
+        Ties (within ``1e-12`` relative) are broken by the lowest action index, or, with
+        ``tie_seed``, uniformly at random among the maximizers with that seed.
+        """
+        qq = np.asarray(q, dtype=np.float64)
+        return cls(k, greedy(qq, tie_seed), qq.shape[-1], q=qq, info=info, game=game)
+
+    @classmethod
+    def from_function(cls, game: TabularGame, k: int, fn: Callable[[IntArray, IntArray], ArrayLike],
+                      info: dict[str, Any] | None = None) -> GlobalPolicy:
+        """Tabulate ``fn(s_g, hists) -> a_g`` (vectorized over all ``(s_g, h)``)."""
+        hs = enumerate_histograms(k, game.n_sl)
+        sg = np.repeat(np.arange(game.n_sg), hs.shape[0])
+        hh = np.tile(hs, (game.n_sg, 1))
+        a = np.asarray(fn(sg, hh), dtype=np.int64).reshape(game.n_sg, hs.shape[0])
+        return cls(k, a, game.n_ag, info=info, game=game)
+
+    @classmethod
+    def constant(cls, game: TabularGame, k: int, action: int = 0) -> GlobalPolicy:
+        """Always play ``action``."""
+        a = np.full((game.n_sg, num_histograms(k, game.n_sl)), int(action), dtype=np.int64)
+        return cls(k, a, game.n_ag, info={"kind": f"constant({action})"}, game=game)
+
+    @classmethod
+    def sample_mode(cls, game: TabularGame, k: int) -> GlobalPolicy:
+        """Play the most populated state of the sample (requires ``|A_g| = |S_l|``):
+        the warehouse heuristic "go where most sampled robots are"."""
+        if game.n_ag != game.n_sl:
+            raise ValueError("sample_mode: needs |A_g| == |S_l|")
+        return cls.from_function(game, k, lambda sg, h: h.argmax(axis=1),
+                                 info={"kind": "sample-mode"})
+
+    # --- acting ---------------------------------------------------------------
+    def act(self, s_g: ArrayLike, hist: ArrayLike) -> Any:
+        """``a_g = pi_g(s_g, h)``; vectorized over leading axes of ``s_g`` / ``hist``."""
+        h = np.asarray(hist, dtype=np.int64)
+        if h.shape[-1] != self.n_sl:
+            raise ValueError(f"hist: expected last axis |S_l| = {self.n_sl}, got {h.shape}")
+        sums = h.sum(axis=-1)
+        if np.any(sums != self.k):
+            raise ValueError(f"hist: expected histograms of k = {self.k} samples, got sums {np.unique(sums)}")
+        out = self.actions[np.asarray(s_g, dtype=np.int64), rank(h, self.k)]
+        return int(out) if np.ndim(out) == 0 else out
+
+    def act_ranked(self, s_g: IntArray, h_rank: IntArray) -> IntArray:
+        """Fast path: actions for already ranked histograms (no checks)."""
+        return self.actions[s_g, h_rank]
+
+    # --- files ----------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], game: TabularGame | None = None,
+             include_q: bool = True) -> Path:
+        """Write the policy (format version 1, see module docstring); returns the path."""
+        meta = {
+            "format": _GLOBAL_FORMAT,
+            "version": FORMAT_VERSION,
+            "spaces": {"S_g": self.n_sg, "A_g": self.n_ag, "S_l": self.n_sl,
+                       "A_l": game.n_al if game else (self.n_al if self.n_al is not None else -1)},
+            "k": self.k,
+            "game": _game_meta(game) or self._game_meta,
+            "info": _jsonable(self.info),
+        }
+        arrays: dict[str, Any] = {"actions": self.actions}
+        if include_q and self.q is not None:
+            arrays["q"] = self.q
+        return _save_npz(path, meta, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True) -> GlobalPolicy:
+        """Read a global policy file; with ``game``, reject a file made for another game."""
+        meta, arrays = _load_npz(path, _GLOBAL_FORMAT)
+        if "actions" not in arrays:
+            raise ValueError(f"{path}: global policy file has no 'actions' array")
+        acts = arrays["actions"]
+        if acts.dtype.kind not in "iu":
+            raise ValueError(f"{path}: 'actions' must be integers, got {acts.dtype}")
+        sp = meta["spaces"]
+        k = meta.get("k")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"{path}: meta.k = {k!r}, expected an integer >= 1")
+        expected = (sp["S_g"], num_histograms(k, sp["S_l"]))
+        if acts.shape != expected:
+            raise ValueError(f"{path}: 'actions' has shape {acts.shape}, expected {expected} for k={k}, spaces {sp}")
+        if game is not None:
+            sp_cmp = dict(sp)
+            if sp_cmp.get("A_l") in (-1, None):
+                sp_cmp["A_l"] = game.n_al
+            _check_game(path, {**meta, "spaces": sp_cmp}, game, strict)
+        q = arrays.get("q")
+        pol = cls(k, acts, sp["A_g"], q=q, info=meta.get("info", {}))
+        pol._game_meta = meta.get("game", {})
+        if sp.get("A_l", -1) not in (-1, None):
+            pol.n_al = int(sp["A_l"])
+        return pol
+
+    def __repr__(self) -> str:
+        return (f"GlobalPolicy(k={self.k}, |S_g|={self.n_sg}, |H_k|={self.actions.shape[1]}, "
+                f"|A_g|={self.n_ag}, kind={self.info.get('kind', self.info.get('method'))!r})")
+
+
+def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
+    """Greedy actions of ``q[..., a]``.
+
+    Tie rule (documented in SPEC 4's terms): actions whose value is within
+    ``1e-12 * max(1, |max Q|)`` of the maximum are tied; without ``tie_seed`` the lowest
+    index wins; with ``tie_seed`` one maximizer is chosen uniformly at random by a
+    generator seeded with ``tie_seed`` (reproducible).
+    """
+    qmax = q.max(axis=-1, keepdims=True)
+    tol = 1e-12 * np.maximum(1.0, np.abs(qmax))
+    tied = q >= qmax - tol
+    if tie_seed is None:
+        return np.asarray(tied.argmax(axis=-1), dtype=np.int64)
+    rng = np.random.default_rng(tie_seed)
+    noise = rng.random(q.shape)
+    return np.asarray(np.where(tied, noise, -1.0).argmax(axis=-1), dtype=np.int64)
+
+
+def _infer_d(k: int, size: int) -> int:
+    for d in range(1, 64):
+        c = num_histograms(k, d)
+        if c == size:
+            return d
+        if c > size:
+            break
+    raise ValueError(f"pi_g.actions: {size} columns is not C(k + d - 1, d - 1) for k = {k} and any d")
