@@ -81,8 +81,32 @@ def enumerate_histograms(k: int, d: int) -> IntArray:
 
 
 def unrank(r: ArrayLike, k: int, d: int) -> IntArray:
-    """Inverse of :func:`rank`: histogram(s) of rank ``r``, shape ``(..., d)``."""
-    return enumerate_histograms(k, d)[np.asarray(r, dtype=np.int64)]
+    """Inverse of :func:`rank`: histogram(s) of rank ``r``, shape ``(..., d)``.
+
+    Decodes digit by digit (no enumeration of ``H_k``): at bin ``i`` the value ``h_i`` is
+    the largest ``v`` with ``B(rem, e) - B(rem - v, e) <= r``.
+    """
+    rr = np.array(r, dtype=np.int64)
+    size = num_histograms(k, d)
+    if rr.size and (rr.min() < 0 or rr.max() >= size):
+        raise ValueError(f"rank: expected values in 0..{size - 1} for k={k}, d={d}")
+    table = _binom_table(int(k), d)
+    out = np.zeros(rr.shape + (d,), dtype=np.int64)
+    rem = np.full(rr.shape, k, dtype=np.int64)
+    vals = np.arange(k + 1)
+    for i in range(d - 1):
+        e = d - 1 - i
+        # offset[v] = B(rem, e) - B(rem - v, e), for v <= rem (increasing in v)
+        nxt = rem[..., None] - vals
+        valid = nxt >= 0
+        offs = table[rem, e][..., None] - table[np.where(valid, nxt, 0), e]
+        ok = valid & (offs <= rr[..., None])
+        v = ok.sum(axis=-1) - 1
+        out[..., i] = v
+        rr = rr - np.take_along_axis(offs, v[..., None], axis=-1)[..., 0]
+        rem = rem - v
+    out[..., d - 1] = rem
+    return out
 
 
 def num_tuples(k: int, d: int) -> int:

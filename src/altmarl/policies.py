@@ -206,12 +206,10 @@ class LocalPolicy:
         meta = {
             "format": _LOCAL_FORMAT,
             "version": FORMAT_VERSION,
-            "spaces": {"S_g": n_sg, "A_g": game.n_ag if game else None, "S_l": n_sl, "A_l": n_al},
+            "spaces": {"S_g": n_sg, "A_g": game.n_ag if game else -1, "S_l": n_sl, "A_l": n_al},
             "game": _game_meta(game) or self._game_meta,
             "info": _jsonable(self.info),
         }
-        if meta["spaces"]["A_g"] is None:
-            meta["spaces"]["A_g"] = -1
         return _save_npz(path, meta, table=self.table)
 
     @classmethod

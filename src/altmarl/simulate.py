@@ -63,9 +63,19 @@ class Trajectories:
         return np.asarray(self.rewards @ disc, dtype=np.float64)
 
 
-def subsample_histograms(counts: IntArray, k: int, rng: np.random.Generator) -> IntArray:
+def subsample_histograms(
+    counts: IntArray, k: int, rng: np.random.Generator, method: str = "auto"
+) -> IntArray:
     """Histogram of a uniform ``k``-subset drawn without replacement from each row of
-    ``counts`` (multivariate hypergeometric), vectorized over rows. Exact for any ``n``."""
+    ``counts`` (multivariate hypergeometric), vectorized over rows. Exact for any ``n``.
+
+    ``method``: ``"hypergeometric"`` (conditional hypergeometric draws per bin; NumPy
+    needs populations below 10^9), ``"sequential"`` (the ``k`` agents drawn one at a time
+    without replacement; any ``n``, cost ``O(k)``), or ``"auto"`` (the first when it
+    applies, else the second).
+    """
+    if method not in ("auto", "hypergeometric", "sequential"):
+        raise ValueError(f"method = {method!r}: expected 'auto', 'hypergeometric' or 'sequential'")
     counts = np.asarray(counts, dtype=np.int64)
     R, d = counts.shape
     n_tot = counts.sum(axis=1)
@@ -74,7 +84,10 @@ def subsample_histograms(counts: IntArray, k: int, rng: np.random.Generator) -> 
     if np.all(n_tot == k):
         return counts.copy()
     h = np.zeros((R, d), dtype=np.int64)
-    if n_tot.max() < _HYPERGEOM_LIMIT:
+    use_hyper = n_tot.max() < _HYPERGEOM_LIMIT
+    if method == "hypergeometric" and not use_hyper:
+        raise ValueError(f"method = 'hypergeometric' needs n < {_HYPERGEOM_LIMIT}")
+    if use_hyper and method != "sequential":
         remaining = n_tot.copy()
         left = np.full(R, k, dtype=np.int64)
         for x in range(d - 1):
@@ -102,7 +115,7 @@ def subsample_histograms(counts: IntArray, k: int, rng: np.random.Generator) -> 
 
 def _sample_rows(cdf_rows: FloatArray, rng: np.random.Generator) -> IntArray:
     """One categorical draw per row from cumulative tables ``cdf_rows`` (shape ``(R, m)``)."""
-    u = rng.random(cdf_rows.shape[0])
+    u = np.asarray(rng.random(int(cdf_rows.shape[0])), dtype=np.float64)
     x = (cdf_rows < u[:, None]).sum(axis=1)
     return np.minimum(x, cdf_rows.shape[1] - 1).astype(np.int64)
 

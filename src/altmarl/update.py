@@ -11,10 +11,10 @@ tolerance ``eta`` (learner error + Monte-Carlo error):
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """Outcome of :func:`update_decision`."""
 
     ACCEPT = "accept"

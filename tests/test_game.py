@@ -1,0 +1,186 @@
+"""Game model and validation (SPEC 1): every rule raises a ValueError naming the field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import altmarl as am
+from altmarl.game import DirichletInit, IIDInit, RewardWarning, check_k
+
+
+def _valid(seed: int = 0, n_sg: int = 2, n_ag: int = 3, n_sl: int = 2, n_al: int = 2):
+    rng = np.random.default_rng(seed)
+    return dict(
+        P_g=rng.dirichlet(np.ones(n_sg), size=(n_sg, n_ag)),
+        P_l=rng.dirichlet(np.ones(n_sl), size=(n_sl, n_sg, n_al)),
+        r_g=rng.uniform(0, 1, (n_sg, n_ag)),
+        r_l=rng.uniform(0, 1, (n_sl, n_sg, n_al)),
+        gamma=0.9,
+        n=5,
+    )
+
+
+def test_valid_game_builds_and_reports_sizes():
+    g = am.TabularGame(**_valid())
+    assert (g.n_sg, g.n_ag, g.n_sl, g.n_al, g.n) == (2, 3, 2, 2, 5)
+    assert g.r_max == pytest.approx(g.r_g.max() + g.r_l.max())
+    assert np.allclose(g.rho_g, 0.5) and np.allclose(g.rho_l, 0.5)
+    with pytest.raises(ValueError):
+        g.P_g[0, 0, 0] = 1.0  # tables are read-only
+
+
+@pytest.mark.parametrize(
+    "field,shape",
+    [("P_g", (2, 3, 3)), ("P_g", (2, 3)), ("P_l", (2, 3, 2, 2)), ("P_l", (2, 2, 2, 3)),
+     ("r_g", (3, 2)), ("r_l", (2, 2, 3)), ("r_l", (2, 2))],
+)
+def test_wrong_shapes_name_the_field(field, shape):
+    kw = _valid()
+    kw[field] = np.full(shape, 1.0 / shape[-1])
+    with pytest.raises(ValueError, match=field):
+        am.TabularGame(**kw)
+
+
+@given(
+    field=st.sampled_from(["P_g", "P_l"]),
+    flat_index=st.integers(0, 10_000),
+    bad=st.sampled_from([np.nan, np.inf, -0.2, 0.3, 5.0]),
+)
+def test_broken_probability_rows_are_rejected(field, flat_index, bad):
+    kw = _valid()
+    arr = kw[field].copy()
+    i = np.unravel_index(flat_index % arr.size, arr.shape)
+    arr[i] = arr[i] + bad if np.isfinite(bad) else bad
+    kw[field] = arr
+    with pytest.raises(ValueError, match=field) as info:
+        am.TabularGame(**kw)
+    msg = str(info.value)
+    # names the offending index (row) and what was expected
+    prefix = f"{field}[{int(i[0])}, {int(i[1])}"
+    assert msg.startswith(prefix), (msg, prefix)
+    assert "expected" in msg
+
+
+@given(
+    field=st.sampled_from(["r_g", "r_l"]),
+    flat_index=st.integers(0, 10_000),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+def test_non_finite_rewards_are_rejected(field, flat_index, bad):
+    kw = _valid()
+    arr = kw[field].copy()
+    i = np.unravel_index(flat_index % arr.size, arr.shape)
+    arr[i] = bad
+    kw[field] = arr
+    with pytest.raises(ValueError, match=rf"{field}\[{', '.join(map(str, i))}\].*finite"):
+        am.TabularGame(**kw)
+
+
+@given(gamma=st.one_of(st.floats(max_value=-1e-12), st.floats(min_value=1.0), st.just(float("nan"))))
+def test_gamma_outside_unit_interval_is_rejected(gamma):
+    kw = _valid()
+    kw["gamma"] = gamma
+    with pytest.raises(ValueError, match="gamma"):
+        am.TabularGame(**kw)
+
+
+@given(n=st.integers(1, 50), k=st.integers(-5, 60))
+def test_k_must_be_between_1_and_n(n, k):
+    if 1 <= k <= n:
+        assert check_k(k, n) == k
+    else:
+        with pytest.raises(ValueError, match=r"k = .*1 <= k <= n"):
+            check_k(k, n)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "7"])
+def test_bad_n_is_rejected(bad):
+    kw = _valid()
+    kw["n"] = bad
+    with pytest.raises(ValueError, match="n ="):
+        am.TabularGame(**kw)
+
+
+def test_negative_rewards_are_accepted_with_a_warning():
+    kw = _valid()
+    kw["r_l"] = kw["r_l"] - 2.0
+    with pytest.warns(RewardWarning, match="Assumption 2.2"):
+        am.TabularGame(**kw)
+
+
+def test_init_validation():
+    kw = _valid()
+    with pytest.raises(ValueError, match="init.rho_l"):
+        am.TabularGame(**kw, init=(np.array([0.5, 0.5]), np.array([0.7, 0.7])))
+    with pytest.raises(ValueError, match="init.alpha"):
+        am.TabularGame(**kw, init=DirichletInit(np.array([0.5, 0.5]), np.array([0.3, -1.0])))
+
+
+@pytest.mark.parametrize("init_kind", ["iid", "dirichlet"])
+def test_initial_log_pmf_is_a_distribution_and_matches_sampling(init_kind):
+    from altmarl.histogram import enumerate_histograms
+
+    rng = np.random.default_rng(1)
+    n, d = 6, 3
+    if init_kind == "iid":
+        init = IIDInit(np.array([0.3, 0.7]), np.array([0.2, 0.3, 0.5]))
+    else:
+        init = DirichletInit(np.array([0.3, 0.7]), np.array([0.3, 0.3, 0.3]))
+    hs = enumerate_histograms(n, d)
+    sg = np.repeat([0, 1], len(hs))
+    counts = np.tile(hs, (2, 1))
+    p = np.exp(init.log_pmf(sg, counts, n))
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    s, c = init.sample(rng, 40_000, n)
+    from altmarl.histogram import rank
+
+    idx = s * len(hs) + rank(c, n)
+    emp = np.bincount(idx, minlength=p.size) / 40_000
+    assert np.abs(emp - p).max() < 0.01
+
+
+def test_warehouse_has_the_constants_of_spec_8_1():
+    g = am.envs.make("warehouse", n=1000)
+    assert (g.n_sg, g.n_ag, g.n_sl, g.n_al, g.n, g.gamma) == (5, 5, 5, 3, 1000, 0.95)
+    # P_g(.|s_g=1, a_g=3): logits 0.1 everywhere, +3 at a_g, +0.5 at s_g
+    logits = np.full(5, 0.1)
+    logits[3] += 3.0
+    logits[1] += 0.5
+    assert np.allclose(g.P_g[1, 3], np.exp(logits) / np.exp(logits).sum())
+    # s_g == a_g: both bonuses on one entry
+    logits = np.full(5, 0.1)
+    logits[2] += 3.5
+    assert np.allclose(g.P_g[2, 2], np.exp(logits) / np.exp(logits).sum())
+    # P_l(.|s_l=4, s_g=0, a_l=1): +3.5 at 4, +1.5 at 0 (= 4+1 mod 5), +0.3 at s_g = 0
+    logits = np.full(5, 0.1)
+    logits[4] += 3.5
+    logits[0] += 1.5 + 0.3
+    assert np.allclose(g.P_l[4, 0, 1], np.exp(logits) / np.exp(logits).sum())
+    # a_l = 2 moves -1: from 0 to 4
+    logits = np.full(5, 0.1)
+    logits[0] += 3.5
+    logits[4] += 1.5
+    logits[2] += 0.3
+    assert np.allclose(g.P_l[0, 2, 2], np.exp(logits) / np.exp(logits).sum())
+    assert np.all(g.r_g == 1.0)
+    assert g.r_l[3, 3, 0] == 10.0 and g.r_l[3, 3, 1] == 10.5 and g.r_l[3, 3, 2] == pytest.approx(9.7)
+    # circular distance 2 between zone 0 and zone 3
+    assert g.r_l[0, 3, 0] == pytest.approx(2 / 3)
+    assert g.r_l[0, 4, 0] == pytest.approx(1.0)
+    assert isinstance(g.init, DirichletInit) and np.allclose(g.init.alpha, 0.3)
+
+
+def test_registry():
+    assert {"warehouse", "random"} <= set(am.envs.names())
+    with pytest.raises(ValueError, match="unknown environment"):
+        am.envs.make("nope")
+    with pytest.raises(ValueError, match="bad parameters"):
+        am.envs.make("warehouse", zonez=3)
+    g1 = am.envs.make("random", seed=4, n=7)
+    g2 = am.envs.make("random", seed=4, n=7)
+    assert g1.fingerprint() == g2.fingerprint()
+    assert g1.fingerprint() != am.envs.make("random", seed=5, n=7).fingerprint()
+    assert g1.with_n(100).fingerprint() == g1.fingerprint()  # n is not part of it

@@ -1,0 +1,116 @@
+"""Policies and their pickle-free, versioned file format (SPEC 2)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import altmarl as am
+from altmarl.policies import greedy
+
+
+def test_local_policy_round_trip(tmp_path, warehouse):
+    rng = np.random.default_rng(0)
+    t = rng.dirichlet(np.ones(3), size=(5, 5))
+    pi = am.LocalPolicy(t, info={"kind": "test", "value": np.float64(1.5)}, game=warehouse)
+    p = pi.save(tmp_path / "pi_l", game=warehouse)
+    assert p.suffix == ".npz"
+    back = am.LocalPolicy.load(p, game=warehouse)
+    assert np.array_equal(back.table, pi.table)
+    assert back.info["value"] == 1.5
+
+
+def test_global_policy_round_trip_and_act(tmp_path, warehouse):
+    q = np.random.default_rng(1).normal(size=(5, am.num_histograms(3, 5), 5))
+    pi = am.GlobalPolicy.from_q(3, q, info={"iterations": 7}, game=warehouse)
+    p = pi.save(tmp_path / "pi_g.npz", game=warehouse)
+    back = am.GlobalPolicy.load(p, game=warehouse)
+    assert back.k == 3 and np.array_equal(back.actions, pi.actions)
+    assert np.array_equal(back.q, q) and back.info["iterations"] == 7
+    h = np.array([1, 0, 2, 0, 0])
+    assert back.act(4, h) == int(np.argmax(q[4, am.rank(h, 3)]))
+    hs = am.enumerate_histograms(3, 5)
+    assert np.array_equal(back.act(np.zeros(len(hs), int), hs), q[0].argmax(axis=1))
+    with pytest.raises(ValueError, match="k = 3"):
+        back.act(0, np.array([1, 1, 0, 0, 0]))
+
+
+def test_file_for_another_game_is_rejected(tmp_path, warehouse):
+    pi = am.GlobalPolicy.constant(warehouse, 2, 1)
+    p = pi.save(tmp_path / "g.npz", game=warehouse)
+    other = am.envs.make("random", n_sg=5, n_ag=5, n_sl=5, n_al=3, n=10)
+    with pytest.raises(ValueError, match="fingerprint"):
+        am.GlobalPolicy.load(p, game=other)
+    assert am.GlobalPolicy.load(p, game=other, strict=False).k == 2
+    small = am.envs.make("random", n=10)
+    with pytest.raises(ValueError, match="spaces"):
+        am.GlobalPolicy.load(p, game=small)
+    # same dynamics, other n: accepted (cost and policy do not depend on n)
+    assert am.GlobalPolicy.load(p, game=warehouse.with_n(10**6)).k == 2
+    pl = am.LocalPolicy.uniform(warehouse).save(tmp_path / "l.npz", game=warehouse)
+    with pytest.raises(ValueError, match="spaces"):
+        am.LocalPolicy.load(pl, game=small)
+
+
+def _rewrite(path, **changes):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta.update(changes)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+def test_bad_files_give_clear_errors(tmp_path, warehouse):
+    p = am.LocalPolicy.uniform(warehouse).save(tmp_path / "l.npz", game=warehouse)
+    _rewrite(p, version=99)
+    with pytest.raises(ValueError, match="version 99"):
+        am.LocalPolicy.load(p)
+    p2 = am.LocalPolicy.uniform(warehouse).save(tmp_path / "l2.npz", game=warehouse)
+    with pytest.raises(ValueError, match="format"):
+        am.GlobalPolicy.load(p2)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a valid altmarl policy file"):
+        am.LocalPolicy.load(junk)
+    with pytest.raises(FileNotFoundError):
+        am.LocalPolicy.load(tmp_path / "missing.npz")
+
+
+def test_loading_never_unpickles(tmp_path):
+    """An object array (which would need pickle) is refused, not executed."""
+    p = tmp_path / "evil.npz"
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("table.npy", buf.getvalue())
+        meta = io.BytesIO()
+        np.save(meta, np.array(json.dumps({"format": "altmarl.local_policy", "version": 1,
+                                           "spaces": {"S_g": 1, "A_g": 1, "S_l": 1, "A_l": 1}})))
+        zf.writestr("meta.npy", meta.getvalue())
+    with pytest.raises(ValueError, match="not a valid altmarl policy file"):
+        am.LocalPolicy.load(p)
+
+
+def test_local_policy_validation(warehouse):
+    with pytest.raises(ValueError, match="pi_l.table"):
+        am.LocalPolicy(np.ones((5, 5, 3)), game=warehouse)
+    with pytest.raises(ValueError, match="pi_l.table: expected shape"):
+        am.LocalPolicy(np.full((5, 4, 3), 1 / 3), game=warehouse)
+    det = am.LocalPolicy.deterministic(warehouse, np.ones((5, 5), int))
+    assert det.is_deterministic() and np.all(det.greedy_actions() == 1)
+    with pytest.raises(ValueError, match="actions"):
+        am.LocalPolicy.deterministic(warehouse, np.full((5, 5), 3))
+
+
+def test_greedy_tie_breaking_is_documented_and_seeded():
+    q = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    assert list(greedy(q)) == [1, 0]  # lowest index without a seed
+    a = greedy(np.tile(q, (50, 1)), tie_seed=7)
+    b = greedy(np.tile(q, (50, 1)), tie_seed=7)
+    assert np.array_equal(a, b)
+    assert set(a[0::2]) <= {1, 2} and len(set(a[1::2])) > 1  # only maximizers, randomized
