@@ -1,0 +1,600 @@
+"""The theory experiment (SPEC 7, "Theory to exhibit"; Theorem 4.4, Theorem 4.8, Remark 4.9).
+
+Three parts, one run directory (``altmarl theory [--quick] [--out DIR]``):
+
+(a) ``gap_vs_k.csv`` — for a fixed local policy (uniform), the *full-information gap* of the
+    G-LEARN policy, ``gap(k) = V*(full information) - V(pi_hat_k, pi_l)``, computed
+    exactly with :class:`altmarl.exact.ExactSolver` on small warehouse-like games
+    (``|S_l| = 2`` or ``3``, ``n`` from 30 to 200), for G-LEARN with the exact expectation
+    (``m = None``, deterministic) and, on the first game, with ``m`` samples averaged over
+    seeds. Theorem 4.4 predicts ``O(1/sqrt(k))``; the log-log slope of ``gap`` vs ``k`` is
+    fitted on ``k <= fit_max_frac * n`` (beyond that the sample is a large fraction of the
+    population and the finite-population correction makes the gap fall faster, to 0 at
+    ``k = n``). Where ``|A_g|^{|S_g| |H_k|}`` is small the exact *restricted* optimum (best
+    policy of a ``k``-sample) is also computed, which splits the gap into the price of
+    information and G-LEARN's suboptimality within its class.
+(b) ``table_size.csv`` — mean-field ``|H_k| = C(k + d - 1, d - 1)`` vs standard ``d^k``
+    table sizes (Remark 4.9).
+(c) ``cost_vs_n.csv`` — cost vs ``n`` at fixed ``k``: G-LEARN wall time and sample count
+    (independent of ``n``) vs the exact solver's chain size and time (grows like
+    ``n^{d-1}`` states).
+
+``summary.json`` holds the fitted slopes and the headline numbers; ``plot_theory`` draws
+``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl import envs
+from altmarl.exact import ExactSolver
+from altmarl.histogram import num_histograms
+from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+
+# ---------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------
+
+
+#: G-LEARN stopping tolerance in part (a) (``||T_hat Q - Q||_inf``): tight, so that the
+#: greedy policies are not decided by solver error
+G_LEARN_TOL = 1e-9
+
+@dataclass(frozen=True)
+class GapGame:
+    """One game of part (a): an environment of :mod:`altmarl.envs` and the ``k`` grid."""
+
+    label: str
+    env: str
+    params: dict[str, Any]
+    ks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TheoryConfig:
+    """Resolved configuration of the theory experiment (written to ``config.json``)."""
+
+    quick: bool
+    seed: int
+    gap_games: tuple[GapGame, ...]
+    #: G-LEARN samples for the seeded runs on the first game (``None``: skip them)
+    finite_m: int | None
+    finite_m_seeds: tuple[int, ...]
+    finite_m_ks: tuple[int, ...]
+    #: slope fitted on ``k <= fit_max_frac * n``
+    fit_max_frac: float
+    #: compute the exact restricted optimum when ``|A_g|^{|S_g||H_k|}`` is at most this
+    restricted_max_policies: int
+    table_ds: tuple[int, ...]
+    table_kmax: int
+    cost_env: str
+    cost_params: dict[str, Any]
+    cost_k: int
+    cost_m: int
+    cost_glearn_ns: tuple[int, ...]
+    cost_exact_ns: tuple[int, ...]
+    cost_repeats: int
+    max_states: int = 6000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def quick_config(seed: int = 0) -> TheoryConfig:
+    """Small version (well under a minute): ``|S_l| = 2`` warehouse with ``n = 40``."""
+    return TheoryConfig(
+        quick=True, seed=seed,
+        gap_games=(GapGame("warehouse(zones=2, n=40)", "warehouse",
+                           {"n": 40, "zones": 2, "gamma": 0.95},
+                           (1, 2, 3, 4, 6, 8, 10, 14, 20, 28, 40)),),
+        finite_m=30, finite_m_seeds=(0, 1), finite_m_ks=(1, 2, 4, 10),
+        fit_max_frac=0.25, restricted_max_policies=256,
+        table_ds=(2, 3, 5), table_kmax=20,
+        cost_env="warehouse", cost_params={"zones": 3, "gamma": 0.95}, cost_k=2, cost_m=10,
+        cost_glearn_ns=(10, 100, 1000, 100_000), cost_exact_ns=(4, 8, 12, 16),
+        cost_repeats=3,
+    )
+
+
+def full_config(seed: int = 0) -> TheoryConfig:
+    """The full experiment (a few minutes on one core)."""
+    return TheoryConfig(
+        quick=False, seed=seed,
+        gap_games=(
+            GapGame("warehouse(zones=3, n=30)", "warehouse", {"n": 30, "zones": 3, "gamma": 0.95},
+                    (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30)),
+            GapGame("warehouse(zones=2, n=200)", "warehouse",
+                    {"n": 200, "zones": 2, "gamma": 0.95},
+                    (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 50, 64, 100, 150, 200)),
+        ),
+        finite_m=30, finite_m_seeds=(0, 1, 2, 3, 4), finite_m_ks=(1, 2, 3, 4, 6, 8, 12, 15),
+        fit_max_frac=0.25, restricted_max_policies=1024,
+        table_ds=(2, 3, 5), table_kmax=50,
+        cost_env="warehouse", cost_params={"zones": 3, "gamma": 0.95}, cost_k=4, cost_m=30,
+        cost_glearn_ns=(10, 100, 1000, 10_000, 1_000_000),
+        cost_exact_ns=(5, 10, 20, 30, 40, 50, 60),
+        cost_repeats=3,
+    )
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def fit_loglog_slope(ks: Any, gaps: Any, k_max: float) -> dict[str, Any]:
+    """Least-squares fit of ``log gap = a + b log k`` on the points with ``k <= k_max`` and
+    ``gap > 0``. Returns ``slope`` (``b``), ``intercept`` (``a``), the abscissae used
+    (``x_used``) and the ``r2`` of the fit (``slope`` is ``None`` with fewer than 3 points)."""
+    k = np.asarray(ks, dtype=np.float64)
+    g = np.asarray(gaps, dtype=np.float64)
+    sel = (k <= k_max) & (g > 0) & np.isfinite(g)
+    out: dict[str, Any] = {"k_max": float(k_max), "points": int(sel.sum()),
+                           "x_used": [float(x) for x in k[sel]]}
+    if sel.sum() < 3:
+        out.update(slope=None, intercept=None, r2=None)
+        return out
+    x, y = np.log(k[sel]), np.log(g[sel])
+    b, a = np.polyfit(x, y, 1)
+    resid = y - (a + b * x)
+    ss = float(((y - y.mean()) ** 2).sum())
+    out.update(slope=float(b), intercept=float(a),
+               r2=float(1 - (resid ** 2).sum() / ss) if ss > 0 else 1.0)
+    return out
+
+
+def effective_k(k: int, n: int) -> float:
+    """``k (n - 1) / (n - k)``: the with-replacement sample size whose histogram has the
+    variance of a without-replacement ``k``-sample from ``n`` agents (finite-population
+    correction ``(n - k) / (n - 1)``); ``inf`` at ``k = n``."""
+    return math.inf if k >= n else k * (n - 1) / (n - k)
+
+
+def _csv_bytes(header: list[str], rows: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({h: _fmt(r.get(h)) for h in header})
+    return buf.getvalue().encode()
+
+
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a CSV written by this module (numbers parsed, empty cells -> ``None``)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        d: dict[str, Any] = {}
+        for key, v in r.items():
+            if v == "":
+                d[key] = None
+                continue
+            try:
+                d[key] = int(v)
+            except ValueError:
+                try:
+                    d[key] = float(v)
+                except ValueError:
+                    d[key] = v
+        out.append(d)
+    return out
+
+
+class _Progress:
+    """A rich progress bar (or nothing)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._p: Any = None
+        self._task: Any = None
+
+    @contextmanager
+    def running(self) -> Iterator[_Progress]:
+        if not self.enabled:
+            yield self
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(TextColumn("[bold]theory[/]"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TextColumn("{task.description}")) as p:
+            self._p = p
+            self._task = p.add_task("", total=self.total)
+            yield self
+
+    def step(self, desc: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1, description=desc)
+
+
+@contextmanager
+def _single_thread_blas() -> Iterator[int | None]:
+    """Limit BLAS to one thread (via ``threadpoolctl`` when installed): on a shared machine
+    multithreaded BLAS spinning on busy cores makes small dense solves erratic, which would
+    spoil the timings of part (c). Yields the thread limit in force (``None`` if unknown)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield None
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield 1
+
+
+def _g_learn() -> Callable[..., GlobalPolicy]:
+    from altmarl.g_learn import g_learn  # type: ignore[import-not-found,unused-ignore]
+
+    fn: Callable[..., GlobalPolicy] = g_learn
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# the three parts
+# ---------------------------------------------------------------------------
+
+
+def gap_vs_k(cfg: TheoryConfig, progress: _Progress) -> tuple[list[dict[str, Any]],
+                                                               dict[str, Any]]:
+    """Part (a): exact full-information gap of G-LEARN policies vs ``k``."""
+    g_learn = _g_learn()
+    rows: list[dict[str, Any]] = []
+    fits: dict[str, Any] = {}
+    for gi, spec in enumerate(cfg.gap_games):
+        game = envs.make(spec.env, **spec.params)
+        pi_l = LocalPolicy.uniform(game)
+        t0 = time.perf_counter()
+        ex = ExactSolver(game, 1, max_states=cfg.max_states,
+                         max_restricted_policies=cfg.restricted_max_policies)
+        full = ex.full_info_best_response(pi_l)
+        t_full = time.perf_counter() - t0
+        base = {"game": spec.label, "n": game.n, "d": game.n_sl, "opt_value": full.value}
+        runs: list[tuple[int, int | None, int]] = [(k, None, cfg.seed) for k in spec.ks]
+        if gi == 0 and cfg.finite_m is not None:
+            runs += [(k, cfg.finite_m, s) for k in cfg.finite_m_ks for s in cfg.finite_m_seeds]
+        for k, m, seed in runs:
+            if k > game.n:
+                continue
+            t1 = time.perf_counter()
+            pi = g_learn(game, pi_l, k=k, m=m, seed=seed, tol=G_LEARN_TOL)
+            t_learn = time.perf_counter() - t1
+            v = ex.value(pi, pi_l)
+            row = {**base, "k": k, "m": "exact" if m is None else m, "seed": seed,
+                   "hist_size": num_histograms(k, game.n_sl), "value": v,
+                   "gap_full": max(0.0, full.value - v), "g_learn_seconds": t_learn,
+                   "restricted_opt_value": None, "gap_restricted": None,
+                   "gap_sample_mode": None}
+            if game.n_ag == game.n_sl:
+                row["gap_sample_mode"] = max(
+                    0.0, full.value - ex.value(GlobalPolicy.sample_mode(game, k), pi_l))
+            log_count = game.n_sg * num_histograms(k, game.n_sl) * np.log(game.n_ag)
+            if m is None and (k == game.n or log_count <= np.log(cfg.restricted_max_policies)):
+                r = ex.restricted_best_response(pi_l, k=k, method="auto")
+                row["restricted_opt_value"] = r.value
+                row["gap_restricted"] = max(0.0, r.value - v)
+            rows.append(row)
+            progress.step(f"{spec.label}: k={k} m={row['m']}")
+        exact_rows = [r for r in rows if r["game"] == spec.label and r["m"] == "exact"]
+        fit = fit_loglog_slope([r["k"] for r in exact_rows], [r["gap_full"] for r in exact_rows],
+                               cfg.fit_max_frac * game.n)
+        below_n = [r for r in exact_rows if r["k"] < game.n]
+        fit_eff = fit_loglog_slope([effective_k(r["k"], game.n) for r in below_n],
+                                   [r["gap_full"] for r in below_n], math.inf)
+        entry: dict[str, Any] = {
+            "n": game.n, "d": game.n_sl, "opt_value": full.value,
+            "exact_solver_states": ex.n_states, "full_info_seconds": t_full,
+            "fit_exact_expectation": fit,
+            "fit_effective_k": {**fit_eff, "k_used": [r["k"] for r in below_n
+                                                      if r["gap_full"] > 0]},
+            "gap_by_k_exact_expectation": {str(r["k"]): r["gap_full"] for r in exact_rows},
+        }
+        fm = [r for r in rows if r["game"] == spec.label and r["m"] != "exact"]
+        if fm:
+            ks = sorted({r["k"] for r in fm})
+            means = [float(np.mean([r["gap_full"] for r in fm if r["k"] == k])) for k in ks]
+            entry["fit_finite_m"] = {"m": cfg.finite_m, "seeds": len(cfg.finite_m_seeds),
+                                     **fit_loglog_slope(ks, means, cfg.fit_max_frac * game.n)}
+            entry["gap_by_k_finite_m_mean"] = {str(k): g for k, g in zip(ks, means, strict=True)}
+        fits[spec.label] = entry
+    return rows, fits
+
+
+def table_sizes(cfg: TheoryConfig) -> list[dict[str, Any]]:
+    """Part (b): mean-field ``|H_k|`` vs standard ``d^k`` table sizes."""
+    rows = []
+    for d in cfg.table_ds:
+        for k in range(1, cfg.table_kmax + 1):
+            mf = num_histograms(k, d)
+            std = d**k
+            rows.append({"d": d, "k": k, "mean_field": mf, "standard": float(std),
+                         "ratio": float(std) / mf})
+    return rows
+
+
+def cost_vs_n(cfg: TheoryConfig, progress: _Progress) -> list[dict[str, Any]]:
+    """Part (c): G-LEARN cost (flat in ``n``) vs exact-solver cost (grows with ``n``)."""
+    g_learn = _g_learn()
+    rows: list[dict[str, Any]] = []
+    # warm-up (imports, FFT plans, caches) so that the first timed n is not penalized
+    warm = envs.make(cfg.cost_env, n=max(cfg.cost_k, 2), **cfg.cost_params)
+    g_learn(warm, LocalPolicy.uniform(warm), k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed)
+    ExactSolver(warm, cfg.cost_k).full_info_best_response(LocalPolicy.uniform(warm))
+    for n in cfg.cost_glearn_ns:
+        game = envs.make(cfg.cost_env, n=n, **cfg.cost_params)
+        pi_l = LocalPolicy.uniform(game)
+        times = []
+        pi = None
+        for _ in range(cfg.cost_repeats):
+            t0 = time.perf_counter()
+            pi = g_learn(game, pi_l, k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed)
+            times.append(time.perf_counter() - t0)
+        assert pi is not None
+        samples = pi.info.get("samples")
+        rows.append({"method": "g_learn", "n": n, "k": cfg.cost_k, "m": cfg.cost_m,
+                     "seconds": min(times), "samples": samples, "states": None})
+        progress.step(f"cost: g_learn n={n}")
+    for n in cfg.cost_exact_ns:
+        game = envs.make(cfg.cost_env, n=n, **cfg.cost_params)
+        pi_l = LocalPolicy.uniform(game)
+        k = min(cfg.cost_k, n)
+        pi = GlobalPolicy.constant(game, k, 0)
+        times = []
+        states = None
+        for _ in range(cfg.cost_repeats):
+            t0 = time.perf_counter()
+            ex = ExactSolver(game, k, max_states=cfg.max_states)
+            ex.value(pi, pi_l)
+            ex.full_info_best_response(pi_l)
+            times.append(time.perf_counter() - t0)
+            states = ex.n_states
+        rows.append({"method": "exact", "n": n, "k": k, "m": None, "seconds": min(times),
+                     "samples": None, "states": states})
+        progress.step(f"cost: exact n={n}")
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# run directory
+# ---------------------------------------------------------------------------
+
+GAP_COLUMNS = ["game", "n", "d", "k", "m", "seed", "hist_size", "value", "opt_value",
+               "gap_full", "restricted_opt_value", "gap_restricted", "gap_sample_mode",
+               "g_learn_seconds"]
+TABLE_COLUMNS = ["d", "k", "mean_field", "standard", "ratio"]
+COST_COLUMNS = ["method", "n", "k", "m", "seconds", "samples", "states"]
+
+
+def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
+               progress: bool = True, config: TheoryConfig | None = None) -> dict[str, Any]:
+    """Run the theory experiment and write the run directory ``out``: ``config.json``,
+    ``gap_vs_k.csv``, ``table_size.csv``, ``cost_vs_n.csv``, ``summary.json`` and the
+    PNG plots. Returns the summary."""
+    cfg = config or (quick_config(seed) if quick else full_config(seed))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.json",
+                       json.dumps(asdict(cfg), indent=2, sort_keys=True).encode())
+    n_gap = sum(len([k for k in s.ks if k <= s.params.get("n", 10**9)]) for s in cfg.gap_games)
+    if cfg.finite_m is not None:
+        n_gap += len(cfg.finite_m_ks) * len(cfg.finite_m_seeds)
+    total = n_gap + len(cfg.cost_glearn_ns) + len(cfg.cost_exact_ns)
+    t0 = time.perf_counter()
+    bar = _Progress(total, progress)
+    with _single_thread_blas() as blas_threads, bar.running():
+        gap_rows, fits = gap_vs_k(cfg, bar)
+        atomic_write_bytes(out / "gap_vs_k.csv", _csv_bytes(GAP_COLUMNS, gap_rows))
+        size_rows = table_sizes(cfg)
+        atomic_write_bytes(out / "table_size.csv", _csv_bytes(TABLE_COLUMNS, size_rows))
+        cost_rows = cost_vs_n(cfg, bar)
+        atomic_write_bytes(out / "cost_vs_n.csv", _csv_bytes(COST_COLUMNS, cost_rows))
+    g_rows = [r for r in cost_rows if r["method"] == "g_learn"]
+    e_rows = [r for r in cost_rows if r["method"] == "exact"]
+    g_secs = [r["seconds"] for r in g_rows]
+    summary: dict[str, Any] = {
+        "experiment": "theory",
+        "command": "altmarl theory" + (" --quick" if cfg.quick else "")
+                   + (f" --seed {cfg.seed}" if cfg.seed else ""),
+        "quick": cfg.quick,
+        "seed": cfg.seed,
+        "pi_l": "uniform (fixed)",
+        "gap_vs_k": fits,
+        "table_size": {
+            f"d={d}": {f"k={k}": {"mean_field": r["mean_field"], "standard": r["standard"]}
+                       for k in (1, 5, 10, 20, 50) for r in size_rows
+                       if r["d"] == d and r["k"] == k}
+            for d in cfg.table_ds},
+        "cost_vs_n": {
+            "k": cfg.cost_k, "m": cfg.cost_m,
+            "g_learn_seconds_by_n": {str(r["n"]): r["seconds"] for r in g_rows},
+            "g_learn_samples_by_n": {str(r["n"]): r["samples"] for r in g_rows},
+            "g_learn_max_over_min_seconds": (max(g_secs) / min(g_secs)) if g_secs else None,
+            "exact_seconds_by_n": {str(r["n"]): r["seconds"] for r in e_rows},
+            "exact_states_by_n": {str(r["n"]): r["states"] for r in e_rows},
+        },
+        "blas_threads": blas_threads,
+        "wall_seconds": time.perf_counter() - t0,
+        "python": platform.python_version(),
+    }
+    atomic_write_bytes(out / "summary.json",
+                       json.dumps(summary, indent=2, sort_keys=True).encode())
+    summary["plots"] = [str(p) for p in plot_theory(out)]
+    return summary
+
+
+# ---------------------------------------------------------------------------
+# plots (read the run directory)
+# ---------------------------------------------------------------------------
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    _plt().close(fig)
+    return path
+
+
+def plot_theory(run_dir: str | Path) -> list[Path]:
+    """Draw ``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files
+    and ``summary.json`` of a theory run directory."""
+    plt = _plt()
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    paths = []
+
+    # (a) gap vs k (left) and vs the effective sample size (right)
+    rows = read_csv_rows(run / "gap_vs_k.csv")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.0, 4.8))
+    for ci, label in enumerate(dict.fromkeys(r["game"] for r in rows)):
+        color = f"C{ci}"
+        ex = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] > 0]
+        if ex:
+            ax.loglog([r["k"] for r in ex], [r["gap_full"] for r in ex], "o-", color=color,
+                      label=f"{label}: G-LEARN (m exact)")
+            ax2.loglog([effective_k(r["k"], r["n"]) for r in ex], [r["gap_full"] for r in ex],
+                       "o-", color=color, label=f"{label}: G-LEARN (m exact)")
+        fm = [r for r in rows if r["game"] == label and r["m"] != "exact"]
+        if fm:
+            ks = sorted({r["k"] for r in fm})
+            vals = [[r["gap_full"] for r in fm if r["k"] == k] for k in ks]
+            mean = np.array([np.mean(v) for v in vals])
+            sd = np.array([np.std(v) for v in vals])
+            keep = mean > 0
+            ax.errorbar(np.array(ks)[keep], mean[keep], yerr=sd[keep], fmt="s--", color=color,
+                        alpha=0.6, capsize=3,
+                        label=f"{label}: G-LEARN (m={fm[0]['m']}, mean +- sd over seeds)")
+        entry = summary["gap_vs_k"].get(label, {})
+        for axis, key, what in ((ax, "fit_exact_expectation", "k <= {k_max:g}"),
+                                (ax2, "fit_effective_k", "all k < n")):
+            fit = entry.get(key, {})
+            if fit.get("slope") is None:
+                continue
+            kk = np.array([min(fit["x_used"]), max(fit["x_used"])], dtype=float)
+            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** fit["slope"], ":", color=color,
+                        lw=2, label=f"fit {what.format(**fit)}: slope {fit['slope']:.2f}")
+            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** -0.5, color="gray", lw=1,
+                        alpha=0.7, label="slope -1/2 (Theorem 4.4)" if ci == 0 else None)
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("full-information gap  V* - V(G-LEARN_k, pi_l)")
+    ax.set_title("Exact full-information gap of G-LEARN vs k")
+    ax2.set_xlabel("effective sample size k (n - 1) / (n - k)")
+    ax2.set_title("Same gaps vs the finite-population-corrected k")
+    for axis in (ax, ax2):
+        axis.legend(fontsize=7)
+        axis.grid(True, which="both", alpha=0.3)
+    paths.append(_save(fig, run / "gap_vs_k.png"))
+
+    # (b) table sizes
+    rows = read_csv_rows(run / "table_size.csv")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for ci, d in enumerate(dict.fromkeys(r["d"] for r in rows)):
+        sub = [r for r in rows if r["d"] == d]
+        ax.semilogy([r["k"] for r in sub], [r["mean_field"] for r in sub], "-", color=f"C{ci}",
+                    label=f"|S_l|={d}: mean-field |H_k|")
+        ax.semilogy([r["k"] for r in sub], [r["standard"] for r in sub], "--", color=f"C{ci}",
+                    label=f"|S_l|={d}: standard |S_l|^k")
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("table entries per (s_g, a_g)")
+    ax.set_title("Q-table size: mean-field vs standard parameterization")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    paths.append(_save(fig, run / "table_size.png"))
+
+    # (c) cost vs n
+    rows = read_csv_rows(run / "cost_vs_n.csv")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    g = [r for r in rows if r["method"] == "g_learn"]
+    e = [r for r in rows if r["method"] == "exact"]
+    if g:
+        ax.loglog([r["n"] for r in g], [r["seconds"] for r in g], "o-",
+                  label=f"G-LEARN (k={g[0]['k']}, m={g[0]['m']})")
+    if e:
+        ax.loglog([r["n"] for r in e], [r["seconds"] for r in e], "s-",
+                  label="exact solver (value + full-info best response)")
+        for r in e:
+            ax.annotate(f"{r['states']}", (r["n"], r["seconds"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, -10))
+    ax.set_xlabel("number of local agents n")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("Cost vs n (labels: exact chain states)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    paths.append(_save(fig, run / "cost_vs_n.png"))
+    return paths
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Short human-readable digest of ``summary.json`` (printed by the CLI)."""
+    lines = []
+    for label, e in summary["gap_vs_k"].items():
+        fit = e["fit_exact_expectation"]
+        slope = "n/a" if fit["slope"] is None else f"{fit['slope']:.3f}"
+        fe = e.get("fit_effective_k", {})
+        slope_e = "n/a" if fe.get("slope") is None else f"{fe['slope']:.3f}"
+        lines.append(f"{label}: V* = {e['opt_value']:.4f}; log-log slope of the full-information "
+                     f"gap (m exact) vs k, k <= {fit['k_max']:g}: {slope}; vs effective k "
+                     f"k(n-1)/(n-k), all k < n: {slope_e}")
+        gaps = e["gap_by_k_exact_expectation"]
+        lines.append("  gap(k): " + ", ".join(f"k={k}: {float(v):.4g}" for k, v in gaps.items()))
+        if "fit_finite_m" in e:
+            ff = e["fit_finite_m"]
+            s2 = "n/a" if ff["slope"] is None else f"{ff['slope']:.3f}"
+            lines.append(f"  m={ff['m']} ({ff['seeds']} seeds): slope {s2}")
+    c = summary["cost_vs_n"]
+    if c.get("g_learn_max_over_min_seconds") is not None:
+        lines.append(f"G-LEARN time over n = {list(c['g_learn_seconds_by_n'])}: max/min = "
+                     f"{c['g_learn_max_over_min_seconds']:.2f}")
+    lines.append("exact solver seconds by n: " + ", ".join(
+        f"{n}: {s:.3g}" for n, s in c["exact_seconds_by_n"].items()))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "GapGame",
+    "TheoryConfig",
+    "cost_vs_n",
+    "effective_k",
+    "fit_loglog_slope",
+    "format_summary",
+    "full_config",
+    "gap_vs_k",
+    "plot_theory",
+    "quick_config",
+    "read_csv_rows",
+    "run_theory",
+    "table_sizes",
+]
