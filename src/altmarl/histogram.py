@@ -59,8 +59,9 @@ def rank(h: ArrayLike, k: int | None = None) -> IntArray:
     return out
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=None)
 def _enumerate(k: int, d: int) -> IntArray:
+    # unbounded cache: the recursion visits at most (k + 1) * d distinct (k, d) pairs
     if d == 1:
         out = np.array([[k]], dtype=np.int64)
     else:

@@ -1,0 +1,188 @@
+"""G-LEARN cost vs k on the warehouse (SPEC 4, 8.1): time, peak memory, table sizes.
+
+Every configuration runs in its own subprocess (fresh interpreter), which reports the
+wall and CPU time of the ``g_learn`` call and the process's peak resident memory
+(``ru_maxrss``, which includes the ~100 MB of the interpreter and NumPy/SciPy). The
+warehouse has ``|S_g| = |S_l| = |A_g| = 5``; ``pi_l`` is uniform; ``m = 30``; ``tol = 1e-6``.
+
+* mean-field, default solver (``"pi"``): ``k`` up to 50 (``|H_50| = 316,251``);
+* mean-field, plain value iteration (``"vi"``, SPEC 4 from ``Q = 0``) for comparison;
+* standard parameterization (``Q`` over ordered k-tuples, ``|S_l|^k``): small ``k`` only.
+
+Usage::
+
+    python benchmarks/bench_g_learn.py           # full table (k up to 50; a few minutes)
+    python benchmarks/bench_g_learn.py --quick   # short run (k up to 20)
+    python benchmarks/bench_g_learn.py --json out.json
+    python benchmarks/bench_g_learn.py --quality # only: estimation error per crn mode
+
+The machine is shared in development: CPU seconds are the more stable figure, and the
+load average is printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, print_table  # noqa: E402
+
+
+def child(cfg: dict[str, Any]) -> None:
+    """Run one configuration and print a JSON line with its figures."""
+    import warnings
+
+    import altmarl as am
+    from altmarl.g_learn import g_learn
+
+    game = am.envs.make("warehouse", n=1000)
+    pi_l = am.LocalPolicy.uniform(game)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pol = g_learn(game, pi_l, cfg["k"], m=cfg["m"], seed=0, solver=cfg["solver"],
+                      parameterization=cfg["param"], tol=cfg["tol"])
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    info = pol.info
+    out = {
+        **cfg,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "sample_s": info["sample_seconds"],
+        "solve_s": info["solve_seconds"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "base_rss_mb": rss0,
+        "n_states": info["n_states"],
+        "table": info["table_size"],
+        "samples": info["samples"],
+        "iterations": info["iterations"],
+        "sweeps": info["sweeps"],
+        "matvecs": info["matvecs"],
+        "residual": info["residual"],
+        "converged": info["converged"],
+    }
+    print(json.dumps(out))
+
+
+def quality(quick: bool) -> None:
+    """Estimation error of the sampled operator vs the exact one (warehouse, k = 8), per
+    ``crn`` mode: ``||Q_m - Q_exact||_inf`` and the suboptimality of the greedy policy in
+    the exact surrogate (``max_s V*(s) - V^pi(s)`` and its mean over states)."""
+    import numpy as np
+
+    import altmarl as am
+    from altmarl.g_learn import empirical_operator, solve
+
+    game = am.envs.make("warehouse", n=1000)
+    pi_l = am.LocalPolicy.uniform(game)
+    k = 8
+    exact = empirical_operator(game, pi_l, k, m=None)
+    q_star, _ = solve(exact, tol=1e-10)
+    v_star = q_star.max(axis=-1)
+    model = exact.model  # exact surrogate: D[s][h, h'] = P(h' | h, s_g = s)
+    S, N = model.n_sg, model.n_states
+    eye = np.eye(S * N)
+
+    def policy_value(actions: np.ndarray) -> np.ndarray:
+        # dense P_pi[(s, h), (s', h')] = P_g[s, pi(s, h), s'] D[s][h, h'] (small)
+        pg = game.P_g[np.arange(S)[:, None], actions]  # (S, N, S')
+        A = np.einsum("shy,shk->shyk", pg, model.D).reshape(S * N, S * N)
+        r = game.r_g[np.arange(S)[:, None], actions] + model.r_loc
+        return np.linalg.solve(eye - game.gamma * A, r.ravel()).reshape(S, N)
+
+    seeds = range(3 if quick else 5)
+    rows = []
+    for m in (5, 30) if quick else (5, 30, 120):
+        for crn in ("pool", "states", "none"):
+            errs, gaps_max, gaps_mean, secs = [], [], [], []
+            for seed in seeds:
+                t = time.perf_counter()
+                pol = am.g_learn(game, pi_l, k, m=m, seed=seed, crn=crn, tie_break="lowest")
+                secs.append(time.perf_counter() - t)
+                errs.append(float(np.abs(pol.q - q_star).max()))
+                gap = v_star - policy_value(pol.actions)
+                gaps_max.append(float(gap.max()))
+                gaps_mean.append(float(gap.mean()))
+            rows.append([m, crn, float(np.mean(errs)), float(np.mean(gaps_max)),
+                         float(np.mean(gaps_mean)), float(np.mean(secs))])
+    print_table(f"Sampled vs exact operator (warehouse, k = {k}, mean over {len(seeds)} seeds)",
+                ["m", "crn", "max |Q_m - Q*|", "max gap V*-V^pi", "mean gap", "seconds"], rows)
+
+
+def run_child(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**cfg, "error": f"timeout after {timeout:.0f} s"}
+    if proc.returncode:
+        return {**cfg, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short run (k up to 20)")
+    ap.add_argument("--m", type=int, default=30)
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per configuration (s)")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON")
+    ap.add_argument("--quality", action="store_true",
+                    help="only the estimation-error table of the crn modes (k = 8)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    if args.quality:
+        quality(args.quick)
+        return
+    if args.quick:
+        mf_ks, vi_ks, std_ks = [1, 5, 10, 20], [10], [1, 3, 5]
+    else:
+        mf_ks, vi_ks, std_ks = [1, 5, 10, 20, 30, 40, 50], [10, 20, 30], [1, 3, 5, 6, 7]
+    cfgs = ([{"param": "mean-field", "solver": "pi", "k": k} for k in mf_ks]
+            + [{"param": "mean-field", "solver": "vi", "k": k} for k in vi_ks]
+            + [{"param": "standard", "solver": "pi", "k": k} for k in std_ks])
+    rows = []
+    print(f"# G-LEARN cost vs k (warehouse, m = {args.m}, tol = {args.tol:g})")
+    print(f"machine: {machine()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    for cfg in cfgs:
+        res = run_child({**cfg, "m": args.m, "tol": args.tol}, args.timeout)
+        rows.append(res)
+        if "error" in res:
+            print(f"  {cfg}: {res['error']}", flush=True)
+        else:
+            print(f"  {cfg['param']:>10} {cfg['solver']} k={cfg['k']:>2}: {res['wall_s']:.2f} s "
+                  f"wall, {res['cpu_s']:.2f} s CPU, {res['peak_rss_mb']:.0f} MB", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    header = ["param", "solver", "k", "states N", "Q table", "samples", "wall s", "CPU s",
+              "sample s", "solve s", "peak RSS MB", "iters", "sweeps", "matvecs", "residual"]
+    table = []
+    for r in rows:
+        if "error" in r:
+            table.append([r["param"], r["solver"], r["k"], "-", "-", "-", r["error"], "", "", "",
+                          "", "", "", "", ""])
+            continue
+        table.append([r["param"], r["solver"], r["k"], r["n_states"], r["table"], r["samples"],
+                      r["wall_s"], r["cpu_s"], r["sample_s"], r["solve_s"], r["peak_rss_mb"],
+                      r["iterations"], r["sweeps"], r["matvecs"], f"{r['residual']:.1e}"])
+    print_table("G-LEARN time and peak memory vs k (warehouse, uniform pi_l)", header, table)
+    if args.json:
+        from altmarl.policies import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
+
+
+if __name__ == "__main__":
+    main()
