@@ -14,7 +14,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +22,9 @@ from numpy.typing import NDArray
 from altmarl.game import TabularGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
+
+if TYPE_CHECKING:
+    from altmarl.stochastic import RewardModel
 
 FloatArray = NDArray[np.float64]
 
@@ -101,10 +104,18 @@ def simulate_batched(
     workers: int | None = None,
     simulator: str = "counts",
     record_counts: bool = True,
+    reward_model: RewardModel | None = None,
 ) -> Trajectories:
-    """Run the simulator in fixed, independently seeded chunks and concatenate them."""
+    """Run the simulator in fixed, independently seeded chunks and concatenate them.
+
+    ``reward_model`` (count simulator only) draws stochastic rewards, see
+    :func:`altmarl.simulate.rollout_counts`."""
     if simulator not in ("counts", "agents"):
         raise ValueError(f"simulator = {simulator!r}: expected 'counts' or 'agents'")
+    if reward_model is not None and simulator != "counts":
+        raise ValueError("reward_model: stochastic rewards are drawn by the count simulator "
+                         "only; use simulator='counts'")
+    extra: dict[str, Any] = {} if reward_model is None else {"reward_model": reward_model}
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     sizes = _chunks(rollouts)
     seqs = ss.spawn(len(sizes))
@@ -112,7 +123,8 @@ def simulate_batched(
 
     def run(j: int) -> Trajectories:
         rng = np.random.default_rng(seqs[j])
-        out: Trajectories = fn(game, pi_g, pi_l, sizes[j], horizon, rng, record_counts=record_counts)
+        out: Trajectories = fn(game, pi_g, pi_l, sizes[j], horizon, rng,
+                               record_counts=record_counts, **extra)
         return out
 
     w = default_workers() if workers is None else max(1, int(workers))
@@ -138,6 +150,7 @@ def evaluate(
     seed: int | None = 0,
     workers: int | None = None,
     simulator: str = "counts",
+    reward_model: RewardModel | None = None,
 ) -> Evaluation:
     """Estimate ``V(pi_g, pi_l)`` (SPEC eq. 2) by online execution (Algorithm 5).
 
@@ -151,12 +164,17 @@ def evaluate(
         Threads (default: the CPU count).
     simulator
         ``"counts"`` (default, cost independent of ``n``) or ``"agents"``.
+    reward_model
+        Optional :class:`altmarl.stochastic.RewardModel` (Appendix F): rewards are drawn
+        from it (count simulator only); ``truncation_bound`` then uses its ``r_max``.
     """
     if isinstance(rollouts, bool) or not isinstance(rollouts, int | np.integer) or rollouts < 1:
         raise ValueError(f"rollouts = {rollouts!r}: expected an integer >= 1")
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
-    traj = simulate_batched(game, pi_g, pi_l, int(rollouts), int(horizon), seed, workers, simulator)
+    traj = simulate_batched(game, pi_g, pi_l, int(rollouts), int(horizon), seed, workers, simulator,
+                            reward_model=reward_model)
+    r_max = game.r_max if reward_model is None else reward_model.r_max
     returns = traj.discounted_returns(game.gamma)
     R = returns.size
     mean = float(returns.mean())
@@ -169,7 +187,7 @@ def evaluate(
         mean=mean,
         stderr=stderr,
         ci95=(mean - half, mean + half),
-        truncation_bound=float(game.gamma**horizon * game.r_max / (1 - game.gamma)),
+        truncation_bound=float(game.gamma**horizon * r_max / (1 - game.gamma)),
         returns=returns,
         reward_per_step=traj.rewards.mean(axis=0),
         occupancy=occ,

@@ -26,7 +26,7 @@ Both use the state *before* the step for every transition (SPEC 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,9 @@ from numpy.typing import NDArray
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
+
+if TYPE_CHECKING:
+    from altmarl.stochastic import RewardModel
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -153,13 +156,20 @@ def rollout_counts(
     rng: np.random.Generator,
     record_counts: bool = False,
     init: tuple[IntArray, IntArray] | None = None,
+    reward_model: RewardModel | None = None,
 ) -> Trajectories:
     """Simulate ``rollouts`` independent runs of ``horizon`` steps on count vectors.
 
     ``init`` optionally fixes the initial ``(s_g, counts)`` (arrays of length ``rollouts``);
-    by default it is drawn from ``game.init``.
+    by default it is drawn from ``game.init``. ``reward_model`` (an
+    :class:`altmarl.stochastic.RewardModel`, Appendix F) replaces ``r_g`` / ``r_l`` by
+    draws: ``r_g ~ D_g(s_g, a_g)`` and, per (state, action) cell, the sum of the ``M[x, a]``
+    agents' local draws, drawn in aggregate (exact; see ``altmarl.stochastic``). Without
+    it the deterministic path is unchanged.
     """
     _check_joint(game, pi_g, pi_l)
+    if reward_model is not None:
+        reward_model.check_game(game)
     R, H, n = int(rollouts), int(horizon), game.n
     d, A = game.n_sl, game.n_al
     if init is None:
@@ -183,7 +193,10 @@ def rollout_counts(
         a_g = global_actions(pi_g, s_g, N, rng, n)
         M = rng.multinomial(N, J[s_g]).reshape(R, d, A, d)
         act_counts = M.sum(axis=3)  # (R, d, A)
-        rewards[:, t] = game.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", act_counts, rl[s_g]) / n
+        if reward_model is None:
+            rewards[:, t] = game.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", act_counts, rl[s_g]) / n
+        else:
+            rewards[:, t] = reward_model.stage_reward(rng, s_g, a_g, act_counts, n)
         sg_hist[:, t] = s_g
         ag_hist[:, t] = a_g
         if counts_hist is not None:

@@ -1,0 +1,288 @@
+"""``altmarl logs ...``: logged data and off-policy G-LEARN (paper Appendices E and F).
+
+    altmarl logs record ENV --k K --out PATH [--set key=value ...] [--episodes R]
+                        [--horizon H] [--behaviour uniform|epsilon-greedy] [--epsilon E]
+                        [--policy PI_G.npz] [--local-policy PI_L.npz]
+                        [--noise none|uniform|bernoulli|truncnorm] [--noise-g X] [--noise-l X]
+                        [--seed S]
+    altmarl logs info PATH
+    altmarl logs learn PATH [--out POLICY.npz] [--epochs E] [--mode sequential|synchronous]
+                       [--schedule rescaled-linear|polynomial|constant] [--omega W]
+                       [--alpha A] [--env ENV --set ... [--local-policy F] --compare]
+    altmarl logs convergence ENV --k K [--set ...] [--sizes 1000,10000,100000]
+                             [--horizon H] [--epochs E] [--mode M] [--seed S] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``["n=1000", "seed=3"]`` -> ``{"n": 1000, "seed": 3}`` (values parsed as JSON when
+    they are JSON, else kept as strings)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        key, val = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key.strip()] = val
+    return out
+
+
+def _make_game(env: str, sets: list[str]) -> Any:
+    from altmarl import envs
+
+    return envs.make(env, **_parse_sets(sets))
+
+
+def _noise(family: str, value: float | None) -> Any:
+    from altmarl import stochastic as st
+
+    if value is None or value == 0:
+        return None
+    if family == "uniform":
+        return st.uniform(value)
+    if family == "bernoulli":
+        return st.bernoulli(value)
+    if family == "truncnorm":
+        return st.truncated_normal(value)
+    raise ValueError(f"--noise = {family!r}: expected none, uniform, bernoulli or truncnorm")
+
+
+def _reward_model(game: Any, family: str, noise_g: float | None, noise_l: float | None) -> Any:
+    from altmarl.stochastic import RewardModel
+
+    if family == "none":
+        if noise_g or noise_l:
+            raise ValueError("--noise-g / --noise-l need --noise uniform|bernoulli|truncnorm")
+        return None
+    ng, nl = _noise(family, noise_g), _noise(family, noise_l)
+    if ng is None and nl is None:
+        raise ValueError(f"--noise {family}: give --noise-g and/or --noise-l (the width, sigma "
+                         "or high of the family)")
+    return RewardModel.from_game(game, ng, nl)
+
+
+def _local_policy(game: Any, path: Path | None) -> Any:
+    from altmarl.policies import LocalPolicy
+
+    return LocalPolicy.uniform(game) if path is None else LocalPolicy.load(path, game=game)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``logs`` command group to the ``altmarl`` app."""
+    logs = typer.Typer(help="Logged data: record logs, inspect them, learn a global policy "
+                            "off-policy (G-LEARN eq. 38, paper Appendix E).",
+                       no_args_is_help=True)
+    app.add_typer(logs, name="logs")
+    set_opt = typer.Option([], "--set", help="environment parameter, e.g. --set n=1000 "
+                                             "(repeatable)")
+
+    @logs.command("record")
+    def record_cmd(
+        env: str = typer.Argument(..., help="environment name (altmarl envs)"),
+        k: int = typer.Option(..., "--k", help="subsample size the global agent observes"),
+        out: Path = typer.Option(..., "--out", help="log path: writes OUT.csv (OUT.csv.gz if "
+                                                    "it ends in .gz) and OUT.json"),
+        sets: list[str] = set_opt,
+        episodes: int = typer.Option(100, "--episodes", help="number of episodes"),
+        horizon: int = typer.Option(100, "--horizon", help="steps per episode"),
+        behaviour: str = typer.Option("uniform", "--behaviour",
+                                      help="uniform or epsilon-greedy (needs --policy)"),
+        epsilon: float = typer.Option(0.1, "--epsilon", help="exploration probability"),
+        policy: Path | None = typer.Option(None, "--policy", help="global policy file "
+                                                                  "(epsilon-greedy base)"),
+        local_policy: Path | None = typer.Option(None, "--local-policy",
+                                                 help="local policy file (default uniform)"),
+        next_histogram: str = typer.Option("fresh", "--next-histogram",
+                                           help="fresh (a new k-sample of the next population) "
+                                                "or tracked (the same k agents after the step)"),
+        noise: str = typer.Option("none", "--noise", help="reward noise family: none, uniform, "
+                                                          "bernoulli, truncnorm"),
+        noise_g: float | None = typer.Option(None, "--noise-g", help="global reward noise "
+                                             "(width / high / sigma)"),
+        noise_l: float | None = typer.Option(None, "--noise-l", help="local reward noise "
+                                             "(width / high / sigma)"),
+        seed: int = typer.Option(0, "--seed", help="seed"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    ) -> None:
+        """Record logs of the n-agent system under a behaviour policy (count simulator)."""
+        from altmarl.offpolicy import record_logs
+        from altmarl.policies import GlobalPolicy
+
+        try:
+            game = _make_game(env, sets)
+            pi_l = _local_policy(game, local_policy)
+            pi_g = None if policy is None else GlobalPolicy.load(policy, game=game)
+            model = _reward_model(game, noise, noise_g, noise_l)
+            ds = record_logs(game, k, episodes, horizon, pi_l=pi_l, behaviour=behaviour,
+                             pi_g=pi_g, epsilon=epsilon, reward_model=model,
+                             next_histogram=next_histogram, seed=seed,
+                             progress=not no_progress)
+            path = ds.save(out)
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        _console().print(f"recorded {len(ds)} transitions ({episodes} episodes x {horizon} "
+                         f"steps, k = {k}, n = {game.n}) -> [bold]{path}[/]", highlight=False,
+                         soft_wrap=True)
+
+    @logs.command("info")
+    def info_cmd(path: Path = typer.Argument(..., help="a log (NAME.csv or NAME.json)")) -> None:
+        """Validate a log and summarize it."""
+        from altmarl.offpolicy import load_dataset
+
+        try:
+            ds = load_dataset(path)
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        s = ds.summary()
+        con = _console()
+        con.print(f"[green]valid[/] log: {s['rows']} transitions, {s['episodes']} episodes, "
+                  f"k = {s['k']}, n = {s['n']}, gamma = {s['gamma']}, spaces {s['spaces']}",
+                  highlight=False, soft_wrap=True)
+        con.print(f"reward: min {s['reward_min']:.4g}, mean {s['reward_mean']:.4g}, max "
+                  f"{s['reward_max']:.4g}; actions taken {s['action_counts']}", highlight=False)
+        c = s["coverage"]
+        con.print(f"coverage: {c['pairs_visited']}/{c['pairs']} (s_g, h, a_g) pairs, "
+                  f"{c['states_visited']}/{c['states']} states; {c['states_with_untried_actions']} "
+                  f"visited states with an untried action", highlight=False, soft_wrap=True)
+        con.print(f"behaviour: {json.dumps(s['behaviour'])}", highlight=False, soft_wrap=True)
+
+    @logs.command("learn")
+    def learn_cmd(
+        path: Path = typer.Argument(..., help="a log (NAME.csv or NAME.json)"),
+        out: Path | None = typer.Option(None, "--out", help="write the policy (.npz)"),
+        epochs: int | None = typer.Option(None, "--epochs", help="passes over the data"),
+        mode: str = typer.Option("sequential", "--mode", help="sequential (eq. 38) or "
+                                                              "synchronous"),
+        schedule: str = typer.Option("rescaled-linear", "--schedule",
+                                     help="rescaled-linear, polynomial or constant"),
+        omega: float = typer.Option(0.8, "--omega", help="polynomial step exponent"),
+        alpha: float = typer.Option(0.1, "--alpha", help="constant step size"),
+        seed: int = typer.Option(0, "--seed", help="tie-breaking seed"),
+        env: str | None = typer.Option(None, "--env", help="environment of the log (checks "
+                                                           "the fingerprint; needed by "
+                                                           "--compare)"),
+        sets: list[str] = set_opt,
+        local_policy: Path | None = typer.Option(None, "--local-policy",
+                                                 help="local policy of the comparison"),
+        compare: bool = typer.Option(False, "--compare", help="compare with generative G-LEARN "
+                                                              "(m=None) on --env"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    ) -> None:
+        """Off-policy G-LEARN (eq. 38) on a log; optionally compare with generative G-LEARN."""
+        from altmarl.offpolicy import compare_generative, g_learn_offpolicy, load_dataset
+
+        try:
+            game = None if env is None else _make_game(env, sets)
+            if compare and game is None:
+                raise ValueError("--compare needs --env (the game the log was recorded on)")
+            ds = load_dataset(path, game=game)
+            pol = g_learn_offpolicy(game if game is not None else ds.spaces, ds, epochs=epochs,
+                                    mode=mode, schedule=schedule, omega=omega, alpha=alpha,
+                                    seed=seed, progress=not no_progress)
+            cmp = None
+            if compare:
+                assert game is not None
+                cmp = compare_generative(game, _local_policy(game, local_policy), pol, ds)
+            if out is not None:
+                written = pol.save(out, game=game)
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        con = _console()
+        inf = pol.info
+        con.print(f"learned Q over {inf['coverage']['pairs_visited']}/{inf['coverage']['pairs']} "
+                  f"visited (s_g, h, a_g) pairs from {inf['transitions']} transitions: "
+                  f"{inf['epochs']} epoch(s), {inf['mode']}, step {inf['schedule']}, last epoch "
+                  f"change {inf['last_epoch_change']:.3g}, {inf['wall_seconds']:.2f} s",
+                  highlight=False, soft_wrap=True)
+        if cmp is not None:
+            con.print("vs generative G-LEARN (m=None): " + ", ".join(
+                f"{key} {_fmt(v)}" for key, v in cmp.items()), highlight=False, soft_wrap=True)
+        if out is not None:
+            con.print(f"policy: [bold]{written}[/]", highlight=False, soft_wrap=True)
+
+    @logs.command("convergence")
+    def convergence_cmd(
+        env: str = typer.Argument(..., help="environment name"),
+        k: int = typer.Option(..., "--k", help="subsample size"),
+        sets: list[str] = set_opt,
+        sizes: str = typer.Option("1000,10000,100000", "--sizes",
+                                  help="numbers of logged transitions (comma-separated)"),
+        horizon: int = typer.Option(100, "--horizon", help="steps per episode"),
+        epochs: int | None = typer.Option(None, "--epochs", help="passes over the data"),
+        mode: str = typer.Option("sequential", "--mode", help="sequential or synchronous"),
+        next_histogram: str = typer.Option("fresh", "--next-histogram",
+                                           help="fresh or tracked (see `logs record`)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the logs"),
+        rollouts: int = typer.Option(500, "--rollouts", help="Monte-Carlo rollouts when the "
+                                                             "exact solver does not apply"),
+        json_out: Path | None = typer.Option(None, "--json", help="write the table as JSON"),
+    ) -> None:
+        """Error of off-policy vs generative G-LEARN as the log grows (uniform behaviour)."""
+        from altmarl.g_learn import g_learn
+        from altmarl.offpolicy import compare_generative, g_learn_offpolicy, record_logs
+        from altmarl.policies import LocalPolicy
+
+        try:
+            game = _make_game(env, sets)
+            ns = [int(x) for x in sizes.split(",") if x.strip()]
+            if not ns or min(ns) < horizon:
+                raise ValueError(f"--sizes = {sizes!r}: expected integers >= --horizon")
+            pi_l = LocalPolicy.uniform(game)
+            ref = g_learn(game, pi_l, k, m=None, tol=1e-10)
+            rows = []
+            for size in ns:
+                ds = record_logs(game, k, size // horizon, horizon, pi_l=pi_l, seed=seed,
+                                 next_histogram=next_histogram)
+                pol = g_learn_offpolicy(game, ds, epochs=epochs, mode=mode, seed=seed)
+                cmp = compare_generative(game, pi_l, pol, ds, reference=ref, rollouts=rollouts,
+                                         seed=seed)
+                rows.append({"transitions": len(ds), "epochs": pol.info["epochs"],
+                             "learn_seconds": pol.info["wall_seconds"], **cmp})
+        except ValueError as exc:
+            _fail(str(exc))
+            return
+        con = _console()
+        keys = ["transitions", "epochs", "q_err_sup", "q_err_mean_data", "value",
+                "value_reference", "value_gap"]
+        keys += ["value_gap_stderr"] if "value_gap_stderr" in rows[0] else []
+        keys += ["learn_seconds"]
+        con.print("| " + " | ".join(keys) + " |", highlight=False, soft_wrap=True)
+        con.print("|" + "---|" * len(keys), highlight=False)
+        for row in rows:
+            con.print("| " + " | ".join(_fmt(row.get(key)) for key in keys) + " |",
+                      highlight=False, soft_wrap=True)
+        con.print(f"value: {rows[0]['value_method']}", highlight=False, soft_wrap=True)
+        if json_out is not None:
+            from altmarl.policies import atomic_write_bytes
+
+            atomic_write_bytes(json_out, json.dumps(rows, indent=1).encode())
