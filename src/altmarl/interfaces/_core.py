@@ -1,0 +1,270 @@
+"""NumPy-only building blocks shared by the Gymnasium and PettingZoo environments.
+
+One step of the count simulator for a *single* rollout (SPEC 3, the same law as
+:func:`altmarl.simulate.rollout_counts`, which is batched and has no single-step entry
+point), plus the observation encoders. Nothing here imports gymnasium or pettingzoo, so
+this module is importable (and testable) without the optional extras.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from altmarl.game import TabularGame
+from altmarl.histogram import enumerate_histograms, num_histograms, rank
+from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.simulate import subsample_histograms
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: populations below this size use NumPy's multivariate hypergeometric sampler
+_MVH_LIMIT = 10**9
+
+#: observation encodings of the global agent's ``(s_g, h)``
+GLOBAL_OBS_MODES = ("dict", "multidiscrete", "discrete", "box")
+#: observation encodings of a local agent's ``(s_l, s_g)``
+LOCAL_OBS_MODES = ("multidiscrete", "discrete", "box")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Validate a string option; ``ValueError`` naming the field and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} = {value!r}: expected one of {list(choices)}")
+    return value
+
+
+def check_horizon(horizon: Any) -> int:
+    """Episode length: an integer ``>= 1``."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
+    return int(horizon)
+
+
+def check_local_policy(game: TabularGame, pi_l: Any, name: str = "pi_l") -> LocalPolicy:
+    """``pi_l`` must be a :class:`LocalPolicy` (or its table) that fits ``game``."""
+    if isinstance(pi_l, np.ndarray):
+        pi_l = LocalPolicy(pi_l)
+    if not isinstance(pi_l, LocalPolicy):
+        raise ValueError(f"{name}: expected an altmarl.LocalPolicy or its (|S_l|, |S_g|, |A_l|) "
+                         f"table, got {type(pi_l).__name__}")
+    expected = (game.n_sl, game.n_sg, game.n_al)
+    if pi_l.table.shape != expected:
+        raise ValueError(
+            f"{name}.table: expected shape (|S_l|, |S_g|, |A_l|) = {expected} for game "
+            f"{game.name!r}, got {pi_l.table.shape}"
+        )
+    return pi_l
+
+
+def check_global_policy(game: TabularGame, pi_g: Any, name: str = "pi_g") -> GlobalPolicy:
+    """``pi_g`` must be a :class:`GlobalPolicy` for ``game`` with ``1 <= k <= n``."""
+    if not isinstance(pi_g, GlobalPolicy):
+        raise ValueError(f"{name}: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
+    if (pi_g.n_sg, pi_g.n_sl, pi_g.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
+        raise ValueError(
+            f"{name}: made for |S_g|={pi_g.n_sg}, |S_l|={pi_g.n_sl}, |A_g|={pi_g.n_ag}; "
+            f"game {game.name!r} has {game.spaces}"
+        )
+    game.check_k(pi_g.k)
+    return pi_g
+
+
+def check_action(name: str, action: Any, n: int) -> int:
+    """An action index in ``0..n-1`` (NumPy scalars and 0-d/1-element arrays accepted)."""
+    arr = np.asarray(action)
+    if arr.size != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} = {action!r}: expected an integer in 0..{n - 1}")
+    a = int(arr.reshape(()))
+    if not 0 <= a < n:
+        raise ValueError(f"{name} = {a}: expected an integer in 0..{n - 1}")
+    return a
+
+
+class CountStepper:
+    """Single-rollout count-simulator step for a fixed shared local policy (SPEC 3).
+
+    Precomputes ``J[s_g, x, a * |S_l| + x'] = pi_l[x, s_g, a] P_l[x, s_g, a, x']`` exactly as
+    :func:`altmarl.simulate.rollout_counts` does, so that the joint (action, next state)
+    counts of the ``N[x]`` agents in bin ``x`` are one multinomial draw per bin.
+    """
+
+    def __init__(self, game: TabularGame, pi_l: LocalPolicy) -> None:
+        self.game = game
+        d, A = game.n_sl, game.n_al
+        J = np.einsum("xga,xgay->gxay", pi_l.table, game.P_l).reshape(game.n_sg, d, A * d)
+        J = np.clip(J, 0.0, None)
+        J /= J.sum(axis=-1, keepdims=True)
+        self._J = J
+        self._rl = np.ascontiguousarray(game.r_l.transpose(1, 0, 2))  # (S_g, S_l, A_l)
+        self._cdf_g = np.cumsum(game.P_g, axis=-1)
+        self._cdf_l = np.cumsum(game.P_l, axis=-1)  # (S_l, S_g, A_l, S_l)
+
+    def population(self, s_g: int, counts: IntArray,
+                   rng: np.random.Generator) -> tuple[IntArray, IntArray]:
+        """Move a population of count vector ``counts`` one step under ``pi_l``.
+
+        Returns ``(act_counts, next_counts)``: ``act_counts[x, a]`` agents in state ``x``
+        playing ``a`` and the count vector after the step.
+        """
+        d, A = self.game.n_sl, self.game.n_al
+        M = rng.multinomial(counts, self._J[s_g]).reshape(d, A, d)
+        return M.sum(axis=2), M.sum(axis=(0, 1))
+
+    def local_reward_sum(self, s_g: int, act_counts: IntArray) -> float:
+        """``sum_{x,a} act_counts[x, a] r_l(x, s_g, a)``."""
+        return float(np.sum(act_counts * self._rl[s_g]))
+
+    def global_next(self, s_g: int, a_g: int, rng: np.random.Generator) -> int:
+        """``s_g' ~ P_g(. | s_g, a_g)``."""
+        return _draw(self._cdf_g[s_g, a_g], rng)
+
+    def local_next(self, s_l: int, s_g: int, a_l: int, rng: np.random.Generator) -> int:
+        """``s_l' ~ P_l(. | s_l, s_g, a_l)`` for one agent."""
+        return _draw(self._cdf_l[s_l, s_g, a_l], rng)
+
+
+def _draw(cdf: FloatArray, rng: np.random.Generator) -> int:
+    x = int(np.searchsorted(cdf, rng.random(), side="right"))
+    return min(x, cdf.size - 1)
+
+
+def subsample(counts: IntArray, k: int, rng: np.random.Generator) -> IntArray:
+    """Histogram of a uniform ``k``-subset (without replacement) of one population (SPEC 3).
+
+    Same law as :func:`altmarl.simulate.subsample_histograms` (multivariate
+    hypergeometric); for a single population NumPy's ``multivariate_hypergeometric`` is
+    about 20x faster than the batched sampler (whose per-call overhead dominates at
+    ``R = 1``), which matters for a per-step environment. Huge populations fall back to
+    the batched sampler.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    if int(c.sum()) < _MVH_LIMIT:
+        return np.asarray(rng.multivariate_hypergeometric(c, k, method="marginals"),
+                          dtype=np.int64)
+    return subsample_histograms(c[None, :], k, rng)[0]
+
+
+def draw_representative(counts: IntArray, rng: np.random.Generator) -> int:
+    """The state of one agent picked uniformly from a population (``counts[x] / n``)."""
+    c = np.asarray(counts, dtype=np.float64)
+    return _draw(np.cumsum(c / c.sum()), rng)
+
+
+# ---------------------------------------------------------------------------
+# observation encoders (vectorized over a batch)
+# ---------------------------------------------------------------------------
+
+
+class GlobalObsCodec:
+    """Encode the global agent's observation ``(s_g, h)`` (``h in H_k``) and back.
+
+    Modes: ``"dict"`` ``{"s_g": int, "hist": int64[|S_l|]}``; ``"multidiscrete"``
+    ``[s_g, h_0, ..., h_{d-1}]``; ``"discrete"`` the index ``s_g * |H_k| + rank(h)``;
+    ``"box"`` float32 ``[one_hot(s_g), h / k]``.
+    """
+
+    def __init__(self, n_sg: int, n_sl: int, k: int, mode: str) -> None:
+        self.n_sg, self.n_sl, self.k = int(n_sg), int(n_sl), int(k)
+        self.mode = check_choice("obs", mode, GLOBAL_OBS_MODES)
+        self.n_hist = num_histograms(self.k, self.n_sl)
+
+    def encode(self, s_g: IntArray, h: IntArray) -> Any:
+        """Observations for ``s_g`` (shape ``(B,)``) and histograms ``h`` (``(B, |S_l|)``)."""
+        s_g = np.asarray(s_g, dtype=np.int64)
+        h = np.asarray(h, dtype=np.int64)
+        if self.mode == "dict":
+            return {"s_g": s_g.copy(), "hist": h.copy()}
+        if self.mode == "multidiscrete":
+            return np.concatenate([s_g[:, None], h], axis=1)
+        if self.mode == "discrete":
+            return s_g * self.n_hist + rank(h, self.k)
+        out = np.zeros((s_g.shape[0], self.n_sg + self.n_sl), dtype=np.float32)
+        out[np.arange(s_g.shape[0]), s_g] = 1.0
+        out[:, self.n_sg:] = h / self.k
+        return out
+
+    def encode_one(self, s_g: int, h: IntArray) -> Any:
+        """One observation (what ``reset`` / ``step`` return)."""
+        obs = self.encode(np.array([s_g]), np.asarray(h)[None, :])
+        if self.mode == "dict":
+            return {"s_g": np.int64(obs["s_g"][0]), "hist": obs["hist"][0]}
+        if self.mode == "discrete":
+            return np.int64(obs[0])
+        return obs[0]
+
+    def all_observations(self) -> tuple[IntArray, IntArray, Any]:
+        """Every ``(s_g, h)`` pair in ``GlobalPolicy`` table order, and its encoding."""
+        hs = enumerate_histograms(self.k, self.n_sl)
+        sg = np.repeat(np.arange(self.n_sg), hs.shape[0])
+        hh = np.tile(hs, (self.n_sg, 1))
+        return sg, hh, self.encode(sg, hh)
+
+    def decode(self, obs: Any) -> tuple[IntArray, IntArray]:
+        """Inverse of :meth:`encode` (batched): ``(s_g, h)``."""
+        if self.mode == "dict":
+            return (np.asarray(obs["s_g"], dtype=np.int64).reshape(-1),
+                    np.asarray(obs["hist"], dtype=np.int64).reshape(-1, self.n_sl))
+        a = np.asarray(obs)
+        if self.mode == "multidiscrete":
+            a = a.reshape(-1, 1 + self.n_sl).astype(np.int64)
+            return a[:, 0], a[:, 1:]
+        if self.mode == "discrete":
+            idx = a.reshape(-1).astype(np.int64)
+            hs = enumerate_histograms(self.k, self.n_sl)
+            return idx // self.n_hist, hs[idx % self.n_hist]
+        a = a.reshape(-1, self.n_sg + self.n_sl)
+        h = np.rint(a[:, self.n_sg:] * self.k).astype(np.int64)
+        return a[:, : self.n_sg].argmax(axis=1).astype(np.int64), h
+
+
+class LocalObsCodec:
+    """Encode a local agent's observation ``(s_l, s_g)`` and back.
+
+    Modes: ``"multidiscrete"`` ``[s_l, s_g]``; ``"discrete"`` ``s_l * |S_g| + s_g``;
+    ``"box"`` float32 ``[one_hot(s_l), one_hot(s_g)]``.
+    """
+
+    def __init__(self, n_sl: int, n_sg: int, mode: str) -> None:
+        self.n_sl, self.n_sg = int(n_sl), int(n_sg)
+        self.mode = check_choice("obs", mode, LOCAL_OBS_MODES)
+
+    def encode(self, s_l: IntArray, s_g: IntArray) -> Any:
+        """Observations for ``s_l``, ``s_g`` (shape ``(B,)`` each)."""
+        s_l = np.asarray(s_l, dtype=np.int64)
+        s_g = np.asarray(s_g, dtype=np.int64)
+        if self.mode == "multidiscrete":
+            return np.stack([s_l, s_g], axis=1)
+        if self.mode == "discrete":
+            return s_l * self.n_sg + s_g
+        out = np.zeros((s_l.shape[0], self.n_sl + self.n_sg), dtype=np.float32)
+        rows = np.arange(s_l.shape[0])
+        out[rows, s_l] = 1.0
+        out[rows, self.n_sl + s_g] = 1.0
+        return out
+
+    def encode_one(self, s_l: int, s_g: int) -> Any:
+        obs = self.encode(np.array([s_l]), np.array([s_g]))
+        return np.int64(obs[0]) if self.mode == "discrete" else obs[0]
+
+    def decode(self, obs: Any) -> tuple[IntArray, IntArray]:
+        """Inverse of :meth:`encode` (batched): ``(s_l, s_g)``."""
+        a = np.asarray(obs)
+        if self.mode == "multidiscrete":
+            a = a.reshape(-1, 2).astype(np.int64)
+            return a[:, 0], a[:, 1]
+        if self.mode == "discrete":
+            idx = a.reshape(-1).astype(np.int64)
+            return idx // self.n_sg, idx % self.n_sg
+        a = a.reshape(-1, self.n_sl + self.n_sg)
+        return (a[:, : self.n_sl].argmax(axis=1).astype(np.int64),
+                a[:, self.n_sl:].argmax(axis=1).astype(np.int64))
+
+    def all_observations(self) -> tuple[IntArray, IntArray, Any]:
+        """Every ``(s_l, s_g)`` pair in ``LocalPolicy`` table order, and its encoding."""
+        s_l = np.repeat(np.arange(self.n_sl), self.n_sg)
+        s_g = np.tile(np.arange(self.n_sg), self.n_sl)
+        return s_l, s_g, self.encode(s_l, s_g)
