@@ -1,0 +1,178 @@
+"""Execution backends for sweeps (SPEC 9, 10): where units run.
+
+* ``serial`` — in the calling process (``--workers 1``; what ``altmarl run`` uses).
+* ``local`` — a process pool on this machine (``concurrent.futures.ProcessPoolExecutor``
+  with a ``forkserver`` context, ``spawn`` where forkserver is unavailable). A worker that
+  dies (killed, out of memory) breaks the pool: finished units are already saved, and the
+  pool is rebuilt for the units that had not finished (``max_restarts`` times).
+* ``ray`` — Ray tasks (``--backend ray``), on a local Ray instance started here
+  (``ray.init(num_cpus=workers, include_dashboard=False)``) or on an existing cluster
+  (``--address``). Workers return the unit's files as bytes and the driver writes them,
+  so the cluster needs no shared file system.
+
+Every backend hands each finished unit to ``on_done`` in the driver process, as soon as it
+finishes; results never depend on the backend or on the number of workers because each
+unit carries its own seeds (:mod:`altmarl.experiments.runner`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from altmarl.experiments.runner import UnitOutput, UnitTask, execute_unit
+
+OnDone = Callable[[UnitOutput], None]
+
+BACKENDS = ("local", "ray")
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died more often than the backend was allowed to restart."""
+
+
+def default_workers() -> int:
+    """Process-pool size when ``--workers`` is not given: the CPU count."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_serial(tasks: Sequence[UnitTask], on_done: OnDone,
+               callback: Callable[..., Any] | None = None) -> None:
+    """Run units one after the other in this process."""
+    for task in tasks:
+        on_done(execute_unit(task, callback=callback))
+
+
+def _context() -> Any:
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["altmarl.experiments.runner", "altmarl.evaluation"])
+    return ctx
+
+
+def _terminate(ex: ProcessPoolExecutor) -> None:
+    procs = getattr(ex, "_processes", None) or {}
+    for p in list(procs.values()):
+        try:
+            p.terminate()
+        except Exception:  # pragma: no cover - already gone
+            pass
+
+
+def run_process_pool(tasks: Sequence[UnitTask], on_done: OnDone, workers: int,
+                     max_restarts: int = 2) -> None:
+    """Run units on a pool of ``workers`` processes; see the module docstring."""
+    pending = list(tasks)
+    restarts = 0
+    while pending:
+        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))),
+                                 mp_context=_context())
+        futs: dict[Future[UnitOutput], UnitTask] = {ex.submit(execute_unit, t): t
+                                                     for t in pending}
+        broken: BaseException | None = None
+        try:
+            not_done = set(futs)
+            while not_done:
+                done, not_done = wait(not_done, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        out = f.result()
+                    except BrokenProcessPool as exc:
+                        broken = exc
+                        continue
+                    on_done(out)
+                    pending.remove(futs[f])
+                if broken is not None:
+                    break
+        except BaseException:  # Ctrl-C or an error in on_done: stop the workers now
+            for f in futs:
+                f.cancel()
+            _terminate(ex)
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        if broken is None:
+            ex.shutdown(wait=True)
+            continue
+        _terminate(ex)
+        ex.shutdown(wait=False, cancel_futures=True)
+        restarts += 1
+        if restarts > max_restarts:
+            hint = ("" if len(pending) < len(tasks) else
+                    "; if this happens at once when calling run_sweep from a script, guard "
+                    "the script's entry point with `if __name__ == \"__main__\":`")
+            raise WorkerDied(f"a worker process died ({broken}); {len(tasks) - len(pending)} "
+                             f"units finished and are saved, {len(pending)} remain: rerun "
+                             f"with --resume{hint}") from broken
+
+
+def _ray_execute(task: UnitTask) -> UnitOutput:
+    return execute_unit(task)
+
+
+def run_ray(tasks: Sequence[UnitTask], on_done: OnDone, workers: int | None = None,
+            address: str | None = None) -> None:
+    """Run units as Ray tasks (one CPU each). Starts a local Ray instance unless Ray is
+    already initialized or ``address`` names a cluster to join; shuts down what it
+    started."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is an optional extra
+        raise ValueError("backend = 'ray' needs Ray: pip install 'altmarl[ray]'") from exc
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            ray.init(num_cpus=workers or default_workers(), include_dashboard=False,
+                     logging_level=logging.WARNING)
+        started = True
+    refs: dict[Any, UnitTask] = {}
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=2)(_ray_execute)
+        refs = {remote.remote(t): t for t in tasks}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for r in done:
+                on_done(ray.get(r))
+                del refs[r]
+    except BaseException:
+        for r in refs:
+            try:
+                ray.cancel(r, force=True)
+            except Exception:  # pragma: no cover
+                pass
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def check_backend(backend: str, workers: int | None, address: str | None) -> None:
+    """Validate backend arguments (``ValueError`` naming the bad one)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend = {backend!r}: expected one of {BACKENDS}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers = {workers!r}: expected an integer >= 1")
+    if address and backend != "ray":
+        raise ValueError("address: only meaningful with backend = 'ray'")
+
+
+def run_tasks(tasks: Sequence[UnitTask], on_done: OnDone, backend: str = "local",
+              workers: int | None = None, address: str | None = None,
+              callback: Callable[..., Any] | None = None) -> None:
+    """Dispatch to a backend. ``local`` with one worker (or one task) runs in-process."""
+    check_backend(backend, workers, address)
+    if backend == "ray":
+        run_ray(tasks, on_done, workers, address)
+        return
+    w = default_workers() if workers is None else workers
+    if w == 1 or len(tasks) <= 1:
+        run_serial(tasks, on_done, callback)
+    else:
+        run_process_pool(tasks, on_done, w)

@@ -1,0 +1,361 @@
+"""Experiment configuration files (SPEC 8.1, 9, 10): validated TOML.
+
+An experiment is: an environment, the ALTERNATING-MARL settings, the evaluation protocol
+and the sweep grid (the values of ``k`` and the number of independent training runs).
+Every section is a pydantic model with ``extra="forbid"``, so a misspelled key or a
+value of the wrong type raises a :class:`ValueError` naming the key, e.g.
+``config.toml: algorithm.sweps: unknown key``.
+
+Example (``altmarl/configs/warehouse.toml``)::
+
+    name = "warehouse"
+    seed = 0
+
+    [env]
+    name = "warehouse"
+    params = { n = 1000, gamma = 0.95 }
+
+    [algorithm]          # ALTERNATING-MARL (paper Algorithm 14, SPEC 6)
+    sweeps = 10
+    m = 30               # or "exact"
+    local_solver = "induced-vi"
+
+    [evaluation]         # SPEC 3: E seeds x R rollouts x horizon H per trained policy pair
+    seeds = 15
+    rollouts = 50
+    horizon = 100
+
+    [sweep]
+    k = [10]             # or k = { start = 1, stop = 50, step = 1 } (stop inclusive)
+    train_seeds = 1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+#: bump when the meaning of a configuration changes
+CONFIG_VERSION = 1
+
+#: keys of ``alternating_marl`` the ``[algorithm]`` section sets through named fields
+_NAMED_ALGO_KEYS = ("sweeps", "m", "eta", "local_solver", "eval_rollouts", "eval_horizon")
+#: keys of ``alternating_marl`` the runner sets itself (not configurable)
+_RESERVED_ALGO_KEYS = ("game", "k", "seed", "progress", "callback", "workers")
+
+Scalar = int | float | str | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EnvConfig(_Strict):
+    """``[env]``: a registered game (``am.envs.make(name, **params)``)."""
+
+    name: str = "warehouse"
+    params: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class AlgorithmConfig(_Strict):
+    """``[algorithm]``: arguments of ``am.alternating_marl`` (SPEC 6).
+
+    ``None`` (key absent) means "the library default" (e.g. ``local_solver``: the default
+    of ``alternating_marl``; the packaged warehouse configurations choose
+    ``"induced-vi"``, the practice of the paper's experiments). ``m = "exact"`` asks G-LEARN for
+    the exact expectation (small ``k`` only). ``options`` passes further keyword
+    arguments to ``alternating_marl``; they are checked against its signature.
+    """
+
+    sweeps: int = Field(default=10, ge=1)
+    m: int | Literal["exact"] = 30
+    eta: float | None = Field(default=None, ge=0)
+    local_solver: str | None = None
+    eval_rollouts: int | None = Field(default=None, ge=1)
+    eval_horizon: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("m")
+    @classmethod
+    def _m_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("expected an integer >= 1 or \"exact\"")
+        return v
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``alternating_marl`` (library defaults left out)."""
+        out: dict[str, Any] = {"sweeps": self.sweeps, "m": None if self.m == "exact" else self.m}
+        for key in ("local_solver", "eta", "eval_rollouts", "eval_horizon"):
+            val = getattr(self, key)
+            if val is not None:
+                out[key] = val
+        out.update(self.options)
+        return out
+
+
+class EvaluationConfig(_Strict):
+    """``[evaluation]``: each trained policy pair is evaluated with ``seeds`` independent
+    evaluation seeds of ``rollouts`` rollouts of ``horizon`` steps (Table 3: 15 x 50 x 100).
+    """
+
+    seeds: int = Field(default=15, ge=1)
+    rollouts: int = Field(default=50, ge=2)
+    horizon: int = Field(default=100, ge=1)
+
+
+class KRange(_Strict):
+    """``k = { start = 1, stop = 50, step = 1 }``; ``stop`` is inclusive."""
+
+    start: int = Field(ge=1)
+    stop: int = Field(ge=1)
+    step: int = Field(default=1, ge=1)
+
+    def values(self) -> list[int]:
+        if self.stop < self.start:
+            raise ValueError(f"stop = {self.stop} is below start = {self.start}")
+        return list(range(self.start, self.stop + 1, self.step))
+
+
+class SweepConfig(_Strict):
+    """``[sweep]``: the grid of units. One unit = one ``k`` x one training seed."""
+
+    k: list[int] | KRange | int = Field(default_factory=lambda: [10])
+    train_seeds: int = Field(default=1, ge=1)
+
+    @field_validator("k")
+    @classmethod
+    def _k_valid(cls, v: list[int] | KRange | int) -> list[int] | KRange | int:
+        vals = ks_of(v)
+        if not vals:
+            raise ValueError("expected at least one value of k")
+        if min(vals) < 1:
+            raise ValueError(f"expected integers >= 1, got {min(vals)}")
+        return sorted(set(v)) if isinstance(v, list) else v
+
+    def ks(self) -> list[int]:
+        """The sorted, de-duplicated values of ``k``."""
+        return ks_of(self.k)
+
+
+def ks_of(v: list[int] | KRange | int) -> list[int]:
+    if isinstance(v, KRange):
+        return sorted(set(v.values()))
+    if isinstance(v, int):
+        return [v]
+    return sorted(set(v))
+
+
+class PlotConfig(_Strict):
+    """``[plots]``: which ``k`` get an occupancy panel (default: up to 3 spread over the
+    grid)."""
+
+    occupancy_k: list[int] | None = None
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment (one TOML file)."""
+
+    version: int = CONFIG_VERSION
+    name: str = "experiment"
+    seed: int = Field(default=0, ge=0)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    plots: PlotConfig = Field(default_factory=PlotConfig)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != CONFIG_VERSION:
+            raise ValueError(f"configuration version {v} is not supported (expected {CONFIG_VERSION})")
+        return v
+
+    # --- derived ---------------------------------------------------------------
+    def ks(self) -> list[int]:
+        return self.sweep.ks()
+
+    def resolved(self) -> dict[str, Any]:
+        """The configuration with every default filled in (JSON/TOML friendly)."""
+        d = self.model_dump(mode="json", exclude_none=True)
+        d["sweep"]["k"] = self.ks()
+        return d
+
+    def fingerprint(self) -> str:
+        """Hash of the resolved configuration: units of two runs with equal fingerprints
+        are interchangeable (used by ``--resume``)."""
+        blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (re-loadable with :func:`load_config`)."""
+        import tomli_w
+
+        return tomli_w.dumps(self.resolved())
+
+    def with_overrides(self, *, k: list[int] | None = None, seed: int | None = None,
+                       train_seeds: int | None = None, name: str | None = None) -> ExperimentConfig:
+        """A copy with some fields replaced (validated again)."""
+        d = self.resolved()
+        if k is not None:
+            d["sweep"]["k"] = list(k)
+        if seed is not None:
+            d["seed"] = seed
+        if train_seeds is not None:
+            d["sweep"]["train_seeds"] = train_seeds
+        if name is not None:
+            d["name"] = name
+        return parse_config(d, source="overrides")
+
+
+# ---------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    errors = exc.errors()
+    locs = [tuple(str(p) for p in e["loc"] if not _is_union_tag(p)) for e in errors]
+    for err, lt in zip(errors, locs, strict=True):
+        # a union (e.g. sweep.k = list | table | int) reports one error per alternative:
+        # when one alternative got further (a deeper location), drop the shallow ones
+        if err["type"].endswith("_type") and any(o[: len(lt)] == lt and len(o) > len(lt) for o in locs):
+            continue
+        loc = ".".join(lt)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed here; check the spelling)"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] != "missing":
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{source}: {loc or '<root>'}: {msg}")
+    # unions report one error per alternative: keep the list short and unique
+    uniq = list(dict.fromkeys(lines))
+    return "invalid experiment configuration:\n  " + "\n  ".join(uniq[:12])
+
+
+def _is_union_tag(p: Any) -> bool:
+    return isinstance(p, str) and (p in ("int", "float", "str", "bool", "KRange", "list[int]")
+                                   or p.startswith(("literal[", "function-")))
+
+
+def parse_config(data: dict[str, Any], source: str = "config", check_env: bool = True) -> ExperimentConfig:
+    """Validate a configuration mapping.
+
+    With ``check_env`` the environment is built once (``am.envs.make``) so unknown env
+    parameters and ``k > n`` are reported now rather than in a worker; ``algorithm.options``
+    are checked against the signature of ``alternating_marl``.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending key and what was expected.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a table of settings, got {type(data).__name__}")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_format_errors(exc, source)) from None
+    if check_env:
+        check_against_env(cfg, source)
+    _check_options(cfg, source)
+    return cfg
+
+
+def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
+    """Build the environment and check ``k <= n``."""
+    from altmarl import envs
+
+    try:
+        game = envs.make(cfg.env.name, **cfg.env.params)
+    except ValueError as exc:
+        raise ValueError(f"{source}: env: {exc}") from None
+    big = [k for k in cfg.ks() if k > game.n]
+    if big:
+        raise ValueError(f"{source}: sweep.k: values {big} exceed the population n = {game.n} "
+                         "(expected 1 <= k <= n)")
+
+
+def _check_options(cfg: ExperimentConfig, source: str) -> None:
+    opts = cfg.algorithm.options
+    bad = [key for key in opts if key in _NAMED_ALGO_KEYS or key in _RESERVED_ALGO_KEYS]
+    if bad:
+        raise ValueError(f"{source}: algorithm.options: keys {bad} are set elsewhere "
+                         f"(named [algorithm] fields or by the runner)")
+    fn = _alternating_or_none()
+    if fn is None or not opts:
+        return
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [key for key in opts if key not in params]
+    if unknown:
+        allowed = sorted(set(params) - set(_NAMED_ALGO_KEYS) - set(_RESERVED_ALGO_KEYS))
+        raise ValueError(f"{source}: algorithm.options: unknown keys {unknown}; "
+                         f"alternating_marl accepts {allowed}")
+
+
+def _alternating_or_none() -> Any:
+    try:
+        from altmarl.alternating import alternating_marl
+    except ImportError:
+        return None
+    return alternating_marl
+
+
+def load_config(path: str | os.PathLike[str], check_env: bool = True) -> ExperimentConfig:
+    """Read and validate a TOML experiment file (see module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: no such configuration file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{p}: not valid TOML ({exc})") from None
+    return parse_config(data, source=str(p), check_env=check_env)
+
+
+def packaged_configs() -> list[str]:
+    """Names of the example configurations shipped in ``altmarl/configs``."""
+    root = resources.files("altmarl") / "configs"
+    return sorted(f.name[:-5] for f in root.iterdir() if f.name.endswith(".toml"))
+
+
+def packaged_config(name: str) -> ExperimentConfig:
+    """A configuration shipped with the package (e.g. ``"warehouse"``)."""
+    root = resources.files("altmarl") / "configs"
+    f = root / f"{name}.toml"
+    if not f.is_file():
+        raise ValueError(f"config {name!r}: no packaged configuration; expected one of "
+                         f"{packaged_configs()}")
+    data = tomllib.loads(f.read_text(encoding="utf-8"))
+    return parse_config(data, source=f"altmarl/configs/{name}.toml")
+
+
+def resolve_target(target: str) -> ExperimentConfig:
+    """``ENV_OR_CONFIG`` of ``altmarl run``: a TOML path, a packaged configuration name, or
+    a registered environment name (defaults for everything else)."""
+    from altmarl import envs
+
+    p = Path(target)
+    if p.suffix == ".toml" or p.is_file():
+        return load_config(p)
+    if target in packaged_configs():
+        return packaged_config(target)
+    if target in envs.names():
+        n = envs.make(target).n
+        default_k = SweepConfig().ks()[0]
+        return parse_config({"name": target, "env": {"name": target},
+                             "sweep": {"k": [min(default_k, n)]}}, source=target)
+    raise ValueError(f"{target!r}: not a configuration file, packaged configuration "
+                     f"({packaged_configs()}) or environment ({envs.names()})")

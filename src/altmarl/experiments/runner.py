@@ -1,0 +1,473 @@
+"""One unit of an experiment: train one ``k`` with one training seed, then evaluate
+(SPEC 6, 3, 9).
+
+A *unit* is the atom of every run and sweep: ALTERNATING-MARL (``am.alternating_marl``,
+paper Algorithm 14) trains a policy pair for one ``k`` and one training seed; the pair is
+then evaluated (``am.evaluate``, SPEC 3) with ``E`` evaluation seeds. Units are pure
+functions of ``(configuration, k, training index)``: a unit computed in any process,
+on any machine, in any order gives the same numbers.
+
+Seeds (SPEC 9), all derived from the configuration's ``seed``:
+
+* training run ``t = 0`` uses ``seed`` itself (so ``altmarl run ENV --k K --seed S`` trains
+  exactly ``am.alternating_marl(game, K, seed=S, ...)``); training run ``t >= 1`` uses
+  ``derive_seed(seed, TRAIN, t)``. The training seeds do not depend on ``k``: runs at
+  different ``k`` share their random streams as far as their shapes allow;
+* evaluation seed ``e`` is ``derive_seed(seed, EVAL, e)``, the same for every ``k`` and
+  every training run (common random numbers: the ``E`` evaluations of two policy pairs
+  start from the same initial states);
+* the example trajectory kept for the occupancy plot uses ``derive_seed(seed, TRAJ)``.
+
+A worker never writes into the run directory: it returns the unit's files as bytes
+(:class:`UnitOutput`) and the driver writes them atomically (:func:`write_unit`), so
+backends need no shared file system (Ray clusters) and a killed worker leaves nothing
+half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import inspect
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.experiments.config import ExperimentConfig, parse_config
+
+#: seed-derivation domains (SPEC 9)
+TRAIN, EVAL, TRAJ = 0, 1, 2
+
+#: the trainer of the real code path
+DEFAULT_TRAINER = "altmarl.alternating:alternating_marl"
+
+UNIT_FORMAT = "altmarl.unit_result"
+UNIT_VERSION = 1
+
+#: files of a finished unit directory
+UNIT_FILES = ("result.json", "pi_g.npz", "pi_l.npz", "history.csv", "steps.csv",
+              "trajectory.csv")
+
+
+def derive_seed(root: int, *key: int) -> int:
+    """A 64-bit seed from ``SeedSequence(root, spawn_key=key)`` (independent streams for
+    distinct keys)."""
+    st = np.random.SeedSequence(int(root), spawn_key=tuple(int(x) for x in key)).generate_state(
+        2, np.uint32)
+    return (int(st[0]) << 32) | int(st[1])
+
+
+def train_seed(root: int, t: int) -> int:
+    """Seed of training run ``t`` (``t = 0``: the root seed itself)."""
+    return int(root) if t == 0 else derive_seed(root, TRAIN, t)
+
+
+def eval_seeds(root: int, count: int) -> list[int]:
+    """The ``count`` evaluation seeds (shared by every ``k`` and training run)."""
+    return [derive_seed(root, EVAL, e) for e in range(count)]
+
+
+def unit_name(k: int, t: int) -> str:
+    """Directory name of unit ``(k, t)``: ``k0005_t00``."""
+    return f"k{k:04d}_t{t:02d}"
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """Everything a worker needs to compute one unit (small and picklable)."""
+
+    config_json: str
+    k: int
+    train_index: int
+    trainer: str = DEFAULT_TRAINER
+    #: threads for :func:`am.evaluate` (``None``: the CPU count; 1 inside process pools)
+    eval_workers: int | None = 1
+
+    @property
+    def name(self) -> str:
+        return unit_name(self.k, self.train_index)
+
+
+@dataclass
+class UnitOutput:
+    """What a worker sends back: the unit's files and its parsed ``result.json``."""
+
+    name: str
+    files: dict[str, bytes]
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def make_tasks(cfg: ExperimentConfig, trainer: str = DEFAULT_TRAINER,
+               eval_workers: int | None = 1) -> list[UnitTask]:
+    """All units of a configuration, largest ``k`` first (longest jobs first balances a
+    pool better; the order never changes the numbers)."""
+    blob = json.dumps(cfg.resolved(), sort_keys=True)
+    return [UnitTask(blob, k, t, trainer, eval_workers)
+            for k in sorted(cfg.ks(), reverse=True) for t in range(cfg.sweep.train_seeds)]
+
+
+# ---------------------------------------------------------------------------
+# worker side
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _config(blob: str) -> ExperimentConfig:
+    return parse_config(json.loads(blob), source="unit", check_env=False)
+
+
+@lru_cache(maxsize=4)
+def _game(env_blob: str) -> Any:
+    from altmarl import envs
+
+    env = json.loads(env_blob)
+    return envs.make(env["name"], **env.get("params", {}))
+
+
+def resolve_trainer(spec: str) -> Callable[..., Any]:
+    """``"module:function"`` -> the function."""
+    mod, _, attr = spec.partition(":")
+    if not mod or not attr:
+        raise ValueError(f"trainer = {spec!r}: expected 'module:function'")
+    fn = getattr(importlib.import_module(mod), attr)
+    if not callable(fn):
+        raise ValueError(f"trainer = {spec!r}: not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {key: v for key, v in kwargs.items() if key in params}
+
+
+class UnitFailed(RuntimeError):
+    """A unit raised: the message names the unit and the original error."""
+
+
+def execute_unit(task: UnitTask, callback: Callable[..., Any] | None = None) -> UnitOutput:
+    """Train and evaluate one unit; return its files (nothing is written here).
+
+    ``callback`` is handed to the trainer (``alternating_marl(..., callback=...)``) for
+    progress display in single-process runs. An error inside the unit is re-raised as
+    :class:`UnitFailed` naming the unit.
+    """
+    try:
+        return _execute_unit(task, callback)
+    except Exception as exc:
+        raise UnitFailed(f"unit {task.name} (k = {task.k}, training run {task.train_index}) "
+                         f"failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOutput:
+    from altmarl.evaluation import evaluate
+    from altmarl.simulate import rollout_counts
+
+    cfg = _config(task.config_json)
+    game = _game(json.dumps(cfg.env.model_dump(mode="json"), sort_keys=True))
+    k, t = task.k, task.train_index
+    seed_t = train_seed(cfg.seed, t)
+    trainer = resolve_trainer(task.trainer)
+    kwargs = _accepted(trainer, {**cfg.algorithm.kwargs(), "progress": False,
+                                 "callback": callback, "workers": task.eval_workers})
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    res = trainer(game, k, seed=seed_t, **kwargs)
+    train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    pi_g, pi_l = res.pi_g, res.pi_l
+
+    # --- evaluation: E seeds x R rollouts x H steps (SPEC 3) --------------------------
+    ev_cfg = cfg.evaluation
+    seeds = eval_seeds(cfg.seed, ev_cfg.seeds)
+    wall1 = time.perf_counter()
+    evs = [evaluate(game, pi_g, pi_l, rollouts=ev_cfg.rollouts, horizon=ev_cfg.horizon,
+                    seed=s, workers=task.eval_workers) for s in seeds]
+    eval_wall = time.perf_counter() - wall1
+    traj = rollout_counts(game, pi_g, pi_l, ev_cfg.rollouts, ev_cfg.horizon,
+                          np.random.default_rng(derive_seed(cfg.seed, TRAJ)), record_counts=True)
+
+    means = [float(e.mean) for e in evs]
+    mm = [e.mode_match_rate for e in evs]
+    result: dict[str, Any] = {
+        "format": UNIT_FORMAT,
+        "version": UNIT_VERSION,
+        "name": task.name,
+        "k": k,
+        "train_index": t,
+        "train_seed": seed_t,
+        "config_fingerprint": cfg.fingerprint(),
+        "game": {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n},
+        "train": _train_summary(res),
+        "eval": {
+            "seeds": seeds,
+            "rollouts": ev_cfg.rollouts,
+            "horizon": ev_cfg.horizon,
+            "means": means,
+            "stderrs": [float(e.stderr) for e in evs],
+            "mode_match_rates": mm,
+            "mean": float(np.mean(means)),
+            "std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
+            "truncation_bound": float(evs[0].truncation_bound),
+        },
+        "timing": {"train_wall_s": train_wall, "train_cpu_s": train_cpu,
+                   "eval_wall_s": eval_wall},
+    }
+    files = {
+        "result.json": _json_bytes(result),
+        "pi_g.npz": _policy_bytes(pi_g, game),
+        "pi_l.npz": _policy_bytes(pi_l, game),
+        "history.csv": _history_csv(getattr(res, "history", [])),
+        "steps.csv": _steps_csv(evs, game),
+        "trajectory.csv": _trajectory_csv(traj, game),
+    }
+    return UnitOutput(task.name, files, result)
+
+
+def _train_summary(res: Any) -> dict[str, Any]:
+    """Scalars of the training result: ``value`` (its ``.mean`` when it is an estimate),
+    ``value_stderr``, and the small entries of ``res.to_dict()``."""
+    v = getattr(res, "value", None)
+    out: dict[str, Any] = {"value": _scalar(getattr(v, "mean", v)),
+                           "value_stderr": _scalar(getattr(v, "stderr", None))}
+    to_dict = getattr(res, "to_dict", None)
+    if callable(to_dict):
+        for key, val in to_dict().items():
+            if key in ("value", "history"):
+                continue
+            sv = _jsonable_small(val)
+            if sv is not _SKIP:
+                out[key] = sv
+    return out
+
+
+_SKIP = object()
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, Enum):
+        return v.value
+    return v
+
+
+def _jsonable_small(v: Any) -> Any:
+    """Scalars, short lists and small dicts of scalars; ``_SKIP`` for anything else."""
+    v = _scalar(v)
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, list | tuple) and len(v) <= 64:
+        items = [_jsonable_small(x) for x in v]
+        return _SKIP if any(x is _SKIP for x in items) else items
+    if isinstance(v, Mapping) and len(v) <= 64:
+        d = {str(a): _jsonable_small(b) for a, b in v.items()}
+        return _SKIP if any(x is _SKIP for x in d.values()) else d
+    return _SKIP
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _policy_bytes(pol: Any, game: Any) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="altmarl-unit-") as d:
+        path = pol.save(Path(d) / "policy.npz", game)
+        return Path(path).read_bytes()
+
+
+def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([_fmt(x) for x in row])
+    return buf.getvalue().encode()
+
+
+def _fmt(x: Any) -> Any:
+    x = _scalar(x)
+    if isinstance(x, float):
+        return repr(x)
+    return x
+
+
+def _history_rows(history: Any) -> list[dict[str, Any]]:
+    rows = []
+    for i, step in enumerate(history or []):
+        if isinstance(step, Mapping):
+            d = dict(step)
+        elif hasattr(step, "to_dict"):
+            d = step.to_dict()
+        elif hasattr(step, "__dataclass_fields__"):
+            d = {f: getattr(step, f) for f in step.__dataclass_fields__}
+        else:
+            d = {"entry": str(step)}
+        flat = {"step": i}
+        for key, val in d.items():
+            sv = _jsonable_small(val)
+            if sv is _SKIP or isinstance(sv, list | dict):
+                continue
+            flat[str(key)] = sv
+        rows.append(flat)
+    return rows
+
+
+def _history_csv(history: Any) -> bytes:
+    rows = _history_rows(history)
+    header: list[str] = []
+    for r in rows:
+        header += [key for key in r if key not in header]
+    return _csv_bytes(header or ["step"], [[r.get(h, "") for h in header] for r in rows])
+
+
+def _steps_csv(evs: list[Any], game: Any) -> bytes:
+    """Per time step, averaged over evaluation seeds: reward, occupancy per local state,
+    global-state occupancy, mode-match rate."""
+    reward = np.mean([e.reward_per_step for e in evs], axis=0)
+    occ = np.mean([e.occupancy for e in evs], axis=0)
+    gocc = np.mean([e.global_occupancy for e in evs], axis=0)
+    mm = None if evs[0].mode_match is None else np.mean([e.mode_match for e in evs], axis=0)
+    header = (["t", "reward"] + [f"occ_{x}" for x in range(game.n_sl)]
+              + [f"global_occ_{g}" for g in range(game.n_sg)] + ["mode_match"])
+    rows = []
+    for t in range(reward.shape[0]):
+        rows.append([t, float(reward[t]), *map(float, occ[t]), *map(float, gocc[t]),
+                     "" if mm is None else float(mm[t])])
+    return _csv_bytes(header, rows)
+
+
+def _trajectory_csv(traj: Any, game: Any) -> bytes:
+    """Example rollouts (a batch of ``R`` from the trajectory seed).
+
+    Rollout 0: ``s_g``, ``a_g``, reward, fraction of agents per local state (``frac_x``) and
+    in the local state equal to ``s_g`` (``in_sg``; meaningful when local and global
+    states name the same places, as the warehouse's zones). Means over the batch:
+    ``mean_in_sg`` and ``mean_largest`` (fraction of agents in the most populated local
+    state) — unlike the per-state occupancy, these do not average out under symmetry.
+    """
+    frac = traj.counts / game.n  # (R, H, S_l)
+    R, H, _ = frac.shape
+    sg = np.minimum(traj.s_g, game.n_sl - 1)
+    in_sg = np.take_along_axis(frac, sg[..., None], axis=2)[..., 0]  # (R, H)
+    largest = frac.max(axis=2)
+    header = (["t", "s_g", "a_g", "reward"] + [f"frac_{x}" for x in range(game.n_sl)]
+              + ["in_sg", "mean_in_sg", "mean_largest"])
+    rows = [[t, int(traj.s_g[0, t]), int(traj.a_g[0, t]), float(traj.rewards[0, t]),
+             *map(float, frac[0, t]), float(in_sg[0, t]), float(in_sg[:, t].mean()),
+             float(largest[:, t].mean())] for t in range(H)]
+    return _csv_bytes(header, rows)
+
+
+# ---------------------------------------------------------------------------
+# driver side
+# ---------------------------------------------------------------------------
+
+
+def units_dir(run_dir: str | os.PathLike[str]) -> Path:
+    return Path(run_dir) / "units"
+
+
+def is_finished(run_dir: str | os.PathLike[str], name: str) -> bool:
+    """A unit is finished when its directory exists (it appears by one atomic rename)."""
+    return (units_dir(run_dir) / name / "result.json").is_file()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_unit(run_dir: str | os.PathLike[str], out: UnitOutput) -> Path:
+    """Write a unit's files atomically: into a hidden temporary directory, then one
+    ``os.replace`` to ``units/<name>``. A reader (or ``--resume``) sees all files or none."""
+    udir = units_dir(run_dir)
+    udir.mkdir(parents=True, exist_ok=True)
+    final = udir / out.name
+    tmp = udir / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for fname, data in out.files.items():
+            with open(tmp / fname, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # finished meanwhile by another driver: keep the first
+            shutil.rmtree(tmp)
+            return final
+        os.replace(tmp, final)
+        _fsync_dir(udir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def clean_stale(run_dir: str | os.PathLike[str]) -> int:
+    """Remove temporary files left by an interrupted run (unit directories being written,
+    ``atomic_write_bytes`` temporaries of the summary files and plots); returns how many."""
+    rd = Path(run_dir)
+    stale: list[Path] = []
+    udir = units_dir(rd)
+    if udir.is_dir():
+        stale += [p for p in udir.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+    for d in (rd, rd / "plots"):
+        if d.is_dir():
+            stale += [p for p in d.iterdir()
+                      if p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp")]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def read_unit(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a unit's ``result.json`` (checks the format tag)."""
+    p = Path(path) / "result.json"
+    d = json.loads(p.read_text())
+    if d.get("format") != UNIT_FORMAT or d.get("version") != UNIT_VERSION:
+        raise ValueError(f"{p}: not an altmarl unit result (format {d.get('format')!r}, "
+                         f"version {d.get('version')!r})")
+    return d  # type: ignore[no-any-return]
+
+
+def read_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Columns of a CSV written by this module as float arrays (empty cells -> NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return {}
+    header, body = rows[0], rows[1:]
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        vals = []
+        for r in body:
+            try:
+                vals.append(float(r[j]) if r[j] != "" else np.nan)
+            except ValueError:
+                vals.append(np.nan)
+        cols[name] = np.asarray(vals, dtype=np.float64)
+    return cols

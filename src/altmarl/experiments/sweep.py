@@ -1,0 +1,413 @@
+"""Runs and sweeps: run directories, resume, aggregation (SPEC 9, 10).
+
+A run directory (``altmarl run`` / ``sweep`` / ``reproduce``) holds::
+
+    config.toml        resolved configuration (every default filled in; re-loadable)
+    config.json        the same as JSON, with its fingerprint and the kind of run
+    units/k0005_t00/   one finished unit (one k x one training seed), written atomically:
+        result.json    values per evaluation seed, training summary, timing
+        pi_g.npz       learned global policy (GlobalPolicy.save)
+        pi_l.npz       learned local policy (LocalPolicy.save)
+        history.csv    ALTERNATING-MARL history, one row per proposal
+        steps.csv      per time step (mean over evaluation seeds): reward, occupancy,
+                       global-state occupancy, mode-match rate
+        trajectory.csv one example rollout (zone fractions, s_g, a_g)
+    metrics.csv        one row per (k, training run, evaluation seed)
+    per_k.csv          aggregates per k (mean and spread over seeds, runtime, mode mismatch)
+    summary.json       machine-readable summary (per-k aggregates, completeness, timing)
+    plots/*.png        figures (:mod:`altmarl.plots`)
+
+Everything except wall-clock timing (the ``timing`` entries of the JSON files and the
+``*_s`` columns of the CSV files) is a pure function of the configuration: an interrupted
+sweep resumed with ``--resume`` ends with the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.experiments.backends import check_backend, run_tasks
+from altmarl.experiments.config import ExperimentConfig, parse_config
+from altmarl.experiments.runner import (
+    DEFAULT_TRAINER,
+    UnitOutput,
+    _csv_bytes,
+    _json_bytes,
+    clean_stale,
+    is_finished,
+    make_tasks,
+    read_unit,
+    units_dir,
+    write_unit,
+)
+from altmarl.policies import atomic_write_bytes
+
+SUMMARY_FORMAT = "altmarl.run_summary"
+SUMMARY_VERSION = 1
+
+
+@dataclass
+class SweepReport:
+    """What :func:`run_sweep` did: the run directory, its summary, and counts."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    ran: int
+    skipped: int
+    plots: list[Path] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+# ---------------------------------------------------------------------------
+# run directory
+# ---------------------------------------------------------------------------
+
+
+def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The configuration stored in a run directory and the ``config.json`` record."""
+    p = Path(run_dir) / "config.json"
+    if not p.is_file():
+        raise ValueError(f"{run_dir}: not an altmarl run directory (no config.json)")
+    rec = json.loads(p.read_text())
+    cfg = parse_config(rec["config"], source=str(p), check_env=False)
+    return cfg, rec
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def prepare_run_dir(run_dir: str | Path, cfg: ExperimentConfig, resume: bool,
+                    kind: str) -> Path:
+    """Create (or, with ``resume``, re-open) a run directory for ``cfg``.
+
+    Raises ``ValueError`` when the directory already holds a run and ``resume`` is false,
+    or holds a run of a different configuration.
+    """
+    out = Path(run_dir)
+    rec_path = out / "config.json"
+    if rec_path.is_file():
+        if not resume:
+            raise ValueError(f"{out}: already holds a run; pass --resume to continue it or "
+                             "choose another --out")
+        old, _ = read_run_config(out)
+        if old.fingerprint() != cfg.fingerprint():
+            changes = _diff(old.resolved(), cfg.resolved())
+            raise ValueError(f"{out}: holds a run of a different configuration, cannot resume "
+                             f"({'; '.join(changes[:8])})")
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out}: exists and is not an altmarl run directory; choose another "
+                         "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    from altmarl import __version__
+
+    rec = {"format": "altmarl.run_config", "version": 1, "kind": kind,
+           "fingerprint": cfg.fingerprint(), "altmarl_version": __version__,
+           "config": cfg.resolved()}
+    atomic_write_bytes(out / "config.toml", cfg.to_toml().encode())
+    atomic_write_bytes(rec_path, _json_bytes(rec))
+    clean_stale(out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# aggregation
+# ---------------------------------------------------------------------------
+
+
+def _std(x: list[float]) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
+
+def load_units(run_dir: str | Path) -> list[dict[str, Any]]:
+    """``result.json`` of every finished unit, sorted by ``(k, train_index)``."""
+    udir = units_dir(run_dir)
+    if not udir.is_dir():
+        return []
+    res = [read_unit(p) for p in udir.iterdir()
+           if p.is_dir() and not p.name.startswith(".") and (p / "result.json").is_file()]
+    return sorted(res, key=lambda r: (r["k"], r["train_index"]))
+
+
+def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Recompute ``metrics.csv``, ``per_k.csv`` and ``summary.json`` from the finished units.
+
+    Per ``k``, the spread is over all evaluations (training runs x evaluation seeds):
+    ``mean``, ``std`` (sample standard deviation of the per-seed means), ``stderr`` =
+    ``std / sqrt(count)`` and the normal 95% interval of the mean. ``mode_mismatch`` is
+    ``1 - mode_match_rate``: how often ``a_g`` differs from the population mode.
+    """
+    out = Path(run_dir)
+    cfg, rec = read_run_config(out)
+    units = load_units(out)
+    expected = {(k, t) for k in cfg.ks() for t in range(cfg.sweep.train_seeds)}
+    done = {(u["k"], u["train_index"]) for u in units}
+
+    metric_rows: list[list[Any]] = []
+    per_k: list[dict[str, Any]] = []
+    timing_k: list[dict[str, Any]] = []
+    for k in sorted({u["k"] for u in units}):
+        uk = [u for u in units if u["k"] == k]
+        vals: list[float] = []
+        mism: list[float] = []
+        for u in uk:
+            ev = u["eval"]
+            for e, (seed, m, se, mm) in enumerate(zip(ev["seeds"], ev["means"], ev["stderrs"],
+                                                      ev["mode_match_rates"], strict=True)):
+                metric_rows.append([k, u["train_index"], e, seed, m, se,
+                                    "" if mm is None else mm, u["train_seed"],
+                                    u["train"].get("value"), u["timing"]["train_wall_s"],
+                                    u["timing"]["train_cpu_s"]])
+                vals.append(m)
+                if mm is not None:
+                    mism.append(1.0 - mm)
+        mean, std = float(np.mean(vals)), _std(vals)
+        se = std / math.sqrt(len(vals)) if len(vals) > 1 else None
+        walls = [u["timing"]["train_wall_s"] for u in uk]
+        cpus = [u["timing"]["train_cpu_s"] for u in uk]
+        per_k.append({
+            "k": k, "train_runs": len(uk), "evaluations": len(vals), "mean": mean, "std": std,
+            "stderr": se,
+            "ci95": None if se is None else [mean - 1.959963984540054 * se,
+                                             mean + 1.959963984540054 * se],
+            "min": float(np.min(vals)), "max": float(np.max(vals)),
+            "train_value_mean": _mean_or_none([u["train"].get("value") for u in uk]),
+            "mode_mismatch_mean": float(np.mean(mism)) if mism else None,
+            "mode_mismatch_std": _std(mism) if mism else None,
+        })
+        timing_k.append({"k": k, "train_wall_s": float(np.mean(walls)),
+                         "train_wall_s_std": _std(walls), "train_cpu_s": float(np.mean(cpus)),
+                         "train_cpu_s_std": _std(cpus)})
+
+    atomic_write_bytes(out / "metrics.csv", _csv_bytes(
+        ["k", "train_index", "eval_index", "eval_seed", "value", "stderr", "mode_match_rate",
+         "train_seed", "train_value", "train_wall_s", "train_cpu_s"], metric_rows))
+    pk_header = ["k", "train_runs", "evaluations", "mean", "std", "stderr", "ci95_low",
+                 "ci95_high", "min", "max", "mode_mismatch_mean", "mode_mismatch_std",
+                 "train_wall_s", "train_wall_s_std", "train_cpu_s"]
+    pk_rows = [[p["k"], p["train_runs"], p["evaluations"], p["mean"], p["std"], _blank(p["stderr"]),
+                *(p["ci95"] or ["", ""]), p["min"], p["max"],
+                _blank(p["mode_mismatch_mean"]), _blank(p["mode_mismatch_std"]),
+                tk["train_wall_s"], tk["train_wall_s_std"], tk["train_cpu_s"]]
+               for p, tk in zip(per_k, timing_k, strict=True)]
+    atomic_write_bytes(out / "per_k.csv", _csv_bytes(pk_header, pk_rows))
+
+    best = max(per_k, key=lambda p: p["mean"]) if per_k else None
+    summary: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "version": SUMMARY_VERSION,
+        "name": cfg.name,
+        "kind": rec.get("kind", "sweep"),
+        "config_fingerprint": cfg.fingerprint(),
+        "env": cfg.env.model_dump(mode="json"),
+        "ks": cfg.ks(),
+        "train_seeds": cfg.sweep.train_seeds,
+        "evaluation": cfg.evaluation.model_dump(mode="json"),
+        "complete": done >= expected,
+        "units_total": len(expected),
+        "units_done": len(done & expected),
+        "missing": [f"k={k}, t={t}" for k, t in sorted(expected - done)],
+        "per_k": per_k,
+        "best": None if best is None else {"k": best["k"], "mean": best["mean"]},
+        "timing": {"per_k": timing_k,
+                   "total_train_wall_s": float(sum(t["train_wall_s"] * p["train_runs"]
+                                                   for t, p in zip(timing_k, per_k, strict=True)))},
+    }
+    if extra:
+        summary.update(extra)
+    atomic_write_bytes(out / "summary.json", _json_bytes(summary))
+    return summary
+
+
+def _blank(x: Any) -> Any:
+    return "" if x is None else x
+
+
+def _mean_or_none(xs: list[Any]) -> float | None:
+    v = [float(x) for x in xs if isinstance(x, int | float)]
+    return float(np.mean(v)) if v else None
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """``summary.json`` of a run directory."""
+    p = Path(run_dir) / "summary.json"
+    if not p.is_file():
+        raise ValueError(f"{run_dir}: no summary.json (not a run directory, or no unit has "
+                         "finished yet)")
+    d = json.loads(p.read_text())
+    if d.get("format") != SUMMARY_FORMAT:
+        raise ValueError(f"{p}: not an altmarl run summary")
+    return d  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------
+# the sweep
+# ---------------------------------------------------------------------------
+
+
+def run_sweep(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    kind: str = "sweep",
+    plots: bool = True,
+    progress: bool = True,
+    console: Any = None,
+    trainer: str = DEFAULT_TRAINER,
+    on_unit: Callable[[UnitOutput], None] | None = None,
+) -> SweepReport:
+    """Run every unit of ``cfg`` (each ``k`` x each training seed) into ``out``.
+
+    Parameters
+    ----------
+    backend, workers, address
+        Where units run (:mod:`altmarl.experiments.backends`); the numbers do not depend
+        on them.
+    resume
+        Re-open an existing run directory of the same configuration and skip its finished
+        units (and remove temporary files left by an interrupted run).
+    plots
+        Draw the figures of :mod:`altmarl.plots` at the end.
+    trainer
+        ``"module:function"`` with the signature of ``am.alternating_marl``; the default is
+        ALTERNATING-MARL itself (other values are for tests).
+    """
+    t0 = time.perf_counter()
+    check_backend(backend, workers, address)
+    run_dir = prepare_run_dir(out, cfg, resume, kind)
+    serial = backend == "local" and (workers == 1)
+    tasks = make_tasks(cfg, trainer, eval_workers=None if serial else 1)
+    todo = [t for t in tasks if not is_finished(run_dir, t.name)]
+    skipped = len(tasks) - len(todo)
+    ran = 0
+
+    prog = _Progress(progress, console, total=len(tasks), done=skipped,
+                     sweeps=cfg.algorithm.sweeps if (serial or len(todo) == 1) else None)
+
+    def on_done(o: UnitOutput) -> None:
+        nonlocal ran
+        write_unit(run_dir, o)
+        ran += 1
+        aggregate(run_dir)
+        prog.unit_done(o)
+        if on_unit is not None:
+            on_unit(o)
+
+    with prog:
+        try:
+            run_tasks(todo, on_done, backend=backend, workers=workers, address=address,
+                      callback=prog.callback)
+        finally:
+            if ran == 0 and not (run_dir / "summary.json").exists():
+                aggregate(run_dir)
+    summary = aggregate(run_dir)
+    made: list[Path] = []
+    if plots and summary["per_k"]:
+        from altmarl.plots import make_plots
+
+        made = make_plots(run_dir)
+        summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
+                                                      for p in made]})
+    return SweepReport(run_dir, summary, ran, skipped, made, time.perf_counter() - t0)
+
+
+class _Progress:
+    """Rich progress: one bar over units, plus (single-process runs) one over the
+    ALTERNATING-MARL proposals of the current unit."""
+
+    def __init__(self, enabled: bool, console: Any, total: int, done: int,
+                 sweeps: int | None) -> None:
+        self.enabled = enabled
+        self.callback: Callable[..., Any] | None = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(),
+                                 console=console or Console(stderr=True), transient=False)
+        self.units = self.progress.add_task("units", total=total, completed=done)
+        self.remaining = total - done
+        self.inner: Any = None
+        self.proposals = 0
+        if sweeps is not None:
+            # one global and one local proposal per sweep (the run may converge earlier)
+            self.proposals = 2 * sweeps
+            self.inner = self.progress.add_task("  ALTERNATING-MARL proposals",
+                                                total=self.proposals)
+            self.callback = self._step
+
+    def _step(self, *args: Any, **kwargs: Any) -> None:
+        self.progress.advance(self.inner)
+
+    def unit_done(self, o: UnitOutput) -> None:
+        if not self.enabled:
+            return
+        ev = o.result.get("eval", {})
+        self.progress.update(self.units, advance=1,
+                             description=f"units (last: k={o.result.get('k')}, "
+                                         f"V={ev.get('mean', float('nan')):.2f})")
+        self.remaining -= 1
+        if self.inner is not None:
+            if self.remaining > 0:
+                self.progress.reset(self.inner, total=self.proposals)
+            else:
+                self.progress.update(self.inner, completed=self.proposals)
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+
+def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:
+    """A rich table of the per-``k`` results of a summary."""
+    from rich.table import Table
+
+    timing = {t["k"]: t for t in summary.get("timing", {}).get("per_k", [])}
+    tab = Table(title=title or f"{summary['name']}: discounted reward per k "
+                f"({summary['units_done']}/{summary['units_total']} units)",
+                caption="reward: mean over training runs x evaluation seeds; std: over "
+                        "seeds; a_g != mode: steps where the global action differs from "
+                        "the population mode")
+    for col in ("k", "runs x seeds", "reward", "std", "95% CI", "a_g != mode", "train s"):
+        tab.add_column(col, justify="right", no_wrap=True)
+    for p in summary["per_k"]:
+        ci = "-" if p["ci95"] is None else f"[{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]"
+        mm = "-" if p["mode_mismatch_mean"] is None else f"{p['mode_mismatch_mean']:.1%}"
+        tk = timing.get(p["k"], {})
+        tab.add_row(str(p["k"]), f"{p['train_runs']} x {p['evaluations'] // p['train_runs']}",
+                    f"{p['mean']:.2f}", f"{p['std']:.2f}", ci, mm,
+                    f"{tk.get('train_wall_s', float('nan')):.1f}")
+    return tab

@@ -1,0 +1,122 @@
+"""Figures read from run directories (paper Figures 6-7; altmarl.plots)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from altmarl import plots
+from altmarl.experiments import parse_config, run_sweep
+from altmarl.experiments.runner import read_csv
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+BASE: dict[str, Any] = {
+    "name": "tiny-plots",
+    "seed": 2,
+    # |A_g| = |S_l| so that the population mode is defined
+    "env": {"name": "random", "params": {"n_sg": 2, "n_ag": 3, "n_sl": 3, "n_al": 2, "n": 10,
+                                         "seed": 4}},
+    "algorithm": {"sweeps": 2, "m": 4, "local_solver": "induced-vi", "eval_rollouts": 8,
+                  "eval_horizon": 10},
+    "evaluation": {"seeds": 3, "rollouts": 4, "horizon": 12},
+    "sweep": {"k": [1, 2, 3, 4], "train_seeds": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plots") / "sweep"
+    run_sweep(parse_config(BASE), out, workers=1, progress=False, plots=False)
+    return out
+
+
+def test_make_plots_writes_readable_pngs(sweep_dir: Path) -> None:
+    paths = plots.make_plots(sweep_dir)
+    names = sorted(p.name for p in paths)
+    assert names == ["mode_mismatch_vs_k.png", "occupancy.png", "reward_vs_k.png",
+                     "runtime_vs_k.png"]
+    for p in paths:
+        data = p.read_bytes()
+        assert data[:8] == PNG and len(data) > 10_000
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(sweep_dir / "plots" / "reward_vs_k.png")
+    assert img.shape[0] > 300 and img.shape[1] > 500
+
+
+def _line_y(fig: Any, label: str) -> np.ndarray:
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_label() == label:
+                return np.asarray(line.get_ydata(), dtype=float)
+    raise AssertionError(f"no line labelled {label!r}")
+
+
+def test_reward_figure_reads_the_run_directory(sweep_dir: Path) -> None:
+    pk = read_csv(sweep_dir / "per_k.csv")
+    fig = plots.figure_reward_vs_k(sweep_dir)
+    np.testing.assert_array_equal(_line_y(fig, "mean"), pk["mean"])
+    # edit the file: the figure follows (nothing is typed into the plotting code)
+    path = sweep_dir / "per_k.csv"
+    rows = list(csv.reader(path.open()))
+    j = rows[0].index("mean")
+    rows[1][j] = "123.5"
+    backup = path.read_text()
+    try:
+        with path.open("w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+        assert plots.figure_reward_vs_k(sweep_dir) is not None
+        assert _line_y(plots.figure_reward_vs_k(sweep_dir), "mean")[0] == 123.5
+    finally:
+        path.write_text(backup)
+
+
+def test_mismatch_and_runtime_figures_match_metrics(sweep_dir: Path) -> None:
+    mt = read_csv(sweep_dir / "metrics.csv")
+    fig = plots.figure_mode_mismatch_vs_k(sweep_dir)
+    expected = [1 - mt["mode_match_rate"][mt["k"] == k].mean() for k in (1, 2, 3, 4)]
+    np.testing.assert_allclose(_line_y(fig, "mean"), expected, rtol=1e-12)
+    fig = plots.figure_runtime_vs_k(sweep_dir)
+    np.testing.assert_allclose(_line_y(fig, "CPU time"),
+                               read_csv(sweep_dir / "per_k.csv")["train_cpu_s"])
+
+
+def test_occupancy_figure_uses_the_stored_trajectories(sweep_dir: Path) -> None:
+    fig = plots.figure_occupancy(sweep_dir)
+    # default: up to three k spread over the grid
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:1] == ["k = 1: one rollout"] and "k = 4: one rollout" in titles
+    tr = read_csv(sweep_dir / "units" / "k0001_t00" / "trajectory.csv")
+    np.testing.assert_array_equal(fig.axes[0].get_lines()[0].get_ydata(), tr["frac_0"])
+    # fractions of a population sum to one
+    fr = np.stack([tr[f"frac_{x}"] for x in range(3)], axis=1)
+    np.testing.assert_allclose(fr.sum(axis=1), 1.0)
+    assert np.all((tr["in_sg"] >= 0) & (tr["in_sg"] <= tr["mean_largest"] + 1))
+    picked = plots.figure_occupancy(sweep_dir, ks=[2])
+    assert [ax.get_title() for ax in picked.axes][0] == "k = 2: one rollout"
+
+
+def test_single_k_run_gets_occupancy_and_alternation(tmp_path: Path) -> None:
+    cfg = parse_config({**BASE, "sweep": {"k": [2]}})
+    rep = run_sweep(cfg, tmp_path / "one", workers=1, progress=False)
+    assert sorted(p.name for p in rep.plots) == ["alternation.png", "occupancy.png"]
+    assert rep.summary["plots"] == ["plots/occupancy.png", "plots/alternation.png"]
+
+
+def test_no_mode_plot_when_mode_undefined(tmp_path: Path) -> None:
+    env = {"name": "random", "params": {"n_sg": 2, "n_ag": 2, "n_sl": 3, "n_al": 2, "n": 10}}
+    cfg = parse_config({**BASE, "env": env, "sweep": {"k": [1, 2]}})
+    rep = run_sweep(cfg, tmp_path / "nomode", workers=1, progress=False, plots=False)
+    assert all(p["mode_mismatch_mean"] is None for p in rep.summary["per_k"])
+    assert plots.figure_mode_mismatch_vs_k(rep.run_dir) is None
+    assert plots.plot_mode_mismatch_vs_k(rep.run_dir) is None
+
+
+def test_plots_refuse_a_non_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="summary.json"):
+        plots.make_plots(tmp_path)
