@@ -1,0 +1,98 @@
+"""``altmarl federated ...``: federated optimization with partial participation (paper
+Example 2.6, SPEC 8.3; docs/federated.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _parse_ks(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        ks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--ks = {text!r}: expected comma-separated integers, e.g. 1,5,20") \
+            from None
+    if not ks:
+        raise ValueError(f"--ks = {text!r}: expected at least one integer")
+    return ks
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``federated`` command group to the ``altmarl`` app."""
+    fed_app = typer.Typer(help="Federated optimization with partial participation (paper "
+                               "Example 2.6): a real FL simulator, its estimated game, "
+                               "ALTERNATING-MARL and baselines.", no_args_is_help=True)
+    app.add_typer(fed_app, name="federated")
+
+    @fed_app.command("run")
+    def run_cmd(
+        quick: bool = typer.Option(False, "--quick", help="small version (seconds)"),
+        out: Path | None = typer.Option(None, "--out", help="run directory (default "
+                                        "runs/federated or runs/federated-quick)"),
+        seed: int = typer.Option(0, "--seed", help="root seed"),
+        ks: str | None = typer.Option(None, "--ks", help="subsample sizes, e.g. 1,5,20"),
+        clients: int | None = typer.Option(None, "--clients", help="number of clients n"),
+        upload_cost: float | None = typer.Option(None, "--upload-cost",
+                                                 help="cost of one model upload (reward units)"),
+        step_cost: float | None = typer.Option(None, "--step-cost",
+                                               help="cost of one local gradient step"),
+        m: int | None = typer.Option(None, "--m", help="G-LEARN samples per Bellman update "
+                                     "(default 300)"),
+        config: Path | None = typer.Option(None, "--config", help="JSON file with "
+                                           "FederatedExperiment fields (see docs)"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    ) -> None:
+        """Explore, estimate the game, run ALTERNATING-MARL for every k, evaluate the learned
+        policies and the baselines in the real simulator; writes tables and plots."""
+        from rich.console import Console
+
+        from altmarl.federated.experiment import FederatedExperiment, format_table, run_experiment
+
+        err = Console(stderr=True)
+        try:
+            if config is not None:
+                exp = FederatedExperiment.from_json(json.loads(config.read_text()))
+            else:
+                exp = FederatedExperiment.quick(seed) if quick else FederatedExperiment(seed=seed)
+            d = exp.to_json()
+            d["seed"] = seed if config is None else d["seed"]
+            parsed = _parse_ks(ks)
+            if parsed is not None:
+                d["ks"] = list(parsed)
+            if m is not None:
+                d["m"] = m
+            for name, val in (("n_clients", clients), ("upload_cost", upload_cost),
+                              ("step_cost", step_cost)):
+                if val is not None:
+                    d["fed"][name] = val
+            exp = FederatedExperiment.from_json(d)
+        except (ValueError, OSError, json.JSONDecodeError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        run_dir = out or Path("runs") / ("federated-quick" if quick else "federated")
+        summary = run_experiment(run_dir, exp, progress=not no_progress)
+        con = Console()
+        con.print(format_table(summary["methods"]), highlight=False)
+        con.print(f"run directory: [bold]{run_dir}[/] (summary.csv, summary.json, "
+                  "episodes.csv, curves.csv, learning.csv, game.npz, policies/)",
+                  highlight=False)
+        for p in summary["plots"]:
+            con.print(f"plot: [bold]{p}[/]", highlight=False)
+
+    @fed_app.command("plot")
+    def plot_cmd(run_dir: Path = typer.Argument(..., help="a `federated run` directory")) -> None:
+        """Redraw the plots of a run directory and print its table."""
+        from altmarl.federated.experiment import format_table, plot_run, read_summary
+
+        if not (run_dir / "summary.json").exists():
+            typer.echo(f"error: {run_dir}/summary.json not found (not a federated run?)",
+                       err=True)
+            raise typer.Exit(2)
+        typer.echo(format_table(read_summary(run_dir)))
+        for p in plot_run(run_dir):
+            typer.echo(f"plot: {p}")

@@ -1,0 +1,584 @@
+"""The federated-optimization experiment (paper Example 2.6, SPEC 8.3): estimate the game
+from simulated rounds, run ALTERNATING-MARL on it for several ``k``, and evaluate the
+learned policies in the *real* simulator against fixed baselines.
+
+Pipeline of :func:`run_experiment` (one seed drives everything, SPEC 9):
+
+1. **Explore.** ``explore_episodes`` episodes of ``horizon`` rounds under
+   :class:`~altmarl.federated.controllers.ExploreController`, cycling over
+   ``train_federations`` data splits; every global and local transition is counted
+   (``counts.npz``).
+2. **Estimate.** :func:`altmarl.federated.game.estimate_game` (``game.npz``,
+   ``estimation.json``).
+3. **Learn.** For every ``k`` in ``ks``: :func:`altmarl.alternating_marl` on the estimated
+   game (``eval_horizon = horizon``), policies saved under ``policies/``.
+4. **Evaluate in the real simulator** on ``eval_federations`` *held-out* data splits
+   (never used for estimation), ``eval_repeats`` episodes each, with common random
+   numbers (every method sees the same splits and the same episode seeds):
+
+   * ``learned k=K`` — online execution (:class:`PolicyController`);
+   * ``fedavg k=K`` — FedAvg with ``K`` uniformly sampled participants per round,
+     ``local_steps[baseline_action]`` local steps, plain average (server step 1);
+   * ``fixed lr=X steps=S`` — every client trains ``S`` steps each round, server step
+     ``X`` (the constant joint policies of the game; ``lr=1``, ``S=max`` is FedAvg with
+     full participation);
+   * ``explore`` — the exploratory behaviour itself.
+
+   The learned and fixed policies are also evaluated in the estimated game
+   (``model_return``), which measures how faithful the model is.
+5. **Write** ``episodes.csv`` (one row per method and episode), ``summary.csv`` /
+   ``summary.json`` (mean and standard error per method), ``curves.csv`` (mean validation
+   accuracy per round), ``config.json`` and PNG plots (:func:`plot_run`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.evaluation import evaluate
+from altmarl.federated.controllers import (
+    Controller,
+    ExploreController,
+    FedAvgController,
+    FixedController,
+    PolicyController,
+    run_episode,
+)
+from altmarl.federated.game import TransitionCounts, estimate_game
+from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
+from altmarl.game import TabularGame
+from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+
+#: seed-derivation domains (SPEC 9)
+EXPLORE, TRAIN_FED, EVAL_FED, EVAL_RUN, LEARN, MODEL_EVAL = range(6)
+
+
+def derive_seed(root: int, *key: int) -> int:
+    """A 64-bit seed from ``SeedSequence(root, spawn_key=key)`` (independent streams)."""
+    st = np.random.SeedSequence(int(root), spawn_key=tuple(int(x) for x in key)).generate_state(
+        2, np.uint32)
+    return (int(st[0]) << 32) | int(st[1])
+
+
+@dataclass(frozen=True)
+class FederatedExperiment:
+    """Configuration of :func:`run_experiment` (module docstring).
+
+    ``fed`` the federation and its game; ``ks`` subsample sizes; ``seed`` the root seed;
+    ``explore_episodes``, ``train_federations``, ``explore_eps`` the data collection;
+    ``alpha`` the estimator's pseudo-count; ``sweeps``, ``m``, ``local_solver``,
+    ``eval_rollouts`` ALTERNATING-MARL's options; ``eval_federations``, ``eval_repeats``
+    the real-simulator evaluation; ``baseline_action`` the local action of the FedAvg
+    baselines; ``target_acc`` for "rounds to target accuracy".
+    """
+
+    fed: FederatedConfig = field(default_factory=FederatedConfig)
+    ks: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    seed: int = 0
+    explore_episodes: int = 18
+    train_federations: int = 3
+    explore_eps: float = 0.2
+    alpha: float = 1.0
+    sweeps: int = 5
+    m: int = 300
+    local_solver: str = "direct"
+    eval_rollouts: int = 100
+    eval_federations: int = 6
+    eval_repeats: int = 1
+    baseline_action: int = -1
+    target_acc: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fed, FederatedConfig):
+            raise ValueError("fed: expected a FederatedConfig")
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or
+                              not 1 <= k <= self.fed.n_clients for k in self.ks):
+            raise ValueError(f"ks = {self.ks!r}: expected integers in 1..n_clients = "
+                             f"{self.fed.n_clients}")
+        for name in ("explore_episodes", "train_federations", "sweeps", "m", "eval_rollouts",
+                     "eval_federations", "eval_repeats"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} = {v!r}: expected an integer >= 1")
+        if not -self.fed.n_al <= self.baseline_action < self.fed.n_al or \
+                self.fed.local_steps[self.baseline_action] == 0:
+            raise ValueError(f"baseline_action = {self.baseline_action}: expected the index "
+                             f"of a training action in local_steps = {self.fed.local_steps}")
+        if not 0 < self.target_acc <= 1:
+            raise ValueError(f"target_acc = {self.target_acc!r}: expected a number in (0, 1]")
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> FederatedExperiment:
+        """A small version (tens of clients, a few rounds; seconds): for tests and smoke
+        runs, not for conclusions."""
+        fed = FederatedConfig(n_clients=40, samples_per_client=16, horizon=8)
+        return cls(fed=fed, ks=(1, 3), seed=seed, explore_episodes=3, train_federations=1,
+                   sweeps=2, m=5, local_solver="induced-vi", eval_rollouts=20,
+                   eval_federations=1, eval_repeats=1)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fed"] = self.fed.to_json()
+        d["ks"] = list(self.ks)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> FederatedExperiment:
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ValueError(f"experiment config: unknown keys {bad}; expected some of "
+                             f"{sorted(names)}")
+        kw = dict(d)
+        if "fed" in kw:
+            kw["fed"] = FederatedConfig.from_json(kw["fed"])
+        if "ks" in kw:
+            kw["ks"] = tuple(kw["ks"])
+        return cls(**kw)
+
+
+# ---------------------------------------------------------------------------
+# steps of the pipeline
+# ---------------------------------------------------------------------------
+
+
+def collect(exp: FederatedExperiment, tick: Callable[[str], None] | None = None
+            ) -> TransitionCounts:
+    """Step 1: exploratory episodes on the training splits, counted."""
+    cfg = exp.fed
+    counts = TransitionCounts(cfg.n_sg, cfg.n_ag, cfg.n_sl, cfg.n_al)
+    sims = [FederatedSimulator(cfg, make_federation(cfg, derive_seed(exp.seed, TRAIN_FED, j)))
+            for j in range(exp.train_federations)]
+    for e in range(exp.explore_episodes):
+        rng = np.random.default_rng(derive_seed(exp.seed, EXPLORE, e))
+        run_episode(sims[e % len(sims)], ExploreController(exp.explore_eps), cfg.horizon, rng,
+                    counts)
+        if tick:
+            tick(f"explore {e + 1}/{exp.explore_episodes}")
+    return counts
+
+
+def estimate(exp: FederatedExperiment, counts: TransitionCounts) -> TabularGame:
+    """Step 2: the estimated game (``n`` = number of clients)."""
+    game, _ = estimate_game(counts, exp.fed.gamma, exp.fed.n_clients, exp.alpha,
+                            name="federated-digits", meta={"federated": exp.fed.to_json()})
+    return game
+
+
+@dataclass
+class Method:
+    """A controller to evaluate: ``name``, ``family`` (``learned`` / ``fedavg`` / ``fixed``
+    / ``explore``), ``k`` (or ``None``), a factory and, when the method is a joint policy
+    of the game, the policy pair (for the model-predicted return)."""
+
+    name: str
+    family: str
+    k: int | None
+    make: Callable[[], Controller]
+    policies: tuple[GlobalPolicy, LocalPolicy] | None = None
+
+
+def baseline_methods(exp: FederatedExperiment, game: TabularGame) -> list[Method]:
+    """The fixed baselines of step 4."""
+    cfg = exp.fed
+    a_b = exp.baseline_action % cfg.n_al
+    a_1 = cfg.server_lrs.index(1.0) if 1.0 in cfg.server_lrs else int(np.argmin(cfg.server_lrs))
+    out: list[Method] = []
+    for k in exp.ks:
+        out.append(Method(f"fedavg k={k}", "fedavg", k,
+                          partial(FedAvgController, k, a_b, a_1)))
+    for a_g, lr in enumerate(cfg.server_lrs):
+        for a_l, s in enumerate(cfg.local_steps):
+            if s == 0:
+                continue
+            pols = (GlobalPolicy.constant(game, 1, a_g),
+                    LocalPolicy.deterministic(game, np.full((cfg.n_sl, cfg.n_sg), a_l)))
+            out.append(Method(f"fixed lr={lr:g} steps={s}", "fixed", None,
+                              partial(FixedController, a_g, a_l), pols))
+    out.append(Method("explore", "explore", None, partial(ExploreController, exp.explore_eps)))
+    return out
+
+
+def evaluate_methods(exp: FederatedExperiment, methods: Sequence[Method],
+                     tick: Callable[[str], None] | None = None
+                     ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Step 4: every method on the held-out splits (common random numbers). Returns one
+    row of metrics per (method, episode) and per-round means over the episodes: columns
+    ``"<method> acc"`` (validation accuracy, ``H + 1`` rounds) and ``"<method> uploads"``
+    (uploads in the round; the last entry is ``nan``)."""
+    cfg = exp.fed
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, list[np.ndarray]] = {}
+    for f in range(exp.eval_federations):
+        sim = FederatedSimulator(cfg, make_federation(cfg, derive_seed(exp.seed, EVAL_FED, f)))
+        for r in range(exp.eval_repeats):
+            ep_seed = derive_seed(exp.seed, EVAL_RUN, f, r)
+            for m in methods:
+                log = run_episode(sim, m.make(), cfg.horizon, np.random.default_rng(ep_seed))
+                rows.append({"method": m.name, "family": m.family, "k": m.k, "federation": f,
+                             "repeat": r, **log.metrics(cfg.gamma, exp.target_acc)})
+                curves.setdefault(f"{m.name} acc", []).append(log.val_acc)
+                curves.setdefault(f"{m.name} uploads", []).append(
+                    np.append(log.uploads.astype(float), np.nan))
+                if tick:
+                    tick(f"evaluate {m.name} (split {f + 1}/{exp.eval_federations})")
+    return rows, {k: np.mean(v, axis=0) for k, v in curves.items()}
+
+
+
+def summarize(rows: Sequence[dict[str, Any]], methods: Sequence[Method],
+              extra: dict[str, dict[str, Any]] | None = None,
+              reference: str | None = None) -> list[dict[str, Any]]:
+    """Mean and standard error per method of the episode metrics (``rounds_to_target``:
+    mean over the episodes that reached the target, and how many did). With
+    ``reference`` (a method name), also the paired differences ``d_return`` and
+    ``d_final_acc`` to it over the same (split, repeat) episodes, with standard errors."""
+    def key(r: dict[str, Any]) -> tuple[int, int]:
+        return (int(r["federation"]), int(r["repeat"]))
+
+    ref = {key(r): r for r in rows if r["method"] == reference}
+    out = []
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m.name]
+        s: dict[str, Any] = {"method": m.name, "family": m.family, "k": m.k,
+                             "episodes": len(rs)}
+        for name in ("return", "final_acc", "final_loss", "best_acc", "uploads_per_round",
+                     "steps_per_round", "polls_per_round"):
+            s[name], s[name + "_se"] = _mean_se([r[name] for r in rs])
+        rt = np.array([r["rounds_to_target"] for r in rs], dtype=float)
+        ok = np.isfinite(rt)
+        s["rounds_to_target"] = float(rt[ok].mean()) if ok.any() else None
+        s["reached_target"] = int(ok.sum())
+        if ref:
+            pairs = [(r, ref[key(r)]) for r in rs if key(r) in ref]
+            for name in ("return", "final_acc"):
+                s[f"d_{name}"], s[f"d_{name}_se"] = _mean_se([a[name] - b[name]
+                                                              for a, b in pairs])
+        s.update((extra or {}).get(m.name, {}))
+        out.append(s)
+    return out
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+    return float(v.mean()), se
+
+
+def reference_method(cfg: FederatedConfig) -> str:
+    """Name of plain FedAvg with full participation among the fixed baselines: server step
+    1 (or the smallest), the largest number of local steps."""
+    lr = 1.0 if 1.0 in cfg.server_lrs else min(cfg.server_lrs)
+    return f"fixed lr={lr:g} steps={max(cfg.local_steps)}"
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+    if not enabled:
+        yield lambda _msg: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]federated[/]"), BarColumn(), TextColumn("{task.completed}"
+                  "/{task.total}"), TimeElapsedColumn(), TextColumn("{task.description}"),
+                  transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def tick(msg: str) -> None:
+            bar.update(task, advance=1, description=msg)
+
+        yield tick
+
+
+def _csv_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+    return buf.getvalue().encode()
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n").encode()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def save_game(game: TabularGame, path: Path) -> None:
+    """The estimated tables as ``.npz`` (``allow_pickle=False`` readable) + JSON meta."""
+    buf = io.BytesIO()
+    meta = {"format": "altmarl.tabular_game", "version": 1, "name": game.name,
+            "gamma": game.gamma, "n": game.n, "init": game.init.to_json(),
+            "fingerprint": game.fingerprint(), "meta": game.meta}
+    np.savez(buf, meta=np.array(json.dumps(meta, default=_json_default)), P_g=game.P_g,
+             P_l=game.P_l, r_g=game.r_g, r_l=game.r_l)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_game(path: str | Path) -> TabularGame:
+    """Read a game written by :func:`save_game` (validated by the constructor)."""
+    from altmarl.game import init_from_json
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != "altmarl.tabular_game":
+            raise ValueError(f"{path}: not a tabular-game file (format {meta.get('format')!r})")
+        return TabularGame(z["P_g"], z["P_l"], z["r_g"], z["r_l"], meta["gamma"], meta["n"],
+                           init=init_from_json(meta["init"]), name=meta["name"],
+                           meta=meta.get("meta", {}))
+
+
+def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run the whole pipeline (module docstring) and write the run directory ``out``.
+
+    Returns the summary (also written to ``summary.json``).
+    """
+    import altmarl as am
+
+    exp = exp or FederatedExperiment()
+    run = Path(out)
+    (run / "policies").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run / "config.json", _json_bytes(exp.to_json()))
+    cfg = exp.fed
+    n_methods = 2 * len(exp.ks) + cfg.n_ag * sum(s > 0 for s in cfg.local_steps) + 1
+    total = exp.explore_episodes + len(exp.ks) + n_methods * exp.eval_federations * \
+        exp.eval_repeats
+    timings: dict[str, float] = {}
+    with _progress(progress, total) as tick:
+        t0 = time.perf_counter()
+        counts = collect(exp, tick)
+        counts.save(run / "counts.npz")
+        game = estimate(exp, counts)
+        save_game(game, run / "game.npz")
+        atomic_write_bytes(run / "estimation.json", _json_bytes(game.meta["estimation"]))
+        timings["explore_and_estimate"] = time.perf_counter() - t0
+
+        methods: list[Method] = []
+        extra: dict[str, dict[str, Any]] = {}
+        learn_rows: list[dict[str, Any]] = []
+        for k in exp.ks:
+            t1 = time.perf_counter()
+            res = am.alternating_marl(game, k, seed=derive_seed(exp.seed, LEARN, k),
+                                      sweeps=exp.sweeps, m=exp.m, local_solver=exp.local_solver,
+                                      eval_rollouts=exp.eval_rollouts,
+                                      eval_horizon=cfg.horizon, progress=False)
+            wall = time.perf_counter() - t1
+            res.pi_g.save(run / "policies" / f"k{k}_pi_g.npz", game)
+            res.pi_l.save(run / "policies" / f"k{k}_pi_l.npz", game)
+            for rec in res.history:
+                learn_rows.append({"k": k, **{key: v for key, v in rec.to_dict().items()
+                                              if key != "info"}})
+            name = f"learned k={k}"
+            methods.append(Method(name, "learned", k,
+                                  partial(PolicyController, res.pi_g, res.pi_l),
+                                  (res.pi_g, res.pi_l)))
+            extra[name] = {"train_seconds": wall, "converged": res.converged,
+                           "sweeps_run": res.sweeps,
+                           "accepted": sum(r.accepted for r in res.history)}
+            tick(f"ALTERNATING-MARL k={k}")
+        atomic_write_bytes(run / "learning.csv", _csv_bytes(learn_rows))
+        timings["alternating_marl"] = sum(e["train_seconds"] for e in extra.values())
+
+        methods += baseline_methods(exp, game)
+        # the model's prediction for every method that is a joint policy of the game
+        for m in methods:
+            if m.policies is not None:
+                ev = evaluate(game, *m.policies, rollouts=exp.eval_rollouts,
+                              horizon=cfg.horizon, seed=derive_seed(exp.seed, MODEL_EVAL))
+                extra.setdefault(m.name, {}).update(model_return=ev.mean,
+                                                    model_return_se=ev.stderr)
+        t2 = time.perf_counter()
+        rows, curves = evaluate_methods(exp, methods, tick)
+        timings["real_evaluation"] = time.perf_counter() - t2
+
+    summary_rows = summarize(rows, methods, extra, reference_method(cfg))
+    atomic_write_bytes(run / "episodes.csv", _csv_bytes(rows))
+    atomic_write_bytes(run / "summary.csv", _csv_bytes(summary_rows))
+    H = cfg.horizon
+    curve_rows = [{"round": t, **{name: (None if np.isnan(c[t]) else float(c[t]))
+                                  for name, c in curves.items()}} for t in range(H + 1)]
+    atomic_write_bytes(run / "curves.csv", _csv_bytes(curve_rows))
+    summary = {"config": exp.to_json(), "estimation": game.meta["estimation"],
+               "reference": reference_method(cfg), "methods": summary_rows,
+               "timings": timings}
+    atomic_write_bytes(run / "summary.json", _json_bytes(_finite(summary)))
+    summary["plots"] = [str(p) for p in plot_run(run)]
+    return summary
+
+
+# ---------------------------------------------------------------------------
+# reading a run directory: table and plots
+# ---------------------------------------------------------------------------
+
+
+def read_summary(run: str | Path) -> list[dict[str, Any]]:
+    """The per-method rows of ``summary.json``."""
+    data = json.loads((Path(run) / "summary.json").read_text())
+    return list(data["methods"])
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of the per-method summary."""
+    head = ("| method | return (real) | vs FedAvg-full (paired) | return (model) | val. acc. | "
+            "val. loss | uploads / round | local steps / round | polls / round | "
+            "rounds to target |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        mr = r.get("model_return")
+        model = f"{mr:.2f}" if isinstance(mr, float) else "-"
+        rt = r.get("rounds_to_target")
+        rts = "-" if rt is None else f"{rt:.1f} ({r['reached_target']}/{r['episodes']})"
+        dr = r.get("d_return")
+        d = f"{dr:+.2f} ± {r['d_return_se']:.2f}" if isinstance(dr, float) else "-"
+        lines.append(
+            f"| {r['method']} | {r['return']:.2f} ± {r['return_se']:.2f} | {d} | {model} | "
+            f"{r['final_acc']:.3f} ± {r['final_acc_se']:.3f} | {r['final_loss']:.3f} | "
+            f"{r['uploads_per_round']:.1f} | {r['steps_per_round']:.0f} | "
+            f"{r['polls_per_round']:.0f} | {rts} |")
+    return "\n".join(lines)
+
+
+def plot_run(run: str | Path) -> list[Path]:
+    """``accuracy_vs_k.png`` (accuracy and uploads per round vs ``k``), ``pareto.png``
+    (accuracy vs uploads per round, every method) and ``curves.png`` (validation accuracy
+    per round), drawn from ``summary.json`` and ``curves.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    run = Path(run)
+    rows = read_summary(run)
+    paths: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        atomic_write_bytes(run / name, buf.getvalue())
+        paths.append(run / name)
+
+    learned = sorted((r for r in rows if r["family"] == "learned"), key=lambda r: r["k"])
+    fedavg = sorted((r for r in rows if r["family"] == "fedavg"), key=lambda r: r["k"])
+    fixed = [r for r in rows if r["family"] in ("fixed", "explore")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for fam, rs, mk in (("learned (ALTERNATING-MARL)", learned, "o-"),
+                        ("FedAvg, k sampled clients", fedavg, "s--")):
+        if rs:
+            ks = [r["k"] for r in rs]
+            axes[0].errorbar(ks, [r["final_acc"] for r in rs],
+                             yerr=[r["final_acc_se"] for r in rs], fmt=mk, label=fam, capsize=3)
+            axes[1].plot(ks, [r["uploads_per_round"] for r in rs], mk, label=fam)
+    best = max(fixed, key=lambda r: r["final_acc"], default=None)
+    if best is not None:
+        axes[0].axhline(best["final_acc"], color="gray", ls=":",
+                        label=f"best fixed: {best['method']}")
+        axes[1].axhline(best["uploads_per_round"], color="gray", ls=":",
+                        label=f"best fixed: {best['method']}")
+    axes[0].set(xscale="log", xlabel="k (clients polled / sampled per round)",
+                ylabel="final validation accuracy")
+    axes[1].set(xscale="log", yscale="log", xlabel="k", ylabel="model uploads per round")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(fig, "accuracy_vs_k.png")
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colors = {"learned": "C0", "fedavg": "C1", "fixed": "C2", "explore": "C3"}
+    for r in rows:
+        ax.errorbar(r["uploads_per_round"], r["final_acc"], yerr=r["final_acc_se"],
+                    fmt="o", color=colors.get(r["family"], "k"), capsize=2, ms=4)
+        if r["family"] != "learned":
+            label = r["method"].replace("fixed ", "")
+            ax.annotate(label, (r["uploads_per_round"], r["final_acc"]), fontsize=6,
+                        xytext=(4, -2), textcoords="offset points")
+    if learned:
+        ks_txt = ", ".join(str(r["k"]) for r in learned)
+        ax.annotate(f"learned, k = {ks_txt}", (learned[0]["uploads_per_round"],
+                    max(r["final_acc"] for r in learned)), fontsize=7, color="C0",
+                    xytext=(-20, 10), textcoords="offset points", ha="right")
+    for fam, c in colors.items():
+        ax.plot([], [], "o", color=c, label=fam)
+    ax.set(xscale="log", xlabel="model uploads per round (communication)",
+           ylabel="final validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, "pareto.png")
+
+    with open(run / "curves.csv", newline="") as fh:
+        crow = list(csv.DictReader(fh))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    pick = [r["method"] for r in learned[-1:] + fedavg[-1:]]
+    if best is not None:
+        pick.append(best["method"])
+    pick += [r["method"] for r in fixed if r["method"].startswith("fixed lr=1 ")][-1:]
+    rounds = [int(c["round"]) for c in crow]
+    for name in dict.fromkeys(pick):
+        acc = [float(c[f"{name} acc"]) for c in crow]
+        up = [float(c[f"{name} uploads"]) if c[f"{name} uploads"] else np.nan for c in crow]
+        axes[0].plot(rounds, acc, label=name)
+        axes[1].plot(rounds, up, label=name)
+    axes[0].set(xlabel="round", ylabel="validation accuracy (mean over episodes)",
+                ylim=(0.6, 1.0))
+    axes[1].set(xlabel="round", ylabel="model uploads in the round (mean)", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(fig, "curves.png")
+    return paths
+
+
+__all__ = [
+    "FederatedExperiment",
+    "Method",
+    "baseline_methods",
+    "collect",
+    "derive_seed",
+    "estimate",
+    "evaluate_methods",
+    "format_table",
+    "load_game",
+    "plot_run",
+    "read_summary",
+    "reference_method",
+    "run_experiment",
+    "save_game",
+    "summarize",
+]
