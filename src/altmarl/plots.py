@@ -32,7 +32,8 @@ import numpy as np
 from altmarl.experiments.runner import read_csv, unit_name, units_dir
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -41,7 +42,8 @@ def _plt() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
     import io
 
     from altmarl.policies import atomic_write_bytes
@@ -49,7 +51,7 @@ def _save(fig: Any, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -62,7 +64,7 @@ def _title(summary: dict[str, Any]) -> str:
 
 def plot_reward_vs_k(run_dir: str | os.PathLike[str], path: Path | None = None) -> Path:
     """Figure 6 (left): discounted reward vs ``k``, mean and spread over seeds."""
-    return _save(figure_reward_vs_k(run_dir), path or Path(run_dir) / "plots" / "reward_vs_k.png")
+    return save_figure(figure_reward_vs_k(run_dir), path or Path(run_dir) / "plots" / "reward_vs_k.png")
 
 
 def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
@@ -73,7 +75,7 @@ def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     summary = read_summary(rd)
     pk = read_csv(rd / "per_k.csv")
     mt = read_csv(rd / "metrics.csv")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k, mean, std = pk["k"], pk["mean"], pk["std"]
     ax.scatter(mt["k"], mt["value"], s=8, color="tab:blue", alpha=0.25, lw=0,
@@ -91,14 +93,14 @@ def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
 
 def plot_runtime_vs_k(run_dir: str | os.PathLike[str], path: Path | None = None) -> Path:
     """Figure 6 (right): training time of ALTERNATING-MARL vs ``k``."""
-    return _save(figure_runtime_vs_k(run_dir), path or Path(run_dir) / "plots" / "runtime_vs_k.png")
+    return save_figure(figure_runtime_vs_k(run_dir), path or Path(run_dir) / "plots" / "runtime_vs_k.png")
 
 
 def figure_runtime_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     """The figure of :func:`plot_runtime_vs_k` (not saved)."""
     rd = Path(run_dir)
     pk = read_csv(rd / "per_k.csv")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k = pk["k"]
     ax.errorbar(k, pk["train_wall_s"], yerr=pk["train_wall_s_std"], fmt="o-", ms=3.5,
@@ -120,7 +122,7 @@ def plot_mode_mismatch_vs_k(run_dir: str | os.PathLike[str], path: Path | None =
     fig = figure_mode_mismatch_vs_k(run_dir)
     if fig is None:
         return None
-    return _save(fig, path or Path(run_dir) / "plots" / "mode_mismatch_vs_k.png")
+    return save_figure(fig, path or Path(run_dir) / "plots" / "mode_mismatch_vs_k.png")
 
 
 def figure_mode_mismatch_vs_k(run_dir: str | os.PathLike[str]) -> Any:
@@ -129,7 +131,7 @@ def figure_mode_mismatch_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     pk = read_csv(rd / "per_k.csv")
     if np.all(np.isnan(pk["mode_mismatch_mean"])):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k, m, s = pk["k"], pk["mode_mismatch_mean"], pk["mode_mismatch_std"]
     ax.fill_between(k, m - s, m + s, color="tab:purple", alpha=0.2, label="±1 std over seeds")
@@ -166,7 +168,7 @@ def plot_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None,
     fig = figure_occupancy(run_dir, ks)
     if fig is None:
         return None
-    return _save(fig, path or Path(run_dir) / "plots" / "occupancy.png")
+    return save_figure(fig, path or Path(run_dir) / "plots" / "occupancy.png")
 
 
 def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None) -> Any:
@@ -179,7 +181,7 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
     chosen = _pick_ks(have, ks if ks is not None else cfg.plots.occupancy_k)
     if not chosen:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(chosen), figsize=(4.2 * len(chosen) + 0.6, 6.2),
                              sharex=True, sharey=True, squeeze=False)
     colors = plt.get_cmap("tab10")
@@ -218,7 +220,7 @@ def plot_alternation(run_dir: str | os.PathLike[str], path: Path | None = None) 
     fig = figure_alternation(run_dir)
     if fig is None:
         return None
-    return _save(fig, path or Path(run_dir) / "plots" / "alternation.png")
+    return save_figure(fig, path or Path(run_dir) / "plots" / "alternation.png")
 
 
 def figure_alternation(run_dir: str | os.PathLike[str]) -> Any:
@@ -243,7 +245,7 @@ def figure_alternation(run_dir: str | os.PathLike[str]) -> Any:
             series.append((ud.name, rows))
     if not series:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.6, 4.2))
     face = {"accept": "tab:green", "initial": "tab:green", "reject": "tab:red"}
     for i, (name, rows) in enumerate(series):

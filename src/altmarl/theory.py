@@ -451,27 +451,12 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
 # ---------------------------------------------------------------------------
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    _plt().close(fig)
-    return path
-
-
 def plot_theory(run_dir: str | Path) -> list[Path]:
     """Draw ``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files
     and ``summary.json`` of a theory run directory."""
-    plt = _plt()
+    from altmarl.plots import pyplot, save_figure
+
+    plt = pyplot()
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
     paths = []
@@ -516,7 +501,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     for axis in (ax, ax2):
         axis.legend(fontsize=7)
         axis.grid(True, which="both", alpha=0.3)
-    paths.append(_save(fig, run / "gap_vs_k.png"))
+    paths.append(save_figure(fig, run / "gap_vs_k.png"))
 
     # (b) table sizes
     rows = read_csv_rows(run / "table_size.csv")
@@ -532,7 +517,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.set_title("Q-table size: mean-field vs standard parameterization")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    paths.append(_save(fig, run / "table_size.png"))
+    paths.append(save_figure(fig, run / "table_size.png"))
 
     # (c) cost vs n
     rows = read_csv_rows(run / "cost_vs_n.csv")
@@ -553,7 +538,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.set_title("Cost vs n (labels: exact chain states)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    paths.append(_save(fig, run / "cost_vs_n.png"))
+    paths.append(save_figure(fig, run / "cost_vs_n.png"))
     return paths
 
 
