@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from altmarl.evaluation import Evaluation, evaluate
 from altmarl.game import TabularGame
@@ -285,7 +285,7 @@ def alternating_marl(
         raise ValueError(f"pi_l0: expected None or an altmarl.LocalPolicy, got {type(pi_l0).__name__}")
     if pi_g0 is not None and (not isinstance(pi_g0, GlobalPolicy) or pi_g0.k != k):
         raise ValueError(f"pi_g0: expected None or an altmarl.GlobalPolicy with k = {k}")
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = float(ndtri(0.5 + confidence / 2))  # standard normal quantile
     tol_l = 1e-6 * game.r_max / (1 - game.gamma) if learner_tol is None else float(learner_tol)
     if not (tol_l >= 0 and math.isfinite(tol_l)):
         raise ValueError(f"learner_tol = {learner_tol!r}: expected a finite number >= 0")
