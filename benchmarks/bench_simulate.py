@@ -14,8 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import altmarl as am  # noqa: E402
 from _common import machine, print_table, timeit  # noqa: E402
+
+import altmarl as am  # noqa: E402
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ with ``e + 1`` bins summing to ``r``), the hockey-stick identity gives::
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from math import comb
 
 import numpy as np
@@ -59,7 +59,7 @@ def rank(h: ArrayLike, k: int | None = None) -> IntArray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _enumerate(k: int, d: int) -> IntArray:
     # unbounded cache: the recursion visits at most (k + 1) * d distinct (k, d) pairs
     if d == 1:
