@@ -1,0 +1,250 @@
+"""``altmarl continuous ...``: continuous states, neural G-LEARN and TRPO L-LEARN on the
+continuous warehouse (paper Appendix G.2, SPEC 8.2; docs/continuous.md).
+
+    altmarl continuous run    [--k K] [--seed S] [--g-method ce|rollout] [--out DIR] ...
+    altmarl continuous sweep  [--ks 1,5,10,25,50,75] [--seeds 15] [--workers 2] [--out DIR] ...
+    altmarl continuous random [--seeds 15] [--rollouts 50] [--horizon 100]
+    altmarl continuous plot   RUN_DIR
+
+PyTorch is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _fail(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--ks = {text!r}: expected comma-separated integers") from None
+    if not ks:
+        raise ValueError(f"--ks = {text!r}: expected at least one integer")
+    return ks
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(quick: bool, config: Path | None, g_method: str | None,
+                 alternations: int | None, n: int | None, sets: list[str]) -> Any:
+    """Resolve a :class:`ContinuousConfig` from the defaults (or ``--quick``), a JSON file,
+    flags and ``--set key=value`` overrides (``trpo.max_kl=0.02`` for the TRPO block)."""
+    from altmarl.continuous.alternating import ContinuousConfig
+    from altmarl.continuous.sweep import quick_config
+
+    base = quick_config() if quick else ContinuousConfig()
+    d = base.to_json()
+    if config is not None:
+        loaded = json.loads(config.read_text())
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config}: expected a JSON object of ContinuousConfig fields")
+        trpo = loaded.pop("trpo", None)
+        d.update(loaded)
+        if trpo is not None:
+            d["trpo"] = {**d["trpo"], **trpo}
+    if g_method is not None:
+        d["g_method"] = g_method
+    if alternations is not None:
+        d["alternations"] = alternations
+    if n is not None:
+        d["n"] = n
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if key.startswith("trpo."):
+            d["trpo"][key[5:]] = _parse_value(val)
+        else:
+            d[key] = _parse_value(val)
+    return ContinuousConfig.from_json(d)
+
+
+def _format_result(summary: dict[str, Any]) -> str:
+    ev = summary["evaluation"]
+    h50 = ev["short_horizons"].get("50", {}).get("mean", float("nan"))
+    return (f"k = {summary['k']}, seed = {summary['seed']}: V = {ev['mean']:.2f} "
+            f"(stderr {ev['stderr']:.2f}, {ev['rollouts']} rollouts, horizon {ev['horizon']}); "
+            f"horizon-50 return {h50:.2f}; a_g = population mode on "
+            f"{100 * ev['mode_match_rate']:.1f}% of steps; sweeps {summary['sweeps']} "
+            f"(accepted: global {summary['accepted_global']}, local {summary['accepted_local']}); "
+            f"training {summary['train_s']:.1f} s wall / {summary['train_cpu_s']:.1f} s CPU")
+
+
+def _n(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def format_sweep(summary: dict[str, Any]) -> str:
+    """Plain-text table of a sweep summary."""
+    lines = [f"{'k':>4} {'seeds':>5} {'V (H=100)':>18} {'V (H=50)':>18} {'mode %':>7} "
+             f"{'reset acc %':>11} {'train s':>8} {'CPU s':>7}"]
+    for r in summary["per_k"]:
+        lines.append(
+            f"{r['k']:>4} {r['seeds']:>5} {_n(r['value']['mean']):>9.2f} ± "
+            f"{_n(r['value']['std']):<6.2f} {_n(r['value_h50']['mean']):>9.2f} ± "
+            f"{_n(r['value_h50']['std']):<6.2f} {100 * _n(r['mode_match_rate']['mean']):>7.1f} "
+            f"{100 * _n(r['mode_accuracy_reset']['mean']):>11.1f} "
+            f"{_n(r['train_s']['mean']):>8.1f} {_n(r['train_cpu_s']['mean']):>7.1f}")
+    rnd = summary.get("random")
+    if rnd:
+        lines.append(f"random play: H={rnd['horizon']} {_n(rnd['value']['mean']):.2f} (sd over "
+                     f"rollouts {_n(rnd['rollout_std']):.2f}); H={rnd['short_horizon']} "
+                     f"{_n(rnd['value_h50']['mean']):.2f} (sd over rollouts "
+                     f"{_n(rnd['rollout_std_h50']):.2f})")
+    lines.append("± = standard deviation over training seeds of the per-seed evaluation mean")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``continuous`` command group to the ``altmarl`` app."""
+    c_app = typer.Typer(help="Continuous states (paper Appendix G.2): neural G-LEARN and TRPO "
+                             "L-LEARN on the continuous warehouse.", no_args_is_help=True)
+    app.add_typer(c_app, name="continuous")
+
+    quick_opt = typer.Option(False, "--quick", help="small smoke configuration (seconds)")
+    config_opt = typer.Option(None, "--config", help="JSON file of ContinuousConfig fields")
+    gm_opt = typer.Option(None, "--g-method", help="G-LEARN: 'ce' (paper, mode labels) or "
+                          "'rollout' (label-free rollout policy iteration)")
+    alt_opt = typer.Option(None, "--alternations", help="maximum number of sweeps")
+    n_opt = typer.Option(None, "--n", help="number of robots (default 500)")
+    set_opt = typer.Option([], "--set", help="override a config field, e.g. --set "
+                           "update_rollouts=32 or --set trpo.max_kl=0.02 (repeatable)")
+
+    @c_app.command("run")
+    def run_cmd(
+        k: int = typer.Option(5, "--k", help="subsample size"),
+        seed: int = typer.Option(0, "--seed", help="seed"),
+        out: Path = typer.Option(Path("runs/continuous-run"), "--out", help="run directory"),
+        quick: bool = quick_opt,
+        config: Path | None = config_opt,
+        g_method: str | None = gm_opt,
+        alternations: int | None = alt_opt,
+        n: int | None = n_opt,
+        sets: list[str] = set_opt,
+        resume: bool = typer.Option(True, "--resume/--no-resume",
+                                    help="continue from OUT/checkpoint if present"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    ) -> None:
+        """One ALTERNATING-MARL run (writes OUT/result.json and OUT/policies.pt)."""
+        import shutil
+
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from altmarl.continuous.alternating import run_continuous
+
+        try:
+            cfg = build_config(quick, config, g_method, alternations, n, sets)
+        except (ValueError, OSError, TypeError) as exc:
+            _fail(str(exc))
+        ckpt = out / "checkpoint"
+        if not resume:
+            shutil.rmtree(ckpt, ignore_errors=True)
+        cols = (TextColumn("[bold]alternating"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.description}"))
+        with Progress(*cols, disable=no_progress) as bar:
+            task = bar.add_task("", total=cfg.alternations)
+
+            def on_sweep(t: int, e: dict[str, Any]) -> None:
+                bar.update(task, completed=t + 1,
+                           description=f"V={e['v_end']:.1f} G:{e['global']['decision']} "
+                                       f"L:{e['local']['decision']}")
+
+            try:
+                res = run_continuous(k, seed, cfg, checkpoint_dir=ckpt, resume=True,
+                                     on_sweep=on_sweep)
+            except ValueError as exc:
+                _fail(str(exc))
+            bar.update(task, completed=cfg.alternations)
+        res.save(out)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        typer.echo(_format_result(res.summary()))
+        typer.echo(f"run directory: {out} (result.json, policies.pt)")
+
+    @c_app.command("sweep")
+    def sweep_cmd(
+        ks: str = typer.Option("1,5,10,25,50,75", "--ks", help="subsample sizes"),
+        seeds: int = typer.Option(15, "--seeds", help="training seeds per k (0..seeds-1)"),
+        workers: int = typer.Option(2, "--workers", help="worker processes"),
+        out: Path = typer.Option(Path("runs/continuous-sweep"), "--out", help="run directory"),
+        quick: bool = quick_opt,
+        config: Path | None = config_opt,
+        g_method: str | None = gm_opt,
+        alternations: int | None = alt_opt,
+        n: int | None = n_opt,
+        sets: list[str] = set_opt,
+        resume: bool = typer.Option(True, "--resume/--no-resume",
+                                    help="reuse finished runs in OUT"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    ) -> None:
+        """The k-sweep: reward / runtime / mode accuracy vs k, zone heat map, CSV + JSON."""
+        from altmarl.continuous.sweep import run_sweep
+
+        try:
+            cfg = build_config(quick, config, g_method, alternations, n, sets)
+            summary = run_sweep(out, _parse_ks(ks), seeds, cfg, workers=workers, resume=resume,
+                                progress=not no_progress)
+        except (ValueError, OSError, TypeError) as exc:
+            _fail(str(exc))
+        typer.echo(format_sweep(summary))
+        typer.echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, "
+                   "runs/)")
+        for p in summary.get("plots", []):
+            typer.echo(f"plot: {p}")
+
+    @c_app.command("random")
+    def random_cmd(
+        seeds: int = typer.Option(15, "--seeds", help="evaluation seeds"),
+        rollouts: int = typer.Option(50, "--rollouts", help="rollouts per seed"),
+        horizon: int = typer.Option(100, "--horizon", help="horizon"),
+        n: int = typer.Option(500, "--n", help="number of robots"),
+    ) -> None:
+        """Random-play baseline (both players uniform), same protocol as the sweep."""
+        from altmarl.continuous.env import ContinuousWarehouse
+        from altmarl.continuous.sweep import random_baseline
+
+        try:
+            env = ContinuousWarehouse(n=n)
+            rb = random_baseline(env, list(range(seeds)), rollouts, horizon)
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"random play, {seeds} seed(s) x {rollouts} rollouts, n = {n}: "
+                   f"H={horizon}: {_n(rb['value']['mean']):.2f} (sd over rollouts "
+                   f"{_n(rb['rollout_std']):.2f}, sd over seeds {_n(rb['value']['std']):.2f}); "
+                   f"H={rb['short_horizon']}: {_n(rb['value_h50']['mean']):.2f} (sd over "
+                   f"rollouts {_n(rb['rollout_std_h50']):.2f})")
+
+    @c_app.command("plot")
+    def plot_cmd(run_dir: Path = typer.Argument(..., help="a `continuous sweep` directory")) -> None:
+        """Re-aggregate a sweep directory and redraw its plots."""
+        from altmarl.continuous.sweep import aggregate, plot_sweep
+
+        if not (run_dir / "config.json").exists():
+            _fail(f"{run_dir}/config.json not found (not a continuous sweep directory?)")
+        summary = aggregate(run_dir)
+        typer.echo(format_sweep(summary))
+        for p in plot_sweep(run_dir):
+            typer.echo(f"plot: {p}")

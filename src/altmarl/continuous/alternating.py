@@ -1,0 +1,452 @@
+"""ALTERNATING-MARL on the continuous warehouse (paper Algorithm 14 + Appendix G.2; SPEC 6,
+8.2).
+
+Start from freshly initialised networks and alternate, for at most ``alternations``
+sweeps:
+
+1. evaluate the current pair ``(pi_g, pi_l)`` on ``update_rollouts`` rollouts with the
+   sweep's common random numbers (CRN);
+2. G-LEARN proposes ``pi_g'`` (``g_method = "ce"``: the paper's cross-entropy on the
+   population mode; ``"rollout"``: label-free rollout policy iteration), evaluated with
+   the same CRN; :func:`altmarl.update.update_decision` accepts, rejects or reports no
+   improvement;
+3. L-LEARN proposes ``pi_l'`` by TRPO against the (possibly new) ``pi_g``; same test.
+
+The UPDATE tolerance ``eta`` is either fixed or, by default, ``eta = eta_z * se / 2`` with
+``se`` the standard error of the paired CRN differences ``V_new - V_old``: a proposal is
+accepted when it is ahead by more than ``eta_z`` standard errors and rejected when it is
+behind by as much.
+
+Both learners are *anytime* learners: each keeps a candidate that continues training
+from sweep to sweep; the candidate becomes the played policy when UPDATE accepts it and
+otherwise keeps training while the played policy stays (with ``reset_on_reject`` a
+rejected candidate restarts from the played policy). TRPO improves the *stochastic*
+policy a little at each step, whereas the value compared is that of its greedy version;
+letting the candidate run on until its greedy version is significantly better is what
+makes the two fit together. ``accept_all=True`` plays every proposal (the UPDATE decision is
+still computed and recorded): the loop of the authors' code, for comparison. The loop stops after ``patience``
+consecutive sweeps without an accepted proposal (SPEC 6 with ``patience = 1``) or after
+``alternations`` sweeps (the default ``patience = alternations = 30`` runs the paper's
+fixed 30 alternations: a TRPO candidate often needs several sweeps before its greedy
+version is significantly better than the played policy, so SPEC's stopping rule would end
+most runs before the local player has learned anything).
+
+Value used everywhere (UPDATE and final evaluation): the discounted return over
+``horizon`` steps with greedy actions of both networks (``local_eval = "greedy"``, the
+authors' protocol; ``"sample"`` plays the stochastic local policy instead).
+
+Reproducible and resumable: every random draw comes from ``SeedSequence([seed, k])``
+children keyed by (sweep, purpose); after each sweep the networks are checkpointed with
+``torch.save`` of state dicts (loaded with ``weights_only=True``) next to a JSON file with
+the configuration and the history, so an interrupted run continues to the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from altmarl.continuous.env import ContinuousWarehouse, derive, simulate
+from altmarl.continuous.evaluation import ContinuousEvaluation, json_clean, summarize
+from altmarl.continuous.global_agent import (
+    G_METHODS,
+    GlobalAgent,
+    g_learn_ce,
+    g_learn_rollout,
+    harvest_states,
+    mode_accuracy_at_reset,
+)
+from altmarl.continuous.nets import load_state, save_state, set_threads, torch_seed
+from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
+from altmarl.policies import atomic_write_bytes
+from altmarl.update import Decision, update_decision
+
+CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
+RESULT_FORMAT = "altmarl-continuous-result/1"
+#: spawn-key tag of the final evaluation seed (independent of k: CRN across k)
+EVAL_TAG = 2**31 - 1
+
+def _int(name: str, v: Any, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+        raise ValueError(f"config.{name} = {v!r}: expected an integer >= {lo}")
+
+
+@dataclass(frozen=True)
+class ContinuousConfig:
+    """Configuration of one ALTERNATING-MARL run on the continuous warehouse.
+
+    Defaults follow SPEC 8.2 / paper Table 4 where they give a value (n = 500, 30
+    alternations, 3000 cross-entropy samples, Adam 3e-3, clip 1, TRPO radius 0.01 with
+    10 CG iterations and damping 0.1, evaluation on 50 rollouts of horizon 100) and are
+    otherwise chosen for the 15-minute sweep budget (docs/continuous.md).
+    """
+
+    n: int = 500
+    alternations: int = 30
+    patience: int = 30
+    g_method: str = "ce"
+    use_s_g: bool = True
+    hidden: int = 64
+    lr: float = 3e-3
+    grad_clip: float = 1.0
+    ce_samples: int = 3000
+    ce_epochs: int = 10
+    rollout_states: int = 64
+    rollout_len: int = 10
+    rollout_hists: int = 4
+    rollout_epochs: int = 50
+    trpo_iters: int = 1
+    trpo_rollouts: int = 8
+    trpo_horizon: int = 50
+    trpo_tracked: int = 16
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    update_rollouts: int = 16
+    update_horizon: int = 100
+    eta: float | None = None
+    eta_z: float = 2.0
+    reset_on_reject: bool = False
+    accept_all: bool = False
+    eval_rollouts: int = 50
+    eval_horizon: int = 100
+    local_eval: str = "greedy"
+    subsample: str = "agents"
+    table_grid: int = 201
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for nm, lo in (("n", 2), ("alternations", 1), ("patience", 1), ("hidden", 1),
+                       ("ce_samples", 1), ("ce_epochs", 0), ("rollout_states", 1),
+                       ("rollout_len", 1), ("rollout_hists", 1), ("rollout_epochs", 0),
+                       ("trpo_iters", 1), ("trpo_rollouts", 1), ("trpo_horizon", 1),
+                       ("trpo_tracked", 1), ("update_rollouts", 2), ("update_horizon", 1),
+                       ("eval_rollouts", 2), ("eval_horizon", 1), ("table_grid", 2),
+                       ("torch_threads", 1)):
+            _int(nm, getattr(self, nm), lo)
+        if self.g_method not in G_METHODS:
+            raise ValueError(f"config.g_method = {self.g_method!r}: expected one of {G_METHODS}")
+        if self.local_eval not in ("greedy", "sample"):
+            raise ValueError(f"config.local_eval = {self.local_eval!r}: expected 'greedy' or 'sample'")
+        if self.subsample not in ("agents", "counts"):
+            raise ValueError(f"config.subsample = {self.subsample!r}: expected 'agents' or 'counts'")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"config.lr = {self.lr!r}: expected a number > 0")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"config.grad_clip = {self.grad_clip!r}: expected a number >= 0")
+        if self.eta is not None and not self.eta >= 0:
+            raise ValueError(f"config.eta = {self.eta!r}: expected None (automatic) or a number >= 0")
+        if not self.eta_z >= 0:
+            raise ValueError(f"config.eta_z = {self.eta_z!r}: expected a number >= 0")
+        if not isinstance(self.trpo, TRPOConfig):
+            raise ValueError(f"config.trpo: expected a TRPOConfig, got {type(self.trpo).__name__}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-friendly dict (nested ``trpo``)."""
+        d = asdict(self)
+        d["trpo"] = self.trpo.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ContinuousConfig:
+        """Inverse of :meth:`to_json`; unknown keys are rejected."""
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"config: unknown fields {bad}; expected a subset of {sorted(known)}")
+        dd = dict(d)
+        if "trpo" in dd and isinstance(dd["trpo"], dict):
+            tk = {f.name for f in fields(TRPOConfig)}
+            tbad = sorted(set(dd["trpo"]) - tk)
+            if tbad:
+                raise ValueError(f"config.trpo: unknown fields {tbad}; expected a subset of {sorted(tk)}")
+            dd["trpo"] = TRPOConfig(**dd["trpo"])
+        return cls(**dd)
+
+    def replace(self, **changes: Any) -> ContinuousConfig:
+        """Copy with some fields changed (validated)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(changes)
+        return ContinuousConfig(**d)
+
+
+@dataclass
+class ContinuousResult:
+    """Outcome of :func:`run_continuous`: the played networks, the UPDATE history (one
+    entry per sweep), the final evaluation of the networks (``evaluation``) and diagnostics
+    (``summary()`` for JSON)."""
+
+    k: int
+    seed: int
+    config: ContinuousConfig
+    env: ContinuousWarehouse
+    global_agent: GlobalAgent
+    local_agent: LocalAgent
+    history: list[dict[str, Any]]
+    evaluation: ContinuousEvaluation
+    extra: dict[str, Any]
+
+    @property
+    def value(self) -> float:
+        """Final estimate of ``V(pi_g, pi_l)`` (discounted return, ``eval_horizon``)."""
+        return self.evaluation.mean
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly record (format ``altmarl-continuous-result/1``)."""
+        return {"format": RESULT_FORMAT, "k": self.k, "seed": self.seed,
+                "config": self.config.to_json(), "env": self.env.to_json(),
+                "value": self.value, "evaluation": self.evaluation.summary(),
+                "history": self.history, **self.extra}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``result.json`` and ``policies.pt`` (state dicts) into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_state(d / "policies.pt", {"global": self.global_agent.state_dict(),
+                                       **{f"local_{k}": v for k, v in
+                                          self.local_agent.state_dict().items()}})
+        atomic_write_bytes(d / "result.json", json.dumps(json_clean(self.summary()), indent=1,
+                                                         allow_nan=False).encode())
+        return d
+
+
+def load_policies(path: str | Path, env: ContinuousWarehouse, k: int, config: ContinuousConfig
+                  ) -> tuple[GlobalAgent, LocalAgent]:
+    """Rebuild the networks saved by :meth:`ContinuousResult.save` (``weights_only``)."""
+    sd = load_state(path)
+    for key in ("global", "local_policy", "local_critic"):
+        if key not in sd:
+            raise ValueError(f"{path}: missing {key!r}; expected a file written by ContinuousResult.save")
+    ga = GlobalAgent(env, k, hidden=config.hidden, use_s_g=config.use_s_g)
+    la = LocalAgent(env, hidden=config.hidden, table_grid=config.table_grid)
+    try:
+        ga.load_state_dict(sd["global"])
+        la.load_state_dict({"policy": sd["local_policy"], "critic": sd["local_critic"]})
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: networks do not match the configuration ({exc})") from None
+    return ga, la
+
+
+def _decide(new: np.ndarray, old: np.ndarray, cfg: ContinuousConfig) -> tuple[Decision, dict[str, float]]:
+    diff = new - old
+    se = float(diff.std(ddof=1) / math.sqrt(diff.size))
+    eta = float(cfg.eta) if cfg.eta is not None else cfg.eta_z * se / 2.0
+    dec = update_decision(float(new.mean()), float(old.mean()), eta)
+    return dec, {"v_new": float(new.mean()), "v_old": float(old.mean()), "diff": float(diff.mean()),
+                 "se_diff": se, "eta": eta}
+
+
+class _Checkpoint:
+    """``state.pt`` (state dicts, ``weights_only``) + ``state.json`` in one directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    def save(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tensors = dict(tensors, step=torch.tensor(int(meta["next_alternation"])))
+        save_state(self.dir / "state.pt", tensors)
+        atomic_write_bytes(self.dir / "state.json",
+                           json.dumps(json_clean(meta), indent=1, allow_nan=False).encode())
+
+    def load(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        pj, pt = self.dir / "state.json", self.dir / "state.pt"
+        if not (pj.exists() and pt.exists()):
+            return None
+        meta = json.loads(pj.read_text())
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{pj}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        tensors = load_state(pt)
+        if int(tensors.get("step", torch.tensor(-1))) != int(meta["next_alternation"]):
+            raise ValueError(f"{self.dir}: state.pt and state.json are from different sweeps")
+        return meta, tensors
+
+
+def run_continuous(
+    k: int,
+    seed: int = 0,
+    config: ContinuousConfig | None = None,
+    env: ContinuousWarehouse | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    on_sweep: Callable[[int, dict[str, Any]], None] | None = None,
+) -> ContinuousResult:
+    """One ALTERNATING-MARL run on the continuous warehouse (see the module docstring).
+
+    Parameters
+    ----------
+    k
+        Dispatcher's subsample size, ``1 <= k <= n``.
+    seed
+        Drives everything (with ``k``): ``SeedSequence([seed, k])``.
+    config
+        :class:`ContinuousConfig` (defaults: SPEC 8.2 where given).
+    env
+        The game (default ``ContinuousWarehouse(n=config.n)``).
+    checkpoint_dir
+        If given, the state is saved there after every sweep; with ``resume`` an existing
+        checkpoint of the same run (same config, game, ``k``, ``seed``) is continued.
+    on_sweep
+        Called after every sweep with ``(sweep_index, history_entry)`` (progress bars).
+    """
+    cfg = config or ContinuousConfig()
+    env = env or ContinuousWarehouse(n=cfg.n)
+    if env.n != cfg.n:
+        raise ValueError(f"env.n = {env.n} but config.n = {cfg.n}: expected equal")
+    k = env.check_k(k)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed = {seed!r}: expected an integer >= 0")
+    seed = int(seed)
+    set_threads(cfg.torch_threads)
+    root = np.random.SeedSequence([seed, k])
+
+    def child(*key: int) -> np.random.SeedSequence:
+        return derive(root, *key)
+
+    greedy_l = cfg.local_eval == "greedy"
+    ga = GlobalAgent(env, k, hidden=cfg.hidden, use_s_g=cfg.use_s_g,
+                     init_seed=torch_seed(child(0, 0)))
+    la = LocalAgent(env, hidden=cfg.hidden, init_seed=torch_seed(child(0, 1)),
+                    table_grid=cfg.table_grid)
+    cand_g, cand_l = ga.clone(), la.clone()
+    history: list[dict[str, Any]] = []
+    start, stale, elapsed_before = 0, 0, 0.0
+    ident = {"format": CHECKPOINT_FORMAT, "config": cfg.to_json(), "env": env.to_json(),
+             "k": k, "seed": seed}
+    ckpt = _Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None and resume:
+        loaded = ckpt.load()
+        if loaded is not None:
+            meta, tensors = loaded
+            for key in ("config", "env", "k", "seed"):
+                if meta.get(key) != ident[key]:
+                    raise ValueError(f"{ckpt.dir}: checkpoint {key} differs from this run; "
+                                     "use another directory or resume=False")
+            ga.load_state_dict(tensors["global"])
+            cand_g.load_state_dict(tensors["global_cand"])
+            la.load_state_dict(tensors["local"])
+            cand_l.load_state_dict(tensors["local_cand"])
+            history = list(meta["history"])
+            start, stale = int(meta["next_alternation"]), int(meta["stale"])
+            elapsed_before = float(meta["elapsed_s"])
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    cpu_before = float(history[-1].get("cpu_s_total", 0.0)) if history else 0.0
+    samples = {"g_agent_steps": 0, "l_agent_steps": 0, "update_agent_steps": 0}
+    for h in history:
+        for key in samples:
+            samples[key] += int(h.get(key, 0))
+    stopped = bool(history) and stale >= cfg.patience
+    t = start
+    while t < cfg.alternations and not stopped:
+        ts = time.perf_counter()
+        ss_eval = child(t + 1, 0)
+        upd_steps = cfg.update_rollouts * cfg.update_horizon * env.n
+
+        def value(g: GlobalAgent, loc: LocalAgent, record: bool = False,
+                  ss: np.random.SeedSequence = ss_eval) -> Any:
+            return simulate(env, g.actor(), loc.actor(greedy_l), k, cfg.update_rollouts,
+                            cfg.update_horizon, ss, subsample=cfg.subsample,
+                            record_positions=record)
+
+        tr_cur = value(ga, la, record=cfg.g_method == "rollout")
+        ret_cur = tr_cur.discounted_returns(env.gamma)
+        entry: dict[str, Any] = {"sweep": t, "v_start": float(ret_cur.mean())}
+        # --- G-LEARN proposal ------------------------------------------------------
+        tg = time.perf_counter()
+        if cfg.g_method == "ce":
+            info_g = g_learn_ce(cand_g, np.random.default_rng(child(t + 1, 1)),
+                                samples=cfg.ce_samples, epochs=cfg.ce_epochs, lr=cfg.lr,
+                                grad_clip=cfg.grad_clip)
+            g_steps = 0
+        else:
+            assert tr_cur.positions is not None
+            sg, sl = harvest_states(tr_cur.positions, tr_cur.s_g, cfg.rollout_states, env.gamma,
+                                    np.random.default_rng(child(t + 1, 1)))
+            info_g = g_learn_rollout(cand_g, la.actor(greedy_l), sg, sl, child(t + 1, 2),
+                                     rollout_len=cfg.rollout_len, hist_draws=cfg.rollout_hists,
+                                     epochs=cfg.rollout_epochs, lr=cfg.lr,
+                                     grad_clip=cfg.grad_clip, continuation=ga)
+            g_steps = int(info_g["agent_steps"])
+        info_g["wall_s"] = time.perf_counter() - tg
+        ret_g = value(cand_g, la).discounted_returns(env.gamma)
+        dec_g, num_g = _decide(ret_g, ret_cur, cfg)
+        if dec_g is Decision.ACCEPT or cfg.accept_all:
+            ga = cand_g.clone()
+            ret_cur = ret_g
+        elif dec_g is Decision.REJECT and cfg.reset_on_reject:
+            cand_g = ga.clone()
+        # --- L-LEARN proposal ------------------------------------------------------
+        tl = time.perf_counter()
+        info_l = l_learn_trpo(cand_l, ga.actor(), k, child(t + 1, 3), iterations=cfg.trpo_iters,
+                              rollouts=cfg.trpo_rollouts, horizon=cfg.trpo_horizon,
+                              tracked=cfg.trpo_tracked, cfg=cfg.trpo)
+        info_l["wall_s"] = time.perf_counter() - tl
+        ret_l = value(ga, cand_l).discounted_returns(env.gamma)
+        dec_l, num_l = _decide(ret_l, ret_cur, cfg)
+        if dec_l is Decision.ACCEPT or cfg.accept_all:
+            la = cand_l.clone()
+            ret_cur = ret_l
+        elif dec_l is Decision.REJECT and cfg.reset_on_reject:
+            cand_l = la.clone()
+        accepted = Decision.ACCEPT in (dec_g, dec_l)
+        stale = 0 if accepted else stale + 1
+        entry.update({
+            "global": {"decision": dec_g.value, **num_g, "learner": info_g},
+            "local": {"decision": dec_l.value, **num_l, "learner": _compact_trpo(info_l)},
+            "v_end": float(ret_cur.mean()), "wall_s": time.perf_counter() - ts,
+            "g_agent_steps": g_steps, "l_agent_steps": int(info_l["agent_steps"]),
+            "update_agent_steps": 3 * upd_steps,
+            "cpu_s_total": cpu_before + time.process_time() - c0,
+        })
+        for key in samples:
+            samples[key] += int(entry[key])
+        history.append(entry)
+        t += 1
+        stopped = stale >= cfg.patience
+        if ckpt is not None:
+            meta = dict(ident, next_alternation=t, stale=stale, history=history,
+                        elapsed_s=elapsed_before + time.perf_counter() - t0)
+            ckpt.save(meta, {"global": ga.state_dict(), "global_cand": cand_g.state_dict(),
+                             "local": la.state_dict(), "local_cand": cand_l.state_dict()})
+        if on_sweep is not None:
+            on_sweep(t - 1, entry)
+    train_s = elapsed_before + time.perf_counter() - t0
+    train_cpu_s = cpu_before + time.process_time() - c0
+    # --- final evaluation: exact networks, seed independent of k --------------------
+    te = time.perf_counter()
+    ss_final = np.random.SeedSequence([seed, EVAL_TAG])
+    tr = simulate(env, ga.actor(), la.actor(greedy_l, exact=True), k, cfg.eval_rollouts,
+                  cfg.eval_horizon, ss_final, subsample=cfg.subsample)
+    ev = summarize(env, tr)
+    tr_tab = simulate(env, ga.actor(), la.actor(greedy_l), k, cfg.eval_rollouts,
+                      cfg.eval_horizon, ss_final, subsample=cfg.subsample)
+    table_value = float(tr_tab.discounted_returns(env.gamma).mean())
+    extra = {
+        "train_s": train_s, "train_cpu_s": train_cpu_s, "eval_s": time.perf_counter() - te, "sweeps": len(history),
+        "stopped_early": bool(stopped and len(history) < cfg.alternations),
+        "accepted_global": sum(h["global"]["decision"] == "accept" for h in history),
+        "accepted_local": sum(h["local"]["decision"] == "accept" for h in history),
+        "samples": samples,
+        "mode_accuracy_reset": mode_accuracy_at_reset(ga, samples=1000, seed=seed),
+        "table_value": table_value, "torch_threads": cfg.torch_threads,
+    }
+    return ContinuousResult(k=k, seed=seed, config=cfg, env=env, global_agent=ga, local_agent=la,
+                            history=history, evaluation=ev, extra=extra)
+
+
+def _compact_trpo(info: dict[str, Any]) -> dict[str, Any]:
+    its = info["iterations"]
+    return {"method": "trpo", "iterations": len(its),
+            "accepted_steps": [i.get("accepted_step") for i in its],
+            "kl": [i.get("kl") for i in its],
+            "critic_loss": [i.get("critic_loss") for i in its],
+            "mean_local_return": [i.get("mean_local_return") for i in its],
+            "samples": sum(int(i.get("samples", 0)) for i in its),
+            "agent_steps": int(info["agent_steps"]), "wall_s": info.get("wall_s")}

@@ -1,0 +1,434 @@
+"""k-sweep of ALTERNATING-MARL on the continuous warehouse (paper Appendix G.2, Table 4).
+
+For every ``k`` in ``ks`` and every training seed, :func:`run_sweep` runs
+:func:`altmarl.continuous.alternating.run_continuous` (in worker processes), saves each run
+in ``runs/k{k}_s{seed}/`` (``result.json``, ``policies.pt``), evaluates the random-play
+baseline with the same evaluation seeds, and writes
+
+* ``config.json`` — the resolved sweep configuration;
+* ``per_run.csv`` — one row per (k, seed);
+* ``per_k.csv`` and ``summary.json`` — per k: mean and standard deviation *across training
+  seeds* of the per-seed evaluation (50 rollouts, horizon 100, discounted), the same for
+  the return truncated at horizon 50 (the authors' protocol), mode accuracy, training time;
+* ``reward_vs_k.png``, ``runtime_vs_k.png``, ``mode_accuracy_vs_k.png``,
+  ``zone_heatmap.png`` — drawn from the run directory only (:func:`plot_sweep`).
+
+A finished run is never recomputed with ``resume=True``; an interrupted one continues from
+its checkpoint. Numbers depend only on the configuration and the seeds, not on the number
+of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.continuous.evaluation import json_clean
+from altmarl.policies import atomic_write_bytes
+
+SWEEP_FORMAT = "altmarl-continuous-sweep/1"
+DEFAULT_KS = (1, 5, 10, 25, 50, 75)
+DEFAULT_SEEDS = 15
+
+#: environment variables that pin BLAS / OpenMP pools of worker processes to one thread
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def quick_config() -> Any:
+    """A small configuration for smoke tests and ``--quick`` (seconds per run)."""
+    from altmarl.continuous.alternating import ContinuousConfig
+    from altmarl.continuous.trpo import TRPOConfig
+
+    return ContinuousConfig(
+        n=60, alternations=2, patience=2, ce_samples=200, ce_epochs=5, rollout_states=8,
+        rollout_len=3, rollout_hists=2, rollout_epochs=5, trpo_iters=1, trpo_rollouts=2,
+        trpo_horizon=10, trpo_tracked=8, trpo=TRPOConfig(critic_epochs=1, fisher_samples=0),
+        update_rollouts=4, update_horizon=20, eval_rollouts=4, eval_horizon=20, table_grid=41,
+        hidden=16)
+
+
+def _run_name(k: int, seed: int) -> str:
+    return f"k{k:03d}_s{seed:03d}"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(json_clean(obj), indent=1, allow_nan=False).encode())
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run (or finish) one (k, seed) job; top-level so worker processes can import it.
+
+    ``job``: ``{"k", "seed", "config": ContinuousConfig.to_json(), "env": env.to_json(),
+    "dir": run directory}``. Returns the compact per-run record.
+    """
+    from altmarl.continuous.alternating import ContinuousConfig, run_continuous
+    from altmarl.continuous.env import ContinuousWarehouse
+
+    cfg = ContinuousConfig.from_json(job["config"])
+    env = ContinuousWarehouse.from_json(job["env"])
+    d = Path(job["dir"])
+    res = run_continuous(int(job["k"]), int(job["seed"]), cfg, env, checkpoint_dir=d / "checkpoint",
+                         resume=True)
+    res.save(d)
+    shutil.rmtree(d / "checkpoint", ignore_errors=True)
+    return run_record(res.summary())
+
+
+def run_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """Compact per-run row from a ``result.json`` dict."""
+    ev = summary["evaluation"]
+    h50 = ev["short_horizons"].get("50", {"mean": float("nan"), "std": float("nan")})
+    return {
+        "k": summary["k"], "seed": summary["seed"], "value": ev["mean"], "std": ev["std"],
+        "stderr": ev["stderr"], "value_h50": h50["mean"], "std_h50": h50["std"],
+        "mode_match_rate": ev["mode_match_rate"],
+        "initial_mode_match_rate": ev["initial_mode_match_rate"],
+        "mode_accuracy_reset": summary["mode_accuracy_reset"], "train_s": summary["train_s"],
+        "train_cpu_s": summary.get("train_cpu_s", float("nan")), "eval_s": summary["eval_s"],
+        "sweeps": summary["sweeps"], "accepted_global": summary["accepted_global"],
+        "accepted_local": summary["accepted_local"], "table_value": summary["table_value"],
+    }
+
+
+def _stats(x: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(x, dtype=np.float64)
+    n = a.size
+    sd = float(a.std(ddof=1)) if n > 1 else float("nan")
+    return {"mean": float(a.mean()) if n else float("nan"), "std": sd,
+            "stderr": sd / math.sqrt(n) if n > 1 else float("nan"), "n": int(n)}
+
+
+def random_baseline(env: Any, seeds: Sequence[int], rollouts: int, horizon: int) -> dict[str, Any]:
+    """Random play (both players uniform) evaluated with the final-evaluation seeds of each
+    training seed: per-seed means, their spread, and the spread over all rollouts (the
+    authors' "+-" for random play)."""
+    from altmarl.continuous.alternating import EVAL_TAG
+    from altmarl.continuous.env import random_global, random_local, simulate
+
+    per_seed, pooled, pooled50 = [], [], []
+    h50 = min(50, int(horizon))
+    for s in seeds:
+        tr = simulate(env, random_global(env.n_ag), random_local(env.n_al), 1, rollouts, horizon,
+                      np.random.SeedSequence([int(s), EVAL_TAG]))
+        full, short = tr.discounted_returns(env.gamma), tr.discounted_returns(env.gamma, h50)
+        per_seed.append({"seed": int(s), "value": float(full.mean()),
+                         "value_h50": float(short.mean())})
+        pooled.extend(full.tolist())
+        pooled50.extend(short.tolist())
+    return {"per_seed": per_seed,
+            "value": _stats([r["value"] for r in per_seed]),
+            "value_h50": _stats([r["value_h50"] for r in per_seed]),
+            "rollout_std": float(np.std(pooled, ddof=1)) if len(pooled) > 1 else float("nan"),
+            "rollout_std_h50": float(np.std(pooled50, ddof=1)) if len(pooled50) > 1 else float("nan"),
+            "rollouts_per_seed": int(rollouts), "horizon": int(horizon), "short_horizon": h50}
+
+
+def aggregate(out: str | Path) -> dict[str, Any]:
+    """Read every finished run of a sweep directory and write ``per_run.csv``,
+    ``per_k.csv`` and ``summary.json``; returns the summary."""
+    out = Path(out)
+    spec = json.loads((out / "config.json").read_text())
+    rows = []
+    for f in sorted((out / "runs").glob("*/result.json")):
+        rows.append(run_record(json.loads(f.read_text())))
+    rows.sort(key=lambda r: (r["k"], r["seed"]))
+    per_k = []
+    for k in spec["ks"]:
+        rs = [r for r in rows if r["k"] == k]
+        if not rs:
+            continue
+        per_k.append({
+            "k": k, "seeds": len(rs),
+            "value": _stats([r["value"] for r in rs]),
+            "value_h50": _stats([r["value_h50"] for r in rs]),
+            "mode_match_rate": _stats([r["mode_match_rate"] for r in rs]),
+            "initial_mode_match_rate": _stats([r["initial_mode_match_rate"] for r in rs]),
+            "mode_accuracy_reset": _stats([r["mode_accuracy_reset"] for r in rs]),
+            "train_s": _stats([r["train_s"] for r in rs]),
+            "train_cpu_s": _stats([r["train_cpu_s"] for r in rs]),
+            "sweeps": _stats([r["sweeps"] for r in rs]),
+        })
+    total = len(spec["ks"]) * len(spec["seeds"])
+    summary = {"format": SWEEP_FORMAT, "ks": spec["ks"], "seeds": spec["seeds"],
+               "config": spec["config"], "env": spec["env"], "runs_done": len(rows),
+               "runs_total": total, "complete": len(rows) == total, "per_k": per_k,
+               "random": spec.get("random"), "wall_s": spec.get("wall_s")}
+    _write_json(out / "summary.json", summary)
+    _write_csv(out / "per_run.csv", rows)
+    flat = []
+    for r in per_k:
+        row: dict[str, Any] = {"k": r["k"], "seeds": r["seeds"]}
+        for key in ("value", "value_h50", "mode_match_rate", "initial_mode_match_rate",
+                    "mode_accuracy_reset", "train_s", "train_cpu_s", "sweeps"):
+            row[f"{key}_mean"] = r[key]["mean"]
+            row[f"{key}_std"] = r[key]["std"]
+        flat.append(row)
+    _write_csv(out / "per_k.csv", flat)
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def run_sweep(
+    out: str | Path,
+    ks: Sequence[int] = DEFAULT_KS,
+    seeds: int | Sequence[int] = DEFAULT_SEEDS,
+    config: Any = None,
+    env: Any = None,
+    workers: int = 1,
+    resume: bool = True,
+    progress: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Run the k-sweep into the directory ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    ks
+        Subsample sizes (default ``1, 5, 10, 25, 50, 75``).
+    seeds
+        Number of training seeds (``0..seeds-1``) or an explicit list (default 15).
+    config
+        :class:`~altmarl.continuous.alternating.ContinuousConfig` (default: the defaults).
+    workers
+        Worker processes (one (k, seed) run each at a time; PyTorch and BLAS pinned to one
+        thread per worker). Results do not depend on it.
+    resume
+        Reuse finished runs and continue interrupted ones; otherwise ``out`` must not hold
+        a sweep with another configuration.
+    """
+    from altmarl.continuous.alternating import ContinuousConfig
+    from altmarl.continuous.env import ContinuousWarehouse
+
+    cfg = config or ContinuousConfig()
+    env = env or ContinuousWarehouse(n=cfg.n)
+    ks = [env.check_k(k) for k in ks]
+    if not ks:
+        raise ValueError("ks: expected at least one subsample size")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"ks = {ks}: expected distinct values")
+    seed_list = list(range(int(seeds))) if isinstance(seeds, int | np.integer) else [int(s) for s in seeds]
+    if not seed_list or min(seed_list) < 0 or len(set(seed_list)) != len(seed_list):
+        raise ValueError(f"seeds = {seeds!r}: expected a positive count or distinct integers >= 0")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers = {workers!r}: expected an integer >= 1")
+    out = Path(out)
+    spec = {"format": SWEEP_FORMAT, "ks": ks, "seeds": seed_list, "config": cfg.to_json(),
+            "env": env.to_json()}
+    cpath = out / "config.json"
+    if cpath.exists():
+        old = json.loads(cpath.read_text())
+        same = all(old.get(key) == spec[key] for key in ("config", "env"))
+        if not same:
+            raise ValueError(f"{out}: holds a sweep with another configuration; use another "
+                             "--out directory")
+        if not resume:
+            shutil.rmtree(out / "runs", ignore_errors=True)
+        spec = {**old, **spec}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(cpath, spec)
+    jobs = []
+    for k in ks:
+        for s in seed_list:
+            d = out / "runs" / _run_name(k, s)
+            if resume and (d / "result.json").exists():
+                continue
+            jobs.append({"k": k, "seed": s, "config": cfg.to_json(), "env": env.to_json(),
+                         "dir": str(d)})
+    t0 = time.perf_counter()
+    _execute(jobs, workers, progress)
+    spec["wall_s"] = float(spec.get("wall_s") or 0.0) + time.perf_counter() - t0
+    spec["random"] = random_baseline(env, seed_list, cfg.eval_rollouts, cfg.eval_horizon)
+    spec["workers"] = workers
+    _write_json(cpath, spec)
+    summary = aggregate(out)
+    if plots:
+        summary["plots"] = [str(p) for p in plot_sweep(out)]
+    return summary
+
+
+def _execute(jobs: list[dict[str, Any]], workers: int, progress: bool) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    cols = (TextColumn("[bold]continuous sweep"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"))
+    with Progress(*cols, disable=not progress, transient=False) as bar:
+        task = bar.add_task("", total=len(jobs))
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                bar.update(task, description=f"k={job['k']} seed={job['seed']}")
+                run_job(job)
+                bar.advance(task)
+            return
+        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+        for v in _THREAD_VARS:
+            os.environ[v] = "1"
+        try:
+            ex = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+            try:
+                pending: set[Future[dict[str, Any]]] = {ex.submit(run_job, j) for j in jobs}
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        rec = f.result()  # re-raises a worker's exception
+                        bar.update(task, description=f"k={rec['k']} seed={rec['seed']} "
+                                   f"V={rec['value']:.1f}")
+                        bar.advance(task)
+            except BaseException:
+                # interrupted or a run failed: stop the workers now (finished runs are saved,
+                # unfinished ones keep their checkpoint for --resume)
+                for p in list(getattr(ex, "_processes", {}).values()):
+                    p.terminate()
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+            ex.shutdown(wait=True)
+        finally:
+            for v, val in saved.items():
+                if val is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = val
+
+
+def plot_sweep(out: str | Path) -> list[Path]:
+    """Draw the sweep's PNG plots from its directory (``summary.json`` and the runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    summ = json.loads((out / "summary.json").read_text())
+    per_k = summ["per_k"]
+    if not per_k:
+        return []
+    ks = np.array([r["k"] for r in per_k])
+    paths = []
+
+    def num(v: Any) -> float:
+        return float("nan") if v is None else float(v)
+
+    def err(key: str) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([num(r[key]["mean"]) for r in per_k]),
+                np.nan_to_num(np.array([num(r[key]["std"]) for r in per_k])))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    m, s = err("value")
+    ax.errorbar(ks, m, yerr=s, fmt="o-", capsize=4, label="ALTERNATING-MARL, horizon 100")
+    m50, s50 = err("value_h50")
+    ax.errorbar(ks, m50, yerr=s50, fmt="s--", capsize=4, label="same runs, horizon 50")
+    rnd = summ.get("random")
+    if rnd:
+        for key, ls in (("value", "-"), ("value_h50", "--")):
+            ax.axhline(num(rnd[key]["mean"]), color="crimson", ls=ls, lw=1.2,
+                       label=f"random play ({'H=100' if key == 'value' else 'H=50'})")
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("discounted return (mean ± sd over seeds)")
+    ax.set_title(f"Continuous warehouse, n = {summ['env']['n']}, "
+                 f"{per_k[0]['seeds']} seed(s) per k")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "reward_vs_k.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    m, s = err("train_s")
+    ax.errorbar(ks, m, yerr=s, fmt="o-", capsize=4, label="wall time")
+    mc, sc = err("train_cpu_s")
+    ax.errorbar(ks, mc, yerr=sc, fmt="s--", capsize=4, label="CPU time")
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("training time per run (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "runtime_vs_k.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, lab in (("mode_match_rate", "a_g = current population mode (all steps)"),
+                     ("initial_mode_match_rate", "a_g = initial mode (all steps)"),
+                     ("mode_accuracy_reset", "a_g = mode at reset (single step)")):
+        m, s = err(key)
+        ax.errorbar(ks, 100 * m, yerr=100 * s, fmt="o-", capsize=4, label=lab)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("mode accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "mode_accuracy_vs_k.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    # zone heat map: the first evaluation rollout of the smallest seed, for each k
+    traces = []
+    for r in per_k:
+        k = r["k"]
+        files = sorted((out / "runs").glob(f"k{k:03d}_s*/result.json"))
+        if files:
+            tr = json.loads(files[0].read_text())["evaluation"]["trace"]
+            traces.append((k, tr))
+    if traces:
+        ncol = min(3, len(traces))
+        nrow = math.ceil(len(traces) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False,
+                                 sharey=True, layout="constrained")
+        centres = np.asarray(summ["env"]["targets"])
+        im = None
+        for ax, (k, tr) in zip(axes.ravel(), traces, strict=False):
+            occ = np.asarray(tr["occupancy"])
+            H = occ.shape[0]
+            im = ax.imshow(occ.T, aspect="auto", origin="lower", cmap="YlOrRd", vmin=0, vmax=1,
+                           extent=(0, H, -0.5, occ.shape[1] - 0.5), interpolation="nearest")
+            t = np.arange(H) + 0.5
+            ax.step(t, tr["a_g"], where="mid", color="dodgerblue", lw=2, label="dispatcher a_g")
+            ax.step(t, tr["mode"], where="mid", color="black", lw=1.2, ls="--",
+                    label="population mode")
+            lo, hi = summ["env"]["low"], summ["env"]["high"]
+            width = (hi - lo) / occ.shape[1]
+            ax.plot(t, (np.asarray(tr["s_g"]) - lo) / width - 0.5, color="green", lw=0.8,
+                    label="s_g")
+            acc = 100 * float(np.mean(np.asarray(tr["a_g"]) == np.asarray(tr["mode"])))
+            ax.set_title(f"k = {k}  (a_g = mode {acc:.0f}% of steps)", fontsize=10)
+            ax.set_yticks(range(len(centres)))
+            ax.set_yticklabels([f"{c:+.1f}" for c in centres], fontsize=8)
+            ax.set_xlabel("time step")
+        for ax in axes.ravel()[len(traces):]:
+            ax.axis("off")
+        axes[0, 0].set_ylabel("bin (centre)")
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        if im is not None:
+            fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="fraction of robots")
+        paths.append(out / "zone_heatmap.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
