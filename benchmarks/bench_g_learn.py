@@ -7,7 +7,9 @@ warehouse has ``|S_g| = |S_l| = |A_g| = 5``; ``pi_l`` is uniform; ``m = 30``; ``
 
 * mean-field, default solver (``"pi"``): ``k`` up to 50 (``|H_50| = 316,251``);
 * mean-field, plain value iteration (``"vi"``, SPEC 4 from ``Q = 0``) for comparison;
-* standard parameterization (``Q`` over ordered k-tuples, ``|S_l|^k``): small ``k`` only.
+* standard parameterization (``Q`` over ordered k-tuples, ``|S_l|^k``): small ``k`` only;
+* cost vs ``|S_l|``: random games (``|S_g| = |A_g| = 5``, ``|A_l| = 3``, ``n = 1000``,
+  uniform ``pi_l``) with ``|S_l|`` from 2 to 20 at ``k = 5`` (and ``k = 10``).
 
 Usage::
 
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, print_table  # noqa: E402
+from _common import limit_blas, machine, print_table  # noqa: E402
 
 
 def child(cfg: dict[str, Any]) -> None:
@@ -43,7 +45,9 @@ def child(cfg: dict[str, Any]) -> None:
     import altmarl as am
     from altmarl.g_learn import g_learn
 
-    game = am.envs.make("warehouse", n=1000)
+    limit_blas(1)
+    env = dict(cfg.get("env") or {"name": "warehouse", "n": 1000})
+    game = am.envs.make(env.pop("name"), **env)
     pi_l = am.LocalPolicy.uniform(game)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, c0 = time.perf_counter(), time.process_time()
@@ -153,6 +157,11 @@ def main() -> None:
     cfgs = ([{"param": "mean-field", "solver": "pi", "k": k} for k in mf_ks]
             + [{"param": "mean-field", "solver": "vi", "k": k} for k in vi_ks]
             + [{"param": "standard", "solver": "pi", "k": k} for k in std_ks])
+    sl_grid = ([(d, 5) for d in (2, 5, 10)] if args.quick else
+               [(d, 5) for d in (2, 3, 5, 8, 12, 20)] + [(d, 10) for d in (2, 3, 5, 8)])
+    cfgs += [{"param": "mean-field", "solver": "pi", "k": k,
+              "env": {"name": "random", "n_sg": 5, "n_ag": 5, "n_sl": d, "n_al": 3, "n": 1000,
+                      "gamma": 0.95, "seed": 0}} for d, k in sl_grid]
     rows = []
     print(f"# G-LEARN cost vs k (warehouse, m = {args.m}, tol = {args.tol:g})")
     print(f"machine: {machine()}")
@@ -163,9 +172,12 @@ def main() -> None:
         if "error" in res:
             print(f"  {cfg}: {res['error']}", flush=True)
         else:
-            print(f"  {cfg['param']:>10} {cfg['solver']} k={cfg['k']:>2}: {res['wall_s']:.2f} s "
+            where = f" |S_l|={cfg['env']['n_sl']}" if cfg.get("env") else ""
+            print(f"  {cfg['param']:>10} {cfg['solver']} k={cfg['k']:>2}{where}: {res['wall_s']:.2f} s "
                   f"wall, {res['cpu_s']:.2f} s CPU, {res['peak_rss_mb']:.0f} MB", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    sl_rows = [r for r in rows if r.get("env")]
+    rows = [r for r in rows if not r.get("env")]
     header = ["param", "solver", "k", "states N", "Q table", "samples", "wall s", "CPU s",
               "sample s", "solve s", "peak RSS MB", "iters", "sweeps", "matvecs", "residual"]
     table = []
@@ -178,6 +190,20 @@ def main() -> None:
                       r["wall_s"], r["cpu_s"], r["sample_s"], r["solve_s"], r["peak_rss_mb"],
                       r["iterations"], r["sweeps"], r["matvecs"], f"{r['residual']:.1e}"])
     print_table("G-LEARN time and peak memory vs k (warehouse, uniform pi_l)", header, table)
+    table = []
+    base: dict[int, float] = {}
+    for r in sl_rows:
+        d = r["env"]["n_sl"]
+        if "error" in r:
+            table.append([d, r["k"], "-", "-", "-", r["error"], "", "", ""])
+            continue
+        base.setdefault(r["k"], r["cpu_s"])
+        table.append([d, r["k"], r["n_states"], r["table"], r["samples"], r["wall_s"], r["cpu_s"],
+                      r["peak_rss_mb"], r["cpu_s"] / base[r["k"]]])
+    if table:
+        print_table("G-LEARN cost vs |S_l| (random game, |S_g| = |A_g| = 5, |A_l| = 3, mean-field, "
+                    "solver pi)", ["|S_l|", "k", "states |H_k|", "Q table", "samples", "wall s",
+                                   "CPU s", "peak RSS MB", "CPU / CPU(|S_l| = 2)"], table)
     if args.json:
         from altmarl.policies import atomic_write_bytes
 

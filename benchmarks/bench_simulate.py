@@ -1,33 +1,120 @@
 """Count-simulator throughput vs n, and vs the per-agent simulator (issue 2, issue 11).
 
-    python benchmarks/bench_simulate.py [--quick]
+    python benchmarks/bench_simulate.py [--quick] [--compare-ref REV]
 
 Evaluates a fixed joint policy on the warehouse (750 rollouts x horizon 100) for
-n = 10^3 .. 10^9 with the count simulator, and the per-agent simulator at small n.
+n = 10^3 .. 10^9 with the count simulator, and the per-agent simulator at small n; then the
+cost vs |S_l| (random games); with ``--compare-ref REV`` also the simulator of git
+revision ``REV`` against the working tree's, same chunks and seeds (the numbers must be
+identical, the table says so).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import machine, print_table, timeit  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import interleaved, limit_blas, machine, module_at, print_table, timeit  # noqa: E402
 
 import altmarl as am  # noqa: E402
+from altmarl import simulate  # noqa: E402
+from altmarl.evaluation import _chunks  # noqa: E402
+
+
+def chunked(rollout_counts, game, pi_g, pi_l, R, H, seed=0):  # type: ignore[no-untyped-def]
+    """``evaluate``'s chunking (128-rollout chunks, SeedSequence children), one thread."""
+    sizes = _chunks(R)
+    seqs = np.random.SeedSequence(seed).spawn(len(sizes))
+    parts = [rollout_counts(game, pi_g, pi_l, s, H, np.random.default_rng(q), record_counts=True)
+             for s, q in zip(sizes, seqs, strict=True)]
+    return np.concatenate([p.discounted_returns(game.gamma) for p in parts])
+
+
+def compare(ref: str, quick: bool, H: int) -> None:
+    """Before/after: ``simulate.py`` at ``ref`` vs the working tree, interleaved repeats."""
+    try:
+        old = module_at(ref, "src/altmarl/simulate.py", "_simulate_before")
+    except Exception as exc:  # noqa: BLE001
+        print(f"\n(--compare-ref {ref}: cannot load the old simulator: {exc})")
+        return
+    base = am.envs.make("warehouse", n=1000)
+    pi_l = am.LocalPolicy.uniform(base)
+    reps = 3 if quick else 7
+    cases = [(1000, 5, 1), (1000, 5, 50), (1000, 5, 750), (1000, 50, 750), (10**9, 5, 750)]
+    if quick:
+        cases = [(1000, 5, 1), (1000, 5, 128), (10**9, 5, 128)]
+    rows = []
+    for n, k, R in cases:
+        g = base.with_n(n)
+        pi_g = am.GlobalPolicy.sample_mode(g, k)
+        (t_old, t_new), (r_old, r_new) = interleaved(
+            [functools.partial(chunked, old.rollout_counts, g, pi_g, pi_l, R, H),
+             functools.partial(chunked, simulate.rollout_counts, g, pi_g, pi_l, R, H)], reps)
+        rows.append([f"{n:.0e}", k, R, t_old * 1e3, t_new * 1e3, t_old / t_new,
+                     "yes" if np.array_equal(r_old, r_new) else "NO"])
+    print_table(f"rollout_counts before ({ref}) / after (working tree), warehouse, horizon {H}, "
+                f"1 thread, evaluate's chunks (median of {reps}, interleaved)",
+                ["n", "k", "rollouts", "before ms", "after ms", "speed-up", "identical returns"],
+                rows)
+
+
+def chunk_overhead(quick: bool, H: int) -> None:
+    """What evaluate's fixed 128-rollout chunks cost: the same rollouts in one call."""
+    g = am.envs.make("warehouse", n=1000)
+    pi_l = am.LocalPolicy.uniform(g)
+    pi_g = am.GlobalPolicy.sample_mode(g, 5)
+    reps = 3 if quick else 7
+    rows = []
+    for R in ([256] if quick else [256, 768]):
+        (t_chunks, t_one), _ = interleaved(
+            [functools.partial(chunked, simulate.rollout_counts, g, pi_g, pi_l, R, H),
+             functools.partial(simulate.rollout_counts, g, pi_g, pi_l, R, H,
+                               np.random.default_rng(0), True)], reps)
+        rows.append([R, R // 128, t_chunks * 1e3, t_one * 1e3, t_chunks / t_one])
+    print_table(f"per-chunk overhead: evaluate's 128-rollout chunks vs one call (warehouse, "
+                f"horizon {H}, 1 thread, median of {reps}, interleaved; different streams)",
+                ["rollouts", "chunks", "chunked ms", "one call ms", "chunked / one call"], rows)
+
+
+def sl_sweep(quick: bool, H: int) -> None:
+    """Cost vs |S_l|: random games (|S_g| = |A_g| = |A_l| = 2, n = 1000, k = 5)."""
+    R = 256
+    reps = 1 if quick else 3
+    rows = []
+    t_ref = None
+    for d in ([2, 5, 10] if quick else [2, 5, 10, 20, 40]):
+        g = am.envs.make("random", n_sg=2, n_ag=2, n_sl=d, n_al=2, n=1000, gamma=0.95, seed=0)
+        k = 5
+        nh = am.num_histograms(k, d)
+        pi_g = am.GlobalPolicy(k, np.random.default_rng(0).integers(0, 2, size=(2, nh)), 2, game=g)
+        pi_l = am.LocalPolicy.uniform(g)
+        t, _ = timeit(lambda g=g, p=pi_g, pl=pi_l: am.evaluate(g, p, pl, rollouts=R, horizon=H,
+                                                                seed=0, workers=1), reps)
+        t_ref = t if t_ref is None else t_ref
+        rows.append([d, d * d * 2, nh, t, t / (R * H) * 1e6, t / t_ref])
+    print_table(f"count simulator cost vs |S_l| (random game, |S_g|=|A_g|=|A_l|=2, n=1000, "
+                f"k=5, {R} rollouts x {H}, 1 thread, median of {reps})",
+                ["|S_l|", "cells |S_l|^2 |A_l|", "|H_k|", "seconds", "us / rollout-step",
+                 "time / time(|S_l|=2)"], rows)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     ap.add_argument("--rollouts", type=int, default=750)
     ap.add_argument("--horizon", type=int, default=100)
+    ap.add_argument("--compare-ref", metavar="REV",
+                    help="also time simulate.py as of git revision REV (before/after)")
     args = ap.parse_args()
     reps = 1 if args.quick else 3
     R, H = args.rollouts, args.horizon
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; {limit_blas(1)}")
     base = am.envs.make("warehouse", n=1000)
     pi_l = am.LocalPolicy.uniform(base)
     pi_g = am.GlobalPolicy.sample_mode(base, 5)
@@ -43,7 +130,8 @@ def main() -> None:
                 t_ref = t
             rows.append([f"{n:.0e}", w, t, R * H / t / 1e6, "" if t_ref is None else t / t_ref,
                          f"{ev.mean:.2f} ± {ev.stderr:.2f}"])
-    print_table(f"count simulator, warehouse, {R} rollouts x horizon {H} (median of {reps})",
+    print_table(f"count simulator, warehouse (k = 5, sample-mode pi_g, uniform pi_l), {R} "
+                f"rollouts x horizon {H} (median of {reps})",
                 ["n", "threads", "seconds", "M rollout-steps/s", "time / time(n=1e3, 2 thr)", "value"],
                 rows)
     rows = []
@@ -57,6 +145,10 @@ def main() -> None:
         rows.append([n, Ra, ta, tc, ta / tc])
     print_table("per-agent vs count simulator (1 thread, same rollouts)",
                 ["n", "rollouts", "per-agent s", "counts s", "speed-up"], rows)
+    sl_sweep(args.quick, H)
+    chunk_overhead(args.quick, H)
+    if args.compare_ref:
+        compare(args.compare_ref, args.quick, H)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ class CRNEvaluator:
       generator re-created from the same per-step seed for every candidate.
 
     A candidate's score depends only on its table (not on which other candidates share
-    the batch), so the search objective is a deterministic function.
+    the batch), so the search objective is a deterministic function. An evaluator reuses
+    one generator internally: do not call the same instance from several threads at once.
 
     Parameters
     ----------
@@ -167,9 +168,21 @@ class CRNEvaluator:
         self.u_a = (np.random.default_rng(s_pop).random((self.H, self.R, n))
                     if self.agent_mode else None)
         self.step_seeds = s_pop.spawn(self.H)
+        # one generator, reset to the per-step seed's initial state before each use: the
+        # same numbers as ``default_rng(step_seeds[t])`` at a fifth of the cost
+        self._step_states: list[Any] | None = None
+        self._bitgen = np.random.PCG64(0)
+        self._gen = np.random.Generator(self._bitgen)
         self.cdf_g = np.cumsum(game.P_g, axis=-1)
         self.disc = game.gamma ** np.arange(self.H)
         self.calls = 0  # candidate evaluations so far
+
+    def _step_rng(self, t: int) -> np.random.Generator:
+        """A generator in the initial state of ``default_rng(self.step_seeds[t])``."""
+        if self._step_states is None:
+            self._step_states = [np.random.PCG64(s).state for s in self.step_seeds]
+        self._bitgen.state = self._step_states[t]
+        return self._gen
 
     @property
     def samples_per_candidate(self) -> int:
@@ -212,7 +225,7 @@ class CRNEvaluator:
             else:
                 h = np.empty_like(N)
                 for c in range(C):
-                    rng = np.random.default_rng(self.step_seeds[t])
+                    rng = self._step_rng(t)
                     sl = slice(c * R, (c + 1) * R)
                     h[sl] = subsample_histograms(N[sl], k, rng)
             a_g = self.pi_g.act_ranked(s_g, rank(h, k))
@@ -229,17 +242,17 @@ class CRNEvaluator:
             else:
                 M = np.empty((rows, d, A * d), dtype=np.int64)
                 for c in range(C):
-                    rng = np.random.default_rng(self.step_seeds[t])
+                    rng = self._step_rng(t)
                     sl = slice(c * R, (c + 1) * R)
                     M[sl] = rng.multinomial(N[sl], J[c, s_g[sl]])
                 M = M.reshape(rows, d, A, d)
-            act = M.sum(axis=3)
+            act = np.einsum("rxay->rxa", M)  # integer sums: exact, faster than .sum here
             r = g.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", act, rl[s_g]) / n
             ret += self.disc[t] * r
             # --- transitions (both use the state before the step) ------------------
             u_g = np.tile(self.u_g[t], C)
             s_g = np.minimum((self.cdf_g[s_g, a_g] < u_g[:, None]).sum(axis=1), g.n_sg - 1)
-            N = M.sum(axis=(1, 2))
+            N = np.einsum("rxay->ry", M)
         return ret.reshape(C, R)
 
     def values(self, tables: FloatArray, batch: int = 64) -> FloatArray:
@@ -254,18 +267,26 @@ class CRNEvaluator:
 def _sequential_subsample(N: IntArray, u: FloatArray) -> IntArray:
     """Histogram of ``k`` draws without replacement from counts ``N`` (rows), the ``j``-th
     draw by inverse CDF of uniform ``u[j]`` (exact multivariate hypergeometric law)."""
-    rem = N.astype(np.float64)
-    tot = rem.sum(axis=1)
-    rows = np.arange(N.shape[0])
-    h = np.zeros_like(N)
-    d = N.shape[1]
+    n_rows, d = N.shape
+    # bins lead (contiguous rows of length n_rows); the bin of draw j is the number of
+    # partial sums rem[0] + ... + rem[i], i < d - 1, that are <= u[j] * tot (the same
+    # comparisons as a cumsum over the bins, ~3x faster than cumsum/sum on a short axis)
+    remT = np.ascontiguousarray(N.T, dtype=np.float64)
+    tot = remT.sum(axis=0)
+    rows = np.arange(n_rows)
+    hT = np.zeros((d, n_rows), dtype=N.dtype)
     for j in range(u.shape[0]):
-        x = (np.cumsum(rem, axis=1) <= (u[j] * tot)[:, None]).sum(axis=1)
-        x = np.minimum(x, d - 1)  # u < 1 and integer counts: bin x is never empty
-        h[rows, x] += 1
-        rem[rows, x] -= 1
+        thr = u[j] * tot
+        c = np.zeros(n_rows)
+        x = np.zeros(n_rows, dtype=np.intp)
+        for i in range(d - 1):
+            c += remT[i]
+            x += c <= thr
+        # u < 1 and integer counts: bin x is never empty
+        hT[x, rows] += 1
+        remT[x, rows] -= 1
         tot -= 1
-    return h
+    return np.ascontiguousarray(hT.T)
 
 
 # ---------------------------------------------------------------------------
