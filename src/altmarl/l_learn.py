@@ -49,7 +49,12 @@ from altmarl.evaluation import evaluate
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
-from altmarl.simulate import _check_joint, rollout_counts, subsample_histograms
+from altmarl.simulate import (
+    _check_joint,
+    rollout_counts,
+    sequential_subsample,
+    subsample_histograms,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -221,7 +226,7 @@ class CRNEvaluator:
                 h = N
             elif self.sub_mode == "seq":
                 assert self.u_h is not None
-                h = _sequential_subsample(N, np.tile(self.u_h[t], (1, C)).reshape(k, rows))
+                h = sequential_subsample(N, np.tile(self.u_h[t], (1, C)).reshape(k, rows))
             else:
                 h = np.empty_like(N)
                 for c in range(C):
@@ -262,31 +267,6 @@ class CRNEvaluator:
             T = T[None]
         out = [self.returns(T[i:i + batch]).mean(axis=1) for i in range(0, T.shape[0], batch)]
         return np.concatenate(out) if out else np.zeros(0)
-
-
-def _sequential_subsample(N: IntArray, u: FloatArray) -> IntArray:
-    """Histogram of ``k`` draws without replacement from counts ``N`` (rows), the ``j``-th
-    draw by inverse CDF of uniform ``u[j]`` (exact multivariate hypergeometric law)."""
-    n_rows, d = N.shape
-    # bins lead (contiguous rows of length n_rows); the bin of draw j is the number of
-    # partial sums rem[0] + ... + rem[i], i < d - 1, that are <= u[j] * tot (the same
-    # comparisons as a cumsum over the bins, ~3x faster than cumsum/sum on a short axis)
-    remT = np.ascontiguousarray(N.T, dtype=np.float64)
-    tot = remT.sum(axis=0)
-    rows = np.arange(n_rows)
-    hT = np.zeros((d, n_rows), dtype=N.dtype)
-    for j in range(u.shape[0]):
-        thr = u[j] * tot
-        c = np.zeros(n_rows)
-        x = np.zeros(n_rows, dtype=np.intp)
-        for i in range(d - 1):
-            c += remT[i]
-            x += c <= thr
-        # u < 1 and integer counts: bin x is never empty
-        hT[x, rows] += 1
-        remT[x, rows] -= 1
-        tot -= 1
-    return np.ascontiguousarray(hT.T)
 
 
 # ---------------------------------------------------------------------------

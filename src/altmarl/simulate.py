@@ -137,26 +137,37 @@ def _split_hypergeometric(counts: IntArray, k: int, n_tot: IntArray,
     return h
 
 
-def _sequential_draws(counts: IntArray, k: int, n_tot: IntArray,
-                      rng: np.random.Generator) -> IntArray:
-    """The ``k`` agents drawn one at a time without replacement (any ``n``, cost ``O(k)``)."""
+def sequential_subsample(counts: IntArray, u: FloatArray) -> IntArray:
+    """Histogram of ``k = len(u)`` agents drawn one at a time without replacement from each
+    row of ``counts``; draw ``j`` picks a bin by inverse CDF of the uniforms ``u[j]`` (shape
+    ``(k, R)``). Exact multivariate hypergeometric law for any ``n``; callers that need
+    common random numbers pass their own ``u``."""
     R, d = counts.shape
-    hT = np.zeros((d, R), dtype=np.int64)
-    remT = np.ascontiguousarray(counts.T, dtype=np.float64)  # bins lead: contiguous rows
-    tot = n_tot.astype(np.float64)
+    # bins lead (contiguous rows of length R); the bin of draw j is the number of partial
+    # sums rem[0] + ... + rem[i], i < d - 1, that are <= u[j] * tot (the same comparisons as
+    # a cumsum over the bins, ~3x faster than cumsum/sum on a short axis)
+    remT = np.ascontiguousarray(counts.T, dtype=np.float64)
+    tot = remT.sum(axis=0)
     rows = np.arange(R)
-    for _ in range(k):
-        u = rng.random(R) * tot
-        # bin = number of partial sums rem[0] + ... + rem[i] (i < d - 1) that are <= u
+    hT = np.zeros((d, R), dtype=np.int64)
+    for j in range(u.shape[0]):
+        thr = u[j] * tot
         c = np.zeros(R)
         x = np.zeros(R, dtype=np.intp)
         for i in range(d - 1):
             c += remT[i]
-            x += c <= u
+            x += c <= thr
+        # u < 1 and integer counts: bin x is never empty
         hT[x, rows] += 1
         remT[x, rows] -= 1
         tot -= 1
     return np.ascontiguousarray(hT.T)
+
+
+def _sequential_draws(counts: IntArray, k: int, n_tot: IntArray,
+                      rng: np.random.Generator) -> IntArray:
+    """The ``k`` agents drawn one at a time without replacement (any ``n``, cost ``O(k)``)."""
+    return sequential_subsample(counts, rng.random((k, counts.shape[0])))
 
 
 def _sample_rows(cdf_rows: FloatArray, rng: np.random.Generator) -> IntArray:
