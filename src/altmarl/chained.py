@@ -250,6 +250,16 @@ def build_chained_mdp(game: TabularGame, pi_g: GlobalPolicy, *, variant: str = "
                       d, G, A)
 
 
+def _empty_tables(S: int, nA: int, C: int) -> tuple[
+        IntArray, FloatArray, FloatArray, NDArray[np.bool_], IntArray, IntArray, IntArray]:
+    """Blank chained-MDP tables for ``S`` states, ``nA`` actions, ``C`` successor slots:
+    successors (-1 = none), probabilities, rewards, action-free flags, the active
+    ``(s_l, s_g)`` of each state (-1 = none) and its micro-stage."""
+    return (np.full((S, nA, C), -1, dtype=np.int64), np.zeros((S, nA, C)), np.zeros((S, nA)),
+            np.zeros(S, dtype=bool), np.full(S, -1, dtype=np.int64),
+            np.full(S, -1, dtype=np.int64), np.zeros(S, dtype=np.int64))
+
+
 def _build_k_chained(game: TabularGame, pi_g: GlobalPolicy, kern: FloatArray,
                      rew: FloatArray, C: int) -> tuple[Any, ...]:
     """Tables of paper Algorithm 21. State layout: global stage ``s_g * T + tau``;
@@ -265,13 +275,7 @@ def _build_k_chained(game: TabularGame, pi_g: GlobalPolicy, kern: FloatArray,
     n_glob = G * T
     n_rep = G * G * T
     S = n_glob + k * n_rep
-    succ = np.full((S, nA, C), -1, dtype=np.int64)
-    prob = np.zeros((S, nA, C))
-    reward = np.zeros((S, nA))
-    af = np.zeros(S, dtype=bool)
-    act_sl = np.full(S, -1, dtype=np.int64)
-    act_sg = np.full(S, -1, dtype=np.int64)
-    stage = np.zeros(S, dtype=np.int64)
+    succ, prob, reward, af, act_sl, act_sg, stage = _empty_tables(S, nA, C)
     sg = np.arange(G)
     tau = np.arange(T)
     # global stage: (s_g, tau) -> (1, s_g, p, tau) w.p. P_g[s_g, a_g, p]
@@ -330,13 +334,7 @@ def _build_mean_field(game: TabularGame, pi_g: GlobalPolicy, kern: FloatArray,
     for x in range(d - 1):
         offs.append(offs[-1] + G * G * sizes[x])
     S = offs[-1] + G * G * sizes[d - 1]
-    succ = np.full((S, nA, C), -1, dtype=np.int64)
-    prob = np.zeros((S, nA, C))
-    reward = np.zeros((S, nA))
-    af = np.zeros(S, dtype=bool)
-    act_sl = np.full(S, -1, dtype=np.int64)
-    act_sg = np.full(S, -1, dtype=np.int64)
-    stage = np.zeros(S, dtype=np.int64)
+    succ, prob, reward, af, act_sl, act_sg, stage = _empty_tables(S, nA, C)
     sg = np.arange(G)
     a_g = pi_g.actions  # (G, NH)
     # global stage: (s_g, h) -> bin stage 0 (s_g, p, old = h)
