@@ -205,7 +205,7 @@ def main() -> None:
                     "solver pi)", ["|S_l|", "k", "states |H_k|", "Q table", "samples", "wall s",
                                    "CPU s", "peak RSS MB", "CPU / CPU(|S_l| = 2)"], table)
     if args.json:
-        from altmarl.policies import atomic_write_bytes
+        from altmarl.io import atomic_write_bytes
 
         atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 import altmarl as am
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes
 
 try:
     import stable_baselines3 as sb3

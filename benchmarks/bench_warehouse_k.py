@@ -35,7 +35,7 @@ import numpy as np
 
 import altmarl as am
 from altmarl.g_learn import g_learn
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402

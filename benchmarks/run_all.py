@@ -88,7 +88,7 @@ def main() -> None:
             failed.append(name)
     print(f"\nsuite: {time.perf_counter() - t_all:.0f} s; {machine()}")
     if args.out:
-        from altmarl.policies import atomic_write_bytes
+        from altmarl.io import atomic_write_bytes
 
         atomic_write_bytes(args.out, "\n".join(chunks).encode())
     if failed:

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import chi2, multivariate_hypergeom
 
+from altmarl._random import child as derive
 from altmarl.continuous.env import (
     ContinuousWarehouse,
     constant_global,
-    derive,
     mode_global,
     random_global,
     random_local,

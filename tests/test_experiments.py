@@ -22,6 +22,7 @@ from altmarl.experiments import config as C
 from altmarl.experiments import runner as R
 from altmarl.experiments import sweep as S
 from altmarl.histogram import num_histograms
+from altmarl.io import read_csv_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 ALTMARL = str(ROOT / ".venv" / "bin" / "altmarl")
@@ -311,7 +312,7 @@ def test_sweep_aggregates_units(tmp_path: Path) -> None:
     s = S.read_summary(rep.run_dir)
     assert s["complete"] and s["units_done"] == s["units_total"] == 6 and s["missing"] == []
     assert [p["k"] for p in s["per_k"]] == [1, 2, 3]
-    metrics = R.read_csv(rep.run_dir / "metrics.csv")
+    metrics = read_csv_columns(rep.run_dir / "metrics.csv")
     assert len(metrics["k"]) == 3 * 2 * 3
     for p in s["per_k"]:
         vals = metrics["value"][metrics["k"] == p["k"]]

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import altmarl as am
-from altmarl.game import DirichletInit, IIDInit, RewardWarning, check_k
+from altmarl._validate import check_k
+from altmarl.game import DirichletInit, IIDInit, RewardWarning
 
 
 def _valid(seed: int = 0, n_sg: int = 2, n_ag: int = 3, n_sl: int = 2, n_al: int = 2):

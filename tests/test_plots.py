@@ -11,7 +11,7 @@ import pytest
 
 from altmarl import plots
 from altmarl.experiments import parse_config, run_sweep
-from altmarl.experiments.runner import read_csv
+from altmarl.io import read_csv_columns
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -58,7 +58,7 @@ def _line_y(fig: Any, label: str) -> np.ndarray:
 
 
 def test_reward_figure_reads_the_run_directory(sweep_dir: Path) -> None:
-    pk = read_csv(sweep_dir / "per_k.csv")
+    pk = read_csv_columns(sweep_dir / "per_k.csv")
     fig = plots.figure_reward_vs_k(sweep_dir)
     np.testing.assert_array_equal(_line_y(fig, "mean"), pk["mean"])
     # edit the file: the figure follows (nothing is typed into the plotting code)
@@ -77,13 +77,13 @@ def test_reward_figure_reads_the_run_directory(sweep_dir: Path) -> None:
 
 
 def test_mismatch_and_runtime_figures_match_metrics(sweep_dir: Path) -> None:
-    mt = read_csv(sweep_dir / "metrics.csv")
+    mt = read_csv_columns(sweep_dir / "metrics.csv")
     fig = plots.figure_mode_mismatch_vs_k(sweep_dir)
     expected = [1 - mt["mode_match_rate"][mt["k"] == k].mean() for k in (1, 2, 3, 4)]
     np.testing.assert_allclose(_line_y(fig, "mean"), expected, rtol=1e-12)
     fig = plots.figure_runtime_vs_k(sweep_dir)
     np.testing.assert_allclose(_line_y(fig, "CPU time"),
-                               read_csv(sweep_dir / "per_k.csv")["train_cpu_s"])
+                               read_csv_columns(sweep_dir / "per_k.csv")["train_cpu_s"])
 
 
 def test_occupancy_figure_uses_the_stored_trajectories(sweep_dir: Path) -> None:
@@ -91,7 +91,7 @@ def test_occupancy_figure_uses_the_stored_trajectories(sweep_dir: Path) -> None:
     # default: up to three k spread over the grid
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:1] == ["k = 1: one rollout"] and "k = 4: one rollout" in titles
-    tr = read_csv(sweep_dir / "units" / "k0001_t00" / "trajectory.csv")
+    tr = read_csv_columns(sweep_dir / "units" / "k0001_t00" / "trajectory.csv")
     np.testing.assert_array_equal(fig.axes[0].get_lines()[0].get_ydata(), tr["frac_0"])
     # fractions of a population sum to one
     fr = np.stack([tr[f"frac_{x}"] for x in range(3)], axis=1)

@@ -32,8 +32,11 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from altmarl._random import child as rnd_child
+from altmarl._random import int_seed
 from altmarl.evaluation import Evaluation, evaluate
 from altmarl.game import TabularGame
+from altmarl.io import to_jsonable
 from altmarl.l_learn import (
     SOLVERS,
     Evaluator,
@@ -42,7 +45,8 @@ from altmarl.l_learn import (
     mc_evaluator,
     paired_stderr,
 )
-from altmarl.policies import GlobalPolicy, LocalPolicy, _jsonable
+from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.progress import Progress
 from altmarl.update import Decision, update_decision
 
 #: ``g_learner(game, pi_l, k, seed, pi_g) -> GlobalPolicy`` (``pi_g`` is the current global
@@ -97,7 +101,7 @@ class StepRecord:
             "accepted": self.accepted, "learn_time": self.learn_time,
             "eval_time": self.eval_time, "wall_time": self.wall_time,
             "samples": self.samples, "eval_samples": self.eval_samples,
-            "info": _jsonable(self.info),
+            "info": to_jsonable(self.info),
         }
 
 
@@ -162,7 +166,7 @@ class AlternatingResult:
             "samples": self.samples,
             "wall_time": self.wall_time,
             "k": self.pi_g.k,
-            "config": _jsonable(self.config),
+            "config": to_jsonable(self.config),
             "history": [r.to_dict() for r in self.history],
         }
 
@@ -292,8 +296,8 @@ def alternating_marl(
 
     root = np.random.SeedSequence(seed)
     ss_eval, ss_final, ss_learn = root.spawn(3)
-    eval_seed = _int_seed(ss_eval)
-    final_seed = _int_seed(ss_final)
+    eval_seed = int_seed(ss_eval)
+    final_seed = int_seed(ss_final)
     ev: Evaluator = evaluator or mc_evaluator(game, eval_rollouts, eval_horizon, eval_seed,
                                               workers)
     eval_cost = 0 if evaluator is not None else eval_rollouts * eval_horizon
@@ -315,12 +319,13 @@ def alternating_marl(
               "final_seed": final_seed, "evaluator": "custom" if evaluator else "monte-carlo",
               "g_options": g_options or {}, "l_options": l_options or {}, "game": game.name}
 
-    bar = _Progress(progress, 2 * sweeps, f"ALTERNATING-MARL k={k}")
+    bar = Progress(progress).start()
+    bar.add_task(f"ALTERNATING-MARL k={k}", total=2 * sweeps)
     try:
         for sweep in range(1, sweeps + 1):
             accepted_any = False
             for p_idx, player in enumerate(("global", "local")):
-                child = _child_seed(ss_learn, sweep, p_idx)
+                child = int_seed(rnd_child(ss_learn, 2 * (sweep - 1) + p_idx))
                 t0 = time.perf_counter()
                 if player == "global":
                     prop_g = gl(game, pi_l, k, child, pi_g)
@@ -364,7 +369,7 @@ def alternating_marl(
                     eval_samples=n_evals * eval_cost, info=_summary_info(info))
                 history.append(rec)
                 last[player] = rec
-                bar.advance(f"sweep {sweep}/{sweeps} {player}: {decision} "
+                bar.advance(status=f"sweep {sweep}/{sweeps} {player}: {decision} "
                             f"(V={current.mean if current else new.mean:.4f})")
                 if callback is not None and callback(rec):
                     stopped = True
@@ -375,7 +380,7 @@ def alternating_marl(
                 converged = True
                 break
     finally:
-        bar.close()
+        bar.stop()
     assert pi_g is not None
     tolerance = None
     if converged:
@@ -394,18 +399,6 @@ def alternating_marl(
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-def _int_seed(ss: np.random.SeedSequence) -> int:
-    return int(ss.generate_state(1)[0])
-
-
-def _child_seed(ss: np.random.SeedSequence, sweep: int, player: int) -> int:
-    """Seed of proposal ``(sweep, player)``: a child of ``ss`` keyed by its index, so it
-    does not depend on ``sweeps`` or on what happened before."""
-    child = np.random.SeedSequence(entropy=ss.entropy,
-                                   spawn_key=(*ss.spawn_key, 2 * (sweep - 1) + player))
-    return _int_seed(child)
 
 
 def _certified(rec: StepRecord, z: float) -> float:
@@ -454,33 +447,3 @@ def _summary_info(info: dict[str, Any]) -> dict[str, Any]:
                 continue
             out[key] = val
     return out
-
-
-class _Progress:
-    """A ``rich`` progress bar, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, title: str) -> None:
-        self.p: Any = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                          MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.fields[status]}"), transient=False)
-        self.p.start()
-        self.task = self.p.add_task(title, total=total, status="")
-
-    def advance(self, status: str) -> None:
-        if self.p is not None:
-            self.p.update(self.task, advance=1, status=status)
-
-    def close(self) -> None:
-        if self.p is not None:
-            self.p.stop()

@@ -283,6 +283,6 @@ def register(app: typer.Typer) -> None:
                       highlight=False, soft_wrap=True)
         con.print(f"value: {rows[0]['value_method']}", highlight=False, soft_wrap=True)
         if json_out is not None:
-            from altmarl.policies import atomic_write_bytes
+            from altmarl.io import atomic_write_bytes
 
             atomic_write_bytes(json_out, json.dumps(rows, indent=1).encode())

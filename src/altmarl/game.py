@@ -26,97 +26,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
+from altmarl._validate import (
+    as_float_array,
+    check_finite,
+    check_gamma,
+    check_int,
+    check_k,
+    check_stochastic,
+)
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: Tolerance for "a probability row sums to 1" (SPEC 1).
-ROW_SUM_TOL = 1e-8
 
 
 class RewardWarning(UserWarning):
     """Raised (as a warning) when rewards violate Assumption 2.2 (non-negativity)."""
-
-
-# ---------------------------------------------------------------------------
-# validation helpers
-# ---------------------------------------------------------------------------
-
-
-def _as_float_array(name: str, value: ArrayLike, ndim: int) -> FloatArray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a numeric array, could not convert ({exc})") from None
-    if arr.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
-    return arr
-
-
-def _first_bad_index(mask: NDArray[np.bool_]) -> tuple[int, ...]:
-    idx = np.argwhere(mask)[0]
-    return tuple(int(i) for i in idx)
-
-
-def check_stochastic(name: str, arr: FloatArray, tol: float = ROW_SUM_TOL) -> None:
-    """Check that ``arr`` is a table of probability rows along its last axis.
-
-    Raises ``ValueError`` naming ``name``, the first offending index and the expectation.
-    """
-    if arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    finite = np.isfinite(arr)
-    if not finite.all():
-        i = _first_bad_index(~finite)
-        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite probability")
-    neg = arr < 0
-    if neg.any():
-        i = _first_bad_index(neg)
-        raise ValueError(f"{name}{list(i)} = {arr[i]!r}: expected a probability >= 0")
-    sums = arr.sum(axis=-1)
-    bad = np.abs(sums - 1.0) > tol
-    if bad.any():
-        i = _first_bad_index(bad)
-        raise ValueError(
-            f"{name}{list(i) + [':']} sums to {sums[i]!r}: expected each row to sum to 1 "
-            f"(within {tol:g})"
-        )
-
-
-def check_finite(name: str, arr: FloatArray) -> None:
-    """Raise ``ValueError`` if ``arr`` holds NaN or infinity."""
-    finite = np.isfinite(arr)
-    if not finite.all():
-        i = _first_bad_index(~finite)
-        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite number")
-
-
-def check_gamma(gamma: float) -> float:
-    """Validate the discount factor: ``0 <= gamma < 1``."""
-    try:
-        g = float(gamma)
-    except (TypeError, ValueError):
-        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)") from None
-    if not (0.0 <= g < 1.0) or not np.isfinite(g):
-        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
-    return g
-
-
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Validate an integer ``>= minimum`` (bools and non-integral floats are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
-    return int(value)
-
-
-def check_k(k: Any, n: int) -> int:
-    """Validate the subsample size: an integer with ``1 <= k <= n``."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
-    if not 1 <= int(k) <= n:
-        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
-    return int(k)
 
 
 # ---------------------------------------------------------------------------
@@ -260,10 +185,10 @@ class TabularGame:
         name: str = "game",
         meta: dict[str, Any] | None = None,
     ) -> None:
-        pg = _as_float_array("P_g", P_g, 3)
-        pl = _as_float_array("P_l", P_l, 4)
-        rg = _as_float_array("r_g", r_g, 2)
-        rl = _as_float_array("r_l", r_l, 3)
+        pg = as_float_array("P_g", P_g, 3)
+        pl = as_float_array("P_l", P_l, 4)
+        rg = as_float_array("r_g", r_g, 2)
+        rl = as_float_array("r_l", r_l, 3)
         n_sg, n_ag, n_sg2 = pg.shape
         if n_sg2 != n_sg:
             raise ValueError(
@@ -291,7 +216,7 @@ class TabularGame:
         check_finite("r_g", rg)
         check_finite("r_l", rl)
         g = check_gamma(gamma)
-        nn = check_positive_int("n", n)
+        nn = check_int("n", n, 1)
         if (rg < 0).any() or (rl < 0).any():
             warnings.warn(
                 f"{name}: negative rewards (min r_g = {rg.min():g}, min r_l = {rl.min():g}); "
@@ -406,8 +331,8 @@ def _make_init(init: InitSpec, n_sg: int, n_sl: int) -> InitialDistribution:
     if isinstance(init, tuple):
         if len(init) != 2:
             raise ValueError("init: expected a pair (rho_g, rho_l) or an InitialDistribution")
-        rho_g = _as_float_array("init.rho_g", init[0], 1)
-        rho_l = _as_float_array("init.rho_l", init[1], 1)
+        rho_g = as_float_array("init.rho_g", init[0], 1)
+        rho_l = as_float_array("init.rho_l", init[1], 1)
         init = IIDInit(rho_g, rho_l)
     if isinstance(init, IIDInit):
         if init.rho_g.shape != (n_sg,):

@@ -69,9 +69,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl.game import TabularGame, check_gamma
+from altmarl._validate import check_gamma
+from altmarl.game import TabularGame
 from altmarl.histogram import num_histograms, rank
-from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+from altmarl.io import atomic_write_bytes
+from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import _sample_rows, subsample_histograms
 from altmarl.stochastic import RewardModel
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from altmarl.experiments.runner import read_csv, unit_name, units_dir
+from altmarl.experiments.runner import unit_name, units_dir
+from altmarl.io import read_csv_columns
 
 
 def pyplot() -> Any:
@@ -46,7 +47,7 @@ def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG atomically and close it."""
     import io
 
-    from altmarl.policies import atomic_write_bytes
+    from altmarl.io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
@@ -73,8 +74,8 @@ def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
 
     rd = Path(run_dir)
     summary = read_summary(rd)
-    pk = read_csv(rd / "per_k.csv")
-    mt = read_csv(rd / "metrics.csv")
+    pk = read_csv_columns(rd / "per_k.csv")
+    mt = read_csv_columns(rd / "metrics.csv")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k, mean, std = pk["k"], pk["mean"], pk["std"]
@@ -99,7 +100,7 @@ def plot_runtime_vs_k(run_dir: str | os.PathLike[str], path: Path | None = None)
 def figure_runtime_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     """The figure of :func:`plot_runtime_vs_k` (not saved)."""
     rd = Path(run_dir)
-    pk = read_csv(rd / "per_k.csv")
+    pk = read_csv_columns(rd / "per_k.csv")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k = pk["k"]
@@ -128,7 +129,7 @@ def plot_mode_mismatch_vs_k(run_dir: str | os.PathLike[str], path: Path | None =
 def figure_mode_mismatch_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     """The figure of :func:`plot_mode_mismatch_vs_k` (``None`` without mode data)."""
     rd = Path(run_dir)
-    pk = read_csv(rd / "per_k.csv")
+    pk = read_csv_columns(rd / "per_k.csv")
     if np.all(np.isnan(pk["mode_mismatch_mean"])):
         return None
     plt = pyplot()
@@ -187,8 +188,8 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
     colors = plt.get_cmap("tab10")
     for j, k in enumerate(chosen):
         ud = units_dir(rd) / unit_name(k, 0)
-        tr = read_csv(ud / "trajectory.csv")
-        st = read_csv(ud / "steps.csv")
+        tr = read_csv_columns(ud / "trajectory.csv")
+        st = read_csv_columns(ud / "steps.csv")
         zones = sorted(c for c in tr if c.startswith("frac_"))
         t = tr["t"]
         ax = axes[0, j]

@@ -17,9 +17,7 @@ when a game is given, its spaces (always) and its fingerprint (``strict=True``).
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl.game import TabularGame, check_stochastic
+from altmarl._validate import check_stochastic
+from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
+from altmarl.io import load_npz, save_npz, to_jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -43,58 +43,13 @@ _GLOBAL_FORMAT = "altmarl.global_policy"
 # ---------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; give it the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any) -> Path:
-    import io
-
-    p = Path(path)
-    if p.suffix != ".npz":
-        p = p.with_suffix(p.suffix + ".npz") if p.suffix else p.with_suffix(".npz")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    atomic_write_bytes(p, buf.getvalue())
-    return p
+    return save_npz(path, meta, arrays)
 
 
 def _load_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such policy file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except ValueError as exc:  # object arrays need pickle: refuse
-        raise ValueError(f"{p}: not a valid altmarl policy file ({exc})") from None
-    except Exception as exc:  # zipfile errors, truncated files, ...
-        raise ValueError(f"{p}: not a valid altmarl policy file ({type(exc).__name__}: {exc})") from None
-    if "meta" not in arrays:
-        raise ValueError(f"{p}: not an altmarl policy file (no 'meta' entry)")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: 'meta' is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{p}: 'meta' must be a JSON object")
+    meta, arrays = load_npz(p, "altmarl policy file")
     fmt = meta.get("format")
     if fmt != expected_format:
         raise ValueError(f"{p}: format = {fmt!r}, expected {expected_format!r}")
@@ -129,21 +84,6 @@ def _game_meta(game: TabularGame | None) -> dict[str, Any]:
     if game is None:
         return {}
     return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n}
-
-
-def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, val in info.items():
-        if isinstance(val, np.generic):
-            val = val.item()
-        elif isinstance(val, np.ndarray):
-            val = val.tolist()
-        try:
-            json.dumps(val)
-        except TypeError:
-            val = repr(val)
-        out[key] = val
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -212,7 +152,7 @@ class LocalPolicy:
             "version": FORMAT_VERSION,
             "spaces": {"S_g": n_sg, "A_g": game.n_ag if game else -1, "S_l": n_sl, "A_l": n_al},
             "game": _game_meta(game) or self._game_meta,
-            "info": _jsonable(self.info),
+            "info": to_jsonable(self.info),
         }
         return _save_npz(path, meta, table=self.table)
 
@@ -361,7 +301,7 @@ class GlobalPolicy:
                        "A_l": game.n_al if game else (self.n_al if self.n_al is not None else -1)},
             "k": self.k,
             "game": _game_meta(game) or self._game_meta,
-            "info": _jsonable(self.info),
+            "info": to_jsonable(self.info),
         }
         arrays: dict[str, Any] = {"actions": self.actions}
         if include_q and self.q is not None:

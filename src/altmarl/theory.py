@@ -25,8 +25,6 @@ Three parts, one run directory (``altmarl theory [--quick] [--out DIR]``):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import platform
@@ -42,7 +40,9 @@ import numpy as np
 from altmarl import envs
 from altmarl.exact import ExactSolver
 from altmarl.histogram import num_histograms
-from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, read_csv_rows
+from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.progress import Progress
 
 # ---------------------------------------------------------------------------
 # configuration
@@ -161,78 +161,6 @@ def effective_k(k: int, n: int) -> float:
     return math.inf if k >= n else k * (n - 1) / (n - k)
 
 
-def _csv_bytes(header: list[str], rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({h: _fmt(r.get(h)) for h in header})
-    return buf.getvalue().encode()
-
-
-def _fmt(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    return v
-
-
-def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a CSV written by this module (numbers parsed, empty cells -> ``None``)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
-        d: dict[str, Any] = {}
-        for key, v in r.items():
-            if v == "":
-                d[key] = None
-                continue
-            try:
-                d[key] = int(v)
-            except ValueError:
-                try:
-                    d[key] = float(v)
-                except ValueError:
-                    d[key] = v
-        out.append(d)
-    return out
-
-
-class _Progress:
-    """A rich progress bar (or nothing)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled = enabled
-        self.total = total
-        self._p: Any = None
-        self._task: Any = None
-
-    @contextmanager
-    def running(self) -> Iterator[_Progress]:
-        if not self.enabled:
-            yield self
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(TextColumn("[bold]theory[/]"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("{task.description}")) as p:
-            self._p = p
-            self._task = p.add_task("", total=self.total)
-            yield self
-
-    def step(self, desc: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, advance=1, description=desc)
-
-
 @contextmanager
 def _single_thread_blas() -> Iterator[int | None]:
     """Limit BLAS to one thread (via ``threadpoolctl`` when installed): on a shared machine
@@ -259,7 +187,7 @@ def _g_learn() -> Callable[..., GlobalPolicy]:
 # ---------------------------------------------------------------------------
 
 
-def gap_vs_k(cfg: TheoryConfig, progress: _Progress) -> tuple[list[dict[str, Any]],
+def gap_vs_k(cfg: TheoryConfig, progress: Progress) -> tuple[list[dict[str, Any]],
                                                                dict[str, Any]]:
     """Part (a): exact full-information gap of G-LEARN policies vs ``k``."""
     g_learn = _g_learn()
@@ -298,7 +226,7 @@ def gap_vs_k(cfg: TheoryConfig, progress: _Progress) -> tuple[list[dict[str, Any
                 row["restricted_opt_value"] = r.value
                 row["gap_restricted"] = max(0.0, r.value - v)
             rows.append(row)
-            progress.step(f"{spec.label}: k={k} m={row['m']}")
+            progress.advance(status=f"{spec.label}: k={k} m={row['m']}")
         exact_rows = [r for r in rows if r["game"] == spec.label and r["m"] == "exact"]
         fit = fit_loglog_slope([r["k"] for r in exact_rows], [r["gap_full"] for r in exact_rows],
                                cfg.fit_max_frac * game.n)
@@ -336,7 +264,7 @@ def table_sizes(cfg: TheoryConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_vs_n(cfg: TheoryConfig, progress: _Progress) -> list[dict[str, Any]]:
+def cost_vs_n(cfg: TheoryConfig, progress: Progress) -> list[dict[str, Any]]:
     """Part (c): G-LEARN cost (flat in ``n``) vs exact-solver cost (grows with ``n``)."""
     g_learn = _g_learn()
     rows: list[dict[str, Any]] = []
@@ -357,7 +285,7 @@ def cost_vs_n(cfg: TheoryConfig, progress: _Progress) -> list[dict[str, Any]]:
         samples = pi.info.get("samples")
         rows.append({"method": "g_learn", "n": n, "k": cfg.cost_k, "m": cfg.cost_m,
                      "seconds": min(times), "samples": samples, "states": None})
-        progress.step(f"cost: g_learn n={n}")
+        progress.advance(status=f"cost: g_learn n={n}")
     for n in cfg.cost_exact_ns:
         game = envs.make(cfg.cost_env, n=n, **cfg.cost_params)
         pi_l = LocalPolicy.uniform(game)
@@ -374,7 +302,7 @@ def cost_vs_n(cfg: TheoryConfig, progress: _Progress) -> list[dict[str, Any]]:
             states = ex.n_states
         rows.append({"method": "exact", "n": n, "k": k, "m": None, "seconds": min(times),
                      "samples": None, "states": states})
-        progress.step(f"cost: exact n={n}")
+        progress.advance(status=f"cost: exact n={n}")
     return rows
 
 
@@ -404,14 +332,15 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
         n_gap += len(cfg.finite_m_ks) * len(cfg.finite_m_seeds)
     total = n_gap + len(cfg.cost_glearn_ns) + len(cfg.cost_exact_ns)
     t0 = time.perf_counter()
-    bar = _Progress(total, progress)
-    with _single_thread_blas() as blas_threads, bar.running():
+    bar = Progress(progress)
+    bar.add_task("theory", total=total)
+    with _single_thread_blas() as blas_threads, bar:
         gap_rows, fits = gap_vs_k(cfg, bar)
-        atomic_write_bytes(out / "gap_vs_k.csv", _csv_bytes(GAP_COLUMNS, gap_rows))
+        atomic_write_bytes(out / "gap_vs_k.csv", dict_rows_csv_bytes(gap_rows, GAP_COLUMNS))
         size_rows = table_sizes(cfg)
-        atomic_write_bytes(out / "table_size.csv", _csv_bytes(TABLE_COLUMNS, size_rows))
+        atomic_write_bytes(out / "table_size.csv", dict_rows_csv_bytes(size_rows, TABLE_COLUMNS))
         cost_rows = cost_vs_n(cfg, bar)
-        atomic_write_bytes(out / "cost_vs_n.csv", _csv_bytes(COST_COLUMNS, cost_rows))
+        atomic_write_bytes(out / "cost_vs_n.csv", dict_rows_csv_bytes(cost_rows, COST_COLUMNS))
     g_rows = [r for r in cost_rows if r["method"] == "g_learn"]
     e_rows = [r for r in cost_rows if r["method"] == "exact"]
     g_secs = [r["seconds"] for r in g_rows]

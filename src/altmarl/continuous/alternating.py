@@ -54,8 +54,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from altmarl.continuous.env import ContinuousWarehouse, derive, simulate
-from altmarl.continuous.evaluation import ContinuousEvaluation, json_clean, summarize
+from altmarl._random import child as rnd_child
+from altmarl.continuous.env import ContinuousWarehouse, simulate
+from altmarl.continuous.evaluation import ContinuousEvaluation, summarize
 from altmarl.continuous.global_agent import (
     G_METHODS,
     GlobalAgent,
@@ -66,7 +67,7 @@ from altmarl.continuous.global_agent import (
 )
 from altmarl.continuous.nets import load_state, save_state, set_threads, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes, json_bytes
 from altmarl.update import Decision, update_decision
 
 CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
@@ -211,8 +212,8 @@ class ContinuousResult:
         save_state(d / "policies.pt", {"global": self.global_agent.state_dict(),
                                        **{f"local_{k}": v for k, v in
                                           self.local_agent.state_dict().items()}})
-        atomic_write_bytes(d / "result.json", json.dumps(json_clean(self.summary()), indent=1,
-                                                         allow_nan=False).encode())
+        atomic_write_bytes(d / "result.json", json_bytes(self.summary(), indent=1, sort_keys=False,
+                                                         nonfinite="null"))
         return d
 
 
@@ -253,7 +254,7 @@ class _Checkpoint:
         tensors = dict(tensors, step=torch.tensor(int(meta["next_alternation"])))
         save_state(self.dir / "state.pt", tensors)
         atomic_write_bytes(self.dir / "state.json",
-                           json.dumps(json_clean(meta), indent=1, allow_nan=False).encode())
+                           json_bytes(meta, indent=1, sort_keys=False, nonfinite="null"))
 
     def load(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         pj, pt = self.dir / "state.json", self.dir / "state.pt"
@@ -307,7 +308,7 @@ def run_continuous(
     root = np.random.SeedSequence([seed, k])
 
     def child(*key: int) -> np.random.SeedSequence:
-        return derive(root, *key)
+        return rnd_child(root, *key)
 
     greedy_l = cfg.local_eval == "greedy"
     ga = GlobalAgent(env, k, hidden=cfg.hidden, use_s_g=cfg.use_s_g,

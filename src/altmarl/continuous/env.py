@@ -29,7 +29,7 @@ uniforms, global-action uniforms), each consuming a fixed number of draws per st
 whatever the policies do (with ``subsample="agents"``). Two simulations with the same
 seed but different policies therefore share initial states, noises and subsample indices
 (the coupling used by the UPDATE comparisons of ALTERNATING-MARL). Seeds are split with
-the side-effect-free :func:`derive`. This module needs only NumPy.
+the side-effect-free :func:`altmarl._random.child`. This module needs only NumPy.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from altmarl._random import child
 from altmarl.simulate import subsample_histograms
 
 FloatArray = NDArray[np.float64]
@@ -373,25 +374,10 @@ class ContinuousTrajectories:
         return np.asarray(self.rewards[:, :H] @ disc, dtype=np.float64)
 
 
-def as_seed_sequence(seed: int | np.random.SeedSequence | None) -> np.random.SeedSequence:
-    """``seed`` as a ``SeedSequence`` (an int or ``None`` is wrapped)."""
-    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-
-
-def derive(seed: int | np.random.SeedSequence | None, *key: int) -> np.random.SeedSequence:
-    """Child ``key`` of ``seed``, computed purely from the seed's entropy and spawn key.
-
-    Unlike ``SeedSequence.spawn`` this has no side effect, so the same seed object always
-    gives the same children (needed for common random numbers across calls).
-    """
-    ss = as_seed_sequence(seed)
-    return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + tuple(key))
-
-
 def streams(seed: int | np.random.SeedSequence | None) -> dict[str, np.random.Generator]:
     """The six independent generators of one simulation (see module docstring); a pure
     function of ``seed``."""
-    return {name: np.random.default_rng(derive(seed, i)) for i, name in enumerate(STREAMS)}
+    return {name: np.random.default_rng(child(seed, i)) for i, name in enumerate(STREAMS)}
 
 
 def subsample_histogram(env: ContinuousWarehouse, s_l: NDArray[Any], k: int,

@@ -32,17 +32,6 @@ FloatArray = NDArray[np.float64]
 Z95 = 1.959963984540054
 
 
-def json_clean(obj: Any) -> Any:
-    """Replace non-finite floats by ``None`` recursively (strict JSON output)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_clean(v) for v in obj]
-    return obj
-
-
 @dataclass
 class ContinuousEvaluation:
     """Result of :func:`evaluate_continuous`.

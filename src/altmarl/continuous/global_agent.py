@@ -39,11 +39,11 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from altmarl._random import child
 from altmarl.continuous.env import (
     ContinuousWarehouse,
     GlobalActor,
     LocalActor,
-    derive,
     simulate,
 )
 from altmarl.continuous.nets import forward_chunked, mlp, seeded_torch
@@ -211,7 +211,7 @@ def g_learn_rollout(agent: GlobalAgent, pi_l: LocalActor, s_g: NDArray[Any], s_l
     """
     env = agent.env
     frozen = (continuation or agent).clone()
-    ss_q, ss_h = derive(seed, 0), derive(seed, 1)
+    ss_q, ss_h = child(seed, 0), child(seed, 1)
     q = rollout_q_values(env, frozen.actor(), pi_l, agent.k, s_g, s_l, rollout_len, ss_q)
     adv = (q - q.mean(axis=1, keepdims=True)) / env.r_max
     rng = np.random.default_rng(ss_h)

@@ -27,7 +27,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes
 
 
 class Tanh(nn.Module):

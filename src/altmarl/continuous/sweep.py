@@ -20,8 +20,6 @@ of workers.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -35,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from altmarl.continuous.evaluation import json_clean
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes, json_bytes, write_csv
+from altmarl.progress import Progress
 
 SWEEP_FORMAT = "altmarl-continuous-sweep/1"
 DEFAULT_KS = (1, 5, 10, 25, 50, 75)
@@ -64,7 +62,7 @@ def _run_name(k: int, seed: int) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(json_clean(obj), indent=1, allow_nan=False).encode())
+    atomic_write_bytes(path, json_bytes(obj, indent=1, sort_keys=False, nonfinite="null"))
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +164,7 @@ def aggregate(out: str | Path) -> dict[str, Any]:
                "runs_total": total, "complete": len(rows) == total, "per_k": per_k,
                "random": spec.get("random"), "wall_s": spec.get("wall_s")}
     _write_json(out / "summary.json", summary)
-    _write_csv(out / "per_run.csv", rows)
+    write_csv(out / "per_run.csv", rows)
     flat = []
     for r in per_k:
         row: dict[str, Any] = {"k": r["k"], "seeds": r["seeds"]}
@@ -175,17 +173,8 @@ def aggregate(out: str | Path) -> dict[str, Any]:
             row[f"{key}_mean"] = r[key]["mean"]
             row[f"{key}_std"] = r[key]["std"]
         flat.append(row)
-    _write_csv(out / "per_k.csv", flat)
+    write_csv(out / "per_k.csv", flat)
     return summary
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def run_sweep(
@@ -267,22 +256,11 @@ def run_sweep(
 
 
 def _execute(jobs: list[dict[str, Any]], workers: int, progress: bool) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    cols = (TextColumn("[bold]continuous sweep"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"))
-    with Progress(*cols, disable=not progress, transient=False) as bar:
-        task = bar.add_task("", total=len(jobs))
+    with Progress(progress, remaining=True) as bar:
+        task = bar.add_task("continuous sweep", total=len(jobs))
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
-                bar.update(task, description=f"k={job['k']} seed={job['seed']}")
+                bar.update(task, status=f"k={job['k']} seed={job['seed']}")
                 run_job(job)
                 bar.advance(task)
             return
@@ -297,7 +275,7 @@ def _execute(jobs: list[dict[str, Any]], workers: int, progress: bool) -> None:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for f in done:
                         rec = f.result()  # re-raises a worker's exception
-                        bar.update(task, description=f"k={rec['k']} seed={rec['seed']} "
+                        bar.update(task, status=f"k={rec['k']} seed={rec['seed']} "
                                    f"V={rec['value']:.1f}")
                         bar.advance(task)
             except BaseException:

@@ -36,7 +36,8 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from altmarl.continuous.env import ContinuousWarehouse, GlobalActor, LocalActor, derive, simulate
+from altmarl._random import child
+from altmarl.continuous.env import ContinuousWarehouse, GlobalActor, LocalActor, simulate
 from altmarl.continuous.nets import PolicyTable, forward_chunked, mlp, seeded_torch
 
 
@@ -205,7 +206,7 @@ def collect(agent: LocalAgent, pi_g: GlobalActor, k: int, rollouts: int, horizon
     """Simulate the ``n``-robot system (all robots on the current stochastic shared policy,
     through its table) and build a TRPO batch from ``tracked`` robots per rollout."""
     env = agent.env
-    ss_sim, ss_track = derive(seed, 0), derive(seed, 1)
+    ss_sim, ss_track = child(seed, 0), child(seed, 1)
     rng = np.random.default_rng(ss_track)
     m = min(int(tracked), env.n)
     track = np.argsort(rng.random((rollouts, env.n)), axis=1)[:, :m]
@@ -371,7 +372,7 @@ def l_learn_trpo(agent: LocalAgent, pi_g: GlobalActor, k: int, seed: np.random.S
     steps = []
     agent_steps = 0
     for i in range(int(iterations)):
-        ss_c, ss_f = derive(seed, i, 0), derive(seed, i, 1)
+        ss_c, ss_f = child(seed, i, 0), child(seed, i, 1)
         batch = collect(agent, pi_g, k, rollouts, horizon, tracked, ss_c, cfg.gae_lambda)
         rng = np.random.default_rng(ss_f)
         info = trpo_step(agent, batch, cfg, rng)

@@ -15,6 +15,7 @@ Python use::
     rep.summary["per_k"]
 """
 
+from altmarl._random import derive_seed
 from altmarl.experiments.config import (
     ExperimentConfig,
     load_config,
@@ -24,7 +25,7 @@ from altmarl.experiments.config import (
     resolve_target,
 )
 from altmarl.experiments.reproduce import reproduce_config
-from altmarl.experiments.runner import UnitOutput, UnitTask, derive_seed, execute_unit
+from altmarl.experiments.runner import UnitOutput, UnitTask, execute_unit
 from altmarl.experiments.sweep import (
     SweepReport,
     aggregate,

@@ -26,10 +26,8 @@ half-written.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import inspect
-import io
 import json
 import os
 import shutil
@@ -45,7 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from altmarl._random import derive_seed
 from altmarl.experiments.config import ExperimentConfig, parse_config
+from altmarl.io import csv_bytes, json_bytes
 
 #: seed-derivation domains (SPEC 9)
 TRAIN, EVAL, TRAJ = 0, 1, 2
@@ -59,14 +59,6 @@ UNIT_VERSION = 1
 #: files of a finished unit directory
 UNIT_FILES = ("result.json", "pi_g.npz", "pi_l.npz", "history.csv", "steps.csv",
               "trajectory.csv")
-
-
-def derive_seed(root: int, *key: int) -> int:
-    """A 64-bit seed from ``SeedSequence(root, spawn_key=key)`` (independent streams for
-    distinct keys)."""
-    st = np.random.SeedSequence(int(root), spawn_key=tuple(int(x) for x in key)).generate_state(
-        2, np.uint32)
-    return (int(st[0]) << 32) | int(st[1])
 
 
 def train_seed(root: int, t: int) -> int:
@@ -226,7 +218,7 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
                    "eval_wall_s": eval_wall},
     }
     files = {
-        "result.json": _json_bytes(result),
+        "result.json": json_bytes(result),
         "pi_g.npz": _policy_bytes(pi_g, game),
         "pi_l.npz": _policy_bytes(pi_l, game),
         "history.csv": _history_csv(getattr(res, "history", [])),
@@ -278,30 +270,10 @@ def _jsonable_small(v: Any) -> Any:
     return _SKIP
 
 
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-
-
 def _policy_bytes(pol: Any, game: Any) -> bytes:
     with tempfile.TemporaryDirectory(prefix="altmarl-unit-") as d:
         path = pol.save(Path(d) / "policy.npz", game)
         return Path(path).read_bytes()
-
-
-def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for row in rows:
-        w.writerow([_fmt(x) for x in row])
-    return buf.getvalue().encode()
-
-
-def _fmt(x: Any) -> Any:
-    x = _scalar(x)
-    if isinstance(x, float):
-        return repr(x)
-    return x
 
 
 def _history_rows(history: Any) -> list[dict[str, Any]]:
@@ -330,7 +302,7 @@ def _history_csv(history: Any) -> bytes:
     header: list[str] = []
     for r in rows:
         header += [key for key in r if key not in header]
-    return _csv_bytes(header or ["step"], [[r.get(h, "") for h in header] for r in rows])
+    return csv_bytes(header or ["step"], [[r.get(h, "") for h in header] for r in rows])
 
 
 def _steps_csv(evs: list[Any], game: Any) -> bytes:
@@ -346,7 +318,7 @@ def _steps_csv(evs: list[Any], game: Any) -> bytes:
     for t in range(reward.shape[0]):
         rows.append([t, float(reward[t]), *map(float, occ[t]), *map(float, gocc[t]),
                      "" if mm is None else float(mm[t])])
-    return _csv_bytes(header, rows)
+    return csv_bytes(header, rows)
 
 
 def _trajectory_csv(traj: Any, game: Any) -> bytes:
@@ -368,7 +340,7 @@ def _trajectory_csv(traj: Any, game: Any) -> bytes:
     rows = [[t, int(traj.s_g[0, t]), int(traj.a_g[0, t]), float(traj.rewards[0, t]),
              *map(float, frac[0, t]), float(in_sg[0, t]), float(in_sg[:, t].mean()),
              float(largest[:, t].mean())] for t in range(H)]
-    return _csv_bytes(header, rows)
+    return csv_bytes(header, rows)
 
 
 # ---------------------------------------------------------------------------
@@ -452,22 +424,3 @@ def read_unit(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{p}: not an altmarl unit result (format {d.get('format')!r}, "
                          f"version {d.get('version')!r})")
     return d  # type: ignore[no-any-return]
-
-
-def read_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Columns of a CSV written by this module as float arrays (empty cells -> NaN)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return {}
-    header, body = rows[0], rows[1:]
-    cols: dict[str, np.ndarray] = {}
-    for j, name in enumerate(header):
-        vals = []
-        for r in body:
-            try:
-                vals.append(float(r[j]) if r[j] != "" else np.nan)
-            except ValueError:
-                vals.append(np.nan)
-        cols[name] = np.asarray(vals, dtype=np.float64)
-    return cols

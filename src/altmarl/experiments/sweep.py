@@ -39,8 +39,6 @@ from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.experiments.runner import (
     DEFAULT_TRAINER,
     UnitOutput,
-    _csv_bytes,
-    _json_bytes,
     clean_stale,
     is_finished,
     make_tasks,
@@ -48,7 +46,8 @@ from altmarl.experiments.runner import (
     units_dir,
     write_unit,
 )
-from altmarl.policies import atomic_write_bytes
+from altmarl.io import atomic_write_bytes, csv_bytes, json_bytes
+from altmarl.progress import Progress
 
 SUMMARY_FORMAT = "altmarl.run_summary"
 SUMMARY_VERSION = 1
@@ -118,7 +117,7 @@ def prepare_run_dir(run_dir: str | Path, cfg: ExperimentConfig, resume: bool,
            "fingerprint": cfg.fingerprint(), "altmarl_version": __version__,
            "config": cfg.resolved()}
     atomic_write_bytes(out / "config.toml", cfg.to_toml().encode())
-    atomic_write_bytes(rec_path, _json_bytes(rec))
+    atomic_write_bytes(rec_path, json_bytes(rec))
     clean_stale(out)
     return out
 
@@ -192,7 +191,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
                          "train_wall_s_std": _std(walls), "train_cpu_s": float(np.mean(cpus)),
                          "train_cpu_s_std": _std(cpus)})
 
-    atomic_write_bytes(out / "metrics.csv", _csv_bytes(
+    atomic_write_bytes(out / "metrics.csv", csv_bytes(
         ["k", "train_index", "eval_index", "eval_seed", "value", "stderr", "mode_match_rate",
          "train_seed", "train_value", "train_wall_s", "train_cpu_s"], metric_rows))
     pk_header = ["k", "train_runs", "evaluations", "mean", "std", "stderr", "ci95_low",
@@ -203,7 +202,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
                 _blank(p["mode_mismatch_mean"]), _blank(p["mode_mismatch_std"]),
                 tk["train_wall_s"], tk["train_wall_s_std"], tk["train_cpu_s"]]
                for p, tk in zip(per_k, timing_k, strict=True)]
-    atomic_write_bytes(out / "per_k.csv", _csv_bytes(pk_header, pk_rows))
+    atomic_write_bytes(out / "per_k.csv", csv_bytes(pk_header, pk_rows))
 
     best = max(per_k, key=lambda p: p["mean"]) if per_k else None
     summary: dict[str, Any] = {
@@ -228,7 +227,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
     }
     if extra:
         summary.update(extra)
-    atomic_write_bytes(out / "summary.json", _json_bytes(summary))
+    atomic_write_bytes(out / "summary.json", json_bytes(summary))
     return summary
 
 
@@ -329,35 +328,19 @@ def run_sweep(
 
 
 class _Progress:
-    """Rich progress: one bar over units, plus (single-process runs) one over the
-    ALTERNATING-MARL proposals of the current unit."""
+    """One bar over units, plus (single-process runs) one over the ALTERNATING-MARL
+    proposals of the current unit."""
 
     def __init__(self, enabled: bool, console: Any, total: int, done: int,
                  sweeps: int | None) -> None:
-        self.enabled = enabled
+        self.progress = Progress(enabled, remaining=True, console=console)
+        self.enabled = self.progress.active
         self.callback: Callable[..., Any] | None = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(),
-                                 console=console or Console(stderr=True), transient=False)
         self.units = self.progress.add_task("units", total=total, completed=done)
         self.remaining = total - done
-        self.inner: Any = None
+        self.inner = 0
         self.proposals = 0
-        if sweeps is not None:
+        if sweeps is not None and self.enabled:
             # one global and one local proposal per sweep (the run may converge earlier)
             self.proposals = 2 * sweeps
             self.inner = self.progress.add_task("  ALTERNATING-MARL proposals",
@@ -371,24 +354,21 @@ class _Progress:
         if not self.enabled:
             return
         ev = o.result.get("eval", {})
-        self.progress.update(self.units, advance=1,
-                             description=f"units (last: k={o.result.get('k')}, "
-                                         f"V={ev.get('mean', float('nan')):.2f})")
+        self.progress.advance(self.units, description=f"units (last: k={o.result.get('k')}, "
+                                                      f"V={ev.get('mean', float('nan')):.2f})")
         self.remaining -= 1
-        if self.inner is not None:
+        if self.callback is not None:
             if self.remaining > 0:
                 self.progress.reset(self.inner, total=self.proposals)
             else:
                 self.progress.update(self.inner, completed=self.proposals)
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
-            self.progress.__enter__()
+        self.progress.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.progress.__exit__(*exc)
+        self.progress.stop()
 
 
 def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:

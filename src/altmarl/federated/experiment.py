@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl._random import derive_seed
 from altmarl.evaluation import evaluate
 from altmarl.federated.controllers import (
     Controller,
@@ -59,17 +60,12 @@ from altmarl.federated.controllers import (
 from altmarl.federated.game import TransitionCounts, estimate_game
 from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
 from altmarl.game import TabularGame
-from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes, to_jsonable
+from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.progress import Progress
 
 #: seed-derivation domains (SPEC 9)
 EXPLORE, TRAIN_FED, EVAL_FED, EVAL_RUN, LEARN, MODEL_EVAL = range(6)
-
-
-def derive_seed(root: int, *key: int) -> int:
-    """A 64-bit seed from ``SeedSequence(root, spawn_key=key)`` (independent streams)."""
-    st = np.random.SeedSequence(int(root), spawn_key=tuple(int(x) for x in key)).generate_state(
-        2, np.uint32)
-    return (int(st[0]) << 32) | int(st[1])
 
 
 @dataclass(frozen=True)
@@ -288,46 +284,10 @@ def reference_method(cfg: FederatedConfig) -> str:
 
 @contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    if not enabled:
-        yield lambda _msg: None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]federated[/]"), BarColumn(), TextColumn("{task.completed}"
-                  "/{task.total}"), TimeElapsedColumn(), TextColumn("{task.description}"),
-                  transient=True) as bar:
-        task = bar.add_task("", total=total)
-
-        def tick(msg: str) -> None:
-            bar.update(task, advance=1, description=msg)
-
-        yield tick
-
-
-def _csv_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
-    return buf.getvalue().encode()
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n").encode()
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    """``tick(message)`` advancing one transient bar of :class:`altmarl.progress.Progress`."""
+    with Progress(enabled, transient=True) as bar:
+        task = bar.add_task("federated", total=total)
+        yield lambda msg: bar.advance(task, status=msg)
 
 
 def _finite(x: Any) -> Any:
@@ -346,7 +306,7 @@ def save_game(game: TabularGame, path: Path) -> None:
     meta = {"format": "altmarl.tabular_game", "version": 1, "name": game.name,
             "gamma": game.gamma, "n": game.n, "init": game.init.to_json(),
             "fingerprint": game.fingerprint(), "meta": game.meta}
-    np.savez(buf, meta=np.array(json.dumps(meta, default=_json_default)), P_g=game.P_g,
+    np.savez(buf, meta=np.array(json.dumps(to_jsonable(meta))), P_g=game.P_g,
              P_l=game.P_l, r_g=game.r_g, r_l=game.r_l)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -375,7 +335,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
     exp = exp or FederatedExperiment()
     run = Path(out)
     (run / "policies").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run / "config.json", _json_bytes(exp.to_json()))
+    atomic_write_bytes(run / "config.json", json_bytes(exp.to_json(), sort_keys=False, nonfinite="null"))
     cfg = exp.fed
     n_methods = 2 * len(exp.ks) + cfg.n_ag * sum(s > 0 for s in cfg.local_steps) + 1
     total = exp.explore_episodes + len(exp.ks) + n_methods * exp.eval_federations * \
@@ -387,7 +347,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
         counts.save(run / "counts.npz")
         game = estimate(exp, counts)
         save_game(game, run / "game.npz")
-        atomic_write_bytes(run / "estimation.json", _json_bytes(game.meta["estimation"]))
+        atomic_write_bytes(run / "estimation.json", json_bytes(game.meta["estimation"], sort_keys=False, nonfinite="null"))
         timings["explore_and_estimate"] = time.perf_counter() - t0
 
         methods: list[Method] = []
@@ -413,7 +373,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
                            "sweeps_run": res.sweeps,
                            "accepted": sum(r.accepted for r in res.history)}
             tick(f"ALTERNATING-MARL k={k}")
-        atomic_write_bytes(run / "learning.csv", _csv_bytes(learn_rows))
+        atomic_write_bytes(run / "learning.csv", dict_rows_csv_bytes(learn_rows))
         timings["alternating_marl"] = sum(e["train_seconds"] for e in extra.values())
 
         methods += baseline_methods(exp, game)
@@ -429,16 +389,16 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
         timings["real_evaluation"] = time.perf_counter() - t2
 
     summary_rows = summarize(rows, methods, extra, reference_method(cfg))
-    atomic_write_bytes(run / "episodes.csv", _csv_bytes(rows))
-    atomic_write_bytes(run / "summary.csv", _csv_bytes(summary_rows))
+    atomic_write_bytes(run / "episodes.csv", dict_rows_csv_bytes(rows))
+    atomic_write_bytes(run / "summary.csv", dict_rows_csv_bytes(summary_rows))
     H = cfg.horizon
     curve_rows = [{"round": t, **{name: (None if np.isnan(c[t]) else float(c[t]))
                                   for name, c in curves.items()}} for t in range(H + 1)]
-    atomic_write_bytes(run / "curves.csv", _csv_bytes(curve_rows))
+    atomic_write_bytes(run / "curves.csv", dict_rows_csv_bytes(curve_rows))
     summary = {"config": exp.to_json(), "estimation": game.meta["estimation"],
                "reference": reference_method(cfg), "methods": summary_rows,
                "timings": timings}
-    atomic_write_bytes(run / "summary.json", _json_bytes(_finite(summary)))
+    atomic_write_bytes(run / "summary.json", json_bytes(_finite(summary), sort_keys=False, nonfinite="null"))
     summary["plots"] = [str(p) for p in plot_run(run)]
     return summary
 

@@ -43,7 +43,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl.game import IIDInit, TabularGame
-from altmarl.policies import GlobalPolicy, LocalPolicy, atomic_write_bytes
+from altmarl.io import atomic_write_bytes
+from altmarl.policies import GlobalPolicy, LocalPolicy
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

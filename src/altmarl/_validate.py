@@ -1,0 +1,161 @@
+"""The one validation module: every public entry point checks its arguments here and
+raises a ``ValueError`` naming the field, the offending value and what was expected
+(SPEC 1, "Validation").
+
+Numbers must be numbers: ``bool`` is never accepted as a number, integers must be
+integral, floats finite unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+#: tolerance on probability row sums (SPEC 1)
+ROW_SUM_TOL = 1e-8
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool | np.bool_) and isinstance(value, int | np.integer)
+
+
+def _range_text(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f" >= {minimum}"
+    if maximum is not None:
+        return f" <= {maximum}"
+    return ""
+
+
+def check_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` with ``minimum <= value <= maximum`` (either bound may be
+    ``None``). Bools, floats (even integral ones) and strings are rejected."""
+    if not _is_int(value) or (minimum is not None and int(value) < minimum) or (
+            maximum is not None and int(value) > maximum):
+        raise ValueError(f"{name} = {value!r}: expected an integer{_range_text(minimum, maximum)}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, minimum: float | None = None,
+                maximum: float | None = None, *, positive: bool = False,
+                finite: bool = True) -> float:
+    """``value`` as a ``float``: a real number (not a bool, not a string), finite unless
+    ``finite=False``, ``> 0`` when ``positive``, within ``[minimum, maximum]``."""
+    ok = not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer
+                                                                   | np.floating)
+    v = float(value) if ok else math.nan
+    if ok and finite and not math.isfinite(v):
+        ok = False
+    if ok and math.isnan(v):
+        ok = False
+    if ok and positive and not v > 0:
+        ok = False
+    if ok and minimum is not None and v < minimum:
+        ok = False
+    if ok and maximum is not None and v > maximum:
+        ok = False
+    if not ok:
+        what = "a finite number" if finite else "a number"
+        if positive:
+            what += " > 0"
+        raise ValueError(f"{name} = {value!r}: expected {what}{_range_text(minimum, maximum)}")
+    return v
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite number ``> 0``."""
+    return check_float(name, value, positive=True)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """A string option among ``choices``; the message lists them (and the closest one)."""
+    options = list(choices)
+    if not isinstance(value, str) or value not in options:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), options, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name} = {value!r}: expected one of {options}{hint}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """A real ``bool`` (``0``/``1`` and strings are rejected)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} = {value!r}: expected true or false")
+    return bool(value)
+
+
+def check_gamma(gamma: Any) -> float:
+    """The discount factor: a number with ``0 <= gamma < 1`` (SPEC 1)."""
+    if isinstance(gamma, bool | np.bool_) or not isinstance(
+            gamma, int | float | np.integer | np.floating):
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+    g = float(gamma)
+    if not (0.0 <= g < 1.0) or not np.isfinite(g):
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+    return g
+
+
+def check_k(k: Any, n: int) -> int:
+    """The subsample size: an integer with ``1 <= k <= n`` (SPEC 1)."""
+    if not _is_int(k) or not 1 <= int(k) <= n:
+        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
+    return int(k)
+
+
+def as_float_array(name: str, value: ArrayLike, ndim: int) -> NDArray[np.float64]:
+    """``value`` as a float64 array with ``ndim`` dimensions, or a ``ValueError`` naming
+    ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a numeric array, could not convert ({exc})") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    return arr
+
+
+def first_bad_index(mask: NDArray[np.bool_]) -> tuple[int, ...]:
+    """Index of the first ``True`` entry of ``mask`` (C order)."""
+    idx = np.argwhere(mask)[0]
+    return tuple(int(i) for i in idx)
+
+
+def check_stochastic(name: str, arr: NDArray[np.float64], tol: float = ROW_SUM_TOL) -> None:
+    """Check that ``arr`` is a table of probability rows along its last axis (SPEC 1).
+
+    Raises ``ValueError`` naming ``name``, the first offending index and the expectation.
+    """
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = first_bad_index(~finite)
+        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite probability")
+    neg = arr < 0
+    if neg.any():
+        i = first_bad_index(neg)
+        raise ValueError(f"{name}{list(i)} = {arr[i]!r}: expected a probability >= 0")
+    sums = arr.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > tol
+    if bad.any():
+        i = first_bad_index(bad)
+        raise ValueError(
+            f"{name}{list(i) + [':']} sums to {sums[i]!r}: expected each row to sum to 1 "
+            f"(within {tol:g})"
+        )
+
+
+def check_finite(name: str, arr: NDArray[np.float64]) -> None:
+    """Raise ``ValueError`` if ``arr`` holds NaN or infinity."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        i = first_bad_index(~finite)
+        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite number")

@@ -1,0 +1,222 @@
+"""The one I/O module: atomic writes, ``.npz`` archives with JSON metadata (pickle-free),
+JSON and CSV bytes, and reading CSV back.
+
+Every file altmarl writes goes through :func:`atomic_write_bytes` (temporary file in the
+same directory, ``fsync``, ``os.replace``): a reader never sees half a file, and a crash
+leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        # mkstemp creates the file 0600; give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 ``text``."""
+    atomic_write_bytes(path, text.encode())
+
+
+def to_jsonable(obj: Any, *, nonfinite: str = "keep", fallback: str = "repr") -> Any:
+    """``obj`` made of JSON types, recursively: NumPy scalars and arrays become numbers and
+    lists, enums their value, paths strings, tuples lists, mapping keys strings.
+
+    ``nonfinite``: ``"keep"`` leaves NaN/inf floats (Python's JSON writes them as
+    ``NaN``/``Infinity``), ``"null"`` turns them into ``None`` (strict JSON).
+    ``fallback``: ``"repr"`` writes any other object as its ``repr``; ``"error"`` raises
+    ``TypeError``.
+    """
+    def conv(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, Enum):
+            v = v.value
+        if isinstance(v, float):
+            return None if (nonfinite == "null" and not math.isfinite(v)) else v
+        if v is None or isinstance(v, bool | int | str):
+            return v
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, Mapping):
+            return {str(a): conv(b) for a, b in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        if fallback == "error":
+            raise TypeError(f"{type(v).__name__} is not JSON serializable")
+        return repr(v)
+
+    return conv(obj)
+
+
+def json_bytes(obj: Any, *, indent: int | None = 2, sort_keys: bool = True,
+               nonfinite: str = "keep") -> bytes:
+    """``obj`` (through :func:`to_jsonable`) as UTF-8 JSON bytes ending in a newline.
+    ``nonfinite="null"`` writes strict JSON (NaN/inf as ``null``) for files other tools
+    read."""
+    obj = to_jsonable(obj, nonfinite=nonfinite)
+    return (json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=nonfinite == "keep")
+            + "\n").encode()
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, **kwargs: Any) -> None:
+    """Atomically write :func:`json_bytes` ``(obj, **kwargs)`` to ``path``."""
+    atomic_write_bytes(path, json_bytes(obj, **kwargs))
+
+
+def csv_cell(x: Any) -> Any:
+    """One CSV cell: ``None`` -> empty, floats by ``repr`` (round-trip exact), NumPy scalars
+    as Python numbers."""
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, Enum):
+        x = x.value
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return repr(x)
+    return x
+
+
+def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """A CSV file (``\\n`` line ends) with ``header`` and ``rows``, cells by :func:`csv_cell`."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(header))
+    for row in rows:
+        w.writerow([csv_cell(x) for x in row])
+    return buf.getvalue().encode()
+
+
+def dict_rows_csv_bytes(rows: Sequence[Mapping[str, Any]],
+                        header: Sequence[str] | None = None) -> bytes:
+    """A CSV of dict rows; the header is ``header`` or, by default, every key of the rows in
+    order of first appearance (a key missing from ``header`` is an error)."""
+    if not rows and header is None:
+        return b""
+    cols = list(header) if header is not None else list(dict.fromkeys(k for r in rows for k in r))
+    extra = sorted({key for r in rows for key in r} - set(cols))
+    if extra:
+        raise ValueError(f"rows: keys {extra} are not in the CSV header {cols}")
+    return csv_bytes(cols, [[r.get(c) for c in cols] for r in rows])
+
+
+def write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]],
+              header: Sequence[str] | None = None) -> None:
+    """Atomically write dict ``rows`` as CSV (see :func:`dict_rows_csv_bytes`)."""
+    atomic_write_bytes(path, dict_rows_csv_bytes(rows, header))
+
+
+def parse_cell(v: str) -> Any:
+    """A CSV cell back: empty -> ``None``, then ``int``, then ``float``, else the string."""
+    if v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+
+def read_csv_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a CSV as dicts, cells parsed by :func:`parse_cell`."""
+    with open(path, newline="") as f:
+        return [{key: parse_cell(v) for key, v in r.items()} for r in csv.DictReader(f)]
+
+
+def read_csv_columns(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Columns of a CSV as float arrays (empty or non-numeric cells -> NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return {}
+    header, body = rows[0], rows[1:]
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        vals = []
+        for r in body:
+            try:
+                vals.append(float(r[j]) if r[j] != "" else np.nan)
+            except (ValueError, IndexError):
+                vals.append(np.nan)
+        cols[name] = np.asarray(vals, dtype=np.float64)
+    return cols
+
+
+def npz_bytes(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
+    """A compressed ``.npz`` holding ``arrays`` and ``meta`` as a 0-d unicode JSON array
+    (key order sorted): the pickle-free container of every altmarl binary file."""
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, meta=np.array(json.dumps(dict(meta), sort_keys=True)),
+                        **dict(arrays))  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def save_npz(path: str | os.PathLike[str], meta: Mapping[str, Any],
+             arrays: Mapping[str, np.ndarray]) -> Path:
+    """Atomically write :func:`npz_bytes` to ``path`` (``.npz`` appended when missing)."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        p = p.with_suffix(p.suffix + ".npz") if p.suffix else p.with_suffix(".npz")
+    atomic_write_bytes(p, npz_bytes(meta, arrays))
+    return p
+
+
+def load_npz(path: str | os.PathLike[str], what: str = "altmarl file"
+             ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by :func:`save_npz`, read with
+    ``allow_pickle=False`` (object arrays are refused); every failure is a ``ValueError``
+    (``FileNotFoundError`` for a missing file) naming the file and ``what`` it should be."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such {what}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except ValueError as exc:  # object arrays need pickle: refuse
+        raise ValueError(f"{p}: not a valid {what} ({exc})") from None
+    except Exception as exc:  # zipfile errors, truncated files, ...
+        raise ValueError(f"{p}: not a valid {what} ({type(exc).__name__}: {exc})") from None
+    if "meta" not in arrays:
+        raise ValueError(f"{p}: not an {what} (no 'meta' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: 'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{p}: 'meta' must be a JSON object")
+    return meta, arrays
