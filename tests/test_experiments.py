@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from altmarl.histogram import num_histograms
 from altmarl.io import read_csv_columns
 
 ROOT = Path(__file__).resolve().parents[1]
-ALTMARL = str(ROOT / ".venv" / "bin" / "altmarl")
+# the command line of the interpreter running the tests (any virtual environment location)
+ALTMARL_CMD = [sys.executable, "-c", "from altmarl.cli import app; app()"]
 
 # ---------------------------------------------------------------------------
 # a stub trainer (tests only): same signature as am.alternating_marl, cheap, seeded
@@ -440,7 +442,7 @@ def test_killed_cli_sweep_resumes_to_identical_results(tmp_path: Path) -> None:
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(tomli_w.dumps(REAL))
     out = tmp_path / "killed"
-    cmd = [ALTMARL, "sweep", str(cfg_path), "--workers", "2", "--out", str(out)]
+    cmd = [*ALTMARL_CMD, "sweep", str(cfg_path), "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, cwd=tmp_path)
     try:
