@@ -31,11 +31,11 @@ from _common import machine, print_table  # noqa: E402
 
 
 def altmarl_exe() -> list[str]:
-    """The ``altmarl`` entry point next to this interpreter (else ``python -m altmarl.cli``)."""
+    """The ``altmarl`` entry point next to this interpreter (else ``python -m altmarl``)."""
     exe = Path(sys.executable).with_name("altmarl")
     if exe.exists():
         return [str(exe)]
-    return [sys.executable, "-m", "altmarl.cli"]
+    return [sys.executable, "-m", "altmarl"]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:

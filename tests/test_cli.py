@@ -125,3 +125,33 @@ def test_run_warehouse_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert res.exit_code == 0, res.output
     assert (tmp_path / "runs" / "warehouse-k10-seed0" / "plots" / "occupancy.png").is_file()
     assert "plot: runs/warehouse-k10-seed0/plots/occupancy.png" in res.output
+
+
+def test_version_and_envs() -> None:
+    from altmarl import __version__, envs
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output == f"altmarl {__version__}\n"
+    assert __version__ == "0.1.0"
+    res = runner.invoke(app, ["envs"])
+    assert res.exit_code == 0 and res.output.split() == envs.names()
+
+
+def test_python_dash_m_altmarl() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "altmarl", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert res.stdout.strip() == "altmarl 0.1.0"
+    res = subprocess.run([sys.executable, "-m", "altmarl", "envs"], capture_output=True,
+                         text=True, check=True)
+    assert "warehouse" in res.stdout.split()
+
+
+def test_every_command_group_is_registered() -> None:
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("envs", "run", "sweep", "reproduce", "plot", "theory", "logs", "continuous",
+                "federated", "--version"):
+        assert cmd in res.output, cmd

@@ -96,27 +96,33 @@ def write_json(path: str | os.PathLike[str], obj: Any, **kwargs: Any) -> None:
     atomic_write_bytes(path, json_bytes(obj, **kwargs))
 
 
-def csv_cell(x: Any) -> Any:
-    """One CSV cell: ``None`` -> empty, floats by ``repr`` (round-trip exact), NumPy scalars
-    as Python numbers."""
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, Enum):
-        x = x.value
-    if x is None:
+def format_number(v: Any, digits: int | None = None) -> str:
+    """The text of one table cell: every CSV file altmarl writes and every number table the
+    command line prints.
+
+    NumPy scalars count as the Python scalar they hold and an ``Enum`` as its value;
+    ``None`` is the empty cell. A float is written as ``repr(v)`` (the shortest exact round
+    trip, so a CSV reads back to the same bits) or, given ``digits``, with that many
+    significant digits (``f"{v:.4g}"`` for ``digits=4``). Anything else is ``str(v)``.
+    """
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, Enum):
+        v = v.value
+    if v is None:
         return ""
-    if isinstance(x, float):
-        return repr(x)
-    return x
+    if isinstance(v, float):
+        return repr(v) if digits is None else f"{v:.{digits}g}"
+    return str(v)
 
 
 def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """A CSV file (``\\n`` line ends) with ``header`` and ``rows``, cells by :func:`csv_cell`."""
+    """A CSV file (``\\n`` line ends) with ``header`` and ``rows``, cells by :func:`format_number`."""
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(header))
     for row in rows:
-        w.writerow([csv_cell(x) for x in row])
+        w.writerow([format_number(x) for x in row])
     return buf.getvalue().encode()
 
 

@@ -21,37 +21,14 @@ from typing import Any
 
 import typer
 
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    """``["n=1000", "seed=3"]`` -> ``{"n": 1000, "seed": 3}`` (values parsed as JSON when
-    they are JSON, else kept as strings)."""
-    out: dict[str, Any] = {}
-    for item in sets:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        key, val = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key.strip()] = val
-    return out
+from altmarl.cli.common import console, fail, parse_sets
+from altmarl.io import format_number
 
 
 def _make_game(env: str, sets: list[str]) -> Any:
     from altmarl import envs
 
-    return envs.make(env, **_parse_sets(sets))
+    return envs.make(env, **parse_sets(sets))
 
 
 def _noise(family: str, value: float | None) -> Any:
@@ -86,12 +63,6 @@ def _local_policy(game: Any, path: Path | None) -> Any:
     from altmarl.policies import LocalPolicy
 
     return LocalPolicy.uniform(game) if path is None else LocalPolicy.load(path, game=game)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def register(app: typer.Typer) -> None:
@@ -146,9 +117,8 @@ def register(app: typer.Typer) -> None:
                              progress=not no_progress)
             path = ds.save(out)
         except (ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
-        _console().print(f"recorded {len(ds)} transitions ({episodes} episodes x {horizon} "
+            fail(str(exc))
+        console().print(f"recorded {len(ds)} transitions ({episodes} episodes x {horizon} "
                          f"steps, k = {k}, n = {game.n}) -> [bold]{path}[/]", highlight=False,
                          soft_wrap=True)
 
@@ -160,10 +130,9 @@ def register(app: typer.Typer) -> None:
         try:
             ds = load_dataset(path)
         except (ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         s = ds.summary()
-        con = _console()
+        con = console()
         con.print(f"[green]valid[/] log: {s['rows']} transitions, {s['episodes']} episodes, "
                   f"k = {s['k']}, n = {s['n']}, gamma = {s['gamma']}, spaces {s['spaces']}",
                   highlight=False, soft_wrap=True)
@@ -215,9 +184,8 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 written = pol.save(out, game=game)
         except (ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
-        con = _console()
+            fail(str(exc))
+        con = console()
         inf = pol.info
         con.print(f"learned Q over {inf['coverage']['pairs_visited']}/{inf['coverage']['pairs']} "
                   f"visited (s_g, h, a_g) pairs from {inf['transitions']} transitions: "
@@ -225,8 +193,9 @@ def register(app: typer.Typer) -> None:
                   f"change {inf['last_epoch_change']:.3g}, {inf['wall_seconds']:.2f} s",
                   highlight=False, soft_wrap=True)
         if cmp is not None:
-            con.print("vs generative G-LEARN (m=None): " + ", ".join(
-                f"{key} {_fmt(v)}" for key, v in cmp.items()), highlight=False, soft_wrap=True)
+            pairs = ", ".join(f"{key} {format_number(v, digits=4)}" for key, v in cmp.items())
+            con.print(f"vs generative G-LEARN (m=None): {pairs}", highlight=False,
+                      soft_wrap=True)
         if out is not None:
             con.print(f"policy: [bold]{written}[/]", highlight=False, soft_wrap=True)
 
@@ -269,9 +238,8 @@ def register(app: typer.Typer) -> None:
                 rows.append({"transitions": len(ds), "epochs": pol.info["epochs"],
                              "learn_seconds": pol.info["wall_seconds"], **cmp})
         except ValueError as exc:
-            _fail(str(exc))
-            return
-        con = _console()
+            fail(str(exc))
+        con = console()
         keys = ["transitions", "epochs", "q_err_sup", "q_err_mean_data", "value",
                 "value_reference", "value_gap"]
         keys += ["value_gap_stderr"] if "value_gap_stderr" in rows[0] else []
@@ -279,8 +247,8 @@ def register(app: typer.Typer) -> None:
         con.print("| " + " | ".join(keys) + " |", highlight=False, soft_wrap=True)
         con.print("|" + "---|" * len(keys), highlight=False)
         for row in rows:
-            con.print("| " + " | ".join(_fmt(row.get(key)) for key in keys) + " |",
-                      highlight=False, soft_wrap=True)
+            cells = [format_number(row.get(key), digits=4) for key in keys]
+            con.print("| " + " | ".join(cells) + " |", highlight=False, soft_wrap=True)
         con.print(f"value: {rows[0]['value_method']}", highlight=False, soft_wrap=True)
         if json_out is not None:
             from altmarl.io import atomic_write_bytes

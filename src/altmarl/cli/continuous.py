@@ -17,29 +17,7 @@ from typing import Any
 
 import typer
 
-
-def _fail(msg: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--ks = {text!r}: expected comma-separated integers") from None
-    if not ks:
-        raise ValueError(f"--ks = {text!r}: expected at least one integer")
-    return ks
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+from altmarl.cli.common import fail, parse_int_list, parse_sets
 
 
 def build_config(quick: bool, config: Path | None, g_method: str | None,
@@ -65,15 +43,11 @@ def build_config(quick: bool, config: Path | None, g_method: str | None,
         d["alternations"] = alternations
     if n is not None:
         d["n"] = n
-    for item in sets:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        key, val = item.split("=", 1)
-        key = key.strip()
+    for key, val in parse_sets(sets).items():
         if key.startswith("trpo."):
-            d["trpo"][key[5:]] = _parse_value(val)
+            d["trpo"][key[5:]] = val
         else:
-            d[key] = _parse_value(val)
+            d[key] = val
     return ContinuousConfig.from_json(d)
 
 
@@ -159,7 +133,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = build_config(quick, config, g_method, alternations, n, sets)
         except (ValueError, OSError, TypeError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         ckpt = out / "checkpoint"
         if not resume:
             shutil.rmtree(ckpt, ignore_errors=True)
@@ -177,7 +151,7 @@ def register(app: typer.Typer) -> None:
                 res = run_continuous(k, seed, cfg, checkpoint_dir=ckpt, resume=True,
                                      on_sweep=on_sweep)
             except ValueError as exc:
-                _fail(str(exc))
+                fail(str(exc))
             bar.update(task, completed=cfg.alternations)
         res.save(out)
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -205,10 +179,10 @@ def register(app: typer.Typer) -> None:
 
         try:
             cfg = build_config(quick, config, g_method, alternations, n, sets)
-            summary = run_sweep(out, _parse_ks(ks), seeds, cfg, workers=workers, resume=resume,
+            summary = run_sweep(out, parse_int_list(ks, "--ks"), seeds, cfg, workers=workers, resume=resume,
                                 progress=not no_progress)
         except (ValueError, OSError, TypeError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         typer.echo(format_sweep(summary))
         typer.echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, "
                    "runs/)")
@@ -230,7 +204,7 @@ def register(app: typer.Typer) -> None:
             env = ContinuousWarehouse(n=n)
             rb = random_baseline(env, list(range(seeds)), rollouts, horizon)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         typer.echo(f"random play, {seeds} seed(s) x {rollouts} rollouts, n = {n}: "
                    f"H={horizon}: {_n(rb['value']['mean']):.2f} (sd over rollouts "
                    f"{_n(rb['rollout_std']):.2f}, sd over seeds {_n(rb['value']['std']):.2f}); "
@@ -243,7 +217,7 @@ def register(app: typer.Typer) -> None:
         from altmarl.continuous.sweep import aggregate, plot_sweep
 
         if not (run_dir / "config.json").exists():
-            _fail(f"{run_dir}/config.json not found (not a continuous sweep directory?)")
+            fail(f"{run_dir}/config.json not found (not a continuous sweep directory?)")
         summary = aggregate(run_dir)
         typer.echo(format_sweep(summary))
         for p in plot_sweep(run_dir):

@@ -8,18 +8,7 @@ from pathlib import Path
 
 import typer
 
-
-def _parse_ks(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        ks = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"--ks = {text!r}: expected comma-separated integers, e.g. 1,5,20") \
-            from None
-    if not ks:
-        raise ValueError(f"--ks = {text!r}: expected at least one integer")
-    return ks
+from altmarl.cli.common import console, fail, parse_int_list
 
 
 def register(app: typer.Typer) -> None:
@@ -49,11 +38,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Explore, estimate the game, run ALTERNATING-MARL for every k, evaluate the learned
         policies and the baselines in the real simulator; writes tables and plots."""
-        from rich.console import Console
-
         from altmarl.federated.experiment import FederatedExperiment, format_table, run_experiment
 
-        err = Console(stderr=True)
         try:
             if config is not None:
                 exp = FederatedExperiment.from_json(json.loads(config.read_text()))
@@ -61,9 +47,8 @@ def register(app: typer.Typer) -> None:
                 exp = FederatedExperiment.quick(seed) if quick else FederatedExperiment(seed=seed)
             d = exp.to_json()
             d["seed"] = seed if config is None else d["seed"]
-            parsed = _parse_ks(ks)
-            if parsed is not None:
-                d["ks"] = list(parsed)
+            if ks is not None:
+                d["ks"] = parse_int_list(ks, "--ks", example="1,5,20")
             if m is not None:
                 d["m"] = m
             for name, val in (("n_clients", clients), ("upload_cost", upload_cost),
@@ -72,11 +57,10 @@ def register(app: typer.Typer) -> None:
                     d["fed"][name] = val
             exp = FederatedExperiment.from_json(d)
         except (ValueError, OSError, json.JSONDecodeError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            fail(str(exc))
         run_dir = out or Path("runs") / ("federated-quick" if quick else "federated")
         summary = run_experiment(run_dir, exp, progress=not no_progress)
-        con = Console()
+        con = console()
         con.print(format_table(summary["methods"]), highlight=False)
         con.print(f"run directory: [bold]{run_dir}[/] (summary.csv, summary.json, "
                   "episodes.csv, curves.csv, learning.csv, game.npz, policies/)",
@@ -90,9 +74,7 @@ def register(app: typer.Typer) -> None:
         from altmarl.federated.experiment import format_table, plot_run, read_summary
 
         if not (run_dir / "summary.json").exists():
-            typer.echo(f"error: {run_dir}/summary.json not found (not a federated run?)",
-                       err=True)
-            raise typer.Exit(2)
+            fail(f"{run_dir}/summary.json not found (not a federated run?)")
         typer.echo(format_table(read_summary(run_dir)))
         for p in plot_run(run_dir):
             typer.echo(f"plot: {p}")

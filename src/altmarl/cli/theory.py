@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from altmarl.cli.common import console, fail
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``theory`` command to the ``altmarl`` app."""
@@ -20,17 +22,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """O(1/sqrt(k)) experiment: exact full-information gap of G-LEARN vs k, mean-field vs
         standard table sizes, cost vs n. Writes CSV tables, summary.json and PNG plots."""
-        from rich.console import Console
-
         from altmarl.theory import format_summary, run_theory
 
         run_dir = out or Path("runs") / ("theory-quick" if quick else "theory")
-        con = Console()
+        con = console()
         try:
             summary = run_theory(run_dir, quick=quick, seed=seed, progress=not no_progress)
         except ValueError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            fail(str(exc))
         con.print(format_summary(summary), highlight=False)
         con.print(f"run directory: [bold]{run_dir}[/]  (gap_vs_k.csv, table_size.csv, "
                   "cost_vs_n.csv, summary.json, config.json)", highlight=False)

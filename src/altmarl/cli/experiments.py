@@ -1,5 +1,6 @@
-"""``altmarl run / sweep / reproduce / plot`` (SPEC 10).
+"""``altmarl envs / run / sweep / reproduce / plot`` (SPEC 10).
 
+    altmarl envs
     altmarl run ENV_OR_CONFIG [--k K] [--seed S] [--out DIR]
     altmarl sweep CONFIG [--backend local|ray] [--workers N] [--address ADDR] [--resume] [--out DIR]
     altmarl reproduce warehouse [--quick] [--train-seeds N] [--out DIR]
@@ -9,26 +10,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+from altmarl.cli.common import console, fail
 
 
 def _report(rep: Any, title: str | None = None) -> None:
     from altmarl.experiments.sweep import summary_table
 
-    con = _console()
+    con = console()
     con.print(summary_table(rep.summary, title))
     s = rep.summary
     status = "complete" if s["complete"] else f"INCOMPLETE ({s['units_done']}/{s['units_total']})"
@@ -39,11 +31,11 @@ def _report(rep: Any, title: str | None = None) -> None:
         con.print(f"plot: [bold]{p}[/]", highlight=False, soft_wrap=True)
 
 
-def _interrupted(out: Path, how: str) -> None:
+def _interrupted(out: Path, how: str) -> NoReturn:
     from altmarl.experiments.sweep import load_units
 
     n = len(load_units(out)) if out.exists() else 0
-    _console(stderr=True).print(
+    console(stderr=True).print(
         f"[yellow]interrupted:[/] {n} finished unit(s) are saved in {out}; continue with "
         f"`{how} --resume --out {out}`", highlight=False, soft_wrap=True)
     raise typer.Exit(130)
@@ -61,18 +53,26 @@ def _sweep(cfg: Any, out: Path, *, backend: str, workers: int | None, address: s
     except KeyboardInterrupt:
         _interrupted(out, how)
     except WorkerDied as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     except UnitFailed as exc:
-        _fail(f"{exc}\nfinished units are saved in {out}; continue with `{how} --resume "
+        fail(f"{exc}\nfinished units are saved in {out}; continue with `{how} --resume "
               f"--out {out}`", 1)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _report(rep, title)
     return rep
 
 
 def register(app: typer.Typer) -> None:
     """Add the experiment commands to the ``altmarl`` app."""
+
+    @app.command("envs")
+    def envs_cmd() -> None:
+        """List the built-in environments."""
+        from altmarl import envs
+
+        for name in envs.names():
+            typer.echo(name)
 
     @app.command("run")
     def run_cmd(
@@ -96,8 +96,7 @@ def register(app: typer.Typer) -> None:
                                  "`altmarl sweep`")
             cfg = cfg.with_overrides(k=ks, seed=seed, train_seeds=1)
         except ValueError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         run_dir = out or Path("runs") / f"{cfg.name}-k{ks[0]}-seed{cfg.seed}"
         # same configuration -> same numbers, so an existing run of it is simply re-used
         _sweep(cfg, run_dir, backend="local", workers=1, address=None, resume=True,
@@ -122,8 +121,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config)
         except ValueError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         run_dir = out or Path("runs") / cfg.name
         _sweep(cfg, run_dir, backend=backend, workers=workers, address=address, resume=resume,
                kind="sweep", how=f"altmarl sweep {config}")
@@ -148,15 +146,14 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = reproduce_config(experiment, quick=quick, train_seeds=train_seeds)
         except ValueError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         run_dir = out or Path("runs") / cfg.name
         flags = " --quick" if quick else ""
         flags += f" --train-seeds {train_seeds}" if train_seeds else ""
         rep = _sweep(cfg, run_dir, backend=backend, workers=workers, address=address,
                      resume=resume, kind="reproduce",
                      how=f"altmarl reproduce {experiment}{flags}")
-        _console().print(reference_table(experiment, rep.summary))
+        console().print(reference_table(experiment, rep.summary))
 
     @app.command("plot")
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
@@ -172,9 +169,8 @@ def register(app: typer.Typer) -> None:
             summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
                                                           for p in paths]})
         except ValueError as exc:
-            _fail(str(exc))
-            return
-        con = _console()
+            fail(str(exc))
+        con = console()
         con.print(summary_table(summary))
         for p in paths:
             con.print(f"plot: [bold]{p}[/]", highlight=False, soft_wrap=True)

@@ -1,0 +1,67 @@
+"""Helpers shared by every command group of the ``altmarl`` command line (SPEC 10).
+
+* :func:`console` — the rich console (stdout, or stderr for errors);
+* :func:`fail` — print ``error: MESSAGE`` on stderr and exit (code 2: bad input);
+* :func:`parse_int_list` — ``--ks 1,5,20`` style options;
+* :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON).
+
+Imports stay light (rich is imported when a console is needed), so ``altmarl --help``
+starts fast and never imports PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+
+
+def console(stderr: bool = False) -> Any:
+    """A ``rich.console.Console`` on stdout (or stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def fail(msg: str, code: int = 2) -> NoReturn:
+    """Print ``error: msg`` on stderr and exit with ``code`` (2: invalid input or
+    configuration; 1: a run failed)."""
+    console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_int_list(text: str, flag: str, example: str = "") -> list[int]:
+    """Comma-separated integers of the option ``flag`` (``"1,5,20"`` -> ``[1, 5, 20]``);
+    ``ValueError`` naming the option (and ``example``, if given) otherwise."""
+    hint = f", e.g. {example}" if example else ""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} = {text!r}: expected comma-separated integers{hint}") from None
+    if not values:
+        raise ValueError(f"{flag} = {text!r}: expected at least one integer")
+    return values
+
+
+def parse_value(text: str) -> Any:
+    """The value of a ``--set key=value``: JSON when it parses as JSON, else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``["n=1000", "seed=3"]`` -> ``{"n": 1000, "seed": 3}`` (keys stripped, values by
+    :func:`parse_value`; a later key overrides an earlier one)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        key, val = item.split("=", 1)
+        out[key.strip()] = parse_value(val)
+    return out
+
+
+__all__ = ["console", "fail", "parse_int_list", "parse_sets", "parse_value"]
