@@ -13,14 +13,20 @@ from hypothesis import strategies as st
 
 import altmarl as am
 from altmarl.g_learn import (
+    CRN_MODES,
+    POOL_SIZE,
     ConvergenceWarning,
-    _gmres,
     _histograms,
     _stream_pools,
+    check_choice,
+    check_int,
     empirical_operator,
     exact_next_histograms,
     histogram_q,
+    pi_l_table,
+    policy_from_operator,
     solve,
+    tie_seed,
 )
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
 
@@ -364,19 +370,6 @@ def test_unreachable_tol_terminates_with_a_warning() -> None:
     assert not pol.info["converged"] and pol.info["residual"] < 1e-12
 
 
-def test_gmres_solves_to_sup_norm_tolerance() -> None:
-    rng = np.random.default_rng(0)
-    n = 300
-    P = rng.random((n, n))
-    P /= P.sum(axis=1, keepdims=True)
-    A = np.eye(n) - 0.97 * P
-    b = rng.random(n)
-    for eps in (1e-3, 1e-9):
-        x, res = _gmres(lambda v: A @ v, b, np.zeros(n), eps, restart=7, max_matvecs=5000)
-        true = float(np.abs(b - A @ x).max())
-        assert true <= eps and res == pytest.approx(true, rel=1e-3, abs=1e-12)
-
-
 def test_histogram_enumeration_matches_core() -> None:
     for k, d in [(0, 3), (1, 1), (4, 1), (5, 2), (7, 3), (6, 5)]:
         np.testing.assert_array_equal(_histograms(k, d), enumerate_histograms(k, d))
@@ -528,3 +521,58 @@ def test_progress_bar_runs() -> None:
         warnings.simplefilter("error")
         pol = am.g_learn(game, am.LocalPolicy.uniform(game), 2, m=3, progress=True)
     assert pol.info["converged"]
+
+
+# ---------------------------------------------------------------------------
+# the shared last step and the public helpers
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parameterization", ["mean-field", "standard"])
+def test_policy_from_operator_is_g_learns_last_step(parameterization: str) -> None:
+    game = small_game(20)
+    pi_l = random_pi_l(game, 20)
+    ref = am.g_learn(game, pi_l, 2, m=4, seed=9, parameterization=parameterization)
+    op = empirical_operator(game, pi_l, 2, m=4, seed=9, parameterization=parameterization)
+    pol = policy_from_operator(game, op, 9, method="mine", extra_info={"note": 1})
+    assert pol.q is not None and ref.q is not None
+    np.testing.assert_array_equal(pol.q, ref.q)
+    np.testing.assert_array_equal(pol.actions, ref.actions)
+    assert pol.info["method"] == "mine" and pol.info["note"] == 1
+    assert set(ref.info) <= set(pol.info)
+    skip = {"method", "wall_seconds", "cpu_seconds", "solve_seconds", "solve_cpu_seconds",
+            "sample_seconds"}
+    for key in set(ref.info) - skip:
+        assert pol.info[key] == ref.info[key], key
+    if parameterization == "mean-field":
+        assert pol.info["pool_size"] == op.pool_size == POOL_SIZE
+    else:
+        assert op.pool_size is None and "pool_size" not in pol.info
+    low = policy_from_operator(game, op, 9, tie_break="lowest")
+    assert low.info["tie_break"] == "lowest"
+    with pytest.raises(ValueError, match="tie_break"):
+        policy_from_operator(game, op, 9, tie_break="random")
+
+
+def test_tie_seed_is_the_third_stream_of_the_seed() -> None:
+    assert tie_seed(5) == tie_seed(5) != tie_seed(6)
+    third = np.random.SeedSequence(5).spawn(3)[2]
+    assert tie_seed(5) == int(third.generate_state(1)[0])
+
+
+def test_pi_l_table_and_validators() -> None:
+    game = small_game(21)
+    pi_l = random_pi_l(game, 21)
+    np.testing.assert_array_equal(pi_l_table(game, pi_l), pi_l.table)
+    np.testing.assert_array_equal(pi_l_table(game, pi_l.table), pi_l.table)
+    with pytest.raises(ValueError, match=r"pi_l.table: expected shape"):
+        pi_l_table(game, pi_l.table[:, :1])
+    with pytest.raises(ValueError):
+        pi_l_table(game, np.full(pi_l.table.shape, 0.9))  # rows do not sum to 1
+    assert check_int("m", np.int64(3), 1) == 3
+    for bad in (0, True, 2.0, "3"):
+        with pytest.raises(ValueError, match="m = "):
+            check_int("m", bad, 1)
+    assert check_choice("crn", "pool", CRN_MODES) == "pool"
+    with pytest.raises(ValueError, match=r"crn = 'x': expected one of"):
+        check_choice("crn", "x", CRN_MODES)

@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
+from altmarl import planning
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -383,32 +384,23 @@ class ExactSolver:
         S = self.n_states
         if S <= self.dense_limit:
             P = np.einsum("gmh,gmn->gmhn", A, T).reshape(S, S)
-            lhs = np.eye(S) - g.gamma * P
-            return np.asarray(np.linalg.solve(lhs, r.reshape(S)).reshape(r.shape),
-                              dtype=np.float64)
+            return planning.evaluate_dense(P, r.reshape(S), g.gamma).reshape(r.shape)
         return self._evaluate_iterative(A, T, r)
 
     def _evaluate_iterative(self, A: FloatArray, T: FloatArray, r: FloatArray) -> FloatArray:
-        from scipy.sparse.linalg import LinearOperator, gmres
-
-        gamma = self.game.gamma
+        """GMRES on the structured chain operator ``V -> E[V(s_g', N') | s_g, N]``
+        (:func:`altmarl.planning.evaluate_scipy_gmres`), for chains above ``dense_limit``."""
         shape = r.shape
 
-        def matvec(v: FloatArray) -> FloatArray:
-            V = np.asarray(v, dtype=np.float64).reshape(shape)
+        def p_matvec(v: FloatArray) -> FloatArray:
+            V = v.reshape(shape)
             EV = np.matmul(T, V.T)
-            return np.asarray((V - gamma * (A * EV).sum(axis=-1)).reshape(-1))
+            return np.asarray((A * EV).sum(axis=-1).reshape(-1))
 
-        op = LinearOperator((r.size, r.size), matvec=matvec, dtype=np.float64)
-        sol, info = gmres(op, r.reshape(-1), rtol=1e-13, atol=0.0, restart=60, maxiter=200)
-        V = np.asarray(sol, dtype=np.float64).reshape(shape)
-        # polish with a few Bellman steps and check the residual
-        resid = float(np.abs(matvec(V.reshape(-1)) - r.reshape(-1)).max())
-        scale = max(1.0, float(np.abs(r).max()) / (1 - gamma))
-        if info != 0 or resid > 1e-9 * scale:
-            raise RuntimeError(f"ExactSolver: GMRES did not converge (info={info}, "
-                               f"residual={resid:.3g})")
-        return V
+        V = planning.evaluate_scipy_gmres(p_matvec, r.reshape(-1), self.game.gamma,
+                                          rtol=1e-13, restart=60, maxiter=200, check=1e-9,
+                                          name="ExactSolver")
+        return V.reshape(shape)
 
     def occupancy(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
         """Discounted state occupancy ``d(s) = sum_t gamma^t P(s_t = s)`` from the initial
@@ -420,9 +412,10 @@ class ExactSolver:
         S = self.n_states
         gamma = self.game.gamma
         if S <= self.dense_limit:
+            # d = sum_t gamma^t (P^T)^t mu: the dense policy-evaluation solve on P^T
             P = np.einsum("gmh,gmn->gmhn", A, T).reshape(S, S)
-            d = np.linalg.solve(np.eye(S) - gamma * P.T, self.init_prob.reshape(S))
-            return np.asarray(d.reshape(self.init_prob.shape), dtype=np.float64)
+            d = planning.evaluate_dense(P.T, self.init_prob.reshape(S), gamma)
+            return d.reshape(self.init_prob.shape)
         # power series (gamma-contraction), to relative accuracy 1e-12
         d = self.init_prob.copy()
         cur = self.init_prob.copy()
@@ -442,21 +435,14 @@ class ExactSolver:
         g = self.game
         T = self.count_transitions(pi_l)
         rloc = self.local_reward(pi_l)
-        actions = np.zeros((g.n_sg, self.n_counts), dtype=np.int64)
-        evals = 0
-        for _ in range(max_iter):
-            pa = _onehot(actions, g.n_ag)
-            V = self._evaluate(pa, T, rloc)
-            evals += 1
-            Q = self._q_from_v(V, T, rloc)
-            best = Q.max(axis=-1)
-            cur = np.take_along_axis(Q, actions[..., None], axis=-1)[..., 0]
-            improve = best > cur + 1e-12 * np.maximum(1.0, np.abs(best))
-            if not improve.any():
-                break
-            actions = np.where(improve, Q.argmax(axis=-1), actions)
-        else:
+        res = planning.policy_iteration(
+            lambda acts: self._evaluate(_onehot(acts, g.n_ag), T, rloc),
+            lambda V: self._q_from_v(V, T, rloc),
+            np.zeros((g.n_sg, self.n_counts), dtype=np.int64), max_iter, scale="best")
+        if not res.converged:
             raise RuntimeError("full_info_best_response: policy iteration did not converge")
+        assert res.actions is not None
+        actions, V, Q, evals = res.actions, res.v, res.q, res.iterations
         policy = GlobalPolicy(self.n, actions, g.n_ag, q=Q,
                               info={"kind": "full-information best response (exact)",
                                     "method": "policy iteration"}, game=g)
@@ -704,18 +690,22 @@ class ExactSolver:
         g = self.game
         Pg = g.P_g[np.arange(g.n_sg), pi_g.actions[:, 0]]  # (g, g')
         kernel = np.einsum("xgay,gh->xgayh", g.P_l, Pg)
-        acts = np.zeros((g.n_sl, g.n_sg), dtype=np.int64)
         xs, gs = np.meshgrid(np.arange(g.n_sl), np.arange(g.n_sg), indexing="ij")
-        for _ in range(1000):  # policy iteration (exact, finite)
+
+        def evaluate(acts: IntArray) -> FloatArray:
             P = kernel[xs, gs, acts].reshape(g.n_sl * g.n_sg, -1)
             r = g.r_l[xs, gs, acts].reshape(-1)
-            V = np.linalg.solve(np.eye(P.shape[0]) - g.gamma * P, r).reshape(g.n_sl, g.n_sg)
-            Q = g.r_l + g.gamma * np.einsum("xgayh,yh->xga", kernel, V)
-            cur = np.take_along_axis(Q, acts[..., None], axis=-1)[..., 0]
-            better = Q.max(axis=-1) > cur + 1e-12 * np.maximum(1.0, np.abs(cur))
-            if not better.any():
-                break
-            acts = np.where(better, Q.argmax(axis=-1), acts)
+            return planning.evaluate_dense(P, r, g.gamma).reshape(g.n_sl, g.n_sg)
+
+        def q_from_v(V: FloatArray) -> FloatArray:
+            return np.asarray(g.r_l + g.gamma * np.einsum("xgayh,yh->xga", kernel, V))
+
+        # policy iteration (exact, finite)
+        res = planning.policy_iteration(evaluate, q_from_v,
+                                        np.zeros((g.n_sl, g.n_sg), dtype=np.int64), 1000,
+                                        scale="current")
+        assert res.actions is not None
+        acts = res.actions
         policy = LocalPolicy.deterministic(g, acts)
         policy.info = {"kind": "local best response (decoupled: representative-agent MDP)"}
         values = self.values(pi_g, policy)
@@ -846,10 +836,8 @@ class ExactSolver:
         A = np.einsum("bgma,gah->bgmh", pa, g.P_g)
         r = np.einsum("bgma,ga->bgm", pa, g.r_g) + rloc
         P = (A[:, :, :, :, None] * T[:, :, :, None, :]).reshape(-1, S, S)
-        lhs = np.broadcast_to(np.eye(S)[None] - g.gamma * P, (B, S, S))
-        rhs = np.broadcast_to(r.reshape(-1, S), (B, S))
-        sol = np.linalg.solve(lhs, rhs[..., None])[..., 0]
-        return np.asarray(sol.reshape(B, g.n_sg, self.n_counts), dtype=np.float64)
+        sol = planning.evaluate_dense_batch(P, r.reshape(-1, S), g.gamma)
+        return sol.reshape(B, g.n_sg, self.n_counts)
 
     # --- Nash gap ------------------------------------------------------------------
     def nash_gap(

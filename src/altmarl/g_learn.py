@@ -74,6 +74,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from altmarl import planning
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, num_tuples, rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -552,164 +553,53 @@ def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[float
 
 def _solve_vi(model: _Model, tol: float, max_iter: int, stats: _SolveStats,
               progress: bool) -> FloatArray:
-    """SPEC 4: ``Q_0 = 0``, ``Q_{t+1} = T_hat Q_t`` until ``||Q_{t+1} - Q_t||_inf <= tol``."""
-    Q = np.zeros((model.n_sg, model.n_states, model.n_ag))
+    """SPEC 4: ``Q_0 = 0``, ``Q_{t+1} = T_hat Q_t`` until ``||Q_{t+1} - Q_t||_inf <= tol``
+    (:func:`altmarl.planning.value_iteration`)."""
+    Q0 = np.zeros((model.n_sg, model.n_states, model.n_ag))
     with _progress(progress, max_iter, "G-LEARN value iteration") as step:
-        for _ in range(max_iter):
-            Qn = _backup(model, Q.max(axis=-1))
-            stats.sweeps += 1
-            stats.iterations += 1
-            diff = float(np.abs(Qn - Q).max())
-            stats.history.append(diff)
-            Q = Qn
-            step(diff)
-            if diff <= tol:
-                stats.converged = True
-                break
-    return Q
-
-
-def _gmres(matvec: Callable[[FloatArray], FloatArray], b: FloatArray, x0: FloatArray,
-           eps: float, restart: int, max_matvecs: int) -> tuple[FloatArray, float]:
-    """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
-
-    Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
-    residual ``V_{j+1} Q_j^T (g_{j+1} e_{j+1})`` is checked after every step once its
-    2-norm makes success possible (``||r||_2 <= sqrt(n) eps``), so the solve stops at the
-    first Krylov step that meets ``eps``. Vector operations use ``np.einsum`` (no BLAS
-    threads: deterministic, and no thread contention on shared machines).
-    Returns ``(x, ||b - A x||_inf)``.
-    """
-    n = b.size
-    x = x0.copy()
-    r = b - matvec(x)
-    used = 1
-    res = float(np.abs(r).max())
-    sqrt_n = math.sqrt(n)
-    basis = np.empty((min(restart, n) + 1, n))
-    while res > eps and used < max_matvecs:
-        beta = float(np.sqrt(np.einsum("i,i->", r, r)))
-        mdim = min(restart, n, max_matvecs - used)
-        basis[0] = r / beta
-        cs = np.zeros(mdim)
-        sn = np.zeros(mdim)
-        R = np.zeros((mdim, mdim))
-        g = np.zeros(mdim + 1)
-        g[0] = beta
-        j_end = 0
-        r_in: FloatArray | None = None
-        for j in range(mdim):
-            w = matvec(basis[j])
-            used += 1
-            Vj = basis[: j + 1]
-            h = np.einsum("in,n->i", Vj, w)
-            w -= np.einsum("i,in->n", h, Vj)
-            h2 = np.einsum("in,n->i", Vj, w)
-            w -= np.einsum("i,in->n", h2, Vj)
-            h += h2
-            hn = float(np.sqrt(np.einsum("i,i->", w, w)))
-            col = np.append(h, hn)
-            for i in range(j):  # previous Givens rotations
-                t = cs[i] * col[i] + sn[i] * col[i + 1]
-                col[i + 1] = -sn[i] * col[i] + cs[i] * col[i + 1]
-                col[i] = t
-            den = math.hypot(col[j], col[j + 1])
-            cs[j], sn[j] = (1.0, 0.0) if den == 0 else (col[j] / den, col[j + 1] / den)
-            R[: j + 1, j] = col[: j + 1]
-            R[j, j] = den
-            g[j + 1] = -sn[j] * g[j]
-            g[j] = cs[j] * g[j]
-            j_end = j + 1
-            if hn == 0.0:  # happy breakdown: exact solution in the subspace
-                r_in = None
-                break
-            basis[j + 1] = w / hn
-            if abs(g[j + 1]) <= eps * sqrt_n:
-                # residual = V_{j+1} Q^T (g_{j+1} e_{j+1}); Q = G_j ... G_0
-                z = np.zeros(j + 2)
-                z[j + 1] = g[j + 1]
-                for i in range(j, -1, -1):
-                    z[i], z[i + 1] = -sn[i] * z[i + 1], cs[i] * z[i + 1]
-                    # (z[i] was 0 before this step: only the (i+1) component is non-zero)
-                r_in = np.einsum("i,in->n", z, basis[: j + 2])
-                if float(np.abs(r_in).max()) <= eps:
-                    break
-                r_in = None
-        y = _back_substitute(R[:j_end, :j_end], g[:j_end])
-        x += np.einsum("i,in->n", y, basis[:j_end])
-        if r_in is not None:
-            r = r_in
-        else:
-            r = b - matvec(x)
-            used += 1
-        prev, res = res, float(np.abs(r).max())
-        if r_in is None and res > 0.5 * prev:
-            break  # a whole cycle gained little: stagnation (e.g. round-off floor)
-    return x, res
-
-
-def _back_substitute(R: FloatArray, g: FloatArray) -> FloatArray:
-    """Solve the upper-triangular system ``R y = g``."""
-    n = g.size
-    y = np.zeros(n)
-    for i in range(n - 1, -1, -1):
-        y[i] = (g[i] - R[i, i + 1:] @ y[i + 1:]) / R[i, i] if R[i, i] != 0 else 0.0
-    return y
+        res = planning.value_iteration(lambda V: _backup(model, V), Q0, Q0.max(axis=-1), tol,
+                                       max_iter, stop_on="q", callback=step)
+    stats.sweeps += res.iterations
+    stats.iterations += res.iterations
+    stats.history.extend(res.history)
+    stats.converged = res.converged
+    return res.q
 
 
 def _evaluate_policy(model: _Model, actions: IntArray, x0: FloatArray, eps: float,
                      stats: _SolveStats) -> FloatArray:
-    """Solve ``(I - gamma P_pi) V = r_pi`` to ``||residual||_inf <= eps`` (GMRES)."""
+    """Solve ``(I - gamma P_pi) V = r_pi`` to ``||residual||_inf <= eps``
+    (:func:`altmarl.planning.evaluate_gmres` on the sparse ``P_pi``)."""
     P = model.policy_matrix(actions)
-    g = model.gamma
     b = _policy_reward(model, actions).ravel()
-    count = [0]
-
-    def mv(x: FloatArray) -> FloatArray:
-        count[0] += 1
-        return np.asarray(x - g * P(x))
-
-    x, res = _gmres(mv, b, x0.ravel(), eps, GMRES_RESTART, max_matvecs=2000)
-    stats.matvecs += count[0]
-    stats.evaluations.append({"matvecs": count[0], "eps": eps, "residual": res})
+    x, res, matvecs = planning.evaluate_gmres(P, b, model.gamma, x0.ravel(), eps,
+                                              GMRES_RESTART, max_matvecs=2000)
+    stats.matvecs += matvecs
+    stats.evaluations.append({"matvecs": matvecs, "eps": eps, "residual": res})
     return np.asarray(x.reshape(model.n_sg, model.n_states))
 
 
 def _solve_pi(model: _Model, tol: float, max_iter: int, stats: _SolveStats,
               progress: bool) -> FloatArray:
-    """Inexact policy iteration on the same operator.
+    """Inexact policy iteration on the same operator
+    (:func:`altmarl.planning.inexact_policy_iteration`): greedy policy, GMRES evaluation
+    to an accuracy that tightens with the residual, until the residual bound
+    ``gamma ||max_a Q - V||_inf`` is ``<= tol``."""
+    Q0 = model.r_g[:, None, :] + model.r_loc[:, :, None]  # T_hat applied to Q = 0
+    V0 = np.zeros((model.n_sg, model.n_states))
 
-    With ``Q = T_hat``-backup of ``V``, ``||T_hat Q - Q||_inf <= gamma ||max_a Q - V||_inf``;
-    iterate (greedy policy, GMRES evaluation to an accuracy that tightens with the
-    residual) until that bound is ``<= tol``.
-    """
-    g = model.gamma
-    V = np.zeros((model.n_sg, model.n_states))
-    Q = model.r_g[:, None, :] + model.r_loc[:, :, None]  # T_hat applied to Q = 0
-    eps_final = 0.5 * tol / max(g, 1e-12)
-    best = math.inf
-    stalled = 0
+    def evaluate(actions: IntArray, x0: FloatArray, eps: float) -> FloatArray:
+        return _evaluate_policy(model, actions, x0, eps, stats)
+
     with _progress(progress, max_iter, "G-LEARN policy iteration") as step:
-        for _ in range(max_iter):
-            Vq = Q.max(axis=-1)
-            bres = float(np.abs(Vq - V).max())
-            stats.history.append(g * bres)
-            step(g * bres)
-            if g * bres <= tol:
-                stats.converged = True
-                break
-            # no progress for 3 rounds: tol is below what floating point can resolve
-            stalled = stalled + 1 if bres >= best else 0
-            if stalled >= 3:
-                break
-            stats.iterations += 1
-            actions = np.asarray(Q.argmax(axis=-1), dtype=np.int64)
-            best = min(best, bres)  # never loosen: guards against cycling near ties
-            eps = max(eps_final, FORCING * best)
-            V = _evaluate_policy(model, actions, Vq, eps, stats)
-            Q = _backup(model, V)
-            stats.sweeps += 1
-    return Q
+        res = planning.inexact_policy_iteration(lambda V: _backup(model, V), evaluate, Q0, V0,
+                                                model.gamma, tol, max_iter, forcing=FORCING,
+                                                callback=step)
+    stats.iterations += res.iterations
+    stats.sweeps += res.iterations
+    stats.history.extend(res.history)
+    stats.converged = res.converged
+    return res.q
 
 
 # ---------------------------------------------------------------------------
@@ -734,6 +624,8 @@ class EmpiricalOperator:
     shape: tuple[int, int, int]
     draws: dict[str, int]
     sample_seconds: float
+    #: streams per ``(s_g, x)`` with ``crn="pool"`` (``max(pool_size, m)``), else ``None``
+    pool_size: int | None = None
 
     @property
     def gamma(self) -> float:
@@ -755,19 +647,24 @@ class EmpiricalOperator:
         return float(np.abs(self.apply(Q) - Q).max())
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``name``."""
     if value not in choices:
         raise ValueError(f"{name} = {value!r}: expected one of {list(choices)}")
     return str(value)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` if it is an integer ``>= minimum`` (not a bool), else a
+    ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < minimum:
         raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
     return int(value)
 
 
-def _pi_l_table(game: TabularGame, pi_l: LocalPolicy | FloatArray) -> FloatArray:
+def pi_l_table(game: TabularGame, pi_l: LocalPolicy | FloatArray) -> FloatArray:
+    """The ``(|S_l|, |S_g|, |A_l|)`` table of the shared local policy ``pi_l`` (a
+    :class:`LocalPolicy` or its table; SPEC 2), checked against ``game``'s spaces."""
     table = pi_l.table if isinstance(pi_l, LocalPolicy) else np.asarray(pi_l, dtype=np.float64)
     expected = (game.n_sl, game.n_sg, game.n_al)
     if table.shape != expected:
@@ -796,22 +693,22 @@ def empirical_operator(
     expectation). Arguments as in :func:`g_learn`."""
     if not isinstance(game, TabularGame):
         raise ValueError(f"game: expected an altmarl.TabularGame, got {type(game).__name__}")
-    table = _pi_l_table(game, pi_l)
+    table = pi_l_table(game, pi_l)
     k = game.check_k(k)
     if m is not None:
-        m = _check_int("m", m, 1)
-    seed = _check_int("seed", seed, 0)
-    param = _check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+        m = check_int("m", m, 1)
+    seed = check_int("seed", seed, 0)
+    param = check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     if crn is None:
         crn = "pool" if param == "mean-field" else "states"
-    crn = _check_choice("crn", crn, CRN_MODES)
+    crn = check_choice("crn", crn, CRN_MODES)
     if param == "standard" and crn == "pool":
         raise ValueError("crn = 'pool': only for parameterization='mean-field' "
                          "(standard tuples use 'states' or 'none')")
-    pool_size = _check_int("pool_size", pool_size, 1)
-    max_samples = _check_int("max_samples", max_samples, 1)
-    max_table = _check_int("max_table", max_table, 1)
-    max_exact_entries = _check_int("max_exact_entries", max_exact_entries, 1)
+    pool_size = check_int("pool_size", pool_size, 1)
+    max_samples = check_int("max_samples", max_samples, 1)
+    max_table = check_int("max_table", max_table, 1)
+    max_exact_entries = check_int("max_exact_entries", max_exact_entries, 1)
     S, A, d = game.n_sg, game.n_ag, game.n_sl
     n_states = num_histograms(k, d) if param == "mean-field" else num_tuples(k, d)
     size = S * n_states * A
@@ -874,8 +771,9 @@ def empirical_operator(
         del eta
         draws["global"] = S * n_states * A * m
         model = _SampledModel(cols, r_g, r_loc, game.gamma)
+    pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
-                             draws, time.perf_counter() - t0)
+                             draws, time.perf_counter() - t0, pool)
 
 
 def solve(op: EmpiricalOperator, tol: float = 1e-6, max_iter: int | None = None,
@@ -886,7 +784,7 @@ def solve(op: EmpiricalOperator, tol: float = 1e-6, max_iter: int | None = None,
         else float("nan")
     if not (math.isfinite(tol_f) and tol_f > 0):
         raise ValueError(f"tol = {tol!r}: expected a finite number > 0")
-    solver = _check_choice("solver", solver, SOLVERS)
+    solver = check_choice("solver", solver, SOLVERS)
     model = op.model
     g = model.gamma
     if max_iter is None:
@@ -895,7 +793,7 @@ def solve(op: EmpiricalOperator, tol: float = 1e-6, max_iter: int | None = None,
             max_iter = 10 + (math.ceil(math.log(tol_f / rmax) / math.log(g)) if 0 < g and rmax > tol_f else 1)
         else:
             max_iter = 200
-    max_iter = _check_int("max_iter", max_iter, 1)
+    max_iter = check_int("max_iter", max_iter, 1)
     stats = _SolveStats()
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -946,8 +844,70 @@ def histogram_q(q_tuples: FloatArray, k: int, d: int) -> FloatArray:
     return out
 
 
-def _tie_seed(seed: int) -> int:
+def tie_seed(seed: int) -> int:
+    """Seed of the generator that breaks ties in G-LEARN's greedy policy
+    (``tie_break="seeded"``, SPEC 4): from the third child of ``SeedSequence(seed)``; the
+    first two drive the next-state draws of :func:`empirical_operator`."""
     return int(np.random.SeedSequence(seed).spawn(3)[2].generate_state(1)[0])
+
+
+def policy_from_operator(
+    game: TabularGame,
+    op: EmpiricalOperator,
+    seed: int,
+    tie_break: str = "seeded",
+    tol: float = 1e-6,
+    max_iter: int | None = None,
+    solver: str = "pi",
+    progress: bool = False,
+    *,
+    method: str = "g-learn",
+    extra_info: dict[str, Any] | None = None,
+    started: tuple[float, float] | None = None,
+) -> GlobalPolicy:
+    """The last step of G-LEARN (SPEC 4), shared by :func:`g_learn` and
+    :func:`altmarl.stochastic.g_learn_stochastic`: solve ``op`` (:func:`solve`), average a
+    standard ``Q`` over orderings (:func:`histogram_q`), and return the greedy
+    :class:`~altmarl.policies.GlobalPolicy` (ties: ``tie_break``, seeded by
+    :func:`tie_seed`) with G-LEARN's ``info`` (see :func:`g_learn`) under ``method``,
+    plus ``extra_info``. ``started = (perf_counter, process_time)`` at the caller's start
+    sets the origin of ``wall_seconds`` / ``cpu_seconds`` (default: now).
+    """
+    t0, c0 = started if started is not None else (time.perf_counter(), time.process_time())
+    tie_break = check_choice("tie_break", tie_break, TIE_BREAKS)
+    Q, sinfo = solve(op, tol, max_iter, solver, progress)
+    d = game.n_sl
+    n_h = num_histograms(op.k, d)
+    n_t = num_tuples(op.k, d)
+    S, A = game.n_sg, game.n_ag
+    q_hist = Q if op.parameterization == "mean-field" else histogram_q(Q, op.k, d)
+    info: dict[str, Any] = {
+        "method": method,
+        "parameterization": op.parameterization,
+        "k": op.k,
+        "m": op.m,
+        "seed": int(seed),
+        "crn": op.crn,
+        "gamma": game.gamma,
+        **sinfo,
+        "samples": 0 if op.m is None else S * op.shape[1] * A * op.m,
+        "samples_mean_field": None if op.m is None else S * n_h * A * op.m,
+        "samples_standard": None if op.m is None else S * n_t * A * op.m,
+        "draws": op.draws,
+        "table_size": S * op.shape[1] * A,
+        "table_size_mean_field": S * n_h * A,
+        "table_size_standard": S * n_t * A,
+        "n_states": op.shape[1],
+        "tie_break": tie_break,
+        "sample_seconds": op.sample_seconds,
+    }
+    if op.crn == "pool":
+        info["pool_size"] = op.pool_size
+    info.update(extra_info or {})
+    ties = tie_seed(int(seed)) if tie_break == "seeded" else None
+    info["wall_seconds"] = time.perf_counter() - t0
+    info["cpu_seconds"] = time.process_time() - c0
+    return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=ties)
 
 
 def g_learn(
@@ -1009,57 +969,31 @@ def g_learn(
         actually drawn), table sizes, ``wall_seconds``, ``parameterization``, ``m``,
         ``seed``, ...
     """
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    tie_break = _check_choice("tie_break", tie_break, TIE_BREAKS)
+    started = (time.perf_counter(), time.process_time())
+    tie_break = check_choice("tie_break", tie_break, TIE_BREAKS)
     tol_ok = isinstance(tol, int | float | np.floating) and not isinstance(tol, bool)
     if not tol_ok or not (math.isfinite(float(tol)) and float(tol) > 0):
         raise ValueError(f"tol = {tol!r}: expected a finite number > 0")
-    _check_choice("solver", solver, SOLVERS)
+    check_choice("solver", solver, SOLVERS)
     if max_iter is not None:
-        _check_int("max_iter", max_iter, 1)
+        check_int("max_iter", max_iter, 1)
     op = empirical_operator(game, pi_l, k, m, seed, parameterization, crn, pool_size,
                             max_samples, max_table, max_exact_entries)
-    Q, sinfo = solve(op, tol, max_iter, solver, progress)
-    d = game.n_sl
-    n_h = num_histograms(op.k, d)
-    n_t = num_tuples(op.k, d)
-    S, A = game.n_sg, game.n_ag
-    q_hist = Q if op.parameterization == "mean-field" else histogram_q(Q, op.k, d)
-    info: dict[str, Any] = {
-        "method": "g-learn",
-        "parameterization": op.parameterization,
-        "k": op.k,
-        "m": op.m,
-        "seed": int(seed),
-        "crn": op.crn,
-        "gamma": game.gamma,
-        **sinfo,
-        "samples": 0 if op.m is None else S * op.shape[1] * A * op.m,
-        "samples_mean_field": None if op.m is None else S * n_h * A * op.m,
-        "samples_standard": None if op.m is None else S * n_t * A * op.m,
-        "draws": op.draws,
-        "table_size": S * op.shape[1] * A,
-        "table_size_mean_field": S * n_h * A,
-        "table_size_standard": S * n_t * A,
-        "n_states": op.shape[1],
-        "tie_break": tie_break,
-        "sample_seconds": op.sample_seconds,
-    }
-    if op.crn == "pool":
-        info["pool_size"] = max(int(pool_size), int(op.m or 0))
-    tie_seed = _tie_seed(int(seed)) if tie_break == "seeded" else None
-    info["wall_seconds"] = time.perf_counter() - t0
-    info["cpu_seconds"] = time.process_time() - c0
-    return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=tie_seed)
+    return policy_from_operator(game, op, seed, tie_break, tol, max_iter, solver, progress,
+                                started=started)
 
 
 __all__ = [
     "ConvergenceWarning",
     "EmpiricalOperator",
+    "check_choice",
+    "check_int",
     "empirical_operator",
     "exact_next_histograms",
     "g_learn",
     "histogram_q",
+    "pi_l_table",
+    "policy_from_operator",
     "solve",
+    "tie_seed",
 ]

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from altmarl import planning
 from altmarl.evaluation import evaluate
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
@@ -370,18 +371,16 @@ def induced_vi(
 
 
 def _vi(game: TabularGame, Pbar: FloatArray, tol: float, max_iter: int) -> tuple[FloatArray, int, float]:
-    V = np.zeros((game.n_sl, game.n_sg))
-    q = game.r_l.copy()
-    resid = float("inf")
-    for it in range(1, max_iter + 1):
+    """Value iteration on the induced MDP from ``V = 0`` until ``||V_{t+1} - V_t||_inf <= tol``
+    (:func:`altmarl.planning.value_iteration`); returns ``(Q, iterations, residual)``."""
+
+    def backup(V: FloatArray) -> FloatArray:
         W = V @ Pbar.T  # W[x', g] = sum_g' V[x', g'] Pbar[g, g']
-        q = game.r_l + game.gamma * np.einsum("xgay,yg->xga", game.P_l, W)
-        V_new = q.max(axis=-1)
-        resid = float(np.abs(V_new - V).max())
-        V = V_new
-        if resid <= tol:
-            return q, it, resid
-    return q, max_iter, resid
+        return np.asarray(game.r_l + game.gamma * np.einsum("xgay,yg->xga", game.P_l, W))
+
+    res = planning.value_iteration(backup, game.r_l.copy(), np.zeros((game.n_sl, game.n_sg)),
+                                   tol, max_iter, stop_on="v")
+    return res.q, res.iterations, res.residual
 
 
 def _policy_from_q(q: FloatArray, temperature: float | None) -> FloatArray:

@@ -46,6 +46,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl.g_learn import (
+    TIE_BREAKS,
+    check_choice,
+    check_int,
+    empirical_operator,
+    g_learn,
+    pi_l_table,
+    policy_from_operator,
+)
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, num_tuples
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -471,9 +480,7 @@ def averaged_rewards(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
     unchanged). Drawn from ``SeedSequence(seed).spawn(4)[3]``, a stream disjoint from the
     three G-LEARN uses, so the transitions stay those of ``g_learn(..., seed)``.
     """
-    from altmarl.g_learn import _pi_l_table
-
-    table = _pi_l_table(game, pi_l)
+    table = pi_l_table(game, pi_l)
     reward_model.check_game(game)
     S, A, d = game.n_sg, game.n_ag, game.n_sl
     ss = np.random.SeedSequence(seed).spawn(4)[3]
@@ -521,13 +528,11 @@ def randomized_operator(
     ``None`` for the exact mean rewards). Returns an
     :class:`~altmarl.g_learn.EmpiricalOperator`; ``kwargs`` go to ``empirical_operator``.
     """
-    from altmarl.g_learn import _check_int, empirical_operator
-
     if not isinstance(reward_model, RewardModel):
         raise ValueError(f"reward_model: expected an altmarl.stochastic.RewardModel, got "
                          f"{type(reward_model).__name__}")
     reward_model.check_game(game)
-    mr = m if m_reward is None else _check_int("m_reward", m_reward, 1)
+    mr = m if m_reward is None else check_int("m_reward", m_reward, 1)
     mean_game = reward_model.mean_game(game)
     op = empirical_operator(mean_game, pi_l, k, m, seed, parameterization, crn, **kwargs)
     if mr is None:
@@ -567,48 +572,23 @@ def g_learn_stochastic(
     ``reward_model`` (description) and ``hoeffding_eps``: the accuracy that Lemma F.4
     guarantees for the averaged rewards with probability 0.95 at this ``m_reward``.
     """
-    from altmarl.g_learn import _check_choice, _tie_seed, histogram_q, solve
-
-    t0 = time.perf_counter()
-    _check_choice("tie_break", tie_break, ("seeded", "lowest"))
+    started = (time.perf_counter(), time.process_time())
+    check_choice("tie_break", tie_break, TIE_BREAKS)
     op = randomized_operator(game, pi_l, k, reward_model, m, m_reward, seed, parameterization,
                              crn, **kwargs)
-    Q, sinfo = solve(op, tol, max_iter, solver)
-    d = game.n_sl
-    q_hist = Q if op.parameterization == "mean-field" else histogram_q(Q, op.k, d)
     mr = m if m_reward is None else int(m_reward)
     entries = int(np.prod(op.shape))
     R = (reward_model.g.high - reward_model.g.low) + (reward_model.l.high - reward_model.l.low)
     eps = (R * math.sqrt(math.log(2 * entries / 0.05) / (2 * mr))) if mr else 0.0
-    info: dict[str, Any] = {
-        "method": "g-learn-stochastic",
-        "parameterization": op.parameterization,
-        "k": op.k,
-        "m": op.m,
-        "m_reward": mr,
-        "seed": int(seed),
-        "crn": op.crn,
-        "gamma": game.gamma,
-        **sinfo,
-        "samples": 0 if op.m is None else entries * op.m,
-        "draws": op.draws,
-        "table_size": entries,
-        "n_states": op.shape[1],
-        "tie_break": tie_break,
-        "reward_model": reward_model.describe(),
-        "hoeffding_eps": eps,
-        "wall_seconds": time.perf_counter() - t0,
-    }
-    tie_seed = _tie_seed(int(seed)) if tie_break == "seeded" else None
-    return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=tie_seed)
+    extra = {"m_reward": mr, "reward_model": reward_model.describe(), "hoeffding_eps": eps}
+    return policy_from_operator(game, op, seed, tie_break, tol, max_iter, solver,
+                                method="g-learn-stochastic", extra_info=extra, started=started)
 
 
 def mean_reward_q(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
                   reward_model: RewardModel, **kwargs: Any) -> FloatArray:
     """``Q`` of G-LEARN on the mean-reward game (the target of :func:`g_learn_stochastic`
     as ``m_reward`` grows); ``kwargs`` go to :func:`altmarl.g_learn`."""
-    from altmarl.g_learn import g_learn
-
     pol = g_learn(reward_model.mean_game(game), pi_l, k, **kwargs)
     assert pol.q is not None
     return pol.q

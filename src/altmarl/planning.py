@@ -1,0 +1,381 @@
+"""Planning on finite MDPs and Markov chains: the one home of policy evaluation, value
+iteration and policy iteration.
+
+Every solver of altmarl that plans in a *known* finite model calls this module:
+
+* G-LEARN (SPEC 4) on its empirical operator ``T_hat``: :func:`value_iteration` (SPEC 4's
+  ``Q_0 = 0`` iteration) and :func:`inexact_policy_iteration` with :func:`evaluate_gmres`;
+* the exact solver (SPEC 7) on the ``(s_g, N)`` chain: :func:`evaluate_dense` /
+  :func:`evaluate_dense_batch` / :func:`evaluate_scipy_gmres` for ``V(pi_g, pi_l)`` and the
+  discounted occupancy, :func:`policy_iteration` for the full-information best response and
+  the representative agent's MDP;
+* induced-VI (SPEC 5.1) on the representative agent's induced MDP: :func:`value_iteration`.
+
+The model is never a fixed data structure here: callers pass the Bellman backup
+``V -> Q`` or the matrix-vector product ``x -> P_pi x`` of their own (sparse, dense or
+structured) operator, so each keeps its own fast representation and the planning loop
+is written once. Notation: ``P_pi`` the transition matrix of a policy, ``r_pi`` its
+expected reward, ``gamma`` the discount; the Bellman expectation equation is
+``(I - gamma P_pi) V = r_pi`` and the optimality backup ``(T Q)(s, a) = r(s, a) +
+gamma E[max_a' Q(s', a') | s, a]``.
+
+Finite-horizon backward induction on episodic MDPs (UCFH, chained MDPs, SPEC 5.2) is a
+different computation (time-indexed values over sparse successor lists, confidence-set
+maximization) and lives with UCFH in :mod:`altmarl.ucfh`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: ``V -> Q``: one Bellman optimality backup (``V`` has the shape of ``Q`` without its last axis)
+Backup = Callable[[FloatArray], FloatArray]
+#: ``x -> P_pi x`` on flat vectors
+MatVec = Callable[[FloatArray], FloatArray]
+
+
+@dataclass
+class PlanResult:
+    """What a planning loop returns.
+
+    ``q`` and ``v`` are the last ``Q`` and ``V`` tables; ``actions`` the last policy
+    (policy iteration only). ``iterations`` counts backups (value iteration) or policy
+    evaluations (policy iteration); ``residual`` is the last value of the stopping test
+    (``inf`` when no iteration ran) and ``history`` all of them (value iteration and
+    inexact policy iteration). ``converged`` says whether the stopping test was met.
+    """
+
+    q: FloatArray
+    v: FloatArray
+    iterations: int
+    residual: float
+    converged: bool
+    actions: IntArray | None = None
+    history: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# policy evaluation: (I - gamma P_pi) V = r_pi
+# ---------------------------------------------------------------------------
+
+
+def evaluate_dense(P: FloatArray, r: FloatArray, gamma: float) -> FloatArray:
+    """``V = (I - gamma P)^{-1} r`` by one dense LU solve (SPEC 7: values follow from one
+    linear solve). ``P`` is ``(S, S)`` row-stochastic, ``r`` is ``(S,)``.
+
+    With ``P`` replaced by its transpose and ``r`` by an initial distribution ``mu``, the
+    same solve gives the discounted occupancy ``d = sum_t gamma^t (P^T)^t mu``.
+    """
+    S = P.shape[0]
+    return np.asarray(np.linalg.solve(np.eye(S) - gamma * P, r), dtype=np.float64)
+
+
+def evaluate_dense_batch(P: FloatArray, r: FloatArray, gamma: float) -> FloatArray:
+    """:func:`evaluate_dense` for a batch of chains: ``P`` is ``(B | 1, S, S)``, ``r`` is
+    ``(B | 1, S)`` (a batch of one is broadcast); returns ``(B, S)`` by one batched LU."""
+    S = P.shape[-1]
+    B = max(P.shape[0], r.shape[0])
+    lhs = np.broadcast_to(np.eye(S)[None] - gamma * P, (B, S, S))
+    rhs = np.broadcast_to(r, (B, S))
+    return np.asarray(np.linalg.solve(lhs, rhs[..., None])[..., 0], dtype=np.float64)
+
+
+def evaluate_scipy_gmres(
+    p_matvec: MatVec,
+    r: FloatArray,
+    gamma: float,
+    *,
+    rtol: float = 1e-13,
+    restart: int = 60,
+    maxiter: int = 200,
+    check: float = 1e-9,
+    name: str = "policy evaluation",
+) -> FloatArray:
+    """Solve ``(I - gamma P) V = r`` (flat ``r``) with SciPy's GMRES on the operator
+    ``x -> x - gamma p_matvec(x)`` (for chains too large for a dense LU, SPEC 7).
+
+    Raises ``RuntimeError`` (prefixed by ``name``) unless GMRES reports success and the
+    sup-norm residual is at most ``check * max(1, ||r||_inf / (1 - gamma))``.
+    """
+    from scipy.sparse.linalg import LinearOperator, gmres
+
+    def matvec(v: FloatArray) -> FloatArray:
+        x = np.asarray(v, dtype=np.float64).reshape(-1)
+        return np.asarray(x - gamma * p_matvec(x))
+
+    op = LinearOperator((r.size, r.size), matvec=matvec, dtype=np.float64)
+    sol, info = gmres(op, r, rtol=rtol, atol=0.0, restart=restart, maxiter=maxiter)
+    V = np.asarray(sol, dtype=np.float64)
+    resid = float(np.abs(matvec(V) - r).max())
+    scale = max(1.0, float(np.abs(r).max()) / (1 - gamma))
+    if info != 0 or resid > check * scale:
+        raise RuntimeError(f"{name}: GMRES did not converge (info={info}, "
+                           f"residual={resid:.3g})")
+    return V
+
+
+def evaluate_gmres(
+    p_matvec: MatVec,
+    r: FloatArray,
+    gamma: float,
+    x0: FloatArray,
+    eps: float,
+    restart: int = 20,
+    max_matvecs: int = 2000,
+) -> tuple[FloatArray, float, int]:
+    """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
+    ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
+    SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``."""
+    count = [0]
+
+    def mv(x: FloatArray) -> FloatArray:
+        count[0] += 1
+        return np.asarray(x - gamma * p_matvec(x))
+
+    x, res = gmres(mv, r, x0, eps, restart, max_matvecs)
+    return x, res, count[0]
+
+
+def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: int,
+          max_matvecs: int) -> tuple[FloatArray, float]:
+    """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
+
+    Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
+    residual ``V_{j+1} Q_j^T (g_{j+1} e_{j+1})`` is checked after every step once its
+    2-norm makes success possible (``||r||_2 <= sqrt(n) eps``), so the solve stops at the
+    first Krylov step that meets ``eps``. Vector operations use ``np.einsum`` (no BLAS
+    threads: deterministic, and no thread contention on shared machines).
+    Returns ``(x, ||b - A x||_inf)``.
+    """
+    n = b.size
+    x = x0.copy()
+    r = b - matvec(x)
+    used = 1
+    res = float(np.abs(r).max())
+    sqrt_n = math.sqrt(n)
+    basis = np.empty((min(restart, n) + 1, n))
+    while res > eps and used < max_matvecs:
+        beta = float(np.sqrt(np.einsum("i,i->", r, r)))
+        mdim = min(restart, n, max_matvecs - used)
+        basis[0] = r / beta
+        cs = np.zeros(mdim)
+        sn = np.zeros(mdim)
+        R = np.zeros((mdim, mdim))
+        g = np.zeros(mdim + 1)
+        g[0] = beta
+        j_end = 0
+        r_in: FloatArray | None = None
+        for j in range(mdim):
+            w = matvec(basis[j])
+            used += 1
+            Vj = basis[: j + 1]
+            h = np.einsum("in,n->i", Vj, w)
+            w -= np.einsum("i,in->n", h, Vj)
+            h2 = np.einsum("in,n->i", Vj, w)
+            w -= np.einsum("i,in->n", h2, Vj)
+            h += h2
+            hn = float(np.sqrt(np.einsum("i,i->", w, w)))
+            col = np.append(h, hn)
+            for i in range(j):  # previous Givens rotations
+                t = cs[i] * col[i] + sn[i] * col[i + 1]
+                col[i + 1] = -sn[i] * col[i] + cs[i] * col[i + 1]
+                col[i] = t
+            den = math.hypot(col[j], col[j + 1])
+            cs[j], sn[j] = (1.0, 0.0) if den == 0 else (col[j] / den, col[j + 1] / den)
+            R[: j + 1, j] = col[: j + 1]
+            R[j, j] = den
+            g[j + 1] = -sn[j] * g[j]
+            g[j] = cs[j] * g[j]
+            j_end = j + 1
+            if hn == 0.0:  # happy breakdown: exact solution in the subspace
+                r_in = None
+                break
+            basis[j + 1] = w / hn
+            if abs(g[j + 1]) <= eps * sqrt_n:
+                # residual = V_{j+1} Q^T (g_{j+1} e_{j+1}); Q = G_j ... G_0
+                z = np.zeros(j + 2)
+                z[j + 1] = g[j + 1]
+                for i in range(j, -1, -1):
+                    z[i], z[i + 1] = -sn[i] * z[i + 1], cs[i] * z[i + 1]
+                    # (z[i] was 0 before this step: only the (i+1) component is non-zero)
+                r_in = np.einsum("i,in->n", z, basis[: j + 2])
+                if float(np.abs(r_in).max()) <= eps:
+                    break
+                r_in = None
+        y = _back_substitute(R[:j_end, :j_end], g[:j_end])
+        x += np.einsum("i,in->n", y, basis[:j_end])
+        if r_in is not None:
+            r = r_in
+        else:
+            r = b - matvec(x)
+            used += 1
+        prev, res = res, float(np.abs(r).max())
+        if r_in is None and res > 0.5 * prev:
+            break  # a whole cycle gained little: stagnation (e.g. round-off floor)
+    return x, res
+
+
+def _back_substitute(R: FloatArray, g: FloatArray) -> FloatArray:
+    """Solve the upper-triangular system ``R y = g``."""
+    n = g.size
+    y = np.zeros(n)
+    for i in range(n - 1, -1, -1):
+        y[i] = (g[i] - R[i, i + 1:] @ y[i + 1:]) / R[i, i] if R[i, i] != 0 else 0.0
+    return y
+
+
+# ---------------------------------------------------------------------------
+# value iteration
+# ---------------------------------------------------------------------------
+
+
+def value_iteration(
+    backup: Backup,
+    q0: FloatArray,
+    v0: FloatArray,
+    tol: float,
+    max_iter: int,
+    *,
+    stop_on: str = "q",
+    callback: Callable[[float], None] | None = None,
+) -> PlanResult:
+    """Value iteration ``Q_{t+1} = backup(V_t)``, ``V_{t+1} = max_a Q_{t+1}`` from
+    ``(q0, v0)``.
+
+    Stops at the first ``t`` with ``||Q_{t+1} - Q_t||_inf <= tol`` (``stop_on="q"``: SPEC
+    4's test, from ``Q_0 = 0``) or ``||V_{t+1} - V_t||_inf <= tol`` (``stop_on="v"``:
+    induced-VI, SPEC 5.1), or after ``max_iter`` backups. ``callback(diff)`` is called
+    after every backup. ``q0`` is returned when ``max_iter = 0``.
+    """
+    if stop_on not in ("q", "v"):
+        raise ValueError(f"stop_on = {stop_on!r}: expected 'q' or 'v'")
+    q, v = q0, v0
+    history: list[float] = []
+    diff = math.inf
+    for it in range(1, max_iter + 1):
+        qn = backup(v)
+        vn = qn.max(axis=-1)
+        diff = float(np.abs(qn - q).max()) if stop_on == "q" else float(np.abs(vn - v).max())
+        history.append(diff)
+        q, v = qn, vn
+        if callback is not None:
+            callback(diff)
+        if diff <= tol:
+            return PlanResult(q, v, it, diff, True, history=history)
+    return PlanResult(q, v, max_iter, diff, False, history=history)
+
+
+# ---------------------------------------------------------------------------
+# policy iteration
+# ---------------------------------------------------------------------------
+
+
+def policy_iteration(
+    evaluate: Callable[[IntArray], FloatArray],
+    q_from_v: Backup,
+    actions: IntArray,
+    max_iter: int,
+    *,
+    rtol: float = 1e-12,
+    scale: str = "best",
+) -> PlanResult:
+    """Exact policy iteration (Howard): ``V = evaluate(actions)`` (the policy's value),
+    ``Q = q_from_v(V)`` (one backup), then switch to ``argmax_a Q`` only in the states where
+    it improves on the current action by more than ``rtol * max(1, |ref|)``, ``ref`` the
+    best (``scale="best"``) or the current (``scale="current"``) action value; stop when no
+    state improves (the policy is then optimal up to that tolerance) or after
+    ``max_iter`` evaluations (``converged = False``; ``actions`` is then the last improved
+    policy, ``v``/``q`` those of the policy before it). Used by the exact solver (SPEC 7).
+    """
+    if scale not in ("best", "current"):
+        raise ValueError(f"scale = {scale!r}: expected 'best' or 'current'")
+    V = Q = np.zeros(0)
+    for it in range(1, max_iter + 1):
+        V = evaluate(actions)
+        Q = q_from_v(V)
+        best = Q.max(axis=-1)
+        cur = np.take_along_axis(Q, actions[..., None], axis=-1)[..., 0]
+        ref = best if scale == "best" else cur
+        improve = best > cur + rtol * np.maximum(1.0, np.abs(ref))
+        if not improve.any():
+            return PlanResult(Q, V, it, 0.0, True, actions=actions)
+        actions = np.where(improve, Q.argmax(axis=-1), actions)
+    return PlanResult(Q, V, max_iter, math.inf, False, actions=actions)
+
+
+def inexact_policy_iteration(
+    backup: Backup,
+    evaluate: Callable[[IntArray, FloatArray, float], FloatArray],
+    q0: FloatArray,
+    v0: FloatArray,
+    gamma: float,
+    tol: float,
+    max_iter: int,
+    *,
+    forcing: float = 0.05,
+    callback: Callable[[float], None] | None = None,
+) -> PlanResult:
+    """Inexact (optimistic) policy iteration on a ``gamma``-contraction (G-LEARN's
+    ``"pi"`` solver, SPEC 4).
+
+    ``q0 = backup(v0)``. Each round takes ``V_q = max_a Q``; since
+    ``||T Q - Q||_inf <= gamma ||V_q - V||_inf`` for ``Q = backup(V)``, it stops once
+    ``gamma ||V_q - V||_inf <= tol`` (that bound goes to ``history`` and ``callback``).
+    Otherwise the greedy policy is evaluated by ``evaluate(actions, V_q, eps)`` (warm start
+    ``V_q``, sup-norm accuracy ``eps = max(tol / (2 gamma), forcing * best bound so far)``:
+    it tightens with the residual and never loosens, which guards against cycling near
+    ties) and ``Q = backup(V)``. Three rounds without progress end the loop (``tol`` below
+    the round-off floor). ``iterations`` counts the evaluations (one backup each).
+    """
+    g = gamma
+    V = v0
+    Q = q0
+    eps_final = 0.5 * tol / max(g, 1e-12)
+    best = math.inf
+    stalled = 0
+    history: list[float] = []
+    iterations = 0
+    converged = False
+    bound = math.inf
+    for _ in range(max_iter):
+        Vq = Q.max(axis=-1)
+        bres = float(np.abs(Vq - V).max())
+        bound = g * bres
+        history.append(bound)
+        if callback is not None:
+            callback(bound)
+        if bound <= tol:
+            converged = True
+            break
+        # no progress for 3 rounds: tol is below what floating point can resolve
+        stalled = stalled + 1 if bres >= best else 0
+        if stalled >= 3:
+            break
+        iterations += 1
+        actions = np.asarray(Q.argmax(axis=-1), dtype=np.int64)
+        best = min(best, bres)  # never loosen: guards against cycling near ties
+        eps = max(eps_final, forcing * best)
+        V = evaluate(actions, Vq, eps)
+        Q = backup(V)
+    return PlanResult(Q, V, iterations, bound, converged, history=history)
+
+
+__all__ = [
+    "PlanResult",
+    "evaluate_dense",
+    "evaluate_dense_batch",
+    "evaluate_gmres",
+    "evaluate_scipy_gmres",
+    "gmres",
+    "inexact_policy_iteration",
+    "policy_iteration",
+    "value_iteration",
+]
