@@ -75,6 +75,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from altmarl import planning
+from altmarl._random import tie_seed
+from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, num_tuples, rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -647,21 +649,6 @@ class EmpiricalOperator:
         return float(np.abs(self.apply(Q) - Q).max())
 
 
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``name``."""
-    if value not in choices:
-        raise ValueError(f"{name} = {value!r}: expected one of {list(choices)}")
-    return str(value)
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an ``int`` if it is an integer ``>= minimum`` (not a bool), else a
-    ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < minimum:
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
-    return int(value)
-
-
 def pi_l_table(game: TabularGame, pi_l: LocalPolicy | FloatArray) -> FloatArray:
     """The ``(|S_l|, |S_g|, |A_l|)`` table of the shared local policy ``pi_l`` (a
     :class:`LocalPolicy` or its table; SPEC 2), checked against ``game``'s spaces."""
@@ -844,13 +831,6 @@ def histogram_q(q_tuples: FloatArray, k: int, d: int) -> FloatArray:
     return out
 
 
-def tie_seed(seed: int) -> int:
-    """Seed of the generator that breaks ties in G-LEARN's greedy policy
-    (``tie_break="seeded"``, SPEC 4): from the third child of ``SeedSequence(seed)``; the
-    first two drive the next-state draws of :func:`empirical_operator`."""
-    return int(np.random.SeedSequence(seed).spawn(3)[2].generate_state(1)[0])
-
-
 def policy_from_operator(
     game: TabularGame,
     op: EmpiricalOperator,
@@ -869,7 +849,7 @@ def policy_from_operator(
     :func:`altmarl.stochastic.g_learn_stochastic`: solve ``op`` (:func:`solve`), average a
     standard ``Q`` over orderings (:func:`histogram_q`), and return the greedy
     :class:`~altmarl.policies.GlobalPolicy` (ties: ``tie_break``, seeded by
-    :func:`tie_seed`) with G-LEARN's ``info`` (see :func:`g_learn`) under ``method``,
+    :func:`altmarl._random.tie_seed`) with G-LEARN's ``info`` (see :func:`g_learn`) under ``method``,
     plus ``extra_info``. ``started = (perf_counter, process_time)`` at the caller's start
     sets the origin of ``wall_seconds`` / ``cpu_seconds`` (default: now).
     """
@@ -986,8 +966,6 @@ def g_learn(
 __all__ = [
     "ConvergenceWarning",
     "EmpiricalOperator",
-    "check_choice",
-    "check_int",
     "empirical_operator",
     "exact_next_histograms",
     "g_learn",
@@ -995,5 +973,4 @@ __all__ = [
     "pi_l_table",
     "policy_from_operator",
     "solve",
-    "tie_seed",
 ]

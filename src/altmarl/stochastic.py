@@ -46,10 +46,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl._validate import check_choice, check_int
 from altmarl.g_learn import (
     TIE_BREAKS,
-    check_choice,
-    check_int,
     empirical_operator,
     g_learn,
     pi_l_table,
