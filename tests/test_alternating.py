@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import altmarl as am
 from altmarl.alternating import AlternatingResult, StepRecord
+from altmarl.evaluation import ValueEstimate
 from altmarl.exact import ExactSolver
-from altmarl.l_learn import ValueEstimate
 from altmarl.update import Decision, update_decision
 
 

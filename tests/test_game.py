@@ -185,3 +185,20 @@ def test_registry():
     assert g1.fingerprint() == g2.fingerprint()
     assert g1.fingerprint() != am.envs.make("random", seed=5, n=7).fingerprint()
     assert g1.with_n(100).fingerprint() == g1.fingerprint()  # n is not part of it
+
+
+def test_joint_kernel_is_the_action_next_state_law_and_sums_to_local_kernel():
+    """``joint_kernel``: ``pi_l[x, g, a] P_l[x, g, a, y]`` (batched over leading axes);
+    each (x, g) slice is a distribution over (a, y); summed over a it is ``local_kernel``."""
+    g = am.TabularGame(**_valid(3, n_sg=2, n_ag=2, n_sl=3, n_al=4))
+    rng = np.random.default_rng(1)
+    tables = rng.dirichlet(np.ones(4), size=(5, 3, 2))  # a batch of 5 tables
+    J = g.joint_kernel(tables)
+    assert J.shape == (5, 3, 2, 4, 3)
+    np.testing.assert_allclose(J.sum(axis=(-2, -1)), 1.0, atol=1e-12)
+    for c in range(5):
+        ref = np.einsum("xga,xgay->xgay", tables[c], g.P_l)
+        np.testing.assert_array_equal(g.joint_kernel(tables[c]), ref)
+        np.testing.assert_allclose(J[c].sum(axis=2), g.local_kernel(tables[c]), atol=1e-14)
+    with pytest.raises(ValueError, match="pi_l table"):
+        g.joint_kernel(np.ones((3, 2, 3)) / 3)

@@ -33,7 +33,7 @@ from altmarl.interfaces import (  # noqa: E402
     LocalAgentEnv,
     register_envs,
 )
-from altmarl.interfaces._core import subsample  # noqa: E402
+from altmarl.simulate import subsample_histograms  # noqa: E402
 
 GLOBAL_MODES = ["dict", "multidiscrete", "discrete", "box"]
 LOCAL_MODES = ["multidiscrete", "discrete", "box"]
@@ -341,7 +341,7 @@ def test_subsample_matches_hypergeometric(small):
     """The single-population sampler has the multivariate hypergeometric law."""
     rng = np.random.default_rng(0)
     N = np.array([5, 0, 3, 12])
-    draws = np.array([subsample(N, 6, rng) for _ in range(20000)])
+    draws = np.array([subsample_histograms(N, 6, rng) for _ in range(20000)])
     assert (draws.sum(axis=1) == 6).all() and (draws[:, 1] == 0).all()
     np.testing.assert_allclose(draws.mean(axis=0), 6 * N / N.sum(), atol=0.03)
     hs = enumerate_histograms(6, 4)

@@ -83,35 +83,6 @@ def test_observed_reward_is_unbiased_for_r_k() -> None:
     assert resid.std() > 0  # the actions are random, so the reward is too
 
 
-@given(seed=st.integers(0, 2**16), n=st.integers(1, 12), k=st.integers(1, 12))
-def test_sampled_agents_are_a_sub_draw(seed: int, n: int, k: int) -> None:
-    """The sampled agents' action counts (and, tracked, their (action, next state) counts)
-    are sub-draws: they sum to h per bin and never exceed the population's cells."""
-    k = min(k, n)
-    rng = np.random.default_rng(seed)
-    N = rng.multinomial(n, [0.5, 0.3, 0.2], size=4)
-    M = np.stack([rng.multinomial(N[:, x], np.full(6, 1 / 6)) for x in range(3)],
-                 axis=1).reshape(4, 3, 2, 3)
-    act = M.sum(axis=3)
-    from altmarl.simulate import subsample_histograms
-
-    h = subsample_histograms(N, k, rng)
-    samp = op._mvhg(act, h, rng)
-    assert np.array_equal(samp.sum(axis=2), h)
-    assert (samp >= 0).all() and (samp <= act).all()
-    moved = op._mvhg(M, samp, rng)
-    assert np.array_equal(moved.sum(axis=3), samp) and (moved <= M).all()
-    assert (moved.sum(axis=(1, 2)).sum(axis=1) == k).all()
-
-
-def test_sub_draw_mean_is_hypergeometric() -> None:
-    rng = np.random.default_rng(0)
-    colors = np.array([[5, 0, 3, 12]] * 20000)
-    draws = op._mvhg(colors, np.full(20000, 7), rng)
-    expected = 7 * colors[0] / colors[0].sum()
-    assert np.abs(draws.mean(axis=0) - expected).max() < 0.03
-
-
 def test_epsilon_greedy_behaviour(game, reference) -> None:
     ds = op.record_logs(game, 3, episodes=20, horizon=50, behaviour="epsilon-greedy",
                         pi_g=reference, epsilon=0.3, seed=3)

@@ -151,3 +151,176 @@ def test_scalar_and_array_subsample_paths_give_identical_numbers():
     ref[:, 3] = left
     assert np.array_equal(small, ref)
     assert both.shape == big.shape and np.all(both.sum(axis=1) == 7)
+
+
+# ---------------------------------------------------------------------------
+# sampling primitives and the pure count step (SPEC 3)
+# ---------------------------------------------------------------------------
+
+from altmarl.simulate import (  # noqa: E402
+    count_step,
+    global_actions,
+    inverse_cdf_rows,
+    multivariate_hypergeometric,
+    sample_rows,
+    step_tables,
+)
+from altmarl.stochastic import uniform  # noqa: E402
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 12), k=st.integers(1, 12))
+def test_sampled_agents_are_a_sub_draw(seed: int, n: int, k: int) -> None:
+    """Sub-draws of a population's (action) and (action, next state) counts sum to the
+    sample's histogram per bin and never exceed the population's cells."""
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    N = rng.multinomial(n, [0.5, 0.3, 0.2], size=4)
+    M = np.stack([rng.multinomial(N[:, x], np.full(6, 1 / 6)) for x in range(3)],
+                 axis=1).reshape(4, 3, 2, 3)
+    act = M.sum(axis=3)
+    h = subsample_histograms(N, k, rng)
+    samp = multivariate_hypergeometric(act, h, rng)
+    assert np.array_equal(samp.sum(axis=2), h)
+    assert (samp >= 0).all() and (samp <= act).all()
+    moved = multivariate_hypergeometric(M, samp, rng)
+    assert np.array_equal(moved.sum(axis=3), samp) and (moved <= M).all()
+    assert (moved.sum(axis=(1, 2)).sum(axis=1) == k).all()
+
+
+def test_multivariate_hypergeometric_mean_and_paths():
+    """The mean is ``nsample * colors / total``; the scalar path (few rows, any leading
+    axes) consumes the stream like the array call (colours outer, rows inner)."""
+    rng = np.random.default_rng(0)
+    colors = np.array([[5, 0, 3, 12]] * 20000)
+    draws = multivariate_hypergeometric(colors, np.full(20000, 7), rng)
+    assert np.abs(draws.mean(axis=0) - 7 * colors[0] / colors[0].sum()).max() < 0.03
+    cells = np.random.default_rng(1).integers(0, 6, size=(3, 4, 5))  # 12 rows <= _SCALAR_ROWS
+    take = np.minimum(cells.sum(axis=-1), np.arange(12).reshape(3, 4) % 5)
+    got = multivariate_hypergeometric(cells, take, np.random.default_rng(2))
+    ref_rng = np.random.default_rng(2)
+    flat, left = cells.reshape(12, 5), take.reshape(12).copy()
+    remaining, ref = flat.sum(axis=1), np.zeros((12, 5), dtype=np.int64)
+    for c in range(4):
+        ref[:, c] = ref_rng.hypergeometric(flat[:, c], remaining - flat[:, c], left)
+        left -= ref[:, c]
+        remaining = remaining - flat[:, c]
+    ref[:, 4] = left
+    np.testing.assert_array_equal(got, ref.reshape(3, 4, 5))
+
+
+def test_one_population_subsample_uses_numpys_sampler():
+    """A 1-d population: NumPy's ``multivariate_hypergeometric`` (same numbers)."""
+    N = np.array([5, 0, 3, 12])
+    a = subsample_histograms(N, 6, np.random.default_rng(4))
+    b = np.random.default_rng(4).multivariate_hypergeometric(N, 6, method="marginals")
+    assert a.shape == (4,) and np.array_equal(a, b)
+    with pytest.raises(ValueError, match="k = 30"):
+        subsample_histograms(N, 30, np.random.default_rng(0))
+
+
+def test_inverse_cdf_rows():
+    cdf = np.cumsum(np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]), axis=1)
+    np.testing.assert_array_equal(inverse_cdf_rows(cdf, np.array([0.1, 0.5])), [0, 1])
+    np.testing.assert_array_equal(inverse_cdf_rows(cdf, np.array([0.2, 0.3])), [0, 1])
+    np.testing.assert_array_equal(inverse_cdf_rows(cdf * 0.999, np.array([0.9999, 0.9999])),
+                                  [2, 2])  # round-off in the last entry: capped
+    u = np.random.default_rng(3).random(2)
+    np.testing.assert_array_equal(sample_rows(cdf, np.random.default_rng(3)),
+                                  inverse_cdf_rows(cdf, u))
+
+
+def _old_rollout_counts(game, pi_g, pi_l, R, H, rng, reward_model=None):
+    """The count simulator as written before the shared step (a reference replay)."""
+    d, A, n = game.n_sl, game.n_al, game.n
+    s_g, N = game.sample_init(rng, R)
+    J = np.einsum("xga,xgay->gxay", pi_l.table, game.P_l).reshape(game.n_sg, d, A * d)
+    J = np.clip(J, 0.0, None)
+    J /= J.sum(axis=-1, keepdims=True)
+    rl = game.r_l.transpose(1, 0, 2)
+    cdf_g = np.cumsum(game.P_g, axis=-1)
+    rewards, sgs = np.empty((R, H)), np.empty((R, H), dtype=np.int64)
+    for t in range(H):
+        a_g = global_actions(pi_g, s_g, N, rng, n)
+        M = rng.multinomial(N, J[s_g]).reshape(R, d, A, d)
+        act = M.sum(axis=3)
+        if reward_model is None:
+            rewards[:, t] = game.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", act, rl[s_g]) / n
+        else:
+            rewards[:, t] = reward_model.stage_reward(rng, s_g, a_g, act, n)
+        sgs[:, t] = s_g
+        u = rng.random(R)
+        s_g = np.minimum((cdf_g[s_g, a_g] < u[:, None]).sum(axis=1), game.n_sg - 1)
+        N = M.sum(axis=(1, 2))
+    return rewards, sgs
+
+
+@pytest.mark.parametrize("k", [3, 40])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_rollout_counts_on_the_shared_step_replays_the_old_loop(warehouse, k, stochastic):
+    """Golden: ``rollout_counts`` (now ``count_step`` per step) gives bit-for-bit the
+    numbers of the loop it replaced, with and without a reward model."""
+    game = warehouse.with_n(40)
+    rm = (am.RewardModel.from_game(game, noise_g=uniform(0.1), noise_l=uniform(0.2))
+          if stochastic else None)
+    pi_g = am.GlobalPolicy.sample_mode(game, k)
+    pi_l = am.LocalPolicy(np.random.default_rng(0).dirichlet(np.ones(game.n_al),
+                                                            size=(game.n_sl, game.n_sg)))
+    tr = am.rollout_counts(game, pi_g, pi_l, 7, 25, np.random.default_rng(5), reward_model=rm)
+    ref_r, ref_sg = _old_rollout_counts(game, pi_g, pi_l, 7, 25, np.random.default_rng(5), rm)
+    np.testing.assert_array_equal(tr.rewards, ref_r)
+    np.testing.assert_array_equal(tr.s_g, ref_sg)
+
+
+def test_count_step_matches_the_exact_one_step_law():
+    """From a fixed ``(s_g, N)`` and ``a_g``: ``N'[1] = sum_x Binomial(N[x], K[x, s_g, 1])``
+    independent of ``s_g' ~ P_g(s_g, a_g)`` (chi-square on the joint law), and the mean
+    reward is ``r_g + (1/n) sum_x N[x] rbar[x, s_g]``."""
+    rng = np.random.default_rng(0)
+    game = am.TabularGame(rng.dirichlet(np.ones(3), size=(3, 2)),
+                          rng.dirichlet(np.ones(2), size=(2, 3, 2)),
+                          rng.uniform(0, 1, (3, 2)), rng.uniform(0, 1, (2, 3, 2)), 0.9, 5)
+    pi = rng.dirichlet(np.ones(2), size=(2, 3))
+    tab = step_tables(game, pi)
+    R, sg, ag, N0 = 40_000, 1, 0, np.array([2, 3])
+    cs = count_step(tab, np.full(R, sg), np.tile(N0, (R, 1)), np.full(R, ag),
+                    np.random.default_rng(1))
+    assert (cs.counts.sum(axis=1) == 5).all()
+    K = game.local_kernel(pi)[:, sg, :]
+    p1 = np.convolve(stats.binom.pmf(np.arange(3), 2, K[0, 1]),
+                     stats.binom.pmf(np.arange(4), 3, K[1, 1]))  # law of N'[1], 0..5
+    law = np.outer(game.P_g[sg, ag], p1).ravel()  # (s_g', N'[1])
+    obs = np.bincount(cs.s_g * 6 + cs.counts[:, 1], minlength=law.size)
+    keep = law * R > 5
+    chi2 = float(((obs[keep] - R * law[keep]) ** 2 / (R * law[keep])).sum())
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
+    rbar = game.local_reward(pi)[:, sg]
+    exact_r = game.r_g[sg, ag] + N0 @ rbar / 5
+    assert abs(cs.reward.mean() - exact_r) < 5 * cs.reward.std() / np.sqrt(R)
+    np.testing.assert_array_equal(cs.act_counts.sum(axis=2), np.tile(N0, (R, 1)))
+
+
+def test_count_step_with_given_draws_and_a_reward_sample():
+    """Given moves and global uniforms the step draws nothing (``rng=None``); with a
+    sample the reward is the sampled agents' (``1/k``) and equals the population's when
+    ``k = n``."""
+    small = am.envs.make("random", n_sg=2, n_ag=3, n_sl=3, n_al=2, n=5, seed=1)
+    tab = step_tables(small, am.LocalPolicy.uniform(small).table)
+    rng = np.random.default_rng(0)
+    s_g, N = small.sample_init(rng, 6)
+    a_g = rng.integers(0, small.n_ag, 6)
+    M = rng.multinomial(N, tab.joint[s_g])
+    u = rng.random(6)
+    a = count_step(tab, s_g, N, a_g, None, moves=M, u_g=u)
+    b = count_step(tab, s_g, N, a_g, None, moves=M.copy(), u_g=u)
+    np.testing.assert_array_equal(a.reward, b.reward)
+    np.testing.assert_array_equal(a.s_g, inverse_cdf_rows(tab.cdf_g[s_g, a_g], u))
+    with pytest.raises(ValueError, match="rng = None"):
+        count_step(tab, s_g, N, a_g, None, moves=M)
+    full = count_step(tab, s_g, N, a_g, None, moves=M, u_g=u, sample=N)
+    np.testing.assert_array_equal(full.sampled, a.act_counts)
+    np.testing.assert_allclose(full.reward, a.reward, rtol=1e-15)
+    h = subsample_histograms(N, 2, rng)
+    part = count_step(tab, s_g, N, a_g, rng, moves=M, u_g=u, sample=h)
+    assert part.sampled is not None and np.array_equal(part.sampled.sum(axis=2), h)
+    loc = np.einsum("rxa,rxa->r", part.sampled, tab.r_l[s_g]) / 2
+    np.testing.assert_array_equal(part.reward, small.r_g[s_g, a_g] + loc)

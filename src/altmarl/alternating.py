@@ -34,17 +34,17 @@ from scipy.special import ndtri
 
 from altmarl._random import child as rnd_child
 from altmarl._random import int_seed
-from altmarl.evaluation import Evaluation, evaluate
-from altmarl.game import TabularGame
-from altmarl.io import to_jsonable
-from altmarl.l_learn import (
-    SOLVERS,
+from altmarl.evaluation import (
+    Evaluation,
     Evaluator,
     ValueEstimate,
-    l_learn,
+    evaluate,
     mc_evaluator,
     paired_stderr,
 )
+from altmarl.game import TabularGame
+from altmarl.io import to_jsonable
+from altmarl.l_learn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
 from altmarl.update import Decision, update_decision
@@ -116,7 +116,7 @@ class AlternatingResult:
     value
         Held-out estimate of ``V(pi_g, pi_l)``: an :class:`~altmarl.Evaluation` (fresh
         seed, ``eval_rollouts`` x ``eval_horizon``) with the default evaluator, or the
-        custom evaluator's :class:`~altmarl.l_learn.ValueEstimate`. Both have ``.mean``
+        custom evaluator's :class:`~altmarl.evaluation.ValueEstimate`. Both have ``.mean``
         and ``.stderr``.
     history
         One :class:`StepRecord` per proposal, in order.

@@ -1,7 +1,10 @@
 """Monte-Carlo evaluation of a joint policy (SPEC 3, eq. 2).
 
 ``V(pi_g, pi_l) = E[sum_t gamma^t r(s(t), a(t))]`` from the initial distribution,
-estimated over ``R`` rollouts of horizon ``H`` with the count simulator.
+estimated over ``R`` rollouts of horizon ``H`` with the count simulator
+(:func:`evaluate`), and the value-estimate vocabulary the learners share:
+:class:`ValueEstimate`, the :data:`Evaluator` protocol, :func:`mc_evaluator` and
+:func:`paired_stderr` (the UPDATE comparison's standard error, Algorithm 3).
 
 Reproducibility: the rollouts are cut into fixed chunks of ``CHUNK`` rollouts and chunk
 ``j`` uses ``SeedSequence(seed).spawn(...)[j]``; chunks run on a thread pool (NumPy's
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -197,3 +201,56 @@ def evaluate(
         horizon=int(horizon),
         seed=seed,
     )
+
+
+# ---------------------------------------------------------------------------
+# value estimates and evaluators (the objects ALTERNATING-MARL, L-LEARN and nash compare)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueEstimate:
+    """An estimate of ``V(pi_g, pi_l)``: ``mean``, ``stderr`` and, for Monte-Carlo
+    estimates, the per-rollout discounted ``returns`` (used for paired, common-random-
+    numbers standard errors of differences). Exact values have ``stderr = 0``."""
+
+    mean: float
+    stderr: float = 0.0
+    returns: FloatArray | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly scalars."""
+        return {"mean": self.mean, "stderr": self.stderr}
+
+
+#: ``evaluator(pi_g, pi_l) -> ValueEstimate``
+Evaluator = Callable[[GlobalPolicy, LocalPolicy], ValueEstimate]
+
+
+def mc_evaluator(
+    game: TabularGame,
+    rollouts: int = 50,
+    horizon: int = 100,
+    seed: int = 0,
+    workers: int | None = None,
+) -> Evaluator:
+    """Monte-Carlo evaluator with a fixed seed (SPEC 3): every call uses the same seed, so
+    two calls are common-random-numbers estimates (same initial states per rollout)."""
+
+    def ev(pi_g: GlobalPolicy, pi_l: LocalPolicy) -> ValueEstimate:
+        e = evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=seed,
+                     workers=workers)
+        se = e.stderr if math.isfinite(e.stderr) else 0.0
+        return ValueEstimate(e.mean, se, e.returns)
+
+    return ev
+
+
+def paired_stderr(new: ValueEstimate, old: ValueEstimate) -> float:
+    """Standard error of ``new.mean - old.mean``: paired over rollouts when both carry
+    returns of the same length (common random numbers), else ``sqrt(se_new^2 + se_old^2)``."""
+    if (new.returns is not None and old.returns is not None
+            and new.returns.shape == old.returns.shape and new.returns.size > 1):
+        d = new.returns - old.returns
+        return float(d.std(ddof=1) / math.sqrt(d.size))
+    return float(math.hypot(new.stderr, old.stderr))

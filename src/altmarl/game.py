@@ -310,8 +310,25 @@ class TabularGame:
         """Draw ``size`` initial states ``(s_g, counts)``."""
         return self.init.sample(rng, size, self.n)
 
+    def joint_kernel(self, pi_l_table: ArrayLike) -> FloatArray:
+        """Joint law of one agent's action and next state under a shared local policy
+        (SPEC 1, 3): ``J[..., x, s_g, a, x'] = pi_l[..., x, s_g, a] P_l[x, s_g, a, x']``.
+
+        ``pi_l_table`` has shape ``(..., |S_l|, |S_g|, |A_l|)`` (leading axes: a batch of
+        tables); the result ``(..., |S_l|, |S_g|, |A_l|, |S_l|)``. Summed over ``a`` it is
+        :meth:`local_kernel`. One product per entry, so any caller's layout of it gives the
+        same bits. The count simulator's step draws ``Multinomial(N[x], J[x, s_g])``.
+        """
+        table = np.asarray(pi_l_table, dtype=np.float64)
+        expected = (self.n_sl, self.n_sg, self.n_al)
+        if table.shape[-3:] != expected:
+            raise ValueError(f"pi_l table: expected shape (..., |S_l|, |S_g|, |A_l|) = "
+                             f"(..., {expected}), got {table.shape}")
+        return np.asarray(table[..., None] * self.P_l, dtype=np.float64)
+
     def local_kernel(self, pi_l_table: FloatArray) -> FloatArray:
-        """``K[x, s_g, x'] = sum_a pi_l[x, s_g, a] P_l[x, s_g, a, x']`` (SPEC 7)."""
+        """``K[x, s_g, x'] = sum_a pi_l[x, s_g, a] P_l[x, s_g, a, x']`` (SPEC 7): the
+        state-to-state kernel of one agent, :meth:`joint_kernel` summed over actions."""
         return np.einsum("xga,xgay->xgy", pi_l_table, self.P_l)
 
     def local_reward(self, pi_l_table: FloatArray) -> FloatArray:

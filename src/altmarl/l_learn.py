@@ -39,21 +39,23 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from altmarl import planning
-from altmarl.evaluation import evaluate
+from altmarl.evaluation import Evaluator, mc_evaluator
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import (
-    _check_joint,
+    check_joint,
+    count_step,
+    multinomial_moves,
     rollout_counts,
     sequential_subsample,
+    step_tables,
     subsample_histograms,
 )
 
@@ -69,59 +71,6 @@ _SEQ_SUBSAMPLE_MAX = 64
 #: populations up to this size are simulated agent by agent in the CRN simulator (every
 #: agent has its own uniform: full coupling); larger ones draw multinomials per bin
 _AGENT_MODE_MAX_N = 32
-
-
-# ---------------------------------------------------------------------------
-# value estimates and evaluators
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ValueEstimate:
-    """An estimate of ``V(pi_g, pi_l)``: ``mean``, ``stderr`` and, for Monte-Carlo
-    estimates, the per-rollout discounted ``returns`` (used for paired, common-random-
-    numbers standard errors of differences). Exact values have ``stderr = 0``."""
-
-    mean: float
-    stderr: float = 0.0
-    returns: FloatArray | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-friendly scalars."""
-        return {"mean": self.mean, "stderr": self.stderr}
-
-
-#: ``evaluator(pi_g, pi_l) -> ValueEstimate``
-Evaluator = Callable[[GlobalPolicy, LocalPolicy], ValueEstimate]
-
-
-def mc_evaluator(
-    game: TabularGame,
-    rollouts: int = 50,
-    horizon: int = 100,
-    seed: int = 0,
-    workers: int | None = None,
-) -> Evaluator:
-    """Monte-Carlo evaluator with a fixed seed (SPEC 3): every call uses the same seed, so
-    two calls are common-random-numbers estimates (same initial states per rollout)."""
-
-    def ev(pi_g: GlobalPolicy, pi_l: LocalPolicy) -> ValueEstimate:
-        e = evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=seed,
-                     workers=workers)
-        se = e.stderr if math.isfinite(e.stderr) else 0.0
-        return ValueEstimate(e.mean, se, e.returns)
-
-    return ev
-
-
-def paired_stderr(new: ValueEstimate, old: ValueEstimate) -> float:
-    """Standard error of ``new.mean - old.mean``: paired over rollouts when both carry
-    returns of the same length (common random numbers), else ``sqrt(se_new^2 + se_old^2)``."""
-    if (new.returns is not None and old.returns is not None
-            and new.returns.shape == old.returns.shape and new.returns.size > 1):
-        d = new.returns - old.returns
-        return float(d.std(ddof=1) / math.sqrt(d.size))
-    return float(math.hypot(new.stderr, old.stderr))
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +107,7 @@ class CRNEvaluator:
 
     def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int = 64,
                  horizon: int = 100, seed: int | np.random.SeedSequence = 0) -> None:
-        _check_joint(game, pi_g, LocalPolicy.uniform(game))
+        check_joint(game, pi_g, LocalPolicy.uniform(game))
         self.game, self.pi_g = game, pi_g
         self.R = _check_int("rollouts", rollouts)
         self.H = _check_int("horizon", horizon)
@@ -179,7 +128,6 @@ class CRNEvaluator:
         self._step_states: list[Any] | None = None
         self._bitgen = np.random.PCG64(0)
         self._gen = np.random.Generator(self._bitgen)
-        self.cdf_g = np.cumsum(game.P_g, axis=-1)
         self.disc = game.gamma ** np.arange(self.H)
         self.calls = 0  # candidate evaluations so far
 
@@ -207,11 +155,8 @@ class CRNEvaluator:
         C, R, H, n, d, A = T.shape[0], self.R, self.H, g.n, g.n_sl, g.n_al
         k = self.pi_g.k
         self.calls += C
-        # joint (action, next state) probabilities: J[c, s_g, x, a * d + x']
-        J = np.einsum("cxga,xgay->cgxay", T, g.P_l).reshape(C, g.n_sg, d, A * d)
-        J = np.clip(J, 0.0, None)
-        J /= J.sum(axis=-1, keepdims=True)
-        rl = g.r_l.transpose(1, 0, 2)  # (S_g, S_l, A_l)
+        st = step_tables(g, T)  # joint: J[c, s_g, x, a * d + x']
+        J = st.joint
         rows = C * R
         cidx = np.repeat(np.arange(C), R)
         s_g = np.tile(self.s_g0, C)
@@ -235,7 +180,7 @@ class CRNEvaluator:
                     sl = slice(c * R, (c + 1) * R)
                     h[sl] = subsample_histograms(N[sl], k, rng)
             a_g = self.pi_g.act_ranked(s_g, rank(h, k))
-            # --- population moves ---------------------------------------------------
+            # --- population moves, coupled across candidates --------------------------
             if self.agent_mode:
                 assert self.u_a is not None
                 cum = np.cumsum(N, axis=1)
@@ -248,17 +193,12 @@ class CRNEvaluator:
             else:
                 M = np.empty((rows, d, A * d), dtype=np.int64)
                 for c in range(C):
-                    rng = self._step_rng(t)
                     sl = slice(c * R, (c + 1) * R)
-                    M[sl] = rng.multinomial(N[sl], J[c, s_g[sl]])
-                M = M.reshape(rows, d, A, d)
-            act = np.einsum("rxay->rxa", M)  # integer sums: exact, faster than .sum here
-            r = g.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", act, rl[s_g]) / n
-            ret += self.disc[t] * r
-            # --- transitions (both use the state before the step) ------------------
-            u_g = np.tile(self.u_g[t], C)
-            s_g = np.minimum((self.cdf_g[s_g, a_g] < u_g[:, None]).sum(axis=1), g.n_sg - 1)
-            N = np.einsum("rxay->ry", M)
+                    M[sl] = multinomial_moves(J[c], s_g[sl], N[sl], self._step_rng(t))
+            # --- reward and transitions (the shared count step, on these draws) -------
+            step = count_step(st, s_g, N, a_g, None, moves=M, u_g=np.tile(self.u_g[t], C))
+            ret += self.disc[t] * step.reward
+            s_g, N = step.s_g, step.counts
         return ret.reshape(C, R)
 
     def values(self, tables: FloatArray, batch: int = 64) -> FloatArray:
@@ -697,7 +637,7 @@ def l_learn(
         raise ValueError(f"pi_g: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
     if pi_l is not None and not isinstance(pi_l, LocalPolicy):
         raise ValueError(f"pi_l: expected None or an altmarl.LocalPolicy, got {type(pi_l).__name__}")
-    _check_joint(game, pi_g, pi_l if pi_l is not None else LocalPolicy.uniform(game))
+    check_joint(game, pi_g, pi_l if pi_l is not None else LocalPolicy.uniform(game))
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     s_solver, s_eval = ss.spawn(2)
     t0 = time.perf_counter()

@@ -74,7 +74,12 @@ from altmarl.game import TabularGame
 from altmarl.histogram import num_histograms, rank
 from altmarl.io import atomic_write_bytes
 from altmarl.policies import GlobalPolicy, LocalPolicy
-from altmarl.simulate import _sample_rows, subsample_histograms
+from altmarl.simulate import (
+    count_step,
+    multivariate_hypergeometric,
+    step_tables,
+    subsample_histograms,
+)
 from altmarl.stochastic import RewardModel
 
 FloatArray = NDArray[np.float64]
@@ -643,25 +648,6 @@ def load_dataset(
 # ---------------------------------------------------------------------------
 
 
-def _mvhg(colors: IntArray, nsample: IntArray, rng: np.random.Generator) -> IntArray:
-    """Multivariate hypergeometric draws, vectorized over leading axes: how many of the
-    ``nsample[...]`` agents drawn without replacement from an urn with ``colors[..., c]``
-    agents of colour ``c`` have each colour (conditional hypergeometric per colour)."""
-    C = colors.shape[-1]
-    out = np.zeros_like(colors)
-    remaining = colors.sum(axis=-1)
-    left = np.asarray(nsample, dtype=np.int64).copy()
-    for c in range(C - 1):
-        good = colors[..., c]
-        bad = remaining - good
-        draw = rng.hypergeometric(good, bad, left)
-        out[..., c] = draw
-        left = left - draw
-        remaining = bad
-    out[..., C - 1] = left
-    return out
-
-
 def _policy_description(pol: GlobalPolicy | LocalPolicy | None) -> dict[str, Any] | None:
     if pol is None:
         return None
@@ -749,12 +735,8 @@ def record_logs(
     if next_histogram not in ("fresh", "tracked"):
         raise ValueError(f"next_histogram = {next_histogram!r}: expected 'fresh' or 'tracked'")
     tracked = next_histogram == "tracked"
-    n, d, A, S, Ag = game.n, game.n_sl, game.n_al, game.n_sg, game.n_ag
-    J = np.einsum("xga,xgay->gxay", pi_l.table, game.P_l).reshape(S, d, A * d)
-    J = np.clip(J, 0.0, None)
-    J /= J.sum(axis=-1, keepdims=True)
-    rl = game.r_l.transpose(1, 0, 2)
-    cdf_g = np.cumsum(game.P_g, axis=-1)
+    n, d, Ag = game.n, game.n_sl, game.n_ag
+    tables = step_tables(game, pi_l.table)
     sizes = [CHUNK] * (R_tot // CHUNK) + ([R_tot % CHUNK] if R_tot % CHUNK else [])
     seqs = np.random.SeedSequence(seed).spawn(len(sizes))
     out: dict[str, list[NDArray[Any]]] = {key: [] for key in
@@ -773,21 +755,16 @@ def record_logs(
                     assert pi_g is not None
                     greedy = pi_g.act_ranked(s_g, rank(h, k))
                     a_g = np.where(rng.random(R) < eps, a_g, greedy)
-                M = rng.multinomial(N, J[s_g]).reshape(R, d, A, d)
-                act = M.sum(axis=3)
-                # the sampled agents: a uniform h[x]-subset of each bin, independent of the
-                # actions, so their action counts are a sub-draw of the bin's
-                samp = act.copy() if k == n else _mvhg(act, h, rng)
-                if reward_model is None:
-                    r = game.r_g[s_g, a_g] + np.einsum("rxa,rxa->r", samp, rl[s_g]) / k
-                else:
-                    r = reward_model.stage_reward(rng, s_g, a_g, samp, k)
-                s_next = _sample_rows(cdf_g[s_g, a_g], rng)
-                N = M.sum(axis=(1, 2))
+                # the step's reward is the k sampled agents' (Appendix E): 1/k times their
+                # local rewards, the sampled agents' actions a sub-draw of each bin's
+                cs = count_step(tables, s_g, N, a_g, rng, sample=h, reward_model=reward_model)
+                r, s_next, N = cs.reward, cs.s_g, cs.counts
                 h_next = subsample_histograms(N, k, rng)
                 h_logged = h_next
                 if tracked and k < n:  # where the same k agents went
-                    h_logged = _mvhg(M, samp, rng).sum(axis=(1, 2))
+                    assert cs.sampled is not None
+                    h_logged = multivariate_hypergeometric(cs.moves, cs.sampled,
+                                                           rng).sum(axis=(1, 2))
                 rec["s_g"][:, t], rec["a_g"][:, t], rec["r"][:, t] = s_g, a_g, r
                 rec["s_g'"][:, t], rec["h"][:, t], rec["h'"][:, t] = s_next, h, h_logged
                 s_g, h = s_next, h_next

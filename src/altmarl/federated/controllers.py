@@ -35,6 +35,7 @@ from altmarl.federated.game import TransitionCounts
 from altmarl.federated.simulator import FederatedSimulator, Observation
 from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.simulate import sample_rows
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -57,11 +58,6 @@ class Controller(Protocol):
     def start(self, sim: FederatedSimulator, rng: np.random.Generator) -> None: ...
 
     def __call__(self, obs: Observation, rng: np.random.Generator) -> Action: ...
-
-
-def _sample_rows(cdf: FloatArray, rng: np.random.Generator) -> IntArray:
-    u: FloatArray = np.asarray(rng.random(int(cdf.shape[0])), dtype=np.float64)
-    return np.minimum((cdf < u[:, None]).sum(axis=1), cdf.shape[1] - 1).astype(np.int64)
 
 
 class PolicyController:
@@ -88,7 +84,7 @@ class PolicyController:
         polled = obs.s_l if k == n else obs.s_l[rng.choice(n, k, replace=False)]
         h = np.bincount(polled, minlength=self.pi_g.n_sl)
         a_g = int(self.pi_g.act_ranked(np.asarray(obs.s_g), rank(h, k)))
-        a_l = _sample_rows(self._cdf[obs.s_l, obs.s_g], rng)
+        a_l = sample_rows(self._cdf[obs.s_l, obs.s_g], rng)
         return Action(a_g, a_l, None, k)
 
 
@@ -149,8 +145,8 @@ class ExploreController:
     def __call__(self, obs: Observation, rng: np.random.Generator) -> Action:
         if self._g is None or self._l is None:
             raise RuntimeError("ExploreController.start() was not called")
-        a_g = int(_sample_rows(self._g[[obs.s_g]], rng)[0])
-        a_l = _sample_rows(self._l[obs.s_l, obs.s_g], rng)
+        a_g = int(sample_rows(self._g[[obs.s_g]], rng)[0])
+        a_l = sample_rows(self._l[obs.s_l, obs.s_g], rng)
         return Action(a_g, a_l)
 
 

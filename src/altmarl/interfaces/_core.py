@@ -1,8 +1,8 @@
 """NumPy-only building blocks shared by the Gymnasium and PettingZoo environments.
 
-One step of the count simulator for a *single* rollout (SPEC 3, the same law as
-:func:`altmarl.simulate.rollout_counts`, which is batched and has no single-step entry
-point), plus the observation encoders. Nothing here imports gymnasium or pettingzoo, so
+A single-rollout view of the count simulator's step (SPEC 3,
+:func:`altmarl.simulate.count_step`, the step :func:`altmarl.simulate.rollout_counts` runs),
+plus the observation encoders. Nothing here imports gymnasium or pettingzoo, so
 this module is importable (and testable) without the optional extras.
 """
 
@@ -16,13 +16,10 @@ from numpy.typing import NDArray
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
-from altmarl.simulate import subsample_histograms
+from altmarl.simulate import CountStep, count_step, multinomial_moves, step_tables
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-#: populations below this size use NumPy's multivariate hypergeometric sampler
-_MVH_LIMIT = 10**9
 
 #: observation encodings of the global agent's ``(s_g, h)``
 GLOBAL_OBS_MODES = ("dict", "multidiscrete", "discrete", "box")
@@ -87,40 +84,28 @@ def check_action(name: str, action: Any, n: int) -> int:
 class CountStepper:
     """Single-rollout count-simulator step for a fixed shared local policy (SPEC 3).
 
-    Precomputes ``J[s_g, x, a * |S_l| + x'] = pi_l[x, s_g, a] P_l[x, s_g, a, x']`` exactly as
-    :func:`altmarl.simulate.rollout_counts` does, so that the joint (action, next state)
-    counts of the ``N[x]`` agents in bin ``x`` are one multinomial draw per bin.
+    Holds the :func:`~altmarl.simulate.step_tables` of ``(game, pi_l)`` and runs
+    :func:`~altmarl.simulate.count_step` on one row, so an environment step has exactly the
+    law (and, for the same draws, the numbers) of :func:`altmarl.simulate.rollout_counts`.
     """
 
     def __init__(self, game: TabularGame, pi_l: LocalPolicy) -> None:
         self.game = game
-        d, A = game.n_sl, game.n_al
-        J = np.einsum("xga,xgay->gxay", pi_l.table, game.P_l).reshape(game.n_sg, d, A * d)
-        J = np.clip(J, 0.0, None)
-        J /= J.sum(axis=-1, keepdims=True)
-        self._J = J
-        self._rl = np.ascontiguousarray(game.r_l.transpose(1, 0, 2))  # (S_g, S_l, A_l)
-        self._cdf_g = np.cumsum(game.P_g, axis=-1)
+        self.tables = step_tables(game, pi_l.table)
         self._cdf_l = np.cumsum(game.P_l, axis=-1)  # (S_l, S_g, A_l, S_l)
 
-    def population(self, s_g: int, counts: IntArray,
-                   rng: np.random.Generator) -> tuple[IntArray, IntArray]:
-        """Move a population of count vector ``counts`` one step under ``pi_l``.
+    def moves(self, s_g: int, counts: IntArray, rng: np.random.Generator) -> IntArray:
+        """The population move of one step (:func:`~altmarl.simulate.multinomial_moves`,
+        one row): ``M[0, x, a * |S_l| + x']``."""
+        return multinomial_moves(self.tables.joint, np.array([s_g]),
+                                 np.asarray(counts, dtype=np.int64)[None, :], rng)
 
-        Returns ``(act_counts, next_counts)``: ``act_counts[x, a]`` agents in state ``x``
-        playing ``a`` and the count vector after the step.
-        """
-        d, A = self.game.n_sl, self.game.n_al
-        M = rng.multinomial(counts, self._J[s_g]).reshape(d, A, d)
-        return M.sum(axis=2), M.sum(axis=(0, 1))
-
-    def local_reward_sum(self, s_g: int, act_counts: IntArray) -> float:
-        """``sum_{x,a} act_counts[x, a] r_l(x, s_g, a)``."""
-        return float(np.sum(act_counts * self._rl[s_g]))
-
-    def global_next(self, s_g: int, a_g: int, rng: np.random.Generator) -> int:
-        """``s_g' ~ P_g(. | s_g, a_g)``."""
-        return _draw(self._cdf_g[s_g, a_g], rng)
+    def step(self, s_g: int, counts: IntArray, a_g: int, rng: np.random.Generator,
+             moves: IntArray | None = None) -> CountStep:
+        """One :func:`~altmarl.simulate.count_step` of the population ``counts`` (one row):
+        draws the move (unless ``moves`` is given), then ``s_g'`` from ``rng``."""
+        return count_step(self.tables, np.array([s_g]), np.asarray(counts, np.int64)[None, :],
+                          np.array([a_g]), rng, moves=moves)
 
     def local_next(self, s_l: int, s_g: int, a_l: int, rng: np.random.Generator) -> int:
         """``s_l' ~ P_l(. | s_l, s_g, a_l)`` for one agent."""
@@ -130,22 +115,6 @@ class CountStepper:
 def _draw(cdf: FloatArray, rng: np.random.Generator) -> int:
     x = int(np.searchsorted(cdf, rng.random(), side="right"))
     return min(x, cdf.size - 1)
-
-
-def subsample(counts: IntArray, k: int, rng: np.random.Generator) -> IntArray:
-    """Histogram of a uniform ``k``-subset (without replacement) of one population (SPEC 3).
-
-    Same law as :func:`altmarl.simulate.subsample_histograms` (multivariate
-    hypergeometric); for a single population NumPy's ``multivariate_hypergeometric`` is
-    about 20x faster than the batched sampler (whose per-call overhead dominates at
-    ``R = 1``), which matters for a per-step environment. Huge populations fall back to
-    the batched sampler.
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    if int(c.sum()) < _MVH_LIMIT:
-        return np.asarray(rng.multivariate_hypergeometric(c, k, method="marginals"),
-                          dtype=np.int64)
-    return subsample_histograms(c[None, :], k, rng)[0]
 
 
 def draw_representative(counts: IntArray, rng: np.random.Generator) -> int:

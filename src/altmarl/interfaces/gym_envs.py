@@ -48,9 +48,9 @@ from altmarl.interfaces._core import (
     check_horizon,
     check_local_policy,
     draw_representative,
-    subsample,
 )
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.simulate import subsample_histograms
 
 #: reward options of :class:`LocalAgentEnv`
 LOCAL_REWARDS = ("individual", "joint")
@@ -179,11 +179,12 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         a_g = check_action("action", action, self.game.n_ag)
         rng, st, n = self.np_random, self._stepper, self.game.n
         s_g = self._s_g
-        act_counts, N_next = st.population(s_g, self._N, rng)
+        cs = st.step(s_g, self._N, a_g, rng)
+        assert cs.local_sum is not None
         r_glob = float(self.game.r_g[s_g, a_g])
-        r_loc = st.local_reward_sum(s_g, act_counts) / n
-        self._s_g = st.global_next(s_g, a_g, rng)
-        self._N = N_next
+        r_loc = float(cs.local_sum[0]) / n
+        self._s_g = int(cs.s_g[0])
+        self._N = cs.counts[0]
         self._t += 1
         self._observe()
         truncated = self._t >= self.horizon
@@ -194,8 +195,8 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
 
     # --- helpers --------------------------------------------------------------
     def _observe(self) -> None:
-        self._h = self._N.copy() if self.k == self.game.n else subsample(self._N, self.k,
-                                                                         self.np_random)
+        self._h = (self._N.copy() if self.k == self.game.n
+                   else subsample_histograms(self._N, self.k, self.np_random))
 
     def _info(self) -> dict[str, Any]:
         return {"s_g": self._s_g, "counts": self._N.copy(), "t": self._t}
@@ -310,15 +311,17 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
         s_g, s = self._s_g, self._s
         N_all = self._N_oth.copy()
         N_all[s] += 1
-        h = N_all if self.k == game.n else subsample(N_all, self.k, rng)
+        h = N_all if self.k == game.n else subsample_histograms(N_all, self.k, rng)
         a_g = int(self.pi_g.act_ranked(np.array([s_g]), rank(h[None, :], self.k))[0])
-        act_counts, N_next = st.population(s_g, self._N_oth, rng)
+        # draw order: the others' move, the representative's move, then s_g'
+        M = st.moves(s_g, self._N_oth, rng)
         r_own = float(game.r_l[s, s_g, a_l])
-        r_joint = float(game.r_g[s_g, a_g]) + (st.local_reward_sum(s_g, act_counts)
-                                               + r_own) / game.n
         self._s = st.local_next(s, s_g, a_l, rng)
-        self._s_g = st.global_next(s_g, a_g, rng)
-        self._N_oth = N_next
+        cs = st.step(s_g, self._N_oth, a_g, rng, moves=M)
+        assert cs.local_sum is not None
+        r_joint = float(game.r_g[s_g, a_g]) + (float(cs.local_sum[0]) + r_own) / game.n
+        self._s_g = int(cs.s_g[0])
+        self._N_oth = cs.counts[0]
         self._t += 1
         truncated = self._t >= self.horizon
         self._needs_reset = truncated
