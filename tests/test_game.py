@@ -202,3 +202,17 @@ def test_joint_kernel_is_the_action_next_state_law_and_sums_to_local_kernel():
         np.testing.assert_allclose(J[c].sum(axis=2), g.local_kernel(tables[c]), atol=1e-14)
     with pytest.raises(ValueError, match="pi_l table"):
         g.joint_kernel(np.ones((3, 2, 3)) / 3)
+
+
+def test_env_factories_are_functions_not_shadowed_modules():
+    import importlib
+    import pkgutil
+
+    # am.envs.warehouse / am.envs.random_game are the factories, and no module of the
+    # package carries the name of a public function (SPEC 10)
+    assert callable(am.envs.warehouse) and callable(am.envs.random_game)
+    assert am.envs.warehouse is importlib.import_module("altmarl.envs.tabular_warehouse").warehouse
+    assert am.envs.random_game is importlib.import_module("altmarl.envs.random_tabular").random_game
+    modules = {m.name for m in pkgutil.iter_modules(am.envs.__path__)}
+    assert modules and not modules & set(am.envs.__all__)
+    assert am.envs.make("warehouse", n=50).fingerprint() == am.envs.warehouse(n=50).fingerprint()

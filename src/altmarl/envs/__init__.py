@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from altmarl.envs.random_game import random_game
-from altmarl.envs.warehouse import warehouse
+from altmarl.envs.random_tabular import random_game
+from altmarl.envs.tabular_warehouse import warehouse
 from altmarl.game import TabularGame
 
 _REGISTRY: dict[str, Callable[..., TabularGame]] = {}
