@@ -24,6 +24,7 @@ from altmarl.experiments import runner as R
 from altmarl.experiments import sweep as S
 from altmarl.histogram import num_histograms
 from altmarl.io import read_csv_columns
+from altmarl.rundir import read_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 # the command line of the interpreter running the tests (any virtual environment location)
@@ -311,7 +312,7 @@ def test_sweep_aggregates_units(tmp_path: Path) -> None:
     rep = S.run_sweep(cfg, tmp_path / "run", workers=1, trainer=STUB, progress=False,
                       plots=False)
     assert (rep.ran, rep.skipped) == (6, 0)
-    s = S.read_summary(rep.run_dir)
+    s = read_summary(rep.run_dir)
     assert s["complete"] and s["units_done"] == s["units_total"] == 6 and s["missing"] == []
     assert [p["k"] for p in s["per_k"]] == [1, 2, 3]
     metrics = read_csv_columns(rep.run_dir / "metrics.csv")
@@ -349,7 +350,7 @@ def test_interrupted_sweep_resumes_to_identical_results(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         S.run_sweep(cfg, tmp_path / "part", workers=1, trainer=STUB, progress=False,
                     plots=False, on_unit=interrupt)
-    part = S.read_summary(tmp_path / "part")
+    part = read_summary(tmp_path / "part")
     assert not part["complete"] and part["units_done"] == 2 and len(part["missing"]) == 4
     with pytest.raises(ValueError, match="--resume"):
         S.run_sweep(cfg, tmp_path / "part", workers=1, trainer=STUB, progress=False)
@@ -466,7 +467,7 @@ def test_killed_cli_sweep_resumes_to_identical_results(tmp_path: Path) -> None:
     assert len(_finished(out)) == 8 and not [p for p in (out / "units").iterdir()
                                              if p.name.startswith(".")]
     ref = S.run_sweep(C.parse_config(REAL), tmp_path / "ref", workers=1, progress=False)
-    assert S.read_summary(out)["complete"]
+    assert read_summary(out)["complete"]
     assert_same_results(ref.run_dir, out)
 
 

@@ -120,3 +120,61 @@ def test_no_mode_plot_when_mode_undefined(tmp_path: Path) -> None:
 def test_plots_refuse_a_non_run_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="summary.json"):
         plots.make_plots(tmp_path)
+
+
+def test_occupancy_follows_the_configured_ks(sweep_dir: Path) -> None:
+    # [plots] occupancy_k of the stored configuration picks the panels (config.json record)
+    import json
+
+    rec_path = sweep_dir / "config.json"
+    saved = rec_path.read_text()
+    rec = json.loads(saved)
+    rec["config"]["plots"] = {"occupancy_k": [3, 1]}
+    try:
+        rec_path.write_text(json.dumps(rec))
+        fig = plots.figure_occupancy(sweep_dir)
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles[:2] == ["k = 3: one rollout", "k = 1: one rollout"]
+    finally:
+        rec_path.write_text(saved)
+    default = [ax.get_title() for ax in plots.figure_occupancy(sweep_dir).axes]
+    assert default[:3] == ["k = 1: one rollout", "k = 3: one rollout", "k = 4: one rollout"]
+
+
+def test_save_figure_is_atomic_and_keeps_the_settings(tmp_path: Path) -> None:
+    plt = plots.pyplot()
+    sizes = {}
+    for dpi, tight in ((60, True), (120, True), (120, False)):
+        fig, ax = plt.subplots(figsize=(2.0, 1.0))
+        ax.plot([0, 1], [0, 1], color=plots.PALETTE["value"])
+        path = plots.save_figure(fig, tmp_path / "sub" / f"f{dpi}{tight}.png", dpi=dpi,
+                                 tight=tight)
+        assert path.read_bytes().startswith(PNG)
+        assert not plt.fignum_exists(fig.number)  # closed
+        sizes[dpi, tight] = path.stat().st_size
+    assert sizes[60, True] < sizes[120, True]
+    assert not [p for p in (tmp_path / "sub").iterdir() if p.name.endswith(".tmp")]
+    assert plots.series_color(3) == "C3"
+
+
+def test_figures_never_import_the_experiment_code() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, altmarl.plots; bad = [m for m in sys.modules if m.startswith(("
+            "'altmarl.experiments', 'altmarl.federated', 'altmarl.continuous', "
+            "'altmarl.theory', 'altmarl.cli', 'matplotlib'))]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_old_plotting_names_still_work() -> None:
+    from altmarl.continuous.sweep import plot_sweep
+    from altmarl.federated.experiment import plot_run
+    from altmarl.theory import effective_k, plot_theory
+
+    assert plot_sweep is plots.plot_sweep and plot_theory is plots.plot_theory
+    assert callable(plot_run)
+    import altmarl.continuous as C
+
+    assert C.plot_sweep is plots.plot_sweep
+    assert effective_k(5, 5) == float("inf") and effective_k(2, 5) == 2 * 4 / 3

@@ -13,6 +13,7 @@ with ``e + 1`` bins summing to ``r``), the hockey-stick identity gives::
 
 from __future__ import annotations
 
+import math
 from functools import cache, lru_cache
 from math import comb
 
@@ -113,3 +114,10 @@ def unrank(r: ArrayLike, k: int, d: int) -> IntArray:
 def num_tuples(k: int, d: int) -> int:
     """``|S_l|^k``: size of the standard (ordered k-tuple) parameterization."""
     return int(d) ** int(k)
+
+
+def effective_k(k: int, n: int) -> float:
+    """``k (n - 1) / (n - k)``: the with-replacement sample size whose histogram has the
+    variance of a without-replacement ``k``-sample from ``n`` agents (finite-population
+    correction ``(n - k) / (n - 1)``); ``inf`` at ``k = n``."""
+    return math.inf if k >= n else k * (n - 1) / (n - k)

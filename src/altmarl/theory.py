@@ -39,8 +39,9 @@ import numpy as np
 
 from altmarl import envs
 from altmarl.exact import ExactSolver
-from altmarl.histogram import num_histograms
+from altmarl.histogram import effective_k, num_histograms
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, read_csv_rows
+from altmarl.plots.theory import plot_theory
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
 
@@ -152,13 +153,6 @@ def fit_loglog_slope(ks: Any, gaps: Any, k_max: float) -> dict[str, Any]:
     out.update(slope=float(b), intercept=float(a),
                r2=float(1 - (resid ** 2).sum() / ss) if ss > 0 else 1.0)
     return out
-
-
-def effective_k(k: int, n: int) -> float:
-    """``k (n - 1) / (n - k)``: the with-replacement sample size whose histogram has the
-    variance of a without-replacement ``k``-sample from ``n`` agents (finite-population
-    correction ``(n - k) / (n - 1)``); ``inf`` at ``k = n``."""
-    return math.inf if k >= n else k * (n - 1) / (n - k)
 
 
 @contextmanager
@@ -373,102 +367,6 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
                        json.dumps(summary, indent=2, sort_keys=True).encode())
     summary["plots"] = [str(p) for p in plot_theory(out)]
     return summary
-
-
-# ---------------------------------------------------------------------------
-# plots (read the run directory)
-# ---------------------------------------------------------------------------
-
-
-def plot_theory(run_dir: str | Path) -> list[Path]:
-    """Draw ``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files
-    and ``summary.json`` of a theory run directory."""
-    from altmarl.plots import pyplot, save_figure
-
-    plt = pyplot()
-    run = Path(run_dir)
-    summary = json.loads((run / "summary.json").read_text())
-    paths = []
-
-    # (a) gap vs k (left) and vs the effective sample size (right)
-    rows = read_csv_rows(run / "gap_vs_k.csv")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.0, 4.8))
-    for ci, label in enumerate(dict.fromkeys(r["game"] for r in rows)):
-        color = f"C{ci}"
-        ex = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] > 0]
-        if ex:
-            ax.loglog([r["k"] for r in ex], [r["gap_full"] for r in ex], "o-", color=color,
-                      label=f"{label}: G-LEARN (m exact)")
-            ax2.loglog([effective_k(r["k"], r["n"]) for r in ex], [r["gap_full"] for r in ex],
-                       "o-", color=color, label=f"{label}: G-LEARN (m exact)")
-        fm = [r for r in rows if r["game"] == label and r["m"] != "exact"]
-        if fm:
-            ks = sorted({r["k"] for r in fm})
-            vals = [[r["gap_full"] for r in fm if r["k"] == k] for k in ks]
-            mean = np.array([np.mean(v) for v in vals])
-            sd = np.array([np.std(v) for v in vals])
-            keep = mean > 0
-            ax.errorbar(np.array(ks)[keep], mean[keep], yerr=sd[keep], fmt="s--", color=color,
-                        alpha=0.6, capsize=3,
-                        label=f"{label}: G-LEARN (m={fm[0]['m']}, mean +- sd over seeds)")
-        entry = summary["gap_vs_k"].get(label, {})
-        for axis, key, what in ((ax, "fit_exact_expectation", "k <= {k_max:g}"),
-                                (ax2, "fit_effective_k", "all k < n")):
-            fit = entry.get(key, {})
-            if fit.get("slope") is None:
-                continue
-            kk = np.array([min(fit["x_used"]), max(fit["x_used"])], dtype=float)
-            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** fit["slope"], ":", color=color,
-                        lw=2, label=f"fit {what.format(**fit)}: slope {fit['slope']:.2f}")
-            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** -0.5, color="gray", lw=1,
-                        alpha=0.7, label="slope -1/2 (Theorem 4.4)" if ci == 0 else None)
-    ax.set_xlabel("subsample size k")
-    ax.set_ylabel("full-information gap  V* - V(G-LEARN_k, pi_l)")
-    ax.set_title("Exact full-information gap of G-LEARN vs k")
-    ax2.set_xlabel("effective sample size k (n - 1) / (n - k)")
-    ax2.set_title("Same gaps vs the finite-population-corrected k")
-    for axis in (ax, ax2):
-        axis.legend(fontsize=7)
-        axis.grid(True, which="both", alpha=0.3)
-    paths.append(save_figure(fig, run / "gap_vs_k.png"))
-
-    # (b) table sizes
-    rows = read_csv_rows(run / "table_size.csv")
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for ci, d in enumerate(dict.fromkeys(r["d"] for r in rows)):
-        sub = [r for r in rows if r["d"] == d]
-        ax.semilogy([r["k"] for r in sub], [r["mean_field"] for r in sub], "-", color=f"C{ci}",
-                    label=f"|S_l|={d}: mean-field |H_k|")
-        ax.semilogy([r["k"] for r in sub], [r["standard"] for r in sub], "--", color=f"C{ci}",
-                    label=f"|S_l|={d}: standard |S_l|^k")
-    ax.set_xlabel("subsample size k")
-    ax.set_ylabel("table entries per (s_g, a_g)")
-    ax.set_title("Q-table size: mean-field vs standard parameterization")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    paths.append(save_figure(fig, run / "table_size.png"))
-
-    # (c) cost vs n
-    rows = read_csv_rows(run / "cost_vs_n.csv")
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    g = [r for r in rows if r["method"] == "g_learn"]
-    e = [r for r in rows if r["method"] == "exact"]
-    if g:
-        ax.loglog([r["n"] for r in g], [r["seconds"] for r in g], "o-",
-                  label=f"G-LEARN (k={g[0]['k']}, m={g[0]['m']})")
-    if e:
-        ax.loglog([r["n"] for r in e], [r["seconds"] for r in e], "s-",
-                  label="exact solver (value + full-info best response)")
-        for r in e:
-            ax.annotate(f"{r['states']}", (r["n"], r["seconds"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, -10))
-    ax.set_xlabel("number of local agents n")
-    ax.set_ylabel("wall time (s)")
-    ax.set_title("Cost vs n (labels: exact chain states)")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    paths.append(save_figure(fig, run / "cost_vs_n.png"))
-    return paths
 
 
 def format_summary(summary: dict[str, Any]) -> str:

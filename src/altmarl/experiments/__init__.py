@@ -29,10 +29,10 @@ from altmarl.experiments.runner import UnitOutput, UnitTask, execute_unit
 from altmarl.experiments.sweep import (
     SweepReport,
     aggregate,
-    read_summary,
     run_sweep,
     summary_table,
 )
+from altmarl.rundir import read_summary
 
 __all__ = [
     "ExperimentConfig",

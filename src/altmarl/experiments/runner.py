@@ -46,6 +46,7 @@ import numpy as np
 from altmarl._random import derive_seed
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.io import csv_bytes, json_bytes
+from altmarl.rundir import unit_name, units_dir
 
 #: seed-derivation domains (SPEC 9)
 TRAIN, EVAL, TRAJ = 0, 1, 2
@@ -69,11 +70,6 @@ def train_seed(root: int, t: int) -> int:
 def eval_seeds(root: int, count: int) -> list[int]:
     """The ``count`` evaluation seeds (shared by every ``k`` and training run)."""
     return [derive_seed(root, EVAL, e) for e in range(count)]
-
-
-def unit_name(k: int, t: int) -> str:
-    """Directory name of unit ``(k, t)``: ``k0005_t00``."""
-    return f"k{k:04d}_t{t:02d}"
 
 
 @dataclass(frozen=True)
@@ -346,10 +342,6 @@ def _trajectory_csv(traj: Any, game: Any) -> bytes:
 # ---------------------------------------------------------------------------
 # driver side
 # ---------------------------------------------------------------------------
-
-
-def units_dir(run_dir: str | os.PathLike[str]) -> Path:
-    return Path(run_dir) / "units"
 
 
 def is_finished(run_dir: str | os.PathLike[str], name: str) -> bool:

@@ -24,7 +24,6 @@ sweep resumed with ``--resume`` ends with the same files as an uninterrupted one
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -43,14 +42,16 @@ from altmarl.experiments.runner import (
     is_finished,
     make_tasks,
     read_unit,
-    units_dir,
     write_unit,
 )
 from altmarl.io import atomic_write_bytes, csv_bytes, json_bytes
 from altmarl.progress import Progress
-
-SUMMARY_FORMAT = "altmarl.run_summary"
-SUMMARY_VERSION = 1
+from altmarl.rundir import (
+    SUMMARY_FORMAT,
+    SUMMARY_VERSION,
+    read_run_record,
+    units_dir,
+)
 
 
 @dataclass
@@ -73,9 +74,7 @@ class SweepReport:
 def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     """The configuration stored in a run directory and the ``config.json`` record."""
     p = Path(run_dir) / "config.json"
-    if not p.is_file():
-        raise ValueError(f"{run_dir}: not an altmarl run directory (no config.json)")
-    rec = json.loads(p.read_text())
+    rec = read_run_record(run_dir)
     cfg = parse_config(rec["config"], source=str(p), check_env=False)
     return cfg, rec
 
@@ -238,18 +237,6 @@ def _blank(x: Any) -> Any:
 def _mean_or_none(xs: list[Any]) -> float | None:
     v = [float(x) for x in xs if isinstance(x, int | float)]
     return float(np.mean(v)) if v else None
-
-
-def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """``summary.json`` of a run directory."""
-    p = Path(run_dir) / "summary.json"
-    if not p.is_file():
-        raise ValueError(f"{run_dir}: no summary.json (not a run directory, or no unit has "
-                         "finished yet)")
-    d = json.loads(p.read_text())
-    if d.get("format") != SUMMARY_FORMAT:
-        raise ValueError(f"{p}: not an altmarl run summary")
-    return d  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------

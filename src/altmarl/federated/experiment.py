@@ -33,7 +33,6 @@ Pipeline of :func:`run_experiment` (one seed drives everything, SPEC 9):
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -61,6 +60,7 @@ from altmarl.federated.game import TransitionCounts, estimate_game
 from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
 from altmarl.game import TabularGame
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes, to_jsonable
+from altmarl.plots.federated import plot_federated_run
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
 
@@ -436,93 +436,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_run(run: str | Path) -> list[Path]:
-    """``accuracy_vs_k.png`` (accuracy and uploads per round vs ``k``), ``pareto.png``
-    (accuracy vs uploads per round, every method) and ``curves.png`` (validation accuracy
-    per round), drawn from ``summary.json`` and ``curves.csv``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    run = Path(run)
-    rows = read_summary(run)
-    paths: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(run / name, buf.getvalue())
-        paths.append(run / name)
-
-    learned = sorted((r for r in rows if r["family"] == "learned"), key=lambda r: r["k"])
-    fedavg = sorted((r for r in rows if r["family"] == "fedavg"), key=lambda r: r["k"])
-    fixed = [r for r in rows if r["family"] in ("fixed", "explore")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for fam, rs, mk in (("learned (ALTERNATING-MARL)", learned, "o-"),
-                        ("FedAvg, k sampled clients", fedavg, "s--")):
-        if rs:
-            ks = [r["k"] for r in rs]
-            axes[0].errorbar(ks, [r["final_acc"] for r in rs],
-                             yerr=[r["final_acc_se"] for r in rs], fmt=mk, label=fam, capsize=3)
-            axes[1].plot(ks, [r["uploads_per_round"] for r in rs], mk, label=fam)
-    best = max(fixed, key=lambda r: r["final_acc"], default=None)
-    if best is not None:
-        axes[0].axhline(best["final_acc"], color="gray", ls=":",
-                        label=f"best fixed: {best['method']}")
-        axes[1].axhline(best["uploads_per_round"], color="gray", ls=":",
-                        label=f"best fixed: {best['method']}")
-    axes[0].set(xscale="log", xlabel="k (clients polled / sampled per round)",
-                ylabel="final validation accuracy")
-    axes[1].set(xscale="log", yscale="log", xlabel="k", ylabel="model uploads per round")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save(fig, "accuracy_vs_k.png")
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    colors = {"learned": "C0", "fedavg": "C1", "fixed": "C2", "explore": "C3"}
-    for r in rows:
-        ax.errorbar(r["uploads_per_round"], r["final_acc"], yerr=r["final_acc_se"],
-                    fmt="o", color=colors.get(r["family"], "k"), capsize=2, ms=4)
-        if r["family"] != "learned":
-            label = r["method"].replace("fixed ", "")
-            ax.annotate(label, (r["uploads_per_round"], r["final_acc"]), fontsize=6,
-                        xytext=(4, -2), textcoords="offset points")
-    if learned:
-        ks_txt = ", ".join(str(r["k"]) for r in learned)
-        ax.annotate(f"learned, k = {ks_txt}", (learned[0]["uploads_per_round"],
-                    max(r["final_acc"] for r in learned)), fontsize=7, color="C0",
-                    xytext=(-20, 10), textcoords="offset points", ha="right")
-    for fam, c in colors.items():
-        ax.plot([], [], "o", color=c, label=fam)
-    ax.set(xscale="log", xlabel="model uploads per round (communication)",
-           ylabel="final validation accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    save(fig, "pareto.png")
-
-    with open(run / "curves.csv", newline="") as fh:
-        crow = list(csv.DictReader(fh))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    pick = [r["method"] for r in learned[-1:] + fedavg[-1:]]
-    if best is not None:
-        pick.append(best["method"])
-    pick += [r["method"] for r in fixed if r["method"].startswith("fixed lr=1 ")][-1:]
-    rounds = [int(c["round"]) for c in crow]
-    for name in dict.fromkeys(pick):
-        acc = [float(c[f"{name} acc"]) for c in crow]
-        up = [float(c[f"{name} uploads"]) if c[f"{name} uploads"] else np.nan for c in crow]
-        axes[0].plot(rounds, acc, label=name)
-        axes[1].plot(rounds, up, label=name)
-    axes[0].set(xlabel="round", ylabel="validation accuracy (mean over episodes)",
-                ylim=(0.6, 1.0))
-    axes[1].set(xlabel="round", ylabel="model uploads in the round (mean)", yscale="log")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save(fig, "curves.png")
-    return paths
+    """Draw the figures of a run directory (:func:`altmarl.plots.federated.plot_federated_run`
+    on its ``summary.json`` rows): ``accuracy_vs_k.png``, ``pareto.png``, ``curves.png``."""
+    return plot_federated_run(run, read_summary(run))
 
 
 __all__ = [

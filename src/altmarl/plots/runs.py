@@ -29,31 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from altmarl.experiments.runner import unit_name, units_dir
 from altmarl.io import read_csv_columns
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: Path) -> Path:
-    """Write ``fig`` as a PNG atomically and close it."""
-    import io
-
-    from altmarl.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    pyplot().close(fig)
-    return path
+from altmarl.plots.style import (
+    CATEGORICAL,
+    PALETTE,
+    integer_ticks,
+    pyplot,
+    save_figure,
+)
+from altmarl.rundir import read_run_record, read_summary, unit_name, units_dir
 
 
 def _title(summary: dict[str, Any]) -> str:
@@ -70,8 +54,6 @@ def plot_reward_vs_k(run_dir: str | os.PathLike[str], path: Path | None = None) 
 
 def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     """The figure of :func:`plot_reward_vs_k` (not saved)."""
-    from altmarl.experiments.sweep import read_summary
-
     rd = Path(run_dir)
     summary = read_summary(rd)
     pk = read_csv_columns(rd / "per_k.csv")
@@ -79,16 +61,16 @@ def figure_reward_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k, mean, std = pk["k"], pk["mean"], pk["std"]
-    ax.scatter(mt["k"], mt["value"], s=8, color="tab:blue", alpha=0.25, lw=0,
+    ax.scatter(mt["k"], mt["value"], s=8, color=PALETTE["value"], alpha=0.25, lw=0,
                label="one evaluation seed")
-    ax.fill_between(k, mean - std, mean + std, color="tab:blue", alpha=0.2, label="±1 std over seeds")
-    ax.plot(k, mean, "o-", color="tab:blue", ms=3.5, label="mean")
+    ax.fill_between(k, mean - std, mean + std, color=PALETTE["value"], alpha=0.2, label="±1 std over seeds")
+    ax.plot(k, mean, "o-", color=PALETTE["value"], ms=3.5, label="mean")
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("discounted reward")
     ax.set_title("Discounted reward vs k\n" + _title(summary), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    _integer_ticks(ax)
+    integer_ticks(ax)
     return fig
 
 
@@ -105,8 +87,8 @@ def figure_runtime_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k = pk["k"]
     ax.errorbar(k, pk["train_wall_s"], yerr=pk["train_wall_s_std"], fmt="o-", ms=3.5,
-                color="tab:red", capsize=2, label="wall time (mean over training runs)")
-    ax.plot(k, pk["train_cpu_s"], "s--", ms=3, color="tab:gray", label="CPU time")
+                color=PALETTE["runtime"], capsize=2, label="wall time (mean over training runs)")
+    ax.plot(k, pk["train_cpu_s"], "s--", ms=3, color=PALETTE["cpu"], label="CPU time")
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("training time per run (s)")
     ax.set_title("Runtime of ALTERNATING-MARL vs k", fontsize=9)
@@ -114,7 +96,7 @@ def figure_runtime_vs_k(run_dir: str | os.PathLike[str]) -> Any:
         ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    _integer_ticks(ax)
+    integer_ticks(ax)
     return fig
 
 
@@ -135,22 +117,16 @@ def figure_mode_mismatch_vs_k(run_dir: str | os.PathLike[str]) -> Any:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k, m, s = pk["k"], pk["mode_mismatch_mean"], pk["mode_mismatch_std"]
-    ax.fill_between(k, m - s, m + s, color="tab:purple", alpha=0.2, label="±1 std over seeds")
-    ax.plot(k, m, "o-", ms=3.5, color="tab:purple", label="mean")
+    ax.fill_between(k, m - s, m + s, color=PALETTE["mode"], alpha=0.2, label="±1 std over seeds")
+    ax.plot(k, m, "o-", ms=3.5, color=PALETTE["mode"], label="mean")
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("fraction of steps with a_g != population mode")
     ax.set_ylim(bottom=0)
     ax.set_title("How often the dispatcher misses the population mode", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _integer_ticks(ax)
+    integer_ticks(ax)
     return fig
-
-
-def _integer_ticks(ax: Any) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _pick_ks(ks: list[int], wanted: list[int] | None, most: int = 3) -> list[int]:
@@ -174,18 +150,17 @@ def plot_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None,
 
 def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None) -> Any:
     """The figure of :func:`plot_occupancy` (``None`` when no unit has finished)."""
-    from altmarl.experiments.sweep import read_run_config
-
     rd = Path(run_dir)
-    cfg, _ = read_run_config(rd)
-    have = sorted(k for k in cfg.ks() if (units_dir(rd) / unit_name(k, 0) / "steps.csv").is_file())
-    chosen = _pick_ks(have, ks if ks is not None else cfg.plots.occupancy_k)
+    cfg = read_run_record(rd)["config"]  # resolved: sweep.k is the sorted list of k
+    have = sorted(k for k in cfg["sweep"]["k"]
+                  if (units_dir(rd) / unit_name(k, 0) / "steps.csv").is_file())
+    chosen = _pick_ks(have, ks if ks is not None else cfg.get("plots", {}).get("occupancy_k"))
     if not chosen:
         return None
     plt = pyplot()
     fig, axes = plt.subplots(2, len(chosen), figsize=(4.2 * len(chosen) + 0.6, 6.2),
                              sharex=True, sharey=True, squeeze=False)
-    colors = plt.get_cmap("tab10")
+    colors = plt.get_cmap(CATEGORICAL)
     for j, k in enumerate(chosen):
         ud = units_dir(rd) / unit_name(k, 0)
         tr = read_csv_columns(ud / "trajectory.csv")
@@ -195,14 +170,14 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
         ax = axes[0, j]
         for z, c in enumerate(zones):
             ax.plot(t, tr[c], color=colors(z), lw=1.2, label=f"zone {z}")
-        ax.plot(t, tr["in_sg"], color="black", lw=1.0, ls="--", label="in zone s_g")
+        ax.plot(t, tr["in_sg"], color=PALETTE["in_sg"], lw=1.0, ls="--", label="in zone s_g")
         ax.set_title(f"k = {k}: one rollout", fontsize=9)
         ax.grid(alpha=0.3)
         ax2 = axes[1, j]
         for z in range(len(zones)):
             ax2.plot(st["t"], st[f"occ_{z}"], color=colors(z), lw=0.8, alpha=0.8)
-        ax2.plot(t, tr["mean_in_sg"], color="black", lw=1.4, ls="--", label="in zone s_g")
-        ax2.plot(t, tr["mean_largest"], color="dimgray", lw=1.4, ls=":",
+        ax2.plot(t, tr["mean_in_sg"], color=PALETTE["in_sg"], lw=1.4, ls="--", label="in zone s_g")
+        ax2.plot(t, tr["mean_largest"], color=PALETTE["fullest"], lw=1.4, ls=":",
                  label="in the fullest zone")
         ax2.set_title(f"k = {k}: mean over rollouts", fontsize=9)
         ax2.set_xlabel("time step")
@@ -248,9 +223,10 @@ def figure_alternation(run_dir: str | os.PathLike[str]) -> Any:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.6, 4.2))
-    face = {"accept": "tab:green", "initial": "tab:green", "reject": "tab:red"}
+    face = {"accept": PALETTE["accepted"], "initial": PALETTE["accepted"],
+            "reject": PALETTE["rejected"]}
     for i, (name, rows) in enumerate(series):
-        color = plt.get_cmap("tab10")(i)
+        color = plt.get_cmap(CATEGORICAL)(i)
         x = np.arange(1, len(rows) + 1)
         v_new = np.array([_float(r.get("v_new")) for r in rows])
         acc = np.array([r.get("accepted", "") in ("True", "true", "1") for r in rows])
@@ -263,22 +239,24 @@ def figure_alternation(run_dir: str | os.PathLike[str]) -> Any:
         ax.step(x, current, where="post", color=color, lw=1.5, label=f"{name}: current V")
         for j, r in enumerate(rows):
             ax.scatter(x[j], v_new[j], marker="o" if r.get("player") == "global" else "s",
-                       s=36, color=face.get(r.get("decision", ""), "lightgrey"),
+                       s=36, color=face.get(r.get("decision", ""), PALETTE["no_improvement"]),
                        edgecolors=color, zorder=3)
     from matplotlib.lines import Line2D
 
+    grey = PALETTE["legend_marker"]
     handles = ax.get_legend_handles_labels()[0] + [
-        Line2D([], [], ls="", marker="o", color="grey", label="G-LEARN proposal"),
-        Line2D([], [], ls="", marker="s", color="grey", label="L-LEARN proposal"),
-        Line2D([], [], ls="", marker="o", color="tab:green", label="accepted"),
-        Line2D([], [], ls="", marker="o", color="tab:red", label="rejected"),
-        Line2D([], [], ls="", marker="o", color="lightgrey", label="no improvement")]
+        Line2D([], [], ls="", marker="o", color=grey, label="G-LEARN proposal"),
+        Line2D([], [], ls="", marker="s", color=grey, label="L-LEARN proposal"),
+        Line2D([], [], ls="", marker="o", color=PALETTE["accepted"], label="accepted"),
+        Line2D([], [], ls="", marker="o", color=PALETTE["rejected"], label="rejected"),
+        Line2D([], [], ls="", marker="o", color=PALETTE["no_improvement"],
+               label="no improvement")]
     ax.legend(handles=handles, fontsize=7)
     ax.set_xlabel("proposal (G-LEARN and L-LEARN alternate)")
     ax.set_ylabel("estimated value V (common random numbers)")
     ax.set_title("ALTERNATING-MARL: proposals and the UPDATE rule", fontsize=9)
     ax.grid(alpha=0.3)
-    _integer_ticks(ax)
+    integer_ticks(ax)
     return fig
 
 
@@ -291,8 +269,6 @@ def _float(x: Any) -> float:
 
 def make_plots(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw every figure that the run directory has data for; returns the PNG paths."""
-    from altmarl.experiments.sweep import read_summary
-
     rd = Path(run_dir)
     summary = read_summary(rd)
     out: list[Path | None] = []

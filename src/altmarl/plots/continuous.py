@@ -1,0 +1,135 @@
+"""Figures of a continuous k-sweep directory (paper Appendix G.2, Table 4; SPEC 8.2).
+
+Drawn from the directory's ``summary.json`` and ``runs/*/result.json`` only (written by
+:func:`altmarl.continuous.sweep.run_sweep`):
+
+* ``reward_vs_k.png`` — discounted return vs ``k`` (horizon 100 and 50, random play);
+* ``runtime_vs_k.png`` — training wall and CPU time vs ``k``;
+* ``mode_accuracy_vs_k.png`` — how often ``a_g`` is the population mode;
+* ``zone_heatmap.png`` — occupancy of the bins over one evaluation rollout per ``k``, with
+  the dispatcher's action, the population mode and ``s_g``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.plots.style import HEATMAP, PALETTE, pyplot, save_figure
+
+
+def plot_sweep(out: str | Path) -> list[Path]:
+    """Draw the sweep's PNG plots from its directory (``summary.json`` and the runs)."""
+    plt = pyplot()
+    out = Path(out)
+    summ = json.loads((out / "summary.json").read_text())
+    per_k = summ["per_k"]
+    if not per_k:
+        return []
+    ks = np.array([r["k"] for r in per_k])
+    paths = []
+
+    def num(v: Any) -> float:
+        return float("nan") if v is None else float(v)
+
+    def err(key: str) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([num(r[key]["mean"]) for r in per_k]),
+                np.nan_to_num(np.array([num(r[key]["std"]) for r in per_k])))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    m, s = err("value")
+    ax.errorbar(ks, m, yerr=s, fmt="o-", capsize=4, label="ALTERNATING-MARL, horizon 100")
+    m50, s50 = err("value_h50")
+    ax.errorbar(ks, m50, yerr=s50, fmt="s--", capsize=4, label="same runs, horizon 50")
+    rnd = summ.get("random")
+    if rnd:
+        for key, ls in (("value", "-"), ("value_h50", "--")):
+            ax.axhline(num(rnd[key]["mean"]), color=PALETTE["baseline"], ls=ls, lw=1.2,
+                       label=f"random play ({'H=100' if key == 'value' else 'H=50'})")
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("discounted return (mean ± sd over seeds)")
+    ax.set_title(f"Continuous warehouse, n = {summ['env']['n']}, "
+                 f"{per_k[0]['seeds']} seed(s) per k")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "reward_vs_k.png")
+    save_figure(fig, paths[-1], dpi=120, tight=False)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    m, s = err("train_s")
+    ax.errorbar(ks, m, yerr=s, fmt="o-", capsize=4, label="wall time")
+    mc, sc = err("train_cpu_s")
+    ax.errorbar(ks, mc, yerr=sc, fmt="s--", capsize=4, label="CPU time")
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("training time per run (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "runtime_vs_k.png")
+    save_figure(fig, paths[-1], dpi=120, tight=False)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, lab in (("mode_match_rate", "a_g = current population mode (all steps)"),
+                     ("initial_mode_match_rate", "a_g = initial mode (all steps)"),
+                     ("mode_accuracy_reset", "a_g = mode at reset (single step)")):
+        m, s = err(key)
+        ax.errorbar(ks, 100 * m, yerr=100 * s, fmt="o-", capsize=4, label=lab)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("subsample size k")
+    ax.set_ylabel("mode accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "mode_accuracy_vs_k.png")
+    save_figure(fig, paths[-1], dpi=120, tight=False)
+
+    # zone heat map: the first evaluation rollout of the smallest seed, for each k
+    traces = []
+    for r in per_k:
+        k = r["k"]
+        files = sorted((out / "runs").glob(f"k{k:03d}_s*/result.json"))
+        if files:
+            tr = json.loads(files[0].read_text())["evaluation"]["trace"]
+            traces.append((k, tr))
+    if traces:
+        ncol = min(3, len(traces))
+        nrow = math.ceil(len(traces) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False,
+                                 sharey=True, layout="constrained")
+        centres = np.asarray(summ["env"]["targets"])
+        im = None
+        for ax, (k, tr) in zip(axes.ravel(), traces, strict=False):
+            occ = np.asarray(tr["occupancy"])
+            H = occ.shape[0]
+            im = ax.imshow(occ.T, aspect="auto", origin="lower", cmap=HEATMAP, vmin=0, vmax=1,
+                           extent=(0, H, -0.5, occ.shape[1] - 0.5), interpolation="nearest")
+            t = np.arange(H) + 0.5
+            ax.step(t, tr["a_g"], where="mid", color=PALETTE["action"], lw=2, label="dispatcher a_g")
+            ax.step(t, tr["mode"], where="mid", color=PALETTE["population_mode"], lw=1.2, ls="--",
+                    label="population mode")
+            lo, hi = summ["env"]["low"], summ["env"]["high"]
+            width = (hi - lo) / occ.shape[1]
+            ax.plot(t, (np.asarray(tr["s_g"]) - lo) / width - 0.5, color=PALETTE["state"], lw=0.8,
+                    label="s_g")
+            acc = 100 * float(np.mean(np.asarray(tr["a_g"]) == np.asarray(tr["mode"])))
+            ax.set_title(f"k = {k}  (a_g = mode {acc:.0f}% of steps)", fontsize=10)
+            ax.set_yticks(range(len(centres)))
+            ax.set_yticklabels([f"{c:+.1f}" for c in centres], fontsize=8)
+            ax.set_xlabel("time step")
+        for ax in axes.ravel()[len(traces):]:
+            ax.axis("off")
+        axes[0, 0].set_ylabel("bin (centre)")
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        if im is not None:
+            fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="fraction of robots")
+        paths.append(out / "zone_heatmap.png")
+        save_figure(fig, paths[-1], dpi=110, tight=False)
+    return paths
+
+
+__all__ = ["plot_sweep"]
