@@ -1,17 +1,42 @@
-"""The UPDATE rule of ALTERNATING-MARL (paper Algorithm 14, Lemma D.14; SPEC 6).
+"""The UPDATE comparison of ALTERNATING-MARL (paper Algorithm 14, Lemma D.14; SPEC 6, 13).
 
-Given estimated joint values ``V_new`` (with the proposal) and ``V_old`` (without) and a
-tolerance ``eta`` (learner error + Monte-Carlo error):
+The one home of everything UPDATE needs, used by every loop (tabular, continuous, and the
+generative games to come) through :func:`compare`:
 
-* ``V_new - eta > V_old + eta``  -> ``ACCEPT``  (intervals separated, new ahead);
-* ``V_new + eta < V_old - eta``  -> ``REJECT``  (new clearly worse: keep the old policy);
-* otherwise                       -> ``NO_IMPROVEMENT`` (intervals overlap: that player has
-  no ``2 eta``-improving deviation; the old policy is kept).
+* the *paired* (common-random-numbers) standard error of ``V_new - V_old``
+  (:func:`paired_difference`, :func:`paired_stderr`);
+* the tolerance ``eta`` (:class:`EtaRule`): fixed, or automatic
+  ``eta = z se_diff / 2 + learner_tol``;
+* the three-case decision (:func:`update_decision`). Given estimated joint values
+  ``V_new`` (with the proposal) and ``V_old`` (without) and a tolerance ``eta``
+  (learner error + Monte-Carlo error):
+
+  - ``V_new - eta > V_old + eta``  -> ``ACCEPT``  (intervals separated, new ahead);
+  - ``V_new + eta < V_old - eta``  -> ``REJECT``  (new clearly worse: keep the old policy);
+  - otherwise                       -> ``NO_IMPROVEMENT`` (intervals overlap: that player
+    has no ``2 eta``-improving deviation; the old policy is kept);
+
+* what a non-accepted comparison certifies (:func:`certified_gap`) and Lemma D.15's bound
+  on the number of accepted updates (:func:`max_accepted_updates`).
+
+Estimates are any objects with ``mean``, ``stderr`` and ``returns`` (per-rollout
+discounted returns, or ``None`` for exact values): :class:`~altmarl.evaluation.Evaluation`,
+``ValueEstimate``, the continuous loop's rollout estimates (:class:`Estimate`).
+
+Extension point (SPEC 13, issue 16): a truncation-tail term
+``gamma^H (r_max - r_min) / (1 - gamma)`` belongs in :meth:`EtaRule.eta`, the only place
+where ``eta`` is computed.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 class Decision(StrEnum):
@@ -36,3 +61,144 @@ def update_decision(v_new: float, v_old: float, eta: float) -> Decision:
 def max_accepted_updates(r_max: float, gamma: float, eta: float) -> float:
     """Lemma D.15: at most ``r_max / ((1 - gamma) 2 eta)`` accepted updates."""
     return float("inf") if eta <= 0 else r_max / ((1.0 - gamma) * 2.0 * eta)
+
+
+# ---------------------------------------------------------------------------
+# estimates and the paired standard error
+# ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Estimate(Protocol):
+    """A value estimate UPDATE can compare: ``mean``, ``stderr`` and the per-rollout
+    ``returns`` (``None`` for exact values or estimates without rollouts)."""
+
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def stderr(self) -> float: ...
+
+    @property
+    def returns(self) -> NDArray[np.float64] | None: ...
+
+
+@dataclass(frozen=True)
+class RolloutEstimate:
+    """An :class:`Estimate` from per-rollout returns: ``mean = returns.mean()``; ``data``
+    carries what the evaluation produced besides the returns (e.g. trajectories the
+    proposers learn from)."""
+
+    returns: NDArray[Any]
+    data: Any = None
+
+    @property
+    def mean(self) -> float:
+        """Mean of the returns."""
+        return float(self.returns.mean())
+
+    @property
+    def stderr(self) -> float:
+        """``std(ddof=1) / sqrt(R)`` (``nan`` for one rollout)."""
+        r = self.returns
+        return float(r.std(ddof=1) / math.sqrt(r.size)) if r.size > 1 else float("nan")
+
+
+def paired_difference(new: Estimate, old: Estimate) -> tuple[float, float]:
+    """``(difference, standard error)`` of ``new - old``.
+
+    Paired over rollouts when both carry returns of the same shape (common random numbers,
+    at least two rollouts): the mean and ``std(ddof=1) / sqrt(R)`` of the per-rollout
+    differences. Otherwise (exact values, different rollouts): ``new.mean - old.mean`` and
+    ``sqrt(se_new^2 + se_old^2)``.
+    """
+    rn, ro = new.returns, old.returns
+    if rn is not None and ro is not None and rn.shape == ro.shape and rn.size > 1:
+        d = rn - ro
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
+    return float(new.mean - old.mean), float(math.hypot(new.stderr, old.stderr))
+
+
+def paired_stderr(new: Estimate, old: Estimate) -> float:
+    """Standard error of ``new.mean - old.mean`` (see :func:`paired_difference`)."""
+    return paired_difference(new, old)[1]
+
+
+# ---------------------------------------------------------------------------
+# eta and the comparison
+# ---------------------------------------------------------------------------
+
+
+def normal_quantile(confidence: float) -> float:
+    """Two-sided standard normal quantile ``z`` of ``confidence`` (1.96 at 0.95)."""
+    from scipy.special import ndtri
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence = {confidence!r}: expected a number in (0, 1)")
+    return float(ndtri(0.5 + confidence / 2))
+
+
+@dataclass(frozen=True)
+class EtaRule:
+    """How UPDATE's tolerance is set (SPEC 6).
+
+    ``fixed``: that ``eta`` for every comparison. ``None``: automatic,
+    ``eta = z se_diff / 2 + learner_tol`` with ``se_diff`` the paired standard error of
+    the comparison, so a proposal is accepted only when its estimated gain exceeds
+    ``z se_diff + 2 learner_tol``. ``z`` also scales the certified bound
+    (:func:`certified_gap`).
+    """
+
+    fixed: float | None = None
+    z: float = 2.0
+    learner_tol: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.fixed is not None and not self.fixed >= 0:
+            raise ValueError(f"eta = {self.fixed!r}: expected None or a number >= 0")
+        if not (self.z >= 0 and math.isfinite(self.z)):
+            raise ValueError(f"z = {self.z!r}: expected a finite number >= 0")
+        if not (self.learner_tol >= 0 and math.isfinite(self.learner_tol)):
+            raise ValueError(f"learner_tol = {self.learner_tol!r}: expected a finite number >= 0")
+
+    def eta(self, se_diff: float) -> float:
+        """The tolerance of one comparison whose paired standard error is ``se_diff``."""
+        # issue 16: a truncation-tail term gamma^H (r_max - r_min) / (1 - gamma) goes here
+        if self.fixed is not None:
+            return float(self.fixed)
+        return 0.5 * self.z * se_diff + self.learner_tol
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One UPDATE comparison: the two estimated values, the paired difference and its
+    standard error, the tolerance used and the decision (Lemma D.14)."""
+
+    v_new: float
+    v_old: float
+    diff: float
+    se_diff: float
+    eta: float
+    decision: Decision
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the proposal replaces the old policy."""
+        return self.decision is Decision.ACCEPT
+
+
+def compare(new: Estimate, old: Estimate, rule: EtaRule) -> Comparison:
+    """UPDATE's comparison of a proposal's estimate ``new`` with the current pair's
+    ``old`` (same common random numbers): paired standard error, ``eta`` by ``rule``,
+    decision by :func:`update_decision`."""
+    diff, se = paired_difference(new, old)
+    eta = rule.eta(se)
+    v_new, v_old = float(new.mean), float(old.mean)
+    return Comparison(v_new, v_old, diff, se, eta, update_decision(v_new, v_old, eta))
+
+
+def certified_gap(eta: float | None, se_diff: float | None, z: float) -> float:
+    """What a non-accepted comparison certifies about that player's best deviation found:
+    its true gain is at most ``2 eta + z se_diff`` (one-sided, at the confidence of
+    ``z``); the learner's own best-response error adds to it."""
+    return 2 * (eta or 0.0) + z * (se_diff or 0.0)

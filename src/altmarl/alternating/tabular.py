@@ -1,11 +1,10 @@
-"""ALTERNATING-MARL (paper Algorithm 14, SPEC 6): approximate best-response dynamics with
-the UPDATE rule.
+"""ALTERNATING-MARL on tabular games (paper Algorithm 14, SPEC 6): ``am.alternating_marl``.
 
 Start from ``pi_l^0`` (uniform by default) and alternate, for at most ``T = sweeps``
 sweeps: G-LEARN (SPEC 4) proposes ``pi_g'`` against the current ``pi_l``, then L-LEARN
 (SPEC 5) proposes ``pi_l'`` against the current ``pi_g``. Each proposal is judged by the
-three-case UPDATE rule (Lemma D.14, :func:`altmarl.update.update_decision`) on estimated
-joint values ``V_new = V(proposal, other)`` and ``V_old = V(current, other)``:
+three-case UPDATE rule (Lemma D.14, :func:`altmarl.update.compare`) on estimated joint
+values ``V_new = V(proposal, other)`` and ``V_old = V(current, other)``:
 
 * ``V_new - eta > V_old + eta``: accept;
 * ``V_new + eta < V_old - eta``: reject (keep the old policy);
@@ -19,35 +18,50 @@ Value comparisons use common random numbers: every estimate of the run uses the 
 evaluation seed (the same initial states and per-chunk streams), and ``eta`` is derived,
 when not given, from the *paired* standard error of ``V_new - V_old`` (see
 :func:`alternating_marl`).
+
+The loop itself is :func:`altmarl.alternating.loop.run_alternating`; this module supplies
+its tabular parts (:class:`TabularAdapter`: G-LEARN / L-LEARN proposals, the Monte-Carlo
+evaluator, the seeds), the validated settings (:class:`AlternatingOptions`) and the result
+(:class:`AlternatingResult`). :func:`alternating_marl` is the keyword layer of SPEC 10 over
+:func:`run_tabular`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 
 from altmarl._random import child as rnd_child
 from altmarl._random import int_seed
+from altmarl._validate import check_choice, check_float, check_int
+from altmarl.alternating.loop import (
+    GLOBAL,
+    INITIAL,
+    GameAdapter,
+    LoopState,
+    Proposal,
+    StepRecord,
+    run_alternating,
+)
 from altmarl.evaluation import (
     Evaluation,
     Evaluator,
     ValueEstimate,
     evaluate,
     mc_evaluator,
-    paired_stderr,
 )
 from altmarl.game import TabularGame
 from altmarl.io import to_jsonable
 from altmarl.l_learn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
-from altmarl.progress import Progress
-from altmarl.update import Decision, update_decision
+from altmarl.update import EtaRule, certified_gap, normal_quantile
+
+__all__ = ["INITIAL", "AlternatingOptions", "AlternatingResult", "GlobalLearner",
+           "LocalLearner", "StepRecord", "TabularAdapter", "alternating_marl", "run_tabular"]
 
 #: ``g_learner(game, pi_l, k, seed, pi_g) -> GlobalPolicy`` (``pi_g`` is the current global
 #: policy or ``None`` before the first acceptance)
@@ -55,54 +69,62 @@ GlobalLearner = Callable[[TabularGame, LocalPolicy, int, int, "GlobalPolicy | No
 #: ``l_learner(game, pi_g, pi_l, seed) -> LocalPolicy``
 LocalLearner = Callable[[TabularGame, GlobalPolicy, LocalPolicy, int], LocalPolicy]
 
-#: decision recorded for the first global proposal when no ``pi_g0`` is given
-INITIAL = "initial"
 
+@dataclass(frozen=True)
+class AlternatingOptions:
+    """The settings of a tabular ALTERNATING-MARL run, validated once (frozen).
 
-@dataclass
-class StepRecord:
-    """One proposal of ALTERNATING-MARL (one row of the history, SPEC 6).
-
-    ``player`` is ``"global"`` or ``"local"``; ``v_new`` / ``v_old`` the estimated joint
-    values with / without the proposal (common random numbers), ``se_diff`` the standard
-    error of their difference, ``eta`` the tolerance used, ``decision`` one of
-    ``"accept"``, ``"reject"``, ``"no-improvement"`` or ``"initial"``; ``learn_time`` and
-    ``eval_time`` in seconds; ``samples`` what the learner reports (generative-model
-    calls), ``eval_samples`` the simulator steps spent on the two estimates.
+    Fields are the keywords of :func:`alternating_marl` with the same meaning and
+    defaults (``learner_tol = None``: ``1e-6 r_max / (1 - gamma)`` of the game).
+    ``ValueError`` names the offending field.
     """
 
-    sweep: int
-    player: str
-    v_new: float
-    v_old: float | None
-    se_new: float
-    se_old: float | None
-    se_diff: float | None
-    eta: float | None
-    decision: str
-    accepted: bool
-    learn_time: float
-    eval_time: float
-    samples: int
-    eval_samples: int
-    info: dict[str, Any] = field(default_factory=dict)
+    sweeps: int = 10
+    eta: float | None = None
+    m: int | None = 30
+    local_solver: str = "direct"
+    eval_rollouts: int = 200
+    eval_horizon: int = 100
+    confidence: float = 0.95
+    learner_tol: float | None = None
+    g_options: dict[str, Any] = field(default_factory=dict)
+    l_options: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def wall_time(self) -> float:
-        """Learning plus evaluation time of this step."""
-        return self.learn_time + self.eval_time
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "sweeps", check_int("sweeps", self.sweeps, 1))
+        if self.eta is not None:
+            put(self, "eta", check_float("eta", self.eta, minimum=0))
+        if self.m is not None:
+            put(self, "m", check_int("m", self.m, 1))
+        check_choice("local_solver", self.local_solver, SOLVERS)
+        put(self, "eval_rollouts", check_int("eval_rollouts", self.eval_rollouts, 1))
+        put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
+        if isinstance(self.confidence, bool) or not 0 < self.confidence < 1:
+            raise ValueError(f"confidence = {self.confidence!r}: expected a number in (0, 1)")
+        if self.learner_tol is not None:
+            put(self, "learner_tol", check_float("learner_tol", self.learner_tol, minimum=0))
+        for name in ("g_options", "l_options"):
+            val = getattr(self, name)
+            if val is None:
+                put(self, name, {})
+            elif not isinstance(val, dict):
+                raise ValueError(f"{name} = {val!r}: expected a dict of keyword arguments")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        return {
-            "sweep": self.sweep, "player": self.player, "v_new": self.v_new,
-            "v_old": self.v_old, "se_new": self.se_new, "se_old": self.se_old,
-            "se_diff": self.se_diff, "eta": self.eta, "decision": self.decision,
-            "accepted": self.accepted, "learn_time": self.learn_time,
-            "eval_time": self.eval_time, "wall_time": self.wall_time,
-            "samples": self.samples, "eval_samples": self.eval_samples,
-            "info": to_jsonable(self.info),
-        }
+        """JSON-friendly dict (the keywords of :func:`alternating_marl`)."""
+        return to_jsonable(asdict(self))  # type: ignore[no-any-return]
+
+    def rule(self, game: TabularGame) -> EtaRule:
+        """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``."""
+        return EtaRule(fixed=self.eta, z=normal_quantile(self.confidence),
+                       learner_tol=self.tolerance(game))
+
+    def tolerance(self, game: TabularGame) -> float:
+        """``learner_tol`` resolved for ``game``."""
+        if self.learner_tol is None:
+            return 1e-6 * game.r_max / (1 - game.gamma)
+        return float(self.learner_tol)
 
 
 @dataclass
@@ -174,6 +196,126 @@ class AlternatingResult:
         return (f"AlternatingResult(k={self.pi_g.k}, value={self.value.mean:.4f} "
                 f"+- {self.value.stderr:.4f}, sweeps={self.sweeps}, "
                 f"accepted={self.accepted}, converged={self.converged})")
+
+
+class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):
+    """The tabular parts of the loop (:mod:`altmarl.alternating.loop`): G-LEARN and
+    L-LEARN proposals (or the ``g_learner`` / ``l_learner`` hooks), the evaluator with one
+    fixed seed (common random numbers for the whole run), and the proposal seeds
+    ``int_seed(child(ss_learn, 2 (sweep - 1) + player))``."""
+
+    crn_per_sweep = False
+
+    def __init__(self, game: TabularGame, k: int, evaluator: Evaluator, eval_cost: int,
+                 ss_learn: np.random.SeedSequence, g_learner: GlobalLearner,
+                 l_learner: LocalLearner) -> None:
+        self.game, self.k = game, k
+        self.evaluator, self.eval_cost = evaluator, eval_cost
+        self.ss_learn = ss_learn
+        self.g_learner, self.l_learner = g_learner, l_learner
+
+    def proposal_seed(self, sweep: int, player: str) -> int:
+        """Child ``2 (sweep - 1) + (0 global | 1 local)`` of the learners' stream."""
+        return int_seed(rnd_child(self.ss_learn, 2 * (sweep - 1) + (0 if player == GLOBAL else 1)))
+
+    def crn_seed(self, sweep: int) -> None:
+        """One evaluator seed for the whole run (fixed inside :attr:`evaluator`)."""
+        return None
+
+    def propose_global(self, state: LoopState[GlobalPolicy, LocalPolicy],
+                       seed: Any) -> Proposal[GlobalPolicy]:
+        """G-LEARN against ``state.pi_l``."""
+        pi = self.g_learner(self.game, state.pi_l, self.k, seed, state.pi_g)
+        _check_proposal_g(pi, self.game, self.k)
+        return _proposal(pi, dict(pi.info))
+
+    def propose_local(self, state: LoopState[GlobalPolicy, LocalPolicy],
+                      seed: Any) -> Proposal[LocalPolicy]:
+        """L-LEARN against ``state.pi_g``."""
+        assert state.pi_g is not None
+        pi = self.l_learner(self.game, state.pi_g, state.pi_l, seed)
+        if not isinstance(pi, LocalPolicy):
+            raise ValueError(f"l_learner returned {type(pi).__name__}, "
+                             "expected an altmarl.LocalPolicy")
+        return _proposal(pi, dict(pi.info))
+
+    def evaluate_pair(self, pi_g: GlobalPolicy, pi_l: LocalPolicy, crn_seed: Any) -> ValueEstimate:
+        """The run's evaluator (same seed every call)."""
+        return self.evaluator(pi_g, pi_l)
+
+
+def _proposal(pi: Any, info: dict[str, Any]) -> Proposal[Any]:
+    return Proposal(pi, _summary_info(info), int(info.get("samples", 0) or 0))
+
+
+def run_tabular(
+    game: TabularGame,
+    k: int,
+    options: AlternatingOptions,
+    seed: int = 0,
+    *,
+    pi_l0: LocalPolicy | None = None,
+    pi_g0: GlobalPolicy | None = None,
+    progress: bool = True,
+    callback: Callable[[StepRecord], bool | None] | None = None,
+    g_learner: GlobalLearner | None = None,
+    l_learner: LocalLearner | None = None,
+    evaluator: Evaluator | None = None,
+    workers: int | None = None,
+) -> AlternatingResult:
+    """ALTERNATING-MARL (paper Algorithm 14, SPEC 6) with validated ``options``; see
+    :func:`alternating_marl` for the arguments and the result."""
+    t_start = time.perf_counter()
+    k = game.check_k(k)
+    if not isinstance(options, AlternatingOptions):
+        raise ValueError(f"options: expected an AlternatingOptions, got {type(options).__name__}")
+    if pi_l0 is not None and not isinstance(pi_l0, LocalPolicy):
+        raise ValueError(f"pi_l0: expected None or an altmarl.LocalPolicy, got {type(pi_l0).__name__}")
+    if pi_g0 is not None and (not isinstance(pi_g0, GlobalPolicy) or pi_g0.k != k):
+        raise ValueError(f"pi_g0: expected None or an altmarl.GlobalPolicy with k = {k}")
+    o = options
+    rule = o.rule(game)
+
+    root = np.random.SeedSequence(seed)
+    ss_eval, ss_final, ss_learn = root.spawn(3)
+    eval_seed = int_seed(ss_eval)
+    final_seed = int_seed(ss_final)
+    ev: Evaluator = evaluator or mc_evaluator(game, o.eval_rollouts, o.eval_horizon, eval_seed,
+                                              workers)
+    eval_cost = 0 if evaluator is not None else o.eval_rollouts * o.eval_horizon
+    adapter = TabularAdapter(game, k, ev, eval_cost, ss_learn,
+                             g_learner or _default_g_learner(o.m, o.g_options),
+                             l_learner or _default_l_learner(o.local_solver, ev, o.l_options))
+    config = {"k": k, "seed": seed, "sweeps": o.sweeps, "eta": o.eta, "m": o.m,
+              "local_solver": o.local_solver if l_learner is None else "custom",
+              "eval_rollouts": o.eval_rollouts, "eval_horizon": o.eval_horizon,
+              "confidence": o.confidence, "learner_tol": rule.learner_tol,
+              "eval_seed": eval_seed, "final_seed": final_seed,
+              "evaluator": "custom" if evaluator else "monte-carlo",
+              "g_options": o.g_options, "l_options": o.l_options, "game": game.name}
+
+    state: LoopState[GlobalPolicy, LocalPolicy] = LoopState(
+        pi_g=pi_g0, pi_l=pi_l0 if pi_l0 is not None else LocalPolicy.uniform(game))
+    out = run_alternating(adapter, state, sweeps=o.sweeps, rule=rule, patience=1,
+                          callback=callback, progress=progress,
+                          description=f"ALTERNATING-MARL k={k}")
+    pi_g, pi_l = state.pi_g, state.pi_l
+    assert pi_g is not None
+    history = out.steps
+    tolerance = None
+    if out.converged:
+        last = {rec.player: rec for rec in history}
+        tolerance = max(certified_gap(last[p].eta, last[p].se_diff, rule.z)
+                        for p in ("global", "local"))
+    if evaluator is None:
+        value: Evaluation | ValueEstimate = evaluate(game, pi_g, pi_l, o.eval_rollouts,
+                                                     o.eval_horizon, seed=final_seed,
+                                                     workers=workers)
+    else:
+        value = evaluator(pi_g, pi_l)
+    return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=history,
+                             converged=out.converged, sweeps=state.sweep, tolerance=tolerance,
+                             config=config, wall_time=time.perf_counter() - t_start)
 
 
 def alternating_marl(
@@ -270,141 +412,19 @@ def alternating_marl(
         includes the ``k``-subsampling error of Theorem 4.4). ``tolerance`` is the max
         over the two players of the certified part.
     """
-    t_start = time.perf_counter()
     k = game.check_k(k)
-    if isinstance(sweeps, bool) or not isinstance(sweeps, int | np.integer) or sweeps < 1:
-        raise ValueError(f"sweeps = {sweeps!r}: expected an integer >= 1")
-    if eta is not None and not (eta >= 0 and math.isfinite(eta)):
-        raise ValueError(f"eta = {eta!r}: expected None or a finite number >= 0")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence = {confidence!r}: expected a number in (0, 1)")
-    if local_solver not in SOLVERS and l_learner is None:
-        raise ValueError(f"local_solver = {local_solver!r}: expected one of {list(SOLVERS)}")
-    for name, v in (("eval_rollouts", eval_rollouts), ("eval_horizon", eval_horizon)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} = {v!r}: expected an integer >= 1")
-    if m is not None and (isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1):
-        raise ValueError(f"m = {m!r}: expected None or an integer >= 1")
-    if pi_l0 is not None and not isinstance(pi_l0, LocalPolicy):
-        raise ValueError(f"pi_l0: expected None or an altmarl.LocalPolicy, got {type(pi_l0).__name__}")
-    if pi_g0 is not None and (not isinstance(pi_g0, GlobalPolicy) or pi_g0.k != k):
-        raise ValueError(f"pi_g0: expected None or an altmarl.GlobalPolicy with k = {k}")
-    z = float(ndtri(0.5 + confidence / 2))  # standard normal quantile
-    tol_l = 1e-6 * game.r_max / (1 - game.gamma) if learner_tol is None else float(learner_tol)
-    if not (tol_l >= 0 and math.isfinite(tol_l)):
-        raise ValueError(f"learner_tol = {learner_tol!r}: expected a finite number >= 0")
-
-    root = np.random.SeedSequence(seed)
-    ss_eval, ss_final, ss_learn = root.spawn(3)
-    eval_seed = int_seed(ss_eval)
-    final_seed = int_seed(ss_final)
-    ev: Evaluator = evaluator or mc_evaluator(game, eval_rollouts, eval_horizon, eval_seed,
-                                              workers)
-    eval_cost = 0 if evaluator is not None else eval_rollouts * eval_horizon
-    gl = g_learner or _default_g_learner(m, g_options or {})
-    ll = l_learner or _default_l_learner(local_solver, ev, l_options or {})
-
-    pi_l = pi_l0 if pi_l0 is not None else LocalPolicy.uniform(game)
-    pi_g = pi_g0
-    current: ValueEstimate | None = None  # estimate of V(pi_g, pi_l) (same evaluator)
-    history: list[StepRecord] = []
-    last: dict[str, StepRecord] = {}
-    converged = stopped = False
-    sweep = 0
-
-    config = {"k": k, "seed": seed, "sweeps": sweeps, "eta": eta, "m": m,
-              "local_solver": local_solver if l_learner is None else "custom",
-              "eval_rollouts": eval_rollouts, "eval_horizon": eval_horizon,
-              "confidence": confidence, "learner_tol": tol_l, "eval_seed": eval_seed,
-              "final_seed": final_seed, "evaluator": "custom" if evaluator else "monte-carlo",
-              "g_options": g_options or {}, "l_options": l_options or {}, "game": game.name}
-
-    bar = Progress(progress).start()
-    bar.add_task(f"ALTERNATING-MARL k={k}", total=2 * sweeps)
-    try:
-        for sweep in range(1, sweeps + 1):
-            accepted_any = False
-            for p_idx, player in enumerate(("global", "local")):
-                child = int_seed(rnd_child(ss_learn, 2 * (sweep - 1) + p_idx))
-                t0 = time.perf_counter()
-                if player == "global":
-                    prop_g = gl(game, pi_l, k, child, pi_g)
-                    _check_proposal_g(prop_g, game, k)
-                    cand_g, cand_l = prop_g, pi_l
-                    info = dict(prop_g.info)
-                else:
-                    assert pi_g is not None
-                    prop_l = ll(game, pi_g, pi_l, child)
-                    if not isinstance(prop_l, LocalPolicy):
-                        raise ValueError(f"l_learner returned {type(prop_l).__name__}, "
-                                         "expected an altmarl.LocalPolicy")
-                    cand_g, cand_l = pi_g, prop_l
-                    info = dict(prop_l.info)
-                learn_time = time.perf_counter() - t0
-                t1 = time.perf_counter()
-                new = ev(cand_g, cand_l)
-                n_evals = 1
-                if pi_g is None:
-                    decision, se_d, eta_used = INITIAL, None, None
-                    old = None
-                else:
-                    if current is None:
-                        current = ev(pi_g, pi_l)
-                        n_evals += 1
-                    old = current
-                    se_d = paired_stderr(new, old)
-                    eta_used = float(eta) if eta is not None else 0.5 * z * se_d + tol_l
-                    decision = update_decision(new.mean, old.mean, eta_used).value
-                eval_time = time.perf_counter() - t1
-                accepted = decision in (Decision.ACCEPT.value, INITIAL)
-                if accepted:
-                    pi_g, pi_l, current = cand_g, cand_l, new
-                    accepted_any = True
-                rec = StepRecord(
-                    sweep=sweep, player=player, v_new=new.mean,
-                    v_old=None if old is None else old.mean, se_new=new.stderr,
-                    se_old=None if old is None else old.stderr, se_diff=se_d, eta=eta_used,
-                    decision=decision, accepted=accepted, learn_time=learn_time,
-                    eval_time=eval_time, samples=int(info.get("samples", 0) or 0),
-                    eval_samples=n_evals * eval_cost, info=_summary_info(info))
-                history.append(rec)
-                last[player] = rec
-                bar.advance(status=f"sweep {sweep}/{sweeps} {player}: {decision} "
-                            f"(V={current.mean if current else new.mean:.4f})")
-                if callback is not None and callback(rec):
-                    stopped = True
-                    break
-            if stopped:
-                break
-            if not accepted_any:
-                converged = True
-                break
-    finally:
-        bar.stop()
-    assert pi_g is not None
-    tolerance = None
-    if converged:
-        tolerance = max(_certified(last[p], z) for p in ("global", "local"))
-    if evaluator is None:
-        value: Evaluation | ValueEstimate = evaluate(game, pi_g, pi_l, eval_rollouts,
-                                                     eval_horizon, seed=final_seed,
-                                                     workers=workers)
-    else:
-        value = evaluator(pi_g, pi_l)
-    return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=history,
-                             converged=converged, sweeps=sweep, tolerance=tolerance,
-                             config=config, wall_time=time.perf_counter() - t_start)
+    options = AlternatingOptions(
+        sweeps=sweeps, eta=eta, m=m, local_solver=local_solver, eval_rollouts=eval_rollouts,
+        eval_horizon=eval_horizon, confidence=confidence, learner_tol=learner_tol,
+        g_options=dict(g_options or {}), l_options=dict(l_options or {}))
+    return run_tabular(game, k, options, seed, pi_l0=pi_l0, pi_g0=pi_g0, progress=progress,
+                       callback=callback, g_learner=g_learner, l_learner=l_learner,
+                       evaluator=evaluator, workers=workers)
 
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-def _certified(rec: StepRecord, z: float) -> float:
-    """Certified part of a non-accepting player's gap bound: ``2 eta + z se_diff``."""
-    eta = rec.eta or 0.0
-    return 2 * eta + z * (rec.se_diff or 0.0)
 
 
 def _check_proposal_g(pi: Any, game: TabularGame, k: int) -> None:
