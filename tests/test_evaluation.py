@@ -83,21 +83,6 @@ def test_bad_arguments(tiny_game, kw, match):
         am.evaluate(tiny_game, am.GlobalPolicy.constant(tiny_game, 2), am.LocalPolicy.uniform(tiny_game), **kw)
 
 
-def test_paired_stderr_pairs_common_returns_and_falls_back_to_independent():
-    """``paired_stderr``: the standard error of the per-rollout differences when both
-    estimates carry returns of one length, else ``hypot(se_new, se_old)``."""
-    from altmarl.evaluation import ValueEstimate, paired_stderr
-
-    assert paired_stderr(ValueEstimate(1.0, 0.3), ValueEstimate(2.0, 0.4)) == pytest.approx(0.5)
-    base = np.random.default_rng(0).normal(size=200)
-    new = ValueEstimate(float(base.mean() + 0.1), 0.07, base + 0.1 + 0.01 * np.sin(base))
-    old = ValueEstimate(float(base.mean()), 0.07, base)
-    d = new.returns - old.returns
-    assert paired_stderr(new, old) == pytest.approx(d.std(ddof=1) / np.sqrt(200))
-    assert paired_stderr(new, old) < 0.1 * np.hypot(new.stderr, old.stderr)
-    short = ValueEstimate(old.mean, old.stderr, base[:10])
-    assert paired_stderr(new, short) == pytest.approx(np.hypot(0.07, 0.07))
-
 
 def test_mc_evaluator_reuses_its_seed():
     """Every call of an ``mc_evaluator`` uses the same seed (common random numbers) and

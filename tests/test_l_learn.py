@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import altmarl as am
-from altmarl.evaluation import ValueEstimate, mc_evaluator, paired_stderr
+from altmarl.evaluation import ValueEstimate, mc_evaluator
 from altmarl.exact import ExactSolver
 from altmarl.l_learn import (
     CRNEvaluator,
@@ -19,6 +19,7 @@ from altmarl.l_learn import (
     global_action_distribution,
     induced_vi,
 )
+from altmarl.update import paired_stderr
 
 
 def _game(seed: int, n_sg: int = 2, n_ag: int = 3, n_sl: int = 3, n_al: int = 3, n: int = 6,

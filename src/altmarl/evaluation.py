@@ -3,8 +3,9 @@
 ``V(pi_g, pi_l) = E[sum_t gamma^t r(s(t), a(t))]`` from the initial distribution,
 estimated over ``R`` rollouts of horizon ``H`` with the count simulator
 (:func:`evaluate`), and the value-estimate vocabulary the learners share:
-:class:`ValueEstimate`, the :data:`Evaluator` protocol, :func:`mc_evaluator` and
-:func:`paired_stderr` (the UPDATE comparison's standard error, Algorithm 3).
+:class:`ValueEstimate`, the :data:`Evaluator` protocol and :func:`mc_evaluator`. UPDATE
+compares such estimates with :func:`altmarl.update.compare` (paired standard error,
+:func:`altmarl.update.paired_stderr`).
 
 Reproducibility: the rollouts are cut into fixed chunks of ``CHUNK`` rollouts and chunk
 ``j`` uses ``SeedSequence(seed).spawn(...)[j]``; chunks run on a thread pool (NumPy's
@@ -244,13 +245,3 @@ def mc_evaluator(
         return ValueEstimate(e.mean, se, e.returns)
 
     return ev
-
-
-def paired_stderr(new: ValueEstimate, old: ValueEstimate) -> float:
-    """Standard error of ``new.mean - old.mean``: paired over rollouts when both carry
-    returns of the same length (common random numbers), else ``sqrt(se_new^2 + se_old^2)``."""
-    if (new.returns is not None and old.returns is not None
-            and new.returns.shape == old.returns.shape and new.returns.size > 1):
-        d = new.returns - old.returns
-        return float(d.std(ddof=1) / math.sqrt(d.size))
-    return float(math.hypot(new.stderr, old.stderr))

@@ -24,7 +24,6 @@ Use :class:`altmarl.exact.ExactSolver` for exact numbers on small games.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 from altmarl.evaluation import Evaluation, evaluate
 from altmarl.game import TabularGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.update import paired_difference
 
 _Z95 = 1.959963984540054
 
@@ -120,12 +120,6 @@ class NashGapEstimate:
         return "\n".join(lines)
 
 
-def _paired(dev: Evaluation, cur: Evaluation) -> tuple[float, float]:
-    diff = dev.returns - cur.returns
-    se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
-    return float(diff.mean()), se
-
-
 def _best_deviation(
     game: TabularGame,
     player: str,
@@ -153,7 +147,7 @@ def _best_deviation(
     dev = candidates[best]
     ev = evaluate(game, *joint(dev), rollouts=rollouts, horizon=horizon, seed=cur_eval.seed,
                   workers=workers)
-    diff, se = _paired(ev, cur_eval)
+    diff, se = paired_difference(ev, cur_eval)
     return GapEstimate(player, diff, se, (diff - _Z95 * se, diff + _Z95 * se), ev.mean, dev,
                        best, sel_values)
 
