@@ -58,3 +58,17 @@ def test_format_number() -> None:
     assert format_number(1 / 3, digits=4) == "0.3333"
     assert format_number(123456.0, digits=4) == "1.235e+05"
     assert format_number(np.float64(2.0), digits=4) == "2" and format_number(5, digits=4) == "5"
+
+
+def test_no_progress_option_on_every_long_command() -> None:
+    from typer.testing import CliRunner
+
+    from altmarl.cli import app
+    from altmarl.cli.common import no_progress_option
+
+    opt = no_progress_option()
+    assert opt.default is False and opt.param_decls == ("--no-progress",)
+    for cmd in (["theory"], ["logs", "record"], ["logs", "learn"], ["continuous", "run"],
+                ["continuous", "sweep"], ["federated", "run"]):
+        res = CliRunner().invoke(app, [*cmd, "--help"])
+        assert res.exit_code == 0 and "--no-progress" in res.output, cmd

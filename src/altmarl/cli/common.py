@@ -3,7 +3,8 @@
 * :func:`console` — the rich console (stdout, or stderr for errors);
 * :func:`fail` — print ``error: MESSAGE`` on stderr and exit (code 2: bad input);
 * :func:`parse_int_list` — ``--ks 1,5,20`` style options;
-* :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON).
+* :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON);
+* :func:`no_progress_option` — the ``--no-progress`` flag of long-running commands.
 
 Imports stay light (rich is imported when a console is needed), so ``altmarl --help``
 starts fast and never imports PyTorch.
@@ -64,4 +65,10 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["console", "fail", "parse_int_list", "parse_sets", "parse_value"]
+def no_progress_option() -> Any:
+    """The ``--no-progress`` flag (default ``False``: show the progress bar)."""
+    return typer.Option(False, "--no-progress", help="hide the progress bar")
+
+
+__all__ = ["console", "fail", "no_progress_option", "parse_int_list", "parse_sets",
+           "parse_value"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from altmarl.cli.common import fail, parse_int_list, parse_sets
+from altmarl.cli.common import fail, no_progress_option, parse_int_list, parse_sets
 
 
 def build_config(quick: bool, config: Path | None, g_method: str | None,
@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         sets: list[str] = set_opt,
         resume: bool = typer.Option(True, "--resume/--no-resume",
                                     help="continue from OUT/checkpoint if present"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """One ALTERNATING-MARL run (writes OUT/result.json and OUT/policies.pt)."""
         import shutil
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
         sets: list[str] = set_opt,
         resume: bool = typer.Option(True, "--resume/--no-resume",
                                     help="reuse finished runs in OUT"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """The k-sweep: reward / runtime / mode accuracy vs k, zone heat map, CSV + JSON."""
         from altmarl.continuous.sweep import run_sweep

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from altmarl.cli.common import console, fail, parse_int_list
+from altmarl.cli.common import console, fail, no_progress_option, parse_int_list
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
                                      "(default 300)"),
         config: Path | None = typer.Option(None, "--config", help="JSON file with "
                                            "FederatedExperiment fields (see docs)"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """Explore, estimate the game, run ALTERNATING-MARL for every k, evaluate the learned
         policies and the baselines in the real simulator; writes tables and plots."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import typer
 
-from altmarl.cli.common import console, fail, parse_sets
+from altmarl.cli.common import console, fail, no_progress_option, parse_sets
 from altmarl.io import format_number
 
 
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         noise_l: float | None = typer.Option(None, "--noise-l", help="local reward noise "
                                              "(width / high / sigma)"),
         seed: int = typer.Option(0, "--seed", help="seed"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """Record logs of the n-agent system under a behaviour policy (count simulator)."""
         from altmarl.offpolicy import record_logs
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
                                                  help="local policy of the comparison"),
         compare: bool = typer.Option(False, "--compare", help="compare with generative G-LEARN "
                                                               "(m=None) on --env"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """Off-policy G-LEARN (eq. 38) on a log; optionally compare with generative G-LEARN."""
         from altmarl.offpolicy import compare_generative, g_learn_offpolicy, load_dataset

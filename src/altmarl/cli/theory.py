@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from altmarl.cli.common import console, fail
+from altmarl.cli.common import console, fail, no_progress_option
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/theory or runs/theory-quick)"),
         seed: int = typer.Option(0, "--seed", help="root seed"),
-        no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+        no_progress: bool = no_progress_option(),
     ) -> None:
         """O(1/sqrt(k)) experiment: exact full-information gap of G-LEARN vs k, mean-field vs
         standard table sizes, cost vs n. Writes CSV tables, summary.json and PNG plots."""
