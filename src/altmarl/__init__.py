@@ -1,11 +1,12 @@
 """altmarl — ALTERNATING-MARL: approximate Nash equilibria for one global agent and ``n``
 local agents via mean-field subsampling (arXiv 2603.03759). See SPEC.md / docs/."""
 
-from altmarl import envs, exact
+from altmarl import envs, exact, generative
 from altmarl.alternating import AlternatingResult, alternating_marl
 from altmarl.evaluation import Evaluation, evaluate
 from altmarl.g_learn import g_learn
 from altmarl.game import DirichletInit, IIDInit, TabularGame
+from altmarl.generative import GenerativeGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank, unrank
 from altmarl.l_learn import l_learn
 from altmarl.offpolicy import OfflineDataset, g_learn_offpolicy, load_dataset, record_logs
@@ -19,6 +20,7 @@ __all__ = [
     "AlternatingResult",
     "DirichletInit",
     "Evaluation",
+    "GenerativeGame",
     "GlobalPolicy",
     "IIDInit",
     "LocalPolicy",
@@ -33,6 +35,7 @@ __all__ = [
     "g_learn",
     "g_learn_offpolicy",
     "g_learn_stochastic",
+    "generative",
     "l_learn",
     "load_dataset",
     "num_histograms",

@@ -25,6 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from altmarl.game import TabularGame
+from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
+from altmarl.generative.simulator import simulate as simulate_generative
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
 
@@ -147,9 +149,9 @@ def simulate_batched(
 
 
 def evaluate(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    pi_l: LocalPolicy,
+    game: TabularGame | GenerativeGame,
+    pi_g: GlobalPolicy | GlobalActor,
+    pi_l: LocalPolicy | LocalActor,
     rollouts: int = 50,
     horizon: int = 100,
     seed: int | None = 0,
@@ -172,7 +174,19 @@ def evaluate(
     reward_model
         Optional :class:`altmarl.stochastic.RewardModel` (Appendix F): rewards are drawn
         from it (count simulator only); ``truncation_bound`` then uses its ``r_max``.
+
+    A :class:`~altmarl.generative.GenerativeGame`, or policies that are not the tabular
+    classes (any object with the protocol of :mod:`altmarl.generative.policies`), are
+    evaluated by :func:`evaluate_generative` (per-agent simulator; ``simulator`` is then
+    ignored; a tabular game is seen through ``as_generative()``).
     """
+    if isinstance(game, GenerativeGame) or not (
+            isinstance(pi_g, GlobalPolicy) and isinstance(pi_l, LocalPolicy)):
+        if reward_model is not None:
+            raise ValueError("reward_model: stochastic rewards need a tabular game and tabular "
+                             "policies (count simulator)")
+        gen = game if isinstance(game, GenerativeGame) else game.as_generative()
+        return evaluate_generative(gen, pi_g, pi_l, rollouts, horizon, seed, workers)
     if isinstance(rollouts, bool) or not isinstance(rollouts, int | np.integer) or rollouts < 1:
         raise ValueError(f"rollouts = {rollouts!r}: expected an integer >= 1")
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
@@ -245,3 +259,43 @@ def mc_evaluator(
         return ValueEstimate(e.mean, se, e.returns)
 
     return ev
+
+
+def evaluate_generative(
+    game: GenerativeGame,
+    pi_g: Any,
+    pi_l: Any,
+    rollouts: int = 50,
+    horizon: int = 100,
+    seed: int | None = 0,
+    workers: int | None = None,
+) -> Evaluation:
+    """:func:`evaluate` on a generative game (SPEC 3, 11): the per-agent simulator
+    :func:`altmarl.generative.simulator.simulate`, any policies with the protocol of
+    :mod:`altmarl.generative.policies`.
+
+    Records: ``occupancy`` ``(H, |S_l|)`` and ``global_occupancy`` ``(H, |S_g|)`` when the
+    states are discrete (else ``(H, 0)``); ``mode_match`` when ``|A_g| = |S_l|``;
+    ``truncation_bound`` is NaN unless the game declares ``r_max``.
+    """
+    traj = simulate_generative(game, pi_g, pi_l, rollouts, horizon, seed, workers)
+    H = int(horizon)
+    returns = traj.discounted_returns(game.gamma)
+    R = returns.size
+    mean = float(returns.mean())
+    stderr = float(returns.std(ddof=1) / math.sqrt(R)) if R > 1 else float("nan")
+    half = 1.959963984540054 * stderr if R > 1 else float("nan")
+    occ = (np.zeros((H, 0)) if traj.counts is None else (traj.counts / game.n).mean(axis=0))
+    if traj.s_g is None or game.n_sg is None:
+        gocc = np.zeros((H, 0))
+    else:
+        gocc = np.stack([(traj.s_g == g).mean(axis=0) for g in range(game.n_sg)], axis=1)
+    bound = (float("nan") if game.r_max is None
+             else float(game.gamma**H * game.r_max / (1 - game.gamma)))
+    return Evaluation(
+        mean=mean, stderr=stderr, ci95=(mean - half, mean + half), truncation_bound=bound,
+        returns=returns, reward_per_step=traj.rewards.mean(axis=0), occupancy=occ,
+        global_occupancy=gocc,
+        mode_match=None if traj.mode_match is None else traj.mode_match.mean(axis=0),
+        rollouts=R, horizon=H, seed=seed, extra={"simulator": "generative", "game": game.name},
+    )

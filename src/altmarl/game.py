@@ -34,6 +34,8 @@ from altmarl._validate import (
     check_k,
     check_stochastic,
 )
+from altmarl.generative.game import GenerativeGame
+from altmarl.generative.tabular import tabular_view
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -295,6 +297,11 @@ class TabularGame:
         return TabularGame(
             self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, n, self.init, self.name, self.meta
         )
+
+    def as_generative(self, check: str = "first") -> GenerativeGame:
+        """This game as a :class:`~altmarl.generative.GenerativeGame` with the same law
+        (SPEC 11): per-agent states, count observations, the tables' rewards."""
+        return tabular_view(self, check=check)
 
     def fingerprint(self) -> str:
         """SHA-256 of the dynamics, rewards and discount (not ``n``): identifies the game

@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from altmarl._validate import check_stochastic
 from altmarl.game import TabularGame
+from altmarl.generative.tabular import alias_tables, sample_alias
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
 from altmarl.io import load_npz, save_npz, to_jsonable
 
@@ -113,6 +114,9 @@ class LocalPolicy:
         self.table: FloatArray = t
         self.info: dict[str, Any] = dict(info or {})
         self._game_meta = _game_meta(game)
+        self._alias: tuple[FloatArray, IntArray] | None = None
+        self._greedy: IntArray | None = None
+        self._deterministic: bool | None = None
 
     @property
     def spaces(self) -> dict[str, int]:
@@ -136,6 +140,27 @@ class LocalPolicy:
         t = np.zeros((game.n_sl, game.n_sg, game.n_al))
         np.put_along_axis(t, a[..., None], 1.0, axis=-1)
         return cls(t, {"kind": "deterministic"}, game)
+
+    def act(self, s_l: ArrayLike, s_g: ArrayLike, rng: np.random.Generator) -> IntArray:
+        """Actions of every agent, ``a_i ~ pi_l(. | s_i, s_g)`` (the local-policy protocol
+        of :mod:`altmarl.generative.policies`): ``s_l`` ``(R, m)``, ``s_g`` ``(R,)`` ints,
+        result ``(R, m)``; alias sampling, one uniform per agent. A deterministic table
+        draws no random numbers."""
+        sl = np.asarray(s_l, dtype=np.int64)
+        sg = np.asarray(s_g, dtype=np.int64).reshape(sl.shape[0], *([1] * (sl.ndim - 1)))
+        if self._deterministic is None:
+            self._deterministic = self.is_deterministic()
+            self._greedy = self.greedy_actions()
+        if self._deterministic:
+            assert self._greedy is not None
+            return np.asarray(self._greedy[sl, sg], dtype=np.int64)
+        if self._alias is None:
+            n_sl, n_sg, n_al = self.table.shape
+            self._alias = alias_tables(self.table.reshape(n_sl * n_sg, n_al))
+        prob, alias = self._alias
+        row = sl * self.table.shape[1]
+        row += sg
+        return sample_alias(prob, alias, row, rng)
 
     def greedy_actions(self) -> IntArray:
         """``argmax_a pi_l[s_l, s_g, a]`` (first maximum)."""

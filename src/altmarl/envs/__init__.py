@@ -1,7 +1,8 @@
 """Registry of built-in games (SPEC 10): ``am.envs.make(name, **params)``, ``am.envs.names()``.
 
 Built-in: ``"warehouse"`` (SPEC 8.1), ``"random"`` (seeded random games for tests and
-benchmarks). Register your own with :func:`register`.
+benchmarks), ``"fleet"`` (a generative game with 100 local states, SPEC 11). Register your
+own with :func:`register`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from altmarl.envs.generative_fleet import fleet, fleet_tabular
 from altmarl.envs.random_tabular import random_game
 from altmarl.envs.tabular_warehouse import warehouse
 from altmarl.game import TabularGame
+from altmarl.generative.game import GenerativeGame
 
-_REGISTRY: dict[str, Callable[..., TabularGame]] = {}
+Game = TabularGame | GenerativeGame
+
+_REGISTRY: dict[str, Callable[..., Game]] = {}
 
 
-def register(name: str, factory: Callable[..., TabularGame], overwrite: bool = False) -> None:
+def register(name: str, factory: Callable[..., Game], overwrite: bool = False) -> None:
     """Add a game factory under ``name``."""
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"env {name!r} is already registered")
@@ -28,8 +33,11 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make(name: str, **params: Any) -> TabularGame:
-    """Build a registered game, e.g. ``make("warehouse", n=1000)``."""
+def make(name: str, **params: Any) -> Any:
+    """Build a registered game, e.g. ``make("warehouse", n=1000)``: a
+    :class:`~altmarl.TabularGame` or, for generative environments such as ``"fleet"``, a
+    :class:`~altmarl.GenerativeGame` (typed ``Any`` so that callers of the tabular built-ins
+    need no narrowing)."""
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -42,5 +50,6 @@ def make(name: str, **params: Any) -> TabularGame:
 
 register("warehouse", warehouse)
 register("random", random_game)
+register("fleet", fleet)
 
-__all__ = ["make", "names", "register", "warehouse", "random_game"]
+__all__ = ["fleet", "fleet_tabular", "make", "names", "register", "warehouse", "random_game"]
