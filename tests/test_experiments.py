@@ -122,7 +122,12 @@ def assert_same_results(a: Path, b: Path) -> None:
     assert fa == fb
     for rel in fa:
         pa, pb = a / rel, b / rel
-        if rel.endswith(".json"):
+        if rel.endswith(R.MANIFEST):
+            # digests and sizes differ: .npz members carry their write time, result.json
+            # holds timing; the manifests list the same files
+            ma, mb = (json.loads(p.read_text()) for p in (pa, pb))
+            assert sorted(ma["files"]) == sorted(mb["files"]) == sorted(R.UNIT_FILES), rel
+        elif rel.endswith(".json"):
             assert _strip(json.loads(pa.read_text())) == _strip(json.loads(pb.read_text())), rel
         elif rel.endswith(".csv"):
             assert _csv_no_timing(pa) == _csv_no_timing(pb), rel
@@ -285,7 +290,8 @@ def test_unit_output_is_deterministic_and_complete() -> None:
 
 
 def test_write_unit_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = R.UnitOutput("k0001_t00", {"result.json": b"{}", "x.csv": b"a\n"})
+    task = [t for t in R.make_tasks(tiny_cfg(), STUB) if (t.k, t.train_index) == (1, 0)][0]
+    out = R.execute_unit(task)
 
     def boom(*a: Any, **k: Any) -> None:
         raise OSError("disk full")
@@ -297,8 +303,11 @@ def test_write_unit_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.undo()
     R.write_unit(tmp_path, out)
     assert R.is_finished(tmp_path, "k0001_t00")
+    assert sorted(p.name for p in (tmp_path / "units" / "k0001_t00").iterdir()) == sorted(
+        [*R.UNIT_FILES, R.MANIFEST])
     (tmp_path / "units" / ".k0002_t00.tmp-1-abc").mkdir()
-    assert R.clean_stale(tmp_path) == 1
+    (tmp_path / "units" / ".k0003_t00.damaged-1-abc").mkdir()
+    assert R.clean_stale(tmp_path) == 2
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["k0001_t00"]
 
 
@@ -330,7 +339,7 @@ def test_sweep_aggregates_units(tmp_path: Path) -> None:
     assert C.load_config(rep.run_dir / "config.toml").resolved() == cfg.resolved()
     for name in ("k0001_t00", "k0003_t01"):
         ud = rep.run_dir / "units" / name
-        assert sorted(p.name for p in ud.iterdir()) == sorted(R.UNIT_FILES)
+        assert sorted(p.name for p in ud.iterdir()) == sorted([*R.UNIT_FILES, R.MANIFEST])
         game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=3, n_al=2, n=12, seed=1)
         am.GlobalPolicy.load(ud / "pi_g.npz", game)
         am.LocalPolicy.load(ud / "pi_l.npz", game)

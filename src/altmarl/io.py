@@ -9,10 +9,12 @@ leaves either the old file or the new one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io as _io
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -41,6 +43,116 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+#: largest JSON file altmarl reads (result, summary, configuration records, sidecars)
+MAX_JSON_BYTES = 64 * 2**20
+
+
+def open_regular(path: str | os.PathLike[str], what: str = "file") -> int:
+    """Open ``path`` for reading and return the file descriptor, refusing anything that is
+    not a regular file (FIFOs, devices, sockets, directories) with a ``ValueError`` naming
+    it; a missing file is a ``FileNotFoundError``. The file is opened non-blocking and
+    checked with ``fstat`` on the open descriptor, so a FIFO can never hang the reader."""
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such {what}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{p}: expected a {what} (a regular file), found a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot open the {what} ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ValueError(f"{p}: expected a {what} (a regular file), found a "
+                         f"{_file_kind(st.st_mode)}")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"  # pragma: no cover
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str = "file") -> int:
+    """The size in bytes of the regular file ``path`` (see :func:`open_regular` for what is
+    refused)."""
+    fd = open_regular(path, what)
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def read_bytes_bounded(path: str | os.PathLike[str], max_bytes: int,
+                       what: str = "file") -> bytes:
+    """The bytes of the regular file ``path``, refusing (``ValueError``, naming the file and
+    the limit) files larger than ``max_bytes`` before reading them, and FIFOs or devices
+    (:func:`open_regular`)."""
+    fd = open_regular(path, what)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{os.fspath(path)}: {what} of {size} bytes exceeds the limit of "
+                             f"{max_bytes} bytes")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise ValueError(f"{os.fspath(path)}: {what} exceeds the limit of {max_bytes} bytes")
+    return data
+
+
+def parse_json_text(text: str | bytes, where: str) -> Any:
+    """``json.loads(text)`` with every failure a ``ValueError`` naming ``where``: invalid
+    JSON, invalid UTF-8, nesting too deep for the parser (``RecursionError``). ``NaN`` and
+    ``Infinity`` are accepted (altmarl writes them in its own result files)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where}: JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno})") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file",
+              max_bytes: int = MAX_JSON_BYTES, *, object_required: bool = True) -> Any:
+    """Parse the JSON file ``path`` (a regular file of at most ``max_bytes``); every failure
+    is a ``ValueError`` naming the file (``FileNotFoundError`` when it is missing). With
+    ``object_required`` the top level must be a JSON object."""
+    data = read_bytes_bounded(path, max_bytes, what)
+    obj = parse_json_text(data, os.fspath(path))
+    if object_required and not isinstance(obj, dict):
+        raise ValueError(f"{os.fspath(path)}: expected a JSON object at the top level, found "
+                         f"{type(obj).__name__}")
+    return obj
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The SHA-256 digest of ``data`` as 64 hexadecimal characters."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], what: str = "file") -> tuple[str, int]:
+    """``(SHA-256 hex digest, size in bytes)`` of the regular file ``path``, read in 1 MiB
+    chunks (never whole into memory)."""
+    h = hashlib.sha256()
+    size = 0
+    fd = open_regular(path, what)
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(2**20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -21,6 +21,8 @@ def _report(rep: Any, title: str | None = None) -> None:
     from altmarl.experiments.sweep import summary_table
 
     con = console()
+    for what, why in rep.repaired.items():
+        con.print(f"[yellow]repaired:[/] {what} ({why})", highlight=False, soft_wrap=True)
     con.print(summary_table(rep.summary, title))
     s = rep.summary
     status = "complete" if s["complete"] else f"INCOMPLETE ({s['units_done']}/{s['units_total']})"

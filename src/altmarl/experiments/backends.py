@@ -91,10 +91,11 @@ def run_process_pool(tasks: Sequence[UnitTask], on_done: OnDone, workers: int,
                 if broken is not None:
                     break
         except BaseException:  # Ctrl-C or an error in on_done: stop the workers now
-            for f in futs:
-                f.cancel()
-            _terminate(ex)
+            # let the executor cancel its own pending futures: cancelling them here races
+            # with its manager thread, which then fails on them ("InvalidStateError:
+            # CANCELLED") when the terminated workers break the pool
             ex.shutdown(wait=False, cancel_futures=True)
+            _terminate(ex)
             raise
         if broken is None:
             ex.shutdown(wait=True)

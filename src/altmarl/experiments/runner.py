@@ -30,7 +30,9 @@ import importlib
 import inspect
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -46,7 +48,19 @@ import numpy as np
 from altmarl._random import derive_seed
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.io import csv_bytes, json_bytes
-from altmarl.rundir import unit_name, units_dir
+from altmarl.rundir import (
+    MANIFEST,
+    UNIT_FILES,
+    UNIT_FORMAT,
+    UNIT_VERSION,
+    check_unit,
+    check_unit_name,
+    is_finished,
+    read_unit,
+    unit_manifest,
+    unit_name,
+    units_dir,
+)
 
 #: seed-derivation domains (SPEC 9)
 TRAIN, EVAL, TRAJ = 0, 1, 2
@@ -54,12 +68,6 @@ TRAIN, EVAL, TRAJ = 0, 1, 2
 #: the trainer of the real code path
 DEFAULT_TRAINER = "altmarl.alternating:alternating_marl"
 
-UNIT_FORMAT = "altmarl.unit_result"
-UNIT_VERSION = 1
-
-#: files of a finished unit directory
-UNIT_FILES = ("result.json", "pi_g.npz", "pi_l.npz", "history.csv", "steps.csv",
-              "trajectory.csv")
 
 
 def train_seed(root: int, t: int) -> int:
@@ -344,11 +352,6 @@ def _trajectory_csv(traj: Any, game: Any) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def is_finished(run_dir: str | os.PathLike[str], name: str) -> bool:
-    """A unit is finished when its directory exists (it appears by one atomic rename)."""
-    return (units_dir(run_dir) / name / "result.json").is_file()
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -362,57 +365,112 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_unit(run_dir: str | os.PathLike[str], out: UnitOutput) -> Path:
-    """Write a unit's files atomically: into a hidden temporary directory, then one
-    ``os.replace`` to ``units/<name>``. A reader (or ``--resume``) sees all files or none."""
+def writer_tag() -> str:
+    """A token unique to this writer (host, process, random): the suffix of every temporary
+    name a driver creates in a run directory, so two writers never share one."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def write_unit(run_dir: str | os.PathLike[str], out: UnitOutput,
+               fingerprint: str | None = None) -> Path:
+    """Write a unit's files and its manifest atomically: into a hidden temporary directory,
+    then one rename to ``units/<name>``. A reader (or ``--resume``) sees all files or none.
+
+    An existing ``units/<name>`` is kept when it is intact (:func:`check_unit`), and
+    replaced when it is damaged (moved aside, then deleted once the new one is in place).
+    """
+    name = check_unit_name(out.name)
+    missing = [f for f in UNIT_FILES if f not in out.files]
+    if missing or MANIFEST in out.files:
+        raise ValueError(f"unit {name}: files {sorted(out.files)} do not match "
+                         f"{list(UNIT_FILES)}")
     udir = units_dir(run_dir)
     udir.mkdir(parents=True, exist_ok=True)
-    final = udir / out.name
-    tmp = udir / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    final = udir / name
+    tag = writer_tag()
+    tmp = udir / f".{name}.tmp-{tag}"
+    aside = udir / f".{name}.damaged-{tag}"
     tmp.mkdir()
     try:
-        for fname, data in out.files.items():
+        files = {**out.files, MANIFEST: json_bytes(unit_manifest(name, out.files))}
+        for fname, data in files.items():
             with open(tmp / fname, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if final.exists():  # finished meanwhile by another driver: keep the first
-            shutil.rmtree(tmp)
-            return final
-        os.replace(tmp, final)
+        if final.exists():
+            if check_unit(run_dir, name, fingerprint) is None:
+                shutil.rmtree(tmp)  # finished meanwhile and intact: keep the first
+                return final
+            os.replace(final, aside)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if final.exists() and check_unit(run_dir, name, fingerprint) is None:
+                shutil.rmtree(tmp)  # another writer won the race with an intact unit
+                return final
+            raise
         _fsync_dir(udir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
     return final
+
+
+#: hidden temporary names in a run directory: unit directories being written or replaced,
+#: ``atomic_write_bytes`` temporaries
+_STALE_UNIT = re.compile(r"\..+\.(tmp|damaged)-.+")
 
 
 def clean_stale(run_dir: str | os.PathLike[str]) -> int:
     """Remove temporary files left by an interrupted run (unit directories being written,
-    ``atomic_write_bytes`` temporaries of the summary files and plots); returns how many."""
+    ``atomic_write_bytes`` temporaries of the summary files and plots); returns how many.
+
+    Only call this while holding the run directory's lock
+    (:func:`altmarl.experiments.sweep.prepare_run_dir` does): a running driver's
+    temporaries look exactly like stale ones.
+    """
     rd = Path(run_dir)
     stale: list[Path] = []
     udir = units_dir(rd)
     if udir.is_dir():
-        stale += [p for p in udir.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+        stale += [p for p in udir.iterdir() if _STALE_UNIT.fullmatch(p.name)]
     for d in (rd, rd / "plots"):
         if d.is_dir():
             stale += [p for p in d.iterdir()
                       if p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp")]
     for p in stale:
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
     return len(stale)
 
 
-def read_unit(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a unit's ``result.json`` (checks the format tag)."""
-    p = Path(path) / "result.json"
-    d = json.loads(p.read_text())
-    if d.get("format") != UNIT_FORMAT or d.get("version") != UNIT_VERSION:
-        raise ValueError(f"{p}: not an altmarl unit result (format {d.get('format')!r}, "
-                         f"version {d.get('version')!r})")
-    return d  # type: ignore[no-any-return]
+__all__ = [
+    "DEFAULT_TRAINER",
+    "MANIFEST",
+    "UNIT_FILES",
+    "UNIT_FORMAT",
+    "UNIT_VERSION",
+    "UnitFailed",
+    "UnitOutput",
+    "UnitTask",
+    "check_unit",
+    "clean_stale",
+    "eval_seeds",
+    "execute_unit",
+    "is_finished",
+    "make_tasks",
+    "read_unit",
+    "resolve_trainer",
+    "train_seed",
+    "unit_name",
+    "units_dir",
+    "write_unit",
+    "writer_tag",
+]

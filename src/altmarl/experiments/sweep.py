@@ -5,6 +5,7 @@ A run directory (``altmarl run`` / ``sweep`` / ``reproduce``) holds::
     config.toml        resolved configuration (every default filled in; re-loadable)
     config.json        the same as JSON, with its fingerprint and the kind of run
     units/k0005_t00/   one finished unit (one k x one training seed), written atomically:
+        manifest.json  SHA-256 digest and size of each file below, recorded at write time
         result.json    values per evaluation seed, training summary, timing
         pi_g.npz       learned global policy (GlobalPolicy.save)
         pi_l.npz       learned local policy (LocalPolicy.save)
@@ -20,6 +21,13 @@ A run directory (``altmarl run`` / ``sweep`` / ``reproduce``) holds::
 Everything except wall-clock timing (the ``timing`` entries of the JSON files and the
 ``*_s`` columns of the CSV files) is a pure function of the configuration: an interrupted
 sweep resumed with ``--resume`` ends with the same files as an uninterrupted one.
+
+Run directories heal: every unit is checked against its manifest (and its configuration's
+fingerprint) whenever the directory is aggregated or resumed. A unit with a missing,
+truncated or edited file is reported by name (``summary.json``: ``damaged``), never counts
+as done, and is recomputed by ``--resume``; a damaged ``config.json`` is rebuilt from
+``config.toml`` or from the configuration being resumed. ``docs/reliability.md`` lists
+these promises and the tests that hold them.
 """
 
 from __future__ import annotations
@@ -37,26 +45,32 @@ from altmarl.experiments.backends import check_backend, run_tasks
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.experiments.runner import (
     DEFAULT_TRAINER,
+    UnitFailed,
     UnitOutput,
     clean_stale,
-    is_finished,
     make_tasks,
-    read_unit,
     write_unit,
 )
 from altmarl.io import atomic_write_bytes, csv_bytes, json_bytes
 from altmarl.progress import Progress
 from altmarl.rundir import (
+    RUN_CONFIG_FORMAT,
     SUMMARY_FORMAT,
     SUMMARY_VERSION,
+    check_unit,
     read_run_record,
+    scan_units,
+    unit_name,
     units_dir,
 )
 
 
 @dataclass
 class SweepReport:
-    """What :func:`run_sweep` did: the run directory, its summary, and counts."""
+    """What :func:`run_sweep` did: the run directory, its summary, and counts.
+
+    ``repaired`` names what the run found damaged and rebuilt (a unit name or a file of the
+    run directory -> what was wrong with it)."""
 
     run_dir: Path
     summary: dict[str, Any]
@@ -64,6 +78,12 @@ class SweepReport:
     skipped: int
     plots: list[Path] = field(default_factory=list)
     wall_s: float = 0.0
+    repaired: dict[str, str] = field(default_factory=dict)
+
+
+class SweepIncomplete(UnitFailed):
+    """A sweep ran every unit it could and the run directory is still not complete; the
+    message says which units are missing or damaged and why."""
 
 
 # ---------------------------------------------------------------------------
@@ -72,11 +92,39 @@ class SweepReport:
 
 
 def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, dict[str, Any]]:
-    """The configuration stored in a run directory and the ``config.json`` record."""
+    """The configuration stored in a run directory and the ``config.json`` record.
+
+    Every problem is a ``ValueError`` naming the file: no ``config.json``, invalid JSON,
+    a record of another format, an invalid configuration, or a fingerprint that does not
+    match the stored configuration (an edited file).
+    """
     p = Path(run_dir) / "config.json"
     rec = read_run_record(run_dir)
     cfg = parse_config(rec["config"], source=str(p), check_env=False)
+    if rec.get("fingerprint") != cfg.fingerprint():
+        raise ValueError(f"{p}: fingerprint {rec.get('fingerprint')!r} does not match the "
+                         f"stored configuration ({cfg.fingerprint()}): the file was edited")
     return cfg, rec
+
+
+def stored_config(run_dir: str | Path) -> tuple[ExperimentConfig | None, dict[str, Any],
+                                                 list[str]]:
+    """``(configuration, record, problems)`` of a run directory: from ``config.json``, or,
+    when it is damaged, from ``config.toml`` (``problems`` says what was wrong; the
+    configuration is ``None`` when neither file is usable)."""
+    from altmarl.experiments.config import load_config
+
+    out = Path(run_dir)
+    try:
+        cfg, rec = read_run_config(out)
+        return cfg, rec, []
+    except ValueError as exc:
+        problems = [str(exc)]
+    try:
+        return load_config(out / "config.toml", check_env=False), {}, problems
+    except (ValueError, OSError) as exc:
+        problems.append(str(exc))
+    return None, {}, problems
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -89,30 +137,42 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def prepare_run_dir(run_dir: str | Path, cfg: ExperimentConfig, resume: bool,
-                    kind: str) -> Path:
+                    kind: str, repaired: dict[str, str] | None = None) -> Path:
     """Create (or, with ``resume``, re-open) a run directory for ``cfg``.
 
     Raises ``ValueError`` when the directory already holds a run and ``resume`` is false,
-    or holds a run of a different configuration.
+    or holds a run of a different configuration. A damaged ``config.json`` is rebuilt on
+    resume when ``config.toml`` or the units' fingerprints show the run is of ``cfg``; what
+    was rebuilt is added to ``repaired``.
     """
     out = Path(run_dir)
     rec_path = out / "config.json"
-    if rec_path.is_file():
+    if rec_path.exists() or (out / "config.toml").exists():
         if not resume:
             raise ValueError(f"{out}: already holds a run; pass --resume to continue it or "
                              "choose another --out")
-        old, _ = read_run_config(out)
-        if old.fingerprint() != cfg.fingerprint():
+        old, _, problems = stored_config(out)
+        if old is not None and old.fingerprint() != cfg.fingerprint():
             changes = _diff(old.resolved(), cfg.resolved())
             raise ValueError(f"{out}: holds a run of a different configuration, cannot resume "
                              f"({'; '.join(changes[:8])})")
+        if old is None:
+            others = sorted({r["config_fingerprint"] for r in scan_units(out).results}
+                            - {cfg.fingerprint()})
+            if others:
+                raise ValueError(f"{out}: its configuration files are damaged "
+                                 f"({'; '.join(problems)}) and its units were computed for "
+                                 f"another configuration (fingerprint {others[0]}); cannot "
+                                 "resume")
+        if problems and repaired is not None:
+            repaired["config.json"] = problems[0]
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out}: exists and is not an altmarl run directory; choose another "
                          "--out")
     out.mkdir(parents=True, exist_ok=True)
     from altmarl import __version__
 
-    rec = {"format": "altmarl.run_config", "version": 1, "kind": kind,
+    rec = {"format": RUN_CONFIG_FORMAT, "version": 1, "kind": kind,
            "fingerprint": cfg.fingerprint(), "altmarl_version": __version__,
            "config": cfg.resolved()}
     atomic_write_bytes(out / "config.toml", cfg.to_toml().encode())
@@ -131,13 +191,10 @@ def _std(x: list[float]) -> float:
 
 
 def load_units(run_dir: str | Path) -> list[dict[str, Any]]:
-    """``result.json`` of every finished unit, sorted by ``(k, train_index)``."""
-    udir = units_dir(run_dir)
-    if not udir.is_dir():
-        return []
-    res = [read_unit(p) for p in udir.iterdir()
-           if p.is_dir() and not p.name.startswith(".") and (p / "result.json").is_file()]
-    return sorted(res, key=lambda r: (r["k"], r["train_index"]))
+    """``result.json`` of every finished, intact unit (:func:`~altmarl.experiments.runner.check_unit`),
+    sorted by ``(k, train_index)``; damaged units are left out (see :func:`aggregate`)."""
+    cfg, _, _ = stored_config(run_dir)
+    return scan_units(run_dir, None if cfg is None else cfg.fingerprint()).results
 
 
 def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -147,10 +204,18 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
     ``mean``, ``std`` (sample standard deviation of the per-seed means), ``stderr`` =
     ``std / sqrt(count)`` and the normal 95% interval of the mean. ``mode_mismatch`` is
     ``1 - mode_match_rate``: how often ``a_g`` differs from the population mode.
+
+    Every unit is checked against its manifest and the configuration's fingerprint first:
+    damaged units are left out of the aggregates and listed under ``damaged`` (unit name ->
+    what is wrong, naming the file), and the run is ``complete`` only when every unit is
+    present and intact.
     """
     out = Path(run_dir)
-    cfg, rec = read_run_config(out)
-    units = load_units(out)
+    cfg, rec, problems = stored_config(out)
+    if cfg is None:
+        raise ValueError(f"{out}: cannot read the run's configuration: {'; '.join(problems)}")
+    scan = scan_units(out, cfg.fingerprint())
+    units = scan.results
     expected = {(k, t) for k in cfg.ks() for t in range(cfg.sweep.train_seeds)}
     done = {(u["k"], u["train_index"]) for u in units}
 
@@ -214,10 +279,13 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
         "ks": cfg.ks(),
         "train_seeds": cfg.sweep.train_seeds,
         "evaluation": cfg.evaluation.model_dump(mode="json"),
-        "complete": done >= expected,
+        "complete": done >= expected and not problems,
         "units_total": len(expected),
         "units_done": len(done & expected),
         "missing": [f"k={k}, t={t}" for k, t in sorted(expected - done)],
+        "damaged": scan.damaged,
+        "unexpected": scan.unexpected,
+        "config_problems": problems,
         "per_k": per_k,
         "best": None if best is None else {"k": best["k"], "mean": best["mean"]},
         "timing": {"per_k": timing_k,
@@ -277,10 +345,18 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     check_backend(backend, workers, address)
-    run_dir = prepare_run_dir(out, cfg, resume, kind)
+    repaired: dict[str, str] = {}
+    run_dir = prepare_run_dir(out, cfg, resume, kind, repaired)
+    fp = cfg.fingerprint()
     serial = backend == "local" and (workers == 1)
     tasks = make_tasks(cfg, trainer, eval_workers=None if serial else 1)
-    todo = [t for t in tasks if not is_finished(run_dir, t.name)]
+    todo = []
+    for task in tasks:
+        problem = check_unit(run_dir, task.name, fp)
+        if problem is not None:
+            todo.append(task)
+            if (units_dir(run_dir) / task.name).exists():
+                repaired[task.name] = problem  # damaged: recomputed below
     skipped = len(tasks) - len(todo)
     ran = 0
 
@@ -289,7 +365,7 @@ def run_sweep(
 
     def on_done(o: UnitOutput) -> None:
         nonlocal ran
-        write_unit(run_dir, o)
+        write_unit(run_dir, o, fp)
         ran += 1
         aggregate(run_dir)
         prog.unit_done(o)
@@ -304,6 +380,8 @@ def run_sweep(
             if ran == 0 and not (run_dir / "summary.json").exists():
                 aggregate(run_dir)
     summary = aggregate(run_dir)
+    if not summary["complete"]:
+        raise SweepIncomplete(f"{run_dir}: {incomplete_reason(summary)}")
     made: list[Path] = []
     if plots and summary["per_k"]:
         from altmarl.plots import make_plots
@@ -311,7 +389,29 @@ def run_sweep(
         made = make_plots(run_dir)
         summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
                                                       for p in made]})
-    return SweepReport(run_dir, summary, ran, skipped, made, time.perf_counter() - t0)
+    return SweepReport(run_dir, summary, ran, skipped, made, time.perf_counter() - t0,
+                       repaired)
+
+
+def incomplete_reason(summary: dict[str, Any]) -> str:
+    """What keeps a run's summary from being complete, in one sentence (damaged units and
+    files by name, then the count of units not computed yet)."""
+    parts = [f"damaged: {why}" for why in summary.get("damaged", {}).values()]
+    parts += [f"damaged: {why}" for why in summary.get("config_problems", [])]
+    damaged = set(summary.get("damaged", {}))
+    missing = [m for m in summary.get("missing", [])
+               if _unit_of(m) not in damaged]
+    if missing:
+        parts.append(f"{len(missing)} unit(s) not computed ({', '.join(missing[:6])}"
+                     f"{', ...' if len(missing) > 6 else ''})")
+    done, total = summary.get("units_done"), summary.get("units_total")
+    return f"incomplete ({done}/{total} units): " + "; ".join(parts or ["unknown reason"])
+
+
+def _unit_of(missing: str) -> str:
+    """``"k=5, t=0"`` -> ``"k0005_t00"``."""
+    k, t = (int(part.split("=")[1]) for part in missing.split(", "))
+    return unit_name(k, t)
 
 
 class _Progress:
@@ -370,6 +470,10 @@ def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:
                         "the population mode")
     for col in ("k", "runs x seeds", "reward", "std", "95% CI", "a_g != mode", "train s"):
         tab.add_column(col, justify="right", no_wrap=True)
+    damaged = summary.get("damaged") or {}
+    if damaged:
+        tab.caption = (f"{tab.caption}\nDAMAGED (left out; `--resume` recomputes them): "
+                       + "; ".join(damaged.values()))
     for p in summary["per_k"]:
         ci = "-" if p["ci95"] is None else f"[{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]"
         mm = "-" if p["mode_mismatch_mean"] is None else f"{p['mode_mismatch_mean']:.1%}"

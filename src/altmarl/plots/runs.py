@@ -37,7 +37,7 @@ from altmarl.plots.style import (
     pyplot,
     save_figure,
 )
-from altmarl.rundir import read_run_record, read_summary, unit_name, units_dir
+from altmarl.rundir import is_finished, read_run_record, read_summary, unit_name, units_dir
 
 
 def _title(summary: dict[str, Any]) -> str:
@@ -151,9 +151,10 @@ def plot_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None,
 def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = None) -> Any:
     """The figure of :func:`plot_occupancy` (``None`` when no unit has finished)."""
     rd = Path(run_dir)
-    cfg = read_run_record(rd)["config"]  # resolved: sweep.k is the sorted list of k
+    rec = read_run_record(rd)
+    cfg = rec["config"]  # resolved: sweep.k is the sorted list of k
     have = sorted(k for k in cfg["sweep"]["k"]
-                  if (units_dir(rd) / unit_name(k, 0) / "steps.csv").is_file())
+                  if is_finished(rd, unit_name(k, 0), rec.get("fingerprint")))
     chosen = _pick_ks(have, ks if ks is not None else cfg.get("plots", {}).get("occupancy_k"))
     if not chosen:
         return None
@@ -211,8 +212,8 @@ def figure_alternation(run_dir: str | os.PathLike[str]) -> Any:
 
     rd = Path(run_dir)
     udir = units_dir(rd)
-    udirs = sorted(p for p in udir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if udir.is_dir() else []
+    udirs = sorted(p for p in udir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and is_finished(rd, p.name)) if udir.is_dir() else []
     series = []
     for ud in udirs[:4]:
         with open(ud / "history.csv", newline="") as f:
