@@ -53,7 +53,8 @@ class Fake(GameAdapter[int, int]):
         self.calls.append(("eval", pi_g, pi_l, crn_seed))
         return RolloutEstimate(pi_g + pi_l + self.noise + crn_seed)
 
-    def reject(self, player: str, proposal: Proposal[Any], comparison: Comparison) -> None:
+    def reject(self, state: LoopState[int, int], player: str, proposal: Proposal[Any],
+               comparison: Comparison) -> None:
         self.rejected.append((player, proposal.policy, comparison.decision.value))
 
     def end_sweep(self, state: LoopState[int, int], steps: list[StepRecord]) -> None:

@@ -20,8 +20,8 @@ One sweep (``sweep = 1, 2, ...``)::
         no global policy yet  -> decision "initial" (played)
         otherwise             -> compare(new, state.current, rule)   (Lemma D.14)
         played (accept, initial, or accept_all):
-            state.pi_<player> = adapter.accept(player, proposal); state.current = new
-        else: adapter.reject(player, proposal, comparison)
+            state.pi_<player> = adapter.accept(state, player, proposal); state.current = new
+        else: adapter.reject(state, player, proposal, comparison)
         one StepRecord; progress; callback(record) -> True stops the run now
     state.stale = 0 if the sweep accepted something (or "initial") else state.stale + 1
     adapter.end_sweep(state, records of the sweep)          # history, checkpoint, hooks
@@ -193,12 +193,14 @@ class GameAdapter(ABC, Generic[PG, PL]):
         :meth:`evaluate_pair`. Override to keep what the proposers need (trajectories)."""
         return self.evaluate_pair(pi_g, pi_l, crn_seed)
 
-    def accept(self, player: str, proposal: Proposal[Any]) -> Any:
+    def accept(self, state: LoopState[PG, PL], player: str, proposal: Proposal[Any]) -> Any:
         """The policy to play once ``proposal`` is accepted (default: the proposal)."""
         return proposal.policy
 
-    def reject(self, player: str, proposal: Proposal[Any], comparison: Comparison) -> None:
-        """Called for a proposal that is not played (reject or no improvement)."""
+    def reject(self, state: LoopState[PG, PL], player: str, proposal: Proposal[Any],
+               comparison: Comparison) -> None:
+        """Called for a proposal that is not played (reject or no improvement); ``state``
+        still holds the played pair."""
 
     def begin_sweep(self, state: LoopState[PG, PL]) -> None:
         """Called when ``state.sweep`` starts (before the played pair is evaluated)."""
@@ -318,7 +320,7 @@ def _step(adapter: GameAdapter[PG, PL], state: LoopState[PG, PL], player: str, c
     eval_time = time.perf_counter() - t1
     accepted = decision in (Decision.ACCEPT.value, INITIAL) or accept_all
     if accepted:
-        played = adapter.accept(player, prop)
+        played = adapter.accept(state, player, prop)
         if player == GLOBAL:
             state.pi_g = played
         else:
@@ -326,7 +328,7 @@ def _step(adapter: GameAdapter[PG, PL], state: LoopState[PG, PL], player: str, c
         state.current = new
     else:
         assert cmp is not None
-        adapter.reject(player, prop, cmp)
+        adapter.reject(state, player, prop, cmp)
     return StepRecord(
         sweep=state.sweep, player=player, v_new=new.mean,
         v_old=None if old is None or cmp is None else old.mean, se_new=new.stderr,

@@ -55,6 +55,14 @@ import numpy as np
 import torch
 
 from altmarl._random import child as rnd_child
+from altmarl.alternating.loop import (
+    GLOBAL,
+    GameAdapter,
+    LoopState,
+    Proposal,
+    StepRecord,
+    run_alternating,
+)
 from altmarl.continuous.env import ContinuousWarehouse, simulate
 from altmarl.continuous.evaluation import ContinuousEvaluation, summarize
 from altmarl.continuous.global_agent import (
@@ -68,7 +76,7 @@ from altmarl.continuous.global_agent import (
 from altmarl.continuous.nets import load_state, save_state, set_threads, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
 from altmarl.io import atomic_write_bytes, json_bytes
-from altmarl.update import Decision, update_decision
+from altmarl.update import Comparison, Decision, EtaRule, RolloutEstimate
 
 CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
 RESULT_FORMAT = "altmarl-continuous-result/1"
@@ -234,15 +242,6 @@ def load_policies(path: str | Path, env: ContinuousWarehouse, k: int, config: Co
     return ga, la
 
 
-def _decide(new: np.ndarray, old: np.ndarray, cfg: ContinuousConfig) -> tuple[Decision, dict[str, float]]:
-    diff = new - old
-    se = float(diff.std(ddof=1) / math.sqrt(diff.size))
-    eta = float(cfg.eta) if cfg.eta is not None else cfg.eta_z * se / 2.0
-    dec = update_decision(float(new.mean()), float(old.mean()), eta)
-    return dec, {"v_new": float(new.mean()), "v_old": float(old.mean()), "diff": float(diff.mean()),
-                 "se_diff": se, "eta": eta}
-
-
 class _Checkpoint:
     """``state.pt`` (state dicts, ``weights_only``) + ``state.json`` in one directory."""
 
@@ -267,6 +266,157 @@ class _Checkpoint:
         if int(tensors.get("step", torch.tensor(-1))) != int(meta["next_alternation"]):
             raise ValueError(f"{self.dir}: state.pt and state.json are from different sweeps")
         return meta, tensors
+
+
+class ContinuousAdapter(GameAdapter[GlobalAgent, LocalAgent]):
+    """The continuous warehouse's parts of the one ALTERNATING-MARL loop
+    (:mod:`altmarl.alternating.loop`): anytime candidates ``cand_g`` / ``cand_l`` that keep
+    training across sweeps, fresh common random numbers every sweep
+    (``child(sweep, 0)``), proposal seeds ``child(sweep, 1..3)``, the per-sweep history
+    entry and the checkpoint after every sweep."""
+
+    crn_per_sweep = True
+
+    def __init__(self, env: ContinuousWarehouse, k: int, cfg: ContinuousConfig,
+                 root: np.random.SeedSequence, cand_g: GlobalAgent, cand_l: LocalAgent,
+                 history: list[dict[str, Any]], ckpt: _Checkpoint | None, ident: dict[str, Any],
+                 elapsed_before: float,
+                 on_sweep: Callable[[int, dict[str, Any]], None] | None) -> None:
+        self.env, self.k, self.cfg, self.root = env, k, cfg, root
+        self.cand_g, self.cand_l = cand_g, cand_l
+        self.history, self.ckpt, self.ident = history, ckpt, ident
+        self.on_sweep = on_sweep
+        self.greedy_l = cfg.local_eval == "greedy"
+        self.eval_cost = cfg.update_rollouts * cfg.update_horizon * env.n
+        self.elapsed_before = elapsed_before
+        self.t0 = time.perf_counter()
+        self.c0 = time.process_time()
+        self.cpu_before = float(history[-1].get("cpu_s_total", 0.0)) if history else 0.0
+        self.ts = self.t0
+
+    def child(self, *key: int) -> np.random.SeedSequence:
+        """``SeedSequence([seed, k])`` child keyed by ``(sweep, purpose)``."""
+        return rnd_child(self.root, *key)
+
+    def proposal_seed(self, sweep: int, player: str) -> tuple[np.random.SeedSequence, ...]:
+        """Global: ``child(sweep, 1)`` (CE samples / state harvest) and ``child(sweep, 2)``
+        (rollout G-LEARN); local: ``child(sweep, 3)`` (TRPO)."""
+        if player == GLOBAL:
+            return self.child(sweep, 1), self.child(sweep, 2)
+        return (self.child(sweep, 3),)
+
+    def crn_seed(self, sweep: int) -> np.random.SeedSequence:
+        """The sweep's common random numbers ``child(sweep, 0)``."""
+        return self.child(sweep, 0)
+
+    def _simulate(self, g: GlobalAgent, loc: LocalAgent, ss: np.random.SeedSequence,
+                  record: bool = False) -> RolloutEstimate:
+        cfg = self.cfg
+        tr = simulate(self.env, g.actor(), loc.actor(self.greedy_l), self.k, cfg.update_rollouts,
+                      cfg.update_horizon, ss, subsample=cfg.subsample, record_positions=record)
+        return RolloutEstimate(tr.discounted_returns(self.env.gamma), tr)
+
+    def evaluate_pair(self, pi_g: GlobalAgent, pi_l: LocalAgent,
+                      crn_seed: Any) -> RolloutEstimate:
+        """Discounted returns of ``update_rollouts`` x ``update_horizon`` rollouts."""
+        return self._simulate(pi_g, pi_l, crn_seed)
+
+    def evaluate_current(self, pi_g: GlobalAgent, pi_l: LocalAgent,
+                         crn_seed: Any) -> RolloutEstimate:
+        """As :meth:`evaluate_pair`, keeping the robots' positions for rollout G-LEARN."""
+        return self._simulate(pi_g, pi_l, crn_seed, record=self.cfg.g_method == "rollout")
+
+    def propose_global(self, state: LoopState[GlobalAgent, LocalAgent],
+                       seed: Any) -> Proposal[GlobalAgent]:
+        """G-LEARN continues training ``cand_g`` against the played ``pi_l``."""
+        cfg = self.cfg
+        ss_harvest, ss_learn = seed
+        tg = time.perf_counter()
+        if cfg.g_method == "ce":
+            info_g = g_learn_ce(self.cand_g, np.random.default_rng(ss_harvest),
+                                samples=cfg.ce_samples, epochs=cfg.ce_epochs, lr=cfg.lr,
+                                grad_clip=cfg.grad_clip)
+            g_steps = 0
+        else:
+            cur = state.current
+            assert isinstance(cur, RolloutEstimate) and state.pi_g is not None
+            tr_cur = cur.data
+            assert tr_cur.positions is not None
+            sg, sl = harvest_states(tr_cur.positions, tr_cur.s_g, cfg.rollout_states,
+                                    self.env.gamma, np.random.default_rng(ss_harvest))
+            info_g = g_learn_rollout(self.cand_g, state.pi_l.actor(self.greedy_l), sg, sl,
+                                     ss_learn, rollout_len=cfg.rollout_len,
+                                     hist_draws=cfg.rollout_hists, epochs=cfg.rollout_epochs,
+                                     lr=cfg.lr, grad_clip=cfg.grad_clip,
+                                     continuation=state.pi_g)
+            g_steps = int(info_g["agent_steps"])
+        info_g["wall_s"] = time.perf_counter() - tg
+        return Proposal(self.cand_g, info_g, g_steps)
+
+    def propose_local(self, state: LoopState[GlobalAgent, LocalAgent],
+                      seed: Any) -> Proposal[LocalAgent]:
+        """TRPO continues training ``cand_l`` against the played ``pi_g``."""
+        cfg = self.cfg
+        assert state.pi_g is not None
+        tl = time.perf_counter()
+        info_l = l_learn_trpo(self.cand_l, state.pi_g.actor(), self.k, seed[0],
+                              iterations=cfg.trpo_iters, rollouts=cfg.trpo_rollouts,
+                              horizon=cfg.trpo_horizon, tracked=cfg.trpo_tracked, cfg=cfg.trpo)
+        info_l["wall_s"] = time.perf_counter() - tl
+        return Proposal(self.cand_l, _compact_trpo(info_l), int(info_l["agent_steps"]))
+
+    def accept(self, state: LoopState[GlobalAgent, LocalAgent], player: str,
+               proposal: Proposal[Any]) -> Any:
+        """The played policy becomes a copy of the candidate (which keeps training)."""
+        return proposal.policy.clone()
+
+    def reject(self, state: LoopState[GlobalAgent, LocalAgent], player: str,
+               proposal: Proposal[Any], comparison: Comparison) -> None:
+        """With ``reset_on_reject``, a rejected candidate restarts from the played policy."""
+        if comparison.decision is Decision.REJECT and self.cfg.reset_on_reject:
+            if player == GLOBAL:
+                assert state.pi_g is not None
+                self.cand_g = state.pi_g.clone()
+            else:
+                self.cand_l = state.pi_l.clone()
+
+    def begin_sweep(self, state: LoopState[GlobalAgent, LocalAgent]) -> None:
+        """Start the sweep's clock."""
+        self.ts = time.perf_counter()
+
+    def end_sweep(self, state: LoopState[GlobalAgent, LocalAgent],
+                  steps: list[StepRecord]) -> None:
+        """One history entry per sweep, the checkpoint, then ``on_sweep``."""
+        rec_g, rec_l = steps
+        assert state.current is not None and state.pi_g is not None
+        entry: dict[str, Any] = {"sweep": state.sweep - 1, "v_start": rec_g.v_old}
+        entry.update({
+            "global": _side(rec_g), "local": _side(rec_l),
+            "v_end": float(state.current.mean), "wall_s": time.perf_counter() - self.ts,
+            "g_agent_steps": rec_g.samples, "l_agent_steps": rec_l.samples,
+            "update_agent_steps": 3 * self.eval_cost,
+            "cpu_s_total": self.cpu_before + time.process_time() - self.c0,
+        })
+        self.history.append(entry)
+        if self.ckpt is not None:
+            meta = dict(self.ident, next_alternation=state.sweep, stale=state.stale,
+                        history=self.history,
+                        elapsed_s=self.elapsed_before + time.perf_counter() - self.t0)
+            self.ckpt.save(meta, {"global": state.pi_g.state_dict(),
+                                  "global_cand": self.cand_g.state_dict(),
+                                  "local": state.pi_l.state_dict(),
+                                  "local_cand": self.cand_l.state_dict()})
+        if self.on_sweep is not None:
+            self.on_sweep(state.sweep - 1, entry)
+
+
+def _side(rec: StepRecord) -> dict[str, Any]:
+    """The history entry of one proposal: decision, the comparison's numbers, the learner's
+    diagnostics."""
+    c = rec.comparison
+    assert c is not None
+    return {"decision": c.decision.value, "v_new": c.v_new, "v_old": c.v_old, "diff": c.diff,
+            "se_diff": c.se_diff, "eta": c.eta, "learner": rec.info}
 
 
 def run_continuous(
@@ -306,14 +456,10 @@ def run_continuous(
     seed = int(seed)
     set_threads(cfg.torch_threads)
     root = np.random.SeedSequence([seed, k])
-
-    def child(*key: int) -> np.random.SeedSequence:
-        return rnd_child(root, *key)
-
     greedy_l = cfg.local_eval == "greedy"
     ga = GlobalAgent(env, k, hidden=cfg.hidden, use_s_g=cfg.use_s_g,
-                     init_seed=torch_seed(child(0, 0)))
-    la = LocalAgent(env, hidden=cfg.hidden, init_seed=torch_seed(child(0, 1)),
+                     init_seed=torch_seed(rnd_child(root, 0, 0)))
+    la = LocalAgent(env, hidden=cfg.hidden, init_seed=torch_seed(rnd_child(root, 0, 1)),
                     table_grid=cfg.table_grid)
     cand_g, cand_l = ga.clone(), la.clone()
     history: list[dict[str, Any]] = []
@@ -336,90 +482,21 @@ def run_continuous(
             history = list(meta["history"])
             start, stale = int(meta["next_alternation"]), int(meta["stale"])
             elapsed_before = float(meta["elapsed_s"])
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    cpu_before = float(history[-1].get("cpu_s_total", 0.0)) if history else 0.0
+    adapter = ContinuousAdapter(env, k, cfg, root, cand_g, cand_l, history, ckpt, ident,
+                                elapsed_before, on_sweep)
+    state: LoopState[GlobalAgent, LocalAgent] = LoopState(pi_g=ga, pi_l=la, sweep=start,
+                                                          stale=stale)
+    out = run_alternating(adapter, state, sweeps=cfg.alternations, patience=cfg.patience,
+                          rule=EtaRule(fixed=cfg.eta, z=cfg.eta_z), accept_all=cfg.accept_all)
+    assert out.state.pi_g is not None
+    ga, la = out.state.pi_g, out.state.pi_l
+    stopped = out.converged
+    train_s = elapsed_before + time.perf_counter() - adapter.t0
+    train_cpu_s = adapter.cpu_before + time.process_time() - adapter.c0
     samples = {"g_agent_steps": 0, "l_agent_steps": 0, "update_agent_steps": 0}
     for h in history:
         for key in samples:
             samples[key] += int(h.get(key, 0))
-    stopped = bool(history) and stale >= cfg.patience
-    t = start
-    while t < cfg.alternations and not stopped:
-        ts = time.perf_counter()
-        ss_eval = child(t + 1, 0)
-        upd_steps = cfg.update_rollouts * cfg.update_horizon * env.n
-
-        def value(g: GlobalAgent, loc: LocalAgent, record: bool = False,
-                  ss: np.random.SeedSequence = ss_eval) -> Any:
-            return simulate(env, g.actor(), loc.actor(greedy_l), k, cfg.update_rollouts,
-                            cfg.update_horizon, ss, subsample=cfg.subsample,
-                            record_positions=record)
-
-        tr_cur = value(ga, la, record=cfg.g_method == "rollout")
-        ret_cur = tr_cur.discounted_returns(env.gamma)
-        entry: dict[str, Any] = {"sweep": t, "v_start": float(ret_cur.mean())}
-        # --- G-LEARN proposal ------------------------------------------------------
-        tg = time.perf_counter()
-        if cfg.g_method == "ce":
-            info_g = g_learn_ce(cand_g, np.random.default_rng(child(t + 1, 1)),
-                                samples=cfg.ce_samples, epochs=cfg.ce_epochs, lr=cfg.lr,
-                                grad_clip=cfg.grad_clip)
-            g_steps = 0
-        else:
-            assert tr_cur.positions is not None
-            sg, sl = harvest_states(tr_cur.positions, tr_cur.s_g, cfg.rollout_states, env.gamma,
-                                    np.random.default_rng(child(t + 1, 1)))
-            info_g = g_learn_rollout(cand_g, la.actor(greedy_l), sg, sl, child(t + 1, 2),
-                                     rollout_len=cfg.rollout_len, hist_draws=cfg.rollout_hists,
-                                     epochs=cfg.rollout_epochs, lr=cfg.lr,
-                                     grad_clip=cfg.grad_clip, continuation=ga)
-            g_steps = int(info_g["agent_steps"])
-        info_g["wall_s"] = time.perf_counter() - tg
-        ret_g = value(cand_g, la).discounted_returns(env.gamma)
-        dec_g, num_g = _decide(ret_g, ret_cur, cfg)
-        if dec_g is Decision.ACCEPT or cfg.accept_all:
-            ga = cand_g.clone()
-            ret_cur = ret_g
-        elif dec_g is Decision.REJECT and cfg.reset_on_reject:
-            cand_g = ga.clone()
-        # --- L-LEARN proposal ------------------------------------------------------
-        tl = time.perf_counter()
-        info_l = l_learn_trpo(cand_l, ga.actor(), k, child(t + 1, 3), iterations=cfg.trpo_iters,
-                              rollouts=cfg.trpo_rollouts, horizon=cfg.trpo_horizon,
-                              tracked=cfg.trpo_tracked, cfg=cfg.trpo)
-        info_l["wall_s"] = time.perf_counter() - tl
-        ret_l = value(ga, cand_l).discounted_returns(env.gamma)
-        dec_l, num_l = _decide(ret_l, ret_cur, cfg)
-        if dec_l is Decision.ACCEPT or cfg.accept_all:
-            la = cand_l.clone()
-            ret_cur = ret_l
-        elif dec_l is Decision.REJECT and cfg.reset_on_reject:
-            cand_l = la.clone()
-        accepted = Decision.ACCEPT in (dec_g, dec_l)
-        stale = 0 if accepted else stale + 1
-        entry.update({
-            "global": {"decision": dec_g.value, **num_g, "learner": info_g},
-            "local": {"decision": dec_l.value, **num_l, "learner": _compact_trpo(info_l)},
-            "v_end": float(ret_cur.mean()), "wall_s": time.perf_counter() - ts,
-            "g_agent_steps": g_steps, "l_agent_steps": int(info_l["agent_steps"]),
-            "update_agent_steps": 3 * upd_steps,
-            "cpu_s_total": cpu_before + time.process_time() - c0,
-        })
-        for key in samples:
-            samples[key] += int(entry[key])
-        history.append(entry)
-        t += 1
-        stopped = stale >= cfg.patience
-        if ckpt is not None:
-            meta = dict(ident, next_alternation=t, stale=stale, history=history,
-                        elapsed_s=elapsed_before + time.perf_counter() - t0)
-            ckpt.save(meta, {"global": ga.state_dict(), "global_cand": cand_g.state_dict(),
-                             "local": la.state_dict(), "local_cand": cand_l.state_dict()})
-        if on_sweep is not None:
-            on_sweep(t - 1, entry)
-    train_s = elapsed_before + time.perf_counter() - t0
-    train_cpu_s = cpu_before + time.process_time() - c0
     # --- final evaluation: exact networks, seed independent of k --------------------
     te = time.perf_counter()
     ss_final = np.random.SeedSequence([seed, EVAL_TAG])
