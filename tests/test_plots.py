@@ -163,14 +163,14 @@ def test_figures_never_import_the_experiment_code() -> None:
 
     code = ("import sys, altmarl.plots; bad = [m for m in sys.modules if m.startswith(("
             "'altmarl.experiments', 'altmarl.federated', 'altmarl.continuous', "
-            "'altmarl.theory', 'altmarl.cli', 'matplotlib'))]; assert not bad, bad")
+            "'altmarl.cli', 'matplotlib'))]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_old_plotting_names_still_work() -> None:
     from altmarl.continuous.sweep import plot_sweep
+    from altmarl.experiments.theory import effective_k, plot_theory
     from altmarl.federated.experiment import plot_run
-    from altmarl.theory import effective_k, plot_theory
 
     assert plot_sweep is plots.plot_sweep and plot_theory is plots.plot_theory
     assert callable(plot_run)

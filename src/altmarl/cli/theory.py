@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """O(1/sqrt(k)) experiment: exact full-information gap of G-LEARN vs k, mean-field vs
         standard table sizes, cost vs n. Writes CSV tables, summary.json and PNG plots."""
-        from altmarl.theory import format_summary, run_theory
+        from altmarl.experiments.theory import format_summary, run_theory
 
         run_dir = out or Path("runs") / ("theory-quick" if quick else "theory")
         con = console()

@@ -54,18 +54,22 @@ _RESERVED_ALGO_KEYS = ("game", "k", "seed", "progress", "callback", "workers")
 Scalar = int | float | str | bool
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """Base of every configuration model of altmarl: frozen, strict types (no silent
+    coercion), unknown keys rejected (``extra="forbid"``); errors are reported by
+    :func:`format_validation_errors` as ``source: dotted.key: message``."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class EnvConfig(_Strict):
+class EnvConfig(StrictConfig):
     """``[env]``: a registered game (``am.envs.make(name, **params)``)."""
 
     name: str = "warehouse"
     params: dict[str, Scalar] = Field(default_factory=dict)
 
 
-class AlgorithmConfig(_Strict):
+class AlgorithmConfig(StrictConfig):
     """``[algorithm]``: arguments of ``am.alternating_marl`` (SPEC 6).
 
     ``None`` (key absent) means "the library default" (e.g. ``local_solver``: the default
@@ -101,7 +105,7 @@ class AlgorithmConfig(_Strict):
         return out
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictConfig):
     """``[evaluation]``: each trained policy pair is evaluated with ``seeds`` independent
     evaluation seeds of ``rollouts`` rollouts of ``horizon`` steps (Table 3: 15 x 50 x 100).
     """
@@ -111,7 +115,7 @@ class EvaluationConfig(_Strict):
     horizon: int = Field(default=100, ge=1)
 
 
-class KRange(_Strict):
+class KRange(StrictConfig):
     """``k = { start = 1, stop = 50, step = 1 }``; ``stop`` is inclusive."""
 
     start: int = Field(ge=1)
@@ -124,7 +128,7 @@ class KRange(_Strict):
         return list(range(self.start, self.stop + 1, self.step))
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictConfig):
     """``[sweep]``: the grid of units. One unit = one ``k`` x one training seed."""
 
     k: list[int] | KRange | int = Field(default_factory=lambda: [10])
@@ -153,14 +157,14 @@ def ks_of(v: list[int] | KRange | int) -> list[int]:
     return sorted(set(v))
 
 
-class PlotConfig(_Strict):
+class PlotConfig(StrictConfig):
     """``[plots]``: which ``k`` get an occupancy panel (default: up to 3 spread over the
     grid)."""
 
     occupancy_k: list[int] | None = None
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(StrictConfig):
     """A whole experiment (one TOML file)."""
 
     version: int = CONFIG_VERSION
@@ -221,7 +225,11 @@ class ExperimentConfig(_Strict):
 # ---------------------------------------------------------------------------
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
+def format_validation_errors(exc: ValidationError, source: str,
+                             what: str = "experiment configuration") -> str:
+    """The message of a configuration error: one line ``source: dotted.key: message`` per
+    problem (unknown keys named as such, the offending input shown), at most 12, under
+    ``invalid {what}:``."""
     lines = []
     errors = exc.errors()
     locs = [tuple(str(p) for p in e["loc"] if not _is_union_tag(p)) for e in errors]
@@ -240,7 +248,7 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         lines.append(f"{source}: {loc or '<root>'}: {msg}")
     # unions report one error per alternative: keep the list short and unique
     uniq = list(dict.fromkeys(lines))
-    return "invalid experiment configuration:\n  " + "\n  ".join(uniq[:12])
+    return f"invalid {what}:\n  " + "\n  ".join(uniq[:12])
 
 
 def _is_union_tag(p: Any) -> bool:
@@ -265,7 +273,7 @@ def parse_config(data: dict[str, Any], source: str = "config", check_env: bool =
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_format_errors(exc, source)) from None
+        raise ValueError(format_validation_errors(exc, source)) from None
     if check_env:
         check_against_env(cfg, source)
     _check_options(cfg, source)

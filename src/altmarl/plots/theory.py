@@ -24,7 +24,7 @@ from altmarl.plots.style import PALETTE, pyplot, save_figure, series_color
 def plot_theory(run_dir: str | Path) -> list[Path]:
     """Draw ``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files
     and ``summary.json`` of a theory run directory (written by
-    :func:`altmarl.theory.run_theory`)."""
+    :func:`altmarl.experiments.theory.run_theory`)."""
     plt = pyplot()
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())

@@ -1,8 +1,7 @@
-"""Tests of the theory experiment (SPEC 7) and of the large-game Nash-gap estimator."""
+"""Tests of the theory experiment (SPEC 7, altmarl.experiments.theory) and its configuration."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from math import comb
 
@@ -11,17 +10,18 @@ import pytest
 
 import altmarl as am
 from altmarl.exact import ExactSolver
-from altmarl.theory import (
+from altmarl.experiments.theory import (
     GapGame,
+    TheoryConfig,
     fit_loglog_slope,
+    full_config,
+    parse_theory_config,
     quick_config,
-    read_csv_rows,
     run_theory,
     table_sizes,
 )
-
-_HAS_G_LEARN = importlib.util.find_spec("altmarl.g_learn") is not None
-needs_g_learn = pytest.mark.skipif(not _HAS_G_LEARN, reason="altmarl.g_learn not available")
+from altmarl.g_learn import g_learn
+from altmarl.io import read_csv_rows
 
 
 def test_fit_recovers_known_slope():
@@ -46,7 +46,6 @@ def test_table_sizes_match_formulas():
     assert big["mean_field"] < 1e-6 * big["standard"]
 
 
-@needs_g_learn
 def test_quick_theory_end_to_end(tmp_path):
     """`altmarl theory --quick` writes a complete run directory whose numbers are
     consistent with the exact solver."""
@@ -85,8 +84,6 @@ def test_quick_theory_end_to_end(tmp_path):
     assert exact_rows[-2]["gap_full"] < exact_rows[0]["gap_full"]
     # one row re-checked against an independent exact evaluation
     game = am.envs.make(spec.env, **spec.params)
-    from altmarl.g_learn import g_learn
-
     pi_l = am.LocalPolicy.uniform(game)
     r4 = [r for r in exact_rows if r["k"] == 4][0]
     pi4 = g_learn(game, pi_l, k=4, m=None, seed=0)
@@ -99,12 +96,8 @@ def test_quick_theory_end_to_end(tmp_path):
     assert states == sorted(states) and states[0] < states[-1]
 
 
-@needs_g_learn
 def test_run_theory_custom_config_finite_m_rows(tmp_path):
-    import dataclasses
-
-    cfg = dataclasses.replace(
-        quick_config(seed=3),
+    cfg = quick_config(seed=3).replace(
         gap_games=(GapGame("tiny", "random", {"n": 6, "n_sg": 2, "n_ag": 2, "n_sl": 2,
                                               "n_al": 2, "seed": 1}, (1, 2, 3, 6)),),
         finite_m=5, finite_m_seeds=(0, 1, 2), finite_m_ks=(1, 2),
@@ -118,48 +111,47 @@ def test_run_theory_custom_config_finite_m_rows(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# large-game estimator
+# configuration
 # ---------------------------------------------------------------------------
 
 
-@needs_g_learn
-def test_estimate_is_consistent_with_exact_values():
-    """Each estimated difference matches the exact value difference of the deviation it
-    reports (within Monte-Carlo error), and the global deviation never beats the exact
-    restricted optimum: the estimate is a lower bound."""
-    from altmarl.nash import NashGapEstimate, estimate_nash_gap
-
-    game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=4, gamma=0.85, seed=2)
-    pi_l = am.LocalPolicy.uniform(game)
-    pi_g = am.GlobalPolicy.constant(game, 2, 1)
-    est = estimate_nash_gap(game, pi_g, pi_l, rollouts=600, horizon=80, seed=1,
-                            local_solvers=("induced-vi",), k_full=4,
-                            extra_global={"const0": am.GlobalPolicy.constant(game, 2, 0)})
-    assert isinstance(est, NashGapEstimate) and est.is_estimate
-    ex = ExactSolver(game, 2)
-    v0 = ex.value(pi_g, pi_l)
-    exact = ex.nash_gap(pi_g, pi_l)
-    assert abs(est.value.mean - v0) <= 4.5 * est.value.stderr + est.value.truncation_bound
-    for ge, dev_value in ((est.gap_g, ex.value(est.gap_g.deviation, pi_l)),
-                          (est.gap_l, ex.value(pi_g, est.gap_l.deviation))):
-        assert abs(ge.difference - (dev_value - v0)) <= 4.5 * ge.stderr + 1e-9
-        assert ge.lower_bound == max(0.0, ge.difference)
-    assert ex.value(est.gap_g.deviation, pi_l) - v0 <= exact.gap_g + 1e-9
-    assert est.gap_g_full is not None
-    assert ex.value(est.gap_g_full.deviation, pi_l) - v0 <= exact.gap_g_full + 1e-9
-    text = str(est)
-    assert "ESTIMATE" in text and "lower bound" in text
-    assert est.summary()["kind"].startswith("estimate")
-    assert est.nash_gap_lower_bound == max(est.gap_g.lower_bound, est.gap_l.lower_bound)
+def test_theory_config_is_frozen_and_validated():
+    cfg = quick_config(seed=2)
+    assert isinstance(cfg, TheoryConfig) and cfg.seed == 2 and cfg.max_states == 6000
+    with pytest.raises(ValueError):
+        cfg.seed = 3  # type: ignore[misc]
+    assert full_config().gap_games[1].params["n"] == 200
+    # the JSON form written to config.json loads back to the same configuration
+    again = parse_theory_config(json.loads(json.dumps(cfg.model_dump())))
+    assert again == cfg and isinstance(again.gap_games[0], GapGame)
+    assert again.gap_games[0].ks == (1, 2, 3, 4, 6, 8, 10, 14, 20, 28, 40)
+    assert cfg.replace(table_kmax=7).table_kmax == 7
 
 
-def test_estimate_validates_input():
-    from altmarl.nash import estimate_nash_gap
+def test_theory_config_errors_name_dotted_keys():
+    data = quick_config().model_dump()
+    data["gap_games"][0]["ks"] = [1, 0]
+    data["cost_k"] = "2"
+    data["fit_max_frac"] = -1.0
+    data["finite_m_sedes"] = [0]
+    with pytest.raises(ValueError) as info:
+        parse_theory_config(data, source="my.json")
+    msg = str(info.value)
+    assert msg.startswith("invalid theory configuration:")
+    assert "my.json: gap_games.0.ks.1: Input should be greater than or equal to 1" in msg
+    assert "my.json: cost_k: Input should be a valid integer (got '2')" in msg
+    assert "my.json: fit_max_frac:" in msg
+    assert "my.json: finite_m_sedes: unknown key" in msg
+    with pytest.raises(ValueError, match="seed"):
+        quick_config(seed=-1)
+    with pytest.raises(ValueError, match="expected a table"):
+        parse_theory_config([1, 2])
 
-    game = am.envs.make("random", n=4)
-    pi_l = am.LocalPolicy.uniform(game)
-    pi_g = am.GlobalPolicy.constant(game, 2)
-    with pytest.raises(ValueError, match="rollouts"):
-        estimate_nash_gap(game, pi_g, pi_l, rollouts=1)
-    with pytest.raises(ValueError, match="k = 9"):
-        estimate_nash_gap(game, pi_g, pi_l, k_full=9)
+
+def test_cli_reports_config_errors():
+    from typer.testing import CliRunner
+
+    from altmarl.cli import app
+
+    res = CliRunner().invoke(app, ["theory", "--quick", "--seed", "-1", "--no-progress"])
+    assert res.exit_code != 0 and "seed" in res.output

@@ -1,15 +1,22 @@
-"""Nash-gap *estimate* for games too large for the exact solver (SPEC 7).
+"""The Nash gap (Definition D.1, SPEC 7): exact on small games, a lower-bound estimate on
+large ones.
 
 ``gap_g = max_{pi_g'} V(pi_g', pi_l) - V(pi_g, pi_l)`` and
-``gap_l = max_{pi_l'} V(pi_g, pi_l') - V(pi_g, pi_l)`` (Definition D.1) cannot be computed
-exactly when the chain on ``(s_g, N)`` is large. :func:`estimate_nash_gap` replaces each
-maximum by the best deviation the available solvers find — G-LEARN (SPEC 4) for the
-global player, L-LEARN (SPEC 5; by default both ``"induced-vi"`` and ``"direct"``) for the
-local one, plus any candidates the caller adds — and every value by a Monte-Carlo
-estimate with common random numbers (the same seed for every policy, so differences are
-paired per rollout).
+``gap_l = max_{pi_l'} V(pi_g, pi_l') - V(pi_g, pi_l)``, ``NashGap = max(gap_g, gap_l)``.
 
-What the numbers mean, honestly:
+* :func:`exact_nash_gap` — built from small parts like OpenSpiel's NashConv: the value of
+  the joint policy (:mod:`altmarl.exact.values`) subtracted from the values of the best
+  responses (:mod:`altmarl.exact.best_response`) on the exact chain
+  (:mod:`altmarl.exact.chain`), with both global comparators (restricted ``k``-sample
+  policies and full information). Result: :class:`NashGapResult`.
+* :func:`estimate_nash_gap` — for games too large for the chain: each maximum replaced by
+  the best deviation the available solvers find — G-LEARN (SPEC 4) for the global player,
+  L-LEARN (SPEC 5; by default both ``"induced-vi"`` and ``"direct"``) for the local one,
+  plus any candidates the caller adds — and every value by a Monte-Carlo estimate with
+  common random numbers (the same seed for every policy, so differences are paired per
+  rollout). Result: :class:`NashGapEstimate`.
+
+What the estimated numbers mean, honestly:
 
 * the deviation found is *a* deviation, not the best one: the estimated gap is a
   **lower bound** on the true gap, up to Monte-Carlo error;
@@ -18,8 +25,6 @@ What the numbers mean, honestly:
   biased upwards);
 * each reported gap comes with the paired standard error and a 95% interval of the
   difference; ``lower_bound`` is ``max(0, difference)``.
-
-Use :class:`altmarl.exact.ExactSolver` for exact numbers on small games.
 """
 
 from __future__ import annotations
@@ -28,12 +33,140 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from altmarl._random import child, int_seed
+from altmarl._validate import check_choice, check_int
 from altmarl.evaluation import Evaluation, evaluate
+from altmarl.exact.best_response import (
+    MAX_LOCAL_POLICIES,
+    MAX_RESTRICTED_POLICIES,
+    METHODS,
+    BestResponse,
+    full_info_best_response,
+    local_best_response,
+    restricted_best_response,
+)
+from altmarl.exact.chain import CountChain
+from altmarl.exact.values import policy_value
 from altmarl.game import TabularGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.update import paired_difference
+
+# ---------------------------------------------------------------------------
+# exact Nash gap (small games)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class NashGapResult:
+    """Exact Nash gap of ``(pi_g, pi_l)`` (Definition D.1, SPEC 7).
+
+    * ``gap_g`` — restricted comparator (global policies of a ``k``-sample histogram);
+      ``None`` if not computed. Exact iff ``gap_g_exact``, otherwise a lower bound.
+    * ``gap_g_full`` — full-information comparator (policies of ``(s_g, N)``, Theorem 4.4);
+      always exact. ``gap_g <= gap_g_full``.
+    * ``gap_l`` — shared local policies ``Pi_l``. ``gap_l_exact`` is true when the maximum
+      over ``Pi_l`` is provably attained by a deterministic policy (``n = 1`` or ``pi_g``
+      ignores the sample); otherwise it is exact over deterministic shared policies and a
+      lower bound over stochastic ones.
+    * ``nash_gap = max(gap_g, gap_l)`` (``None`` without ``gap_g``),
+      ``nash_gap_full = max(gap_g_full, gap_l)``.
+    """
+
+    value: float
+    k: int
+    n: int
+    gap_g: float | None
+    gap_g_exact: bool
+    gap_g_full: float
+    gap_l: float
+    gap_l_exact: bool
+    nash_gap: float | None
+    nash_gap_full: float
+    br_g: BestResponse | None
+    br_g_full: BestResponse
+    br_l: BestResponse
+
+    @property
+    def exact(self) -> bool:
+        """True when ``nash_gap`` is exact (not a lower bound)."""
+        return self.gap_g is not None and self.gap_g_exact and self.gap_l_exact
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return {
+            "value": self.value, "k": self.k, "n": self.n,
+            "gap_g": self.gap_g, "gap_g_exact": self.gap_g_exact,
+            "gap_g_full": self.gap_g_full, "gap_l": self.gap_l, "gap_l_exact": self.gap_l_exact,
+            "nash_gap": self.nash_gap, "nash_gap_full": self.nash_gap_full,
+            "br_g": None if self.br_g is None else self.br_g.summary(),
+            "br_g_full": self.br_g_full.summary(), "br_l": self.br_l.summary(),
+        }
+
+    def __str__(self) -> str:
+        def fmt(v: float | None, exact: bool = True) -> str:
+            if v is None:
+                return "not computed"
+            return f"{v:.6g}" + ("" if exact else " (lower bound)")
+
+        return (
+            f"Exact Nash gap (n={self.n}, k={self.k}), V(pi_g, pi_l) = {self.value:.6g}\n"
+            f"  gap_g  (k-sample policies)     = {fmt(self.gap_g, self.gap_g_exact)}\n"
+            f"  gap_g  (full information)      = {fmt(self.gap_g_full)}\n"
+            f"  gap_l  (shared local policies) = {fmt(self.gap_l, self.gap_l_exact)}\n"
+            f"  NashGap = {fmt(self.nash_gap, self.exact)}, "
+            f"full-information NashGap = {fmt(self.nash_gap_full, self.gap_l_exact)}"
+        )
+
+
+def exact_nash_gap(
+    chain: CountChain,
+    pi_g: GlobalPolicy,
+    pi_l: LocalPolicy,
+    k: int,
+    restricted: str = "auto",
+    local: str = "auto",
+    refine_local: bool = True,
+    max_search_evals: int = 300,
+    max_restricted_policies: int = MAX_RESTRICTED_POLICIES,
+    max_local_policies: int = MAX_LOCAL_POLICIES,
+) -> NashGapResult:
+    """Nash gap of ``(pi_g, pi_l)`` (Definition D.1, SPEC 7) with both global comparators:
+    each gap is a best-response value minus ``V(pi_g, pi_l)``.
+
+    ``k`` is the subsample size of the restricted comparator. ``restricted``: ``"auto"``
+    (exact when ``k = n`` or enumeration is allowed, otherwise a search that gives a lower
+    bound), ``"enumerate"``, ``"search"`` or ``"skip"``; ``local``: ``"auto"``,
+    ``"enumerate"`` or ``"search"`` (see :func:`local_best_response`). The deviation sets
+    contain the current policies, so every gap is ``>= 0``; values are computed exactly,
+    gaps are differences of exact values.
+    """
+    check_choice("restricted", restricted, (*METHODS, "skip"))
+    v0 = policy_value(chain, pi_g, pi_l)
+    br_full = full_info_best_response(chain, pi_l)
+    br_g: BestResponse | None = None
+    if restricted != "skip":
+        starts = [pi_g] if pi_g.k == k else []
+        br_g = restricted_best_response(chain, pi_l, k, starts=starts, method=restricted,
+                                        max_evals=max_search_evals,
+                                        max_policies=max_restricted_policies)
+    br_l = local_best_response(chain, pi_g, method=local, refine=refine_local, start=pi_l,
+                               max_policies=max_local_policies)
+    gap_full = max(0.0, br_full.value - v0)
+    gap_g = None if br_g is None else max(0.0, br_g.value - v0)
+    gap_l = max(0.0, br_l.value - v0)
+    return NashGapResult(
+        value=v0, k=k, n=chain.n,
+        gap_g=gap_g, gap_g_exact=br_g is not None and br_g.exact, gap_g_full=gap_full,
+        gap_l=gap_l, gap_l_exact=br_l.exact,
+        nash_gap=None if gap_g is None else max(gap_g, gap_l),
+        nash_gap_full=max(gap_full, gap_l),
+        br_g=br_g, br_g_full=br_full, br_l=br_l,
+    )
+
+
+# ---------------------------------------------------------------------------
+# estimated Nash gap (large games): a lower bound
+# ---------------------------------------------------------------------------
 
 _Z95 = 1.959963984540054
 
@@ -192,16 +325,14 @@ def estimate_nash_gap(
     from altmarl.g_learn import g_learn  # type: ignore[import-not-found,unused-ignore]
     from altmarl.l_learn import l_learn
 
-    for name, v in (("rollouts", rollouts), ("horizon", horizon)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-            raise ValueError(f"{name} = {v!r}: expected an integer >= 2")
+    rollouts = check_int("rollouts", rollouts, minimum=2)
+    horizon = check_int("horizon", horizon, minimum=2)
     if k_full is not None:
         k_full = game.check_k(k_full)
     t0 = time.perf_counter()
-    ss = np.random.SeedSequence(seed)
-    s_learn, s_sel = ss.spawn(2)
-    learn_seeds = [int(x) for x in s_learn.generate_state(2 + len(local_solvers))]
-    sel_seed = int(s_sel.generate_state(1)[0])
+    # learners' seeds from child 0 of the root seed, the selection seed from child 1
+    learn_seeds = [int(x) for x in child(seed, 0).generate_state(2 + len(local_solvers))]
+    sel_seed = int_seed(child(seed, 1))
     cur = evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=seed,
                    workers=workers)
     gopts = dict(g_learn_options or {})
@@ -239,4 +370,10 @@ def estimate_nash_gap(
                            time.perf_counter() - t0)
 
 
-__all__ = ["GapEstimate", "NashGapEstimate", "estimate_nash_gap"]
+__all__ = [
+    "GapEstimate",
+    "NashGapEstimate",
+    "NashGapResult",
+    "estimate_nash_gap",
+    "exact_nash_gap",
+]

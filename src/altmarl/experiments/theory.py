@@ -25,22 +25,23 @@ Three parts, one run directory (``altmarl theory [--quick] [--out DIR]``):
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, Field, ValidationError
 
 from altmarl import envs
 from altmarl.exact import ExactSolver
+from altmarl.experiments.config import StrictConfig, format_validation_errors
+from altmarl.g_learn import g_learn
 from altmarl.histogram import effective_k, num_histograms
-from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, read_csv_rows
+from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, write_json
 from altmarl.plots.theory import plot_theory
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
@@ -54,47 +55,77 @@ from altmarl.progress import Progress
 #: greedy policies are not decided by solver error
 G_LEARN_TOL = 1e-9
 
-@dataclass(frozen=True)
-class GapGame:
+def _as_tuple(v: Any) -> Any:
+    """Lists (from JSON or TOML) are accepted where the model holds a tuple."""
+    return tuple(v) if isinstance(v, list) else v
+
+
+PositiveInts = Annotated[tuple[Annotated[int, Field(ge=1)], ...], BeforeValidator(_as_tuple)]
+Seeds = Annotated[tuple[Annotated[int, Field(ge=0)], ...], BeforeValidator(_as_tuple)]
+
+
+class GapGame(StrictConfig):
     """One game of part (a): an environment of :mod:`altmarl.envs` and the ``k`` grid."""
 
     label: str
     env: str
     params: dict[str, Any]
-    ks: tuple[int, ...]
+    ks: PositiveInts
+
+    def __init__(self, label: str, env: str, params: dict[str, Any], ks: Any) -> None:
+        """``GapGame(label, env, params, ks)``, positionally or by keyword."""
+        fields: dict[str, Any] = {"label": label, "env": env, "params": params, "ks": ks}
+        super().__init__(**fields)
 
 
-@dataclass(frozen=True)
-class TheoryConfig:
-    """Resolved configuration of the theory experiment (written to ``config.json``)."""
+class TheoryConfig(StrictConfig):
+    """Resolved configuration of the theory experiment (written to ``config.json``); a
+    frozen, validated model like the experiment files (:mod:`altmarl.experiments.config`).
+    Build one with :func:`quick_config` / :func:`full_config`, :func:`parse_theory_config`
+    (a mapping, errors name the dotted key) or :meth:`replace`."""
 
     quick: bool
-    seed: int
-    gap_games: tuple[GapGame, ...]
+    seed: int = Field(ge=0)
+    gap_games: Annotated[tuple[GapGame, ...], BeforeValidator(_as_tuple)]
     #: G-LEARN samples for the seeded runs on the first game (``None``: skip them)
-    finite_m: int | None
-    finite_m_seeds: tuple[int, ...]
-    finite_m_ks: tuple[int, ...]
+    finite_m: int | None = Field(ge=1)
+    finite_m_seeds: Seeds
+    finite_m_ks: PositiveInts
     #: slope fitted on ``k <= fit_max_frac * n``
-    fit_max_frac: float
+    fit_max_frac: float = Field(gt=0)
     #: compute the exact restricted optimum when ``|A_g|^{|S_g||H_k|}`` is at most this
-    restricted_max_policies: int
-    table_ds: tuple[int, ...]
-    table_kmax: int
+    restricted_max_policies: int = Field(ge=1)
+    table_ds: PositiveInts
+    table_kmax: int = Field(ge=1)
     cost_env: str
     cost_params: dict[str, Any]
-    cost_k: int
-    cost_m: int
-    cost_glearn_ns: tuple[int, ...]
-    cost_exact_ns: tuple[int, ...]
-    cost_repeats: int
-    max_states: int = 6000
-    extra: dict[str, Any] = field(default_factory=dict)
+    cost_k: int = Field(ge=1)
+    cost_m: int = Field(ge=1)
+    cost_glearn_ns: PositiveInts
+    cost_exact_ns: PositiveInts
+    cost_repeats: int = Field(ge=1)
+    max_states: int = Field(default=6000, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> TheoryConfig:
+        """A copy with some fields replaced, validated again."""
+        return parse_theory_config({**dict(self), **changes}, source="replace")
+
+
+def parse_theory_config(data: Any, source: str = "theory config") -> TheoryConfig:
+    """Validate a mapping as a :class:`TheoryConfig`; a ``ValueError`` names each offending
+    dotted key (the format of :func:`altmarl.experiments.config.format_validation_errors`)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a table of settings, got {type(data).__name__}")
+    try:
+        return TheoryConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(format_validation_errors(exc, source, "theory configuration")) from None
 
 
 def quick_config(seed: int = 0) -> TheoryConfig:
     """Small version (well under a minute): ``|S_l| = 2`` warehouse with ``n = 40``."""
-    return TheoryConfig(
+    return parse_theory_config(dict(
         quick=True, seed=seed,
         gap_games=(GapGame("warehouse(zones=2, n=40)", "warehouse",
                            {"n": 40, "zones": 2, "gamma": 0.95},
@@ -105,12 +136,12 @@ def quick_config(seed: int = 0) -> TheoryConfig:
         cost_env="warehouse", cost_params={"zones": 3, "gamma": 0.95}, cost_k=2, cost_m=10,
         cost_glearn_ns=(10, 100, 1000, 100_000), cost_exact_ns=(4, 8, 12, 16),
         cost_repeats=3,
-    )
+    ), source="theory config")
 
 
 def full_config(seed: int = 0) -> TheoryConfig:
     """The full experiment (a few minutes on one core)."""
-    return TheoryConfig(
+    return parse_theory_config(dict(
         quick=False, seed=seed,
         gap_games=(
             GapGame("warehouse(zones=3, n=30)", "warehouse", {"n": 30, "zones": 3, "gamma": 0.95},
@@ -126,7 +157,7 @@ def full_config(seed: int = 0) -> TheoryConfig:
         cost_glearn_ns=(10, 100, 1000, 10_000, 1_000_000),
         cost_exact_ns=(5, 10, 20, 30, 40, 50, 60),
         cost_repeats=3,
-    )
+    ), source="theory config")
 
 
 # ---------------------------------------------------------------------------
@@ -156,24 +187,14 @@ def fit_loglog_slope(ks: Any, gaps: Any, k_max: float) -> dict[str, Any]:
 
 
 @contextmanager
-def _single_thread_blas() -> Iterator[int | None]:
-    """Limit BLAS to one thread (via ``threadpoolctl`` when installed): on a shared machine
-    multithreaded BLAS spinning on busy cores makes small dense solves erratic, which would
-    spoil the timings of part (c). Yields the thread limit in force (``None`` if unknown)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield None
-        return
+def _single_thread_blas() -> Iterator[int]:
+    """Limit BLAS to one thread (``threadpoolctl``): on a shared machine multithreaded BLAS
+    spinning on busy cores makes small dense solves erratic, which would spoil the timings
+    of part (c). Yields the thread limit in force."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield 1
-
-
-def _g_learn() -> Callable[..., GlobalPolicy]:
-    from altmarl.g_learn import g_learn  # type: ignore[import-not-found,unused-ignore]
-
-    fn: Callable[..., GlobalPolicy] = g_learn
-    return fn
 
 
 # ---------------------------------------------------------------------------
@@ -184,7 +205,6 @@ def _g_learn() -> Callable[..., GlobalPolicy]:
 def gap_vs_k(cfg: TheoryConfig, progress: Progress) -> tuple[list[dict[str, Any]],
                                                                dict[str, Any]]:
     """Part (a): exact full-information gap of G-LEARN policies vs ``k``."""
-    g_learn = _g_learn()
     rows: list[dict[str, Any]] = []
     fits: dict[str, Any] = {}
     for gi, spec in enumerate(cfg.gap_games):
@@ -260,7 +280,6 @@ def table_sizes(cfg: TheoryConfig) -> list[dict[str, Any]]:
 
 def cost_vs_n(cfg: TheoryConfig, progress: Progress) -> list[dict[str, Any]]:
     """Part (c): G-LEARN cost (flat in ``n``) vs exact-solver cost (grows with ``n``)."""
-    g_learn = _g_learn()
     rows: list[dict[str, Any]] = []
     # warm-up (imports, FFT plans, caches) so that the first timed n is not penalized
     warm = envs.make(cfg.cost_env, n=max(cfg.cost_k, 2), **cfg.cost_params)
@@ -319,8 +338,7 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
     cfg = config or (quick_config(seed) if quick else full_config(seed))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.json",
-                       json.dumps(asdict(cfg), indent=2, sort_keys=True).encode())
+    write_json(out / "config.json", cfg.model_dump())
     n_gap = sum(len([k for k in s.ks if k <= s.params.get("n", 10**9)]) for s in cfg.gap_games)
     if cfg.finite_m is not None:
         n_gap += len(cfg.finite_m_ks) * len(cfg.finite_m_seeds)
@@ -363,8 +381,7 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
         "wall_seconds": time.perf_counter() - t0,
         "python": platform.python_version(),
     }
-    atomic_write_bytes(out / "summary.json",
-                       json.dumps(summary, indent=2, sort_keys=True).encode())
+    write_json(out / "summary.json", summary)
     summary["plots"] = [str(p) for p in plot_theory(out)]
     return summary
 
@@ -405,8 +422,8 @@ __all__ = [
     "full_config",
     "gap_vs_k",
     "plot_theory",
+    "parse_theory_config",
     "quick_config",
-    "read_csv_rows",
     "run_theory",
     "table_sizes",
 ]

@@ -1,0 +1,147 @@
+"""Tests of the Nash gap (altmarl.exact.nash_gap): exact gap from best-response values, zero
+at computed equilibria; the Monte-Carlo estimate is a lower bound consistent with exact values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from exact_oracles import exact_game, random_pi_g, random_pi_l
+
+import altmarl as am
+from altmarl.exact import CountChain, ExactSolver, NashGapEstimate, estimate_nash_gap
+from altmarl.exact.nash_gap import exact_nash_gap
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_nash_gap_properties(seed):
+    game = exact_game(seed, n=3, n_sl=2 + seed % 2)
+    rng = np.random.default_rng(seed)
+    pi_l, pi_g = random_pi_l(game, rng), random_pi_g(game, 2, rng)
+    ex = ExactSolver(game, 2)
+    res = ex.nash_gap(pi_g, pi_l)
+    assert res.gap_g is not None and res.gap_g_exact
+    for gap in (res.gap_g, res.gap_g_full, res.gap_l):
+        assert gap >= -1e-12
+    assert res.gap_g <= res.gap_g_full + 1e-10
+    assert res.nash_gap == max(res.gap_g, res.gap_l)
+    assert res.nash_gap_full == max(res.gap_g_full, res.gap_l)
+    assert res.value == pytest.approx(ex.value(pi_g, pi_l))
+    # best responses are really worth what they claim
+    assert ex.value(res.br_g.policy, pi_l) == pytest.approx(res.br_g.value, abs=1e-10)
+    assert ex.value(pi_g, res.br_l.policy) == pytest.approx(res.br_l.value, abs=1e-10)
+    assert "gap_g" in str(res) and res.summary()["nash_gap"] == res.nash_gap
+
+
+def test_gap_zero_at_best_responses():
+    game = exact_game(11, n=3)
+    pi_l = am.LocalPolicy.uniform(game)
+    ex = ExactSolver(game, 2)
+    full = ex.full_info_best_response(pi_l)
+    res_full = ExactSolver(game, 3).nash_gap(full.policy, pi_l, refine_local=False)
+    assert res_full.gap_g_full == pytest.approx(0.0, abs=1e-10)
+    assert res_full.gap_g == pytest.approx(0.0, abs=1e-10)
+    br = ex.restricted_best_response(pi_l, method="enumerate")
+    res = ex.nash_gap(br.policy, pi_l, refine_local=False)
+    assert res.gap_g == pytest.approx(0.0, abs=1e-10)
+
+
+def test_restricted_skip_and_functional_form():
+    game = exact_game(18, n=3)
+    rng = np.random.default_rng(18)
+    pi_l, pi_g = random_pi_l(game, rng), random_pi_g(game, 2, rng)
+    chain = CountChain(game)
+    res = exact_nash_gap(chain, pi_g, pi_l, 2, restricted="skip", refine_local=False)
+    assert res.gap_g is None and res.nash_gap is None and not res.exact
+    assert res.nash_gap_full == max(res.gap_g_full, res.gap_l)
+    assert "not computed" in str(res)
+    facade = ExactSolver(game, 2).nash_gap(pi_g, pi_l, refine_local=False)
+    assert facade.gap_g_full == res.gap_g_full and facade.gap_l == res.gap_l
+    # each gap is a best-response value minus the value
+    assert facade.gap_g == pytest.approx(facade.br_g.value - facade.value, abs=1e-12)
+    assert facade.gap_l == pytest.approx(facade.br_l.value - facade.value, abs=1e-12)
+    with pytest.raises(ValueError, match="restricted"):
+        exact_nash_gap(chain, pi_g, pi_l, 2, restricted="none")
+
+
+def test_gap_is_zero_at_a_computed_equilibrium():
+    """Alternating exact best responses on a tiny game (an exact potential game, Lemma D.4,
+    so best-response dynamics stop) reach a joint policy whose exact Nash gap is 0 for
+    the full-information global comparator (k = n) and deterministic shared local
+    policies."""
+    game = exact_game(19, n=2, n_sl=2, n_al=2, n_ag=2)
+    ex = ExactSolver(game, game.n)
+    pi_l = am.LocalPolicy.uniform(game)
+    pi_g = ex.full_info_best_response(pi_l).policy
+    for _ in range(50):
+        new_l = ex.local_best_response(pi_g, method="enumerate", refine=False).policy
+        new_g = ex.full_info_best_response(new_l).policy
+        if (np.array_equal(new_l.table, pi_l.table)
+                and np.array_equal(new_g.actions, pi_g.actions)):
+            break
+        pi_l, pi_g = new_l, new_g
+    else:
+        pytest.fail("best-response dynamics did not stop")
+    res = ex.nash_gap(pi_g, pi_l, local="enumerate", refine_local=False)
+    assert res.gap_g_full == pytest.approx(0.0, abs=1e-10)
+    assert res.gap_g == pytest.approx(0.0, abs=1e-10)
+    assert res.gap_l == pytest.approx(0.0, abs=1e-10)
+    assert res.nash_gap == pytest.approx(0.0, abs=1e-10)
+    # away from it the gap is positive
+    other = ex.nash_gap(am.GlobalPolicy.constant(game, game.n, 1 - int(pi_g.actions[0, 0])),
+                        pi_l, refine_local=False)
+    assert other.nash_gap_full > 1e-6
+
+
+def test_gap_zero_with_a_trivial_global_agent():
+    """|A_g| = 1: the global player has one policy (gap_g = 0) and the local best response
+    is exact (representative-agent MDP); at that response the Nash gap is exactly 0."""
+    game = exact_game(20, n=3, n_ag=1, n_sl=3)
+    ex = ExactSolver(game, 2)
+    pi_g = am.GlobalPolicy.constant(game, 2, 0)
+    br = ex.local_best_response(pi_g)
+    assert br.exact
+    res = ex.nash_gap(pi_g, br.policy)
+    assert res.exact and res.nash_gap == pytest.approx(0.0, abs=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# the estimated gap (large games): a lower bound
+# ---------------------------------------------------------------------------
+
+
+def test_estimate_is_consistent_with_exact_values():
+    """Each estimated difference matches the exact value difference of the deviation it
+    reports (within Monte-Carlo error), and the global deviation never beats the exact
+    restricted optimum: the estimate is a lower bound."""
+    game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=4, gamma=0.85, seed=2)
+    pi_l = am.LocalPolicy.uniform(game)
+    pi_g = am.GlobalPolicy.constant(game, 2, 1)
+    est = estimate_nash_gap(game, pi_g, pi_l, rollouts=600, horizon=80, seed=1,
+                            local_solvers=("induced-vi",), k_full=4,
+                            extra_global={"const0": am.GlobalPolicy.constant(game, 2, 0)})
+    assert isinstance(est, NashGapEstimate) and est.is_estimate
+    ex = ExactSolver(game, 2)
+    v0 = ex.value(pi_g, pi_l)
+    exact = ex.nash_gap(pi_g, pi_l)
+    assert abs(est.value.mean - v0) <= 4.5 * est.value.stderr + est.value.truncation_bound
+    for ge, dev_value in ((est.gap_g, ex.value(est.gap_g.deviation, pi_l)),
+                          (est.gap_l, ex.value(pi_g, est.gap_l.deviation))):
+        assert abs(ge.difference - (dev_value - v0)) <= 4.5 * ge.stderr + 1e-9
+        assert ge.lower_bound == max(0.0, ge.difference)
+    assert ex.value(est.gap_g.deviation, pi_l) - v0 <= exact.gap_g + 1e-9
+    assert est.gap_g_full is not None
+    assert ex.value(est.gap_g_full.deviation, pi_l) - v0 <= exact.gap_g_full + 1e-9
+    text = str(est)
+    assert "ESTIMATE" in text and "lower bound" in text
+    assert est.summary()["kind"].startswith("estimate")
+    assert est.nash_gap_lower_bound == max(est.gap_g.lower_bound, est.gap_l.lower_bound)
+
+
+def test_estimate_validates_input():
+    game = am.envs.make("random", n=4)
+    pi_l = am.LocalPolicy.uniform(game)
+    pi_g = am.GlobalPolicy.constant(game, 2)
+    with pytest.raises(ValueError, match="rollouts"):
+        estimate_nash_gap(game, pi_g, pi_l, rollouts=1)
+    with pytest.raises(ValueError, match="k = 9"):
+        estimate_nash_gap(game, pi_g, pi_l, k_full=9)
