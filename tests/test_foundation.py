@@ -63,6 +63,25 @@ def test_check_choice_names_options_and_closest() -> None:
         _validate.check_choice("solver", 1, ("direct",))
 
 
+def test_check_spaces_normalizes_and_names_the_key() -> None:
+    sp = {"S_g": np.int64(2), "A_g": 3, "S_l": 4}
+    assert _validate.check_spaces(sp) == {"S_g": 2, "A_g": 3, "S_l": 4}
+    assert type(_validate.check_spaces(sp)["S_g"]) is int
+    assert _validate.check_spaces({**sp, "A_l": 5}) == {"S_g": 2, "A_g": 3, "S_l": 4, "A_l": 5}
+    assert "A_l" not in _validate.check_spaces({**sp, "A_l": -1})  # unknown A_l
+    assert "A_l" not in _validate.check_spaces({**sp, "A_l": None})
+    for bad, match in (([2, 3, 4], r"spaces = \[2, 3, 4\]: expected an object"),
+                       ({**sp, "B": 1}, r"spaces: unknown keys \['B'\]"),
+                       ({"S_g": 2, "A_g": 3}, "spaces.S_l: missing"),
+                       ({**sp, "A_g": 0}, r"spaces.A_g = 0: expected an integer >= 1"),
+                       ({**sp, "S_l": True}, "spaces.S_l = True"),
+                       ({**sp, "A_l": 0}, "spaces.A_l = 0")):
+        with pytest.raises(ValueError, match=match):
+            _validate.check_spaces(bad)
+    with pytest.raises(ValueError, match=r"^meta.spaces.S_l: missing"):
+        _validate.check_spaces({"S_g": 2, "A_g": 3}, "meta.spaces")
+
+
 @pytest.mark.parametrize("bad", ["0.9", True, 1.0, -0.1, math.nan, None])
 def test_check_gamma(bad: object) -> None:
     assert _validate.check_gamma(0) == 0.0

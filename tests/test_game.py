@@ -174,6 +174,16 @@ def test_warehouse_has_the_constants_of_spec_8_1():
     assert isinstance(g.init, DirichletInit) and np.allclose(g.init.alpha, 0.3)
 
 
+def test_check_game_returns_the_game_or_names_the_type(tiny_game):
+    from altmarl.game import check_game
+
+    assert check_game(tiny_game) is tiny_game
+    with pytest.raises(ValueError, match=r"^game: expected an altmarl.TabularGame, got dict$"):
+        check_game({"S_g": 2})
+    with pytest.raises(ValueError, match=r"^env_game: expected .* got NoneType$"):
+        check_game(None, "env_game")
+
+
 def test_registry():
     assert {"warehouse", "random"} <= set(am.envs.names())
     with pytest.raises(ValueError, match="unknown environment"):

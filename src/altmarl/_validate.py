@@ -17,6 +17,8 @@ from numpy.typing import ArrayLike, NDArray
 
 #: tolerance on probability row sums (SPEC 1)
 ROW_SUM_TOL = 1e-8
+#: the keys every spaces dict has (``TabularGame.spaces``; ``A_l`` may be absent, SPEC 1)
+SPACE_KEYS = ("S_g", "A_g", "S_l")
 
 
 def _is_int(value: Any) -> bool:
@@ -83,6 +85,26 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"{name} = {value!r}: expected one of {options}{hint}")
     return value
+
+
+def check_spaces(spaces: Any, name: str = "spaces") -> dict[str, int]:
+    """A spaces dict ``{"S_g", "A_g", "S_l"}`` (and optionally ``"A_l"``) of integers ``>= 1``
+    (SPEC 1), as plain ``int`` values. ``A_l`` absent, ``None`` or ``-1`` means unknown and
+    is left out of the result; any other key is an error."""
+    if not isinstance(spaces, dict):
+        raise ValueError(f"{name} = {spaces!r}: expected an object with S_g, A_g, S_l "
+                         "(and optionally A_l)")
+    unknown = set(spaces) - {*SPACE_KEYS, "A_l"}
+    if unknown:
+        raise ValueError(f"{name}: unknown keys {sorted(unknown)}; expected S_g, A_g, S_l, A_l")
+    out: dict[str, int] = {}
+    for key in SPACE_KEYS:
+        if key not in spaces:
+            raise ValueError(f"{name}.{key}: missing; expected an integer >= 1")
+        out[key] = check_int(f"{name}.{key}", spaces[key], 1)
+    if spaces.get("A_l") not in (None, -1):
+        out["A_l"] = check_int(f"{name}.A_l", spaces["A_l"], 1)
+    return out
 
 
 def check_bool(name: str, value: Any) -> bool:

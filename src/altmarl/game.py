@@ -349,6 +349,14 @@ class TabularGame:
         )
 
 
+def check_game(game: Any, name: str = "game") -> TabularGame:
+    """``game`` itself if it is a :class:`TabularGame`, else a ``ValueError`` naming
+    ``name`` and the type it got."""
+    if not isinstance(game, TabularGame):
+        raise ValueError(f"{name}: expected an altmarl.TabularGame, got {type(game).__name__}")
+    return game
+
+
 def _make_init(init: InitSpec, n_sg: int, n_sl: int) -> InitialDistribution:
     if init is None:
         return IIDInit(np.full(n_sg, 1.0 / n_sg), np.full(n_sl, 1.0 / n_sl))
