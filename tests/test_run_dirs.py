@@ -6,6 +6,7 @@ complete over a damaged unit."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from altmarl.experiments import runner as R
 from altmarl.experiments import sweep as S
+from altmarl.locking import DirectoryLock, LockHeld, holds_lock
 from altmarl.rundir import read_summary
 from test_experiments import ALTMARL_CMD, STUB, assert_same_results, tiny_cfg
 
@@ -82,8 +84,6 @@ def test_damaged_unit_is_named_left_out_and_recomputed(reference: Path, tmp_path
 
     problem = R.check_unit(out, "k0002_t01", tiny_cfg().fingerprint())
     assert problem is not None and problem.startswith("units/k0002_t01/")
-    import re
-
     assert re.search(pattern, problem), problem
     # the other units are untouched; the summary is not complete and names the unit
     s = S.aggregate(out)
@@ -233,6 +233,7 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from test_experiments import STUB, tiny_cfg
 from altmarl.experiments import sweep as S
+from altmarl.locking import DirectoryLock, LockHeld, holds_lock
 from altmarl.rundir import read_summary
 
 def boom(o):
@@ -260,3 +261,106 @@ def test_error_in_the_driver_stops_the_pool_without_stray_tracebacks(tmp_path: P
         assert "raised: on_unit failed" in res.stdout, res.stderr
         assert "InvalidStateError" not in res.stderr and "Traceback" not in res.stderr, \
             res.stderr
+
+
+# ---------------------------------------------------------------------------
+# one driver per run directory: the lock
+# ---------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from altmarl.locking import DirectoryLock
+lock = DirectoryLock(sys.argv[1], "driver.lock", "run directory").acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def _start_holder(run_dir: Path) -> subprocess.Popen[str]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_driver_is_refused_and_a_killed_holder_frees_the_lock(
+        reference: Path, tmp_path: Path) -> None:
+    out = _copy(reference, tmp_path)
+    (out / "units" / "k0001_t00" / "pi_l.npz").unlink()
+    stale = out / "units" / ".k0001_t00.tmp-otherhost-1-abc"
+    stale.mkdir()
+    holder = _start_holder(out)
+    try:
+        info = json.loads((out / "driver.lock").read_text())
+        assert info["pid"] == holder.pid and info["host"] and info["started"]
+        with pytest.raises(LockHeld, match=rf"in use by another altmarl process \(pid "
+                                           rf"{holder.pid} on host .*, started "):
+            _sweep(tiny_cfg(), out, resume=True)
+        # start-up cleanup never runs under someone else's lock
+        with pytest.raises(LockHeld):
+            R.clean_stale(out)
+        assert stale.is_dir()
+        # the command line: exit status 2 and a message naming the holder
+        cfg_path = tmp_path / "tiny.toml"
+        cfg_path.write_text((out / "config.toml").read_text())
+        res = subprocess.run([*ALTMARL_CMD, "sweep", str(cfg_path), "--resume", "--out",
+                              str(out)], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert f"pid {holder.pid}" in " ".join(res.stderr.split())
+        assert "Traceback" not in res.stderr
+    finally:
+        holder.kill()  # SIGKILL: no clean-up in the holder
+        holder.wait()
+    assert (out / "driver.lock").is_file()  # left behind by the killed holder ...
+    rep = _sweep(tiny_cfg(), out, resume=True)  # ... and simply taken over
+    assert rep.ran == 1 and rep.summary["complete"] and not stale.exists()
+    assert not (out / "driver.lock").exists()  # removed on release
+    assert_same_results(reference, out)
+
+
+def test_lock_is_exclusive_within_a_process_and_refuses_odd_lock_files(tmp_path: Path) -> None:
+    with DirectoryLock(tmp_path, "driver.lock") as lock:
+        assert lock.held and holds_lock(tmp_path)
+        with pytest.raises(LockHeld, match="already holds"):
+            DirectoryLock(tmp_path, "driver.lock").acquire()
+        assert R.clean_stale(tmp_path) == 0  # runs under the caller's lock
+    assert not holds_lock(tmp_path) and not (tmp_path / "driver.lock").exists()
+    import os
+
+    os.mkfifo(tmp_path / "fifo.lock")
+    with pytest.raises(ValueError, match="not a regular file"):
+        DirectoryLock(tmp_path, "fifo.lock").acquire()
+    (tmp_path / "link.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="symbolic link"):
+        DirectoryLock(tmp_path, "link.lock").acquire()
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        _sweep(tiny_cfg(), tmp_path / "file")
+
+
+def test_two_concurrent_drivers_one_runs_one_is_refused(tmp_path: Path) -> None:
+    """Two `altmarl sweep` of one directory started together: one computes every unit, the
+    other is refused with exit status 2 naming the first; nothing is computed twice."""
+    import tomli_w
+
+    from test_experiments import REAL
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(tomli_w.dumps({**REAL, "sweep": {"k": [1, 2], "train_seeds": 1}}))
+    out = tmp_path / "run"
+    cmd = [*ALTMARL_CMD, "sweep", str(cfg_path), "--workers", "1", "--out", str(out),
+           "--resume"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    ran = [int(m.group(1)) for r in results for m in [re.search(r"ran (\d+) unit", r[1])] if m]
+    assert sum(ran) == 2, results  # nothing computed twice
+    if codes == [0, 2]:  # the usual case: they overlapped
+        refused = next(r for r in results if r[0] == 2)
+        assert "in use by another altmarl process (pid" in " ".join(refused[2].split())
+    else:  # the first one finished before the second started
+        assert codes == [0, 0], results
+    assert read_summary(out)["complete"]

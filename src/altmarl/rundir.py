@@ -43,6 +43,10 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "altmarl.unit_manifest"
 MANIFEST_VERSION = 1
 
+#: the run directory's lock file (:class:`altmarl.locking.DirectoryLock`), held by the one
+#: driver writing the directory; it names the holder (pid, host, start time)
+LOCK_FILE = "driver.lock"
+
 #: a unit directory name (:func:`unit_name`)
 UNIT_NAME_RE = re.compile(r"k(\d{4,})_t(\d{2,})")
 
@@ -298,6 +302,7 @@ def _check_result(d: dict[str, Any], where: str) -> None:
 
 
 __all__ = [
+    "LOCK_FILE",
     "MANIFEST",
     "RUN_CONFIG_FORMAT",
     "SUMMARY_FORMAT",

@@ -48,7 +48,9 @@ import numpy as np
 from altmarl._random import derive_seed
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.io import csv_bytes, json_bytes
+from altmarl.locking import DirectoryLock, holds_lock
 from altmarl.rundir import (
+    LOCK_FILE,
     MANIFEST,
     UNIT_FILES,
     UNIT_FORMAT,
@@ -421,6 +423,17 @@ def write_unit(run_dir: str | os.PathLike[str], out: UnitOutput,
     return final
 
 
+def lock_run_dir(run_dir: str | os.PathLike[str]) -> DirectoryLock:
+    """Create ``run_dir`` if needed and take its lock (:data:`~altmarl.rundir.LOCK_FILE`):
+    the caller is then its only writer until it calls ``release()`` or exits. A second
+    driver gets :class:`~altmarl.locking.LockHeld` (a ``ValueError``) naming the holder."""
+    rd = Path(run_dir)
+    if rd.exists() and not rd.is_dir():
+        raise ValueError(f"{rd}: exists and is not a directory; choose another --out")
+    rd.mkdir(parents=True, exist_ok=True)
+    return DirectoryLock(rd, LOCK_FILE, "run directory").acquire()
+
+
 #: hidden temporary names in a run directory: unit directories being written or replaced,
 #: ``atomic_write_bytes`` temporaries
 _STALE_UNIT = re.compile(r"\..+\.(tmp|damaged)-.+")
@@ -430,11 +443,14 @@ def clean_stale(run_dir: str | os.PathLike[str]) -> int:
     """Remove temporary files left by an interrupted run (unit directories being written,
     ``atomic_write_bytes`` temporaries of the summary files and plots); returns how many.
 
-    Only call this while holding the run directory's lock
-    (:func:`altmarl.experiments.sweep.prepare_run_dir` does): a running driver's
-    temporaries look exactly like stale ones.
+    A running driver's temporaries look exactly like stale ones, so this runs only under
+    the run directory's lock: the caller's (:func:`lock_run_dir`), or one taken here for
+    the cleanup (:class:`~altmarl.locking.LockHeld` when another driver holds it).
     """
     rd = Path(run_dir)
+    if not holds_lock(rd, LOCK_FILE) and rd.is_dir():
+        with DirectoryLock(rd, LOCK_FILE, "run directory"):
+            return clean_stale(rd)
     stale: list[Path] = []
     udir = units_dir(rd)
     if udir.is_dir():
@@ -465,6 +481,7 @@ __all__ = [
     "eval_seeds",
     "execute_unit",
     "is_finished",
+    "lock_run_dir",
     "make_tasks",
     "read_unit",
     "resolve_trainer",

@@ -48,12 +48,14 @@ from altmarl.experiments.runner import (
     UnitFailed,
     UnitOutput,
     clean_stale,
+    lock_run_dir,
     make_tasks,
     write_unit,
 )
 from altmarl.io import atomic_write_bytes, csv_bytes, json_bytes
 from altmarl.progress import Progress
 from altmarl.rundir import (
+    LOCK_FILE,
     RUN_CONFIG_FORMAT,
     SUMMARY_FORMAT,
     SUMMARY_VERSION,
@@ -166,7 +168,7 @@ def prepare_run_dir(run_dir: str | Path, cfg: ExperimentConfig, resume: bool,
                                  "resume")
         if problems and repaired is not None:
             repaired["config.json"] = problems[0]
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise ValueError(f"{out}: exists and is not an altmarl run directory; choose another "
                          "--out")
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +338,15 @@ def run_sweep(
         on them.
     resume
         Re-open an existing run directory of the same configuration and skip its finished
-        units (and remove temporary files left by an interrupted run).
+        units (and remove temporary files left by an interrupted run). Damaged units are
+        recomputed (``SweepReport.repaired`` names them).
+
+    The driver holds the run directory's lock (:func:`~altmarl.experiments.runner.lock_run_dir`)
+    from start to end: a second driver on the same directory gets
+    :class:`~altmarl.locking.LockHeld` (a ``ValueError``: exit status 2 on the command line)
+    naming the holder. A sweep that cannot complete raises (:class:`SweepIncomplete`,
+    :class:`~altmarl.experiments.runner.UnitFailed`, ``WorkerDied``) instead of returning an
+    incomplete run.
     plots
         Draw the figures of :mod:`altmarl.plots` at the end.
     trainer
@@ -345,6 +355,21 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     check_backend(backend, workers, address)
+    lock = lock_run_dir(out)
+    try:
+        return _run_locked(cfg, Path(out), t0, backend=backend, workers=workers,
+                           address=address, resume=resume, kind=kind, plots=plots,
+                           progress=progress, console=console, trainer=trainer,
+                           on_unit=on_unit)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
+                workers: int | None, address: str | None, resume: bool, kind: str,
+                plots: bool, progress: bool, console: Any, trainer: str,
+                on_unit: Callable[[UnitOutput], None] | None) -> SweepReport:
+    """:func:`run_sweep` while holding the run directory's lock."""
     repaired: dict[str, str] = {}
     run_dir = prepare_run_dir(out, cfg, resume, kind, repaired)
     fp = cfg.fingerprint()
