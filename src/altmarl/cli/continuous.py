@@ -120,15 +120,8 @@ def register(app: typer.Typer) -> None:
         """One ALTERNATING-MARL run (writes OUT/result.json and OUT/policies.pt)."""
         import shutil
 
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         from altmarl.continuous.alternating import run_continuous
+        from altmarl.progress import Progress
 
         try:
             cfg = build_config(quick, config, g_method, alternations, n, sets)
@@ -137,15 +130,13 @@ def register(app: typer.Typer) -> None:
         ckpt = out / "checkpoint"
         if not resume:
             shutil.rmtree(ckpt, ignore_errors=True)
-        cols = (TextColumn("[bold]alternating"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.description}"))
-        with Progress(*cols, disable=no_progress) as bar:
-            task = bar.add_task("", total=cfg.alternations)
+        with Progress(not no_progress) as bar:
+            task = bar.add_task("alternating", total=cfg.alternations)
 
             def on_sweep(t: int, e: dict[str, Any]) -> None:
                 bar.update(task, completed=t + 1,
-                           description=f"V={e['v_end']:.1f} G:{e['global']['decision']} "
-                                       f"L:{e['local']['decision']}")
+                           status=f"V={e['v_end']:.1f} G:{e['global']['decision']} "
+                                  f"L:{e['local']['decision']}")
 
             try:
                 res = run_continuous(k, seed, cfg, checkpoint_dir=ckpt, resume=True,
