@@ -68,7 +68,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,8 +78,12 @@ from altmarl import planning
 from altmarl._random import tie_seed
 from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame
+from altmarl.generative.game import GenerativeGame
 from altmarl.histogram import enumerate_histograms, num_histograms, num_tuples, rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
+
+if TYPE_CHECKING:
+    from altmarl.generative.neural import NeuralGlobalPolicy
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -703,7 +707,9 @@ def empirical_operator(
         kind = "|H_k|" if param == "mean-field" else "|S_l|^k"
         raise ValueError(
             f"k = {k}: the {param} Q table has |S_g| {kind} |A_g| = {S} x {n_states} x {A} = "
-            f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k (or raise max_table)"
+            f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k (or raise max_table), "
+            "or the neural route for large tables (SPEC 11): "
+            "am.g_learn(game.as_generative(), pi_l, k)"
             + (" or parameterization='mean-field'" if param == "standard" else "")
         )
     if m is not None and size * m > max_samples:
@@ -890,8 +896,18 @@ def policy_from_operator(
     return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=ties)
 
 
+@overload
+def g_learn(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int, m: int | None = 30,
+            seed: int = 0, *args: Any, **kwargs: Any) -> GlobalPolicy: ...
+
+
+@overload
+def g_learn(game: GenerativeGame, pi_l: Any, k: int, m: int | None = 30, seed: int = 0,
+            *args: Any, **kwargs: Any) -> NeuralGlobalPolicy: ...
+
+
 def g_learn(
-    game: TabularGame,
+    game: TabularGame | GenerativeGame,
     pi_l: LocalPolicy | FloatArray,
     k: int,
     m: int | None = 30,
@@ -907,7 +923,7 @@ def g_learn(
     max_samples: int = MAX_SAMPLES,
     max_table: int = MAX_TABLE,
     max_exact_entries: int = MAX_EXACT_ENTRIES,
-) -> GlobalPolicy:
+) -> GlobalPolicy | NeuralGlobalPolicy:
     """G-LEARN (paper Algorithm 22, SPEC 4): the global agent's best response to ``pi_l``
     in the ``k``-agent surrogate, as a greedy :class:`~altmarl.policies.GlobalPolicy`.
 
@@ -940,6 +956,12 @@ def g_learn(
     progress
         Show a rich progress bar (off by default).
 
+    On a :class:`~altmarl.GenerativeGame` this is neural G-LEARN (SPEC 11, fitted
+    Q-iteration on the ``k``-agent surrogate with ``m`` draws per target, default 10;
+    :func:`altmarl.generative.neural.neural_g_learn` has every option) and returns a
+    :class:`~altmarl.generative.neural.NeuralGlobalPolicy`; the tabular keywords are then
+    ignored.
+
     Returns
     -------
     GlobalPolicy
@@ -949,6 +971,12 @@ def g_learn(
         actually drawn), table sizes, ``wall_seconds``, ``parameterization``, ``m``,
         ``seed``, ...
     """
+    if isinstance(game, GenerativeGame):
+        # neural G-LEARN (SPEC 11); imported here: it needs PyTorch, ``import altmarl`` not
+        from altmarl.generative.neural import neural_g_learn
+
+        return neural_g_learn(game, pi_l, k, m=10 if m is None else m, seed=seed,
+                              progress=progress)
     started = (time.perf_counter(), time.process_time())
     tie_break = check_choice("tie_break", tie_break, TIE_BREAKS)
     tol_ok = isinstance(tol, int | float | np.floating) and not isinstance(tol, bool)

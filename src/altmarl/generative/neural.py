@@ -1,0 +1,419 @@
+"""Neural G-LEARN on generative games (SPEC 11): fitted Q-iteration on the ``k``-agent
+surrogate, and the neural global policy with its pickle-free file format. Needs PyTorch.
+
+**Surrogate.** A state of the ``k``-agent surrogate is ``x = (s_g, s_Delta)``, ``k`` local
+states; the network reads ``phi(x) = (g(s_g), observe(s_Delta) / scale)``: ``g`` one-hot for
+discrete global states (the flattened state otherwise), the observer's summary divided by
+``k`` for counts and histograms (so it is the empirical distribution). The global agent acts
+on the same summary of its ``k``-sample of the ``n``-agent system (SPEC 3).
+
+**Data.** ``states`` surrogate states: half drawn from the reset law (``reset`` then a
+uniform ``k``-subset), half visited by rollouts of the surrogate from such states under
+``pi_l`` and ``pi_g`` (uniform random global actions, or the given ``pi_g`` with probability
+``1 - explore``). For every state and global action, ``m`` transitions of the surrogate
+(``step`` with ``k`` agents, local actions from ``pi_l``) give rewards ``r^j`` and next
+states ``x^j`` (SPEC 4's ``m`` draws per Bellman target).
+
+**Fit.** Fitted Q-iteration: ``y(x, a) = (1/m) sum_j [r^j + gamma max_a' Q_target(x^j, a')]``
+with ``Q_target`` the previous iterate (the target network), then ``epochs`` of Adam on the
+squared error (all actions of a state at once). A fraction ``holdout`` of the states is kept
+out: after each iteration its Bellman residual ``mean (Q(x, a) - (T Q)(x, a))^2`` is
+computed with the new network; the fit stops when it has not improved for ``patience``
+iterations (or after ``iterations``) and returns the network with the smallest residual.
+
+**Files.** :meth:`NeuralGlobalPolicy.save` writes one file loaded with
+``torch.load(weights_only=True)`` (tensors, strings and numbers only, no pickled objects):
+``{"meta": JSON string, "q": state dict}``. ``meta`` has ``format =
+"altmarl.neural_global_policy"``, ``version = 1``, the spaces, ``k``, the features, the
+architecture, the game's name and fingerprint, and the learner's diagnostics; loading with
+a game whose fingerprint differs is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from altmarl._random import SeedLike, as_seed_sequence, child
+from altmarl._random import rng as child_rng
+from altmarl._validate import check_choice, check_float, check_int
+from altmarl.continuous.nets import load_state, mlp, save_state, seeded_torch, torch_seed
+from altmarl.generative.game import GenerativeGame
+from altmarl.generative.policies import FunctionGlobalPolicy, check_policies
+from altmarl.generative.simulator import subsample_indices
+from altmarl.io import to_jsonable
+from altmarl.progress import Progress
+
+FORMAT = "altmarl.neural_global_policy"
+FORMAT_VERSION = 1
+#: surrogate states replicated per batch when drawing transitions
+_BATCH_STATES = 512
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``."""
+    check_choice("device", device, ["auto", "cpu", "cuda"])
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device = 'cuda': no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(threads)`` (restored afterwards): with the
+    default of 1 thread, two workers on two cores do not oversubscribe them."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+class Features:
+    """``phi(s_g, obs)``: one-hot (or flattened) global state and the scaled summary."""
+
+    def __init__(self, n_sg: int | None, global_shape: tuple[int, ...], obs_dim: int,
+                 scale: float) -> None:
+        self.n_sg = n_sg
+        self.global_shape = tuple(global_shape)
+        self.obs_dim = int(obs_dim)
+        self.scale = float(scale)
+        g = n_sg if n_sg is not None else int(np.prod(self.global_shape, dtype=np.int64))
+        self.dim = int(g) + self.obs_dim
+
+    @classmethod
+    def for_game(cls, game: GenerativeGame, k: int) -> Features:
+        """Features of ``game``'s ``k``-sample summaries (counts and histograms / ``k``)."""
+        scale = float(k) if game.observe.kind in ("counts", "histogram") else 1.0
+        return cls(game.n_sg, game.global_shape, game.obs_dim, scale)
+
+    def __call__(self, s_g: NDArray[Any], obs: NDArray[Any]) -> NDArray[np.float32]:
+        R = int(np.shape(obs)[0])
+        out = np.empty((R, self.dim), dtype=np.float32)
+        if self.n_sg is not None:
+            out[:, :self.n_sg] = 0.0
+            out[np.arange(R), np.asarray(s_g, dtype=np.int64)] = 1.0
+            g = self.n_sg
+        else:
+            g = self.dim - self.obs_dim
+            out[:, :g] = np.asarray(s_g, dtype=np.float32).reshape(R, g)
+        out[:, g:] = np.asarray(obs, dtype=np.float32) / self.scale
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n_sg": self.n_sg, "global_shape": list(self.global_shape),
+                "obs_dim": self.obs_dim, "scale": self.scale}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Features:
+        return cls(d["n_sg"], tuple(d["global_shape"]), int(d["obs_dim"]), float(d["scale"]))
+
+
+class NeuralGlobalPolicy:
+    """Greedy policy of a Q-network ``Q(phi(s_g, obs), .)`` (SPEC 11); follows the global
+    policy protocol (``k``, ``act(s_g, obs)``)."""
+
+    def __init__(self, k: int, net: nn.Module, features: Features, n_ag: int,
+                 arch: dict[str, int], info: dict[str, Any] | None = None,
+                 game_meta: dict[str, Any] | None = None) -> None:
+        self.k = check_int("k", k, 1)
+        self.net = net.to("cpu").eval()
+        self.features = features
+        self.n_ag = int(n_ag)
+        self.arch = dict(arch)
+        self.info: dict[str, Any] = dict(info or {})
+        self.game_meta: dict[str, Any] = dict(game_meta or {})
+
+    def q_values(self, s_g: NDArray[Any], obs: NDArray[Any]) -> NDArray[np.float64]:
+        """``Q(s_g, obs, a)`` for every action, ``(R, |A_g|)``."""
+        x = torch.from_numpy(self.features(s_g, obs))
+        with torch.no_grad():
+            return np.asarray(self.net(x).double().numpy())
+
+    def act(self, s_g: Any, obs: Any) -> NDArray[np.int64]:
+        """``argmax_a Q(s_g, obs, a)`` (lowest index on ties), batched over rollouts."""
+        return np.asarray(self.q_values(np.asarray(s_g), np.asarray(obs)).argmax(axis=1),
+                          dtype=np.int64)
+
+    # --- files -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], game: GenerativeGame | None = None) -> Path:
+        """Write the policy (module docstring: one ``weights_only`` file); returns the path."""
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION, "k": self.k, "n_ag": self.n_ag,
+            "features": self.features.to_json(), "arch": self.arch,
+            "game": (_game_meta(game) if game is not None else self.game_meta),
+            "info": to_jsonable(self.info),
+        }
+        p = Path(path)
+        save_state(p, {"meta": json.dumps(meta, sort_keys=True),
+                       "q": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}})
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], game: GenerativeGame | None = None,
+             strict: bool = True) -> NeuralGlobalPolicy:
+        """Read a policy file; with ``game``, refuse a file made for another game
+        (``strict=False`` accepts a game with the same spaces and features)."""
+        blob = load_state(path)
+        if not isinstance(blob.get("meta"), str) or not isinstance(blob.get("q"), dict):
+            raise ValueError(f"{path}: not an altmarl neural policy file (expected 'meta' and "
+                             "'q' entries)")
+        try:
+            meta = json.loads(blob["meta"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: meta is not valid JSON ({exc})") from None
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: format = {meta.get('format')!r}, expected {FORMAT!r}")
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {meta.get('version')!r} is not supported "
+                             f"(this altmarl reads version {FORMAT_VERSION})")
+        feats = Features.from_json(meta["features"])
+        arch = meta["arch"]
+        if game is not None:
+            fp = meta.get("game", {}).get("fingerprint")
+            if strict and fp != game.fingerprint():
+                raise ValueError(
+                    f"{path}: policy made for game {meta.get('game', {}).get('name')!r} "
+                    f"(fingerprint {fp}), not for {game.name!r} (fingerprint "
+                    f"{game.fingerprint()}); pass strict=False to use it on a game with the "
+                    "same spaces anyway")
+            want = Features.for_game(game, int(meta["k"]))
+            if (want.dim, meta["n_ag"]) != (feats.dim, game.n_ag):
+                raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
+                                 f"{meta['n_ag']} actions; game {game.name!r} gives {want.dim} "
+                                 f"features and {game.n_ag} actions")
+        net = mlp(int(arch["in_dim"]), int(arch["out_dim"]), int(arch["hidden"]),
+                  int(arch["layers"]))
+        try:
+            net.load_state_dict(blob["q"])
+        except (RuntimeError, KeyError) as exc:
+            raise ValueError(f"{path}: weights do not match the architecture {arch} "
+                             f"({exc})") from None
+        return cls(int(meta["k"]), net, feats, int(meta["n_ag"]), arch, meta.get("info", {}),
+                   meta.get("game", {}))
+
+    def __repr__(self) -> str:
+        return (f"NeuralGlobalPolicy(k={self.k}, |A_g|={self.n_ag}, features={self.features.dim}"
+                f", hidden={self.arch.get('hidden')}x{self.arch.get('layers')})")
+
+
+def _game_meta(game: GenerativeGame) -> dict[str, Any]:
+    return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n,
+            "spaces": game.spaces}
+
+
+# ---------------------------------------------------------------------------------------
+# data: surrogate states and their m transitions per action
+# ---------------------------------------------------------------------------------------
+
+
+def surrogate_states(game: GenerativeGame, pi_l: Any, k: int, count: int,
+                     rng: np.random.Generator, pi_g: Any = None, explore: float = 1.0,
+                     horizon: int = 20) -> tuple[NDArray[Any], NDArray[Any]]:
+    """``count`` surrogate states ``(s_g, s_Delta)``: half from the reset law (a uniform
+    ``k``-subset of a reset population), half visited by surrogate rollouts from such states
+    (global actions uniform, or ``pi_g``'s with probability ``1 - explore``)."""
+    n_reset = max(1, count // 2)
+    sg_list, sl_list = [], []
+    got = 0
+    while got < n_reset:
+        R = min(64, n_reset - got)
+        s_g, s_l = game.reset(rng, R)
+        idx = subsample_indices(rng, R, game.n, k)
+        sg_list.append(s_g)
+        sl_list.append(s_l[np.arange(R)[:, None], idx])
+        got += R
+    sg0, sl0 = np.concatenate(sg_list), np.concatenate(sl_list)
+    n_roll = count - n_reset
+    if n_roll <= 0:
+        return sg0, sl0
+    # rollouts: start from random reset states, record one visited state per step
+    starts = rng.integers(0, n_reset, size=max(1, math.ceil(n_roll / horizon)))
+    s_g, s_l = sg0[starts], sl0[starts]
+    vis_g, vis_l = [], []
+    for _ in range(horizon):
+        a_g = rng.integers(0, game.n_ag, size=len(s_g))
+        if pi_g is not None and explore < 1.0:
+            greedy = np.asarray(pi_g.act(s_g, game.observe(s_l)), dtype=np.int64)
+            a_g = np.where(rng.random(len(s_g)) < explore, a_g, greedy)
+        a_l = np.asarray(pi_l.act(s_l, s_g, rng), dtype=np.int64)
+        s_g, s_l, _, _ = game.step(s_g, s_l, a_g, a_l, rng)
+        vis_g.append(s_g)
+        vis_l.append(s_l)
+    vg, vl = np.concatenate(vis_g)[:n_roll], np.concatenate(vis_l)[:n_roll]
+    return np.concatenate([sg0, vg]), np.concatenate([sl0, vl])
+
+
+def surrogate_transitions(game: GenerativeGame, pi_l: Any, feats: Features, s_g: NDArray[Any],
+                          s_l: NDArray[Any], m: int, rng: np.random.Generator
+                          ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """For every state and global action, ``m`` surrogate transitions: rewards
+    ``(N, |A_g|, m)`` (SPEC eq. 1 with ``k`` agents) and next-state features
+    ``(N, |A_g|, m, dim)``."""
+    N, A = len(s_g), game.n_ag
+    rew = np.empty((N, A, m), dtype=np.float32)
+    nxt = np.empty((N, A, m, feats.dim), dtype=np.float32)
+    for lo in range(0, N, _BATCH_STATES):
+        hi = min(N, lo + _BATCH_STATES)
+        b = hi - lo
+        rep = np.repeat(np.arange(lo, hi), A * m)
+        g, loc = s_g[rep], s_l[rep]
+        a_g = np.tile(np.repeat(np.arange(A, dtype=np.int64), m), b)
+        a_l = np.asarray(pi_l.act(loc, g, rng), dtype=np.int64)
+        g2, l2, r_g, r_l = game.step(g, loc, a_g, a_l, rng)
+        rew[lo:hi] = (r_g + r_l.mean(axis=1)).reshape(b, A, m)
+        nxt[lo:hi] = feats(g2, game.observe(l2)).reshape(b, A, m, feats.dim)
+    return rew, nxt
+
+
+# ---------------------------------------------------------------------------------------
+# fitted Q-iteration
+# ---------------------------------------------------------------------------------------
+
+
+def _max_q(net: nn.Module, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([net(x[i:i + chunk]).max(dim=1).values
+                          for i in range(0, x.shape[0], chunk)])
+
+
+def neural_g_learn(
+    game: GenerativeGame,
+    pi_l: Any,
+    k: int,
+    m: int = 10,
+    seed: SeedLike = 0,
+    *,
+    states: int = 4000,
+    pi_g: Any = None,
+    explore: float = 1.0,
+    rollout_horizon: int = 20,
+    iterations: int = 300,
+    epochs: int = 2,
+    batch: int = 256,
+    lr: float = 3e-3,
+    hidden: int = 64,
+    layers: int = 2,
+    holdout: float = 0.2,
+    patience: int = 10,
+    threads: int = 1,
+    device: str = "auto",
+    progress: bool = False,
+) -> NeuralGlobalPolicy:
+    """Neural G-LEARN (SPEC 11, module docstring): the global agent's best response to
+    ``pi_l`` in the ``k``-agent surrogate by fitted Q-iteration, as a greedy
+    :class:`NeuralGlobalPolicy`. ``am.g_learn(game, pi_l, k)`` calls it for generative games.
+
+    ``m`` next-state draws per Bellman target; ``states`` surrogate states (reset law and
+    rollouts, see :func:`surrogate_states`); ``iterations`` FQI rounds of ``epochs`` Adam
+    epochs each, early-stopped on the held-out Bellman residual (``holdout``, ``patience``);
+    an MLP of ``layers`` x ``hidden`` tanh units; ``threads`` torch threads during the fit
+    (restored afterwards); ``device="auto"`` uses CUDA when present. ``seed`` drives every
+    draw (data, initialization, minibatches); on CPU the fit is reproducible.
+    """
+    k = game.check_k(k)
+    m = check_int("m", m, 1)
+    count = check_int("states", states, 10)
+    check_int("iterations", iterations, 1)
+    check_int("epochs", epochs, 1)
+    check_int("batch", batch, 1)
+    check_int("patience", patience, 1)
+    check_float("lr", lr, positive=True)
+    hold = check_float("holdout", holdout, 0.0, 0.9)
+    check_float("explore", explore, 0.0, 1.0)
+    check_policies(game, FunctionGlobalPolicy(k, lambda s, o: s), pi_l)
+    dev = resolve_device(device)
+    ss = as_seed_sequence(seed)
+    t0 = time.perf_counter()
+    feats = Features.for_game(game, k)
+    rng = child_rng(ss, 0)
+    s_g, s_l = surrogate_states(game, pi_l, k, count, rng, pi_g, explore, rollout_horizon)
+    rew, nxt = surrogate_transitions(game, pi_l, feats, s_g, s_l, m, child_rng(ss, 1))
+    X = feats(s_g, game.observe(s_l))
+    t_data = time.perf_counter() - t0
+    perm = child_rng(ss, 2).permutation(len(X))
+    n_hold = int(round(hold * len(X))) if hold > 0 else 0
+    hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
+    gamma = game.gamma
+    arch = {"in_dim": feats.dim, "out_dim": game.n_ag, "hidden": int(hidden),
+            "layers": int(layers)}
+    history: list[float] = []
+    with torch_threads(threads), seeded_torch(torch_seed(child(ss, 3))):
+        net = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
+        target = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        Xt = torch.from_numpy(X).to(dev)
+        Rt = torch.from_numpy(rew).to(dev)
+        Nt = torch.from_numpy(nxt.reshape(-1, feats.dim)).to(dev)
+        tr = torch.from_numpy(train_idx).to(dev)
+        ho = torch.from_numpy(hold_idx).to(dev)
+        shape = rew.shape
+
+        # the network predicts Q / scale (values of order one); its output bias starts at
+        # the discounted mean reward, so FQI only has to propagate the differences
+        scale = float(max(1e-8, float(np.abs(rew).max())) / (1.0 - gamma))
+        with torch.no_grad():
+            last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+            last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
+        Rt = Rt / scale
+
+        def targets(q_net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
+            r = Rt if idx is None else Rt[idx]
+            nx = Nt if idx is None else Nt.reshape(*shape, -1)[idx].reshape(-1, feats.dim)
+            nq = _max_q(q_net, nx).reshape(r.shape)
+            return (r + gamma * nq).mean(dim=2)
+
+        best, best_state, since = math.inf, None, 0
+        with Progress(enabled=progress) as bar:
+            task = bar.add_task("neural G-LEARN (fitted Q-iteration)", total=iterations,
+                                status="")
+            for _it in range(iterations):
+                target.load_state_dict(net.state_dict())
+                Y = targets(target)
+                for _ in range(epochs):
+                    order = tr[torch.randperm(len(tr), device=dev)]
+                    for i in range(0, len(order), batch):
+                        b = order[i:i + batch]
+                        loss = ((net(Xt[b]) - Y[b]) ** 2).mean()
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                check_idx = ho if len(ho) else tr
+                with torch.no_grad():
+                    diff = net(Xt[check_idx]) - targets(net, check_idx)
+                    res = float((diff ** 2).mean()) * scale ** 2
+                history.append(res)
+                bar.advance(task, status=f"held-out Bellman residual {res:.3g}")
+                if res < best - 1e-12:
+                    best, since = res, 0
+                    best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}
+                else:
+                    since += 1
+                    if since >= patience:
+                        break
+        assert best_state is not None
+        net.load_state_dict(best_state)
+        with torch.no_grad():  # fold the scale into the output layer: net(x) = Q(x, .)
+            last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+            last.weight.mul_(scale)
+            last.bias.mul_(scale)
+    info = {"method": "neural-fqi", "k": k, "m": m, "states": len(X), "iterations": len(history),
+            "holdout_residual": best, "residual_history": history, "seed": to_jsonable(
+                int(seed) if isinstance(seed, int | np.integer) else None),
+            "wall_data_s": t_data, "wall_s": time.perf_counter() - t0, "device": str(dev),
+            "threads": int(threads)}
+    return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, _game_meta(game))
