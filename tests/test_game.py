@@ -226,3 +226,44 @@ def test_env_factories_are_functions_not_shadowed_modules():
     modules = {m.name for m in pkgutil.iter_modules(am.envs.__path__)}
     assert modules and not modules & set(am.envs.__all__)
     assert am.envs.make("warehouse", n=50).fingerprint() == am.envs.warehouse(n=50).fingerprint()
+
+
+def test_save_load_round_trip_and_rejections(tmp_path):
+    """``TabularGame.save`` / ``load``: pickle-free npz + JSON meta; the loaded game has the
+    same tables, gamma, n, init, name, meta and fingerprint. A file for other spaces, of
+    another format, or with altered tables is refused with a ValueError naming the file."""
+    import json
+
+    g = am.TabularGame(**_valid(4), init=DirichletInit(np.array([0.3, 0.7]),
+                                                       np.array([1.0, 2.5])),
+                       name="saved", meta={"source": "test", "x": np.float64(1.5)})
+    path = g.save(tmp_path / "g")
+    assert path.name == "g.npz"
+    h = am.TabularGame.load(path, spaces=g.spaces)
+    for key in ("P_g", "P_l", "r_g", "r_l"):
+        np.testing.assert_array_equal(getattr(h, key), getattr(g, key))
+    assert (h.gamma, h.n, h.name, h.meta) == (g.gamma, g.n, "saved", {"source": "test", "x": 1.5})
+    assert isinstance(h.init, DirichletInit) and np.array_equal(h.init.alpha, g.init.alpha)
+    assert h.fingerprint() == g.fingerprint()
+    with np.load(path, allow_pickle=False) as z:  # readable without pickle
+        assert json.loads(str(z["meta"]))["format"] == "altmarl.tabular_game"
+
+    other = am.TabularGame(**_valid(5, n_sg=3, n_ag=2, n_sl=4, n_al=2))
+    with pytest.raises(ValueError, match=r"other\.npz.*spaces"):
+        am.TabularGame.load(other.save(tmp_path / "other.npz"), spaces=g.spaces)
+    # tables of another shape than the metadata says (a hand-edited file)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {key: z[key] for key in z.files}
+    bad = dict(arrays, P_l=np.full((2, 2, 3, 2), 0.5), r_l=np.zeros((2, 2, 3)))
+    np.savez(tmp_path / "shape.npz", **bad)
+    with pytest.raises(ValueError, match=r"shape\.npz.*spaces"):
+        am.TabularGame.load(tmp_path / "shape.npz")
+    np.savez(tmp_path / "broken.npz", **dict(arrays, P_g=np.full((2, 3, 2), 0.4)))
+    with pytest.raises(ValueError, match=r"broken\.npz: P_g"):
+        am.TabularGame.load(tmp_path / "broken.npz")
+    np.savez(tmp_path / "edited.npz", **dict(arrays, r_g=arrays["r_g"] + 0.25))
+    with pytest.raises(ValueError, match="fingerprint"):
+        am.TabularGame.load(tmp_path / "edited.npz")
+    np.savez(tmp_path / "policy.npz", meta=np.array(json.dumps({"format": "altmarl.local_policy"})))
+    with pytest.raises(ValueError, match="not a tabular-game file"):
+        am.TabularGame.load(tmp_path / "policy.npz")

@@ -17,9 +17,11 @@ field, the offending index and the expected value.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,10 +38,14 @@ from altmarl._validate import (
 )
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.tabular import tabular_view
+from altmarl.io import load_npz, save_npz, to_jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+#: ``meta["format"]`` / ``meta["version"]`` of a file written by :meth:`TabularGame.save`
+GAME_FORMAT = "altmarl.tabular_game"
+GAME_FORMAT_VERSION = 1
 
 
 class RewardWarning(UserWarning):
@@ -341,6 +347,56 @@ class TabularGame:
     def local_reward(self, pi_l_table: FloatArray) -> FloatArray:
         """``rbar[x, s_g] = sum_a pi_l[x, s_g, a] r_l[x, s_g, a]``."""
         return np.einsum("xga,xga->xg", pi_l_table, self.r_l)
+
+    # --- files -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the game to ``path`` (``.npz`` appended when missing): the four tables as
+        arrays and a JSON ``meta`` (format, version, name, gamma, n, initial distribution,
+        fingerprint, free-form meta), pickle-free (:func:`altmarl.io.save_npz`). Only
+        :class:`IIDInit` / :class:`DirichletInit` (or any ``init`` with ``to_json``) can be
+        stored. Returns the path written."""
+        meta = {"format": GAME_FORMAT, "version": GAME_FORMAT_VERSION, "name": self.name,
+                "gamma": self.gamma, "n": self.n, "init": self.init.to_json(),
+                "spaces": self.spaces, "fingerprint": self.fingerprint(), "meta": self.meta}
+        return save_npz(path, to_jsonable(meta),
+                        {"P_g": self.P_g, "P_l": self.P_l, "r_g": self.r_g, "r_l": self.r_l})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str],
+             spaces: Mapping[str, int] | None = None) -> TabularGame:
+        """Read a game written by :meth:`save`; every table is validated by the constructor.
+
+        ``spaces`` (e.g. ``other_game.spaces``) optionally states the sizes the caller
+        expects. Raises ``ValueError`` naming the file for a file of another format or
+        version, missing tables, tables of another shape than ``spaces`` or than the
+        file's own metadata, invalid tables, or a fingerprint that does not match.
+        """
+        meta, arrays = load_npz(path, "tabular-game file")
+        if meta.get("format") != GAME_FORMAT:
+            raise ValueError(f"{path}: not a tabular-game file (format {meta.get('format')!r}, "
+                             f"expected {GAME_FORMAT!r})")
+        if meta.get("version") != GAME_FORMAT_VERSION:
+            raise ValueError(f"{path}: tabular-game file version {meta.get('version')!r}, "
+                             f"expected {GAME_FORMAT_VERSION}")
+        missing = [key for key in ("P_g", "P_l", "r_g", "r_l") if key not in arrays]
+        missing += [key for key in ("gamma", "n", "init") if key not in meta]
+        if missing:
+            raise ValueError(f"{path}: tabular-game file without {missing}")
+        try:
+            game = cls(arrays["P_g"], arrays["P_l"], arrays["r_g"], arrays["r_l"],
+                       meta["gamma"], meta["n"], init=init_from_json(meta["init"]),
+                       name=meta.get("name", "game"), meta=meta.get("meta") or {})
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        for label, want in (("the file's metadata", meta.get("spaces")), ("expected", spaces)):
+            if want is not None and dict(want) != game.spaces:
+                raise ValueError(f"{path}: a game with spaces {game.spaces}; {label}: "
+                                 f"{dict(want)}")
+        fp = meta.get("fingerprint")
+        if fp is not None and fp != game.fingerprint():
+            raise ValueError(f"{path}: the tables' fingerprint {game.fingerprint()} differs "
+                             f"from the recorded {fp!r} (file altered or corrupt)")
+        return game
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,6 @@ Pipeline of :func:`run_experiment` (one seed drives everything, SPEC 9):
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -59,7 +58,7 @@ from altmarl.federated.controllers import (
 from altmarl.federated.game import TransitionCounts, estimate_game
 from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
 from altmarl.game import TabularGame
-from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes, to_jsonable
+from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes
 from altmarl.plots.federated import plot_federated_run
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
@@ -300,28 +299,16 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def save_game(game: TabularGame, path: Path) -> None:
-    """The estimated tables as ``.npz`` (``allow_pickle=False`` readable) + JSON meta."""
-    buf = io.BytesIO()
-    meta = {"format": "altmarl.tabular_game", "version": 1, "name": game.name,
-            "gamma": game.gamma, "n": game.n, "init": game.init.to_json(),
-            "fingerprint": game.fingerprint(), "meta": game.meta}
-    np.savez(buf, meta=np.array(json.dumps(to_jsonable(meta))), P_g=game.P_g,
-             P_l=game.P_l, r_g=game.r_g, r_l=game.r_l)
-    atomic_write_bytes(path, buf.getvalue())
+def save_game(game: TabularGame, path: str | Path) -> None:
+    """Write ``game`` to ``path``: :meth:`altmarl.TabularGame.save` (kept for callers of
+    this module's former helper)."""
+    game.save(path)
 
 
 def load_game(path: str | Path) -> TabularGame:
-    """Read a game written by :func:`save_game` (validated by the constructor)."""
-    from altmarl.game import init_from_json
-
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        if meta.get("format") != "altmarl.tabular_game":
-            raise ValueError(f"{path}: not a tabular-game file (format {meta.get('format')!r})")
-        return TabularGame(z["P_g"], z["P_l"], z["r_g"], z["r_l"], meta["gamma"], meta["n"],
-                           init=init_from_json(meta["init"]), name=meta["name"],
-                           meta=meta.get("meta", {}))
+    """Read a game file: :meth:`altmarl.TabularGame.load` (kept for callers of this
+    module's former helper)."""
+    return TabularGame.load(path)
 
 
 def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
@@ -346,7 +333,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
         counts = collect(exp, tick)
         counts.save(run / "counts.npz")
         game = estimate(exp, counts)
-        save_game(game, run / "game.npz")
+        game.save(run / "game.npz")
         atomic_write_bytes(run / "estimation.json", json_bytes(game.meta["estimation"], sort_keys=False, nonfinite="null"))
         timings["explore_and_estimate"] = time.perf_counter() - t0
 
