@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import math
 import sys
 import time
@@ -40,11 +39,9 @@ import numpy as np  # noqa: E402
 from _common import interleaved, limit_blas, machine, module_at, print_table  # noqa: E402
 
 import altmarl as am  # noqa: E402
-from altmarl.chained import truncation_horizon  # noqa: E402
 from altmarl.exact import ExactSolver  # noqa: E402
 from altmarl.g_learn import g_learn  # noqa: E402
-
-ll = importlib.import_module("altmarl.l_learn")  # the module (am.l_learn is the function)
+from altmarl.llearn import CRNEvaluator, truncation_horizon  # noqa: E402
 
 
 def run_solver(game: am.TabularGame, pi_g: am.GlobalPolicy, solver: str,
@@ -54,7 +51,7 @@ def run_solver(game: am.TabularGame, pi_g: am.GlobalPolicy, solver: str,
     c, t = time.process_time(), time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pol = ll.l_learn(game, pi_g, solver, seed=0, pi_l=pi_l0, estimate_value=False, **options)
+        pol = am.l_learn(game, pi_g, solver, seed=0, pi_l=pi_l0, estimate_value=False, **options)
     return pol, time.perf_counter() - t, time.process_time() - c
 
 
@@ -140,7 +137,8 @@ def small_game(quick: bool) -> None:
 
 
 def compare(ref: str, quick: bool) -> None:
-    """Before/after for the direct solver's CRN evaluator (``l_learn.py`` at ``ref``)."""
+    """Before/after for the direct solver's CRN evaluator (``src/altmarl/l_learn.py`` at
+    ``ref``, a revision before the ``llearn`` package, against ``altmarl.llearn.direct``)."""
     try:
         old = module_at(ref, "src/altmarl/l_learn.py", "_l_learn_before")
     except Exception as exc:  # noqa: BLE001
@@ -157,7 +155,7 @@ def compare(ref: str, quick: bool) -> None:
             warnings.simplefilter("ignore")
             pi_g = g_learn(game, uniform, k, m=30, seed=0)
         ev_old = old.CRNEvaluator(game, pi_g, R, H, 0)
-        ev_new = ll.CRNEvaluator(game, pi_g, R, H, 0)
+        ev_new = CRNEvaluator(game, pi_g, R, H, 0)
         (t_old, t_new), (v_old, v_new) = interleaved(
             [functools.partial(ev_old.returns, tables), functools.partial(ev_new.returns, tables)],
             reps)
@@ -174,7 +172,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small budgets and evaluations")
     ap.add_argument("--compare-ref", metavar="REV",
-                    help="also time the CRN evaluator of l_learn.py as of git revision REV")
+                    help="also time the CRN evaluator of src/altmarl/l_learn.py (before the "
+                         "llearn package) as of git revision REV")
     args = ap.parse_args()
     print(f"machine: {machine()}; {limit_blas(1)}")
     small_game(args.quick)

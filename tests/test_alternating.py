@@ -31,7 +31,7 @@ def _exact_evaluator(ex: ExactSolver):
 
 def _exact_direct_learner(ex: ExactSolver):
     """L-LEARN hook: the direct search on the exact objective (exact deterministic BR on
-    these games, see test_l_learn)."""
+    these games, see tests/llearn/test_direct.py)."""
 
     def learn(game, pi_g, pi_l, seed):
         def vf(tables):
@@ -148,7 +148,7 @@ def test_ends_at_exact_nash_gap_within_reported_tolerance(env, seed):
     """Default Monte-Carlo UPDATE (200 rollouts x 100 steps, automatic eta). With k = n
     and m = None, G-LEARN is the exact (full-information) best response up to its VI
     tolerance; the direct L-LEARN is within 1% of r_max / (1 - gamma) of the exact local
-    best response (test_l_learn). So at convergence the exact gaps must satisfy
+    best response (tests/llearn/test_direct.py). So at convergence the exact gaps must satisfy
     gap <= tolerance (= max over players of 2 eta + z se_diff) + learner error.
     (random 0: gap_g = 0.043 <= 0.089; random 3: 0.0008 <= 0.034.)"""
     if env == "random":

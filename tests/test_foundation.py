@@ -96,6 +96,17 @@ def test_check_bool() -> None:
             _validate.check_bool("flag", bad)
 
 
+def test_check_instance_names_field_and_types() -> None:
+    x = Path(".")
+    assert _validate.check_instance("where", x, Path) is x
+    with pytest.raises(ValueError, match=r"^where: expected a Path, got str$"):
+        _validate.check_instance("where", ".", Path)
+    with pytest.raises(ValueError, match=r"^n: expected an int, got float$"):
+        _validate.check_instance("n", 1.0, int)
+    with pytest.raises(ValueError, match=r"^p: expected a policy, got NoneType$"):
+        _validate.check_instance("p", None, Path, "a policy")
+
+
 @given(st.lists(st.floats(0, 1), min_size=2, max_size=5))
 def test_check_stochastic_names_first_bad_row(row: list[float]) -> None:
     arr = np.array([[0.5, 0.5], [0.25, 0.75]])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import altmarl as am
-from altmarl.policies import greedy
+from altmarl.policies import greedy, one_hot
 
 
 def test_local_policy_round_trip(tmp_path, warehouse):
@@ -114,3 +114,12 @@ def test_greedy_tie_breaking_is_documented_and_seeded():
     b = greedy(np.tile(q, (50, 1)), tie_seed=7)
     assert np.array_equal(a, b)
     assert set(a[0::2]) <= {1, 2} and len(set(a[1::2])) > 1  # only maximizers, randomized
+
+
+def test_one_hot_is_the_deterministic_table():
+    a = np.array([[2, 0], [1, 1]])
+    t = one_hot(a, 3)
+    assert t.shape == (2, 2, 3) and t.dtype == np.float64
+    np.testing.assert_array_equal(t.argmax(-1), a)
+    np.testing.assert_array_equal(t.sum(-1), 1.0)
+    assert one_hot(np.zeros(0, dtype=np.int64), 2).shape == (0, 2)

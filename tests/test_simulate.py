@@ -324,3 +324,18 @@ def test_count_step_with_given_draws_and_a_reward_sample():
     assert part.sampled is not None and np.array_equal(part.sampled.sum(axis=2), h)
     loc = np.einsum("rxa,rxa->r", part.sampled, tab.r_l[s_g]) / 2
     np.testing.assert_array_equal(part.reward, small.r_g[s_g, a_g] + loc)
+
+
+def test_check_joint_with_and_without_a_local_policy(tiny_game):
+    from altmarl.simulate import check_joint
+
+    pi_g = am.GlobalPolicy.constant(tiny_game, 2, 0)
+    check_joint(tiny_game, pi_g)
+    check_joint(tiny_game, pi_g, am.LocalPolicy.uniform(tiny_game))
+    other = am.envs.make("random", n_sg=3, n_ag=2, n_sl=2, n_al=3, n=4)
+    with pytest.raises(ValueError, match="pi_l.table"):
+        check_joint(tiny_game, pi_g, am.LocalPolicy.uniform(other))
+    with pytest.raises(ValueError, match="pi_g"):
+        check_joint(other, pi_g)
+    with pytest.raises(ValueError, match="k = "):
+        check_joint(tiny_game.with_n(1), pi_g)

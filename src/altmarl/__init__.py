@@ -8,7 +8,7 @@ from altmarl.g_learn import g_learn
 from altmarl.game import DirichletInit, IIDInit, TabularGame
 from altmarl.generative import GenerativeGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank, unrank
-from altmarl.l_learn import l_learn
+from altmarl.llearn import l_learn
 from altmarl.offpolicy import OfflineDataset, g_learn_offpolicy, load_dataset, record_logs
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import rollout_agents, rollout_counts

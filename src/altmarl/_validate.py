@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -19,6 +19,8 @@ from numpy.typing import ArrayLike, NDArray
 ROW_SUM_TOL = 1e-8
 #: the keys every spaces dict has (``TabularGame.spaces``; ``A_l`` may be absent, SPEC 1)
 SPACE_KEYS = ("S_g", "A_g", "S_l")
+
+T = TypeVar("T")
 
 
 def _is_int(value: Any) -> bool:
@@ -105,6 +107,15 @@ def check_spaces(spaces: Any, name: str = "spaces") -> dict[str, int]:
     if spaces.get("A_l") not in (None, -1):
         out["A_l"] = check_int(f"{name}.A_l", spaces["A_l"], 1)
     return out
+
+
+def check_instance(name: str, value: Any, cls: type[T], expected: str | None = None) -> T:
+    """``value`` if it is an instance of ``cls``, else ``ValueError`` "``name``: expected
+    ``expected`` (default: ``a(n) <class name>``), got <type of value>"."""
+    if not isinstance(value, cls):
+        what = expected or f"{'an' if cls.__name__[:1].lower() in 'aeiou' else 'a'} {cls.__name__}"
+        raise ValueError(f"{name}: expected {what}, got {type(value).__name__}")
+    return value
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -21,7 +21,7 @@ gamma E[max_a' Q(s', a') | s, a]``.
 
 Finite-horizon backward induction on episodic MDPs (UCFH, chained MDPs, SPEC 5.2) is a
 different computation (time-indexed values over sparse successor lists, confidence-set
-maximization) and lives with UCFH in :mod:`altmarl.ucfh`.
+maximization) and lives with UCFH in :mod:`altmarl.llearn.ucfh`.
 """
 
 from __future__ import annotations

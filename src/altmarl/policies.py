@@ -137,9 +137,7 @@ class LocalPolicy:
             raise ValueError(f"actions: expected shape (|S_l|, |S_g|) = {(game.n_sl, game.n_sg)}, got {a.shape}")
         if a.min() < 0 or a.max() >= game.n_al:
             raise ValueError(f"actions: expected values in 0..{game.n_al - 1}")
-        t = np.zeros((game.n_sl, game.n_sg, game.n_al))
-        np.put_along_axis(t, a[..., None], 1.0, axis=-1)
-        return cls(t, {"kind": "deterministic"}, game)
+        return cls(one_hot(a, game.n_al), {"kind": "deterministic"}, game)
 
     def act(self, s_l: ArrayLike, s_g: ArrayLike, rng: np.random.Generator) -> IntArray:
         """Actions of every agent, ``a_i ~ pi_l(. | s_i, s_g)`` (the local-policy protocol
@@ -364,6 +362,15 @@ class GlobalPolicy:
     def __repr__(self) -> str:
         return (f"GlobalPolicy(k={self.k}, |S_g|={self.n_sg}, |H_k|={self.actions.shape[1]}, "
                 f"|A_g|={self.n_ag}, kind={self.info.get('kind', self.info.get('method'))!r})")
+
+
+def one_hot(actions: ArrayLike, n_actions: int) -> FloatArray:
+    """The deterministic policy table of an action table: ``t[..., a] = 1`` where
+    ``a = actions[...]``, shape ``actions.shape + (n_actions,)``."""
+    a = np.asarray(actions, dtype=np.int64)
+    t = np.zeros((*a.shape, n_actions))
+    np.put_along_axis(t, a[..., None], 1.0, axis=-1)
+    return t
 
 
 def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:

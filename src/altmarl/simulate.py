@@ -365,10 +365,10 @@ def count_step(
                      act_counts=act, local_sum=local_sum, sampled=sampled)
 
 
-def check_joint(game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> None:
-    """Check that ``pi_g`` and ``pi_l`` fit ``game`` (spaces, ``1 <= k <= n``); ``ValueError``
-    naming the policy otherwise."""
-    if pi_l.table.shape != (game.n_sl, game.n_sg, game.n_al):
+def check_joint(game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy | None = None) -> None:
+    """Check that ``pi_g`` and ``pi_l`` (when given) fit ``game`` (spaces, ``1 <= k <= n``);
+    ``ValueError`` naming the policy otherwise."""
+    if pi_l is not None and pi_l.table.shape != (game.n_sl, game.n_sg, game.n_al):
         raise ValueError(
             f"pi_l.table: expected shape {(game.n_sl, game.n_sg, game.n_al)} for game "
             f"{game.name!r}, got {pi_l.table.shape}"

@@ -56,7 +56,7 @@ from altmarl.evaluation import (
 )
 from altmarl.game import TabularGame
 from altmarl.io import to_jsonable
-from altmarl.l_learn import SOLVERS, l_learn
+from altmarl.llearn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.update import EtaRule, certified_gap, normal_quantile
 
@@ -365,7 +365,7 @@ def alternating_marl(
     m
         G-LEARN's Monte-Carlo samples per Bellman update (``None``: exact expectation).
     local_solver
-        L-LEARN solver (:data:`altmarl.l_learn.SOLVERS`). Default ``"direct"``: the
+        L-LEARN solver (:data:`altmarl.llearn.SOLVERS`). Default ``"direct"``: the
         CRN policy search on the real objective, started from the induced-VI policy and
         the current one, so it is never worse than induced-VI under its evaluator (see
         docs/alternating.md for the comparison). ``"induced-vi"`` is the paper's practice.

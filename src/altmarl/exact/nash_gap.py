@@ -323,7 +323,7 @@ def estimate_nash_gap(
         Extra keyword arguments for ``g_learn`` and, per solver name, for ``l_learn``.
     """
     from altmarl.g_learn import g_learn  # type: ignore[import-not-found,unused-ignore]
-    from altmarl.l_learn import l_learn
+    from altmarl.llearn import l_learn
 
     rollouts = check_int("rollouts", rollouts, minimum=2)
     horizon = check_int("horizon", horizon, minimum=2)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from altmarl.ucfh import (
+from altmarl.llearn.ucfh import (
     EpisodicMDP,
     bounded_policy_value,
     confidence_intervals,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -10,7 +11,10 @@ import pytest
 from scipy.stats import multinomial
 
 import altmarl as am
-from altmarl.chained import (
+from altmarl.game import DirichletInit
+from altmarl.histogram import enumerate_histograms
+from altmarl.llearn.chained import (
+    ChainedOptions,
     build_chained_mdp,
     chained_best_response,
     chained_num_states,
@@ -18,9 +22,7 @@ from altmarl.chained import (
     extract_shared_policy,
     truncation_horizon,
 )
-from altmarl.game import DirichletInit
-from altmarl.histogram import enumerate_histograms
-from altmarl.ucfh import policy_value, solve, to_state_rewards
+from altmarl.llearn.ucfh import policy_value, solve, to_state_rewards
 
 VARIANTS = ["k-chained", "mean-field"]
 
@@ -212,8 +214,8 @@ def test_extraction_with_the_true_model_finds_the_best_shared_policy(tiny, varia
 def test_chained_best_response_is_close_to_brute_force(tiny, variant):
     game, pi_g = tiny
     eps = 0.1
-    table, info = chained_best_response(game, pi_g, variant=variant, eps=eps, episodes=1500,
-                                        m=1000, width_scale=0.3, seed=0)
+    opts = ChainedOptions(variant=variant, eps=eps, episodes=1500, m=1000, width_scale=0.3)
+    table, info = chained_best_response(game, pi_g, 0, opts)
     H = truncation_horizon(game.gamma, game.r_max, eps)
     chain = build_chained_mdp(game, pi_g, variant=variant, horizon=H)
     best, worst = _brute_force(chain, game)
@@ -234,10 +236,10 @@ def test_chained_best_response_is_close_to_brute_force(tiny, variant):
 
 def test_chained_best_response_is_reproducible(tiny):
     game, pi_g = tiny
-    kw = dict(variant="k-chained", eps=0.2, episodes=200, m=500, width_scale=0.5, seed=4,
-              horizon=3)
-    a, ia = chained_best_response(game, pi_g, **kw)
-    b, ib = chained_best_response(game, pi_g, **kw)
+    opts = ChainedOptions(variant="k-chained", eps=0.2, episodes=200, m=500, width_scale=0.5,
+                          horizon=3)
+    a, ia = chained_best_response(game, pi_g, 4, opts)
+    b, ib = chained_best_response(game, pi_g, 4, opts)
     assert np.array_equal(a, b) and ia["value_model"] == ib["value_model"]
 
 
@@ -250,13 +252,21 @@ def test_chained_best_response_bad_inputs(tiny):
         (dict(eps=float("nan")), "eps"),
         (dict(horizon=0), "horizon"),
         (dict(extract="best"), "extract"),
-        (dict(max_states=10), "max_states"),
-        (dict(delta=2.0, horizon=1, episodes=1), "delta"),
-        (dict(update="sometimes", horizon=1, episodes=1), "update"),
+        (dict(delta=2.0), "delta"),
+        (dict(update="sometimes"), "update"),
+        (dict(episodes=0), "episodes"),
+        (dict(m=-1.0), "m"),
+        (dict(width_scale=True), "width_scale"),
     ]
-    for kw, field in cases:
+    for kw, field in cases:  # the options object validates itself
         with pytest.raises(ValueError, match=field):
-            chained_best_response(game, pi_g, **kw)
+            ChainedOptions(**kw)
+    with pytest.raises(ValueError, match="max_states"):  # needs the game
+        chained_best_response(game, pi_g, 0, ChainedOptions(max_states=10))
+    with pytest.raises(ValueError, match="options"):
+        chained_best_response(game, pi_g, 0, {"eps": 0.1})  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ChainedOptions().eps = 0.2  # type: ignore[misc]
     with pytest.raises(ValueError, match="pi_g"):
         chained_best_response(other, pi_g)
     with pytest.raises(ValueError, match="pi_g"):

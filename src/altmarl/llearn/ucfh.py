@@ -1,9 +1,9 @@
-"""Episodic fixed-horizon tabular MDPs, exact DP, and UCFH (SPEC 5, item 2).
+"""Episodic fixed-horizon tabular MDPs, exact DP, and UCFH (SPEC 5.2; paper App. C.1).
 
 The PAC route of L-LEARN runs UCFH ("Upper-Confidence Fixed-Horizon episodic RL",
 Dann & Brunskill, *Sample Complexity of Episodic Fixed-Horizon Reinforcement Learning*,
 NeurIPS 2015, pp. 2818-2826; paper Appendix C.1, Theorem C.3) on the chained MDPs of
-:mod:`altmarl.chained`. This module is self-contained and usable on any small episodic
+:mod:`altmarl.llearn.chained`. This module is self-contained and usable on any small episodic
 MDP:
 
 * :class:`EpisodicMDP` -- a finite-horizon MDP with *sparse* transitions: for every pair
@@ -34,19 +34,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from altmarl._validate import ROW_SUM_TOL, check_int, check_positive
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-#: tolerance for "a probability row sums to 1"
-_ROW_TOL = 1e-8
 #: the update rules of :func:`ucfh`
-UPDATE_RULES = ("paper", "batch")
+UPDATE_RULES: Final = ("paper", "batch")
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class EpisodicMDP:
             i = tuple(int(v) for v in np.argwhere(~valid & (prob != 0))[0])
             raise ValueError(f"prob{list(i)} = {prob[i]}: expected 0 on padding (succ = -1)")
         sums = prob.sum(axis=-1)
-        bad = np.abs(sums - 1.0) > _ROW_TOL
+        bad = np.abs(sums - 1.0) > ROW_SUM_TOL
         if bad.any():
             i = tuple(int(v) for v in np.argwhere(bad)[0])
             raise ValueError(f"prob{list(i) + [':']} sums to {sums[i]!r}: expected 1")
@@ -137,10 +137,7 @@ class EpisodicMDP:
             raise ValueError(f"init: expected shape ({S},), got {init.shape}")
         if not np.isfinite(init).all() or (init < 0).any() or abs(init.sum() - 1) > 1e-6:
             raise ValueError(f"init: expected a probability vector (sum {init.sum()!r})")
-        H = self.horizon
-        if isinstance(H, bool) or not isinstance(H, int | np.integer) or H < 1:
-            raise ValueError(f"horizon = {H!r}: expected an integer >= 1")
-        H = int(H)
+        H = check_int("horizon", self.horizon)
         tw = np.ones(H) if self.time_weight is None else np.asarray(self.time_weight, float)
         if tw.shape != (H,) or not np.isfinite(tw).all():
             raise ValueError(f"time_weight: expected {H} finite numbers, got shape {tw.shape}")
@@ -570,7 +567,7 @@ def extreme_expectation(lo: FloatArray, hi: FloatArray, vals: FloatArray, valid:
 def _state_reward(mdp: EpisodicMDP, t: int) -> FloatArray:
     if not mdp.state_rewards:
         raise ValueError(f"{mdp.name}: UCFH needs state rewards; convert state-action "
-                         "rewards with altmarl.ucfh.to_state_rewards (paper Algorithm 17)")
+                         "rewards with altmarl.llearn.ucfh.to_state_rewards (paper Algorithm 17)")
     return mdp.reward_at(t)
 
 
@@ -688,10 +685,10 @@ class UCFHConstants:
 def ucfh_constants(mdp: EpisodicMDP, eps: float, delta: float, m: float | None = None,
                    width_scale: float = 1.0) -> UCFHConstants:
     """Compute :class:`UCFHConstants` for ``mdp`` (see its docstring for the formulas)."""
-    eps = _check_open_positive("eps", eps)
+    eps = check_positive("eps", eps)
     if not (isinstance(delta, int | float) and 0.0 < float(delta) < 1.0):
         raise ValueError(f"delta = {delta!r}: expected a number in (0, 1)")
-    width_scale = _check_open_positive("width_scale", width_scale)
+    width_scale = check_positive("width_scale", width_scale)
     S, A, H, C = mdp.n_states, mdp.n_actions, mdp.horizon, mdp.max_successors
     tw = np.abs(mdp.time_weight)
     rscale = float(tw.max() * np.abs(mdp.reward).max()) if mdp.reward.size else 0.0
@@ -707,18 +704,9 @@ def ucfh_constants(mdp: EpisodicMDP, eps: float, delta: float, m: float | None =
     if m is None:
         m_used = m_theory
     else:
-        m_used = _check_open_positive("m", m)
+        m_used = check_positive("m", m)
     return UCFHConstants(float(eps), float(delta), rscale, eps_n, S, A, H, C, w_min, U_max,
                          delta1, L, m_theory, float(m_used), float(width_scale))
-
-
-def _check_open_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} = {value!r}: expected a number > 0")
-    v = float(value)
-    if not (np.isfinite(v) and v > 0):
-        raise ValueError(f"{name} = {value!r}: expected a finite number > 0")
-    return v
 
 
 @dataclass
@@ -818,20 +806,16 @@ def ucfh(mdp: EpisodicMDP, *, eps: float, delta: float = 0.1, episodes: int | No
     """
     t0 = time.perf_counter()
     if not isinstance(mdp, EpisodicMDP):
-        raise ValueError(f"mdp: expected an altmarl.ucfh.EpisodicMDP, got {type(mdp).__name__}")
+        raise ValueError(f"mdp: expected an altmarl.llearn.ucfh.EpisodicMDP, got {type(mdp).__name__}")
     if not mdp.state_rewards:
         raise ValueError(f"{mdp.name}: UCFH needs state rewards; convert state-action "
-                         "rewards with altmarl.ucfh.to_state_rewards (paper Algorithm 17)")
+                         "rewards with altmarl.llearn.ucfh.to_state_rewards (paper Algorithm 17)")
     if update not in UPDATE_RULES:
         raise ValueError(f"update = {update!r}: expected one of {list(UPDATE_RULES)}")
     if episodes is not None:
-        if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) or episodes < 1:
-            raise ValueError(f"episodes = {episodes!r}: expected None or an integer >= 1")
-    if isinstance(max_episodes, bool) or not isinstance(max_episodes, int | np.integer) \
-            or max_episodes < 1:
-        raise ValueError(f"max_episodes = {max_episodes!r}: expected an integer >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed = {seed!r}: expected an integer")
+        check_int("episodes", episodes)
+    check_int("max_episodes", max_episodes)
+    check_int("seed", seed, minimum=None)
     const = ucfh_constants(mdp, eps, delta, m, width_scale)
     budget = int(episodes) if episodes is not None else int(max_episodes)
     stop_when_certified = episodes is None

@@ -1,4 +1,4 @@
-"""Chained MDPs for the local best response and the UCFH route of L-LEARN (SPEC 5, item 2).
+"""Chained MDPs and the UCFH route of L-LEARN (SPEC 5.2; paper Algorithms 21, 28, 17).
 
 For a fixed global policy ``pi_g`` with subsample size ``k``, the representative local
 agent's problem is not Markov in ``(s_l, s_g)``. The paper (Appendix C.3) unfolds each
@@ -35,7 +35,9 @@ most ``eps``.
 
 **Shared policy.** UCFH learns a time-dependent policy over whole chained states. The
 paper constrains the policy class to actions that depend only on ``(s_active, s_g)``; we
-impose the constraint when extracting the policy (see :func:`chained_best_response`).
+impose the constraint when extracting the policy (see :func:`chained_best_response`,
+whose options are one frozen :class:`ChainedOptions`). The episodic-MDP machinery (exact DP,
+Algorithm 17, UCFH) is :mod:`altmarl.llearn.ucfh`.
 """
 
 from __future__ import annotations
@@ -44,16 +46,17 @@ import math
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
+from altmarl._validate import check_choice, check_float, check_instance, check_int, check_positive
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
-from altmarl.policies import GlobalPolicy
-from altmarl.ucfh import (
+from altmarl.llearn.ucfh import (
+    UPDATE_RULES,
     EpisodicMDP,
     UCFHResult,
     bounded_policy_value,
@@ -63,16 +66,28 @@ from altmarl.ucfh import (
     to_state_rewards,
     ucfh,
 )
+from altmarl.policies import GlobalPolicy, one_hot
+from altmarl.simulate import check_joint
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-VARIANTS = ("mean-field", "k-chained")
-EXTRACTION = ("auto", "vote", "search", "exhaustive")
+#: the chained MDPs: paper Algorithm 28 (over a histogram) and Algorithm 21 (over replicas)
+VARIANTS: Final = ("mean-field", "k-chained")
+#: the shared-policy extraction methods of :func:`extract_shared_policy`
+EXTRACTION: Final = ("auto", "vote", "search", "exhaustive")
 #: refuse chained MDPs whose transition tables would exceed this many entries
-MAX_TABLE_ENTRIES = 30_000_000
+MAX_TABLE_ENTRIES: Final = 30_000_000
 #: exhaustive search over shared deterministic policies when at most this many
-EXHAUSTIVE_LIMIT = 256
+EXHAUSTIVE_LIMIT: Final = 256
+#: truncation accuracy ``eps`` (and UCFH's accuracy)
+DEFAULT_EPS: Final = 0.1
+#: UCFH's failure probability ``delta``
+DEFAULT_DELTA: Final = 0.1
+#: refuse chained MDPs with more states than this (unless raised)
+DEFAULT_MAX_STATES: Final = 20_000
+#: UCFH episodes at most when running until its certificate holds
+DEFAULT_MAX_EPISODES: Final = 100_000
 
 
 # ---------------------------------------------------------------------------
@@ -83,8 +98,7 @@ EXHAUSTIVE_LIMIT = 256
 def truncation_horizon(gamma: float, r_max: float, eps: float) -> int:
     """``H = ceil(log(r_max / (eps (1 - gamma))) / (1 - gamma))`` macro steps, at least 1
     (paper Lemma C.1 / Corollary C.2; SPEC 5): then ``gamma^H r_max / (1 - gamma) <= eps``."""
-    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps = {eps!r}: expected a number > 0")
+    eps = check_positive("eps", eps)
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
     ratio = r_max / (eps * (1.0 - gamma))
@@ -141,27 +155,20 @@ class ChainedMDP:
 
 
 def _check_game_policy(game: Any, pi_g: Any) -> tuple[TabularGame, GlobalPolicy]:
-    if not isinstance(game, TabularGame):
-        raise ValueError(f"game: expected an altmarl.TabularGame, got {type(game).__name__}")
-    if not isinstance(pi_g, GlobalPolicy):
-        raise ValueError(f"pi_g: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
-    if (pi_g.n_sg, pi_g.n_sl, pi_g.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
-        raise ValueError(
-            f"pi_g: made for |S_g|={pi_g.n_sg}, |S_l|={pi_g.n_sl}, |A_g|={pi_g.n_ag}; "
-            f"game {game.name!r} has {game.spaces}")
-    game.check_k(pi_g.k)
+    game = check_instance("game", game, TabularGame, "an altmarl.TabularGame")
+    pi_g = check_instance("pi_g", pi_g, GlobalPolicy, "an altmarl.GlobalPolicy")
+    check_joint(game, pi_g)
     return game, pi_g
 
 
 def chained_num_states(game: TabularGame, k: int, variant: str) -> int:
     """Number of states of the chained MDP (before Algorithm 17)."""
+    check_choice("variant", variant, VARIANTS)
     G, d = game.n_sg, game.n_sl
     if variant == "k-chained":
         return G * d**k * (1 + k * G)
-    if variant == "mean-field":
-        NH = num_histograms(k, d)
-        return G * NH + G * G * (NH + sum(num_histograms(k, 2 * d - x) for x in range(1, d)))
-    raise ValueError(f"variant = {variant!r}: expected one of {list(VARIANTS)}")
+    NH = num_histograms(k, d)
+    return G * NH + G * G * (NH + sum(num_histograms(k, 2 * d - x) for x in range(1, d)))
 
 
 def _time_weight(gamma: float, H: int, micro: int) -> FloatArray:
@@ -182,7 +189,7 @@ def _initial_global(game: TabularGame, hists: IntArray, k: int) -> FloatArray:
 
 
 def build_chained_mdp(game: TabularGame, pi_g: GlobalPolicy, *, variant: str = "mean-field",
-                      horizon: int, max_states: int = 20_000,
+                      horizon: int, max_states: int = DEFAULT_MAX_STATES,
                       pi_l_table: ArrayLike | None = None) -> ChainedMDP:
     """Build the chained MDP of ``(game, pi_g)`` (paper Algorithm 21 or 28) as an explicit
     episodic MDP with ``horizon`` macro steps (``horizon * micro`` micro-steps).
@@ -197,13 +204,9 @@ def build_chained_mdp(game: TabularGame, pi_g: GlobalPolicy, *, variant: str = "
     or more than ``MAX_TABLE_ENTRIES`` transition entries.
     """
     game, pi_g = _check_game_policy(game, pi_g)
-    if variant not in VARIANTS:
-        raise ValueError(f"variant = {variant!r}: expected one of {list(VARIANTS)}")
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
-    if isinstance(max_states, bool) or not isinstance(max_states, int | np.integer) \
-            or max_states < 1:
-        raise ValueError(f"max_states = {max_states!r}: expected an integer >= 1")
+    check_choice("variant", variant, VARIANTS)
+    check_int("horizon", horizon)
+    check_int("max_states", max_states)
     k = pi_g.k
     G, d, A = game.n_sg, game.n_sl, game.n_al
     n_states = chained_num_states(game, k, variant)
@@ -498,8 +501,7 @@ def extract_shared_policy(chain: ChainedMDP, prob: FloatArray, policy: IntArray,
        ``EXHAUSTIVE_LIMIT`` candidates and coordinate ascent otherwise; ``"vote"`` stops
        after step 1.
     """
-    if method not in EXTRACTION:
-        raise ValueError(f"extract = {method!r}: expected one of {list(EXTRACTION)}")
+    check_choice("extract", method, EXTRACTION)
     score = _vote(chain, prob, policy)
     actions = score.argmax(axis=-1).astype(np.int64)
     mdp = chain.mdp
@@ -550,30 +552,67 @@ def extract_shared_policy(chain: ChainedMDP, prob: FloatArray, policy: IntArray,
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChainedOptions:
+    """Options of :func:`chained_best_response` (SPEC 5.2), validated on construction.
+
+    ``variant``: one of :data:`VARIANTS`; ``eps``: truncation and UCFH accuracy;
+    ``delta``: UCFH's failure probability, in ``(0, 1)``; ``episodes``: a fixed number of
+    UCFH episodes, or ``None`` to run until its certificate holds (at most
+    ``max_episodes``); ``horizon``: macro steps, or ``None`` for
+    :func:`truncation_horizon`; ``max_states``: refuse larger chained MDPs;
+    ``width_scale``, ``m``, ``update``: UCFH's knobs (see :func:`chained_best_response`);
+    ``extract``: one of :data:`EXTRACTION`. ``ValueError`` names the offending field.
+    """
+
+    variant: str = "mean-field"
+    eps: float = DEFAULT_EPS
+    delta: float = DEFAULT_DELTA
+    episodes: int | None = None
+    horizon: int | None = None
+    max_states: int = DEFAULT_MAX_STATES
+    width_scale: float = 1.0
+    m: float | None = None
+    update: str = "batch"
+    max_episodes: int = DEFAULT_MAX_EPISODES
+    extract: str = "auto"
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        check_choice("variant", self.variant, VARIANTS)
+        put(self, "eps", check_positive("eps", self.eps))
+        delta = check_float("delta", self.delta)
+        if not 0.0 < delta < 1.0:
+            raise ValueError(f"delta = {self.delta!r}: expected a number in (0, 1)")
+        put(self, "delta", delta)
+        for name in ("episodes", "horizon"):
+            if getattr(self, name) is not None:
+                put(self, name, check_int(name, getattr(self, name)))
+        put(self, "max_states", check_int("max_states", self.max_states))
+        put(self, "width_scale", check_positive("width_scale", self.width_scale))
+        if self.m is not None:
+            put(self, "m", check_positive("m", self.m))
+        check_choice("update", self.update, UPDATE_RULES)
+        put(self, "max_episodes", check_int("max_episodes", self.max_episodes))
+        check_choice("extract", self.extract, EXTRACTION)
+
+
 def chained_best_response(
     game: TabularGame,
     pi_g: GlobalPolicy,
-    *,
-    variant: str = "mean-field",
-    eps: float = 0.1,
-    delta: float = 0.1,
-    episodes: int | None = None,
-    horizon: int | None = None,
     seed: int = 0,
-    max_states: int = 20_000,
-    width_scale: float = 1.0,
-    m: float | None = None,
-    update: str = "batch",
-    max_episodes: int = 100_000,
-    extract: str = "auto",
-) -> tuple[np.ndarray, dict[str, Any]]:
+    options: ChainedOptions | None = None,
+) -> tuple[FloatArray, dict[str, Any]]:
     """Local best response to ``pi_g`` by UCFH on a chained MDP (SPEC 5, item 2; paper
     Algorithm 2 via Algorithms 21/28, 17 and UCFH, Theorem C.4).
 
+    Options: :class:`ChainedOptions` (default: its defaults); the names below are its
+    fields; ``seed`` seeds UCFH's episodes.
+
     Steps: truncate at ``H = horizon`` or :func:`truncation_horizon` macro steps; build the
     chained MDP of ``variant`` for ``k = pi_g.k`` replicas (:func:`build_chained_mdp`);
-    convert its state-action rewards with Algorithm 17 (:func:`altmarl.ucfh.to_state_rewards`);
-    run :func:`altmarl.ucfh.ucfh` with accuracy ``eps`` and failure probability ``delta``
+    convert its state-action rewards with Algorithm 17
+    (:func:`altmarl.llearn.ucfh.to_state_rewards`); run :func:`altmarl.llearn.ucfh.ucfh` with accuracy ``eps`` and failure probability ``delta``
     (``episodes`` episodes, or until its certificate holds / ``max_episodes``); extract a
     shared policy with :func:`extract_shared_policy` on the empirical model of all
     samples (unvisited pairs: uniform over their possible successors).
@@ -599,31 +638,21 @@ def chained_best_response(
     """
     t0 = time.perf_counter()
     game, pi_g = _check_game_policy(game, pi_g)
-    if variant not in VARIANTS:
-        raise ValueError(f"variant = {variant!r}: expected one of {list(VARIANTS)}")
-    if extract not in EXTRACTION:
-        raise ValueError(f"extract = {extract!r}: expected one of {list(EXTRACTION)}")
-    if not (isinstance(eps, int | float) and not isinstance(eps, bool)
-            and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps = {eps!r}: expected a number > 0")
-    if horizon is None:
-        H = truncation_horizon(game.gamma, game.r_max, float(eps))
-    else:
-        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-            raise ValueError(f"horizon = {horizon!r}: expected None or an integer >= 1")
-        H = int(horizon)
-    chain = build_chained_mdp(game, pi_g, variant=variant, horizon=H, max_states=max_states)
+    o = ChainedOptions() if options is None else check_instance("options", options,
+                                                                ChainedOptions)
+    variant, eps = o.variant, o.eps
+    H = truncation_horizon(game.gamma, game.r_max, eps) if o.horizon is None else o.horizon
+    chain = build_chained_mdp(game, pi_g, variant=variant, horizon=H, max_states=o.max_states)
     smdp = to_state_rewards(chain.mdp)
-    res: UCFHResult = ucfh(smdp, eps=float(eps), delta=delta, episodes=episodes,
-                           max_episodes=max_episodes, m=m, width_scale=width_scale,
-                           update=update, seed=seed)
+    res: UCFHResult = ucfh(smdp, eps=eps, delta=o.delta, episodes=o.episodes,
+                           max_episodes=o.max_episodes, m=o.m, width_scale=o.width_scale,
+                           update=o.update, seed=seed)
     S, A, C = chain.mdp.succ.shape
     counts = res.counts[S:, 0, :].reshape(S, A, C)  # node (s, a) = S + s * A + a
     prob_hat = empirical_prob(chain.mdp, counts)
     dec_policy = res.policy[0::2, :S]
-    actions, xinfo = extract_shared_policy(chain, prob_hat, dec_policy, extract)
-    table = np.zeros((game.n_sl, game.n_sg, game.n_al))
-    np.put_along_axis(table, actions[..., None], 1.0, axis=-1)
+    actions, xinfo = extract_shared_policy(chain, prob_hat, dec_policy, o.extract)
+    table = one_hot(actions, game.n_al)
     pol_chain = chain.policy_actions(actions)
     value = policy_value(chain.mdp, pol_chain)
     value_model = policy_value(chain.mdp, pol_chain, prob_hat)
@@ -650,8 +679,8 @@ def chained_best_response(
         "states": chain.n_states,
         "ucfh_states": smdp.n_states,
         "truncation_bound": float(game.gamma**H * game.r_max / (1.0 - game.gamma)),
-        "eps": float(eps),
-        "delta": float(delta),
+        "eps": eps,
+        "delta": o.delta,
         "updates": res.updates,
         "update_rule": res.update_rule,
         "ucfh": res.constants.to_dict(),

@@ -1,59 +1,37 @@
-"""L-LEARN (paper Algorithm 2, SPEC 5): best response of the shared local policy.
+"""Direct search (SPEC 5.3): a direct optimizer of the actual objective ``V(pi_g, pi_l)``.
 
-For a fixed global policy ``pi_g``, L-LEARN looks for ``argmax_{pi_l in Pi_l} V(pi_g, pi_l)``
-over shared policies ``S_l x S_g -> Delta(A_l)`` (a deviation changes the policy of *all*
-local agents, Definition 2.4). One entry point, :func:`l_learn`, three solvers:
-
-``"induced-vi"`` (SPEC 5.1)
-    Value iteration on the representative agent's induced MDP over ``(s_l, s_g)`` — the
-    practice of the paper's experiments and of the authors' code. The global agent's
-    action is treated as exogenous: ``P(a_g | s_g)`` is estimated by drawing ``m``
-    ``k``-sample histograms from each population visited by the *current* joint policy
-    (discounted occupancy of ``(pi_g, pi_l)`` on the count simulator, per ``s_g``), the
-    next global state is averaged over it, the rewards are ``r_l``. Greedy (or softmax)
-    policy. Cheap; exact when ``a_g`` does not depend on the population (e.g.
-    ``|A_g| = 1`` or a constant ``pi_g``), approximate otherwise because it ignores how
-    the local policy moves the population that ``pi_g`` reacts to.
-``"direct"`` (SPEC 5.3)
-    Direct optimizer of the actual objective ``V(pi_g, pi_l)``: coordinate-wise policy
-    search over tables (each step tries every action in every ``(s_l, s_g)`` cell, keeps
-    the best), scored by a common-random-numbers count simulator
-    (:class:`CRNEvaluator`: every candidate sees the same initial populations, the same
-    global-transition and subsample uniforms, the same per-step population streams).
-    Started from the current policy and the induced-VI policy; exhaustive over the
-    deterministic tables when there are few of them. Never returns a policy worse than
-    its best starting point under its own evaluator.
-``"chained"`` (SPEC 5.2)
-    The paper's k-chained / mean-field chained MDP with UCFH, dispatched to
-    :func:`altmarl.chained.chained_best_response` (small instances only).
-
-Every solver returns a :class:`~altmarl.policies.LocalPolicy` whose ``info`` holds
-``"solver"``, ``"value"`` (estimated ``V(pi_g, pi_l')``), ``"value_stderr"``,
-``"samples"`` (generative-model calls spent learning; see :func:`l_learn`) and
-``"wall_time"``.
+Coordinate-wise policy search over local-policy tables (:func:`direct_search`: each round
+tries every action in every ``(s_l, s_g)`` cell, every row move and, at a local optimum,
+every column move, keeps the best), scored by a common-random-numbers count simulator
+(:class:`CRNEvaluator`: every candidate sees the same initial populations, the same
+global-transition and subsample uniforms, the same per-step population streams; the
+transitions and rewards are the shared count step :func:`altmarl.simulate.count_step`).
+Started from the current policy and the induced-VI policy (:mod:`altmarl.llearn.induced_vi`);
+exhaustive over the deterministic tables when there are few of them. Never returns a
+policy worse than its best starting point under its own evaluator. The options are one
+frozen :class:`DirectOptions`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from altmarl import planning
-from altmarl.evaluation import Evaluator, mc_evaluator
+from altmarl._random import SeedLike, as_seed_sequence
+from altmarl._validate import check_bool, check_choice, check_instance, check_int
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
-from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.llearn.induced_vi import DEFAULT_M, InducedVIOptions, induced_vi
+from altmarl.policies import GlobalPolicy, LocalPolicy, one_hot
 from altmarl.simulate import (
     check_joint,
     count_step,
     multinomial_moves,
-    rollout_counts,
     sequential_subsample,
     step_tables,
     subsample_histograms,
@@ -62,19 +40,89 @@ from altmarl.simulate import (
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: the solvers :func:`l_learn` dispatches to
-SOLVERS = ("induced-vi", "direct", "chained")
-
 #: above this subsample size the CRN simulator draws ``h`` with numpy's hypergeometric
 #: sampler (per-step streams) instead of ``k`` sequential inverse-CDF draws
-_SEQ_SUBSAMPLE_MAX = 64
+SEQ_SUBSAMPLE_MAX: Final = 64
 #: populations up to this size are simulated agent by agent in the CRN simulator (every
 #: agent has its own uniform: full coupling); larger ones draw multinomials per bin
-_AGENT_MODE_MAX_N = 32
+AGENT_MODE_MAX_N: Final = 32
+
+#: the starting points :func:`direct_search` knows
+STARTS: Final = ("current", "induced-vi", "uniform")
+#: CRN rollouts per candidate
+DEFAULT_ROLLOUTS: Final = 64
+#: steps per CRN rollout
+DEFAULT_HORIZON: Final = 100
+#: search rounds at most
+DEFAULT_MAX_ROUNDS: Final = 30
+#: candidate evaluations at most
+DEFAULT_MAX_EVALS: Final = 3000
+#: score every deterministic table when there are at most this many
+DEFAULT_EXHAUSTIVE_LIMIT: Final = 256
+#: column moves when a column has at most this many deterministic assignments
+DEFAULT_COLUMN_LIMIT: Final = 64
+#: candidates per CRN evaluation batch
+DEFAULT_BATCH: Final = 64
+
+
+@dataclass(frozen=True)
+class DirectOptions:
+    """Options of :func:`direct_search` (SPEC 5.3), validated on construction.
+
+    ``rollouts`` x ``horizon``: the CRN objective per candidate; ``starts``: starting
+    points among :data:`STARTS`; ``max_rounds`` / ``max_evals``: search budget;
+    ``exhaustive_limit``: score every deterministic table when there are at most this
+    many; ``column_limit``: column moves when ``|A_l|^{|S_l|}`` is at most this;
+    ``mix_levels``: weights ``w`` in ``(0, 1]`` of the cell moves ``(1 - w) pi + w e_a``;
+    ``value_fn``: an objective ``tables -> values`` replacing the CRN simulator (e.g. an
+    exact evaluator); ``validate``: re-score the result and the starts on fresh common
+    random numbers; ``m``: induced-VI's ``m`` for the ``"induced-vi"`` start; ``batch``:
+    candidates per CRN evaluation batch. ``ValueError`` names the offending field.
+    """
+
+    rollouts: int = DEFAULT_ROLLOUTS
+    horizon: int = DEFAULT_HORIZON
+    starts: Sequence[str] = ("current", "induced-vi")
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    max_evals: int = DEFAULT_MAX_EVALS
+    exhaustive_limit: int = DEFAULT_EXHAUSTIVE_LIMIT
+    column_limit: int = DEFAULT_COLUMN_LIMIT
+    mix_levels: Sequence[float] = (1.0,)
+    value_fn: Callable[[FloatArray], FloatArray] | None = None
+    validate: bool = True
+    m: int = DEFAULT_M
+    batch: int = DEFAULT_BATCH
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "rollouts", check_int("rollouts", self.rollouts))
+        put(self, "horizon", check_int("horizon", self.horizon))
+        if isinstance(self.starts, str):
+            raise ValueError(f"starts = {self.starts!r}: expected a sequence of names "
+                             f"among {list(STARTS)}")
+        put(self, "starts", tuple(check_choice("starts", s, STARTS) for s in self.starts))
+        put(self, "max_rounds", check_int("max_rounds", self.max_rounds, minimum=0))
+        put(self, "max_evals", check_int("max_evals", self.max_evals))
+        put(self, "exhaustive_limit", check_int("exhaustive_limit", self.exhaustive_limit,
+                                                minimum=0))
+        put(self, "column_limit", check_int("column_limit", self.column_limit, minimum=0))
+        try:
+            levels = tuple(float(w) for w in self.mix_levels)
+        except (TypeError, ValueError):
+            levels = ()
+        if not levels or any(not 0 < w <= 1 for w in levels):
+            raise ValueError(f"mix_levels = {self.mix_levels!r}: expected numbers in (0, 1]")
+        put(self, "mix_levels", levels)
+        if self.value_fn is not None and not callable(self.value_fn):
+            raise ValueError(f"value_fn = {self.value_fn!r}: expected None or a callable "
+                             "tables -> values")
+        put(self, "validate", check_bool("validate", self.validate))
+        put(self, "m", check_int("m", self.m))
+        put(self, "batch", check_int("batch", self.batch))
 
 
 # ---------------------------------------------------------------------------
-# the common-random-numbers simulator used by the direct optimizer
+# the common-random-numbers simulator
 # ---------------------------------------------------------------------------
 
 
@@ -105,21 +153,20 @@ class CRNEvaluator:
         Seeds all the shared draws.
     """
 
-    def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int = 64,
-                 horizon: int = 100, seed: int | np.random.SeedSequence = 0) -> None:
-        check_joint(game, pi_g, LocalPolicy.uniform(game))
+    def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int = DEFAULT_ROLLOUTS,
+                 horizon: int = DEFAULT_HORIZON, seed: SeedLike = 0) -> None:
+        check_joint(game, pi_g)
         self.game, self.pi_g = game, pi_g
-        self.R = _check_int("rollouts", rollouts)
-        self.H = _check_int("horizon", horizon)
-        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        s_init, s_g, s_h, s_pop = ss.spawn(4)
+        self.R = check_int("rollouts", rollouts)
+        self.H = check_int("horizon", horizon)
+        s_init, s_g, s_h, s_pop = as_seed_sequence(seed).spawn(4)
         self.s_g0, self.N0 = game.sample_init(np.random.default_rng(s_init), self.R)
         self.u_g = np.random.default_rng(s_g).random((self.H, self.R))
         k, n = pi_g.k, game.n
-        self.sub_mode = "full" if k == n else ("seq" if k <= _SEQ_SUBSAMPLE_MAX else "hyper")
+        self.sub_mode = "full" if k == n else ("seq" if k <= SEQ_SUBSAMPLE_MAX else "hyper")
         self.u_h = (np.random.default_rng(s_h).random((self.H, k, self.R))
                     if self.sub_mode == "seq" else None)
-        self.agent_mode = n <= _AGENT_MODE_MAX_N
+        self.agent_mode = n <= AGENT_MODE_MAX_N
         self.u_a = (np.random.default_rng(s_pop).random((self.H, self.R, n))
                     if self.agent_mode else None)
         self.step_seeds = s_pop.spawn(self.H)
@@ -201,7 +248,7 @@ class CRNEvaluator:
             s_g, N = step.s_g, step.counts
         return ret.reshape(C, R)
 
-    def values(self, tables: FloatArray, batch: int = 64) -> FloatArray:
+    def values(self, tables: FloatArray, batch: int = DEFAULT_BATCH) -> FloatArray:
         """Mean discounted return per candidate, ``(C,)``; evaluated in batches."""
         T = np.asarray(tables, dtype=np.float64)
         if T.ndim == 3:
@@ -211,133 +258,7 @@ class CRNEvaluator:
 
 
 # ---------------------------------------------------------------------------
-# induced-VI (SPEC 5.1)
-# ---------------------------------------------------------------------------
-
-
-def global_action_distribution(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    pi_l: LocalPolicy,
-    m: int = 30,
-    rollouts: int = 32,
-    horizon: int = 60,
-    rng: np.random.Generator | None = None,
-) -> tuple[FloatArray, dict[str, Any]]:
-    """``p[s_g, a_g] ~= P(pi_g(s_g, h) = a_g)`` under the current population (SPEC 5.1).
-
-    The populations are the ones visited by the joint policy ``(pi_g, pi_l)`` on the count
-    simulator (``rollouts`` x ``horizon`` steps, weighted by ``gamma^t``: the discounted
-    occupancy, per ``s_g``); from each, ``m`` fresh ``k``-sample histograms are drawn and
-    ``pi_g`` is applied with that ``s_g``. A global state never visited uses all visited
-    populations. Returns ``p`` and ``{"samples": ...}`` (simulator steps + histograms).
-    """
-    rng = np.random.default_rng() if rng is None else rng
-    tr = rollout_counts(game, pi_g, pi_l, rollouts, horizon, rng, record_counts=True)
-    assert tr.counts is not None
-    counts = tr.counts.reshape(-1, game.n_sl)
-    sgs = tr.s_g.reshape(-1)
-    w = np.tile(game.gamma ** np.arange(horizon), rollouts)
-    k, G, Ag = pi_g.k, game.n_sg, game.n_ag
-    rep = np.repeat(counts, m, axis=0)
-    h = rep if k == game.n else subsample_histograms(rep, k, rng)
-    hr = rank(h, k)
-    # action of pi_g for every global state on every drawn histogram: (G, P*m)
-    acts = pi_g.actions[:, hr]
-    onehot = np.zeros((G, counts.shape[0] * m, Ag))
-    np.put_along_axis(onehot, acts[..., None], 1.0, axis=-1)
-    per_pop = onehot.reshape(G, counts.shape[0], m, Ag).mean(axis=2)  # (G, P, Ag)
-    pooled = np.einsum("p,gpa->ga", w, per_pop) / w.sum()
-    p = pooled.copy()
-    for g in range(G):
-        mask = sgs == g
-        if mask.any():
-            ww = w[mask]
-            p[g] = ww @ per_pop[g, mask] / ww.sum()
-    info = {"samples": int(rollouts * horizon + counts.shape[0] * m),
-            "visited_s_g": np.bincount(sgs, minlength=G).tolist()}
-    return p, info
-
-
-def induced_vi(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    pi_l: LocalPolicy | None = None,
-    seed: int | np.random.SeedSequence = 0,
-    *,
-    m: int = 30,
-    pop_rollouts: int = 32,
-    pop_horizon: int = 60,
-    population_iters: int = 1,
-    temperature: float | None = None,
-    tol: float = 1e-8,
-    max_iter: int = 100_000,
-) -> tuple[FloatArray, dict[str, Any]]:
-    """Value iteration on the representative agent's induced MDP (SPEC 5.1).
-
-    ``Q(s_l, s_g, a) = r_l(s_l, s_g, a) + gamma sum_{s_l', s_g'} P_l(s_l'|s_l, s_g, a)
-    Pbar_g(s_g'|s_g) V(s_l', s_g')`` with ``Pbar_g(.|s_g) = sum_a p(a|s_g) P_g(.|s_g, a)``
-    and ``p`` from :func:`global_action_distribution` under the population of
-    ``(pi_g, pi_l)`` (``pi_l`` defaults to uniform). ``population_iters > 1`` re-estimates
-    ``p`` under the new policy and repeats. The policy is greedy (lowest index on ties),
-    or ``softmax(Q / temperature)``. Returns the table and diagnostics (``q``,
-    ``iterations``, ``residual``, ``samples``).
-    """
-    _check_int("m", m)
-    _check_int("pop_rollouts", pop_rollouts)
-    _check_int("pop_horizon", pop_horizon)
-    _check_int("population_iters", population_iters)
-    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature = {temperature!r}: expected None or a number > 0")
-    if not tol > 0:
-        raise ValueError(f"tol = {tol!r}: expected a number > 0")
-    rng = np.random.default_rng(seed)
-    cur = LocalPolicy.uniform(game) if pi_l is None else pi_l
-    samples = 0
-    table = cur.table
-    q = np.zeros((game.n_sl, game.n_sg, game.n_al))
-    it, resid = 0, float("inf")
-    p = np.zeros((game.n_sg, game.n_ag))
-    for _ in range(population_iters):
-        p, pinfo = global_action_distribution(game, pi_g, cur, m, pop_rollouts, pop_horizon, rng)
-        samples += pinfo["samples"]
-        Pbar = np.einsum("ga,gah->gh", p, game.P_g)
-        q, it, resid = _vi(game, Pbar, tol, max_iter)
-        table = _policy_from_q(q, temperature)
-        cur = LocalPolicy(table)
-    info = {"q": q, "iterations": it, "residual": resid, "samples": samples,
-            "p_ag": p, "population": "discounted occupancy of the current joint policy"}
-    return table, info
-
-
-def _vi(game: TabularGame, Pbar: FloatArray, tol: float, max_iter: int) -> tuple[FloatArray, int, float]:
-    """Value iteration on the induced MDP from ``V = 0`` until ``||V_{t+1} - V_t||_inf <= tol``
-    (:func:`altmarl.planning.value_iteration`); returns ``(Q, iterations, residual)``."""
-
-    def backup(V: FloatArray) -> FloatArray:
-        W = V @ Pbar.T  # W[x', g] = sum_g' V[x', g'] Pbar[g, g']
-        return np.asarray(game.r_l + game.gamma * np.einsum("xgay,yg->xga", game.P_l, W))
-
-    res = planning.value_iteration(backup, game.r_l.copy(), np.zeros((game.n_sl, game.n_sg)),
-                                   tol, max_iter, stop_on="v")
-    return res.q, res.iterations, res.residual
-
-
-def _policy_from_q(q: FloatArray, temperature: float | None) -> FloatArray:
-    if temperature is None:
-        qmax = q.max(axis=-1, keepdims=True)
-        tied = q >= qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
-        a = tied.argmax(axis=-1)
-        t = np.zeros_like(q)
-        np.put_along_axis(t, a[..., None], 1.0, axis=-1)
-        return t
-    z = (q - q.max(axis=-1, keepdims=True)) / temperature
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
-
-
-# ---------------------------------------------------------------------------
-# direct policy search (SPEC 5.3)
+# the search
 # ---------------------------------------------------------------------------
 
 
@@ -345,23 +266,13 @@ def direct_search(
     game: TabularGame,
     pi_g: GlobalPolicy,
     pi_l: LocalPolicy | None = None,
-    seed: int | np.random.SeedSequence = 0,
-    *,
-    rollouts: int = 64,
-    horizon: int = 100,
-    starts: Sequence[str] = ("current", "induced-vi"),
-    max_rounds: int = 30,
-    max_evals: int = 3000,
-    exhaustive_limit: int = 256,
-    column_limit: int = 64,
-    mix_levels: Sequence[float] = (1.0,),
-    value_fn: Callable[[FloatArray], FloatArray] | None = None,
-    validate: bool = True,
-    m: int = 30,
-    batch: int = 64,
+    seed: SeedLike = 0,
+    options: DirectOptions | None = None,
 ) -> tuple[FloatArray, dict[str, Any]]:
     """Coordinate-wise policy search on ``V(pi_g, pi_l)`` with common random numbers
     (SPEC 5.3).
+
+    Options: :class:`DirectOptions` (default: its defaults); the names below are its fields.
 
     Objective: ``value_fn(tables) -> values`` if given (e.g. an exact evaluator), else the
     mean return of a :class:`CRNEvaluator` (``rollouts`` x ``horizon``, seeded by ``seed``).
@@ -385,16 +296,12 @@ def direct_search(
     the best of them there is returned: a guard against over-fitting the search sample
     (``info["chosen"]`` says which; ``info["search_value"]`` is the in-sample value).
     """
-    _check_int("max_rounds", max_rounds, minimum=0)
-    _check_int("max_evals", max_evals)
-    levels = tuple(float(w) for w in mix_levels)
-    if not levels or any(not 0 < w <= 1 for w in levels):
-        raise ValueError(f"mix_levels = {mix_levels!r}: expected numbers in (0, 1]")
-    for s in starts:
-        if s not in ("current", "induced-vi", "uniform"):
-            raise ValueError(f"starts: {s!r} is not one of 'current', 'induced-vi', 'uniform'")
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    s_eval, s_ivi, s_val = ss.spawn(3)
+    o = DirectOptions() if options is None else check_instance("options", options,
+                                                               DirectOptions)
+    rollouts, horizon, batch, value_fn = o.rollouts, o.horizon, o.batch, o.value_fn
+    max_rounds, max_evals = o.max_rounds, o.max_evals
+    levels = tuple(o.mix_levels)
+    s_eval, s_ivi, s_val = as_seed_sequence(seed).spawn(3)
     samples = 0
     if value_fn is None:
         crn = CRNEvaluator(game, pi_g, rollouts, horizon, s_eval)
@@ -412,25 +319,23 @@ def direct_search(
     evals = 0
     start_tables: list[FloatArray] = []
     start_names: list[str] = []
-    for s in starts:
+    for s in o.starts:
         if s == "current" and pi_l is not None:
             start_tables.append(pi_l.table)
         elif s == "uniform" or (s == "current" and pi_l is None):
             start_tables.append(np.full(shape, 1.0 / game.n_al))
         elif s == "induced-vi":
-            t, ivi_info = induced_vi(game, pi_g, pi_l, s_ivi, m=m)
+            t, ivi_info = induced_vi(game, pi_g, pi_l, s_ivi, InducedVIOptions(m=o.m))
             samples += ivi_info["samples"]
             start_tables.append(t)
         start_names.append(s)
     cells = game.n_sl * game.n_sg
     n_det = game.n_al ** cells if cells * math.log(game.n_al) < 60 else None
-    exhaustive = n_det is not None and n_det <= exhaustive_limit
+    exhaustive = n_det is not None and n_det <= o.exhaustive_limit
     if exhaustive:
         assert n_det is not None
         acts = np.array(np.unravel_index(np.arange(n_det), (game.n_al,) * cells)).T
-        det = np.zeros((n_det, cells, game.n_al))
-        np.put_along_axis(det, acts[..., None], 1.0, axis=-1)
-        start_tables.extend(det.reshape((n_det, *shape)))
+        start_tables.extend(one_hot(acts, game.n_al).reshape((n_det, *shape)))
     cand = np.stack(start_tables) if start_tables else np.full((1, *shape), 1.0 / game.n_al)
     vals = objective(cand)
     evals += cand.shape[0]
@@ -438,7 +343,7 @@ def direct_search(
     best_i = int(np.argmax(vals))
     best, best_v = cand[best_i].copy(), float(vals[best_i])
     rounds = column_rounds = 0
-    columns_ok = game.n_al ** game.n_sl <= column_limit
+    columns_ok = game.n_al ** game.n_sl <= o.column_limit
     use_columns = False
     while rounds < max_rounds and evals < max_evals and not (exhaustive and levels == (1.0,)):
         rounds += 1
@@ -489,7 +394,7 @@ def direct_search(
             break
     validation: dict[str, float] = {}
     chosen = "search"
-    if validate and value_fn is None and (rounds > 0 or exhaustive):
+    if o.validate and value_fn is None and (rounds > 0 or exhaustive):
         # guard against over-fitting the search sample: re-score the searched table and
         # the starts on fresh common random numbers and return the best of them there
         names = ["search"] + start_names[: len(start_names)]
@@ -579,113 +484,3 @@ def _neighbours(table: FloatArray, levels: tuple[float, ...]) -> tuple[FloatArra
     if not out:
         return np.zeros((0, n_sl, n_sg, A)), np.zeros(0, dtype=np.int64)
     return np.stack(out), np.asarray(where, dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------
-# the entry point
-# ---------------------------------------------------------------------------
-
-
-def l_learn(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    solver: str = "induced-vi",
-    seed: int | np.random.SeedSequence = 0,
-    *,
-    pi_l: LocalPolicy | None = None,
-    evaluator: Evaluator | None = None,
-    estimate_value: bool = True,
-    eval_rollouts: int = 50,
-    eval_horizon: int = 100,
-    **options: Any,
-) -> LocalPolicy:
-    """L-LEARN (paper Algorithm 2, SPEC 5): a shared local policy that (approximately) best
-    responds to ``pi_g``.
-
-    Parameters
-    ----------
-    game, pi_g
-        The game and the fixed global policy.
-    solver
-        ``"induced-vi"`` (SPEC 5.1, :func:`induced_vi`), ``"direct"`` (SPEC 5.3,
-        :func:`direct_search`) or ``"chained"`` (SPEC 5.2,
-        :func:`altmarl.chained.chained_best_response`).
-    seed
-        Drives every random draw of the solver.
-    pi_l
-        The current local policy: it defines the population induced-VI responds to and is
-        a starting point of the direct search (default: uniform).
-    evaluator
-        ``evaluator(pi_g, pi_l') -> ValueEstimate`` for ``info["value"]``; default a
-        Monte-Carlo evaluation (``eval_rollouts`` x ``eval_horizon``, seed derived from
-        ``seed``). ``estimate_value=False`` skips it (``info["value"]`` is then the
-        solver's own estimate when it has one, else ``None``).
-    **options
-        Passed to the solver (see its docstring); unknown names raise ``ValueError``.
-
-    Returns
-    -------
-    LocalPolicy
-        ``info``: ``solver``, ``value``, ``value_stderr``, ``samples`` (generative-model
-        calls spent learning: count-simulator steps of one rollout + k-sample histograms
-        drawn; the value estimate is not included), ``wall_time`` (seconds, learning
-        only) and solver diagnostics.
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver = {solver!r}: expected one of {list(SOLVERS)}")
-    if not isinstance(pi_g, GlobalPolicy):
-        raise ValueError(f"pi_g: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
-    if pi_l is not None and not isinstance(pi_l, LocalPolicy):
-        raise ValueError(f"pi_l: expected None or an altmarl.LocalPolicy, got {type(pi_l).__name__}")
-    check_joint(game, pi_g, pi_l if pi_l is not None else LocalPolicy.uniform(game))
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    s_solver, s_eval = ss.spawn(2)
-    t0 = time.perf_counter()
-    info: dict[str, Any]
-    if solver == "induced-vi":
-        _check_options(induced_vi, options, solver)
-        table, info = induced_vi(game, pi_g, pi_l, s_solver, **options)
-        own_value = None
-    elif solver == "direct":
-        _check_options(direct_search, options, solver)
-        table, info = direct_search(game, pi_g, pi_l, s_solver, **options)
-        own_value = info["search_value"]
-    else:
-        from altmarl import chained
-
-        fn = chained.chained_best_response
-        _check_options(fn, options, solver)
-        int_seed = int(s_solver.generate_state(1)[0])
-        table, cinfo = fn(game, pi_g, seed=int_seed, **options)
-        info = dict(cinfo)
-        own_value = info.pop("value", None)
-        info["chained_value"] = own_value
-    wall = time.perf_counter() - t0
-    info["solver"] = solver
-    info["wall_time"] = wall
-    info.setdefault("samples", 0)
-    pol = LocalPolicy(table, info, game)
-    if estimate_value:
-        ev = evaluator or mc_evaluator(game, eval_rollouts, eval_horizon,
-                                       int(s_eval.generate_state(1)[0]))
-        est = ev(pi_g, pol)
-        pol.info["value"], pol.info["value_stderr"] = est.mean, est.stderr
-    else:
-        pol.info["value"] = own_value
-        pol.info["value_stderr"] = None
-    return pol
-
-
-def _check_options(fn: Callable[..., Any], options: dict[str, Any], solver: str) -> None:
-    params = inspect.signature(fn).parameters
-    allowed = [p for p in params if p not in ("game", "pi_g", "pi_l", "seed")]
-    bad = sorted(set(options) - set(allowed))
-    if bad:
-        raise ValueError(f"options {bad}: not accepted by the {solver!r} solver; "
-                         f"expected some of {sorted(allowed)}")
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} = {value!r}: expected an integer >= {minimum}")
-    return int(value)
