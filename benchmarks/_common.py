@@ -17,9 +17,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_BLAS_LIMIT: Any = None
-
-
 def machine() -> str:
     """One line describing the machine (benchmarks quote it), with the load average."""
     try:
@@ -42,20 +39,18 @@ def load() -> str:
 
 
 def limit_blas(threads: int = 1) -> str:
-    """Limit BLAS/OpenMP threads for the rest of the process (threadpoolctl when installed,
-    else only the environment variables, which act on libraries not yet loaded).
+    """Limit BLAS threads for the rest of the process: the environment variables (for
+    libraries not yet loaded, and subprocesses) and :func:`altmarl.threads.set_blas_threads`
+    (threadpoolctl, for those already loaded).
 
     On a shared 2-core machine BLAS's own threads oversubscribe the cores and slow small
     dense solves down (the exact solver's LU, for instance); benchmarks default to 1.
     Returns a short description for the table headers."""
-    global _BLAS_LIMIT
+    from altmarl.threads import set_blas_threads
+
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return f"BLAS threads: {threads} (environment variables only)"
-    _BLAS_LIMIT = threadpool_limits(threads)
+    set_blas_threads(threads)
     return f"BLAS threads: {threads} (threadpoolctl)"
 
 

@@ -43,10 +43,10 @@ def main() -> None:
     from altmarl.continuous.alternating import ContinuousConfig, run_continuous
     from altmarl.continuous.env import ContinuousWarehouse, simulate
     from altmarl.continuous.global_agent import GlobalAgent, g_learn_ce, g_learn_rollout
-    from altmarl.continuous.nets import set_threads
     from altmarl.continuous.trpo import LocalAgent, TRPOConfig, collect, fit_critic, trpo_step
+    from altmarl.threads import set_torch_threads
 
-    set_threads(1)
+    set_torch_threads(1)
     reps = 1 if args.quick else 3
     print(f"machine: {machine()}")
     env = ContinuousWarehouse()

@@ -107,11 +107,8 @@ def sweep(d: int, k: int, ns: list[int], reps: int) -> None:
 def blas_threads(reps: int) -> None:
     """Dense LU solves (value at ~1000 states; restricted enumeration) with 1 vs 2 BLAS
     threads, interleaved."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("\n(threadpoolctl not installed: BLAS thread comparison skipped)")
-        return
+    from altmarl.threads import limit_blas_threads
+
     rows = []
     for d, n, k in [(2, 499, 2), (3, 30, 1)]:
         game = _game(d, n)
@@ -122,11 +119,11 @@ def blas_threads(reps: int) -> None:
 
         def value(th: int, ex: ExactSolver = ex, pi_g: am.GlobalPolicy = pi_g,
                   pi_l: am.LocalPolicy = pi_l) -> float:
-            with threadpool_limits(th):
+            with limit_blas_threads(th):
                 return ex.value(pi_g, pi_l)
 
         def restricted(th: int, ex: ExactSolver = ex, pi_l: am.LocalPolicy = pi_l) -> float:
-            with threadpool_limits(th):
+            with limit_blas_threads(th):
                 return ex.restricted_best_response(pi_l, method="enumerate").value
 
         (v1, v2), _ = interleaved([lambda: value(1), lambda: value(2)], reps)

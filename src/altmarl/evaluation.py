@@ -15,7 +15,6 @@ samplers release the GIL), so the numbers do not depend on the number of workers
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
 from altmarl.generative.simulator import simulate as simulate_generative
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
+from altmarl.threads import default_threads
 
 if TYPE_CHECKING:
     from altmarl.stochastic import RewardModel
@@ -37,6 +37,11 @@ FloatArray = NDArray[np.float64]
 
 #: rollouts per independently seeded chunk
 CHUNK = 128
+
+#: two-sided 95% standard normal quantile ``Phi^{-1}(0.975)``: every 95% interval of
+#: altmarl is ``mean +- Z95 * stderr`` (:func:`altmarl.update.normal_quantile` computes
+#: other levels)
+Z95 = 1.959963984540054
 
 
 @dataclass
@@ -89,11 +94,6 @@ class Evaluation:
                 f"ci95=({lo:.4f}, {hi:.4f}), R={self.rollouts}, H={self.horizon})")
 
 
-def default_workers() -> int:
-    """Threads used by :func:`evaluate` when ``workers`` is not given: the CPU count."""
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def _chunks(rollouts: int) -> list[int]:
     sizes = [CHUNK] * (rollouts // CHUNK)
     if rollouts % CHUNK:
@@ -134,7 +134,7 @@ def simulate_batched(
                                record_counts=record_counts, **extra)
         return out
 
-    w = default_workers() if workers is None else max(1, int(workers))
+    w = default_threads() if workers is None else max(1, int(workers))
     if w == 1 or len(sizes) == 1:
         parts = [run(j) for j in range(len(sizes))]
     else:
@@ -198,7 +198,7 @@ def evaluate(
     R = returns.size
     mean = float(returns.mean())
     stderr = float(returns.std(ddof=1) / math.sqrt(R)) if R > 1 else float("nan")
-    half = 1.959963984540054 * stderr if R > 1 else float("nan")
+    half = Z95 * stderr if R > 1 else float("nan")
     assert traj.counts is not None
     occ = (traj.counts / game.n).mean(axis=0)
     gocc = np.stack([(traj.s_g == g).mean(axis=0) for g in range(game.n_sg)], axis=1)
@@ -284,7 +284,7 @@ def evaluate_generative(
     R = returns.size
     mean = float(returns.mean())
     stderr = float(returns.std(ddof=1) / math.sqrt(R)) if R > 1 else float("nan")
-    half = 1.959963984540054 * stderr if R > 1 else float("nan")
+    half = Z95 * stderr if R > 1 else float("nan")
     occ = (np.zeros((H, 0)) if traj.counts is None else (traj.counts / game.n).mean(axis=0))
     if traj.s_g is None or game.n_sg is None:
         gocc = np.zeros((H, 0))

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from altmarl._random import child
+from altmarl._validate import check_float, check_gamma, check_int, check_k, check_positive
 from altmarl.simulate import subsample_histograms
 
 FloatArray = NDArray[np.float64]
@@ -53,13 +54,6 @@ IntArray = NDArray[np.int64]
 
 #: names of the random streams, in spawn order (see module docstring)
 STREAMS = ("init", "subsample", "global_noise", "local_noise", "local_action", "global_action")
-
-
-def _positive(name: str, value: Any) -> float:
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} = {value!r}: expected a finite number > 0")
-    return v
 
 
 @dataclass(frozen=True)
@@ -91,10 +85,8 @@ class ContinuousWarehouse:
     name: str = field(default="continuous-warehouse", compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 2:
-            raise ValueError(f"n = {self.n!r}: expected an integer >= 2")
-        if not 0.0 <= float(self.gamma) < 1.0:
-            raise ValueError(f"gamma = {self.gamma!r}: expected 0 <= gamma < 1")
+        check_int("n", self.n, 2)
+        check_gamma(self.gamma)
         if not float(self.low) < float(self.high):
             raise ValueError(f"low, high = {self.low!r}, {self.high!r}: expected low < high")
         if len(self.targets) < 2:
@@ -108,13 +100,10 @@ class ContinuousWarehouse:
         if not 0.0 <= float(self.steer) <= 1.0:
             raise ValueError(f"steer = {self.steer!r}: expected a number in [0, 1]")
         for nm in ("sigma_g", "sigma_l", "r_g_width", "r_l_width", "init_spread"):
-            _positive(nm, getattr(self, nm))
+            check_positive(nm, getattr(self, nm))
         for nm in ("r_g_amp", "r_l_amp", "move_cost"):
-            v = float(getattr(self, nm))
-            if not np.isfinite(v) or v < 0:
-                raise ValueError(f"{nm} = {getattr(self, nm)!r}: expected a finite number >= 0")
-        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 2:
-            raise ValueError(f"n_bins = {self.n_bins!r}: expected an integer >= 2")
+            check_float(nm, getattr(self, nm), minimum=0)
+        check_int("n_bins", self.n_bins, 2)
         if not 0.5 <= float(self.init_split) < 1.0:
             raise ValueError(f"init_split = {self.init_split!r}: expected a number in [0.5, 1)")
         if not self.low <= self.init_sg_low <= self.init_sg_high <= self.high:
@@ -193,9 +182,7 @@ class ContinuousWarehouse:
 
     def check_k(self, k: Any) -> int:
         """Validate a subsample size ``1 <= k <= n``."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= int(k) <= self.n:
-            raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {self.n}")
-        return int(k)
+        return check_k(k, self.n)
 
     # --- model pieces -----------------------------------------------------------
     def bin_of(self, x: NDArray[Any]) -> IntArray:
@@ -465,8 +452,7 @@ def simulate(
     if subsample not in ("agents", "counts"):
         raise ValueError(f"subsample = {subsample!r}: expected 'agents' or 'counts'")
     for nm, v in (("rollouts", rollouts), ("horizon", horizon), ("repeat", repeat)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{nm} = {v!r}: expected an integer >= 1")
+        check_int(nm, v, 1)
     R, H, n, B = int(rollouts), int(horizon), env.n, env.n_bins
     if R % repeat:
         raise ValueError(f"repeat = {repeat}: expected a divisor of rollouts = {R}")

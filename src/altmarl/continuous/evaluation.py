@@ -25,11 +25,10 @@ from altmarl.continuous.env import (
     random_local,
     simulate,
 )
+from altmarl.evaluation import Z95
 
 FloatArray = NDArray[np.float64]
 
-#: z-value of a two-sided 95% normal interval
-Z95 = 1.959963984540054
 
 
 @dataclass

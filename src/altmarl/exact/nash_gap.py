@@ -35,7 +35,7 @@ from typing import Any
 
 from altmarl._random import child, int_seed
 from altmarl._validate import check_choice, check_int
-from altmarl.evaluation import Evaluation, evaluate
+from altmarl.evaluation import Z95, Evaluation, evaluate
 from altmarl.exact.best_response import (
     MAX_LOCAL_POLICIES,
     MAX_RESTRICTED_POLICIES,
@@ -168,9 +168,6 @@ def exact_nash_gap(
 # estimated Nash gap (large games): a lower bound
 # ---------------------------------------------------------------------------
 
-_Z95 = 1.959963984540054
-
-
 @dataclass
 class GapEstimate:
     """Estimated improvement of the best deviation found over the current joint policy.
@@ -281,7 +278,7 @@ def _best_deviation(
     ev = evaluate(game, *joint(dev), rollouts=rollouts, horizon=horizon, seed=cur_eval.seed,
                   workers=workers)
     diff, se = paired_difference(ev, cur_eval)
-    return GapEstimate(player, diff, se, (diff - _Z95 * se, diff + _Z95 * se), ev.mean, dev,
+    return GapEstimate(player, diff, se, (diff - Z95 * se, diff + Z95 * se), ev.mean, dev,
                        best, sel_values)
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from altmarl.experiments.runner import UnitOutput, UnitTask, execute_unit
+from altmarl.threads import default_processes
 
 OnDone = Callable[[UnitOutput], None]
 
@@ -34,11 +34,6 @@ BACKENDS = ("local", "ray")
 
 class WorkerDied(RuntimeError):
     """A worker process died more often than the backend was allowed to restart."""
-
-
-def default_workers() -> int:
-    """Process-pool size when ``--workers`` is not given: the CPU count."""
-    return max(1, os.cpu_count() or 1)
 
 
 def run_serial(tasks: Sequence[UnitTask], on_done: OnDone,
@@ -130,7 +125,7 @@ def run_ray(tasks: Sequence[UnitTask], on_done: OnDone, workers: int | None = No
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=workers or default_workers(), include_dashboard=False,
+            ray.init(num_cpus=workers or default_processes(), include_dashboard=False,
                      logging_level=logging.WARNING)
         started = True
     refs: dict[Any, UnitTask] = {}
@@ -172,7 +167,7 @@ def run_tasks(tasks: Sequence[UnitTask], on_done: OnDone, backend: str = "local"
     if backend == "ray":
         run_ray(tasks, on_done, workers, address)
         return
-    w = default_workers() if workers is None else workers
+    w = default_processes() if workers is None else workers
     if w == 1 or len(tasks) <= 1:
         run_serial(tasks, on_done, callback)
     else:

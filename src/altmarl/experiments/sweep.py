@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl.evaluation import Z95
 from altmarl.experiments.backends import check_backend, run_tasks
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.experiments.runner import (
@@ -246,8 +247,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
         per_k.append({
             "k": k, "train_runs": len(uk), "evaluations": len(vals), "mean": mean, "std": std,
             "stderr": se,
-            "ci95": None if se is None else [mean - 1.959963984540054 * se,
-                                             mean + 1.959963984540054 * se],
+            "ci95": None if se is None else [mean - Z95 * se, mean + Z95 * se],
             "min": float(np.min(vals)), "max": float(np.max(vals)),
             "train_value_mean": _mean_or_none([u["train"].get("value") for u in uk]),
             "mode_mismatch_mean": float(np.mean(mism)) if mism else None,

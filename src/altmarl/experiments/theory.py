@@ -28,8 +28,6 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +43,7 @@ from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, write_json
 from altmarl.plots.theory import plot_theory
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
+from altmarl.threads import limit_blas_threads
 
 # ---------------------------------------------------------------------------
 # configuration
@@ -184,17 +183,6 @@ def fit_loglog_slope(ks: Any, gaps: Any, k_max: float) -> dict[str, Any]:
     out.update(slope=float(b), intercept=float(a),
                r2=float(1 - (resid ** 2).sum() / ss) if ss > 0 else 1.0)
     return out
-
-
-@contextmanager
-def _single_thread_blas() -> Iterator[int]:
-    """Limit BLAS to one thread (``threadpoolctl``): on a shared machine multithreaded BLAS
-    spinning on busy cores makes small dense solves erratic, which would spoil the timings
-    of part (c). Yields the thread limit in force."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield 1
 
 
 # ---------------------------------------------------------------------------
@@ -346,7 +334,8 @@ def run_theory(out: str | Path, quick: bool = False, seed: int = 0,
     t0 = time.perf_counter()
     bar = Progress(progress)
     bar.add_task("theory", total=total)
-    with _single_thread_blas() as blas_threads, bar:
+    # one BLAS thread: multithreaded BLAS on busy cores would make part (c)'s timings erratic
+    with limit_blas_threads(1) as blas_threads, bar:
         gap_rows, fits = gap_vs_k(cfg, bar)
         atomic_write_bytes(out / "gap_vs_k.csv", dict_rows_csv_bytes(gap_rows, GAP_COLUMNS))
         size_rows = table_sizes(cfg)

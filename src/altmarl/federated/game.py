@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl._validate import check_int, check_positive
 from altmarl.game import IIDInit, TabularGame
 from altmarl.io import atomic_write_bytes
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -94,9 +95,7 @@ class TransitionCounts:
 
     def __post_init__(self) -> None:
         for name in ("n_sg", "n_ag", "n_sl", "n_al"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"{name} = {v!r}: expected an integer >= 1")
+            check_int(name, getattr(self, name), 1)
         S, A, L, B = self.n_sg, self.n_ag, self.n_sl, self.n_al
         self.g_counts = np.zeros((S, A, S))
         self.g_reward = np.zeros((S, A))
@@ -287,9 +286,7 @@ def estimate_game(counts: TransitionCounts, gamma: float, n: int, alpha: float =
 
     Returns the game (validated by its constructor) and an :class:`EstimationReport`.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not (
-            np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha = {alpha!r}: expected a finite number > 0")
+    check_positive("alpha", alpha)
     S, A, L, B = counts.sizes
     # global rows
     g_n = counts.g_counts.sum(axis=-1)

@@ -17,7 +17,6 @@ depend on the seed only (not on the number of worker threads).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from altmarl._validate import check_int
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.observe import bincount_rows
 from altmarl.generative.policies import check_policies
+from altmarl.threads import default_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -182,8 +182,7 @@ def simulate(
                                               record_counts=record_counts)
         return out
 
-    w = max(1, min(8, os.cpu_count() or 1)) if workers is None else check_int("workers",
-                                                                             workers, 1)
+    w = default_threads() if workers is None else check_int("workers", workers, 1)
     if w == 1 or len(sizes) == 1:
         parts = [run(j) for j in range(len(sizes))]
     else:

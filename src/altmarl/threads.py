@@ -1,0 +1,102 @@
+"""How many threads and processes altmarl uses, and the limits it puts on BLAS and PyTorch
+(the one home of these settings).
+
+Seeded numbers never depend on these choices (SPEC 9): rollouts are cut into fixed,
+independently seeded chunks and sweep units carry their own seeds. They only decide how
+fast a run is on a given machine.
+
+* :func:`default_threads` — size of an in-process *thread* pool (the rollout chunks of
+  :func:`altmarl.evaluate`, the generative simulator) when ``workers`` is not given;
+* :func:`default_processes` — number of worker *processes* of a sweep backend (the local
+  process pool, a local Ray instance) when ``--workers`` is not given;
+* :func:`limit_blas_threads` — a block during which NumPy's BLAS uses at most ``threads``
+  threads (restored afterwards); :func:`set_blas_threads` — the same for the rest of the
+  process;
+* :func:`set_torch_threads` — PyTorch's intra-op threads and NumPy's BLAS, both set to the
+  same count for the rest of the process (the continuous warehouse);
+  :func:`limit_torch_threads` — PyTorch's threads for one block.
+
+On a shared machine multithreaded BLAS spinning on busy cores makes small dense products
+and solves many times slower and their timings erratic; altmarl's heavy paths therefore
+run single-threaded and parallelize over independent rollouts or units instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: at most this many threads by default for in-process thread pools
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads() -> int:
+    """Threads of an in-process thread pool when ``workers`` is not given (evaluation's
+    rollout chunks, the generative simulator): the CPU count, at most
+    :data:`MAX_DEFAULT_THREADS`."""
+    return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+
+
+def default_processes() -> int:
+    """Worker processes of a sweep backend when ``--workers`` is not given (the local
+    process pool, the CPUs of a local Ray instance): the CPU count."""
+    return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def limit_blas_threads(threads: int = 1) -> Iterator[int]:
+    """Run a block with NumPy's BLAS limited to ``threads`` threads (``threadpoolctl``);
+    the previous limits are restored on exit. Yields the limit in force."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield threads
+
+
+def set_blas_threads(threads: int) -> None:
+    """Limit NumPy's BLAS to ``threads`` threads for the rest of the process
+    (``threadpoolctl``; libraries loaded later are not affected)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def set_torch_threads(threads: int | None = 1) -> int:
+    """``torch.set_num_threads`` and the same limit for NumPy's BLAS, for the rest of the
+    process (``None`` or ``0``: 1 thread; the continuous simulator is single-threaded too,
+    and small matrix products are many times slower with several threads on a busy
+    machine). Returns the thread count set."""
+    import torch
+
+    t = max(1, int(threads or 1))
+    torch.set_num_threads(t)
+    set_blas_threads(t)
+    return t
+
+
+@contextmanager
+def limit_torch_threads(threads: int = 1) -> Iterator[int]:
+    """Run a block with ``torch.set_num_threads(threads)`` (at least 1), restoring the
+    previous count on exit: two workers on two cores then do not oversubscribe them.
+    Yields the count in force."""
+    import torch
+
+    prev = torch.get_num_threads()
+    t = max(1, int(threads))
+    torch.set_num_threads(t)
+    try:
+        yield t
+    finally:
+        torch.set_num_threads(prev)
+
+
+__all__ = [
+    "MAX_DEFAULT_THREADS",
+    "default_processes",
+    "default_threads",
+    "limit_blas_threads",
+    "limit_torch_threads",
+    "set_blas_threads",
+    "set_torch_threads",
+]

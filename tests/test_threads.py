@@ -1,0 +1,62 @@
+"""altmarl.threads: default pool sizes and the BLAS / torch thread limits; evaluation.Z95."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import altmarl as am
+from altmarl import threads
+from altmarl.evaluation import Z95
+
+
+def _blas_threads() -> list[int]:
+    return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("cpus,thr,procs", [(None, 1, 1), (1, 1, 1), (2, 2, 2), (6, 6, 6),
+                                            (64, 8, 64)])
+def test_default_threads_and_processes(monkeypatch: pytest.MonkeyPatch, cpus: int | None,
+                                       thr: int, procs: int) -> None:
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: cpus)
+    assert threads.default_threads() == thr  # thread pools: at most MAX_DEFAULT_THREADS
+    assert threads.default_processes() == procs  # sweep processes: the CPU count
+
+
+def test_limit_blas_threads_restores() -> None:
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    before = _blas_threads()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    with threads.limit_blas_threads(1) as limit:
+        assert limit == 1
+        assert _blas_threads() == [1] * len(before)
+    assert _blas_threads() == before
+
+
+def test_set_torch_threads_sets_torch_and_blas() -> None:
+    torch = pytest.importorskip("torch")
+    prev_torch, prev_blas = torch.get_num_threads(), _blas_threads()
+    try:
+        assert threads.set_torch_threads(None) == 1
+        assert torch.get_num_threads() == 1
+        assert all(t == 1 for t in _blas_threads())
+        with threads.limit_torch_threads(2) as t:
+            assert t == 2 and torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(prev_torch)
+        if prev_blas:
+            threads.set_blas_threads(max(prev_blas))
+
+
+def test_z95_is_the_normal_quantile_used_by_evaluate() -> None:
+    from scipy.special import ndtri
+
+    assert Z95 == float(ndtri(0.975))
+    assert Z95 == am.update.normal_quantile(0.95)
+    game = am.envs.make("warehouse", n=20)
+    ev = am.evaluate(game, am.GlobalPolicy.constant(game, 1, 0), am.LocalPolicy.uniform(game),
+                     rollouts=50, horizon=10, seed=0)
+    assert ev.ci95 == (ev.mean - Z95 * ev.stderr, ev.mean + Z95 * ev.stderr)
