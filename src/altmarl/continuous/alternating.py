@@ -73,9 +73,10 @@ from altmarl.continuous.global_agent import (
     harvest_states,
     mode_accuracy_at_reset,
 )
-from altmarl.continuous.nets import load_state, save_state, set_threads, torch_seed
+from altmarl.continuous.nets import load_state, save_state, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
 from altmarl.io import atomic_write_bytes, json_bytes
+from altmarl.threads import set_torch_threads
 from altmarl.update import Comparison, Decision, EtaRule, RolloutEstimate
 
 CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
@@ -454,7 +455,7 @@ def run_continuous(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed = {seed!r}: expected an integer >= 0")
     seed = int(seed)
-    set_threads(cfg.torch_threads)
+    set_torch_threads(cfg.torch_threads)
     root = np.random.SeedSequence([seed, k])
     greedy_l = cfg.local_eval == "greedy"
     ga = GlobalAgent(env, k, hidden=cfg.hidden, use_s_g=cfg.use_s_g,

@@ -64,19 +64,6 @@ def torch_seed(ss: np.random.SeedSequence) -> int:
         [1, 2**31], dtype=np.uint64)) & (2**63 - 1)
 
 
-def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads`` (default: 1; the simulator is single-threaded too), and the
-    same limit for NumPy's BLAS when ``threadpoolctl`` is installed (small matrix products
-    are many times slower with several BLAS threads on a busy machine)."""
-    t = max(1, int(threads or 1))
-    torch.set_num_threads(t)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return
-    threadpool_limits(limits=t, user_api="blas")
-
-
 def save_state(path: str | os.PathLike[str], tensors: Mapping[str, Any]) -> None:
     """Atomically ``torch.save`` a dict of state dicts (tensors only, no pickled objects)."""
     buf = io.BytesIO()
