@@ -89,9 +89,9 @@ def test_am_g_learn_dispatches_on_generative_games():
 
 def test_threads_restored_and_devices():
     before = torch.get_num_threads()
-    from altmarl.generative.neural import torch_threads
+    from altmarl.threads import limit_torch_threads
 
-    with torch_threads(1):
+    with limit_torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     assert resolve_device("cpu").type == "cpu"

@@ -35,8 +35,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ from altmarl.generative.policies import FunctionGlobalPolicy, check_policies
 from altmarl.generative.simulator import subsample_indices
 from altmarl.io import to_jsonable
 from altmarl.progress import Progress
+from altmarl.threads import limit_torch_threads
 
 FORMAT = "altmarl.neural_global_policy"
 FORMAT_VERSION = 1
@@ -69,18 +68,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device = 'cuda': no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(device)
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run a block with ``torch.set_num_threads(threads)`` (restored afterwards): with the
-    default of 1 thread, two workers on two cores do not oversubscribe them."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 class Features:
@@ -352,7 +339,7 @@ def neural_g_learn(
     arch = {"in_dim": feats.dim, "out_dim": game.n_ag, "hidden": int(hidden),
             "layers": int(layers)}
     history: list[float] = []
-    with torch_threads(threads), seeded_torch(torch_seed(child(ss, 3))):
+    with limit_torch_threads(threads), seeded_torch(torch_seed(child(ss, 3))):
         net = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
         target = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
