@@ -81,6 +81,27 @@ def check_action(name: str, action: Any, n: int) -> int:
     return a
 
 
+def check_initial_state(game: TabularGame, init: Any) -> tuple[int, IntArray]:
+    """``options={"init": (s_g, counts)}``: a fixed initial state, validated."""
+    try:
+        s_g_raw, counts_raw = init
+    except (TypeError, ValueError):
+        raise ValueError("options['init']: expected a pair (s_g, counts)") from None
+    s_g = check_action("options['init'] s_g", s_g_raw, game.n_sg)
+    counts = np.asarray(counts_raw)
+    if counts.shape != (game.n_sl,) or counts.dtype.kind not in "iu":
+        raise ValueError(
+            f"options['init'] counts: expected {game.n_sl} non-negative integers, "
+            f"got {counts_raw!r}"
+        )
+    if counts.min() < 0 or counts.sum() != game.n:
+        raise ValueError(
+            f"options['init'] counts = {counts.tolist()}: expected non-negative integers "
+            f"summing to n = {game.n}"
+        )
+    return s_g, counts.astype(np.int64)
+
+
 class CountStepper:
     """Single-rollout count-simulator step for a fixed shared local policy (SPEC 3).
 

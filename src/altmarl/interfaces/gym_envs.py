@@ -34,18 +34,18 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
         "optional extra with: pip install 'altmarl[gym]'"
     ) from _exc
 
-from altmarl.game import TabularGame
+from altmarl.game import TabularGame, check_game
 from altmarl.histogram import rank
 from altmarl.interfaces._core import (
     CountStepper,
     FloatArray,
     GlobalObsCodec,
-    IntArray,
     LocalObsCodec,
     check_action,
     check_choice,
     check_global_policy,
     check_horizon,
+    check_initial_state,
     check_local_policy,
     draw_representative,
 )
@@ -56,34 +56,8 @@ from altmarl.simulate import subsample_histograms
 LOCAL_REWARDS = ("individual", "joint")
 
 
-def _check_game(game: Any) -> TabularGame:
-    if not isinstance(game, TabularGame):
-        raise ValueError(f"game: expected an altmarl.TabularGame, got {type(game).__name__}")
-    return game
-
-
-def _check_init(game: TabularGame, init: Any) -> tuple[int, IntArray]:
-    """``options={"init": (s_g, counts)}``: a fixed initial state, validated."""
-    try:
-        s_g_raw, counts_raw = init
-    except (TypeError, ValueError):
-        raise ValueError("options['init']: expected a pair (s_g, counts)") from None
-    s_g = check_action("options['init'] s_g", s_g_raw, game.n_sg)
-    counts = np.asarray(counts_raw)
-    if counts.shape != (game.n_sl,) or counts.dtype.kind not in "iu":
-        raise ValueError(
-            f"options['init'] counts: expected {game.n_sl} non-negative integers, "
-            f"got {counts_raw!r}"
-        )
-    if counts.min() < 0 or counts.sum() != game.n:
-        raise ValueError(
-            f"options['init'] counts = {counts.tolist()}: expected non-negative integers "
-            f"summing to n = {game.n}"
-        )
-    return s_g, counts.astype(np.int64)
-
-
-def _global_obs_space(codec: GlobalObsCodec) -> spaces.Space[Any]:
+def global_obs_space(codec: GlobalObsCodec) -> spaces.Space[Any]:
+    """The Gymnasium observation space of a :class:`GlobalObsCodec`'s encoding."""
     d, k = codec.n_sl, codec.k
     if codec.mode == "dict":
         return spaces.Dict({
@@ -97,7 +71,8 @@ def _global_obs_space(codec: GlobalObsCodec) -> spaces.Space[Any]:
     return spaces.Box(0.0, 1.0, shape=(codec.n_sg + d,), dtype=np.float32)
 
 
-def _local_obs_space(codec: LocalObsCodec) -> spaces.Space[Any]:
+def local_obs_space(codec: LocalObsCodec) -> spaces.Space[Any]:
+    """The Gymnasium observation space of a :class:`LocalObsCodec`'s encoding."""
     if codec.mode == "multidiscrete":
         return spaces.MultiDiscrete(np.array([codec.n_sl, codec.n_sg], dtype=np.int64))
     if codec.mode == "discrete":
@@ -143,12 +118,12 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
 
     def __init__(self, game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
                  horizon: int = 100, obs: str = "dict") -> None:
-        self.game = _check_game(game)
+        self.game = check_game(game)
         self.pi_l = check_local_policy(game, pi_l)
         self.k = game.check_k(k)
         self.horizon = check_horizon(horizon)
         self.codec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, obs)
-        self.observation_space = _global_obs_space(self.codec)
+        self.observation_space = global_obs_space(self.codec)
         self.action_space = spaces.Discrete(game.n_ag)
         self._stepper = CountStepper(game, self.pi_l)
         self._s_g = 0
@@ -163,7 +138,7 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         super().reset(seed=seed)
         rng = self.np_random
         if options and "init" in options:
-            self._s_g, self._N = _check_init(self.game, options["init"])
+            self._s_g, self._N = check_initial_state(self.game, options["init"])
         else:
             s_g, N = self.game.sample_init(rng, 1)
             self._s_g, self._N = int(s_g[0]), np.asarray(N[0], dtype=np.int64)
@@ -260,14 +235,14 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
     def __init__(self, game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy | FloatArray,
                  horizon: int = 100, obs: str = "multidiscrete",
                  reward: str = "individual") -> None:
-        self.game = _check_game(game)
+        self.game = check_game(game)
         self.pi_g = check_global_policy(game, pi_g)
         self.pi_l = check_local_policy(game, pi_l)
         self.k = self.pi_g.k
         self.horizon = check_horizon(horizon)
         self.reward_mode = check_choice("reward", reward, LOCAL_REWARDS)
         self.codec = LocalObsCodec(game.n_sl, game.n_sg, obs)
-        self.observation_space = _local_obs_space(self.codec)
+        self.observation_space = local_obs_space(self.codec)
         self.action_space = spaces.Discrete(game.n_al)
         self._stepper = CountStepper(game, self.pi_l)
         self._s_g = 0
@@ -285,7 +260,7 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
         rng = self.np_random
         options = options or {}
         if "init" in options:
-            s_g, N = _check_init(self.game, options["init"])
+            s_g, N = check_initial_state(self.game, options["init"])
         else:
             sg_arr, N_arr = self.game.sample_init(rng, 1)
             s_g, N = int(sg_arr[0]), np.asarray(N_arr[0], dtype=np.int64)

@@ -24,7 +24,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
         "installed; install the optional extra with: pip install 'altmarl[gym]'"
     ) from _exc
 
-from altmarl.game import TabularGame
+from altmarl.game import TabularGame, check_game
 from altmarl.interfaces._core import (
     GlobalObsCodec,
     IntArray,
@@ -32,13 +32,9 @@ from altmarl.interfaces._core import (
     check_action,
     check_choice,
     check_horizon,
+    check_initial_state,
 )
-from altmarl.interfaces.gym_envs import (
-    _check_game,
-    _check_init,
-    _global_obs_space,
-    _local_obs_space,
-)
+from altmarl.interfaces.gym_envs import global_obs_space, local_obs_space
 
 #: reward options of :class:`AltMarlParallelEnv`
 PARALLEL_REWARDS = ("joint", "individual")
@@ -82,7 +78,7 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
     def __init__(self, game: TabularGame, k: int, horizon: int = 100,
                  global_obs: str = "dict", local_obs: str = "multidiscrete",
                  reward: str = "joint") -> None:
-        self.game = _check_game(game)
+        self.game = check_game(game)
         self.k = game.check_k(k)
         self.horizon = check_horizon(horizon)
         self.reward_mode = check_choice("reward", reward, PARALLEL_REWARDS)
@@ -93,10 +89,10 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
         self.possible_agents: list[str] = [GLOBAL_AGENT, *self.local_agents]
         self.agents: list[str] = []
         self._obs_spaces: dict[str, spaces.Space[Any]] = {
-            GLOBAL_AGENT: _global_obs_space(self.gcodec)}
+            GLOBAL_AGENT: global_obs_space(self.gcodec)}
         self._act_spaces: dict[str, spaces.Space[Any]] = {GLOBAL_AGENT: spaces.Discrete(game.n_ag)}
         for name in self.local_agents:
-            self._obs_spaces[name] = _local_obs_space(self.lcodec)
+            self._obs_spaces[name] = local_obs_space(self.lcodec)
             self._act_spaces[name] = spaces.Discrete(game.n_al)
         self.observation_spaces = self._obs_spaces
         self.action_spaces = self._act_spaces
@@ -136,7 +132,7 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
             self._s_g, self._states = int(st[0]), st[1:].astype(np.int64)
         else:
             if "init" in options:
-                s_g, N = _check_init(game, options["init"])
+                s_g, N = check_initial_state(game, options["init"])
             else:
                 sg_arr, N_arr = game.sample_init(rng, 1)
                 s_g, N = int(sg_arr[0]), np.asarray(N_arr[0], dtype=np.int64)
