@@ -43,7 +43,7 @@ def child(cfg: dict[str, Any]) -> None:
     import warnings
 
     import altmarl as am
-    from altmarl.g_learn import g_learn
+    from altmarl.glearn import g_learn
 
     limit_blas(1)
     env = dict(cfg.get("env") or {"name": "warehouse", "n": 1000})
@@ -84,13 +84,13 @@ def quality(quick: bool) -> None:
     import numpy as np
 
     import altmarl as am
-    from altmarl.g_learn import empirical_operator, solve
+    from altmarl.glearn import GLearnOptions, empirical_operator, solve
 
     game = am.envs.make("warehouse", n=1000)
     pi_l = am.LocalPolicy.uniform(game)
     k = 8
-    exact = empirical_operator(game, pi_l, k, m=None)
-    q_star, _ = solve(exact, tol=1e-10)
+    exact = empirical_operator(game, pi_l, k, options=GLearnOptions(m=None))
+    q_star, _ = solve(exact, GLearnOptions(tol=1e-10))
     v_star = q_star.max(axis=-1)
     model = exact.model  # exact surrogate: D[s][h, h'] = P(h' | h, s_g = s)
     S, N = model.n_sg, model.n_states

@@ -40,7 +40,7 @@ from _common import interleaved, limit_blas, machine, module_at, print_table  # 
 
 import altmarl as am  # noqa: E402
 from altmarl.exact import ExactSolver  # noqa: E402
-from altmarl.g_learn import g_learn  # noqa: E402
+from altmarl.glearn import g_learn  # noqa: E402
 from altmarl.llearn import CRNEvaluator, truncation_horizon  # noqa: E402
 
 

@@ -49,7 +49,7 @@ from altmarl.interfaces import GlobalAgentEnv
 def _g_learn() -> Any:
     fn = getattr(am, "g_learn", None)
     if fn is None:
-        from altmarl.g_learn import g_learn as fn
+        from altmarl.glearn import g_learn as fn
     return fn
 
 

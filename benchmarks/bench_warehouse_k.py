@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 import altmarl as am
-from altmarl.g_learn import g_learn
+from altmarl.glearn import g_learn
 from altmarl.io import atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))

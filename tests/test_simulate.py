@@ -157,6 +157,7 @@ def test_scalar_and_array_subsample_paths_give_identical_numbers():
 # sampling primitives and the pure count step (SPEC 3)
 # ---------------------------------------------------------------------------
 
+from altmarl.glearn.rewards import uniform  # noqa: E402
 from altmarl.simulate import (  # noqa: E402
     count_step,
     global_actions,
@@ -165,7 +166,6 @@ from altmarl.simulate import (  # noqa: E402
     sample_rows,
     step_tables,
 )
-from altmarl.stochastic import uniform  # noqa: E402
 
 
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 12), k=st.integers(1, 12))

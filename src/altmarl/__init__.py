@@ -1,18 +1,17 @@
 """altmarl — ALTERNATING-MARL: approximate Nash equilibria for one global agent and ``n``
 local agents via mean-field subsampling (arXiv 2603.03759). See SPEC.md / docs/."""
 
-from altmarl import envs, exact, generative
+from altmarl import envs, exact, generative, glearn
 from altmarl.alternating import AlternatingResult, alternating_marl
 from altmarl.evaluation import Evaluation, evaluate
-from altmarl.g_learn import g_learn
 from altmarl.game import DirichletInit, IIDInit, TabularGame
 from altmarl.generative import GenerativeGame
+from altmarl.glearn import GLearnOptions, RewardModel, g_learn, g_learn_stochastic
 from altmarl.histogram import enumerate_histograms, num_histograms, rank, unrank
 from altmarl.llearn import l_learn
 from altmarl.offpolicy import OfflineDataset, g_learn_offpolicy, load_dataset, record_logs
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import rollout_agents, rollout_counts
-from altmarl.stochastic import RewardModel, g_learn_stochastic
 
 __version__ = "0.1.0"
 
@@ -20,6 +19,7 @@ __all__ = [
     "AlternatingResult",
     "DirichletInit",
     "Evaluation",
+    "GLearnOptions",
     "GenerativeGame",
     "GlobalPolicy",
     "IIDInit",
@@ -36,6 +36,7 @@ __all__ = [
     "g_learn_offpolicy",
     "g_learn_stochastic",
     "generative",
+    "glearn",
     "l_learn",
     "load_dataset",
     "num_histograms",

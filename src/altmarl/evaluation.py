@@ -31,7 +31,7 @@ from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
 from altmarl.threads import default_threads
 
 if TYPE_CHECKING:
-    from altmarl.stochastic import RewardModel
+    from altmarl.glearn.rewards import RewardModel
 
 FloatArray = NDArray[np.float64]
 
@@ -172,7 +172,7 @@ def evaluate(
     simulator
         ``"counts"`` (default, cost independent of ``n``) or ``"agents"``.
     reward_model
-        Optional :class:`altmarl.stochastic.RewardModel` (Appendix F): rewards are drawn
+        Optional :class:`altmarl.RewardModel` (Appendix F): rewards are drawn
         from it (count simulator only); ``truncation_bound`` then uses its ``r_max``.
 
     A :class:`~altmarl.generative.GenerativeGame`, or policies that are not the tabular

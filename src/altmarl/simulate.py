@@ -36,7 +36,7 @@ from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
 
 if TYPE_CHECKING:
-    from altmarl.stochastic import RewardModel
+    from altmarl.glearn.rewards import RewardModel
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -401,9 +401,9 @@ def rollout_counts(
 
     ``init`` optionally fixes the initial ``(s_g, counts)`` (arrays of length ``rollouts``);
     by default it is drawn from ``game.init``. ``reward_model`` (an
-    :class:`altmarl.stochastic.RewardModel`, Appendix F) replaces ``r_g`` / ``r_l`` by
+    :class:`altmarl.RewardModel`, Appendix F) replaces ``r_g`` / ``r_l`` by
     draws: ``r_g ~ D_g(s_g, a_g)`` and, per (state, action) cell, the sum of the ``M[x, a]``
-    agents' local draws, drawn in aggregate (exact; see ``altmarl.stochastic``). Without
+    agents' local draws, drawn in aggregate (exact; see ``altmarl.glearn.rewards``). Without
     it the deterministic path is unchanged.
     """
     check_joint(game, pi_g, pi_l)

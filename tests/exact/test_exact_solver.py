@@ -9,7 +9,7 @@ from exact_oracles import exact_game, random_pi_l
 
 import altmarl as am
 from altmarl.exact import ExactSolver
-from altmarl.g_learn import g_learn
+from altmarl.glearn import g_learn
 
 
 def test_refuses_large_games_with_size_and_limit():

@@ -20,7 +20,7 @@ from altmarl.experiments.theory import (
     run_theory,
     table_sizes,
 )
-from altmarl.g_learn import g_learn
+from altmarl.glearn import g_learn
 from altmarl.io import read_csv_rows
 
 

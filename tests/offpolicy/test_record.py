@@ -8,7 +8,7 @@ import pytest
 
 import altmarl as am
 from altmarl import offpolicy as op
-from altmarl import stochastic as sto
+from altmarl.glearn import rewards as sto
 
 
 def test_record_logs_shapes_and_chaining(game, small_log) -> None:

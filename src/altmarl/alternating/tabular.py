@@ -390,7 +390,7 @@ def alternating_marl(
         Tolerance added to the automatic ``eta`` (default ``1e-6 r_max / (1 - gamma)``,
         a floor for the learners' numerical tolerance).
     g_options, l_options
-        Extra keyword arguments for :func:`altmarl.g_learn.g_learn` / :func:`l_learn`.
+        Extra keyword arguments for :func:`altmarl.g_learn` / :func:`l_learn`.
     g_learner, l_learner
         Replace the learners (hooks, e.g. to inject proposals in tests):
         ``g_learner(game, pi_l, k, seed, pi_g) -> GlobalPolicy`` and
@@ -438,7 +438,7 @@ def _check_proposal_g(pi: Any, game: TabularGame, k: int) -> None:
 def _default_g_learner(m: int | None, options: dict[str, Any]) -> GlobalLearner:
     def learn(game: TabularGame, pi_l: LocalPolicy, k: int, seed: int,
               pi_g: GlobalPolicy | None) -> GlobalPolicy:
-        from altmarl.g_learn import g_learn  # type: ignore[import-not-found]
+        from altmarl.glearn import g_learn
 
         out: GlobalPolicy = g_learn(game, pi_l, k, m=m, seed=seed, **options)
         return out

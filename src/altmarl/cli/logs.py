@@ -32,7 +32,7 @@ def _make_game(env: str, sets: list[str]) -> Any:
 
 
 def _noise(family: str, value: float | None) -> Any:
-    from altmarl import stochastic as st
+    from altmarl.glearn import rewards as st
 
     if value is None or value == 0:
         return None
@@ -46,7 +46,7 @@ def _noise(family: str, value: float | None) -> Any:
 
 
 def _reward_model(game: Any, family: str, noise_g: float | None, noise_l: float | None) -> Any:
-    from altmarl.stochastic import RewardModel
+    from altmarl.glearn.rewards import RewardModel
 
     if family == "none":
         if noise_g or noise_l:
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="write the table as JSON"),
     ) -> None:
         """Error of off-policy vs generative G-LEARN as the log grows (uniform behaviour)."""
-        from altmarl.g_learn import g_learn
+        from altmarl.glearn import g_learn
         from altmarl.offpolicy import compare_generative, g_learn_offpolicy, record_logs
         from altmarl.policies import LocalPolicy
 

@@ -33,8 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
-from altmarl.g_learn import pi_l_table
 from altmarl.game import TabularGame
+from altmarl.glearn.operator import pi_l_table
 from altmarl.histogram import enumerate_histograms, num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
 
@@ -191,7 +191,7 @@ class CountChain:
         return self._W[k]
 
     def local_table(self, pi_l: LocalPolicy | FloatArray) -> FloatArray:
-        """The table of ``pi_l`` checked against the game (:func:`altmarl.g_learn.pi_l_table`),
+        """The table of ``pi_l`` checked against the game (:func:`altmarl.glearn.operator.pi_l_table`),
         C-contiguous."""
         return np.ascontiguousarray(pi_l_table(self.game, pi_l))
 

@@ -319,7 +319,7 @@ def estimate_nash_gap(
     g_learn_options, l_learn_options
         Extra keyword arguments for ``g_learn`` and, per solver name, for ``l_learn``.
     """
-    from altmarl.g_learn import g_learn  # type: ignore[import-not-found,unused-ignore]
+    from altmarl.glearn import g_learn
     from altmarl.llearn import l_learn
 
     rollouts = check_int("rollouts", rollouts, minimum=2)

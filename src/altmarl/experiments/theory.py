@@ -37,7 +37,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 from altmarl import envs
 from altmarl.exact import ExactSolver
 from altmarl.experiments.config import StrictConfig, format_validation_errors
-from altmarl.g_learn import g_learn
+from altmarl.glearn import g_learn
 from altmarl.histogram import effective_k, num_histograms
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, write_json
 from altmarl.plots.theory import plot_theory

@@ -29,7 +29,7 @@ from altmarl.simulate import (
 )
 
 if TYPE_CHECKING:
-    from altmarl.stochastic import RewardModel
+    from altmarl.glearn.rewards import RewardModel
 
 #: behaviour policies of the global agent
 BEHAVIOURS = ("uniform", "epsilon-greedy")

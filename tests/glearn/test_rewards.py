@@ -1,4 +1,4 @@
-"""Stochastic rewards (paper Appendix F): reward models, the randomized empirical operator,
+"""Stochastic reward models (altmarl.glearn.rewards, paper Appendix F, Assumption F.1)
 and the simulator / evaluate drawing rewards from a model."""
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import altmarl as am
-from altmarl import stochastic as sto
 from altmarl.evaluation import simulate_batched
+from altmarl.glearn import rewards as rw
 from altmarl.simulate import rollout_counts
-
-
-@pytest.fixture
-def game3() -> am.TabularGame:
-    return am.envs.make("random", n_sg=2, n_ag=3, n_sl=3, n_al=2, n=6, gamma=0.8, seed=2)
 
 
 def _cells(game: am.TabularGame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -29,23 +24,18 @@ def _cells(game: am.TabularGame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, s, a
 
 
-# ---------------------------------------------------------------------------
-# noise families: exact aggregate sums
-# ---------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "noise, var_one",
     [
-        (sto.uniform(0.3), lambda mu: np.full_like(mu, 4 * 0.3**2 / 12)),
-        (sto.bernoulli(0.8), lambda mu: 0.8**2 * (mu / 0.8) * (1 - mu / 0.8)),
-        (sto.truncated_normal(0.2, clip=1.5),
+        (rw.uniform(0.3), lambda mu: np.full_like(mu, 4 * 0.3**2 / 12)),
+        (rw.bernoulli(0.8), lambda mu: 0.8**2 * (mu / 0.8) * (1 - mu / 0.8)),
+        (rw.truncated_normal(0.2, clip=1.5),
          lambda mu: np.full_like(mu, 0.2**2 * (1 - 2 * 1.5 * stats.norm.pdf(1.5)
                                                / (2 * stats.norm.cdf(1.5) - 1)))),
     ],
 )
 def test_sum_of_draws_has_the_right_mean_and_variance(game3, noise, var_one) -> None:
-    model = sto.RewardModel.from_game(game3, noise_l=noise)
+    model = rw.RewardModel.from_game(game3, noise_l=noise)
     rng = np.random.default_rng(0)
     c, reps = 7, 4000
     sums = np.stack([model.l.sum_draws(rng, _cells(game3), c) for _ in range(reps)])
@@ -59,7 +49,7 @@ def test_sum_of_draws_has_the_right_mean_and_variance(game3, noise, var_one) -> 
 
 def test_uniform_sum_is_irwin_hall() -> None:
     """The binary-digit aggregate of two uniforms is the triangular law on [0, 2]."""
-    model = sto.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.5), None, sto.uniform(0.5))
+    model = rw.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.5), None, rw.uniform(0.5))
     rng = np.random.default_rng(1)
     draws = model.l.sum_draws(rng, (np.zeros(20000, int), 0, 0), 2)
 
@@ -73,8 +63,8 @@ def test_uniform_sum_is_irwin_hall() -> None:
 def test_uniform_sum_paths_agree() -> None:
     """Per-draw integers (small totals) and bit-by-bit binomials (large totals) give the
     same law of the sum; which one runs depends only on the counts."""
-    comp = sto.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.5), None,
-                           sto.uniform(0.5)).l
+    comp = rw.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.5), None,
+                           rw.uniform(0.5)).l
     rng = np.random.default_rng(3)
     c = 1000
     bitwise = np.array([comp._uniform_int_sums(rng, np.array([c]))[0] for _ in range(3000)])
@@ -87,7 +77,7 @@ def test_uniform_sum_paths_agree() -> None:
 
 
 def test_bernoulli_sum_is_scaled_binomial() -> None:
-    model = sto.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.3), None, sto.bernoulli(1.5))
+    model = rw.RewardModel(np.zeros((1, 1)), np.full((1, 1, 1), 0.3), None, rw.bernoulli(1.5))
     rng = np.random.default_rng(2)
     draws = model.l.sum_draws(rng, (np.zeros(5000, int), 0, 0), 10)
     k = draws / 1.5
@@ -108,9 +98,9 @@ def test_bernoulli_sum_is_scaled_binomial() -> None:
 def test_sums_stay_in_the_declared_bounds(family: str, scale: float, count: int,
                                           seed: int) -> None:
     mean = np.array([[0.2, 0.9], [0.0, 0.5]])
-    noise = {"uniform": sto.uniform(scale), "truncnorm": sto.truncated_normal(scale),
-             "bernoulli": sto.bernoulli(1.0 + scale), "none": None}[family]
-    model = sto.RewardModel(mean, np.zeros((1, 2, 1)), noise, None)
+    noise = {"uniform": rw.uniform(scale), "truncnorm": rw.truncated_normal(scale),
+             "bernoulli": rw.bernoulli(1.0 + scale), "none": None}[family]
+    model = rw.RewardModel(mean, np.zeros((1, 2, 1)), noise, None)
     lo, hi = model.bounds_g
     draws = model.sample_global(np.random.default_rng(seed), np.array([[0, 0], [1, 1]]),
                                 np.array([[0, 1], [0, 1]]), count)
@@ -121,117 +111,50 @@ def test_user_sampler_is_checked(game3) -> None:
     def good(rng, x, s, a):
         return game3.r_l[x, s, a] + rng.choice([-0.05, 0.05], size=x.shape)
 
-    model = sto.RewardModel.from_game(game3, noise_l=sto.sampler(good, -0.1, 0.6))
+    model = rw.RewardModel.from_game(game3, noise_l=rw.sampler(good, -0.1, 0.6))
     rng = np.random.default_rng(0)
     tot = model.sample_local_sum(rng, np.array([0, 1]), np.ones((2, 3, 2), int) * 4)
     assert tot.shape == (2,)
-    bad_range = sto.RewardModel.from_game(game3, noise_l=sto.sampler(
+    bad_range = rw.RewardModel.from_game(game3, noise_l=rw.sampler(
         lambda rng, x, s, a: np.full(x.shape, 9.0), -0.1, 0.6))
     with pytest.raises(ValueError, match="outside its declared bounds"):
         bad_range.sample_local_sum(rng, np.array([0]), np.ones((1, 3, 2), int))
-    bad_nan = sto.RewardModel.from_game(game3, noise_l=sto.sampler(
+    bad_nan = rw.RewardModel.from_game(game3, noise_l=rw.sampler(
         lambda rng, x, s, a: np.full(x.shape, np.nan), -0.1, 0.6))
     with pytest.raises(ValueError, match="outside its declared bounds"):
         bad_nan.sample_local_sum(rng, np.array([0]), np.ones((1, 3, 2), int))
-    bad_shape = sto.RewardModel.from_game(game3, noise_l=sto.sampler(
+    bad_shape = rw.RewardModel.from_game(game3, noise_l=rw.sampler(
         lambda rng, x, s, a: np.zeros(3), -0.1, 0.6))
     with pytest.raises(ValueError, match="expected 24 draws"):
         bad_shape.sample_local_sum(rng, np.array([0]), np.ones((1, 3, 2), int) * 4)
     with pytest.raises(ValueError, match="sampler bounds"):
-        sto.RewardModel.from_game(game3, noise_l=sto.sampler(good, 0.45, 0.6))
+        rw.RewardModel.from_game(game3, noise_l=rw.sampler(good, 0.45, 0.6))
 
 
 def test_model_validation(game3) -> None:
     with pytest.raises(ValueError, match="0 <= mean <= high"):
-        sto.RewardModel.from_game(game3, noise_l=sto.bernoulli(0.1))
+        rw.RewardModel.from_game(game3, noise_l=rw.bernoulli(0.1))
     with pytest.raises(ValueError, match="noise.param"):
-        sto.RewardModel.from_game(game3, noise_l=sto.uniform(-1.0))
+        rw.RewardModel.from_game(game3, noise_l=rw.uniform(-1.0))
     with pytest.raises(ValueError, match="broadcastable"):
-        sto.RewardModel.from_game(game3, noise_l=sto.uniform(np.ones(7)))
+        rw.RewardModel.from_game(game3, noise_l=rw.uniform(np.ones(7)))
     with pytest.raises(ValueError, match="clip"):
-        sto.RewardModel.from_game(game3, noise_l=sto.truncated_normal(0.1, clip=0.0))
+        rw.RewardModel.from_game(game3, noise_l=rw.truncated_normal(0.1, clip=0.0))
     with pytest.raises(ValueError, match="mean_g"):
-        sto.RewardModel(np.full((2, 3), np.nan), game3.r_l)
+        rw.RewardModel(np.full((2, 3), np.nan), game3.r_l)
     with pytest.raises(ValueError, match="Noise"):
-        sto.RewardModel.from_game(game3, noise_l="uniform")  # type: ignore[arg-type]
+        rw.RewardModel.from_game(game3, noise_l="uniform")  # type: ignore[arg-type]
     other = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=4, seed=0)
-    model = sto.RewardModel.from_game(game3, noise_l=sto.uniform(0.1))
+    model = rw.RewardModel.from_game(game3, noise_l=rw.uniform(0.1))
     with pytest.raises(ValueError, match="does not match game"):
         model.check_game(other)
 
 
-def test_hoeffding_m_delivers_its_accuracy(game3) -> None:
-    """Lemma F.4: with m from hoeffding_m, every averaged reward is within eps of r_k."""
-    model = sto.RewardModel.from_game(game3, noise_g=sto.uniform(0.2), noise_l=sto.uniform(0.4))
-    pi_l = am.LocalPolicy.uniform(game3)
-    k, eps = 2, 0.1
-    entries = sto.table_size(game3, k)
-    m = model.hoeffding_m(eps, 0.05, entries)
-    rg, rloc = sto.averaged_rewards(game3, pi_l, k, model, m, seed=5)
-    from altmarl.g_learn import empirical_operator
-
-    r_k = empirical_operator(game3, pi_l, k, m=None).reward()
-    approx = rg[:, None, :] + rloc[:, :, None]
-    assert np.abs(approx - r_k).max() <= eps
-    assert model.hoeffding_m(eps / 2, 0.05, entries) >= 4 * m - 4
-    with pytest.raises(ValueError):
-        model.hoeffding_m(0.0, 0.05, entries)
-
-
-# ---------------------------------------------------------------------------
-# the randomized operator (Definition F.2)
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("parameterization", ["mean-field", "standard"])
-def test_noise_free_model_gives_g_learn(game3, parameterization) -> None:
-    pi_l = am.LocalPolicy.uniform(game3)
-    model = sto.RewardModel.from_game(game3)
-    a = sto.g_learn_stochastic(game3, pi_l, 2, model, m=8, seed=4,
-                               parameterization=parameterization)
-    b = am.g_learn(game3, pi_l, 2, m=8, seed=4, parameterization=parameterization)
-    assert a.q is not None and b.q is not None
-    assert np.allclose(a.q, b.q, atol=1e-10)
-    assert np.array_equal(a.actions, b.actions)
-    assert a.info["m_reward"] == 8 and a.info["method"] == "g-learn-stochastic"
-
-
-def test_randomized_q_approaches_mean_reward_q(game3) -> None:
-    """Definition F.2: as m_reward grows the fixed point tends to the mean-reward one."""
-    pi_l = am.LocalPolicy.uniform(game3)
-    k = 3
-    model = sto.RewardModel.from_game(game3, noise_g=sto.bernoulli(1.0),
-                                      noise_l=sto.truncated_normal(0.3))
-    q_mean = sto.mean_reward_q(game3, pi_l, k, model, m=None, tol=1e-11)
-    errs = []
-    for mr in (10, 100, 1000):
-        e = [np.abs(sto.g_learn_stochastic(game3, pi_l, k, model, m=None, m_reward=mr,
-                                           seed=s, tol=1e-11).q - q_mean).max()
-             for s in range(3)]
-        errs.append(float(np.mean(e)))
-    assert errs[0] > errs[1] > errs[2]
-    # O(1 / sqrt(m)): a factor 100 in m buys about a factor 10
-    assert errs[2] < errs[0] / 4
-    # Q error <= reward error / (1 - gamma): compare with the reward errors themselves
-    assert errs[2] < 0.1
-
-
-def test_randomized_operator_checks(game3) -> None:
-    pi_l = am.LocalPolicy.uniform(game3)
-    with pytest.raises(ValueError, match="RewardModel"):
-        sto.randomized_operator(game3, pi_l, 2, "noise")  # type: ignore[arg-type]
-    model = sto.RewardModel.from_game(game3, noise_l=sto.uniform(0.1))
-    with pytest.raises(ValueError, match="m_reward"):
-        sto.randomized_operator(game3, pi_l, 2, model, m_reward=0)
-    op = sto.randomized_operator(game3, pi_l, 2, model, m=None, m_reward=None)
-    from altmarl.g_learn import empirical_operator
-
-    assert np.allclose(op.reward(), empirical_operator(game3, pi_l, 2, m=None).reward())
-
-
-# ---------------------------------------------------------------------------
-# simulator and evaluate
-# ---------------------------------------------------------------------------
+def test_hoeffding_constant_matches_formula(game3) -> None:
+    model = rw.RewardModel.from_game(game3, noise_l=rw.uniform(0.25))
+    R = (model.l.high - model.l.low) + (model.g.high - model.g.low)
+    m = model.hoeffding_m(0.05, 0.1, 100)
+    assert m == math.ceil(R**2 * math.log(2 * 100 / 0.1) / (2 * 0.05**2))
 
 
 def test_noise_free_model_reproduces_the_simulator(tiny_game) -> None:
@@ -240,7 +163,7 @@ def test_noise_free_model_reproduces_the_simulator(tiny_game) -> None:
     pi_g = am.GlobalPolicy.constant(tiny_game, 2, 1)
     a = rollout_counts(tiny_game, pi_g, pi_l, 16, 20, np.random.default_rng(3))
     b = rollout_counts(tiny_game, pi_g, pi_l, 16, 20, np.random.default_rng(3),
-                       reward_model=sto.RewardModel.from_game(tiny_game))
+                       reward_model=rw.RewardModel.from_game(tiny_game))
     assert np.array_equal(a.s_g, b.s_g) and np.array_equal(a.a_g, b.a_g)
     assert np.allclose(a.rewards, b.rewards, atol=1e-12)
 
@@ -249,8 +172,8 @@ def test_evaluate_with_noisy_rewards_matches_the_mean_table_value(tiny_game) -> 
     pi_l = am.LocalPolicy.uniform(tiny_game)
     pi_g = am.GlobalPolicy.constant(tiny_game, 2, 0)
     exact = am.exact.ExactSolver(tiny_game, 2).value(pi_g, pi_l)
-    model = sto.RewardModel.from_game(tiny_game, noise_g=sto.bernoulli(1.0),
-                                      noise_l=sto.uniform(0.4))
+    model = rw.RewardModel.from_game(tiny_game, noise_g=rw.bernoulli(1.0),
+                                      noise_l=rw.uniform(0.4))
     ev = am.evaluate(tiny_game, pi_g, pi_l, rollouts=1024, horizon=80, seed=7,
                      reward_model=model)
     det = am.evaluate(tiny_game, pi_g, pi_l, rollouts=1024, horizon=80, seed=7)
@@ -270,11 +193,5 @@ def test_agent_simulator_refuses_a_reward_model(tiny_game) -> None:
     pi_g = am.GlobalPolicy.constant(tiny_game, 2, 0)
     with pytest.raises(ValueError, match="count simulator"):
         simulate_batched(tiny_game, pi_g, pi_l, 4, 3, 0, simulator="agents",
-                         reward_model=sto.RewardModel.from_game(tiny_game))
+                         reward_model=rw.RewardModel.from_game(tiny_game))
 
-
-def test_hoeffding_constant_matches_formula(game3) -> None:
-    model = sto.RewardModel.from_game(game3, noise_l=sto.uniform(0.25))
-    R = (model.l.high - model.l.low) + (model.g.high - model.g.low)
-    m = model.hoeffding_m(0.05, 0.1, 100)
-    assert m == math.ceil(R**2 * math.log(2 * 100 / 0.1) / (2 * 0.05**2))

@@ -1,4 +1,4 @@
-"""Stochastic rewards (paper Appendix F, SPEC 4 last paragraph).
+"""Stochastic reward models (paper Appendix F, Assumption F.1; SPEC 4 last paragraph).
 
 A :class:`RewardModel` replaces the deterministic tables ``r_g``, ``r_l`` by families of
 bounded distributions with *known* means and bounds (Assumption F.1)::
@@ -27,18 +27,14 @@ at once (``sum_draws``), which is what the count simulator needs: it knows how m
   draw per index; sums use ``c`` individual draws. Draws outside ``[low, high]`` or not
   finite raise ``ValueError`` (the bounds are part of the model, Assumption F.1).
 
-The randomized empirical operator (Definition F.2, eq. 44) averages ``m`` reward draws in
-place of ``r_k``; :func:`randomized_operator` builds it on top of G-LEARN's sampled
-operator and :func:`g_learn_stochastic` solves it. The simulator and ``evaluate`` draw
-rewards from a model with ``reward_model=...`` (:func:`altmarl.simulate.rollout_counts`).
+The simulator and ``evaluate`` draw rewards from a model with ``reward_model=...``
+(:func:`altmarl.simulate.rollout_counts`); G-LEARN's randomized operator averages them
+(:mod:`altmarl.glearn.stochastic`, Definition F.2).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,17 +42,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl._validate import check_choice, check_int
-from altmarl.g_learn import (
-    TIE_BREAKS,
-    empirical_operator,
-    g_learn,
-    pi_l_table,
-    policy_from_operator,
-)
+from altmarl._validate import as_float_array, check_finite
 from altmarl.game import TabularGame
-from altmarl.histogram import enumerate_histograms, num_histograms, num_tuples
-from altmarl.policies import GlobalPolicy, LocalPolicy
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -65,8 +52,6 @@ FAMILIES = ("none", "bernoulli", "uniform", "truncnorm", "sampler")
 #: binary digits of the discretized uniform
 UNIFORM_BITS = 32
 _BIT_WEIGHTS = 2.0 ** np.arange(UNIFORM_BITS - 1, -1, -1)
-#: rows of the histogram table handled per chunk by :func:`randomized_operator`
-_CHUNK_ROWS = 1 << 14
 
 SamplerFn = Callable[..., ArrayLike]
 
@@ -415,10 +400,24 @@ class RewardModel:
         if not (eps > 0 and 0 < delta < 1 and entries >= 1):
             raise ValueError(f"hoeffding_m: expected eps > 0, 0 < delta < 1, entries >= 1; got "
                              f"{eps!r}, {delta!r}, {entries!r}")
-        R = (self.g.high - self.g.low) + (self.l.high - self.l.low)
+        R = self.draw_range
         if R == 0:
             return 1
         return int(math.ceil(R**2 * math.log(2 * entries / delta) / (2 * eps**2)))
+
+    @property
+    def draw_range(self) -> float:
+        """``R = (high_g - low_g) + (high_l - low_l)``: the range of one draw of
+        ``r_g + (1/k) sum_i r_l`` (Lemma F.4)."""
+        return (self.g.high - self.g.low) + (self.l.high - self.l.low)
+
+    def hoeffding_eps(self, m: int | None, delta: float, entries: int) -> float:
+        """The accuracy Lemma F.4 guarantees, with probability ``>= 1 - delta``, for every
+        averaged reward of ``entries`` table entries averaged over ``m`` draws:
+        ``R sqrt(ln(2 entries / delta) / (2 m))`` (``0`` when ``m`` is ``None`` or ``0``:
+        exact mean rewards)."""
+        R = self.draw_range
+        return (R * math.sqrt(math.log(2 * entries / delta) / (2 * m))) if m else 0.0
 
     def __repr__(self) -> str:
         return (f"RewardModel(noise_g={self.g.kind}, noise_l={self.l.kind}, "
@@ -426,189 +425,19 @@ class RewardModel:
 
 
 def _table(name: str, value: ArrayLike, ndim: int) -> FloatArray:
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a numeric {ndim}-d table") from None
-    if arr.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d table, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        i = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite number")
+    """A read-only float64 copy of a mean table, checked (:mod:`altmarl._validate`)."""
+    arr = as_float_array(name, value, ndim).copy()
+    check_finite(name, arr)
     arr.setflags(write=False)
     return arr
 
 
-# ---------------------------------------------------------------------------
-# the randomized empirical operator (Definition F.2, eq. 44)
-# ---------------------------------------------------------------------------
-
-
-def _state_counts(k: int, d: int, parameterization: str) -> IntArray:
-    """Per surrogate state index, the number of agents in each local state: ``H_k`` in
-    rank order (mean-field) or the counts of each ordered tuple (standard; tuple index
-    ``sum_i tau_i d^(k-1-i)``, so the counts are those of its base-``d`` digits)."""
-    if parameterization == "mean-field":
-        return np.asarray(enumerate_histograms(k, d), dtype=np.int64)
-    idx = np.arange(num_tuples(k, d), dtype=np.int64)
-    counts = np.zeros((idx.size, d), dtype=np.int64)
-    for _ in range(k):
-        np.add.at(counts, (np.arange(idx.size), idx % d), 1)
-        idx //= d
-    return counts
-
-
-def averaged_rewards(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
-                     reward_model: RewardModel, m: int, seed: int = 0,
-                     parameterization: str = "mean-field") -> tuple[FloatArray, FloatArray]:
-    """The ``m``-draw reward averages of the randomized operator (Definition F.2).
-
-    Returns ``(r_g_hat, r_loc_hat)``. ``r_g_hat[s_g, a_g]`` is the mean of ``m`` draws of
-    ``D_g(s_g, a_g)``. ``r_loc_hat[s_g, x]`` is, for the surrogate state ``x`` (a histogram
-    ``h``, or an ordered tuple and its counts ``h``), the mean over ``m`` samples ``j`` of
-    ``(1/k) sum_y h[y] sum_a pi_l[y, s_g, a] rbar_j(y, s_g, a)``, where ``rbar_j(y, s_g, a)``
-    is the mean of ``h[y]`` fresh draws of ``D_l(y, s_g, a)`` (one per agent of bin ``y``):
-    SPEC 4's ``r_k`` with every local reward drawn and the expectation over ``pi_l`` kept
-    exact, as in ``r_k``. So a model without noise gives exactly ``r_k`` (and G-LEARN's
-    operator), and each sample is a convex combination of draws, bounded like one draw.
-
-    Entry ``(s_g, x, a_g)`` of the operator uses ``r_g_hat[s_g, a_g] + r_loc_hat[s_g, x]``:
-    each is an average of ``m`` i.i.d. bounded samples with the right law, the global draws
-    being shared across ``x`` and the local ones across ``a_g`` (common random numbers, like
-    G-LEARN's ``crn="pool"``; Lemma F.4's per-entry Hoeffding bound and union bound hold
-    unchanged). Drawn from ``SeedSequence(seed).spawn(4)[3]``, a stream disjoint from the
-    three G-LEARN uses, so the transitions stay those of ``g_learn(..., seed)``.
-    """
-    table = pi_l_table(game, pi_l)
-    reward_model.check_game(game)
-    S, A, d = game.n_sg, game.n_ag, game.n_sl
-    ss = np.random.SeedSequence(seed).spawn(4)[3]
-    ss_g, ss_l = ss.spawn(2)
-    rng_g = np.random.default_rng(ss_g)
-    sg_idx = np.repeat(np.arange(S), A).reshape(S, A)
-    ag_idx = np.tile(np.arange(A), S).reshape(S, A)
-    r_g_hat = reward_model.sample_global(rng_g, sg_idx, ag_idx, m) / m
-    Hs = _state_counts(k, d, parameterization)
-    N = Hs.shape[0]
-    r_loc_hat = np.empty((S, N))
-    x_idx = np.arange(d)[None, :, None]
-    a_idx = np.arange(game.n_al)[None, None, :]
-    children = ss_l.spawn(S)
-    for s in range(S):
-        rng = np.random.default_rng(children[s])
-        for lo in range(0, N, _CHUNK_ROWS):
-            hs = Hs[lo:lo + _CHUNK_ROWS]  # (B, d)
-            # m h[y] draws of D_l(y, s, a) for every (y, a), weighted by pi_l[y, s, a]
-            C = np.broadcast_to((m * hs)[:, :, None], hs.shape + (game.n_al,))
-            draws = reward_model.l.sum_draws(rng, (x_idx, s, a_idx), C)  # (B, d, A_l)
-            tot = np.einsum("bya,ya->b", draws, table[:, s, :])
-            r_loc_hat[s, lo:lo + hs.shape[0]] = tot / (k * m)
-    return np.asarray(r_g_hat, dtype=np.float64), r_loc_hat
-
-
-def randomized_operator(
-    game: TabularGame,
-    pi_l: LocalPolicy | FloatArray,
-    k: int,
-    reward_model: RewardModel,
-    m: int | None = 30,
-    m_reward: int | None = None,
-    seed: int = 0,
-    parameterization: str = "mean-field",
-    crn: str | None = None,
-    **kwargs: Any,
-) -> Any:
-    """The randomized empirical operator ``T_tilde`` of Definition F.2 (eq. 44).
-
-    Transitions exactly as G-LEARN's :func:`~altmarl.g_learn.empirical_operator` with the
-    same ``(m, seed, parameterization, crn)`` (so the only difference is the rewards);
-    ``r_k`` replaced by the average of ``m_reward`` reward draws (default ``m_reward = m``;
-    with ``m=None``, the exact transition expectation, ``m_reward`` must be given, or
-    ``None`` for the exact mean rewards). Returns an
-    :class:`~altmarl.g_learn.EmpiricalOperator`; ``kwargs`` go to ``empirical_operator``.
-    """
-    if not isinstance(reward_model, RewardModel):
-        raise ValueError(f"reward_model: expected an altmarl.stochastic.RewardModel, got "
-                         f"{type(reward_model).__name__}")
-    reward_model.check_game(game)
-    mr = m if m_reward is None else check_int("m_reward", m_reward, 1)
-    mean_game = reward_model.mean_game(game)
-    op = empirical_operator(mean_game, pi_l, k, m, seed, parameterization, crn, **kwargs)
-    if mr is None:
-        return op  # exact mean rewards
-    r_g_hat, r_loc_hat = averaged_rewards(game, pi_l, op.k, reward_model, int(mr), seed,
-                                          op.parameterization)
-    model = copy.copy(op.model)
-    model.r_g = r_g_hat
-    model.r_loc = r_loc_hat
-    draws = dict(op.draws)
-    draws["reward_global"] = game.n_sg * game.n_ag * int(mr)
-    draws["reward_local_agents"] = game.n_sg * op.shape[1] * op.k * int(mr)
-    return dataclasses.replace(op, model=model, draws=draws)
-
-
-def g_learn_stochastic(
-    game: TabularGame,
-    pi_l: LocalPolicy | FloatArray,
-    k: int,
-    reward_model: RewardModel,
-    m: int | None = 30,
-    m_reward: int | None = None,
-    seed: int = 0,
-    parameterization: str = "mean-field",
-    tol: float = 1e-6,
-    max_iter: int | None = None,
-    solver: str = "pi",
-    crn: str | None = None,
-    tie_break: str = "seeded",
-    **kwargs: Any,
-) -> GlobalPolicy:
-    """G-LEARN with stochastic rewards (Appendix F): the greedy policy of the fixed point
-    of the randomized empirical operator :func:`randomized_operator`.
-
-    Arguments as in :func:`altmarl.g_learn` plus ``reward_model`` and ``m_reward`` (reward
-    draws averaged per entry; default ``m``). The result's ``info`` adds ``m_reward``,
-    ``reward_model`` (description) and ``hoeffding_eps``: the accuracy that Lemma F.4
-    guarantees for the averaged rewards with probability 0.95 at this ``m_reward``.
-    """
-    started = (time.perf_counter(), time.process_time())
-    check_choice("tie_break", tie_break, TIE_BREAKS)
-    op = randomized_operator(game, pi_l, k, reward_model, m, m_reward, seed, parameterization,
-                             crn, **kwargs)
-    mr = m if m_reward is None else int(m_reward)
-    entries = int(np.prod(op.shape))
-    R = (reward_model.g.high - reward_model.g.low) + (reward_model.l.high - reward_model.l.low)
-    eps = (R * math.sqrt(math.log(2 * entries / 0.05) / (2 * mr))) if mr else 0.0
-    extra = {"m_reward": mr, "reward_model": reward_model.describe(), "hoeffding_eps": eps}
-    return policy_from_operator(game, op, seed, tie_break, tol, max_iter, solver,
-                                method="g-learn-stochastic", extra_info=extra, started=started)
-
-
-def mean_reward_q(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
-                  reward_model: RewardModel, **kwargs: Any) -> FloatArray:
-    """``Q`` of G-LEARN on the mean-reward game (the target of :func:`g_learn_stochastic`
-    as ``m_reward`` grows); ``kwargs`` go to :func:`altmarl.g_learn`."""
-    pol = g_learn(reward_model.mean_game(game), pi_l, k, **kwargs)
-    assert pol.q is not None
-    return pol.q
-
-
-def table_size(game: TabularGame, k: int, parameterization: str = "mean-field") -> int:
-    """``|S_g| N |A_g|`` with ``N = |H_k|`` or ``|S_l|^k``."""
-    n = num_histograms(k, game.n_sl) if parameterization == "mean-field" else num_tuples(k, game.n_sl)
-    return game.n_sg * n * game.n_ag
-
-
 __all__ = [
+    "FAMILIES",
     "Noise",
     "RewardModel",
-    "averaged_rewards",
     "bernoulli",
-    "g_learn_stochastic",
-    "mean_reward_q",
-    "randomized_operator",
     "sampler",
-    "table_size",
     "truncated_normal",
     "uniform",
 ]

@@ -1,0 +1,268 @@
+"""The draws of G-LEARN's empirical operator (SPEC 4): next global states, next histograms
+(or next tuples), and the exact next-histogram law for ``m=None``.
+
+Every ``(s_g, x, a_g)`` gets ``m`` i.i.d. draws of ``(s_g', x')`` from the surrogate's law:
+``s_g' ~ P_g(. | s_g, a_g)`` and every one of the ``k`` agents moves by
+``K = game.local_kernel(pi_l)``, so ``h' = sum_x Multinomial(h[x], K[x, s_g, :])``. How the
+draws are shared *across* entries (``crn``, see ``docs/g_learn.md``):
+
+* ``"pool"`` (mean-field default, :func:`sample_hist_pool`): ``h'`` does not depend on
+  ``a_g``, so the ``m`` next histograms of ``(s_g, h)`` are shared by all ``a_g``. They are
+  assembled bin by bin from *streams*: for each ``(s_g, x)`` there are ``P = max(pool_size, m)``
+  streams, each a sequence of ``k`` i.i.d. single-agent moves ``~ K[x, s_g, :]``; the bin-``x``
+  part of draw ``j`` of ``(s_g, h)`` is the histogram of the first ``h[x]`` moves of stream
+  ``(o[h, x] + j) mod P``, with ``o`` uniform random offsets. The ``m`` draws of one entry use
+  ``m`` distinct streams per bin (and different bins use different streams), hence are i.i.d.
+  with the exact law; two histograms share randomness only through a common stream of a
+  common bin (chance about ``2m / P`` per bin). Cost: ``|S_g| |S_l| k P`` single-agent draws
+  instead of ``|S_g| |H_k| m |S_l|`` multinomials.
+* ``"states"`` (:func:`sample_hist_states`, :func:`sample_tuples`): independent next states
+  for every ``(s_g, x)`` (shared across ``a_g``).
+* ``"none"``: independent draws for every ``(s_g, x, a_g)``, the literal operator.
+
+The next global states are always drawn independently for every ``(s_g, x, a_g, j)``
+(:func:`sample_global`: 32-bit uniform integers against the rounded CDF, so each transition
+probability is reproduced within ``2^-32``, zeros exactly). Streams: the caller passes one
+``SeedSequence`` per kind of draw; child ``s`` (or ``s * |A_g| + a_g``) of it drives global
+state ``s`` (:func:`altmarl._random.rng`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from altmarl._random import rng as child_rng
+from altmarl.glearn.states import tuple_digits
+from altmarl.histogram import enumerate_histograms, rank
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+_U32 = float(2**32)
+#: histograms with ``|S_l| * bits(k) <= PACK_LIMIT`` are packed into one int64 when sampling
+PACK_LIMIT = 62
+
+
+def _thresholds(p: FloatArray) -> list[int]:
+    """32-bit thresholds ``round(cdf * 2^32)`` of the categories ``0..len(p)-2``."""
+    cdf = np.cumsum(p)[:-1]
+    return [int(round(min(max(c, 0.0), 1.0) * _U32)) for c in cdf]
+
+
+def _categorical_u32(u: NDArray[np.uint32], thr: list[int], dtype: Any) -> NDArray[Any]:
+    """Category of each uniform 32-bit integer ``u``: ``#{i : u >= thr_i}``."""
+    out = np.zeros(u.shape, dtype=dtype)
+    for t in thr:
+        if t >= 2**32:
+            continue  # remaining categories have probability 0
+        out += u >= np.uint32(t)
+    return out
+
+
+def sample_global(eta: NDArray[np.int32], P_g: FloatArray,
+                  ss: np.random.SeedSequence) -> list[NDArray[np.int32]]:
+    """Combine the next local states ``eta[s, x, e, j]`` with next global states
+    ``s_g' ~ P_g(. | s, a)`` drawn i.i.d. for every ``(s, x, a, j)``: returns
+    ``cols[a][s, x, j] = s_g' * N + eta[s, x, e, j]`` (``e = a`` or ``0`` when shared)."""
+    S, A, _ = P_g.shape
+    _, N, n_e, m = eta.shape
+    cols = [np.empty((S, N, m), dtype=np.int32) for _ in range(A)]
+    for s in range(S):
+        for a in range(A):
+            rng = child_rng(ss, s * A + a)
+            u = rng.integers(0, 2**32, size=(N, m), dtype=np.uint32)
+            out = cols[a][s]
+            out[...] = _categorical_u32(u, _thresholds(P_g[s, a]), np.int32)
+            out *= np.int32(N)
+            out += eta[s, :, a if n_e > 1 else 0, :]
+    return cols
+
+
+def _rank_fast(hn: NDArray[Any], k: int) -> NDArray[np.int32]:
+    """:func:`altmarl.histogram.rank` for int16 histograms on int32 (no int64 temporaries)."""
+    d = int(hn.shape[-1])
+    cols = _binom_columns(k, d)
+    rem = np.full(hn.shape[:-1], k, dtype=np.int32)
+    out = np.zeros(hn.shape[:-1], dtype=np.int32)
+    for i in range(d - 1):
+        e = d - 1 - i
+        nxt = rem - hn[..., i]
+        out += np.take(cols[e], rem)
+        out -= np.take(cols[e], nxt)
+        rem = nxt
+    return out
+
+
+def _binom_columns(k: int, d: int) -> list[NDArray[np.int32]]:
+    """``cols[e][r] = C(r + e, e)`` for ``0 <= r <= k`` (the rank's hockey-stick terms)."""
+    return [np.array([math.comb(r + e, e) for r in range(k + 1)], dtype=np.int32)
+            for e in range(d)]
+
+
+def _rank_packed(acc: NDArray[np.int64], k: int, d: int, bits: int) -> NDArray[np.int32]:
+    """Rank of histograms packed ``bits`` per bin into int64 (bin ``i`` at bit ``i*bits``)."""
+    cols = _binom_columns(k, d)
+    mask = np.int64((1 << bits) - 1)
+    rem = np.full(acc.shape, k, dtype=np.int32)
+    out = np.zeros(acc.shape, dtype=np.int32)
+    for i in range(d - 1):
+        e = d - 1 - i
+        hi = ((acc >> np.int64(i * bits)) & mask).astype(np.int32)
+        nxt = rem - hi
+        out += np.take(cols[e], rem)
+        out -= np.take(cols[e], nxt)
+        rem = nxt
+    return out
+
+
+def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generator,
+                 packed_bits: int = 0) -> NDArray[Any]:
+    """``pools[x, c, p, :]`` = histogram of the first ``c`` moves of stream ``p mod P`` of
+    bin ``x``, for ``p < P + m - 1`` (the last ``m - 1`` streams repeat the first ones so
+    that a window of ``m`` consecutive streams never wraps).
+
+    Stream ``p`` of bin ``x`` is a sequence of i.i.d. single-agent moves ``~ K_s[x]``; so for
+    each ``(x, c)`` the ``P`` distinct entries are i.i.d. ``Multinomial(c, K_s[x])``.
+    With ``packed_bits > 0`` each histogram is returned packed into one int64 (bin ``y``
+    at bit ``y * packed_bits``), shape ``(d, k + 1, P + m - 1)``; else int16 ``(..., d)``.
+    """
+    d = int(K_s.shape[0])
+    Pw = P + m - 1
+    if packed_bits:
+        out = np.zeros((d, k + 1, Pw), dtype=np.int64)
+        unit = np.int64(1) << (np.arange(d, dtype=np.int64) * packed_bits)
+        for x in range(d):
+            u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
+            moves = _categorical_u32(u, _thresholds(K_s[x]), np.int64)  # (k, P)
+            np.cumsum(unit[moves], axis=0, out=out[x, 1:, :P])
+        out[:, :, P:] = out[:, :, : m - 1]
+        return out
+    pools = np.zeros((d, k + 1, Pw, d), dtype=np.int16)
+    cells = np.arange(P, dtype=np.int64) * d
+    for x in range(d):
+        u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
+        moves = _categorical_u32(u, _thresholds(K_s[x]), np.int64)  # (k, P)
+        flat = pools[x].reshape(k + 1, Pw * d)
+        for c in range(1, k + 1):
+            flat[c, : P * d] = flat[c - 1, : P * d]
+            flat[c, cells + moves[c - 1]] += 1
+        pools[x, :, P:] = pools[x, :, : m - 1]
+    return pools
+
+
+def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
+                     ss: np.random.SeedSequence, chunk: int) -> NDArray[np.int32]:
+    """``crn="pool"``: draw ``j`` of ``(s_g, h)`` takes, for every bin ``x``, the first
+    ``h[x]`` moves of stream ``(o[h, x] + j) mod P`` of bin ``x`` (``o`` uniform offsets).
+    Returns next-histogram ranks ``eta[s, h, 0, j]``."""
+    d, S, _ = K.shape
+    N = H.shape[0]
+    P = max(int(pool), m)
+    Pw = P + m - 1
+    eta = np.empty((S, N, 1, m), dtype=np.int32)
+    win = np.arange(m, dtype=np.int32)[None, :]
+    H32 = H.astype(np.int32)
+    bits = max(1, int(k).bit_length())
+    packed = d * bits <= PACK_LIMIT
+    for s in range(S):
+        rng = child_rng(ss, s)
+        pools = stream_pools(K[:, s, :], k, P, m, rng, packed_bits=bits if packed else 0)
+        # start of the window of (h, x): row (x, h[x], o[h, x]) of the flat pool table
+        starts = rng.integers(0, P, size=(N, d), dtype=np.int32)
+        starts += (np.arange(d, dtype=np.int32) * np.int32(k + 1) + H32) * np.int32(Pw)
+        if packed:
+            # each pool histogram is packed into one int64 (``bits`` per bin): sums of
+            # packed values are packed sums, and 1-d gathers of int64 are fast
+            flat_p = pools.reshape(-1)
+            for a in range(0, N, chunk):
+                b = min(N, a + chunk)
+                acc = flat_p[starts[a:b, 0, None] + win]
+                for x in range(1, d):
+                    acc += flat_p[starts[a:b, x, None] + win]
+                eta[s, a:b, 0] = _rank_packed(acc, k, d, bits)
+        else:
+            flat = pools.reshape(d * (k + 1) * Pw, d)
+            for a in range(0, N, chunk):
+                b = min(N, a + chunk)
+                hn = flat[starts[a:b, 0, None] + win]
+                for x in range(1, d):
+                    hn += flat[starts[a:b, x, None] + win]
+                eta[s, a:b, 0] = _rank_fast(hn, k)
+    return eta
+
+
+def sample_hist_states(K: FloatArray, H: IntArray, k: int, m: int, n_e: int,
+                       ss: np.random.SeedSequence, chunk: int) -> NDArray[np.int32]:
+    """``crn="states"`` (``n_e = 1``) / ``"none"`` (``n_e = |A_g|``): independent
+    ``sum_x Multinomial(h[x], K[x, s])`` draws for every ``(s, h, e, j)``."""
+    d, S, _ = K.shape
+    N = H.shape[0]
+    eta = np.empty((S, N, n_e, m), dtype=np.int32)
+    for s in range(S):
+        rng = child_rng(ss, s)
+        for a in range(0, N, chunk):
+            b = min(N, a + chunk)
+            hb = H[a:b]
+            hn = np.zeros((b - a, n_e, m, d), dtype=np.int16)
+            for x in range(d):
+                for c in np.unique(hb[:, x]):
+                    if c == 0:
+                        continue
+                    rows = np.flatnonzero(hb[:, x] == c)
+                    hn[rows] += rng.multinomial(int(c), K[x, s], size=(rows.size, n_e, m)).astype(np.int16)
+            eta[s, a:b] = _rank_fast(hn, k)
+    return eta
+
+
+def sample_tuples(K: FloatArray, k: int, m: int, n_e: int, ss: np.random.SeedSequence,
+                  chunk: int) -> NDArray[np.int32]:
+    """Standard parameterization: each agent of the tuple draws its next state from ``K``;
+    returns next-tuple indices ``eta[s, tau, e, j]``."""
+    d, S, _ = K.shape
+    N = d**k
+    eta = np.empty((S, N, n_e, m), dtype=np.int32)
+    powers = (d ** np.arange(k - 1, -1, -1, dtype=np.int64)).astype(np.int32)
+    for s in range(S):
+        rng = child_rng(ss, s)
+        thr = [_thresholds(K[x, s]) for x in range(d)]
+        for a in range(0, N, chunk):
+            b = min(N, a + chunk)
+            dig = tuple_digits(np.arange(a, b, dtype=np.int64), k, d)  # (c, k)
+            u = rng.integers(0, 2**32, size=(b - a, n_e, m, k), dtype=np.uint32)
+            nxt = np.zeros(u.shape, dtype=np.int32)
+            for x in range(d):
+                cat = _categorical_u32(u, thr[x], np.int32)
+                nxt = np.where((dig == x)[:, None, None, :], cat, nxt)
+            eta[s, a:b] = nxt @ powers
+    return eta
+
+
+def exact_next_histograms(K_s: FloatArray, k: int) -> FloatArray:
+    """``D[h, h'] = P(h' | h)`` for ``k`` agents moving independently by the kernel ``K_s``
+    (``(|S_l|, |S_l|)``): the law of ``sum_x Multinomial(h[x], K_s[x])`` (SPEC 4).
+
+    Built agent by agent: ``P(. | h) = P(. | h - e_x) * K_s[x]`` (convolution with one
+    agent's move) with ``x`` the first non-empty bin of ``h``. Rows and columns are in
+    :func:`altmarl.histogram.rank` order. Dense, ``|H_k|^2`` entries.
+    """
+    d = int(K_s.shape[0])
+    D = np.ones((1, 1))
+    prev = enumerate_histograms(0, d)
+    for t in range(1, k + 1):
+        Ht = enumerate_histograms(t, d)
+        first = (Ht > 0).argmax(axis=1)
+        parent = Ht.copy()
+        parent[np.arange(Ht.shape[0]), first] -= 1
+        rows = D[rank(parent, t - 1)]  # (|H_t|, |H_{t-1}|)
+        Dt = np.zeros((Ht.shape[0], Ht.shape[0]))
+        for y in range(d):
+            child = prev.copy()
+            child[:, y] += 1
+            Dt[:, rank(child, t)] += K_s[first, y][:, None] * rows
+        D, prev = Dt, Ht
+    return D
+

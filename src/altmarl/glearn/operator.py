@@ -1,0 +1,351 @@
+"""G-LEARN's surrogate model and its empirical Bellman operator ``T_hat`` (SPEC 4, paper
+Algorithm 22, Definition B.10).
+
+The global agent plans in a *surrogate* system of ``k`` local agents. For a state
+``(s_g, h)`` (``h in H_k`` a histogram of ``k`` local states, or an ordered tuple: see
+:mod:`altmarl.glearn.states`) and an action ``a_g``::
+
+    r_k(s_g, h, a_g) = r_g(s_g, a_g) + (1/k) sum_x h[x] sum_a pi_l[x, s_g, a] r_l[x, s_g, a]
+    (T_hat Q)(s_g, h, a_g) = r_k(s_g, h, a_g) + gamma (1/m) sum_j max_a' Q(s_g^j, h^j, a')
+
+with ``s_g^j ~ P_g(. | s_g, a_g)`` and ``h^j = sum_x Multinomial(h[x], K[x, s_g, :])``,
+``K = game.local_kernel(pi_l)``. The ``m`` samples (:mod:`altmarl.glearn.draws`) are drawn
+once from ``seed`` and held fixed, so ``T_hat`` is a ``gamma``-contraction with a unique
+fixed point ``Q_hat``. ``m=None`` replaces the sample mean by the exact expectation (small
+``k`` only).
+
+A *model* (:class:`OperatorModel`) is what the solvers need: ``r_g``, ``r_loc`` (the two
+parts of ``r_k``) and ``E[V(next) | s_g, x, a_g]``; three implement it (sampled; exact on
+histograms; exact on tuples). :func:`empirical_operator` builds the
+:class:`EmpiricalOperator` around one. Seeds (:mod:`altmarl._random`): child 0 of ``seed``
+drives the local moves, child 1 the global moves, child 2 the tie-breaking
+(:func:`altmarl._random.tie_seed`), child 3 the reward draws of Appendix F.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from altmarl._random import child
+from altmarl._validate import check_int
+from altmarl.game import TabularGame
+from altmarl.glearn.draws import (
+    exact_next_histograms,
+    sample_global,
+    sample_hist_pool,
+    sample_hist_states,
+    sample_tuples,
+)
+from altmarl.glearn.options import GLearnOptions
+from altmarl.glearn.states import num_states, state_counts
+from altmarl.policies import LocalPolicy
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+# ---------------------------------------------------------------------------
+# models of the surrogate: E[V(next) | s_g, state, a_g]
+# ---------------------------------------------------------------------------
+
+
+class OperatorModel(Protocol):
+    """What the solvers need from an (empirical or exact) Bellman operator."""
+
+    n_sg: int
+    n_states: int
+    n_ag: int
+    gamma: float
+    r_g: FloatArray  # (S_g, A_g)
+    r_loc: FloatArray  # (S_g, N)
+
+    def expect(self, V: FloatArray) -> FloatArray:
+        """``E[V(s_g', x') | s_g, x, a_g]`` for every ``(s_g, x, a_g)``; ``V`` is ``(S_g, N)``."""
+        ...
+
+    def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        """``x -> P_pi x`` on flat ``(S_g * N,)`` vectors for the policy ``actions``."""
+        ...
+
+
+def backup(model: OperatorModel, V: FloatArray) -> FloatArray:
+    """``(T Q)(s, a) = r_k(s, a) + gamma E[V(s')]`` with ``V = max_a Q`` given (SPEC 4)."""
+    return model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
+
+
+def policy_reward(model: OperatorModel, actions: IntArray) -> FloatArray:
+    """``r_k(s, pi(s))`` as an ``(S_g, N)`` table for the deterministic policy ``actions``."""
+    rg = model.r_g[np.arange(model.n_sg)[:, None], actions]
+    return np.asarray(rg + model.r_loc, dtype=np.float64)
+
+
+class _SampledModel:
+    """Empirical operator from fixed samples.
+
+    ``cols[a][s, x, j]`` (int32; one array per ``a_g``) is the flat index
+    ``s_g' * N + x'`` of the ``j``-th sampled next state of ``(s_g = s, x, a_g = a)``.
+    ``P_a`` (one CSR matrix per ``a_g`` on ``cols[a]``, all sharing one data array ``1/m``)
+    maps ``V`` to ``E_hat[V(next) | s, x, a]``.
+    """
+
+    def __init__(self, cols: list[NDArray[np.int32]], r_g: FloatArray, r_loc: FloatArray,
+                 gamma: float) -> None:
+        self.cols = cols
+        self.n_ag = len(cols)
+        self.n_sg, self.n_states, self.m = (int(v) for v in cols[0].shape)
+        self.r_g = r_g
+        self.r_loc = r_loc
+        self.gamma = float(gamma)
+        rows = self.n_sg * self.n_states
+        nnz = rows * self.m
+        idx_t = np.int32 if nnz < 2**31 - 1 else np.int64
+        self._indptr = np.arange(0, nnz + 1, self.m, dtype=idx_t)
+        self._data = np.full(nnz, 1.0 / self.m)
+        self._P = [self._csr(cols[a].reshape(-1)) for a in range(self.n_ag)]
+        self._sel: NDArray[np.int32] | None = None
+        self._sel_actions: IntArray | None = None
+
+    def _csr(self, indices: NDArray[np.int32]) -> sp.csr_matrix:
+        rows = self.n_sg * self.n_states
+        return sp.csr_matrix((self._data, indices, self._indptr), shape=(rows, rows), copy=False)
+
+    def expect(self, V: FloatArray) -> FloatArray:
+        v = np.ascontiguousarray(V, dtype=np.float64).reshape(-1)
+        out = np.empty((self.n_sg, self.n_states, self.n_ag))
+        for a, P in enumerate(self._P):
+            out[:, :, a] = (P @ v).reshape(self.n_sg, self.n_states)
+        return out
+
+    def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
+        if self._sel is None:
+            self._sel = self.cols[0].copy()
+            self._sel_actions = np.zeros((self.n_sg, self.n_states), dtype=np.int64)
+        assert self._sel_actions is not None
+        changed = actions != self._sel_actions
+        if changed.any():
+            for a in range(self.n_ag):
+                mask = changed & (actions == a)
+                if mask.any():
+                    self._sel[mask] = self.cols[a][mask]
+            self._sel_actions = np.array(actions, dtype=np.int64)
+        P = self._csr(self._sel.reshape(-1))
+        return lambda x: np.asarray(P @ x)
+
+
+class _ExactHistModel:
+    """Exact operator on histograms: ``D[s][h, h'] = P(h' | h, s_g = s)`` dense."""
+
+    def __init__(self, D: FloatArray, P_g: FloatArray, r_g: FloatArray, r_loc: FloatArray,
+                 gamma: float) -> None:
+        self.D = D
+        self.P_g = P_g
+        self.n_sg, self.n_states = int(D.shape[0]), int(D.shape[1])
+        self.n_ag = int(P_g.shape[1])
+        self.r_g, self.r_loc, self.gamma = r_g, r_loc, float(gamma)
+
+    def _next_local(self, V: FloatArray) -> FloatArray:
+        # W[s, h, s'] = sum_h' D[s][h, h'] V[s', h']
+        return np.stack([self.D[s] @ V.T for s in range(self.n_sg)])
+
+    def expect(self, V: FloatArray) -> FloatArray:
+        W = self._next_local(V)
+        return np.einsum("shy,say->sha", W, self.P_g)
+
+    def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        S, N = self.n_sg, self.n_states
+        pg = self.P_g[np.arange(S)[:, None], actions]  # (S, N, S')
+
+        def mv(x: FloatArray) -> FloatArray:
+            W = self._next_local(x.reshape(S, N))
+            return np.asarray(np.einsum("shy,shy->sh", W, pg).ravel())
+
+        return mv
+
+
+class _ExactTupleModel:
+    """Exact operator on ordered ``k``-tuples: every agent moves independently by ``K``."""
+
+    def __init__(self, K: FloatArray, k: int, P_g: FloatArray, r_g: FloatArray,
+                 r_loc: FloatArray, gamma: float) -> None:
+        self.K = K  # (S_l, S_g, S_l)
+        self.k = int(k)
+        self.d = int(K.shape[0])
+        self.P_g = P_g
+        self.n_sg, self.n_ag = int(P_g.shape[0]), int(P_g.shape[1])
+        self.n_states = self.d**self.k
+        self.r_g, self.r_loc, self.gamma = r_g, r_loc, float(gamma)
+
+    def _next_local(self, V: FloatArray) -> FloatArray:
+        S, d, k = self.n_sg, self.d, self.k
+        out = np.empty((S, self.n_states, S))
+        for s in range(S):
+            X = np.ascontiguousarray(V.T)  # (N, S') ; tuple axes lead
+            for i in range(k):
+                X = X.reshape(d**i, d, -1)
+                X = np.einsum("xy,lyr->lxr", self.K[:, s, :], X)
+            out[s] = X.reshape(self.n_states, S)
+        return out
+
+    def expect(self, V: FloatArray) -> FloatArray:
+        return np.einsum("sty,say->sta", self._next_local(V), self.P_g)
+
+    def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        S, N = self.n_sg, self.n_states
+        pg = self.P_g[np.arange(S)[:, None], actions]
+
+        def mv(x: FloatArray) -> FloatArray:
+            W = self._next_local(x.reshape(S, N))
+            return np.asarray(np.einsum("sty,sty->st", W, pg).ravel())
+
+        return mv
+
+
+# ---------------------------------------------------------------------------
+# the operator
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class EmpiricalOperator:
+    """The operator ``T_hat`` of SPEC 4 for one ``(game, pi_l, k, m, seed)``.
+
+    ``apply(Q)`` computes ``T_hat Q`` for a table ``Q`` of shape ``shape`` =
+    ``(|S_g|, N, |A_g|)``, ``N = |H_k|`` (mean-field) or ``|S_l|^k`` (standard, tuple
+    index ``sum_i tau_i |S_l|^(k-1-i)``). ``reward()`` is ``r_k`` on the same table.
+    """
+
+    model: Any
+    parameterization: str
+    k: int
+    m: int | None
+    crn: str | None
+    shape: tuple[int, int, int]
+    draws: dict[str, int]
+    sample_seconds: float
+    #: streams per ``(s_g, x)`` with ``crn="pool"`` (``max(pool_size, m)``), else ``None``
+    pool_size: int | None = None
+
+    @property
+    def gamma(self) -> float:
+        return float(self.model.gamma)
+
+    def apply(self, Q: FloatArray) -> FloatArray:
+        """``T_hat Q`` (SPEC 4)."""
+        q = np.asarray(Q, dtype=np.float64)
+        if q.shape != self.shape:
+            raise ValueError(f"Q: expected shape {self.shape}, got {q.shape}")
+        return np.asarray(backup(self.model, q.max(axis=-1)))
+
+    def reward(self) -> FloatArray:
+        """``r_k(s_g, x, a_g)`` as a ``shape`` table."""
+        return np.asarray(self.model.r_g[:, None, :] + self.model.r_loc[:, :, None])
+
+    def residual(self, Q: FloatArray) -> float:
+        """``||T_hat Q - Q||_inf``."""
+        return float(np.abs(self.apply(Q) - Q).max())
+
+
+def pi_l_table(game: TabularGame, pi_l: LocalPolicy | FloatArray) -> FloatArray:
+    """The ``(|S_l|, |S_g|, |A_l|)`` table of the shared local policy ``pi_l`` (a
+    :class:`LocalPolicy` or its table; SPEC 2), checked against ``game``'s spaces."""
+    table = pi_l.table if isinstance(pi_l, LocalPolicy) else np.asarray(pi_l, dtype=np.float64)
+    expected = (game.n_sl, game.n_sg, game.n_al)
+    if table.shape != expected:
+        raise ValueError(f"pi_l.table: expected shape (|S_l|, |S_g|, |A_l|) = {expected} for game "
+                         f"{game.name!r}, got {table.shape}")
+    if not isinstance(pi_l, LocalPolicy):
+        LocalPolicy(table)  # validates the rows
+    return np.asarray(table)
+
+
+def empirical_operator(
+    game: TabularGame,
+    pi_l: LocalPolicy | FloatArray,
+    k: int,
+    seed: int = 0,
+    options: GLearnOptions | None = None,
+) -> EmpiricalOperator:
+    """Build SPEC 4's operator ``T_hat`` (paper Algorithm 22): draw the ``m`` next-state
+    samples of every ``(s_g, x, a_g)`` once from ``seed`` (or, with ``options.m=None``, the
+    exact expectation). ``options`` (default ``GLearnOptions()``) supplies ``m``,
+    ``parameterization``, ``crn``, ``pool_size`` and the size limits."""
+    opts = GLearnOptions.from_keywords(options)
+    if not isinstance(game, TabularGame):
+        raise ValueError(f"game: expected an altmarl.TabularGame, got {type(game).__name__}")
+    table = pi_l_table(game, pi_l)
+    k = game.check_k(k)
+    seed = check_int("seed", seed, 0)
+    m, param, crn = opts.m, opts.parameterization, opts.crn_mode
+    pool_size = opts.pool_size
+    max_samples, max_table = opts.max_samples, opts.max_table
+    max_exact_entries = opts.max_exact_entries
+    S, A, d = game.n_sg, game.n_ag, game.n_sl
+    n_states = num_states(k, d, param)
+    size = S * n_states * A
+    if size > max_table:
+        kind = "|H_k|" if param == "mean-field" else "|S_l|^k"
+        raise ValueError(
+            f"k = {k}: the {param} Q table has |S_g| {kind} |A_g| = {S} x {n_states} x {A} = "
+            f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k"
+            + (" or parameterization='mean-field'" if param == "standard" else "")
+            + ", raise the limit with the option max_table (am.g_learn(..., max_table=N), "
+            "GLearnOptions(max_table=N), config key algorithm.options.g_options.max_table), "
+            "or take the neural route for large tables (SPEC 11, issue 15): "
+            "am.g_learn(game.as_generative(), pi_l, k) on an am.GenerativeGame"
+        )
+    if m is not None and size * m > max_samples:
+        raise ValueError(
+            f"m = {m}: |S_g| N |A_g| m = {size * m:.3g} stored samples exceed max_samples = "
+            f"{max_samples:.3g}; use a smaller k or m (or raise max_samples)"
+        )
+    if m is None and param == "mean-field" and S * n_states**2 > max_exact_entries:
+        raise ValueError(
+            f"m = None (exact expectation): k = {k} needs |S_g| |H_k|^2 = {S} x {n_states}^2 = "
+            f"{S * n_states**2:.3g} transition entries, above max_exact_entries = "
+            f"{max_exact_entries:.3g}; use a sampled operator (e.g. m=30) or a smaller k"
+        )
+
+    K = game.local_kernel(table)  # (S_l, S_g, S_l)
+    rbar = game.local_reward(table)  # (S_l, S_g)
+    H = state_counts(k, d, param)  # agents per local state of every surrogate state
+    r_loc = np.ascontiguousarray((H @ rbar / k).T)  # (S_g, N)
+    r_g = np.asarray(game.r_g, dtype=np.float64)
+    t0 = time.perf_counter()
+    draws: dict[str, int] = {"global": 0, "local_multinomial": 0, "local_agent": 0}
+    model: Any
+    if m is None:
+        if param == "mean-field":
+            D = np.stack([exact_next_histograms(K[:, s, :], k) for s in range(S)])
+            model = _ExactHistModel(D, game.P_g, r_g, r_loc, game.gamma)
+        else:
+            model = _ExactTupleModel(K, k, game.P_g, r_g, r_loc, game.gamma)
+    else:
+        ss_local, ss_global = child(seed, 0), child(seed, 1)
+        per_action = crn == "none"
+        n_e = A if per_action else 1
+        chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
+        if param == "mean-field":
+            if crn == "pool":
+                eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk)
+                draws["local_agent"] = S * d * k * max(pool_size, m)
+            else:
+                eta = sample_hist_states(K, H, k, m, n_e, ss_local, chunk)
+                draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
+        else:
+            eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
+            draws["local_agent"] = S * n_states * n_e * m * k
+        cols = sample_global(eta, game.P_g, ss_global)
+        del eta
+        draws["global"] = S * n_states * A * m
+        model = _SampledModel(cols, r_g, r_loc, game.gamma)
+    pool = max(pool_size, m) if m is not None and crn == "pool" else None
+    return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
+                             draws, time.perf_counter() - t0, pool)
