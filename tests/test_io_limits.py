@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io as _bio
+import json
 import os
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from altmarl import io
+from altmarl.limits import MAX_NPZ_MEMBERS
 
 
 def test_open_regular_refuses_fifos_devices_and_directories(tmp_path: Path) -> None:
@@ -51,3 +56,125 @@ def test_sha256_file_streams_and_matches_hashlib(tmp_path: Path) -> None:
     p.write_bytes(data)
     assert io.sha256_file(p) == (hashlib.sha256(data).hexdigest(), len(data))
     assert io.sha256_bytes(data) == hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# .npz archives: the budget is checked on the central directory, before inflating
+# ---------------------------------------------------------------------------
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = _bio.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes], compress: bool = True) -> Path:
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", mode) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+META = np.array(json.dumps({"format": "x"}))
+
+
+def test_load_npz_round_trip_keeps_dtypes_and_order(tmp_path: Path) -> None:
+    arrays = {"a": np.arange(12, dtype=">i4").reshape(3, 4), "f": np.asfortranarray(
+        np.random.default_rng(0).random((3, 5))), "e": np.zeros((0, 3)), "s": np.float64(2.5),
+        "c": np.array([1 + 2j]), "b": np.array([True, False])}
+    p = io.save_npz(tmp_path / "x.npz", {"format": "x", "n": 1}, arrays)
+    meta, back = io.load_npz(p)
+    assert meta == {"format": "x", "n": 1} and set(back) == set(arrays)
+    for key, arr in arrays.items():
+        np.testing.assert_array_equal(back[key], arr)
+        assert back[key].dtype == np.asarray(arr).dtype and back[key].shape == np.shape(arr)
+    back["a"][0, 0] = 7  # writable, like np.load's arrays
+
+
+def test_load_npz_refuses_a_bomb_before_inflating(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _zip(tmp_path / "bomb.npz", {"meta.npy": _npy_bytes(META),
+                                     "big.npy": _npy_bytes(np.zeros(2 * 10**6))})
+    assert p.stat().st_size < 20_000  # 16 MB of zeros compress to a few KB
+
+    def no_inflating(*a: object, **k: object) -> None:
+        raise AssertionError("inflated a member before checking the budget")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", no_inflating)
+    with pytest.raises(ValueError, match=r"members declare 1600\d+ bytes uncompressed, above "
+                                         r"the limit of 1000000 bytes"):
+        io.load_npz(p, max_bytes=10**6)
+
+
+def test_load_npz_refuses_too_many_members(tmp_path: Path) -> None:
+    members = {"meta.npy": _npy_bytes(META)}
+    members.update({f"m{i}.npy": _npy_bytes(np.zeros(1)) for i in range(MAX_NPZ_MEMBERS)})
+    p = _zip(tmp_path / "many.npz", members, compress=False)
+    with pytest.raises(ValueError, match=rf"with {MAX_NPZ_MEMBERS + 1} members exceeds the "
+                                         rf"limit of {MAX_NPZ_MEMBERS} members"):
+        io.load_npz(p)
+
+
+def test_load_npz_never_unpickles(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    evil = np.empty(1, dtype=object)
+    evil[0] = Evil()
+    p = _zip(tmp_path / "evil.npz", {"meta.npy": _npy_bytes(META), "x.npy": _npy_bytes(evil)})
+    with pytest.raises(ValueError, match=r"member 'x.npy': dtype object is not allowed"):
+        io.load_npz(p)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("members, match", [
+    ({"meta.npy": b"not an npy file at all"}, "member 'meta.npy'"),
+    ({"meta.npy": _npy_bytes(META), "notes.txt": b"hello"}, "'notes.txt' is not an NPY array"),
+    ({"meta.npy": _npy_bytes(np.array(3.0))}, "'meta' must be a 0-d unicode array"),
+    ({"meta.npy": _npy_bytes(np.array("[1, 2]"))}, "'meta' must be a JSON object"),
+    ({"meta.npy": _npy_bytes(np.array("[" * 100_000))}, "'meta': JSON nested too deeply"),
+    ({"meta.npy": _npy_bytes(np.array(json.dumps({"a": 1}))),
+      "x.npy": _npy_bytes(np.zeros(3))[:-8]}, r"declares shape \(3,\) .* holds 16 bytes"),
+    ({"x.npy": _npy_bytes(np.zeros(3))}, "no 'meta' entry"),
+    ({"meta.npy": _npy_bytes(np.zeros(1, dtype=[("a", "f8")]))}, "not allowed"),
+])
+def test_load_npz_malformed_members_are_named(tmp_path: Path, members: dict[str, bytes],
+                                              match: str) -> None:
+    p = _zip(tmp_path / "x.npz", members)
+    with pytest.raises(ValueError, match=match):
+        io.load_npz(p)
+
+
+def test_load_npz_refuses_a_header_that_lies_about_its_shape(tmp_path: Path) -> None:
+    """An NPY header declaring 10^12 elements is refused from the member's size, before the
+    array is allocated."""
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    header = header.ljust(117) + "\n"
+    bad = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(16)
+    p = _zip(tmp_path / "lie.npz", {"meta.npy": _npy_bytes(META), "x.npy": bad})
+    with pytest.raises(ValueError, match=r"declares shape \(1000000000000,\)"):
+        io.load_npz(p)
+
+
+def test_load_npz_truncated_and_special_files(tmp_path: Path) -> None:
+    p = io.save_npz(tmp_path / "ok.npz", {"a": 1}, {"x": np.arange(1000)})
+    data = p.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 5):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="cut.npz: not a valid"):
+            io.load_npz(tmp_path / "cut.npz")
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="flip.npz: not a valid"):
+        io.load_npz(tmp_path / "flip.npz")
+    os.mkfifo(tmp_path / "fifo.npz")
+    with pytest.raises(ValueError, match="found a FIFO"):
+        io.load_npz(tmp_path / "fifo.npz")
+    with pytest.raises(FileNotFoundError):
+        io.load_npz(tmp_path / "missing.npz")

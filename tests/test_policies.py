@@ -123,3 +123,87 @@ def test_one_hot_is_the_deterministic_table():
     np.testing.assert_array_equal(t.argmax(-1), a)
     np.testing.assert_array_equal(t.sum(-1), 1.0)
     assert one_hot(np.zeros(0, dtype=np.int64), 2).shape == (0, 2)
+
+
+# ---------------------------------------------------------------------------
+# untrusted policy files and API sizes (issue 18)
+# ---------------------------------------------------------------------------
+
+
+def _global_file(tmp_path, tiny_game, **meta_over):
+    pol = am.GlobalPolicy.constant(tiny_game, 2)
+    p = pol.save(tmp_path / "g.npz", tiny_game)
+    from altmarl.io import load_npz, save_npz
+
+    meta, arrays = load_npz(p)
+    arrays.update(meta_over.pop("_arrays", {}))
+    for key, val in meta_over.items():
+        if isinstance(val, dict) and isinstance(meta.get(key), dict):
+            meta[key] = {**meta[key], **val}
+        else:
+            meta[key] = val
+    return save_npz(tmp_path / "bad.npz", meta, arrays)
+
+
+def test_huge_k_in_metadata_is_refused_by_logarithms(tmp_path, tiny_game):
+    """k = S_l = 10^6 in a 5 KB file: refused at once (issue 18: a CPU-minute binomial)."""
+    import time
+
+    p = _global_file(tmp_path, tiny_game, k=10**6, spaces={"S_l": 10**6})
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot be .*for meta.k = 1000000"):
+        am.GlobalPolicy.load(p)
+    assert time.perf_counter() - t0 < 1.0
+    p = _global_file(tmp_path, tiny_game, k=10**18)
+    with pytest.raises(ValueError, match="meta.k"):
+        am.GlobalPolicy.load(p)
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"version": 1.0}, "format version 1.0 is not supported"),
+    ({"version": True}, "format version True is not supported"),
+    ({"k": True}, "meta.k = True"),
+    ({"k": 2.0}, "meta.k = 2.0"),
+    ({"spaces": {"S_g": "2"}}, "meta.spaces.S_g"),
+    ({"spaces": {"S_g": 10**19}}, "meta.spaces.S_g"),
+    ({"game": [1, 2]}, "meta.game must be a JSON object"),
+    ({"info": "x"}, "meta.info must be a JSON object"),
+    ({"_arrays": {"q": np.full((2, 3, 2), np.nan)}}, r"pi_g.q\[0, 0, 0\] = nan"),
+    ({"_arrays": {"q": np.ones((2, 3, 2), dtype=complex)}}, "'q' must be floating point"),
+    ({"_arrays": {"q": np.array([[[0.0, 1.0]] * 3] * 2)}}, "is not greedy for pi_g.q"),
+    ({"_arrays": {"actions": np.zeros((2, 3))}}, "'actions' must be integers"),
+])
+def test_policy_file_entries_are_type_checked(tmp_path, tiny_game, over, match):
+    p = _global_file(tmp_path, tiny_game, **over)
+    with pytest.raises(ValueError, match=match):
+        am.GlobalPolicy.load(p)
+
+
+def test_global_policy_constructor_is_strict():
+    with pytest.raises(ValueError, match="pi_g.k = True"):
+        am.GlobalPolicy(True, [[0, 0]], 2)
+    with pytest.raises(ValueError, match="pi_g.actions: expected an array of integers"):
+        am.GlobalPolicy(1, [[0.0, 1.5]], 2)
+    with pytest.raises(ValueError, match="pi_g.actions: expected an array of integers"):
+        am.GlobalPolicy(1, [["0", "1"]], 2)
+    with pytest.raises(ValueError, match="pi_g.q: expected an array of real numbers"):
+        am.GlobalPolicy(1, [[0, 1]], 2, q=np.ones((1, 2, 2), dtype=complex))
+
+
+def test_api_table_sizes_are_bounded_up_front(warehouse):
+    import time
+
+    from altmarl.histogram import enumerate_histograms
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="GlobalPolicy.constant: a table .* exceeds the limit"):
+        am.GlobalPolicy.constant(warehouse, 1000)
+    with pytest.raises(ValueError, match="GlobalPolicy.from_function: a table .* exceeds"):
+        am.GlobalPolicy.sample_mode(warehouse, 150)
+    with pytest.raises(ValueError, match="enumerate_histograms: a table .* exceeds"):
+        enumerate_histograms(10**6, 3)
+    with pytest.raises(ValueError, match="enumerate_histograms: d"):
+        enumerate_histograms(3, 0)
+    with pytest.raises(ValueError, match="action = 9"):
+        am.GlobalPolicy.constant(warehouse, 2, action=9)
+    assert time.perf_counter() - t0 < 1.0

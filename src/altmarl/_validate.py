@@ -143,13 +143,41 @@ def check_k(k: Any, n: int) -> int:
     return int(k)
 
 
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value)`` with conversion failures (ragged nesting, recursion) as named
+    ``ValueError``s."""
+    if isinstance(value, str | bytes):
+        raise ValueError(f"{name}: expected a numeric array, got a string")
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
+        raise ValueError(f"{name}: expected a numeric array, could not convert "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
 def as_float_array(name: str, value: ArrayLike, ndim: int) -> NDArray[np.float64]:
     """``value`` as a float64 array with ``ndim`` dimensions, or a ``ValueError`` naming
-    ``name``."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a numeric array, could not convert ({exc})") from None
+    ``name``. Numbers must be numbers: integer or real floating arrays only (strings,
+    booleans, complex numbers and objects are refused, not converted)."""
+    arr = _as_array(name, value)
+    if arr.dtype.kind not in "iuf" and not (arr.size == 0 and arr.dtype.kind in "biufO"):
+        raise ValueError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}"
+                         f"{' (booleans are not numbers)' if arr.dtype.kind == 'b' else ''}")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    return arr
+
+
+def as_int_array(name: str, value: ArrayLike, ndim: int) -> NDArray[np.int64]:
+    """``value`` as an int64 array with ``ndim`` dimensions: integer arrays only (floats,
+    even integral ones, booleans and strings are refused; values must fit in int64)."""
+    arr = _as_array(name, value)
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind in "biufO"):
+        raise ValueError(f"{name}: expected an array of integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > 2**63 - 1:
+        raise ValueError(f"{name}: values above 2**63 - 1 do not fit in int64")
+    arr = arr.astype(np.int64, copy=False)
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
     return arr

@@ -20,12 +20,45 @@ from math import comb
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl._validate import check_int
+from altmarl.limits import (
+    INT64_MAX,
+    MAX_HISTOGRAM_ENTRIES,
+    MAX_TABLE_ENTRIES,
+    log_binomial,
+    within,
+)
+
 IntArray = NDArray[np.int64]
 
 
 def num_histograms(k: int, d: int) -> int:
     """``|H_k| = C(k + d - 1, d - 1)``."""
     return comb(k + d - 1, d - 1)
+
+
+def log_num_histograms(k: int, d: int) -> float:
+    """``log |H_k| = log C(k + d - 1, d - 1)`` by ``math.lgamma``: the size of ``H_k`` for any
+    ``k`` and ``d`` in constant time (no big integers)."""
+    return log_binomial(k + d - 1, d - 1)
+
+
+def check_table_size(name: str, k: int, d: int, factor: int = 1,
+                     limit: int = MAX_TABLE_ENTRIES, hint: str = "use a smaller k") -> int:
+    """``|H_k|`` for ``d`` local states when a table of ``factor x |H_k|`` entries is within
+    ``limit``; else a ``ValueError`` naming ``name`` (checked by logarithms first, so a
+    huge ``k`` or ``d`` costs nothing)."""
+    if not within(math.log(max(factor, 1)) + log_num_histograms(k, d), limit):
+        raise ValueError(f"{name}: a table of {factor} x |H_k| entries for k = {k}, |S_l| = {d} "
+                         f"(|H_k| = C({k + d - 1}, {d - 1}) ~ "
+                         f"e^{log_num_histograms(k, d):.1f}) exceeds the limit of "
+                         f"{limit:.3g} entries (altmarl.limits); {hint}")
+    size = num_histograms(k, d)
+    if factor * size > limit:
+        raise ValueError(f"{name}: a table of {factor} x {size} entries for k = {k}, "
+                         f"|S_l| = {d} exceeds the limit of {limit:.3g} entries "
+                         f"(altmarl.limits); {hint}")
+    return size
 
 
 @lru_cache(maxsize=64)
@@ -76,10 +109,15 @@ def _enumerate(k: int, d: int) -> IntArray:
 
 
 def enumerate_histograms(k: int, d: int) -> IntArray:
-    """All of ``H_k`` as an array of shape ``(|H_k|, d)``, row ``i`` having rank ``i``."""
-    if k < 0 or d < 1:
-        raise ValueError(f"enumerate_histograms: expected k >= 0 and d >= 1, got k={k}, d={d}")
-    return _enumerate(int(k), int(d))
+    """All of ``H_k`` as an array of shape ``(|H_k|, d)``, row ``i`` having rank ``i``.
+
+    Refused (``ValueError``) before any work when the array would have more than
+    ``limits.MAX_TABLE_ENTRIES`` rows or ``limits.MAX_HISTOGRAM_ENTRIES`` entries."""
+    k = check_int("enumerate_histograms: k", k, 0, INT64_MAX)
+    d = check_int("enumerate_histograms: d", d, 1, INT64_MAX)
+    check_table_size("enumerate_histograms", k, d)
+    check_table_size("enumerate_histograms", k, d, d, MAX_HISTOGRAM_ENTRIES)
+    return _enumerate(k, d)
 
 
 def unrank(r: ArrayLike, k: int, d: int) -> IntArray:

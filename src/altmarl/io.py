@@ -16,12 +16,15 @@ import math
 import os
 import stat
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from altmarl.limits import MAX_JSON_BYTES, MAX_NPZ_BYTES, MAX_NPZ_MEMBERS
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -45,8 +48,6 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-#: largest JSON file altmarl reads (result, summary, configuration records, sidecars)
-MAX_JSON_BYTES = 64 * 2**20
 
 
 def open_regular(path: str | os.PathLike[str], what: str = "file") -> int:
@@ -314,27 +315,104 @@ def save_npz(path: str | os.PathLike[str], meta: Mapping[str, Any],
     return p
 
 
-def load_npz(path: str | os.PathLike[str], what: str = "altmarl file"
+def load_npz(path: str | os.PathLike[str], what: str = "altmarl file", *,
+             max_bytes: int = MAX_NPZ_BYTES, max_members: int = MAX_NPZ_MEMBERS
              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of a file written by :func:`save_npz`, read with
-    ``allow_pickle=False`` (object arrays are refused); every failure is a ``ValueError``
-    (``FileNotFoundError`` for a missing file) naming the file and ``what`` it should be."""
+    """``(meta, arrays)`` of a file written by :func:`save_npz`; every failure is a
+    ``ValueError`` (``FileNotFoundError`` for a missing file) naming the file and ``what``
+    it should be.
+
+    The file is untrusted: nothing is unpickled (object arrays are refused) and nothing is
+    inflated before the archive's central directory has been checked against the budget
+    (at most ``max_members`` members, whose declared uncompressed sizes add up to at most
+    ``max_bytes``; :mod:`altmarl.limits`). Each member must be an NPY array (format 1.0 or
+    2.0) of a plain numeric, boolean or unicode dtype whose header's shape accounts for
+    exactly the member's size; FIFOs and devices are refused (:func:`open_regular`).
+    """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such {what}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except ValueError as exc:  # object arrays need pickle: refuse
-        raise ValueError(f"{p}: not a valid {what} ({exc})") from None
-    except Exception as exc:  # zipfile errors, truncated files, ...
-        raise ValueError(f"{p}: not a valid {what} ({type(exc).__name__}: {exc})") from None
+    fd = open_regular(p, what)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{p}: {what} of {size} bytes exceeds the limit of {max_bytes} "
+                             "bytes")
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{p}: not a valid {what} (not a zip archive: {exc})") from None
+        with zf:
+            arrays = _read_members(zf, p, what, max_bytes, max_members)
     if "meta" not in arrays:
         raise ValueError(f"{p}: not an {what} (no 'meta' entry)")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: 'meta' is not valid JSON ({exc})") from None
+    raw = arrays.pop("meta")
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise ValueError(f"{p}: 'meta' must be a 0-d unicode array, got {raw.dtype} of shape "
+                         f"{raw.shape}")
+    meta = parse_json_text(str(raw), f"{p}: 'meta'")
     if not isinstance(meta, dict):
         raise ValueError(f"{p}: 'meta' must be a JSON object")
     return meta, arrays
+
+
+#: dtype kinds an altmarl archive may hold: bool, integers, floats, complex, unicode
+_NPZ_KINDS = "biufcU"
+
+
+def _read_members(zf: zipfile.ZipFile, p: Path, what: str, max_bytes: int,
+                  max_members: int) -> dict[str, np.ndarray]:
+    from numpy.lib import format as npy
+
+    infos = zf.infolist()
+    if len(infos) > max_members:
+        raise ValueError(f"{p}: {what} with {len(infos)} members exceeds the limit of "
+                         f"{max_members} members")
+    declared = sum(i.file_size for i in infos)
+    if declared > max_bytes:
+        raise ValueError(f"{p}: {what} members declare {declared} bytes uncompressed, above "
+                         f"the limit of {max_bytes} bytes")
+    arrays: dict[str, np.ndarray] = {}
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise ValueError(f"{p}: member {name[:80]!r} is not an NPY array")
+        key = name[:-4]
+        if key in arrays:
+            raise ValueError(f"{p}: member {name[:80]!r} appears twice")
+        try:
+            with zf.open(info) as m:
+                version = npy.read_magic(m)
+                if version == (1, 0):
+                    shape, fortran, dtype = npy.read_array_header_1_0(m)
+                elif version == (2, 0):
+                    shape, fortran, dtype = npy.read_array_header_2_0(m)
+                else:
+                    raise ValueError(f"NPY format version {version} is not read")
+                if (dtype.hasobject or dtype.fields is not None or dtype.kind not in _NPZ_KINDS
+                        or dtype.itemsize == 0):
+                    raise ValueError(f"dtype {dtype} is not allowed (no objects, no records)")
+                count = math.prod(shape)
+                nbytes = count * dtype.itemsize
+                if m.tell() + nbytes != info.file_size:
+                    raise ValueError(f"its header declares shape {shape} of {dtype} "
+                                     f"({nbytes} bytes) but it holds "
+                                     f"{info.file_size - m.tell()} bytes of data")
+                buf = bytearray(nbytes)
+                view = memoryview(buf)
+                pos = 0
+                while pos < nbytes:
+                    chunk = m.read(min(2**24, nbytes - pos))
+                    if not chunk:
+                        raise ValueError("truncated data")
+                    view[pos:pos + len(chunk)] = chunk
+                    pos += len(chunk)
+                if m.read(1):  # also makes zipfile check the CRC
+                    raise ValueError("more data than its header declares")
+        except ValueError as exc:
+            raise ValueError(f"{p}: not a valid {what} (member {name[:80]!r}: {exc})") from None
+        except Exception as exc:  # zlib/zipfile errors, CRC mismatch, truncated archive
+            raise ValueError(f"{p}: not a valid {what} (member {name[:80]!r}: "
+                             f"{type(exc).__name__}: {exc})") from None
+        order: Literal["C", "F"] = "F" if fortran else "C"
+        arrays[key] = (np.frombuffer(buf, dtype=dtype, count=count).reshape(shape, order=order)
+                       if count else np.empty(shape, dtype=dtype, order=order))
+    return arrays

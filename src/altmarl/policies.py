@@ -25,11 +25,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl._validate import check_stochastic
+from altmarl._validate import (
+    as_float_array,
+    as_int_array,
+    check_int,
+    check_k,
+    check_stochastic,
+    first_bad_index,
+)
 from altmarl.game import TabularGame
 from altmarl.generative.tabular import alias_tables, sample_alias
-from altmarl.histogram import enumerate_histograms, num_histograms, rank
+from altmarl.histogram import (
+    check_table_size,
+    enumerate_histograms,
+    log_num_histograms,
+    num_histograms,
+    rank,
+)
 from altmarl.io import load_npz, save_npz, to_jsonable
+from altmarl.limits import INT64_MAX, MAX_HISTOGRAM_ENTRIES, MAX_SPACE
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -49,20 +63,37 @@ def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any)
 
 
 def _load_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and check a policy file's container and ``meta`` (format, version, spaces,
+    ``game`` and ``info`` objects): the file is untrusted, so every entry is type-checked
+    before it is used (``ValueError`` naming the file and the entry)."""
     p = Path(path)
     meta, arrays = load_npz(p, "altmarl policy file")
     fmt = meta.get("format")
     if fmt != expected_format:
-        raise ValueError(f"{p}: format = {fmt!r}, expected {expected_format!r}")
+        raise ValueError(f"{p}: format = {_short(fmt)}, expected {expected_format!r}")
     version = meta.get("version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(
-            f"{p}: format version {version!r} is not supported (this altmarl reads version {FORMAT_VERSION})"
+            f"{p}: format version {_short(version)} is not supported (this altmarl reads "
+            f"version {FORMAT_VERSION}, an integer)"
         )
     spaces = meta.get("spaces")
     if not isinstance(spaces, dict) or set(spaces) != {"S_g", "A_g", "S_l", "A_l"}:
         raise ValueError(f"{p}: meta.spaces must give S_g, A_g, S_l, A_l")
+    for key, val in spaces.items():
+        unknown_ok = key in ("A_g", "A_l") and type(val) is int and val == -1
+        if not unknown_ok:
+            check_int(f"{p}: meta.spaces.{key}", val, 1, MAX_SPACE)
+    for key in ("game", "info"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise ValueError(f"{p}: meta.{key} must be a JSON object, got {_short(meta[key])}")
     return meta, arrays
+
+
+def _short(v: Any) -> str:
+    """``repr(v)``, at most 80 characters (file contents are quoted in messages)."""
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def _check_game(p: str | os.PathLike[str], meta: dict[str, Any], game: TabularGame | None, strict: bool) -> None:
@@ -196,7 +227,10 @@ class LocalPolicy:
             if sp_cmp.get("A_g") in (-1, None):
                 sp_cmp["A_g"] = game.n_ag
             _check_game(path, {**meta, "spaces": sp_cmp}, game, strict)
-        pol = cls(table, meta.get("info", {}))
+        try:
+            pol = cls(table, meta.get("info", {}))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         pol._game_meta = meta.get("game", {})
         return pol
 
@@ -231,13 +265,9 @@ class GlobalPolicy:
         info: dict[str, Any] | None = None,
         game: TabularGame | None = None,
     ) -> None:
-        a = np.array(actions, dtype=np.int64)
-        if a.ndim != 2:
-            raise ValueError(f"pi_g.actions: expected shape (|S_g|, |H_k|), got {a.shape}")
-        self.k = int(k)
-        if self.k < 1:
-            raise ValueError(f"pi_g.k = {k!r}: expected an integer >= 1")
-        self.n_ag = int(n_ag)
+        a = np.array(as_int_array("pi_g.actions", actions, 2), dtype=np.int64)
+        self.k = check_int("pi_g.k", k, 1, INT64_MAX)
+        self.n_ag = check_int("pi_g.n_ag", n_ag, 1, MAX_SPACE)
         if a.size and (a.min() < 0 or a.max() >= self.n_ag):
             raise ValueError(f"pi_g.actions: expected values in 0..{self.n_ag - 1}")
         self.n_sg = int(a.shape[0])
@@ -252,9 +282,10 @@ class GlobalPolicy:
         self.actions: IntArray = a
         self.q: FloatArray | None = None
         if q is not None:
-            qq = np.asarray(q, dtype=np.float64)
+            qq = as_float_array("pi_g.q", q, 3)
             if qq.shape != (self.n_sg, a.shape[1], self.n_ag):
                 raise ValueError(f"pi_g.q: expected shape {(self.n_sg, a.shape[1], self.n_ag)}, got {qq.shape}")
+            _check_q(qq, a)
             self.q = qq
         self.info: dict[str, Any] = dict(info or {})
         self._game_meta = _game_meta(game)
@@ -276,6 +307,9 @@ class GlobalPolicy:
     def from_function(cls, game: TabularGame, k: int, fn: Callable[[IntArray, IntArray], ArrayLike],
                       info: dict[str, Any] | None = None) -> GlobalPolicy:
         """Tabulate ``fn(s_g, hists) -> a_g`` (vectorized over all ``(s_g, h)``)."""
+        check_k(k, game.n)
+        check_table_size("GlobalPolicy.from_function", k, game.n_sl, game.n_sg * game.n_sl,
+                         MAX_HISTOGRAM_ENTRIES)
         hs = enumerate_histograms(k, game.n_sl)
         sg = np.repeat(np.arange(game.n_sg), hs.shape[0])
         hh = np.tile(hs, (game.n_sg, 1))
@@ -284,8 +318,12 @@ class GlobalPolicy:
 
     @classmethod
     def constant(cls, game: TabularGame, k: int, action: int = 0) -> GlobalPolicy:
-        """Always play ``action``."""
-        a = np.full((game.n_sg, num_histograms(k, game.n_sl)), int(action), dtype=np.int64)
+        """Always play ``action`` (refused when the table ``|S_g| x |H_k|`` would exceed
+        ``limits.MAX_TABLE_ENTRIES``)."""
+        k = check_k(k, game.n)
+        action = check_int("action", action, 0, game.n_ag - 1)
+        size = check_table_size("GlobalPolicy.constant", k, game.n_sl, game.n_sg)
+        a = np.full((game.n_sg, size), action, dtype=np.int64)
         return cls(k, a, game.n_ag, info={"kind": f"constant({action})"}, game=game)
 
     @classmethod
@@ -341,9 +379,11 @@ class GlobalPolicy:
         if acts.dtype.kind not in "iu":
             raise ValueError(f"{path}: 'actions' must be integers, got {acts.dtype}")
         sp = meta["spaces"]
-        k = meta.get("k")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"{path}: meta.k = {k!r}, expected an integer >= 1")
+        k = check_int(f"{path}: meta.k", meta.get("k"), 1, INT64_MAX)
+        if acts.ndim != 2 or not within_log(log_num_histograms(k, sp["S_l"]), acts.shape[1]):
+            raise ValueError(f"{path}: 'actions' has shape {acts.shape}, which cannot be "
+                             f"(|S_g|, |H_k|) = ({sp['S_g']}, C({k} + {sp['S_l']} - 1, "
+                             f"{sp['S_l']} - 1)) for meta.k = {k}")
         expected = (sp["S_g"], num_histograms(k, sp["S_l"]))
         if acts.shape != expected:
             raise ValueError(f"{path}: 'actions' has shape {acts.shape}, expected {expected} for k={k}, spaces {sp}")
@@ -353,7 +393,14 @@ class GlobalPolicy:
                 sp_cmp["A_l"] = game.n_al
             _check_game(path, {**meta, "spaces": sp_cmp}, game, strict)
         q = arrays.get("q")
-        pol = cls(k, acts, sp["A_g"], q=q, info=meta.get("info", {}))
+        if q is not None and q.dtype.kind != "f":
+            raise ValueError(f"{path}: 'q' must be floating point, got {q.dtype}")
+        if sp["A_g"] == -1:
+            raise ValueError(f"{path}: meta.spaces.A_g = -1: a global policy needs |A_g|")
+        try:
+            pol = cls(k, acts, sp["A_g"], q=q, info=meta.get("info", {}))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         pol._game_meta = meta.get("game", {})
         if sp.get("A_l", -1) not in (-1, None):
             pol.n_al = int(sp["A_l"])
@@ -371,6 +418,31 @@ def one_hot(actions: ArrayLike, n_actions: int) -> FloatArray:
     t = np.zeros((*a.shape, n_actions))
     np.put_along_axis(t, a[..., None], 1.0, axis=-1)
     return t
+
+
+def within_log(log_size: float, size: int) -> bool:
+    """Whether a count known by its logarithm can equal ``size`` (rounding tolerance)."""
+    import math
+
+    return log_size <= math.log(max(size, 1)) + 1e-9
+
+
+def _check_q(q: FloatArray, actions: IntArray) -> None:
+    """``q`` is finite and ``actions`` is greedy for it (within the tie tolerance of
+    :func:`greedy`): a policy file cannot carry a ``Q`` table that contradicts its actions."""
+    finite = np.isfinite(q)
+    if not finite.all():
+        i = first_bad_index(~finite)
+        raise ValueError(f"pi_g.q{list(i)} = {q[i]}: expected a finite number")
+    if q.size == 0:
+        return
+    qmax = q.max(axis=-1)
+    chosen = np.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
+    bad = chosen < qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
+    if bad.any():
+        i = first_bad_index(bad)
+        raise ValueError(f"pi_g.actions{list(i)} = {actions[i]} is not greedy for pi_g.q "
+                         f"(q = {chosen[i]!r} < max {qmax[i]!r})")
 
 
 def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
