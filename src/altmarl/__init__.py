@@ -1,5 +1,6 @@
 """altmarl — ALTERNATING-MARL: approximate Nash equilibria for one global agent and ``n``
-local agents via mean-field subsampling (arXiv 2603.03759). See SPEC.md / docs/."""
+local agents via mean-field subsampling (arXiv 2603.03759). See docs/ (docs/math.md for the
+formulas, docs/architecture.md for the layout)."""
 
 from altmarl import envs, exact, generative, glearn
 from altmarl.alternating import AlternatingResult, alternating_marl
