@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -88,6 +88,22 @@ class TRPOConfig:
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict."""
         return asdict(self)
+
+
+class TRPOAgent(Protocol):
+    """What :func:`trpo_step` and :func:`fit_critic` update: a categorical ``policy``
+    network, a ``critic`` predicting ``V / value_scale``, and ``invalidate()`` (forget
+    anything cached from the policy's weights). :class:`LocalAgent` (continuous warehouse)
+    and :class:`altmarl.generative.neural_local.NeuralLocalPolicy` (any generative game)
+    are two."""
+
+    policy: nn.Sequential
+    critic: nn.Sequential
+    value_scale: float
+
+    def invalidate(self) -> None:
+        """Forget cached compilations of the policy."""
+        ...
 
 
 class LocalAgent:
@@ -220,7 +236,28 @@ def collect(agent: LocalAgent, pi_g: GlobalActor, k: int, rollouts: int, horizon
         v = agent.value(obs).numpy().reshape(R, H, m).astype(np.float64)
         v_last = agent.value(last).numpy().reshape(R, m).astype(np.float64)
     r = tr.local_rewards.astype(np.float64)
-    gamma, lam = env.gamma, float(gae_lambda)
+    ret, a = returns_and_advantages(r, v, v_last, env.gamma, gae_lambda)
+    disc = env.gamma ** np.arange(H)
+    return Batch(obs=obs, actions=torch.from_numpy(tr.actions.reshape(-1).astype(np.int64)),
+                 returns=torch.from_numpy(ret.reshape(-1).astype(np.float32)),
+                 advantages=torch.from_numpy(a.astype(np.float32)),
+                 mean_local_return=float((r[:, :, :] * disc[None, :, None]).sum(1).mean()),
+                 agent_steps=R * H * env.n)
+
+
+def returns_and_advantages(r: NDArray[np.float64], v: NDArray[np.float64],
+                           v_last: NDArray[np.float64], gamma: float, gae_lambda: float = 1.0
+                           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Critic targets and normalised advantages of representative-agent paths.
+
+    ``r`` and ``v`` ``(R, H, m)``: own rewards and critic values of ``m`` tracked agents per
+    rollout, ``v_last`` ``(R, m)`` the critic at the truncation horizon (bootstrap).
+    GAE(lambda) (``lambda = 1``: Monte-Carlo returns bootstrapped at the horizon):
+    ``delta_t = r_t + gamma V_{t+1} - V_t``, ``A_t = delta_t + gamma lambda A_{t+1}``;
+    returns ``(A + V, A normalised to zero mean and unit variance, flattened)``.
+    """
+    R, H, m = r.shape
+    lam = float(gae_lambda)
     adv = np.empty((R, H, m))
     nxt_adv = np.zeros((R, m))
     for t in range(H - 1, -1, -1):
@@ -231,12 +268,7 @@ def collect(agent: LocalAgent, pi_g: GlobalActor, k: int, rollouts: int, horizon
     ret = adv + v
     a = adv.reshape(-1)
     a = (a - a.mean()) / (a.std() + 1e-8)
-    disc = gamma ** np.arange(H)
-    return Batch(obs=obs, actions=torch.from_numpy(tr.actions.reshape(-1).astype(np.int64)),
-                 returns=torch.from_numpy(ret.reshape(-1).astype(np.float32)),
-                 advantages=torch.from_numpy(a.astype(np.float32)),
-                 mean_local_return=float((r[:, :, :] * disc[None, :, None]).sum(1).mean()),
-                 agent_steps=R * H * env.n)
+    return ret, a
 
 
 def _flat_params(net: nn.Module) -> torch.Tensor:
@@ -276,7 +308,7 @@ def conjugate_gradient(avp: Any, b: torch.Tensor, iters: int, tol: float = 1e-10
     return x
 
 
-def trpo_step(agent: LocalAgent, batch: Batch, cfg: TRPOConfig,
+def trpo_step(agent: TRPOAgent, batch: Batch, cfg: TRPOConfig,
               rng: np.random.Generator | None = None) -> dict[str, Any]:
     """One TRPO policy update on ``batch`` (in place); see the module docstring.
 
@@ -342,7 +374,7 @@ def trpo_step(agent: LocalAgent, batch: Batch, cfg: TRPOConfig,
     return info
 
 
-def fit_critic(agent: LocalAgent, batch: Batch, cfg: TRPOConfig, rng: np.random.Generator) -> float:
+def fit_critic(agent: TRPOAgent, batch: Batch, cfg: TRPOConfig, rng: np.random.Generator) -> float:
     """MSE regression of the critic on the batch returns with Adam (in place)."""
     if cfg.critic_epochs == 0:
         return float("nan")

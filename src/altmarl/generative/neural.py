@@ -142,7 +142,7 @@ class NeuralGlobalPolicy:
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "k": self.k, "n_ag": self.n_ag,
             "features": self.features.to_json(), "arch": self.arch,
-            "game": (_game_meta(game) if game is not None else self.game_meta),
+            "game": (game_meta(game) if game is not None else self.game_meta),
             "info": to_jsonable(self.info),
         }
         p = Path(path)
@@ -198,7 +198,8 @@ class NeuralGlobalPolicy:
                 f", hidden={self.arch.get('hidden')}x{self.arch.get('layers')})")
 
 
-def _game_meta(game: GenerativeGame) -> dict[str, Any]:
+def game_meta(game: GenerativeGame) -> dict[str, Any]:
+    """What a neural policy file records about its game: name, fingerprint, ``n``, spaces."""
     return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n,
             "spaces": game.spaces}
 
@@ -403,4 +404,4 @@ def neural_g_learn(
                 int(seed) if isinstance(seed, int | np.integer) else None),
             "wall_data_s": t_data, "wall_s": time.perf_counter() - t0, "device": str(dev),
             "threads": int(threads)}
-    return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, _game_meta(game))
+    return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, game_meta(game))

@@ -10,7 +10,10 @@ One step, batched over ``R`` rollouts and all ``n`` agents (no Python loop over 
    ``r_g + (1/n) sum_i r_l[i]`` (SPEC eq. 1).
 
 Random numbers of one batch all come from one ``numpy`` generator, in this order per step:
-subsample, local actions, ``step``. :func:`simulate` cuts ``R`` rollouts into fixed chunks of
+subsample, local actions, ``step``. :func:`rollout` can also follow ``track``-ed agents
+(their local states, actions and own rewards: the samples of neural L-LEARN) and let them
+play a ``deviation`` policy instead of ``pi_l`` (a representative agent's deviation
+against the population; its draws come after ``pi_l``'s). :func:`simulate` cuts ``R`` rollouts into fixed chunks of
 :data:`CHUNK` rollouts; chunk ``j`` uses ``altmarl._random.rng(seed, j)``, so the numbers
 depend on the seed only (not on the number of worker threads).
 """
@@ -81,11 +84,30 @@ class GenerativeTrajectories:
     s_g: IntArray | None
     counts: IntArray | None
     mode_match: NDArray[np.bool_] | None
+    tracked: TrackedAgents | None = None
 
     def discounted_returns(self, gamma: float) -> FloatArray:
         """``sum_t gamma^t r_t`` per rollout."""
         disc = gamma ** np.arange(self.rewards.shape[1])
         return np.asarray(self.rewards @ disc, dtype=np.float64)
+
+
+@dataclass
+class TrackedAgents:
+    """What :func:`rollout` records about ``m`` tracked agents per rollout (``track``).
+
+    ``s_l[r, t, j]`` local state of tracked agent ``j`` before step ``t``, ``s_g[r, t]`` the
+    global state, ``a_l[r, t, j]`` its action, ``r_l[r, t, j]`` its own local reward;
+    ``last_s_l`` ``(R, m, *local_shape)`` and ``last_s_g`` ``(R, *global_shape)`` the states
+    after the last step (for bootstrapping at the horizon).
+    """
+
+    s_l: NDArray[Any]
+    s_g: NDArray[Any]
+    a_l: IntArray
+    r_l: FloatArray
+    last_s_l: NDArray[Any]
+    last_s_g: NDArray[Any]
 
 
 def _actions(what: str, value: Any, shape: tuple[int, ...], size: int) -> IntArray:
@@ -109,11 +131,23 @@ def rollout(
     record_counts: bool = True,
     init: tuple[Any, Any] | None = None,
     return_states: bool = False,
+    track: IntArray | None = None,
+    deviation: Any = None,
 ) -> Any:
     """Simulate ``rollouts`` runs of ``horizon`` steps with one state per agent (module
     docstring). ``init`` optionally fixes the initial ``(s_g, s_l)``; with
-    ``return_states=True`` the final ``(s_g, s_l)`` are returned too."""
+    ``return_states=True`` the final ``(s_g, s_l)`` are returned too.
+
+    ``track`` ``(R, m)`` agent indices (distinct per row): their states, actions and own
+    rewards are recorded in ``traj.tracked`` (:class:`TrackedAgents`). With ``deviation``
+    (a local policy) the tracked agents play it instead of ``pi_l``: every agent's action is
+    drawn from ``pi_l`` first, then the tracked agents' from ``deviation``.
+    """
     k = check_policies(game, pi_g, pi_l)
+    if deviation is not None:
+        check_policies(game, pi_g, deviation)
+        if track is None:
+            raise ValueError("deviation: give track, the agents that play it")
     R, H, n = int(rollouts), int(horizon), game.n
     if init is None:
         s_g, s_l = game.reset(rng, R)
@@ -127,11 +161,34 @@ def rollout(
     counts_hist = (np.empty((R, H, d), dtype=np.int64)
                    if record_counts and d is not None else None)
     mode = np.empty((R, H), dtype=bool) if d is not None and game.n_ag == d else None
+    rec: TrackedAgents | None = None
+    if track is not None:
+        track = np.asarray(track, dtype=np.int64)
+        if track.ndim != 2 or track.shape[0] != R or track.size == 0 or track.min() < 0 \
+                or track.max() >= n:
+            raise ValueError(f"track: expected an (R, m) = ({R}, m) array of agent indices in "
+                             f"0..{n - 1}, got shape {track.shape}")
+        m = track.shape[1]
+        rec = TrackedAgents(
+            s_l=np.empty((R, H, m, *game.local_shape), dtype=s_l.dtype),
+            s_g=np.empty((R, H, *game.global_shape), dtype=s_g.dtype),
+            a_l=np.empty((R, H, m), dtype=np.int64), r_l=np.empty((R, H, m)),
+            last_s_l=s_l[:0], last_s_g=s_g[:0])
     for t in range(H):
         idx = subsample_indices(rng, R, n, k)
         obs = game.observe(s_l[rows, idx])
         a_g = _actions("pi_g.act", pi_g.act(s_g, obs), (R,), game.n_ag)
         a_l = _actions("pi_l.act", pi_l.act(s_l, s_g, rng), (R, n), game.n_al)
+        if rec is not None:
+            assert track is not None
+            s_tr = s_l[rows, track]
+            if deviation is not None:
+                a_l = a_l.copy()
+                a_l[rows, track] = _actions("deviation.act", deviation.act(s_tr, s_g, rng),
+                                            track.shape, game.n_al)
+            rec.s_l[:, t] = s_tr
+            rec.s_g[:, t] = s_g
+            rec.a_l[:, t] = a_l[rows, track]
         if d is not None and (counts_hist is not None or mode is not None):
             N = bincount_rows(s_l, d)
             if counts_hist is not None:
@@ -143,7 +200,11 @@ def rollout(
             sg_hist[:, t] = s_g
         s_g, s_l, r_g, r_l = game.step(s_g, s_l, a_g, a_l, rng)
         rewards[:, t] = r_g + r_l.mean(axis=1)
-    traj = GenerativeTrajectories(rewards, ag_hist, sg_hist, counts_hist, mode)
+        if rec is not None:
+            rec.r_l[:, t] = r_l[rows, track]
+    if rec is not None:
+        rec.last_s_l, rec.last_s_g = s_l[rows, track], s_g
+    traj = GenerativeTrajectories(rewards, ag_hist, sg_hist, counts_hist, mode, rec)
     if return_states:
         return traj, (s_g, s_l)
     return traj

@@ -29,6 +29,7 @@ from altmarl._random import SeedLike, as_seed_sequence, int_seed
 from altmarl._validate import check_choice, check_instance
 from altmarl.evaluation import Evaluator, mc_evaluator
 from altmarl.game import TabularGame
+from altmarl.generative.game import GenerativeGame
 from altmarl.llearn.chained import ChainedOptions, chained_best_response
 from altmarl.llearn.direct import DirectOptions, direct_search
 from altmarl.llearn.induced_vi import InducedVIOptions, induced_vi
@@ -117,19 +118,19 @@ def solver_options(solver: str, options: SolverOptions | None = None,
 
 
 def l_learn(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    solver: str = "induced-vi",
+    game: TabularGame | GenerativeGame,
+    pi_g: Any,
+    solver: Any = None,
     seed: SeedLike = 0,
     *,
-    pi_l: LocalPolicy | None = None,
+    pi_l: Any = None,
     evaluator: Evaluator | None = None,
     estimate_value: bool = True,
     eval_rollouts: int = DEFAULT_EVAL_ROLLOUTS,
     eval_horizon: int = DEFAULT_EVAL_HORIZON,
     options: SolverOptions | None = None,
     **keywords: Any,
-) -> LocalPolicy:
+) -> Any:
     """L-LEARN (paper Algorithm 2, SPEC 5): a shared local policy that (approximately) best
     responds to ``pi_g``.
 
@@ -138,9 +139,13 @@ def l_learn(
     game, pi_g
         The game and the fixed global policy.
     solver
-        A name of :data:`SOLVERS`: ``"induced-vi"`` (SPEC 5.1, :func:`induced_vi`),
-        ``"direct"`` (SPEC 5.3, :func:`direct_search`) or ``"chained"`` (SPEC 5.2,
-        :func:`chained_best_response`).
+        A name of :data:`SOLVERS`: ``"induced-vi"`` (SPEC 5.1, :func:`induced_vi`; the
+        default, ``None``), ``"direct"`` (SPEC 5.3, :func:`direct_search`) or ``"chained"``
+        (SPEC 5.2, :func:`chained_best_response`). On a :class:`~altmarl.GenerativeGame`
+        this is neural L-LEARN (:func:`altmarl.generative.neural_local.l_learn_generative`:
+        ``"trpo"`` by default, ``"trpo-representative"``; ``am.l_learn(game, pi_g, pi_l)``
+        takes the third argument as ``pi_l``; ``keywords`` go to ``neural_l_learn``) and
+        returns a :class:`~altmarl.generative.neural_local.NeuralLocalPolicy`.
     seed
         Drives every random draw of the solver.
     pi_l
@@ -164,6 +169,17 @@ def l_learn(
         drawn; the value estimate is not included), ``wall_time`` (seconds, learning
         only) and solver diagnostics.
     """
+    if isinstance(game, GenerativeGame):
+        # neural L-LEARN (SPEC 11); imported here: it needs PyTorch, ``import altmarl`` not
+        from altmarl.generative.neural_local import l_learn_generative
+
+        if options is not None:
+            raise ValueError("options: the solver options objects are for tabular games; "
+                             "pass neural L-LEARN's keywords (neural_l_learn)")
+        return l_learn_generative(game, pi_g, solver, seed, pi_l=pi_l, evaluator=evaluator,
+                                  estimate_value=estimate_value, eval_rollouts=eval_rollouts,
+                                  eval_horizon=eval_horizon, **keywords)
+    solver = "induced-vi" if solver is None else solver
     spec = REGISTRY[check_choice("solver", solver, SOLVERS)]
     check_instance("pi_g", pi_g, GlobalPolicy, "an altmarl.GlobalPolicy")
     if pi_l is not None and not isinstance(pi_l, LocalPolicy):
