@@ -28,6 +28,7 @@ evaluator, the seeds), the validated settings (:class:`AlternatingOptions`) and 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ from altmarl.evaluation import (
     mc_evaluator,
 )
 from altmarl.game import TabularGame
+from altmarl.generative.game import GenerativeGame
 from altmarl.io import to_jsonable
 from altmarl.llearn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
@@ -245,7 +247,7 @@ class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):
 
 
 def _proposal(pi: Any, info: dict[str, Any]) -> Proposal[Any]:
-    return Proposal(pi, _summary_info(info), int(info.get("samples", 0) or 0))
+    return Proposal(pi, summary_info(info), int(info.get("samples", 0) or 0))
 
 
 def run_tabular(
@@ -319,13 +321,13 @@ def run_tabular(
 
 
 def alternating_marl(
-    game: TabularGame,
+    game: TabularGame | GenerativeGame,
     k: int,
     seed: int = 0,
     sweeps: int = 10,
     eta: float | None = None,
     m: int | None = 30,
-    local_solver: str = "direct",
+    local_solver: str | None = None,
     eval_rollouts: int = 200,
     eval_horizon: int = 100,
     pi_l0: LocalPolicy | None = None,
@@ -341,8 +343,19 @@ def alternating_marl(
     l_learner: LocalLearner | None = None,
     evaluator: Evaluator | None = None,
     workers: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
 ) -> AlternatingResult:
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6).
+
+    On a :class:`~altmarl.GenerativeGame` the same loop runs with neural learners
+    (:func:`altmarl.alternating.generative.run_generative`: neural G-LEARN, neural L-LEARN
+    by TRPO, the per-agent simulator with fresh common random numbers every sweep,
+    checkpoints in ``checkpoint_dir``); the keywords below keep their meaning, with these
+    differences: ``m`` is neural G-LEARN's draws per Bellman target (``None``: 30),
+    ``local_solver`` ``"trpo"`` (default there) or ``"trpo-representative"``,
+    ``g_options`` / ``l_options`` go to ``neural_g_learn`` / ``neural_l_learn``,
+    ``learner_tol`` defaults to 0, and the hooks take and return any policy kind.
 
     Parameters
     ----------
@@ -365,7 +378,7 @@ def alternating_marl(
     m
         G-LEARN's Monte-Carlo samples per Bellman update (``None``: exact expectation).
     local_solver
-        L-LEARN solver (:data:`altmarl.llearn.SOLVERS`). Default ``"direct"``: the
+        L-LEARN solver (:data:`altmarl.llearn.SOLVERS`). Default (``None``) ``"direct"``: the
         CRN policy search on the real objective, started from the induced-VI policy and
         the current one, so it is never worse than induced-VI under its evaluator (see
         docs/alternating.md for the comparison). ``"induced-vi"`` is the paper's practice.
@@ -400,6 +413,9 @@ def alternating_marl(
         (e.g. exact values on small games).
     workers
         Threads for the Monte-Carlo evaluations (the numbers do not depend on it).
+    checkpoint_dir, resume
+        Generative games only: checkpoint after every sweep into ``checkpoint_dir`` and,
+        with ``resume``, continue a checkpoint of the same run there.
 
     Returns
     -------
@@ -412,7 +428,22 @@ def alternating_marl(
         includes the ``k``-subsampling error of Theorem 4.4). ``tolerance`` is the max
         over the two players of the certified part.
     """
+    if isinstance(game, GenerativeGame):
+        from altmarl.alternating.generative import options_from_keywords, run_generative
+
+        gopts = options_from_keywords(sweeps, eta, m, local_solver, eval_rollouts,
+                                      eval_horizon, confidence, learner_tol, g_options,
+                                      l_options)
+        return run_generative(game, k, gopts, seed, pi_l0=pi_l0, pi_g0=pi_g0,
+                              progress=progress, callback=callback, g_learner=g_learner,
+                              l_learner=l_learner, evaluator=evaluator, workers=workers,
+                              checkpoint_dir=checkpoint_dir, resume=resume)
+    if checkpoint_dir is not None:
+        raise ValueError("checkpoint_dir: checkpoints are written for generative games (a "
+                         "tabular run is fast and reproducible from its seed); pass "
+                         "game.as_generative() for the neural route")
     k = game.check_k(k)
+    local_solver = "direct" if local_solver is None else local_solver
     options = AlternatingOptions(
         sweeps=sweeps, eta=eta, m=m, local_solver=local_solver, eval_rollouts=eval_rollouts,
         eval_horizon=eval_horizon, confidence=confidence, learner_tol=learner_tol,
@@ -458,8 +489,9 @@ _INFO_KEYS = ("solver", "method", "samples", "wall_time", "iterations", "residua
               "rounds", "evaluations", "search_value", "start_values", "exhaustive")
 
 
-def _summary_info(info: dict[str, Any]) -> dict[str, Any]:
-    """The scalar diagnostics of a learner's info worth keeping in the history."""
+def summary_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The scalar diagnostics of a learner's info worth keeping in the history (scalars and
+    the entries of :data:`_INFO_KEYS` that are not arrays)."""
     out: dict[str, Any] = {}
     for key, val in info.items():
         if key in _INFO_KEYS or isinstance(val, bool | int | float | str):
