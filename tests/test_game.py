@@ -184,12 +184,35 @@ def test_check_game_returns_the_game_or_names_the_type(tiny_game):
         check_game(None, "env_game")
 
 
-def test_registry():
+def test_registry(monkeypatch):
     assert {"warehouse", "random"} <= set(am.envs.names())
     with pytest.raises(ValueError, match="unknown environment"):
         am.envs.make("nope")
-    with pytest.raises(ValueError, match="bad parameters"):
-        am.envs.make("warehouse", zonez=3)
+    with pytest.raises(ValueError, match=r"^env 'warehouse': unknown parameter\(s\) \['zonez'\]; "
+                                         r"accepted: \['n', 'gamma', 'zones', 'alpha'\]$"):
+        am.envs.make("warehouse", zonez=3, n=10)  # n is a real parameter: not listed as unknown
+    assert am.envs.parameters("random")[:2] == ["n_sg", "n_ag"]
+    with pytest.raises(ValueError, match="unknown environment"):
+        am.envs.parameters("nope")
+    # throw-away factories, removed from the registry when the test ends
+    monkeypatch.setitem(am.envs._REGISTRY, "test-kwargs", lambda **kw: am.envs.make("random", **kw))
+    assert am.envs.parameters("test-kwargs") is None  # **kwargs: any key passes through
+    with pytest.raises(ValueError, match="unknown parameter"):
+        am.envs.make("test-kwargs", bogus=1)
+    monkeypatch.setitem(am.envs._REGISTRY, "test-required",
+                        lambda size: am.envs.make("random", n=size))
+    with pytest.raises(ValueError, match="bad parameters"):  # a required one missing
+        am.envs.make("test-required")
+    # parameter values are checked by the foundation's validators, named
+    for env, kw, match in (("random", {"n_sl": 0}, "n_sl = 0: expected an integer >= 1"),
+                           ("random", {"n_ag": 2.0}, "n_ag = 2.0: expected an integer"),
+                           ("random", {"seed": -1}, "seed = -1: expected an integer >= 0"),
+                           ("random", {"concentration": 0}, "concentration = 0"),
+                           ("random", {"r_max": -1.0}, "r_max = -1.0"),
+                           ("warehouse", {"zones": 1}, "zones = 1: expected an integer >= 2"),
+                           ("warehouse", {"alpha": 0.0}, "alpha = 0.0")):
+        with pytest.raises(ValueError, match=match):
+            am.envs.make(env, **kw)
     g1 = am.envs.make("random", seed=4, n=7)
     g2 = am.envs.make("random", seed=4, n=7)
     assert g1.fingerprint() == g2.fingerprint()

@@ -207,3 +207,26 @@ def test_api_table_sizes_are_bounded_up_front(warehouse):
     with pytest.raises(ValueError, match="action = 9"):
         am.GlobalPolicy.constant(warehouse, 2, action=9)
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_check_local_and_global_policy(tiny_game):
+    from altmarl.policies import check_global_policy, check_local_policy
+
+    pi_l = am.LocalPolicy.uniform(tiny_game)
+    assert check_local_policy(tiny_game, pi_l) is pi_l
+    from_table = check_local_policy(tiny_game, pi_l.table)
+    assert isinstance(from_table, am.LocalPolicy) and np.array_equal(from_table.table, pi_l.table)
+    with pytest.raises(ValueError, match=r"^pi_l: expected an altmarl.LocalPolicy .* got list"):
+        check_local_policy(tiny_game, [[0.5, 0.5]])
+    bigger = am.envs.make("random", n_sg=2, n_ag=2, n_sl=3, n_al=2, n=4, seed=3)
+    with pytest.raises(ValueError, match=r"^mine.table: expected shape \(\|S_l\|, \|S_g\|, "
+                                         r"\|A_l\|\) = \(3, 2, 2\) for game"):
+        check_local_policy(bigger, pi_l, "mine")
+    pi_g = am.GlobalPolicy.from_function(tiny_game, 2, lambda sg, h: sg % 2)
+    assert check_global_policy(tiny_game, pi_g) is pi_g
+    with pytest.raises(ValueError, match="^pi_g: expected an altmarl.GlobalPolicy, got LocalPolicy"):
+        check_global_policy(tiny_game, pi_l)
+    with pytest.raises(ValueError, match=r"^pi_g: made for \|S_g\|=2, \|S_l\|=2, \|A_g\|=2"):
+        check_global_policy(bigger, pi_g)
+    with pytest.raises(ValueError, match="k = 2"):
+        check_global_policy(tiny_game.with_n(1), pi_g)

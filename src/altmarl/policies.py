@@ -471,3 +471,34 @@ def _infer_d(k: int, size: int) -> int:
         if c > size:
             break
     raise ValueError(f"pi_g.actions: {size} columns is not C(k + d - 1, d - 1) for k = {k} and any d")
+
+
+def check_local_policy(game: TabularGame, pi_l: Any, name: str = "pi_l") -> LocalPolicy:
+    """``pi_l`` as a :class:`LocalPolicy` (a policy or its ``(|S_l|, |S_g|, |A_l|)`` table)
+    that fits ``game``; else a ``ValueError`` naming ``name`` (SPEC 2)."""
+    if isinstance(pi_l, np.ndarray):
+        pi_l = LocalPolicy(pi_l)
+    if not isinstance(pi_l, LocalPolicy):
+        raise ValueError(f"{name}: expected an altmarl.LocalPolicy or its (|S_l|, |S_g|, |A_l|) "
+                         f"table, got {type(pi_l).__name__}")
+    expected = (game.n_sl, game.n_sg, game.n_al)
+    if pi_l.table.shape != expected:
+        raise ValueError(
+            f"{name}.table: expected shape (|S_l|, |S_g|, |A_l|) = {expected} for game "
+            f"{game.name!r}, got {pi_l.table.shape}"
+        )
+    return pi_l
+
+
+def check_global_policy(game: TabularGame, pi_g: Any, name: str = "pi_g") -> GlobalPolicy:
+    """``pi_g`` must be a :class:`GlobalPolicy` made for ``game``'s spaces with
+    ``1 <= k <= n`` (SPEC 2); else a ``ValueError`` naming ``name``."""
+    if not isinstance(pi_g, GlobalPolicy):
+        raise ValueError(f"{name}: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
+    if (pi_g.n_sg, pi_g.n_sl, pi_g.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
+        raise ValueError(
+            f"{name}: made for |S_g|={pi_g.n_sg}, |S_l|={pi_g.n_sl}, |A_g|={pi_g.n_ag}; "
+            f"game {game.name!r} has {game.spaces}"
+        )
+    game.check_k(pi_g.k)
+    return pi_g

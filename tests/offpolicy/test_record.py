@@ -10,6 +10,8 @@ import altmarl as am
 from altmarl import offpolicy as op
 from altmarl.glearn import rewards as sto
 
+from .helpers import ENV
+
 
 def test_record_logs_shapes_and_chaining(game, small_log) -> None:
     ds = small_log
@@ -63,6 +65,13 @@ def test_epsilon_greedy_behaviour(game, reference) -> None:
         op.record_logs(game, 2, 2, 2, behaviour="epsilon-greedy", pi_g=reference)
     with pytest.raises(ValueError, match="behaviour"):
         op.record_logs(game, 3, 2, 2, behaviour="greedy")
+    other = am.envs.make("random", **{**ENV, "n_sl": 2})
+    with pytest.raises(ValueError, match=r"pi_g: made for \|S_g\|=2, \|S_l\|=3"):
+        op.record_logs(other, 3, 2, 2, behaviour="epsilon-greedy", pi_g=reference)
+    with pytest.raises(ValueError, match=r"pi_l.table: expected shape"):
+        op.record_logs(other, 3, 2, 2, pi_l=am.LocalPolicy.uniform(game))
+    with pytest.raises(ValueError, match="game: expected an altmarl.TabularGame, got dict"):
+        op.record_logs(game.spaces, 3, 2, 2)  # type: ignore[arg-type]
 
 
 def test_record_with_a_reward_model(game) -> None:

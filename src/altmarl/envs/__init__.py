@@ -2,11 +2,12 @@
 
 Built-in: ``"warehouse"`` (SPEC 8.1), ``"random"`` (seeded random games for tests and
 benchmarks), ``"fleet"`` (a generative game with 100 local states, SPEC 11). Register your
-own with :func:`register`.
+own with :func:`register`; :func:`parameters` lists what a factory accepts.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -37,19 +38,45 @@ def make(name: str, **params: Any) -> Any:
     """Build a registered game, e.g. ``make("warehouse", n=1000)``: a
     :class:`~altmarl.TabularGame` or, for generative environments such as ``"fleet"``, a
     :class:`~altmarl.GenerativeGame` (typed ``Any`` so that callers of the tabular built-ins
-    need no narrowing)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"env = {name!r}: unknown environment; expected one of {names()}") from None
+    need no narrowing). A key the factory does not take is a ``ValueError`` listing the
+    unknown keys and the accepted ones."""
+    factory = _factory(name)
+    accepted = _accepted(factory)
+    if accepted is not None:
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise ValueError(f"env {name!r}: unknown parameter(s) {unknown}; accepted: "
+                             f"{accepted}")
     try:
         return factory(**params)
-    except TypeError as exc:
+    except TypeError as exc:  # e.g. a required parameter missing
         raise ValueError(f"env {name!r}: bad parameters {sorted(params)} ({exc})") from None
+
+
+def parameters(name: str) -> list[str] | None:
+    """The keyword parameters the factory of env ``name`` accepts, in signature order
+    (``None`` when it takes ``**kwargs``, i.e. any key)."""
+    return _accepted(_factory(name))
+
+
+def _factory(name: str) -> Callable[..., Game]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"env = {name!r}: unknown environment; expected one of {names()}") from None
+
+
+def _accepted(factory: Callable[..., Game]) -> list[str] | None:
+    sig = inspect.signature(factory)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return [key for key, p in sig.parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 register("warehouse", warehouse)
 register("random", random_game)
 register("fleet", fleet)
 
-__all__ = ["fleet", "fleet_tabular", "make", "names", "register", "warehouse", "random_game"]
+__all__ = ["fleet", "fleet_tabular", "make", "names", "parameters", "register", "warehouse",
+           "random_game"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from altmarl import _random
+from altmarl._validate import check_float, check_int, check_positive
 from altmarl.game import TabularGame
 
 
@@ -21,10 +23,12 @@ def random_game(
     """A random game: transition rows ``~ Dirichlet(concentration)``, rewards
     ``~ U(0, r_max / 2)`` for each of ``r_g`` and ``r_l`` (so ``r_max`` bounds the stage
     reward), i.i.d. uniform initial states."""
-    for name, v in (("n_sg", n_sg), ("n_ag", n_ag), ("n_sl", n_sl), ("n_al", n_al)):
-        if int(v) < 1:
-            raise ValueError(f"{name} = {v!r}: expected an integer >= 1")
-    rng = np.random.default_rng(seed)
+    n_sg, n_ag, n_sl, n_al = (check_int(name, v, 1) for name, v in (
+        ("n_sg", n_sg), ("n_ag", n_ag), ("n_sl", n_sl), ("n_al", n_al)))
+    seed = check_int("seed", seed, 0)
+    check_positive("concentration", concentration)
+    check_float("r_max", r_max, 0.0)
+    rng = _random.rng(seed)
     P_g = rng.dirichlet(np.full(n_sg, concentration), size=(n_sg, n_ag))
     P_l = rng.dirichlet(np.full(n_sl, concentration), size=(n_sl, n_sg, n_al))
     r_g = rng.uniform(0, r_max / 2, size=(n_sg, n_ag))

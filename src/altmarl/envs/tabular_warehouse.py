@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from altmarl._validate import check_int, check_positive
 from altmarl.game import DirichletInit, TabularGame, softmax
 
 ZONES = 5
@@ -31,9 +32,8 @@ def circular_distance(a: np.ndarray, b: np.ndarray, zones: int = ZONES) -> np.nd
 
 def warehouse(n: int = 1000, gamma: float = 0.95, zones: int = ZONES, alpha: float = 0.3) -> TabularGame:
     """Build the warehouse game (SPEC 8.1). ``zones`` other than 5 generalize the ring."""
-    Z = int(zones)
-    if Z < 2:
-        raise ValueError(f"zones = {zones!r}: expected an integer >= 2")
+    Z = check_int("zones", zones, 2)
+    check_positive("alpha", alpha)
     # global transition
     lg = np.full((Z, Z, Z), 0.1)
     for s in range(Z):

@@ -2,7 +2,8 @@
 
 A single-rollout view of the count simulator's step (SPEC 3,
 :func:`altmarl.simulate.count_step`, the step :func:`altmarl.simulate.rollout_counts` runs),
-plus the observation encoders. Nothing here imports gymnasium or pettingzoo, so
+plus the validation of what environments receive (actions, an initial state) and the
+observation encoders. Nothing here imports gymnasium or pettingzoo, so
 this module is importable (and testable) without the optional extras.
 """
 
@@ -13,9 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from altmarl._validate import check_choice
 from altmarl.game import TabularGame
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
-from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.policies import LocalPolicy
 from altmarl.simulate import CountStep, count_step, multinomial_moves, step_tables
 
 FloatArray = NDArray[np.float64]
@@ -25,49 +27,6 @@ IntArray = NDArray[np.int64]
 GLOBAL_OBS_MODES = ("dict", "multidiscrete", "discrete", "box")
 #: observation encodings of a local agent's ``(s_l, s_g)``
 LOCAL_OBS_MODES = ("multidiscrete", "discrete", "box")
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """Validate a string option; ``ValueError`` naming the field and the choices."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} = {value!r}: expected one of {list(choices)}")
-    return value
-
-
-def check_horizon(horizon: Any) -> int:
-    """Episode length: an integer ``>= 1``."""
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
-    return int(horizon)
-
-
-def check_local_policy(game: TabularGame, pi_l: Any, name: str = "pi_l") -> LocalPolicy:
-    """``pi_l`` must be a :class:`LocalPolicy` (or its table) that fits ``game``."""
-    if isinstance(pi_l, np.ndarray):
-        pi_l = LocalPolicy(pi_l)
-    if not isinstance(pi_l, LocalPolicy):
-        raise ValueError(f"{name}: expected an altmarl.LocalPolicy or its (|S_l|, |S_g|, |A_l|) "
-                         f"table, got {type(pi_l).__name__}")
-    expected = (game.n_sl, game.n_sg, game.n_al)
-    if pi_l.table.shape != expected:
-        raise ValueError(
-            f"{name}.table: expected shape (|S_l|, |S_g|, |A_l|) = {expected} for game "
-            f"{game.name!r}, got {pi_l.table.shape}"
-        )
-    return pi_l
-
-
-def check_global_policy(game: TabularGame, pi_g: Any, name: str = "pi_g") -> GlobalPolicy:
-    """``pi_g`` must be a :class:`GlobalPolicy` for ``game`` with ``1 <= k <= n``."""
-    if not isinstance(pi_g, GlobalPolicy):
-        raise ValueError(f"{name}: expected an altmarl.GlobalPolicy, got {type(pi_g).__name__}")
-    if (pi_g.n_sg, pi_g.n_sl, pi_g.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
-        raise ValueError(
-            f"{name}: made for |S_g|={pi_g.n_sg}, |S_l|={pi_g.n_sl}, |A_g|={pi_g.n_ag}; "
-            f"game {game.name!r} has {game.spaces}"
-        )
-    game.check_k(pi_g.k)
-    return pi_g
 
 
 def check_action(name: str, action: Any, n: int) -> int:

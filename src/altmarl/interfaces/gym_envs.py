@@ -34,6 +34,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
         "optional extra with: pip install 'altmarl[gym]'"
     ) from _exc
 
+from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame, check_game
 from altmarl.histogram import rank
 from altmarl.interfaces._core import (
@@ -42,14 +43,10 @@ from altmarl.interfaces._core import (
     GlobalObsCodec,
     LocalObsCodec,
     check_action,
-    check_choice,
-    check_global_policy,
-    check_horizon,
     check_initial_state,
-    check_local_policy,
     draw_representative,
 )
-from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.policies import GlobalPolicy, LocalPolicy, check_global_policy, check_local_policy
 from altmarl.simulate import subsample_histograms
 
 #: reward options of :class:`LocalAgentEnv`
@@ -57,7 +54,8 @@ LOCAL_REWARDS = ("individual", "joint")
 
 
 def global_obs_space(codec: GlobalObsCodec) -> spaces.Space[Any]:
-    """The Gymnasium observation space of a :class:`GlobalObsCodec`'s encoding."""
+    """The Gymnasium observation space of the global agent's ``(s_g, h)`` in ``codec``'s
+    encoding (shared by :class:`GlobalAgentEnv` and the PettingZoo environment)."""
     d, k = codec.n_sl, codec.k
     if codec.mode == "dict":
         return spaces.Dict({
@@ -72,7 +70,8 @@ def global_obs_space(codec: GlobalObsCodec) -> spaces.Space[Any]:
 
 
 def local_obs_space(codec: LocalObsCodec) -> spaces.Space[Any]:
-    """The Gymnasium observation space of a :class:`LocalObsCodec`'s encoding."""
+    """The Gymnasium observation space of a local agent's ``(s_l, s_g)`` in ``codec``'s
+    encoding (shared by :class:`LocalAgentEnv` and the PettingZoo environment)."""
     if codec.mode == "multidiscrete":
         return spaces.MultiDiscrete(np.array([codec.n_sl, codec.n_sg], dtype=np.int64))
     if codec.mode == "discrete":
@@ -121,7 +120,7 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         self.game = check_game(game)
         self.pi_l = check_local_policy(game, pi_l)
         self.k = game.check_k(k)
-        self.horizon = check_horizon(horizon)
+        self.horizon = check_int("horizon", horizon, 1)
         self.codec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, obs)
         self.observation_space = global_obs_space(self.codec)
         self.action_space = spaces.Discrete(game.n_ag)
@@ -239,7 +238,7 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
         self.pi_g = check_global_policy(game, pi_g)
         self.pi_l = check_local_policy(game, pi_l)
         self.k = self.pi_g.k
-        self.horizon = check_horizon(horizon)
+        self.horizon = check_int("horizon", horizon, 1)
         self.reward_mode = check_choice("reward", reward, LOCAL_REWARDS)
         self.codec = LocalObsCodec(game.n_sl, game.n_sg, obs)
         self.observation_space = local_obs_space(self.codec)

@@ -24,14 +24,14 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
         "installed; install the optional extra with: pip install 'altmarl[gym]'"
     ) from _exc
 
+from altmarl import _random
+from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame, check_game
 from altmarl.interfaces._core import (
     GlobalObsCodec,
     IntArray,
     LocalObsCodec,
     check_action,
-    check_choice,
-    check_horizon,
     check_initial_state,
 )
 from altmarl.interfaces.gym_envs import global_obs_space, local_obs_space
@@ -80,7 +80,7 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
                  reward: str = "joint") -> None:
         self.game = check_game(game)
         self.k = game.check_k(k)
-        self.horizon = check_horizon(horizon)
+        self.horizon = check_int("horizon", horizon, 1)
         self.reward_mode = check_choice("reward", reward, PARALLEL_REWARDS)
         self.gcodec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, global_obs)
         self.lcodec = LocalObsCodec(game.n_sl, game.n_sg, local_obs)
@@ -100,7 +100,7 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
             np.array([game.n_sg] + [game.n_sl] * n, dtype=np.int64))
         self._cdf_g = np.cumsum(game.P_g, axis=-1)
         self._cdf_l = np.cumsum(game.P_l, axis=-1)
-        self._rng: np.random.Generator = np.random.default_rng()
+        self._rng: np.random.Generator = _random.rng(None)
         self._s_g = 0
         self._states = np.zeros(n, dtype=np.int64)
         self._sample = np.zeros(self.k, dtype=np.int64)
@@ -118,7 +118,7 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
     def reset(self, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = _random.rng(seed)
         rng, game = self._rng, self.game
         options = options or {}
         if "state" in options:

@@ -19,7 +19,12 @@ from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame, check_game
 from altmarl.histogram import rank
 from altmarl.offpolicy.dataset import OfflineDataset
-from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.policies import (
+    GlobalPolicy,
+    LocalPolicy,
+    check_global_policy,
+    check_local_policy,
+)
 from altmarl.progress import Progress
 from altmarl.simulate import (
     count_step,
@@ -102,9 +107,7 @@ def record_logs(
     check_choice("behaviour", behaviour, BEHAVIOURS)
     if pi_l is None:
         pi_l = LocalPolicy.uniform(game)
-    if pi_l.table.shape != (game.n_sl, game.n_sg, game.n_al):
-        raise ValueError(f"pi_l.table: expected shape {(game.n_sl, game.n_sg, game.n_al)}, got "
-                         f"{pi_l.table.shape}")
+    pi_l = check_local_policy(game, pi_l)
     eps = 1.0
     if behaviour == "epsilon-greedy":
         if not isinstance(pi_g, GlobalPolicy):
@@ -113,8 +116,7 @@ def record_logs(
         if pi_g.k != k:
             raise ValueError(f"pi_g.k = {pi_g.k}: the behaviour policy must act on the logged "
                              f"k = {k} sample")
-        if (pi_g.n_sg, pi_g.n_sl, pi_g.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
-            raise ValueError(f"pi_g: made for other spaces than game {game.name!r}")
+        check_global_policy(game, pi_g)
         eps = float(epsilon)
         if not (0.0 < eps <= 1.0):
             raise ValueError(f"epsilon = {epsilon!r}: expected 0 < epsilon <= 1 (every action "
