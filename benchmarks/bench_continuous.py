@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=75)
     ap.add_argument("--g-method", default="ce", choices=["ce", "rollout"])
     args = ap.parse_args()
-    from altmarl.continuous.alternating import ContinuousConfig, run_continuous
+    from altmarl.continuous.alternating import ContinuousConfig, run_continuous, update_horizon
     from altmarl.continuous.env import ContinuousWarehouse, simulate
     from altmarl.continuous.global_agent import GlobalAgent, g_learn_ce, g_learn_rollout
     from altmarl.continuous.trpo import LocalAgent, TRPOConfig, collect, fit_critic, trpo_step
@@ -91,9 +91,9 @@ def main() -> None:
         (f"TRPO step ({batch.obs.shape[0]} samples)", lambda: trpo_step(la.clone(), batch, tcfg, rng)),
         ("critic fit", lambda: fit_critic(la.clone(), batch, tcfg, rng)),
         (f"table build ({cfg.table_grid}^2 grid)", lambda: (la.invalidate(), la.table())),
-        (f"UPDATE evaluation ({cfg.update_rollouts} x {cfg.update_horizon})",
+        (f"UPDATE evaluation ({cfg.update_rollouts} x {update_horizon(cfg, env)})",
          lambda: simulate(env, ga.actor(), la.actor(True), k, cfg.update_rollouts,
-                          cfg.update_horizon, 2)),
+                          update_horizon(cfg, env), 2)),
     ]
     rows = [[name, *cpu_wall(fn, reps)] for name, fn in parts]
     print_table("pieces of one sweep", ["piece", "CPU s", "wall s"], rows)

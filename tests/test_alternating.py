@@ -135,7 +135,9 @@ def test_identical_proposal_is_no_improvement():
                               g_learner=lambda *a: pi_g0, l_learner=lambda *a: pi_l0)
     assert [r.decision for r in res.history] == ["no-improvement"] * 2
     assert all(r.se_diff == 0.0 and r.v_new == r.v_old for r in res.history)
-    assert res.converged and res.tolerance == pytest.approx(2 * res.history[0].eta)
+    tail = res.config["truncation_tail"]
+    assert tail > 0 and res.history[0].eta == pytest.approx(res.config["learner_tol"] + tail / 2)
+    assert res.converged and res.tolerance == pytest.approx(2 * res.history[0].eta + tail)
 
 
 # ---------------------------------------------------------------------------

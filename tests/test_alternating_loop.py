@@ -64,7 +64,7 @@ class Fake(GameAdapter[int, int]):
 
 def _run(fake: Fake, state: LoopState[int, int] | None = None, **kw: Any):
     kw.setdefault("sweeps", len(fake.g))
-    kw.setdefault("rule", EtaRule(fixed=0.25))
+    kw.setdefault("rule", EtaRule(fixed=0.25, tail=0.0))
     return run_alternating(fake, state or LoopState(pi_g=None, pi_l=0), **kw)
 
 
@@ -179,5 +179,5 @@ def test_accept_all_plays_every_proposal_but_only_accepts_count() -> None:
 
 def test_progress_bar_and_automatic_eta() -> None:
     fake = Fake([1, 1], [0, 0], noise=(0.0, 0.5, -0.5))
-    out = _run(fake, rule=EtaRule(z=2.0, learner_tol=0.1), progress=True)
+    out = _run(fake, rule=EtaRule(z=2.0, learner_tol=0.1, tail=0.0), progress=True)
     assert [r.eta for r in out.steps[1:]] == [pytest.approx(0.1)] * 3  # se_diff = 0 (CRN)

@@ -437,7 +437,9 @@ def test_run_is_deterministic_and_records_history(g_method: str) -> None:
         for side in ("global", "local"):
             assert h[side]["decision"] in ("accept", "reject", "no-improvement")
             assert h[side]["eta"] >= 0
-    assert a.extra["table_value"] == pytest.approx(a.value, abs=1.0)
+    # the table of a barely trained local network (near-ties between actions) is within a
+    # few percent of the network's value
+    assert a.extra["table_value"] == pytest.approx(a.value, rel=0.03)
     summ = json.loads(json.dumps(a.summary()))
     assert summ["format"] == "altmarl-continuous-result/1"
 

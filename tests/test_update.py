@@ -16,9 +16,11 @@ from altmarl.update import (
     RolloutEstimate,
     certified_gap,
     compare,
+    evaluation_horizon,
     normal_quantile,
     paired_difference,
     paired_stderr,
+    truncation_bias,
     update_decision,
 )
 
@@ -57,7 +59,7 @@ def test_paired_difference_falls_back_to_independent_errors() -> None:
 
 def test_identical_estimates_are_no_improvement() -> None:
     e = RolloutEstimate(np.array([1.0, 4.0, 2.0]))
-    c = compare(e, e, EtaRule(z=1.96))
+    c = compare(e, e, EtaRule(z=1.96, tail=0.0))
     assert (c.diff, c.se_diff, c.eta) == (0.0, 0.0, 0.0)
     assert c.decision is Decision.NO_IMPROVEMENT and not c.accepted
 
@@ -66,38 +68,41 @@ def test_automatic_and_fixed_eta() -> None:
     old = RolloutEstimate(np.array([0.0, 0.0, 0.0, 0.0]))
     new = RolloutEstimate(np.array([1.0, 3.0, 1.0, 3.0]))  # diff 2, se = sd / 2 = 0.5773...
     se = np.array([1.0, 3.0, 1.0, 3.0]).std(ddof=1) / 2
-    c = compare(new, old, EtaRule(z=2.0, learner_tol=0.25))
+    c = compare(new, old, EtaRule(z=2.0, learner_tol=0.25, tail=0.0))
     assert c.eta == pytest.approx(se + 0.25)
     assert c.decision is Decision.ACCEPT  # 2 > 2 (se + 0.25) = 1.65
-    c = compare(new, old, EtaRule(z=4.0, learner_tol=0.0))
+    c = compare(new, old, EtaRule(z=4.0, learner_tol=0.0, tail=0.0))
     assert c.eta == pytest.approx(2 * se) and c.decision is Decision.NO_IMPROVEMENT
-    c = compare(old, new, EtaRule(z=2.0))
+    c = compare(old, new, EtaRule(z=2.0, tail=0.0))
     assert c.decision is Decision.REJECT and c.diff == -2.0
-    fixed = compare(new, old, EtaRule(fixed=1.5, z=100.0, learner_tol=7.0))
+    fixed = compare(new, old, EtaRule(fixed=1.5, z=100.0, learner_tol=7.0, tail=0.0))
     assert fixed.eta == 1.5 and fixed.decision is Decision.NO_IMPROVEMENT
     assert isinstance(fixed, Comparison)
 
 
 def test_decision_boundaries_are_strict() -> None:
     # gain exactly 2 eta: the intervals touch, no improvement either way
-    assert compare(Exact(1.0), Exact(0.0), EtaRule(fixed=0.5)).decision is Decision.NO_IMPROVEMENT
-    assert compare(Exact(0.0), Exact(1.0), EtaRule(fixed=0.5)).decision is Decision.NO_IMPROVEMENT
-    assert compare(Exact(1.0), Exact(0.0), EtaRule(fixed=0.499)).decision is Decision.ACCEPT
-    assert compare(Exact(0.0), Exact(1.0), EtaRule(fixed=0.499)).decision is Decision.REJECT
+    assert compare(Exact(1.0), Exact(0.0), EtaRule(fixed=0.5, tail=0.0)).decision is Decision.NO_IMPROVEMENT
+    assert compare(Exact(0.0), Exact(1.0), EtaRule(fixed=0.5, tail=0.0)).decision is Decision.NO_IMPROVEMENT
+    assert compare(Exact(1.0), Exact(0.0), EtaRule(fixed=0.499, tail=0.0)).decision is Decision.ACCEPT
+    assert compare(Exact(0.0), Exact(1.0), EtaRule(fixed=0.499, tail=0.0)).decision is Decision.REJECT
     assert update_decision(1.0, 0.0, 0.0) is Decision.ACCEPT
 
 
 def test_nan_standard_error_refuses_an_automatic_eta() -> None:
     one = RolloutEstimate(np.array([1.0]))
     with pytest.raises(ValueError, match="eta"):
-        compare(one, one, EtaRule())
-    assert compare(one, one, EtaRule(fixed=0.1)).decision is Decision.NO_IMPROVEMENT
+        compare(one, one, EtaRule(tail=0.0))
+    assert compare(one, one, EtaRule(fixed=0.1, tail=0.0)).decision is Decision.NO_IMPROVEMENT
 
 
 def test_eta_rule_validation_and_quantile() -> None:
-    for kw in ({"fixed": -1.0}, {"z": -1.0}, {"z": math.inf}, {"learner_tol": math.nan}):
+    for kw in ({"fixed": -1.0}, {"z": -1.0}, {"z": math.inf}, {"learner_tol": math.nan},
+               {"tail": -0.1}, {"tail": math.inf}):
         with pytest.raises(ValueError, match=next(iter(kw)).replace("fixed", "eta")):
-            EtaRule(**kw)  # type: ignore[arg-type]
+            EtaRule(**{"tail": 0.0, **kw})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        EtaRule()  # type: ignore[call-arg]  # the truncation bound must be stated
     assert normal_quantile(0.95) == pytest.approx(1.959963984540054)
     with pytest.raises(ValueError, match="confidence"):
         normal_quantile(1.0)
@@ -106,6 +111,41 @@ def test_eta_rule_validation_and_quantile() -> None:
 def test_certified_gap() -> None:
     assert certified_gap(0.1, 0.2, 2.0) == pytest.approx(0.6)
     assert certified_gap(None, None, 2.0) == 0.0
+    assert certified_gap(0.1, 0.2, 2.0, tail=0.3) == pytest.approx(0.9)
+
+
+def test_truncation_bias_uses_the_true_reward_range() -> None:
+    # rewards in [-2, 3]: a tail of a difference lies in gamma^H [-5, 5] / (1 - gamma)
+    assert truncation_bias(0.9, 10, -2.0, 3.0) == pytest.approx(0.9**10 * 5 / 0.1)
+    assert truncation_bias(0.5, 3, 1.0, 1.0) == 0.0
+    for args in ((1.0, 10, 0.0, 1.0), (0.9, 0, 0.0, 1.0), (0.9, 10, 2.0, 1.0),
+                 (0.9, 10, -math.inf, 1.0)):
+        with pytest.raises(ValueError):
+            truncation_bias(*args)
+
+
+def test_evaluation_horizon_is_the_smallest_long_enough() -> None:
+    assert evaluation_horizon(0.9) == 100  # 88 would do: the floor
+    for gamma, h in ((0.95, 180), (0.99, 917)):
+        assert evaluation_horizon(gamma) == h
+        assert gamma**h <= 1e-4 < gamma ** (h - 1)
+    assert evaluation_horizon(0.5, fraction=0.25, minimum=1) == 2
+    assert evaluation_horizon(0.0) == 100
+    with pytest.raises(ValueError, match="fraction"):
+        evaluation_horizon(0.9, fraction=0.0)
+
+
+def test_the_tail_enters_eta_fixed_or_automatic() -> None:
+    new = RolloutEstimate(np.array([1.0, 2.0, 3.0, 4.0]))
+    old = RolloutEstimate(np.array([0.0, 1.5, 2.5, 3.0]))  # differences 1, .5, .5, 1
+    se = np.array([1.0, 0.5, 0.5, 1.0]).std(ddof=1) / 2
+    c = compare(new, old, EtaRule(z=2.0, learner_tol=0.1, tail=0.6))
+    assert c.eta == pytest.approx(se + 0.1 + 0.3) and c.tail == 0.6
+    # gain 0.75: enough without the truncation bound (2 eta = 0.49), not with it (1.09)
+    assert c.decision is Decision.NO_IMPROVEMENT
+    assert compare(new, old, EtaRule(z=2.0, learner_tol=0.1, tail=0.0)).accepted
+    fixed = compare(new, old, EtaRule(fixed=0.2, tail=0.6))
+    assert fixed.eta == pytest.approx(0.5)
 
 
 def test_paired_stderr_pairs_common_returns_and_falls_back_to_independent():

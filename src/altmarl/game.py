@@ -280,8 +280,20 @@ class TabularGame:
 
     @property
     def r_max(self) -> float:
-        """``r_max = r_g_max + r_l_max`` (Assumption 2.2)."""
+        """``r_max = r_g_max + r_l_max`` (Assumption 2.2; negative parts clipped to 0).
+        UPDATE's truncation bound uses the true bounds, :attr:`reward_bounds`."""
         return self.r_g_max + self.r_l_max
+
+    @property
+    def reward_bounds(self) -> tuple[float, float]:
+        """True ``(r_min, r_max)`` of the stage reward ``r_g(s_g, a_g) + mean_i
+        r_l(s_i, s_g, a_i)`` (SPEC eq. 1, 13): extremes over ``s_g`` of the global reward's
+        extreme plus the local reward's extreme at that ``s_g``. Rewards may be negative
+        (no clipping at 0), so ``r_max - r_min`` is the span that bounds value
+        differences and truncation biases (:func:`altmarl.update.truncation_bias`)."""
+        lo = self.r_g.min(axis=1) + self.r_l.min(axis=(0, 2))
+        hi = self.r_g.max(axis=1) + self.r_l.max(axis=(0, 2))
+        return float(lo.min()), float(hi.max())
 
     @property
     def rho_g(self) -> FloatArray | None:

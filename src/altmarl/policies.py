@@ -464,7 +464,8 @@ def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
 
 
 def _infer_d(k: int, size: int) -> int:
-    for d in range(1, 64):
+    # C(k + d - 1, d - 1) >= d for k >= 1, so d <= size (the loop stops at the first c > size)
+    for d in range(1, max(size, 1) + 1):
         c = num_histograms(k, d)
         if c == size:
             return d

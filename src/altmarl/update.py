@@ -6,7 +6,8 @@ generative games to come) through :func:`compare`:
 * the *paired* (common-random-numbers) standard error of ``V_new - V_old``
   (:func:`paired_difference`, :func:`paired_stderr`);
 * the tolerance ``eta`` (:class:`EtaRule`): fixed, or automatic
-  ``eta = z se_diff / 2 + learner_tol``;
+  ``eta = z se_diff / 2 + learner_tol``, plus in both cases half the truncation bias bound
+  ``tail / 2`` (SPEC 13, below);
 * the three-case decision (:func:`update_decision`). Given estimated joint values
   ``V_new`` (with the proposal) and ``V_old`` (without) and a tolerance ``eta``
   (learner error + Monte-Carlo error):
@@ -23,15 +24,29 @@ Estimates are any objects with ``mean``, ``stderr`` and ``returns`` (per-rollout
 discounted returns, or ``None`` for exact values): :class:`~altmarl.evaluation.Evaluation`,
 ``ValueEstimate``, the continuous loop's rollout estimates (:class:`Estimate`).
 
-Extension point (SPEC 13, issue 16): a truncation-tail term
-``gamma^H (r_max - r_min) / (1 - gamma)`` belongs in :meth:`EtaRule.eta`, the only place
-where ``eta`` is computed.
+Truncation (SPEC 13). A Monte-Carlo value cut at horizon ``H`` estimates
+``V_H = V - tail``; a paired difference ``V_new,H - V_old,H`` is off the infinite-horizon
+difference ``V_new - V_old`` by at most ``tail = gamma^H (r_max - r_min) / (1 - gamma)``
+(:func:`truncation_bias`; ``r_min``, ``r_max`` the *true* bounds of the stage reward, which
+may be negative). :class:`EtaRule` carries that bound (``tail``, 0 for exact values) and
+adds ``tail / 2`` to every ``eta``, and :func:`certified_gap` adds ``tail``, so the
+guarantees hold for the infinite-horizon objective ``V`` itself:
+
+* a proposal is accepted only when ``diff > z se_diff + 2 learner_tol + tail``: a truly
+  worse proposal (``V_new <= V_old``) is accepted with probability at most
+  ``(1 - confidence) / 2`` whatever the horizon (never because of truncation);
+* a proposal that is not accepted has true gain ``V_new - V_old <= 2 eta + z se_diff +
+  tail`` (one-sided, at the confidence of ``z``).
+
+A short horizon stays sound but makes ``eta`` large (fewer accepted proposals); the
+default evaluation horizons of the loops (:func:`evaluation_horizon`) make ``tail`` a
+negligible ``1e-4`` of the value span ``(r_max - r_min) / (1 - gamma)``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,9 +73,60 @@ def update_decision(v_new: float, v_old: float, eta: float) -> Decision:
     return Decision.NO_IMPROVEMENT
 
 
-def max_accepted_updates(r_max: float, gamma: float, eta: float) -> float:
-    """Lemma D.15: at most ``r_max / ((1 - gamma) 2 eta)`` accepted updates."""
-    return float("inf") if eta <= 0 else r_max / ((1.0 - gamma) * 2.0 * eta)
+def max_accepted_updates(span: float, gamma: float, eta: float) -> float:
+    """Lemma D.15: at most ``span / ((1 - gamma) 2 eta)`` accepted updates, with
+    ``span = r_max - r_min`` the range of the stage reward (the potential ``V`` lies in an
+    interval of length ``span / (1 - gamma)``; ``span = r_max`` when ``r_min = 0``)."""
+    return float("inf") if eta <= 0 else span / ((1.0 - gamma) * 2.0 * eta)
+
+
+# ---------------------------------------------------------------------------
+# truncation of the evaluation horizon (SPEC 13)
+# ---------------------------------------------------------------------------
+
+#: default target of :func:`evaluation_horizon`: ``gamma^H <= TAIL_FRACTION``, i.e. the
+#: truncation bias of a paired difference is at most this fraction of the value span
+TAIL_FRACTION = 1e-4
+#: shortest default evaluation horizon (the paper's and the library's historical 100)
+MIN_HORIZON = 100
+
+
+def truncation_bias(gamma: float, horizon: int, r_min: float, r_max: float) -> float:
+    """Bound on the truncation bias of a paired difference (SPEC 13):
+    ``gamma^H (r_max - r_min) / (1 - gamma)``.
+
+    Each value cut at ``H`` misses a tail ``sum_{t >= H} gamma^t r_t`` in
+    ``gamma^H [r_min, r_max] / (1 - gamma)``, so the difference of two tails lies in
+    ``[-bias, bias]``. ``r_min``, ``r_max``: the true bounds of the stage reward
+    (rewards may be negative)."""
+    if not 0 <= gamma < 1:
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+    if not (math.isfinite(r_min) and math.isfinite(r_max) and r_min <= r_max):
+        raise ValueError(f"r_min, r_max = {r_min!r}, {r_max!r}: expected finite r_min <= r_max")
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
+    return float(gamma ** int(horizon) * (r_max - r_min) / (1.0 - gamma))
+
+
+def evaluation_horizon(gamma: float, fraction: float = TAIL_FRACTION,
+                       minimum: int = MIN_HORIZON) -> int:
+    """Default horizon of UPDATE's value estimates: the smallest ``H >= minimum`` with
+    ``gamma^H <= fraction``, so that :func:`truncation_bias` is at most ``fraction`` times
+    the value span ``(r_max - r_min) / (1 - gamma)`` (SPEC 13).
+
+    ``gamma = 0.9``: 100; ``0.95``: 180; ``0.99``: 917. The cost of an estimate grows like
+    ``log(1 / fraction) / (1 - gamma)``; a shorter horizon stays sound because
+    :class:`EtaRule` adds the bias bound to ``eta``."""
+    if not 0 <= gamma < 1:
+        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction = {fraction!r}: expected a number in (0, 1)")
+    if gamma == 0:
+        return int(minimum)
+    h = math.ceil(math.log(fraction) / math.log(gamma) - 1e-9)
+    while gamma**h > fraction:  # guard the rounding of the logarithms
+        h += 1
+    return int(max(minimum, h))
 
 
 # ---------------------------------------------------------------------------
@@ -140,18 +206,22 @@ def normal_quantile(confidence: float) -> float:
 
 @dataclass(frozen=True)
 class EtaRule:
-    """How UPDATE's tolerance is set (SPEC 6).
+    """How UPDATE's tolerance is set (SPEC 6, 13).
 
-    ``fixed``: that ``eta`` for every comparison. ``None``: automatic,
-    ``eta = z se_diff / 2 + learner_tol`` with ``se_diff`` the paired standard error of
-    the comparison, so a proposal is accepted only when its estimated gain exceeds
-    ``z se_diff + 2 learner_tol``. ``z`` also scales the certified bound
-    (:func:`certified_gap`).
+    ``fixed``: ``eta = fixed + tail / 2`` for every comparison. ``None``: automatic,
+    ``eta = z se_diff / 2 + learner_tol + tail / 2`` with ``se_diff`` the paired standard
+    error of the comparison, so a proposal is accepted only when its estimated gain
+    exceeds ``z se_diff + 2 learner_tol + tail``. ``tail`` (keyword, required): the bound
+    on the truncation bias of a paired difference, :func:`truncation_bias` of the
+    estimates' horizon (``0.0`` only for exact, infinite-horizon values): it makes the
+    guarantees hold for the infinite-horizon objective (module docstring). ``z`` also
+    scales the certified bound (:func:`certified_gap`).
     """
 
     fixed: float | None = None
     z: float = 2.0
     learner_tol: float = 0.0
+    tail: float = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if self.fixed is not None and not self.fixed >= 0:
@@ -160,19 +230,23 @@ class EtaRule:
             raise ValueError(f"z = {self.z!r}: expected a finite number >= 0")
         if not (self.learner_tol >= 0 and math.isfinite(self.learner_tol)):
             raise ValueError(f"learner_tol = {self.learner_tol!r}: expected a finite number >= 0")
+        if isinstance(self.tail, bool) or not (self.tail >= 0 and math.isfinite(self.tail)):
+            raise ValueError(f"tail = {self.tail!r}: expected a finite number >= 0 "
+                             "(update.truncation_bias of the estimates' horizon)")
 
     def eta(self, se_diff: float) -> float:
-        """The tolerance of one comparison whose paired standard error is ``se_diff``."""
-        # issue 16: a truncation-tail term gamma^H (r_max - r_min) / (1 - gamma) goes here
+        """The tolerance of one comparison whose paired standard error is ``se_diff``
+        (``fixed`` or ``z se_diff / 2 + learner_tol``, plus ``tail / 2``)."""
         if self.fixed is not None:
-            return float(self.fixed)
-        return 0.5 * self.z * se_diff + self.learner_tol
+            return float(self.fixed) + 0.5 * self.tail
+        return 0.5 * self.z * se_diff + self.learner_tol + 0.5 * self.tail
 
 
 @dataclass(frozen=True)
 class Comparison:
     """One UPDATE comparison: the two estimated values, the paired difference and its
-    standard error, the tolerance used and the decision (Lemma D.14)."""
+    standard error, the tolerance used (truncation included), the truncation bias bound
+    ``tail`` of the estimates and the decision (Lemma D.14)."""
 
     v_new: float
     v_old: float
@@ -180,6 +254,7 @@ class Comparison:
     se_diff: float
     eta: float
     decision: Decision
+    tail: float = 0.0
 
     @property
     def accepted(self) -> bool:
@@ -194,11 +269,14 @@ def compare(new: Estimate, old: Estimate, rule: EtaRule) -> Comparison:
     diff, se = paired_difference(new, old)
     eta = rule.eta(se)
     v_new, v_old = float(new.mean), float(old.mean)
-    return Comparison(v_new, v_old, diff, se, eta, update_decision(v_new, v_old, eta))
+    return Comparison(v_new, v_old, diff, se, eta, update_decision(v_new, v_old, eta),
+                      float(rule.tail))
 
 
-def certified_gap(eta: float | None, se_diff: float | None, z: float) -> float:
+def certified_gap(eta: float | None, se_diff: float | None, z: float,
+                  tail: float = 0.0) -> float:
     """What a non-accepted comparison certifies about that player's best deviation found:
-    its true gain is at most ``2 eta + z se_diff`` (one-sided, at the confidence of
-    ``z``); the learner's own best-response error adds to it."""
-    return 2 * (eta or 0.0) + z * (se_diff or 0.0)
+    its true (infinite-horizon) gain is at most ``2 eta + z se_diff + tail`` (one-sided,
+    at the confidence of ``z``; ``tail`` the truncation bias bound of the estimates,
+    :func:`truncation_bias`); the learner's own best-response error adds to it."""
+    return 2 * (eta or 0.0) + z * (se_diff or 0.0) + tail

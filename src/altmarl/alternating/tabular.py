@@ -60,7 +60,13 @@ from altmarl.generative.game import GenerativeGame
 from altmarl.io import to_jsonable
 from altmarl.llearn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
-from altmarl.update import EtaRule, certified_gap, normal_quantile
+from altmarl.update import (
+    EtaRule,
+    certified_gap,
+    evaluation_horizon,
+    normal_quantile,
+    truncation_bias,
+)
 
 __all__ = ["INITIAL", "AlternatingOptions", "AlternatingResult", "GlobalLearner",
            "LocalLearner", "StepRecord", "TabularAdapter", "alternating_marl", "run_tabular"]
@@ -77,7 +83,8 @@ class AlternatingOptions:
     """The settings of a tabular ALTERNATING-MARL run, validated once (frozen).
 
     Fields are the keywords of :func:`alternating_marl` with the same meaning and
-    defaults (``learner_tol = None``: ``1e-6 r_max / (1 - gamma)`` of the game).
+    defaults (``learner_tol = None``: ``1e-6 (r_max - r_min) / (1 - gamma)`` of the game;
+    ``eval_horizon = None``: :func:`altmarl.update.evaluation_horizon` of its ``gamma``).
     ``ValueError`` names the offending field.
     """
 
@@ -86,7 +93,7 @@ class AlternatingOptions:
     m: int | None = 30
     local_solver: str = "direct"
     eval_rollouts: int = 200
-    eval_horizon: int = 100
+    eval_horizon: int | None = None
     confidence: float = 0.95
     learner_tol: float | None = None
     g_options: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +108,8 @@ class AlternatingOptions:
             put(self, "m", check_int("m", self.m, 1))
         check_choice("local_solver", self.local_solver, SOLVERS)
         put(self, "eval_rollouts", check_int("eval_rollouts", self.eval_rollouts, 1))
-        put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
+        if self.eval_horizon is not None:
+            put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
         if isinstance(self.confidence, bool) or not 0 < self.confidence < 1:
             raise ValueError(f"confidence = {self.confidence!r}: expected a number in (0, 1)")
         if self.learner_tol is not None:
@@ -117,15 +125,28 @@ class AlternatingOptions:
         """JSON-friendly dict (the keywords of :func:`alternating_marl`)."""
         return to_jsonable(asdict(self))  # type: ignore[no-any-return]
 
-    def rule(self, game: TabularGame) -> EtaRule:
-        """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``."""
+    def rule(self, game: TabularGame, truncated: bool = True) -> EtaRule:
+        """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``, plus
+        half the truncation bias bound of the Monte-Carlo estimates (``truncated``; SPEC
+        13, :func:`altmarl.update.truncation_bias` at :meth:`horizon` with the game's true
+        reward bounds). ``truncated=False`` (a custom evaluator): ``tail = 0``."""
+        r_min, r_max = game.reward_bounds
+        tail = truncation_bias(game.gamma, self.horizon(game), r_min, r_max) if truncated else 0.0
         return EtaRule(fixed=self.eta, z=normal_quantile(self.confidence),
-                       learner_tol=self.tolerance(game))
+                       learner_tol=self.tolerance(game), tail=tail)
+
+    def horizon(self, game: TabularGame) -> int:
+        """``eval_horizon`` resolved for ``game``: the given one, or
+        :func:`altmarl.update.evaluation_horizon` of ``game.gamma`` (the truncation bias is
+        at most ``1e-4`` of the value span; 100 at ``gamma <= 0.91``, 180 at 0.95)."""
+        return evaluation_horizon(game.gamma) if self.eval_horizon is None else self.eval_horizon
 
     def tolerance(self, game: TabularGame) -> float:
-        """``learner_tol`` resolved for ``game``."""
+        """``learner_tol`` resolved for ``game`` (default ``1e-6`` of the value span
+        ``(r_max - r_min) / (1 - gamma)``, true reward bounds)."""
         if self.learner_tol is None:
-            return 1e-6 * game.r_max / (1 - game.gamma)
+            r_min, r_max = game.reward_bounds
+            return 1e-6 * (r_max - r_min) / (1 - game.gamma)
         return float(self.learner_tol)
 
 
@@ -150,8 +171,9 @@ class AlternatingResult:
         Sweeps run.
     tolerance
         When converged: the certified part of the Nash-gap bound at the final pair,
-        ``max`` over both players of ``2 eta + z se_diff`` of their last proposal (see
-        :func:`alternating_marl`); the learners' own best-response error adds to it.
+        ``max`` over both players of ``2 eta + z se_diff + tail`` of their last proposal
+        (see :func:`alternating_marl`; it bounds gains in the infinite-horizon value);
+        the learners' own best-response error adds to it.
         ``None`` when not converged.
     config
         The settings of the run (JSON-friendly).
@@ -276,22 +298,23 @@ def run_tabular(
     if pi_g0 is not None and (not isinstance(pi_g0, GlobalPolicy) or pi_g0.k != k):
         raise ValueError(f"pi_g0: expected None or an altmarl.GlobalPolicy with k = {k}")
     o = options
-    rule = o.rule(game)
+    rule = o.rule(game, truncated=evaluator is None)
+    horizon = o.horizon(game)
 
     root = np.random.SeedSequence(seed)
     ss_eval, ss_final, ss_learn = root.spawn(3)
     eval_seed = int_seed(ss_eval)
     final_seed = int_seed(ss_final)
-    ev: Evaluator = evaluator or mc_evaluator(game, o.eval_rollouts, o.eval_horizon, eval_seed,
-                                              workers)
-    eval_cost = 0 if evaluator is not None else o.eval_rollouts * o.eval_horizon
+    ev: Evaluator = evaluator or mc_evaluator(game, o.eval_rollouts, horizon, eval_seed, workers)
+    eval_cost = 0 if evaluator is not None else o.eval_rollouts * horizon
     adapter = TabularAdapter(game, k, ev, eval_cost, ss_learn,
                              g_learner or _default_g_learner(o.m, o.g_options),
                              l_learner or _default_l_learner(o.local_solver, ev, o.l_options))
     config = {"k": k, "seed": seed, "sweeps": o.sweeps, "eta": o.eta, "m": o.m,
               "local_solver": o.local_solver if l_learner is None else "custom",
-              "eval_rollouts": o.eval_rollouts, "eval_horizon": o.eval_horizon,
+              "eval_rollouts": o.eval_rollouts, "eval_horizon": horizon,
               "confidence": o.confidence, "learner_tol": rule.learner_tol,
+              "truncation_tail": rule.tail,
               "eval_seed": eval_seed, "final_seed": final_seed,
               "evaluator": "custom" if evaluator else "monte-carlo",
               "g_options": o.g_options, "l_options": o.l_options, "game": game.name}
@@ -307,11 +330,11 @@ def run_tabular(
     tolerance = None
     if out.converged:
         last = {rec.player: rec for rec in history}
-        tolerance = max(certified_gap(last[p].eta, last[p].se_diff, rule.z)
+        tolerance = max(certified_gap(last[p].eta, last[p].se_diff, rule.z, rule.tail)
                         for p in ("global", "local"))
     if evaluator is None:
         value: Evaluation | ValueEstimate = evaluate(game, pi_g, pi_l, o.eval_rollouts,
-                                                     o.eval_horizon, seed=final_seed,
+                                                     horizon, seed=final_seed,
                                                      workers=workers)
     else:
         value = evaluator(pi_g, pi_l)
@@ -329,7 +352,7 @@ def alternating_marl(
     m: int | None = 30,
     local_solver: str | None = None,
     eval_rollouts: int = 200,
-    eval_horizon: int = 100,
+    eval_horizon: int | None = None,
     pi_l0: LocalPolicy | None = None,
     progress: bool = True,
     callback: Callable[[StepRecord], bool | None] | None = None,
@@ -369,12 +392,16 @@ def alternating_marl(
         ``T``: at most this many sweeps (one global and one local proposal each).
     eta
         UPDATE tolerance. ``None`` (default): per comparison,
-        ``eta = z se_diff / 2 + learner_tol`` with ``se_diff`` the paired (common random
-        numbers) standard error of ``V_new - V_old`` and ``z`` the two-sided normal
-        quantile of ``confidence``: a proposal is accepted only when its estimated gain
-        exceeds ``z se_diff + 2 learner_tol``, so a worse proposal is accepted with
-        probability at most ``(1 - confidence) / 2`` per comparison. A number: a fixed
-        ``eta`` for every comparison.
+        ``eta = z se_diff / 2 + learner_tol + tail / 2`` with ``se_diff`` the paired
+        (common random numbers) standard error of ``V_new - V_old``, ``z`` the two-sided
+        normal quantile of ``confidence`` and ``tail = gamma^H (r_max - r_min) / (1 -
+        gamma)`` the bound on the truncation bias of a difference of two ``H``-step
+        estimates (SPEC 13; true reward bounds, :attr:`TabularGame.reward_bounds`; 0 with
+        a custom ``evaluator``): a proposal is accepted only when its estimated gain
+        exceeds ``z se_diff + 2 learner_tol + tail``, so a proposal that is worse in the
+        infinite-horizon value ``V`` is accepted with probability at most
+        ``(1 - confidence) / 2`` per comparison, whatever ``eval_horizon``. A number:
+        ``eta + tail / 2`` for every comparison.
     m
         G-LEARN's Monte-Carlo samples per Bellman update (``None``: exact expectation).
     local_solver
@@ -384,10 +411,14 @@ def alternating_marl(
         docs/alternating.md for the comparison). ``"induced-vi"`` is the paper's practice.
     eval_rollouts, eval_horizon
         Monte-Carlo evaluation used by UPDATE (and for the final held-out value). The
-        default 200 x 100 (four times the paper's final-evaluation budget) halves the
+        default 200 rollouts (four times the paper's final-evaluation budget) halve the
         standard error of the comparisons, so fewer real improvements are lost as
-        "no improvement"; it costs a fraction of a second per estimate, little next to
-        the learners.
+        "no improvement". ``eval_horizon = None`` (default):
+        :func:`altmarl.update.evaluation_horizon` of ``gamma``, the smallest ``H >= 100``
+        with ``gamma^H <= 1e-4`` (100 at ``gamma = 0.9``, 180 at 0.95, 917 at 0.99), so
+        the truncation term of ``eta`` is ``1e-4`` of the value span and does not cost
+        accepted improvements; an estimate costs a fraction of a second on the warehouse.
+        A shorter horizon is sound but inflates ``eta``.
     pi_l0
         Initial local policy (default uniform).
     progress
@@ -400,8 +431,8 @@ def alternating_marl(
     confidence
         Confidence level of the automatic ``eta`` and of the reported ``tolerance``.
     learner_tol
-        Tolerance added to the automatic ``eta`` (default ``1e-6 r_max / (1 - gamma)``,
-        a floor for the learners' numerical tolerance).
+        Tolerance added to the automatic ``eta`` (default ``1e-6 (r_max - r_min) / (1 -
+        gamma)``, a floor for the learners' numerical tolerance).
     g_options, l_options
         Extra keyword arguments for :func:`altmarl.g_learn` / :func:`l_learn`.
     g_learner, l_learner
@@ -421,9 +452,10 @@ def alternating_marl(
     -------
     AlternatingResult
         ``tolerance`` (when converged): at the final pair, for each player, the last
-        proposal was not accepted, so its estimated gain was at most ``2 eta``; the true
-        gain is then at most ``2 eta + z se_diff`` (one-sided, at ``confidence``), and that
-        player's Nash gap is at most ``2 eta + z se_diff`` plus the learner's
+        proposal was not accepted, so its estimated gain was at most ``2 eta``; its true
+        gain in the infinite-horizon ``V`` is then at most ``2 eta + z se_diff + tail``
+        (one-sided, at ``confidence``; ``tail`` the truncation bias bound), and that
+        player's Nash gap is at most ``2 eta + z se_diff + tail`` plus the learner's
         best-response error (how far the proposal is from a true best response; G-LEARN's
         includes the ``k``-subsampling error of Theorem 4.4). ``tolerance`` is the max
         over the two players of the certified part.

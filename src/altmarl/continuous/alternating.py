@@ -13,9 +13,12 @@ sweeps:
 3. L-LEARN proposes ``pi_l'`` by TRPO against the (possibly new) ``pi_g``; same test.
 
 The UPDATE tolerance ``eta`` is either fixed or, by default, ``eta = eta_z * se / 2`` with
-``se`` the standard error of the paired CRN differences ``V_new - V_old``: a proposal is
-accepted when it is ahead by more than ``eta_z`` standard errors and rejected when it is
-behind by as much.
+``se`` the standard error of the paired CRN differences ``V_new - V_old``, plus in both
+cases half the truncation bias bound ``gamma^H (r_max - r_min) / (1 - gamma)`` of the
+``update_horizon``-step estimates (SPEC 13, :func:`update_rule`): a proposal is accepted
+when it is ahead by more than ``eta_z`` standard errors plus that bound (so never because
+of truncation) and rejected when it is behind by as much. ``update_horizon = None``
+(default) makes the bound ``1e-4`` of the value span (180 steps at ``gamma = 0.95``).
 
 Both learners are *anytime* learners: each keeps a candidate that continues training
 from sweep to sweep; the candidate becomes the played policy when UPDATE accepts it and
@@ -77,7 +80,14 @@ from altmarl.continuous.nets import load_state, save_state, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
 from altmarl.io import atomic_write_bytes, json_bytes
 from altmarl.threads import set_torch_threads
-from altmarl.update import Comparison, Decision, EtaRule, RolloutEstimate
+from altmarl.update import (
+    Comparison,
+    Decision,
+    EtaRule,
+    RolloutEstimate,
+    evaluation_horizon,
+    truncation_bias,
+)
 
 CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
 RESULT_FORMAT = "altmarl-continuous-result/1"
@@ -119,7 +129,7 @@ class ContinuousConfig:
     trpo_tracked: int = 16
     trpo: TRPOConfig = field(default_factory=TRPOConfig)
     update_rollouts: int = 16
-    update_horizon: int = 100
+    update_horizon: int | None = None
     eta: float | None = None
     eta_z: float = 2.0
     reset_on_reject: bool = False
@@ -136,7 +146,7 @@ class ContinuousConfig:
                        ("ce_samples", 1), ("ce_epochs", 0), ("rollout_states", 1),
                        ("rollout_len", 1), ("rollout_hists", 1), ("rollout_epochs", 0),
                        ("trpo_iters", 1), ("trpo_rollouts", 1), ("trpo_horizon", 1),
-                       ("trpo_tracked", 1), ("update_rollouts", 2), ("update_horizon", 1),
+                       ("trpo_tracked", 1), ("update_rollouts", 2),
                        ("eval_rollouts", 2), ("eval_horizon", 1), ("table_grid", 2),
                        ("torch_threads", 1)):
             _int(nm, getattr(self, nm), lo)
@@ -150,6 +160,8 @@ class ContinuousConfig:
             raise ValueError(f"config.lr = {self.lr!r}: expected a number > 0")
         if not self.grad_clip >= 0:
             raise ValueError(f"config.grad_clip = {self.grad_clip!r}: expected a number >= 0")
+        if self.update_horizon is not None:
+            _int("update_horizon", self.update_horizon, 1)
         if self.eta is not None and not self.eta >= 0:
             raise ValueError(f"config.eta = {self.eta!r}: expected None (automatic) or a number >= 0")
         if not self.eta_z >= 0:
@@ -184,6 +196,20 @@ class ContinuousConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(changes)
         return ContinuousConfig(**d)
+
+
+def update_horizon(cfg: ContinuousConfig, env: ContinuousWarehouse) -> int:
+    """Horizon of UPDATE's estimates: ``cfg.update_horizon``, or (``None``)
+    :func:`altmarl.update.evaluation_horizon` of ``env.gamma`` (180 at the default 0.95)."""
+    return evaluation_horizon(env.gamma) if cfg.update_horizon is None else cfg.update_horizon
+
+
+def update_rule(cfg: ContinuousConfig, env: ContinuousWarehouse) -> EtaRule:
+    """UPDATE's tolerance (SPEC 6, 13): fixed ``eta`` or ``eta_z se / 2``, plus half the
+    truncation bias bound ``gamma^H (r_max - r_min) / (1 - gamma)`` of the ``H``-step
+    estimates (:func:`update_horizon`; ``r_min < 0``: moving costs)."""
+    tail = truncation_bias(env.gamma, update_horizon(cfg, env), env.r_min, env.r_max)
+    return EtaRule(fixed=cfg.eta, z=cfg.eta_z, tail=tail)
 
 
 @dataclass
@@ -288,7 +314,8 @@ class ContinuousAdapter(GameAdapter[GlobalAgent, LocalAgent]):
         self.history, self.ckpt, self.ident = history, ckpt, ident
         self.on_sweep = on_sweep
         self.greedy_l = cfg.local_eval == "greedy"
-        self.eval_cost = cfg.update_rollouts * cfg.update_horizon * env.n
+        self.horizon = update_horizon(cfg, env)
+        self.eval_cost = cfg.update_rollouts * self.horizon * env.n
         self.elapsed_before = elapsed_before
         self.t0 = time.perf_counter()
         self.c0 = time.process_time()
@@ -314,7 +341,7 @@ class ContinuousAdapter(GameAdapter[GlobalAgent, LocalAgent]):
                   record: bool = False) -> RolloutEstimate:
         cfg = self.cfg
         tr = simulate(self.env, g.actor(), loc.actor(self.greedy_l), self.k, cfg.update_rollouts,
-                      cfg.update_horizon, ss, subsample=cfg.subsample, record_positions=record)
+                      self.horizon, ss, subsample=cfg.subsample, record_positions=record)
         return RolloutEstimate(tr.discounted_returns(self.env.gamma), tr)
 
     def evaluate_pair(self, pi_g: GlobalAgent, pi_l: LocalAgent,
@@ -417,7 +444,7 @@ def _side(rec: StepRecord) -> dict[str, Any]:
     c = rec.comparison
     assert c is not None
     return {"decision": c.decision.value, "v_new": c.v_new, "v_old": c.v_old, "diff": c.diff,
-            "se_diff": c.se_diff, "eta": c.eta, "learner": rec.info}
+            "se_diff": c.se_diff, "eta": c.eta, "tail": c.tail, "learner": rec.info}
 
 
 def run_continuous(
@@ -488,7 +515,7 @@ def run_continuous(
     state: LoopState[GlobalAgent, LocalAgent] = LoopState(pi_g=ga, pi_l=la, sweep=start,
                                                           stale=stale)
     out = run_alternating(adapter, state, sweeps=cfg.alternations, patience=cfg.patience,
-                          rule=EtaRule(fixed=cfg.eta, z=cfg.eta_z), accept_all=cfg.accept_all)
+                          rule=update_rule(cfg, env), accept_all=cfg.accept_all)
     assert out.state.pi_g is not None
     ga, la = out.state.pi_g, out.state.pi_l
     stopped = out.converged

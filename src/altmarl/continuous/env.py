@@ -149,6 +149,12 @@ class ContinuousWarehouse:
         """Upper bound of the stage reward, ``r_g_amp + r_l_amp``."""
         return float(self.r_g_amp + self.r_l_amp)
 
+    @property
+    def r_min(self) -> float:
+        """Lower bound of the stage reward, ``-move_cost max |delta|`` (negative: the
+        Gaussian bumps are ``>= 0``, a move costs ``move_cost |delta|``)."""
+        return -float(self.move_cost * np.max(np.abs(np.asarray(self.moves, dtype=np.float64))))
+
     def with_n(self, n: int) -> ContinuousWarehouse:
         """Same game with ``n`` robots."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}

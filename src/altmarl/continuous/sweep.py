@@ -55,7 +55,7 @@ def quick_config() -> Any:
         n=60, alternations=2, patience=2, ce_samples=200, ce_epochs=5, rollout_states=8,
         rollout_len=3, rollout_hists=2, rollout_epochs=5, trpo_iters=1, trpo_rollouts=2,
         trpo_horizon=10, trpo_tracked=8, trpo=TRPOConfig(critic_epochs=1, fisher_samples=0),
-        update_rollouts=4, update_horizon=20, eval_rollouts=4, eval_horizon=20, table_grid=41,
+        update_rollouts=4, update_horizon=None, eval_rollouts=4, eval_horizon=20, table_grid=41,
         hidden=16)
 
 
