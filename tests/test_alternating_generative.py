@@ -57,8 +57,9 @@ def test_generative_run_through_the_one_loop(run, gen):
     assert hist[0].decision == "initial" and hist[0].v_old is None
     for h in hist[1:]:
         assert h.decision in ("accept", "reject", "no-improvement")
-        assert h.se_diff is not None and h.eta == pytest.approx(0.5 * 1.959963984540054
-                                                                 * h.se_diff)
+        # eta = z se / 2 + half the truncation bound of the 40-step estimates (SPEC 13)
+        assert h.se_diff is not None and h.eta == pytest.approx(
+            0.5 * 1.959963984540054 * h.se_diff + 0.5 * res.config["truncation_tail"])
         # UPDATE (Lemma D.14): accept exactly when V_new - eta > V_old + eta
         assert (h.decision == "accept") == (h.v_new - h.eta > h.v_old + h.eta)
         assert h.eval_samples >= 32 * 40 * 60
@@ -128,6 +129,16 @@ def test_hooks_options_and_errors(gen):
                          progress=False, g_learner=g_hook, l_learner=l_hook)
     assert calls[0] == ("g", 3, True) and calls[1] == ("l", "NeuralLocalPolicy")
     assert res.pi_g is mode and res.converged and res.tolerance is not None
+    lo, hi = tab.reward_bounds
+    assert gen.reward_bounds == (lo, tab.r_max)
+    assert res.config["eval_horizon"] == 20
+    assert res.config["truncation_tail"] == pytest.approx(0.95**20 * (tab.r_max - lo) / 0.05)
+    undeclared = am.GenerativeGame(gen.n, gen.gamma, gen.n_ag, gen.n_al, gen.reset_fn,
+                                   gen.step_fn, num_global_states=gen.n_sg,
+                                   num_local_states=gen.n_sl, r_max=gen.r_max)
+    with pytest.raises(ValueError, match="declare r_min and r_max"):
+        run_generative(undeclared, 3, GenerativeOptions(sweeps=1), progress=False,
+                       g_learner=g_hook, l_learner=l_hook)
     with pytest.raises(ValueError, match="local_solver"):
         GenerativeOptions(local_solver="direct")
     with pytest.raises(ValueError, match="checkpoints are written for generative games"):

@@ -59,7 +59,15 @@ from altmarl.alternating.tabular import AlternatingResult, summary_info
 from altmarl.evaluation import Evaluation, evaluate_generative
 from altmarl.generative.game import GenerativeGame
 from altmarl.io import atomic_write_bytes, json_bytes, read_json, sha256_file, to_jsonable
-from altmarl.update import Comparison, Estimate, EtaRule, certified_gap, normal_quantile
+from altmarl.update import (
+    Comparison,
+    Estimate,
+    EtaRule,
+    certified_gap,
+    evaluation_horizon,
+    normal_quantile,
+    truncation_bias,
+)
 
 CHECKPOINT_FORMAT = "altmarl-generative-checkpoint/1"
 #: the file in a checkpoint directory that names the latest complete sweep directory
@@ -77,7 +85,10 @@ class GenerativeOptions:
 
     ``sweeps``, ``eta``, ``confidence``, ``learner_tol``, ``eval_rollouts`` and
     ``eval_horizon`` mean what they mean for tabular games
-    (:class:`~altmarl.alternating.tabular.AlternatingOptions`); ``m`` is neural G-LEARN's
+    (:class:`~altmarl.alternating.tabular.AlternatingOptions`; ``eval_horizon = None``:
+    :func:`altmarl.update.evaluation_horizon` of the game's ``gamma``, and ``eta`` includes
+    the truncation bound of the game's declared :attr:`~altmarl.GenerativeGame.reward_bounds`,
+    SPEC 13); ``m`` is neural G-LEARN's
     draws per Bellman target; ``local_solver`` ``"trpo"`` or ``"trpo-representative"``;
     ``g_options`` / ``l_options`` further keywords of ``neural_g_learn`` / ``neural_l_learn``;
     ``patience`` consecutive sweeps without an accepted proposal end the run (1: SPEC 6);
@@ -90,7 +101,7 @@ class GenerativeOptions:
     m: int = 30
     local_solver: str = "trpo"
     eval_rollouts: int = 200
-    eval_horizon: int = 100
+    eval_horizon: int | None = None
     confidence: float = 0.95
     learner_tol: float = 0.0
     patience: int = 1
@@ -110,7 +121,8 @@ class GenerativeOptions:
             raise ValueError(f"local_solver = {self.local_solver!r}: on a generative game "
                              f"expected one of {list(GENERATIVE_SOLVERS)} (neural L-LEARN)")
         put(self, "eval_rollouts", check_int("eval_rollouts", self.eval_rollouts, 2))
-        put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
+        if self.eval_horizon is not None:
+            put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
         if isinstance(self.confidence, bool) or not 0 < self.confidence < 1:
             raise ValueError(f"confidence = {self.confidence!r}: expected a number in (0, 1)")
         put(self, "learner_tol", check_float("learner_tol", self.learner_tol, minimum=0))
@@ -128,10 +140,27 @@ class GenerativeOptions:
         """JSON-friendly dict."""
         return to_jsonable(asdict(self))  # type: ignore[no-any-return]
 
-    def rule(self) -> EtaRule:
-        """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``."""
+    def horizon(self, game: GenerativeGame) -> int:
+        """``eval_horizon`` resolved for ``game`` (``None``:
+        :func:`altmarl.update.evaluation_horizon` of ``game.gamma``)."""
+        return evaluation_horizon(game.gamma) if self.eval_horizon is None else self.eval_horizon
+
+    def rule(self, game: GenerativeGame, truncated: bool = True) -> EtaRule:
+        """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``, plus
+        half the truncation bound of the :meth:`horizon`-step estimates (SPEC 13;
+        ``truncated=False``, a custom evaluator: 0). A game that does not declare its
+        ``reward_bounds`` cannot bound the truncation: ``ValueError``."""
+        tail = 0.0
+        if truncated:
+            bounds = game.reward_bounds
+            if bounds is None:
+                raise ValueError(
+                    f"game {game.name!r}: declare r_min and r_max (GenerativeGame(..., r_min=, "
+                    "r_max=)): UPDATE bounds the truncation of its H-step estimates by "
+                    "gamma^H (r_max - r_min) / (1 - gamma) (SPEC 13); or pass an evaluator")
+            tail = truncation_bias(game.gamma, self.horizon(game), *bounds)
         return EtaRule(fixed=self.eta, z=normal_quantile(self.confidence),
-                       learner_tol=self.learner_tol)
+                       learner_tol=self.learner_tol, tail=tail)
 
 
 class GenerativeAdapter(GameAdapter[Any, Any]):
@@ -151,7 +180,8 @@ class GenerativeAdapter(GameAdapter[Any, Any]):
         self.ss_eval, self.ss_learn = ss_eval, ss_learn
         self.g_learner, self.l_learner = g_learner, l_learner
         self.evaluator, self.workers = evaluator, workers
-        self.eval_cost = 0 if evaluator else options.eval_rollouts * options.eval_horizon * game.n
+        self.horizon = options.horizon(game)
+        self.eval_cost = 0 if evaluator else options.eval_rollouts * self.horizon * game.n
         self.candidate = candidate
         self.history: list[StepRecord] = list(history or [])
         self.checkpoint = checkpoint
@@ -202,7 +232,7 @@ class GenerativeAdapter(GameAdapter[Any, Any]):
         if self.evaluator is not None:
             return self.evaluator(pi_g, pi_l)
         return evaluate_generative(self.game, pi_g, pi_l, self.o.eval_rollouts,
-                                   self.o.eval_horizon, seed=crn_seed, workers=self.workers)
+                                   self.horizon, seed=crn_seed, workers=self.workers)
 
     def accept(self, state: LoopState[Any, Any], player: str, proposal: Proposal[Any]) -> Any:
         """The played local policy is a copy of the candidate (which keeps training)."""
@@ -341,7 +371,8 @@ def run_generative(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed = {seed!r}: expected an integer >= 0")
     o = options
-    rule = o.rule()
+    rule = o.rule(game, truncated=evaluator is None)
+    horizon = o.horizon(game)
     root = np.random.SeedSequence(int(seed))
     ss_eval, ss_final, ss_learn = root.spawn(3)
     pi_l = pi_l0 if pi_l0 is not None else NeuralLocalPolicy.for_game(game, greedy=False)
@@ -354,7 +385,8 @@ def run_generative(
               "g_learner": "custom" if g_learner else "neural-fqi",
               "l_learner": "custom" if l_learner else o.local_solver,
               "evaluator": "custom" if evaluator else "generative-monte-carlo",
-              "final_seed": int_seed(ss_final)}
+              "final_seed": int_seed(ss_final), "eval_horizon": horizon,
+              "truncation_tail": rule.tail}
     state: LoopState[Any, Any] = LoopState(pi_g=pi_g0, pi_l=pi_l)
     candidate = None
     history: list[StepRecord] = []
@@ -379,10 +411,10 @@ def run_generative(
     tolerance = None
     if out.converged:
         last = {rec.player: rec for rec in steps}
-        tolerance = max(certified_gap(last[p].eta, last[p].se_diff, rule.z)
+        tolerance = max(certified_gap(last[p].eta, last[p].se_diff, rule.z, rule.tail)
                         for p in ("global", "local") if p in last)
     if evaluator is None:
-        value: Any = evaluate_generative(game, pi_g, pi_l, o.eval_rollouts, o.eval_horizon,
+        value: Any = evaluate_generative(game, pi_g, pi_l, o.eval_rollouts, horizon,
                                          seed=int_seed(ss_final), workers=workers)
     else:
         value = evaluator(pi_g, pi_l)
@@ -394,7 +426,8 @@ def run_generative(
 
 
 def options_from_keywords(sweeps: int, eta: float | None, m: int | None,
-                          local_solver: str | None, eval_rollouts: int, eval_horizon: int,
+                          local_solver: str | None, eval_rollouts: int,
+                          eval_horizon: int | None,
                           confidence: float, learner_tol: float | None,
                           g_options: dict[str, Any] | None,
                           l_options: dict[str, Any] | None) -> GenerativeOptions:

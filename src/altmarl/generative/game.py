@@ -68,6 +68,10 @@ class GenerativeGame:
         Bin edges for ``observe="histogram"``.
     r_max
         A bound on the stage reward (for the truncation bound of ``evaluate``), if known.
+    r_min
+        A lower bound on the stage reward, if known (rewards may be negative). With
+        ``r_max`` it gives :attr:`reward_bounds`, which UPDATE needs to bound the
+        truncation of its estimates (SPEC 13).
     check
         ``"always"`` (default) or ``"first"`` (module docstring).
     meta
@@ -89,6 +93,7 @@ class GenerativeGame:
         num_local_states: int | None = None,
         bins: ArrayLike | None = None,
         r_max: float | None = None,
+        r_min: float | None = None,
         check: str = "always",
         meta: dict[str, Any] | None = None,
     ) -> None:
@@ -116,6 +121,9 @@ class GenerativeGame:
                                  f"but num_local_states = {self.n_sl}")
         self.name = str(name)
         self.r_max = None if r_max is None else check_float("r_max", r_max, 0.0)
+        self.r_min = None if r_min is None else check_float("r_min", r_min)
+        if self.r_min is not None and self.r_max is not None and self.r_min > self.r_max:
+            raise ValueError(f"r_min = {r_min!r}: expected r_min <= r_max = {r_max!r}")
         self.check = check_choice("check", check, ["always", "first"])
         self.meta: dict[str, Any] = dict(meta or {})
         # shapes, learned from the probe
@@ -167,6 +175,14 @@ class GenerativeGame:
     def check_k(self, k: Any) -> int:
         """Validate a subsample size (``1 <= k <= n``)."""
         return check_k(k, self.n)
+
+    @property
+    def reward_bounds(self) -> tuple[float, float] | None:
+        """``(r_min, r_max)`` of the stage reward when both are declared, else ``None``
+        (UPDATE's truncation bound, :func:`altmarl.update.truncation_bias`)."""
+        if self.r_min is None or self.r_max is None:
+            return None
+        return float(self.r_min), float(self.r_max)
 
     def fingerprint(self) -> str:
         """A short hash of the name, spaces, shapes, discount and metadata (identifies the

@@ -109,7 +109,8 @@ def tabular_view(game: TabularGame, check: str = "first", **meta: Any) -> Genera
         n=game.n, gamma=game.gamma, num_global_actions=game.n_ag,
         num_local_actions=game.n_al, reset=sampler.reset, step=sampler.step,
         observe="counts", name=game.name, num_global_states=game.n_sg,
-        num_local_states=game.n_sl, r_max=game.r_max, check=check,
+        num_local_states=game.n_sl, r_max=game.r_max, r_min=game.reward_bounds[0],
+        check=check,
         meta={**game.meta, **meta, "tabular_fingerprint": game.fingerprint(),
               "view": "as_generative"},
     )
