@@ -251,6 +251,6 @@ def register(app: typer.Typer) -> None:
             con.print("| " + " | ".join(cells) + " |", highlight=False, soft_wrap=True)
         con.print(f"value: {rows[0]['value_method']}", highlight=False, soft_wrap=True)
         if json_out is not None:
-            from altmarl.io import atomic_write_bytes
+            from altmarl.io import write_json
 
-            atomic_write_bytes(json_out, json.dumps(rows, indent=1).encode())
+            write_json(json_out, rows, indent=1, sort_keys=False)

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -70,7 +69,7 @@ from numpy.typing import ArrayLike, NDArray
 from altmarl._validate import SPACE_KEYS, check_gamma, check_int, check_spaces
 from altmarl.game import TabularGame
 from altmarl.histogram import num_histograms, rank
-from altmarl.io import atomic_write_bytes, json_bytes
+from altmarl.io import atomic_write_bytes, json_bytes, sha256_bytes
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -258,7 +257,7 @@ class OfflineDataset:
         if csv_path.name.endswith(".gz"):
             data = gzip.compress(data, compresslevel=6, mtime=0)
         meta = self.metadata(csv_path.name)
-        meta["sha256"] = hashlib.sha256(data).hexdigest()
+        meta["sha256"] = sha256_bytes(data)
         atomic_write_bytes(csv_path, data)
         atomic_write_bytes(json_path, json_bytes(meta, indent=1, sort_keys=True))
         return json_path
@@ -542,7 +541,7 @@ def load_dataset(
     if not csv_path.exists():
         raise FileNotFoundError(f"{csv_path}: data file of the log not found")
     data = csv_path.read_bytes()
-    if "sha256" in meta and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+    if "sha256" in meta and sha256_bytes(data) != meta["sha256"]:
         raise ValueError(f"{csv_path}: its SHA-256 does not match the metadata's sha256: the "
                          "CSV was modified or belongs to another sidecar")
     if csv_path.name.endswith(".gz"):
