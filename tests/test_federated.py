@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import altmarl as am
 from altmarl.federated.controllers import (
@@ -206,17 +207,37 @@ def test_rewards_are_nonnegative_and_bounded(seed):
 _SIM_CACHE: dict[str, FederatedSimulator] = {}
 
 
-def test_config_validation():
-    with pytest.raises(ValueError, match="n_clients"):
-        FederatedConfig(n_clients=1)
-    with pytest.raises(ValueError, match="val_loss_edges"):
-        FederatedConfig(val_loss_edges=(0.5, 1.0))
-    with pytest.raises(ValueError, match="local_steps"):
-        FederatedConfig(local_steps=(0, -1))
-    with pytest.raises(ValueError, match="unknown keys"):
+@pytest.mark.parametrize("changes,key", [
+    ({"n_clients": 1}, "n_clients"), ({"n_clients": True}, "n_clients"),
+    ({"n_clients": 40.0}, "n_clients"), ({"alpha": 0.0}, "alpha"),
+    ({"alpha": float("inf")}, "alpha"), ({"l2": -1e-3}, "l2"), ({"val_fraction": 1.0}, "val_fraction"),
+    ({"gamma": 1.0}, "gamma"), ({"server_lrs": ()}, "server_lrs"),
+    ({"server_lrs": (1.0, 0.0)}, "server_lrs.1"), ({"local_steps": (0, -1)}, "local_steps.1"),
+    ({"local_steps": (0, 1.5)}, "local_steps.1"),
+    ({"val_loss_edges": (0.5, 1.0)}, "val_loss_edges"),
+    ({"local_ratio_edges": (1.25, 0.75)}, "local_ratio_edges"),
+    ({"local_ratio_edges": (-1.0, 0.75)}, "local_ratio_edges.0"), ({"horizon": 0}, "horizon"),
+])
+def test_config_validation_names_the_key(changes, key):
+    with pytest.raises(ValueError, match=rf"invalid federated configuration:\n  config: {key}: "):
+        FederatedConfig(**changes)
+    with pytest.raises(ValueError, match=rf"replace: {key}: "):
+        FederatedConfig().replace(**changes)
+
+
+def test_config_json_roundtrip_and_unknown_keys():
+    with pytest.raises(ValueError, match="config: clients: unknown key"):
         FederatedConfig.from_json({"clients": 3})
-    cfg = FederatedConfig(n_clients=17)
+    cfg = FederatedConfig(n_clients=17, server_lrs=[1, 2.0])  # lists and ints accepted
+    assert cfg.server_lrs == (1.0, 2.0) and isinstance(cfg.server_lrs[0], float)
     assert FederatedConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    assert cfg.to_json()["server_lrs"] == [1.0, 2.0]
+    assert list(cfg.to_json()) == list(FederatedConfig.model_fields)  # field order kept
+    assert cfg.replace(horizon=3).horizon == 3 and cfg.horizon == 40
+    assert FederatedConfig(n_clients=np.int64(12)).n_clients == 12
+    with pytest.raises(ValidationError):  # frozen
+        cfg.horizon = 3  # type: ignore[misc]
+    assert hash(cfg) == hash(FederatedConfig(n_clients=17, server_lrs=(1.0, 2.0)))
 
 
 def test_step_validation(sim):
@@ -380,12 +401,35 @@ def test_collect_is_reproducible():
 
 
 def test_experiment_config_validation():
-    with pytest.raises(ValueError, match="ks"):
+    with pytest.raises(ValueError, match="config: ks.0: "):
         FederatedExperiment(ks=(0,))
-    with pytest.raises(ValueError, match="baseline_action"):
+    with pytest.raises(ValueError, match=r"replace: ks: .*1\.\.n_clients = 40"):
+        FederatedExperiment.quick().replace(ks=(1, 41))
+    with pytest.raises(ValueError, match="config: ks: "):
+        FederatedExperiment(ks=())
+    with pytest.raises(ValueError, match="config: baseline_action: .*training action"):
         FederatedExperiment(baseline_action=0)
-    with pytest.raises(ValueError, match="unknown keys"):
-        FederatedExperiment.from_json({"kk": 1})
+    with pytest.raises(ValueError, match="config: baseline_action: "):
+        FederatedExperiment(baseline_action=3)
+    with pytest.raises(ValueError, match="local_solver"):
+        FederatedExperiment(local_solver="bogus")
+    with pytest.raises(ValueError, match="config: explore_eps: "):
+        FederatedExperiment(explore_eps=0.0)
+    with pytest.raises(ValueError, match="config: fed.n_clients: "):
+        FederatedExperiment.from_json({"fed": {"n_clients": 1}})
+    with pytest.raises(ValueError, match="run.json: kk: unknown key"):
+        FederatedExperiment.from_json({"kk": 1}, source="run.json")
+    with pytest.raises(ValueError, match="fed.clients: unknown key"):
+        FederatedExperiment.from_json({"fed": {"clients": 1}})
+
+
+def test_experiment_config_json_roundtrip():
+    exp = FederatedExperiment.quick(seed=4)
+    d = json.loads(json.dumps(exp.to_json()))
+    assert d["ks"] == [1, 3] and d["fed"]["n_clients"] == 40 and d["seed"] == 4
+    assert FederatedExperiment.from_json(d) == exp
+    assert exp.replace(m=7).m == 7 and exp.m == 5
+    assert FederatedExperiment().ks == (1, 2, 5, 10, 20, 50)
 
 
 def test_cli_quick_run_end_to_end(tmp_path):

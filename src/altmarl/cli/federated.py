@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             if config is not None:
-                exp = FederatedExperiment.from_json(json.loads(config.read_text()))
+                exp = FederatedExperiment.from_json(json.loads(config.read_text()),
+                                                    source=str(config))
             else:
                 exp = FederatedExperiment.quick(seed) if quick else FederatedExperiment(seed=seed)
             d = exp.to_json()
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
                               ("step_cost", step_cost)):
                 if val is not None:
                     d["fed"][name] = val
-            exp = FederatedExperiment.from_json(d)
+            exp = FederatedExperiment.from_json(d, source="federated run")
         except (ValueError, OSError, json.JSONDecodeError) as exc:
             fail(str(exc))
         run_dir = out or Path("runs") / ("federated-quick" if quick else "federated")

@@ -38,14 +38,16 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
 
 from altmarl._random import derive_seed
+from altmarl._validate import check_choice
 from altmarl.evaluation import evaluate
 from altmarl.federated.controllers import (
     Controller,
@@ -59,16 +61,17 @@ from altmarl.federated.game import TransitionCounts, estimate_game
 from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
 from altmarl.game import TabularGame
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes
+from altmarl.llearn import SOLVERS
 from altmarl.plots.federated import plot_federated_run
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
+from altmarl.settings import LISTS_AS_TUPLES, CheckedConfig
 
 #: seed-derivation domains (SPEC 9)
 EXPLORE, TRAIN_FED, EVAL_FED, EVAL_RUN, LEARN, MODEL_EVAL = range(6)
 
 
-@dataclass(frozen=True)
-class FederatedExperiment:
+class FederatedExperiment(CheckedConfig):
     """Configuration of :func:`run_experiment` (module docstring).
 
     ``fed`` the federation and its game; ``ks`` subsample sizes; ``seed`` the root seed;
@@ -77,42 +80,52 @@ class FederatedExperiment:
     ``eval_rollouts`` ALTERNATING-MARL's options; ``eval_federations``, ``eval_repeats``
     the real-simulator evaluation; ``baseline_action`` the local action of the FedAvg
     baselines; ``target_acc`` for "rounds to target accuracy".
+
+    Validated and frozen (:class:`altmarl.settings.CheckedConfig`): errors name the dotted
+    key (``config: fed.n_clients: ...``); :meth:`from_json` reads the ``config.json`` of a
+    run and the ``--config`` file of ``altmarl federated run``.
     """
 
-    fed: FederatedConfig = field(default_factory=FederatedConfig)
-    ks: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
-    seed: int = 0
-    explore_episodes: int = 18
-    train_federations: int = 3
-    explore_eps: float = 0.2
-    alpha: float = 1.0
-    sweeps: int = 5
-    m: int = 300
-    local_solver: str = "direct"
-    eval_rollouts: int = 100
-    eval_federations: int = 6
-    eval_repeats: int = 1
-    baseline_action: int = -1
-    target_acc: float = 0.9
+    config_what: ClassVar[str] = "federated experiment configuration"
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.fed, FederatedConfig):
-            raise ValueError("fed: expected a FederatedConfig")
-        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or
-                              not 1 <= k <= self.fed.n_clients for k in self.ks):
-            raise ValueError(f"ks = {self.ks!r}: expected integers in 1..n_clients = "
-                             f"{self.fed.n_clients}")
-        for name in ("explore_episodes", "train_federations", "sweeps", "m", "eval_rollouts",
-                     "eval_federations", "eval_repeats"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} = {v!r}: expected an integer >= 1")
-        if not -self.fed.n_al <= self.baseline_action < self.fed.n_al or \
-                self.fed.local_steps[self.baseline_action] == 0:
-            raise ValueError(f"baseline_action = {self.baseline_action}: expected the index "
-                             f"of a training action in local_steps = {self.fed.local_steps}")
-        if not 0 < self.target_acc <= 1:
-            raise ValueError(f"target_acc = {self.target_acc!r}: expected a number in (0, 1]")
+    fed: FederatedConfig = Field(default_factory=FederatedConfig)
+    ks: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=1),
+                  LISTS_AS_TUPLES] = (1, 2, 5, 10, 20, 50)
+    seed: int = Field(default=0, ge=0)
+    explore_episodes: int = Field(default=18, ge=1)
+    train_federations: int = Field(default=3, ge=1)
+    explore_eps: float = Field(default=0.2, gt=0, le=1)
+    alpha: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    sweeps: int = Field(default=5, ge=1)
+    m: int = Field(default=300, ge=1)
+    local_solver: str = "direct"
+    eval_rollouts: int = Field(default=100, ge=1)
+    eval_federations: int = Field(default=6, ge=1)
+    eval_repeats: int = Field(default=1, ge=1)
+    baseline_action: int = -1
+    target_acc: float = Field(default=0.9, gt=0, le=1)
+
+    @field_validator("ks")
+    @classmethod
+    def _ks_within_n(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        fed = info.data.get("fed")
+        if fed is not None and max(v) > fed.n_clients:
+            raise ValueError(f"expected integers in 1..n_clients = {fed.n_clients}")
+        return v
+
+    @field_validator("local_solver")
+    @classmethod
+    def _solver(cls, v: str) -> str:
+        return check_choice("local_solver", v, SOLVERS)
+
+    @field_validator("baseline_action")
+    @classmethod
+    def _training_action(cls, v: int, info: ValidationInfo) -> int:
+        fed = info.data.get("fed")
+        if fed is not None and (not -fed.n_al <= v < fed.n_al or fed.local_steps[v] == 0):
+            raise ValueError(f"expected the index of a training action in local_steps = "
+                             f"{fed.local_steps}")
+        return v
 
     @classmethod
     def quick(cls, seed: int = 0) -> FederatedExperiment:
@@ -124,24 +137,18 @@ class FederatedExperiment:
                    eval_federations=1, eval_repeats=1)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fed"] = self.fed.to_json()
-        d["ks"] = list(self.ks)
-        return d
+        """JSON-friendly dict (``fed`` nested, tuples as lists)."""
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> FederatedExperiment:
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - names)
-        if bad:
-            raise ValueError(f"experiment config: unknown keys {bad}; expected some of "
-                             f"{sorted(names)}")
-        kw = dict(d)
-        if "fed" in kw:
-            kw["fed"] = FederatedConfig.from_json(kw["fed"])
-        if "ks" in kw:
-            kw["ks"] = tuple(kw["ks"])
-        return cls(**kw)
+    def from_json(cls, d: dict[str, Any], source: str | None = None) -> FederatedExperiment:
+        """Inverse of :meth:`to_json`; unknown keys raise ``ValueError`` (lines prefixed
+        with ``source``, e.g. the file name)."""
+        return cls.parse(d, source)
+
+    def replace(self, **changes: Any) -> FederatedExperiment:
+        """A copy with some fields changed (validated)."""
+        return self.parse({**dict(self), **changes}, source="replace")
 
 
 # ---------------------------------------------------------------------------
@@ -289,16 +296,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
         yield lambda msg: bar.advance(task, status=msg)
 
 
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
-
-
 def save_game(game: TabularGame, path: str | Path) -> None:
     """Write ``game`` to ``path``: :meth:`altmarl.TabularGame.save` (kept for callers of
     this module's former helper)."""
@@ -385,7 +382,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
     summary = {"config": exp.to_json(), "estimation": game.meta["estimation"],
                "reference": reference_method(cfg), "methods": summary_rows,
                "timings": timings}
-    atomic_write_bytes(run / "summary.json", json_bytes(_finite(summary), sort_keys=False, nonfinite="null"))
+    atomic_write_bytes(run / "summary.json", json_bytes(summary, sort_keys=False, nonfinite="null"))
     summary["plots"] = [str(p) for p in plot_run(run)]
     return summary
 

@@ -49,13 +49,17 @@ minus communication and compute cost, plus a constant.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field, field_validator
+
+from altmarl._validate import check_positive
+from altmarl.settings import LISTS_AS_TUPLES, CheckedConfig
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -68,8 +72,15 @@ N_CLASSES = 10
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FederatedConfig:
+#: a finite number > 0
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: a finite number >= 0
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: bucket edges: finite numbers > 0 (the order is checked per field)
+Edges = Annotated[tuple[PositiveFloat, ...], LISTS_AS_TUPLES]
+
+
+class FederatedConfig(CheckedConfig):
     """Configuration of the federation, the game it induces and the rewards (SPEC 8.3).
 
     Data: ``n_clients`` shards of ``samples_per_client`` images each, label skew
@@ -79,48 +90,46 @@ class FederatedConfig:
     States: ``val_loss_edges`` (strictly decreasing) and ``local_ratio_edges`` (strictly
     increasing). Rewards: ``progress_scale``, ``reward_offset``, ``upload_cost``,
     ``step_cost``. ``gamma`` discounts rounds; ``horizon`` is the number of rounds.
+
+    Validated and frozen (:class:`altmarl.settings.CheckedConfig`): a bad value raises a
+    ``ValueError`` naming the key (``config: n_clients: ...``); lists are accepted for the
+    tuple fields.
     """
 
-    n_clients: int = 300
-    samples_per_client: int = 24
-    alpha: float = 0.3
-    val_fraction: float = 0.25
-    local_lr: float = 1.0
-    l2: float = 1e-4
-    server_lrs: tuple[float, ...] = (1.0, 2.0, 4.0)
-    local_steps: tuple[int, ...] = (0, 1, 5)
-    val_loss_edges: tuple[float, ...] = (1.5, 0.9, 0.55, 0.35, 0.25)
-    local_ratio_edges: tuple[float, ...] = (0.75, 1.25)
-    progress_scale: float = 5.0
-    reward_offset: float = 3.0
-    upload_cost: float = 0.04
-    step_cost: float = 0.01
-    gamma: float = 0.95
-    horizon: int = 40
+    config_what: ClassVar[str] = "federated configuration"
 
-    def __post_init__(self) -> None:
-        _int("n_clients", self.n_clients, 2)
-        _int("samples_per_client", self.samples_per_client, 1)
-        _int("horizon", self.horizon, 1)
-        for name in ("alpha", "local_lr", "progress_scale", "reward_offset"):
-            _pos(name, getattr(self, name))
-        for name in ("l2", "upload_cost", "step_cost"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} = {v!r}: expected a finite number >= 0")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction = {self.val_fraction!r}: expected a number in (0, 1)")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma = {self.gamma!r}: expected a number in [0, 1)")
-        if len(self.server_lrs) < 1 or not all(math.isfinite(x) and x > 0
-                                               for x in self.server_lrs):
-            raise ValueError(f"server_lrs = {self.server_lrs!r}: expected positive numbers")
-        if len(self.local_steps) < 1 or any(
-                isinstance(s, bool) or not isinstance(s, int) or s < 0
-                for s in self.local_steps):
-            raise ValueError(f"local_steps = {self.local_steps!r}: expected integers >= 0")
-        _monotone("val_loss_edges", self.val_loss_edges, decreasing=True)
-        _monotone("local_ratio_edges", self.local_ratio_edges, decreasing=False)
+    n_clients: int = Field(default=300, ge=2)
+    samples_per_client: int = Field(default=24, ge=1)
+    alpha: PositiveFloat = 0.3
+    val_fraction: float = Field(default=0.25, gt=0, lt=1)
+    local_lr: PositiveFloat = 1.0
+    l2: NonNegativeFloat = 1e-4
+    server_lrs: Annotated[tuple[PositiveFloat, ...], Field(min_length=1),
+                          LISTS_AS_TUPLES] = (1.0, 2.0, 4.0)
+    local_steps: Annotated[tuple[Annotated[int, Field(ge=0)], ...], Field(min_length=1),
+                           LISTS_AS_TUPLES] = (0, 1, 5)
+    val_loss_edges: Edges = (1.5, 0.9, 0.55, 0.35, 0.25)
+    local_ratio_edges: Edges = (0.75, 1.25)
+    progress_scale: PositiveFloat = 5.0
+    reward_offset: PositiveFloat = 3.0
+    upload_cost: NonNegativeFloat = 0.04
+    step_cost: NonNegativeFloat = 0.01
+    gamma: float = Field(default=0.95, ge=0, lt=1)
+    horizon: int = Field(default=40, ge=1)
+
+    @field_validator("val_loss_edges")
+    @classmethod
+    def _decreasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b >= a for a, b in itertools.pairwise(v)):
+            raise ValueError("expected strictly decreasing numbers")
+        return v
+
+    @field_validator("local_ratio_edges")
+    @classmethod
+    def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("expected strictly increasing numbers")
+        return v
 
     # --- sizes of the induced game -------------------------------------------
     @property
@@ -151,41 +160,16 @@ class FederatedConfig:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FederatedConfig:
         """Inverse of :meth:`to_json`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - names)
-        if bad:
-            raise ValueError(f"federated config: unknown keys {bad}; expected some of {sorted(names)}")
-        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kw)
+        return cls.parse(d)
 
     def replace(self, **changes: Any) -> FederatedConfig:
         """A copy with some fields changed (validated)."""
-        return FederatedConfig.from_json({**self.to_json(), **changes})
-
-
-def _int(name: str, v: Any, minimum: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
-        raise ValueError(f"{name} = {v!r}: expected an integer >= {minimum}")
-
-
-def _pos(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} = {v!r}: expected a finite number > 0")
-
-
-def _monotone(name: str, edges: Sequence[float], decreasing: bool) -> None:
-    e = np.asarray(edges, dtype=float)
-    if e.ndim != 1 or not np.isfinite(e).all() or (e <= 0).any():
-        raise ValueError(f"{name} = {edges!r}: expected finite positive numbers")
-    d = np.diff(e)
-    if (decreasing and (d >= 0).any()) or (not decreasing and (d <= 0).any()):
-        order = "decreasing" if decreasing else "increasing"
-        raise ValueError(f"{name} = {edges!r}: expected strictly {order} numbers")
+        return self.parse({**dict(self), **changes}, source="replace")
 
 
 # ---------------------------------------------------------------------------
@@ -443,9 +427,8 @@ class FederatedSimulator:
             raise ValueError(f"a_l: expected values in 0..{cfg.n_al - 1}")
         if not 0 <= int(a_g) < cfg.n_ag:
             raise ValueError(f"a_g = {a_g!r}: expected an integer in 0..{cfg.n_ag - 1}")
-        eta = float(cfg.server_lrs[int(a_g)] if server_lr is None else server_lr)
-        if not (math.isfinite(eta) and eta > 0):
-            raise ValueError(f"server_lr = {server_lr!r}: expected a finite number > 0")
+        eta = (float(cfg.server_lrs[int(a_g)]) if server_lr is None
+               else check_positive("server_lr", server_lr))
         steps = np.asarray(cfg.local_steps, dtype=np.int64)[a_l]
         obs, fed, m = self.obs, self.fed, self.fed.X.shape[1]
         g_val = val_gradient(fed, self.W)
