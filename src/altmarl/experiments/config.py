@@ -41,7 +41,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from altmarl.settings import StrictConfig, format_validation_errors
 
 #: bump when the meaning of a configuration changes
 CONFIG_VERSION = 1
@@ -52,14 +54,6 @@ _NAMED_ALGO_KEYS = ("sweeps", "m", "eta", "local_solver", "eval_rollouts", "eval
 _RESERVED_ALGO_KEYS = ("game", "k", "seed", "progress", "callback", "workers")
 
 Scalar = int | float | str | bool
-
-
-class StrictConfig(BaseModel):
-    """Base of every configuration model of altmarl: frozen, strict types (no silent
-    coercion), unknown keys rejected (``extra="forbid"``); errors are reported by
-    :func:`format_validation_errors` as ``source: dotted.key: message``."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class EnvConfig(StrictConfig):
@@ -223,37 +217,6 @@ class ExperimentConfig(StrictConfig):
 # ---------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------
-
-
-def format_validation_errors(exc: ValidationError, source: str,
-                             what: str = "experiment configuration") -> str:
-    """The message of a configuration error: one line ``source: dotted.key: message`` per
-    problem (unknown keys named as such, the offending input shown), at most 12, under
-    ``invalid {what}:``."""
-    lines = []
-    errors = exc.errors()
-    locs = [tuple(str(p) for p in e["loc"] if not _is_union_tag(p)) for e in errors]
-    for err, lt in zip(errors, locs, strict=True):
-        # a union (e.g. sweep.k = list | table | int) reports one error per alternative:
-        # when one alternative got further (a deeper location), drop the shallow ones
-        if err["type"].endswith("_type") and any(o[: len(lt)] == lt and len(o) > len(lt) for o in locs):
-            continue
-        loc = ".".join(lt)
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed here; check the spelling)"
-        else:
-            msg = err["msg"]
-            if "input" in err and err["type"] != "missing":
-                msg += f" (got {err['input']!r})"
-        lines.append(f"{source}: {loc or '<root>'}: {msg}")
-    # unions report one error per alternative: keep the list short and unique
-    uniq = list(dict.fromkeys(lines))
-    return f"invalid {what}:\n  " + "\n  ".join(uniq[:12])
-
-
-def _is_union_tag(p: Any) -> bool:
-    return isinstance(p, str) and (p in ("int", "float", "str", "bool", "KRange", "list[int]")
-                                   or p.startswith(("literal[", "function-")))
 
 
 def parse_config(data: dict[str, Any], source: str = "config", check_env: bool = True) -> ExperimentConfig:

@@ -36,13 +36,13 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from altmarl import envs
 from altmarl.exact import ExactSolver
-from altmarl.experiments.config import StrictConfig, format_validation_errors
 from altmarl.glearn import g_learn
 from altmarl.histogram import effective_k, num_histograms
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, write_json
 from altmarl.plots.theory import plot_theory
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
+from altmarl.settings import StrictConfig, format_validation_errors
 from altmarl.threads import limit_blas_threads
 
 # ---------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class TheoryConfig(StrictConfig):
 
 def parse_theory_config(data: Any, source: str = "theory config") -> TheoryConfig:
     """Validate a mapping as a :class:`TheoryConfig`; a ``ValueError`` names each offending
-    dotted key (the format of :func:`altmarl.experiments.config.format_validation_errors`)."""
+    dotted key (the format of :func:`altmarl.settings.format_validation_errors`)."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a table of settings, got {type(data).__name__}")
     try:
