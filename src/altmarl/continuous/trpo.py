@@ -158,6 +158,14 @@ class LocalAgent:
         table (fast, default) or the network itself (``exact=True``)."""
         return _Actor(self, greedy, exact)
 
+    def act(self, s_l: NDArray[Any], s_g: NDArray[Any], rng: np.random.Generator) -> NDArray[Any]:
+        """The local-policy protocol of generative games (SPEC 11): the network's greedy
+        actions (the evaluation protocol of ``run_continuous``; no random draws), so the
+        agent acts on ``am.envs.make("continuous-warehouse")``; shape ``s_l.shape``."""
+        a = self.actor(greedy=True, exact=True)(np.asarray(s_l, dtype=np.float32),
+                                                np.asarray(s_g, dtype=np.float64), _NO_U)
+        return np.asarray(a, dtype=np.int64)
+
     def clone(self) -> LocalAgent:
         """Deep copy of both networks (the game shared)."""
         out = copy.copy(self)
@@ -180,6 +188,10 @@ class LocalAgent:
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """Critic value of network inputs ``x (B, 2)``."""
         return self.critic(x).squeeze(-1) * self.value_scale
+
+
+#: the uniforms a greedy actor ignores
+_NO_U = np.zeros((1, 1), dtype=np.float32)
 
 
 class _Actor:

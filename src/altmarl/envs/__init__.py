@@ -1,7 +1,8 @@
 """Registry of built-in games (SPEC 10): ``am.envs.make(name, **params)``, ``am.envs.names()``.
 
 Built-in: ``"warehouse"`` (SPEC 8.1), ``"random"`` (seeded random games for tests and
-benchmarks), ``"fleet"`` (a generative game with 100 local states, SPEC 11). Register your
+benchmarks), ``"fleet"`` (a generative game with 100 local states, SPEC 11),
+``"continuous-warehouse"`` (SPEC 8.2 as a generative game with scalar states). Register your
 own with :func:`register`; :func:`parameters` lists what a factory accepts.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from altmarl.envs.generative_fleet import fleet, fleet_tabular
+from altmarl.envs.generative_warehouse import continuous_warehouse
 from altmarl.envs.random_tabular import random_game
 from altmarl.envs.tabular_warehouse import warehouse
 from altmarl.game import TabularGame
@@ -77,6 +79,7 @@ def _accepted(factory: Callable[..., Game]) -> list[str] | None:
 register("warehouse", warehouse)
 register("random", random_game)
 register("fleet", fleet)
+register("continuous-warehouse", continuous_warehouse)
 
-__all__ = ["fleet", "fleet_tabular", "make", "names", "parameters", "register", "warehouse",
-           "random_game"]
+__all__ = ["continuous_warehouse", "fleet", "fleet_tabular", "make", "names", "parameters",
+           "register", "warehouse", "random_game"]
