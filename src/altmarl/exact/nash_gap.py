@@ -14,7 +14,10 @@ large ones.
   L-LEARN (SPEC 5; by default both ``"induced-vi"`` and ``"direct"``) for the local one,
   plus any candidates the caller adds — and every value by a Monte-Carlo estimate with
   common random numbers (the same seed for every policy, so differences are paired per
-  rollout). Result: :class:`NashGapEstimate`.
+  rollout). Result: :class:`NashGapEstimate`. On generative games (SPEC 11) the same
+  function takes its deviations from the neural learners (neural G-LEARN, TRPO L-LEARN in
+  both variants) and its values from the per-agent simulator, over several evaluation
+  seeds with a Student-t interval.
 
 What the estimated numbers mean, honestly:
 
@@ -24,14 +27,19 @@ What the estimated numbers mean, honestly:
   is *reported* on an independent set (otherwise the maximum of noisy estimates is
   biased upwards);
 * each reported gap comes with the paired standard error and a 95% interval of the
-  difference; ``lower_bound`` is ``max(0, difference)``.
+  difference (normal over rollouts with one evaluation seed; Student-t over the per-seed
+  paired differences with several); ``lower_bound`` is ``max(0, difference)``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from altmarl._random import child, int_seed
 from altmarl._validate import check_choice, check_int
@@ -48,6 +56,7 @@ from altmarl.exact.best_response import (
 from altmarl.exact.chain import CountChain
 from altmarl.exact.values import policy_value
 from altmarl.game import TabularGame
+from altmarl.generative.game import GenerativeGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.update import paired_difference
 
@@ -175,6 +184,9 @@ class GapEstimate:
     ``difference`` is the Monte-Carlo mean of ``V(deviation) - V(current)`` on the
     reporting rollouts (paired), ``stderr`` / ``ci95`` its uncertainty; ``lower_bound =
     max(0, difference)`` — the gap is *at least* this much (up to Monte-Carlo error).
+    ``interval`` says how ``ci95`` was formed: with one evaluation seed, a normal interval
+    of the per-rollout paired differences; with ``seeds > 1``, a Student-t interval
+    (``seeds - 1`` degrees of freedom) of the per-seed paired differences ``per_seed``.
     """
 
     player: str
@@ -185,6 +197,9 @@ class GapEstimate:
     deviation: Any
     source: str
     candidates: dict[str, float] = field(default_factory=dict)
+    interval: str = "normal, paired over rollouts"
+    seeds: int = 1
+    per_seed: list[float] = field(default_factory=list)
 
     @property
     def lower_bound(self) -> float:
@@ -194,7 +209,8 @@ class GapEstimate:
         return {"player": self.player, "difference": self.difference, "stderr": self.stderr,
                 "ci95": list(self.ci95), "lower_bound": self.lower_bound,
                 "deviation_value": self.deviation_value, "source": self.source,
-                "candidates_selection_values": self.candidates}
+                "candidates_selection_values": self.candidates, "interval": self.interval,
+                "seeds": self.seeds, "per_seed": list(self.per_seed)}
 
 
 @dataclass
@@ -213,6 +229,8 @@ class NashGapEstimate:
     seed: int
     seconds: float
     is_estimate: bool = True
+    seeds: int = 1
+    seed_values: list[float] = field(default_factory=list)
 
     @property
     def nash_gap_lower_bound(self) -> float:
@@ -227,6 +245,7 @@ class NashGapEstimate:
             "gap_g_full": None if self.gap_g_full is None else self.gap_g_full.summary(),
             "nash_gap_lower_bound": self.nash_gap_lower_bound,
             "rollouts": self.rollouts, "horizon": self.horizon, "seed": self.seed,
+            "seeds": self.seeds, "seed_values": list(self.seed_values),
             "seconds": self.seconds,
         }
 
@@ -236,10 +255,11 @@ class NashGapEstimate:
             return (f"  {name} >= {g.lower_bound:.4g}  (difference {g.difference:+.4g}, "
                     f"95% CI [{lo:.4g}, {hi:.4g}], deviation: {g.source})")
 
+        seeds = f"{self.seeds} evaluation seeds x " if self.seeds > 1 else ""
         lines = [
             "Nash gap ESTIMATE (lower bound: best deviations found by the solvers; "
-            f"Monte-Carlo, {self.rollouts} rollouts x {self.horizon} steps, common random "
-            "numbers)",
+            f"Monte-Carlo, {seeds}{self.rollouts} rollouts x {self.horizon} steps, common "
+            "random numbers)",
             f"  V(pi_g, pi_l) ~= {self.value.mean:.6g} +- {self.value.stderr:.2g}",
             line("gap_g", self.gap_g),
         ]
@@ -251,66 +271,124 @@ class NashGapEstimate:
 
 
 def _best_deviation(
-    game: TabularGame,
+    game: TabularGame | GenerativeGame,
     player: str,
     candidates: dict[str, Any],
-    current: tuple[GlobalPolicy, LocalPolicy],
-    cur_eval: Evaluation,
+    current: tuple[Any, Any],
+    cur_evals: list[Evaluation],
     rollouts: int,
     horizon: int,
-    sel_seed: int,
+    sel_seeds: list[int],
     workers: int | None,
 ) -> GapEstimate:
     pi_g, pi_l = current
 
-    def joint(p: Any) -> tuple[GlobalPolicy, LocalPolicy]:
+    def joint(p: Any) -> tuple[Any, Any]:
         return (p, pi_l) if player == "global" else (pi_g, p)
 
     sel_values: dict[str, float] = {}
     if len(candidates) > 1:
         for name, p in candidates.items():
-            sel_values[name] = evaluate(game, *joint(p), rollouts=rollouts, horizon=horizon,
-                                        seed=sel_seed, workers=workers).mean
+            sel_values[name] = float(np.mean([
+                evaluate(game, *joint(p), rollouts=rollouts, horizon=horizon, seed=s,
+                         workers=workers).mean for s in sel_seeds]))
         best = max(sel_values, key=lambda nm: sel_values[nm])
     else:
         best = next(iter(candidates))
     dev = candidates[best]
-    ev = evaluate(game, *joint(dev), rollouts=rollouts, horizon=horizon, seed=cur_eval.seed,
-                  workers=workers)
-    diff, se = paired_difference(ev, cur_eval)
-    return GapEstimate(player, diff, se, (diff - Z95 * se, diff + Z95 * se), ev.mean, dev,
-                       best, sel_values)
+    evs = [evaluate(game, *joint(dev), rollouts=rollouts, horizon=horizon, seed=cur.seed,
+                    workers=workers) for cur in cur_evals]
+    pairs = [paired_difference(ev, cur) for ev, cur in zip(evs, cur_evals, strict=True)]
+    if len(pairs) == 1:
+        diff, se = pairs[0]
+        return GapEstimate(player, diff, se, (diff - Z95 * se, diff + Z95 * se), evs[0].mean,
+                           dev, best, sel_values)
+    per_seed = [d for d, _ in pairs]
+    S = len(per_seed)
+    diff = float(np.mean(per_seed))
+    se = float(np.std(per_seed, ddof=1) / math.sqrt(S))
+    t = student_t_quantile(0.975, S - 1)
+    return GapEstimate(player, diff, se, (diff - t * se, diff + t * se),
+                       float(np.mean([e.mean for e in evs])), dev, best, sel_values,
+                       interval=f"Student-t ({S - 1} degrees of freedom) over {S} "
+                                "evaluation seeds, each a paired CRN difference",
+                       seeds=S, per_seed=per_seed)
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``scipy``)."""
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(p, df))
+
+
+def _g_learner(generative: bool) -> Callable[..., Any]:
+    """G-LEARN for the game's kind: neural G-LEARN with all its options on generative games
+    (``am.g_learn`` passes it only ``m``), tabular G-LEARN otherwise."""
+    if generative:
+        from altmarl.generative.neural import neural_g_learn
+
+        return neural_g_learn
+    from altmarl.glearn import g_learn
+
+    return g_learn
+
+
+def _m(m: int | None, generative: bool) -> Any:
+    """G-LEARN's ``m``; neural G-LEARN has no exact expectation (``None``: its default 10)."""
+    return (10 if m is None else m) if generative else m
+
+
+#: default L-LEARN deviations per kind of game
+TABULAR_LOCAL_SOLVERS = ("induced-vi", "direct")
+GENERATIVE_LOCAL_SOLVERS = ("trpo", "trpo-representative")
+#: default evaluation seeds of a generative game's estimate (tabular games: 1)
+GENERATIVE_SEEDS = 5
 
 
 def estimate_nash_gap(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    pi_l: LocalPolicy,
+    game: TabularGame | GenerativeGame,
+    pi_g: Any,
+    pi_l: Any,
     *,
     rollouts: int = 200,
     horizon: int = 100,
     seed: int = 0,
     m: int | None = 30,
-    local_solvers: tuple[str, ...] = ("induced-vi", "direct"),
+    local_solvers: tuple[str, ...] | None = None,
     k_full: int | None = None,
-    extra_global: dict[str, GlobalPolicy] | None = None,
-    extra_local: dict[str, LocalPolicy] | None = None,
+    extra_global: dict[str, Any] | None = None,
+    extra_local: dict[str, Any] | None = None,
     g_learn_options: dict[str, Any] | None = None,
     l_learn_options: dict[str, dict[str, Any]] | None = None,
     workers: int | None = None,
+    seeds: int | None = None,
 ) -> NashGapEstimate:
     """Estimate the Nash gap of ``(pi_g, pi_l)`` on a large game (SPEC 7): a **lower
     bound** given by the best deviations the solvers find, with Monte-Carlo values.
 
+    On a :class:`~altmarl.GenerativeGame` (SPEC 11) the deviations come from the neural
+    learners (``am.g_learn``: fitted Q-iteration; ``am.l_learn``: TRPO, both variants) and
+    every value from the per-agent simulator; any policy kind is accepted.
+
     Parameters
     ----------
     rollouts, horizon, seed
-        Monte-Carlo budget; every policy is evaluated with the same ``seed`` (common random
-        numbers), candidate selection uses an independent seed.
+        Monte-Carlo budget; every policy is evaluated with the same seeds (common random
+        numbers), candidate selection uses independent seeds.
+    seeds
+        Evaluation seeds ``S`` (default 1 on tabular games, :data:`GENERATIVE_SEEDS` on
+        generative ones). ``S = 1``: the seed ``seed``, a normal interval over the
+        rollouts' paired differences. ``S > 1``: ``seed`` and ``S - 1`` derived seeds,
+        each giving one paired difference (same rollouts for the deviation and the current
+        pair), and a Student-t interval over the ``S`` differences; the selection of the
+        best candidate averages over ``S`` independent selection seeds.
     m
-        G-LEARN samples per ``(s_g, h, a_g)`` (``None``: exact expectation, small ``k``).
+        G-LEARN samples per ``(s_g, h, a_g)`` (``None``: exact expectation, small ``k``;
+        on generative games: draws per Bellman target).
     local_solvers
-        L-LEARN solvers to try (``"induced-vi"``, ``"direct"``, ``"chained"``).
+        L-LEARN solvers to try (default ``("induced-vi", "direct")`` on tabular games,
+        ``("trpo", "trpo-representative")`` on generative ones).
     k_full
         If given (``pi_g.k < k_full <= n``), also learn a G-LEARN policy with this larger
         subsample as a proxy for the full-information comparator.
@@ -319,37 +397,44 @@ def estimate_nash_gap(
     g_learn_options, l_learn_options
         Extra keyword arguments for ``g_learn`` and, per solver name, for ``l_learn``.
     """
-    from altmarl.glearn import g_learn
     from altmarl.llearn import l_learn
 
+    generative = isinstance(game, GenerativeGame)
+    g_learn = _g_learner(generative)
+    if local_solvers is None:
+        local_solvers = GENERATIVE_LOCAL_SOLVERS if generative else TABULAR_LOCAL_SOLVERS
     rollouts = check_int("rollouts", rollouts, minimum=2)
     horizon = check_int("horizon", horizon, minimum=2)
+    S = check_int("seeds", seeds if seeds is not None else (GENERATIVE_SEEDS if generative
+                                                            else 1), minimum=1)
     if k_full is not None:
         k_full = game.check_k(k_full)
     t0 = time.perf_counter()
-    # learners' seeds from child 0 of the root seed, the selection seed from child 1
+    # learners' seeds from child 0 of the root seed, the selection seeds from child 1 (and
+    # child (3, e)), the further evaluation seeds from child (2, e)
     learn_seeds = [int(x) for x in child(seed, 0).generate_state(2 + len(local_solvers))]
-    sel_seed = int_seed(child(seed, 1))
-    cur = evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=seed,
-                   workers=workers)
+    sel_seeds = [int_seed(child(seed, 1))] + [int_seed(child(seed, 3, e)) for e in range(1, S)]
+    eval_seeds = [seed] + [int_seed(child(seed, 2, e)) for e in range(1, S)]
+    curs = [evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=s,
+                     workers=workers) for s in eval_seeds]
     gopts = dict(g_learn_options or {})
 
     # global deviations: G-LEARN at the same k (+ extras)
     g_cands: dict[str, Any] = {}
-    g_cands[f"g_learn(k={pi_g.k}, m={m})"] = g_learn(game, pi_l, k=pi_g.k, m=m,
+    g_cands[f"g_learn(k={pi_g.k}, m={m})"] = g_learn(game, pi_l, k=pi_g.k, m=_m(m, generative),
                                                      seed=learn_seeds[0], **gopts)
     for name, p in (extra_global or {}).items():
         if p.k != pi_g.k:
             raise ValueError(f"extra_global[{name!r}].k = {p.k}: expected k = {pi_g.k} "
                              "(restricted comparator)")
         g_cands[name] = p
-    gap_g = _best_deviation(game, "global", g_cands, (pi_g, pi_l), cur, rollouts, horizon,
-                            sel_seed, workers)
+    gap_g = _best_deviation(game, "global", g_cands, (pi_g, pi_l), curs, rollouts, horizon,
+                            sel_seeds, workers)
     gap_g_full = None
     if k_full is not None:
-        dev = g_learn(game, pi_l, k=k_full, m=m, seed=learn_seeds[1], **gopts)
+        dev = g_learn(game, pi_l, k=k_full, m=_m(m, generative), seed=learn_seeds[1], **gopts)
         gap_g_full = _best_deviation(game, "global", {f"g_learn(k={k_full}, m={m})": dev},
-                                     (pi_g, pi_l), cur, rollouts, horizon, sel_seed, workers)
+                                     (pi_g, pi_l), curs, rollouts, horizon, sel_seeds, workers)
 
     # local deviations: every requested L-LEARN solver (+ extras)
     l_cands: dict[str, Any] = {}
@@ -361,10 +446,11 @@ def estimate_nash_gap(
     l_cands.update(extra_local or {})
     if not l_cands:
         raise ValueError("local_solvers: expected at least one solver or extra_local policy")
-    gap_l = _best_deviation(game, "local", l_cands, (pi_g, pi_l), cur, rollouts, horizon,
-                            sel_seed, workers)
-    return NashGapEstimate(cur, gap_g, gap_l, gap_g_full, rollouts, horizon, seed,
-                           time.perf_counter() - t0)
+    gap_l = _best_deviation(game, "local", l_cands, (pi_g, pi_l), curs, rollouts, horizon,
+                            sel_seeds, workers)
+    return NashGapEstimate(curs[0], gap_g, gap_l, gap_g_full, rollouts, horizon, seed,
+                           time.perf_counter() - t0, seeds=S,
+                           seed_values=[float(c.mean) for c in curs])
 
 
 __all__ = [
@@ -373,4 +459,5 @@ __all__ = [
     "NashGapResult",
     "estimate_nash_gap",
     "exact_nash_gap",
+    "student_t_quantile",
 ]
