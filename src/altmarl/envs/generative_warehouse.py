@@ -71,7 +71,7 @@ def continuous_warehouse(n: int = 500, check: str = "first", **params: Any) -> G
     return GenerativeGame(
         n=env.n, gamma=env.gamma, num_global_actions=env.n_ag, num_local_actions=env.n_al,
         reset=reset, step=step, observe=Histogram(env.bin_edges[1:-1]),
-        name="continuous-warehouse", r_max=env.r_max, check=check,
+        name="continuous-warehouse", r_min=env.r_min, r_max=env.r_max, check=check,
         meta={"env": env.to_json(), "source": "altmarl.continuous.env.ContinuousWarehouse"})
 
 
