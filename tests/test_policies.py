@@ -149,7 +149,8 @@ def test_huge_k_in_metadata_is_refused_by_logarithms(tmp_path, tiny_game):
     """k = S_l = 10^6 in a 5 KB file: refused at once (issue 18: a CPU-minute binomial)."""
     import time
 
-    p = _global_file(tmp_path, tiny_game, k=10**6, spaces={"S_l": 10**6})
+    p = _global_file(tmp_path, tiny_game, k=10**6, spaces={"S_l": 10**6},
+                     sampling={"k": 10**6})
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match="cannot be .*for meta.k = 1000000"):
         am.GlobalPolicy.load(p)

@@ -132,7 +132,7 @@ def test_mismatched_policies_are_rejected(warehouse):
 
 def test_scalar_and_array_subsample_paths_give_identical_numbers():
     """Small batches use scalar hypergeometric calls in the array call's stream order."""
-    from altmarl.simulate import _SCALAR_ROWS
+    from altmarl.sampling import SCALAR_ROWS as _SCALAR_ROWS
 
     N = np.random.default_rng(0).multinomial(50, [0.1, 0.2, 0.3, 0.4], size=_SCALAR_ROWS)
     small = subsample_histograms(N, 7, np.random.default_rng(9))

@@ -2,7 +2,7 @@
 local agents via mean-field subsampling (arXiv 2603.03759). See docs/ (docs/math.md for the
 formulas, docs/architecture.md for the layout)."""
 
-from altmarl import envs, exact, generative, glearn
+from altmarl import envs, exact, generative, glearn, sampling
 from altmarl.alternating import AlternatingResult, alternating_marl
 from altmarl.evaluation import Evaluation, evaluate
 from altmarl.game import DirichletInit, IIDInit, TabularGame
@@ -45,5 +45,6 @@ __all__ = [
     "record_logs",
     "rollout_agents",
     "rollout_counts",
+    "sampling",
     "unrank",
 ]

@@ -10,8 +10,9 @@ seed through these helpers.
 * :func:`derive_seed` — a 64-bit integer seed of the child ``key`` of an integer root;
 * :func:`tie_seed` — the seed of G-LEARN's tie-breaking stream (SPEC 4).
 
-The sampling primitives of the count simulator (multivariate hypergeometric, sequential
-subsample, categorical rows) live in :mod:`altmarl.simulate`.
+The sampling primitives of the count simulator live in :mod:`altmarl.sampling` (subsamples:
+multivariate hypergeometric, sequential, weighted) and :mod:`altmarl.simulate` (categorical
+rows).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from altmarl.game import TabularGame
 from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
 from altmarl.generative.simulator import simulate as simulate_generative
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
 from altmarl.threads import default_threads
 
@@ -112,17 +113,21 @@ def simulate_batched(
     simulator: str = "counts",
     record_counts: bool = True,
     reward_model: RewardModel | None = None,
+    sampling: Scheme | None = None,
 ) -> Trajectories:
     """Run the simulator in fixed, independently seeded chunks and concatenate them.
 
     ``reward_model`` (count simulator only) draws stochastic rewards, see
-    :func:`altmarl.simulate.rollout_counts`."""
+    :func:`altmarl.simulate.rollout_counts`; ``sampling`` the global agent's sampling scheme
+    (default the policy's own)."""
     if simulator not in ("counts", "agents"):
         raise ValueError(f"simulator = {simulator!r}: expected 'counts' or 'agents'")
     if reward_model is not None and simulator != "counts":
         raise ValueError("reward_model: stochastic rewards are drawn by the count simulator "
                          "only; use simulator='counts'")
     extra: dict[str, Any] = {} if reward_model is None else {"reward_model": reward_model}
+    if sampling is not None:
+        extra["sampling"] = sampling
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     sizes = _chunks(rollouts)
     seqs = ss.spawn(len(sizes))
@@ -158,6 +163,7 @@ def evaluate(
     workers: int | None = None,
     simulator: str = "counts",
     reward_model: RewardModel | None = None,
+    sampling: Scheme | None = None,
 ) -> Evaluation:
     """Estimate ``V(pi_g, pi_l)`` (SPEC eq. 2) by online execution (Algorithm 5).
 
@@ -174,6 +180,12 @@ def evaluate(
     reward_model
         Optional :class:`altmarl.RewardModel` (Appendix F): rewards are drawn
         from it (count simulator only); ``truncation_bound`` then uses its ``r_max``.
+    sampling
+        How the global agent's sample is drawn (:mod:`altmarl.sampling`, SPEC 12). Default:
+        the policy's own scheme (``pi_g.sampling``, ``Uniform(k)`` unless it was made for
+        another). Another scheme executes the policy under it (e.g. a uniformly trained
+        policy under ``Weighted`` telemetry); its samples must be histograms the policy can
+        act on (``ValueError`` otherwise). ``extra["sampling"]`` records the scheme used.
 
     A :class:`~altmarl.generative.GenerativeGame`, or policies that are not the tabular
     classes (any object with the protocol of :mod:`altmarl.generative.policies`), are
@@ -185,6 +197,9 @@ def evaluate(
         if reward_model is not None:
             raise ValueError("reward_model: stochastic rewards need a tabular game and tabular "
                              "policies (count simulator)")
+        if sampling is not None:
+            raise ValueError("sampling: sampling schemes need a tabular game and tabular "
+                             "policies (altmarl.sampling)")
         gen = game if isinstance(game, GenerativeGame) else game.as_generative()
         return evaluate_generative(gen, pi_g, pi_l, rollouts, horizon, seed, workers)
     if isinstance(rollouts, bool) or not isinstance(rollouts, int | np.integer) or rollouts < 1:
@@ -192,7 +207,8 @@ def evaluate(
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
     traj = simulate_batched(game, pi_g, pi_l, int(rollouts), int(horizon), seed, workers, simulator,
-                            reward_model=reward_model)
+                            reward_model=reward_model, sampling=sampling)
+    used = pi_g.sampling if sampling is None else sampling
     r_max = game.r_max if reward_model is None else reward_model.r_max
     returns = traj.discounted_returns(game.gamma)
     R = returns.size
@@ -215,6 +231,7 @@ def evaluate(
         rollouts=R,
         horizon=int(horizon),
         seed=seed,
+        extra={} if sampling is None else {"sampling": used.to_json()},
     )
 
 
@@ -248,13 +265,15 @@ def mc_evaluator(
     horizon: int = 100,
     seed: int = 0,
     workers: int | None = None,
+    sampling: Scheme | None = None,
 ) -> Evaluator:
     """Monte-Carlo evaluator with a fixed seed (SPEC 3): every call uses the same seed, so
-    two calls are common-random-numbers estimates (same initial states per rollout)."""
+    two calls are common-random-numbers estimates (same initial states per rollout).
+    ``sampling``: the scheme every evaluation draws with (default each policy's own)."""
 
     def ev(pi_g: GlobalPolicy, pi_l: LocalPolicy) -> ValueEstimate:
         e = evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=seed,
-                     workers=workers)
+                     workers=workers, sampling=sampling)
         se = e.stderr if math.isfinite(e.stderr) else 0.0
         return ValueEstimate(e.mean, se, e.returns)
 

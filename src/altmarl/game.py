@@ -134,6 +134,51 @@ class DirichletInit:
         return {"type": "dirichlet", "rho_g": self.rho_g.tolist(), "alpha": self.alpha.tolist()}
 
 
+@dataclass(frozen=True)
+class TypedInit:
+    """Initial law of a typed population (SPEC 12): ``s_g ~ rho_g``; exactly ``n_c`` agents
+    of type ``c``, each starting i.i.d. in a state ``x`` of its type with probability
+    ``rho_l[x] / sum_{y of type c} rho_l[y]`` (default: uniform over the states of its type).
+    The counts of type ``c`` are ``Multinomial(n_c, .)``, independent across types."""
+
+    rho_g: FloatArray
+    rho_l: FloatArray
+    types: IntArray
+    type_counts: tuple[int, ...]
+
+    def _groups(self) -> list[tuple[IntArray, FloatArray]]:
+        out = []
+        for c in range(len(self.type_counts)):
+            g = np.flatnonzero(self.types == c)
+            p = self.rho_l[g]
+            out.append((g, p / p.sum()))
+        return out
+
+    def sample(self, rng: np.random.Generator, size: int, n: int) -> tuple[IntArray, IntArray]:
+        s_g = rng.choice(self.rho_g.size, size=size, p=self.rho_g).astype(np.int64)
+        counts = np.zeros((size, self.rho_l.size), dtype=np.int64)
+        for (g, p), nc in zip(self._groups(), self.type_counts, strict=True):
+            counts[:, g] = rng.multinomial(nc, p, size=size)
+        return s_g, counts
+
+    def log_pmf(self, s_g: IntArray, counts: IntArray, n: int) -> FloatArray:
+        counts = np.asarray(counts, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            out = np.log(self.rho_g)[s_g].astype(np.float64)
+        for (g, p), nc in zip(self._groups(), self.type_counts, strict=True):
+            sub = counts[..., g]
+            with np.errstate(divide="ignore"):
+                lp = np.log(p)
+            term = np.where(sub > 0, sub * lp, 0.0).sum(axis=-1)
+            ok = sub.sum(axis=-1) == nc
+            out = out + np.where(ok, _multinomial_log_coef(sub, nc) + term, -np.inf)
+        return np.asarray(out, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "typed", "rho_g": self.rho_g.tolist(), "rho_l": self.rho_l.tolist(),
+                "types": self.types.tolist(), "type_counts": list(self.type_counts)}
+
+
 def init_from_json(d: dict[str, Any]) -> InitialDistribution:
     """Rebuild an initial distribution written by ``to_json``."""
     kind = d.get("type")
@@ -141,7 +186,11 @@ def init_from_json(d: dict[str, Any]) -> InitialDistribution:
         return IIDInit(np.asarray(d["rho_g"], float), np.asarray(d["rho_l"], float))
     if kind == "dirichlet":
         return DirichletInit(np.asarray(d["rho_g"], float), np.asarray(d["alpha"], float))
-    raise ValueError(f"init.type = {kind!r}: expected 'iid' or 'dirichlet'")
+    if kind == "typed":
+        return TypedInit(np.asarray(d["rho_g"], float), np.asarray(d["rho_l"], float),
+                         np.asarray(d["types"], np.int64),
+                         tuple(int(v) for v in d["type_counts"]))
+    raise ValueError(f"init.type = {kind!r}: expected 'iid', 'dirichlet' or 'typed'")
 
 
 # ---------------------------------------------------------------------------
@@ -165,9 +214,17 @@ class TabularGame:
         Number of local agents (``>= 1``).
     init
         Initial distribution: ``None`` (uniform ``s_g``, i.i.d. uniform local states),
-        a pair ``(rho_g, rho_l)``, or an :class:`InitialDistribution` object.
+        a pair ``(rho_g, rho_l)``, or an :class:`InitialDistribution` object. For a typed
+        game: ``None`` (uniform ``s_g``, each agent uniform over the states of its type),
+        a pair (``rho_l`` is normalized within each type) or a :class:`TypedInit`.
     name
         A label used in files and plots.
+    types, type_counts
+        A typed population (SPEC 12, paper Appendix H): ``types[s_l]`` in ``0..C-1`` is the
+        type of local state ``s_l`` (every type has at least one state) and exactly
+        ``type_counts[c] >= 1`` agents have type ``c`` (``sum = n``). ``P_l`` must never move
+        an agent to a state of another type. Default: one type (``types = 0``,
+        ``type_counts = (n,)``).
     """
 
     P_g: FloatArray
@@ -180,6 +237,10 @@ class TabularGame:
     name: str = "game"
     #: free-form metadata (e.g. environment parameters) kept in run directories
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the type of each local state (SPEC 12), ``(|S_l|,)`` ints in ``0..C-1``
+    types: IntArray = field(default=None)  # type: ignore[arg-type]
+    #: agents per type, ``sum = n``
+    type_counts: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -192,6 +253,9 @@ class TabularGame:
         init: InitSpec = None,
         name: str = "game",
         meta: dict[str, Any] | None = None,
+        *,
+        types: ArrayLike | None = None,
+        type_counts: ArrayLike | None = None,
     ) -> None:
         pg = as_float_array("P_g", P_g, 3)
         pl = as_float_array("P_l", P_l, 4)
@@ -233,7 +297,13 @@ class TabularGame:
                 RewardWarning,
                 stacklevel=2,
             )
-        init_obj = _make_init(init, n_sg, n_sl)
+        tt, tc = check_types(types, type_counts, n_sl, nn)
+        if len(tc) > 1:
+            check_type_preserving(pl, tt)
+        init_obj = _make_init(init, n_sg, n_sl, tt, tc)
+        tt.setflags(write=False)
+        object.__setattr__(self, "types", tt)
+        object.__setattr__(self, "type_counts", tc)
         for a, v in (("P_g", pg), ("P_l", pl), ("r_g", rg), ("r_l", rl)):
             v.setflags(write=False)
             object.__setattr__(self, a, v)
@@ -263,6 +333,16 @@ class TabularGame:
     def n_al(self) -> int:
         """``|A_l|``."""
         return int(self.P_l.shape[2])
+
+    @property
+    def n_types(self) -> int:
+        """``C``, the number of agent types (1 for an untyped game)."""
+        return len(self.type_counts)
+
+    @property
+    def typed(self) -> bool:
+        """Whether the population has more than one type (SPEC 12)."""
+        return self.n_types > 1
 
     @property
     def spaces(self) -> dict[str, int]:
@@ -310,11 +390,20 @@ class TabularGame:
         """Validate a subsample size for this game (``1 <= k <= n``)."""
         return check_k(k, self.n)
 
-    def with_n(self, n: int) -> TabularGame:
-        """The same game with another population size."""
-        return TabularGame(
-            self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, n, self.init, self.name, self.meta
-        )
+    def with_n(self, n: int, type_counts: ArrayLike | None = None) -> TabularGame:
+        """The same game with another population size. A typed game takes the new
+        ``type_counts`` (default: the current shares, rounded by largest remainder, at
+        least one agent per type)."""
+        if not self.typed:
+            return TabularGame(self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, n,
+                               self.init, self.name, self.meta)
+        nn = check_int("n", n, self.n_types)
+        tc = scale_counts(self.type_counts, nn) if type_counts is None else type_counts
+        init: InitSpec = self.init
+        if isinstance(self.init, TypedInit):
+            init = (self.init.rho_g, self.init.rho_l)
+        return TabularGame(self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, nn, init,
+                           self.name, self.meta, types=self.types, type_counts=tc)
 
     def as_generative(self, check: str = "first") -> GenerativeGame:
         """This game as a :class:`~altmarl.generative.GenerativeGame` with the same law
@@ -329,11 +418,22 @@ class TabularGame:
             h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
             h.update(str(arr.shape).encode())
         h.update(repr(self.gamma).encode())
+        if self.typed:  # untyped games keep their fingerprint
+            h.update(b"types" + np.ascontiguousarray(self.types, dtype="<i8").tobytes())
         return h.hexdigest()[:16]
 
     def sample_init(self, rng: np.random.Generator, size: int) -> tuple[IntArray, IntArray]:
-        """Draw ``size`` initial states ``(s_g, counts)``."""
-        return self.init.sample(rng, size, self.n)
+        """Draw ``size`` initial states ``(s_g, counts)`` (for a typed game, checked to have
+        the per-type sums ``type_counts``)."""
+        s_g, counts = self.init.sample(rng, size, self.n)
+        if self.typed and not isinstance(self.init, TypedInit):
+            sums = np.stack([counts[:, self.types == c].sum(axis=1)
+                             for c in range(self.n_types)], axis=1)
+            if np.any(sums != np.asarray(self.type_counts)):
+                raise ValueError(f"game.init: drew per-type counts {sums[0].tolist()}, expected "
+                                 f"type_counts = {list(self.type_counts)} (typed game "
+                                 f"{self.name!r})")
+        return s_g, counts
 
     def joint_kernel(self, pi_l_table: ArrayLike) -> FloatArray:
         """Joint law of one agent's action and next state under a shared local policy
@@ -370,6 +470,9 @@ class TabularGame:
         meta = {"format": GAME_FORMAT, "version": GAME_FORMAT_VERSION, "name": self.name,
                 "gamma": self.gamma, "n": self.n, "init": self.init.to_json(),
                 "spaces": self.spaces, "fingerprint": self.fingerprint(), "meta": self.meta}
+        if self.typed:
+            meta["types"] = self.types.tolist()
+            meta["type_counts"] = list(self.type_counts)
         return save_npz(path, to_jsonable(meta),
                         {"P_g": self.P_g, "P_l": self.P_l, "r_g": self.r_g, "r_l": self.r_l})
 
@@ -397,7 +500,8 @@ class TabularGame:
         try:
             game = cls(arrays["P_g"], arrays["P_l"], arrays["r_g"], arrays["r_l"],
                        meta["gamma"], meta["n"], init=init_from_json(meta["init"]),
-                       name=meta.get("name", "game"), meta=meta.get("meta") or {})
+                       name=meta.get("name", "game"), meta=meta.get("meta") or {},
+                       types=meta.get("types"), type_counts=meta.get("type_counts"))
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{path}: {exc}") from None
         for label, want in (("the file's metadata", meta.get("spaces")), ("expected", spaces)):
@@ -411,9 +515,10 @@ class TabularGame:
         return game
 
     def __repr__(self) -> str:
+        typed = f", type_counts={list(self.type_counts)}" if self.typed else ""
         return (
             f"TabularGame(name={self.name!r}, |S_g|={self.n_sg}, |A_g|={self.n_ag}, "
-            f"|S_l|={self.n_sl}, |A_l|={self.n_al}, n={self.n}, gamma={self.gamma})"
+            f"|S_l|={self.n_sl}, |A_l|={self.n_al}, n={self.n}, gamma={self.gamma}{typed})"
         )
 
 
@@ -425,7 +530,74 @@ def check_game(game: Any, name: str = "game") -> TabularGame:
     return game
 
 
-def _make_init(init: InitSpec, n_sg: int, n_sl: int) -> InitialDistribution:
+def check_types(types: ArrayLike | None, type_counts: ArrayLike | None, n_sl: int,
+                n: int) -> tuple[IntArray, tuple[int, ...]]:
+    """The validated ``(types, type_counts)`` of a game (SPEC 12): labels ``0..C-1`` on the
+    ``|S_l|`` local states, none empty, and ``C`` counts ``>= 1`` summing to ``n``; both
+    ``None`` is the untyped game (one type). ``ValueError`` naming the field otherwise."""
+    if types is None and type_counts is None:
+        return np.zeros(n_sl, dtype=np.int64), (n,)
+    if types is None or type_counts is None:
+        missing = "types" if types is None else "type_counts"
+        raise ValueError(f"{missing}: a typed game needs both types and type_counts")
+    t = np.asarray(types)
+    if t.shape != (n_sl,):
+        raise ValueError(f"types: expected one label per local state, shape ({n_sl},), got "
+                         f"{t.shape}")
+    if t.dtype.kind not in "iu" and not (t.dtype.kind == "f" and np.all(t == np.round(t))):
+        raise ValueError(f"types: expected integer labels, got dtype {t.dtype}")
+    t = t.astype(np.int64)
+    tc_arr = np.asarray(type_counts)
+    if tc_arr.ndim != 1 or tc_arr.size == 0:
+        raise ValueError(f"type_counts: expected a sequence (n_0, ..., n_(C-1)), got "
+                         f"{type_counts!r}"[:200])
+    C = int(tc_arr.size)
+    bad = np.flatnonzero((t < 0) | (t >= C))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"types[{i}] = {t[i]}: expected a label in 0..{C - 1} "
+                         f"(C = {C} = len(type_counts))")
+    for c in range(C):
+        if not (t == c).any():
+            raise ValueError(f"types: type {c} has no local state (labels must be 0..{C - 1}, "
+                             "none empty)")
+    tc = tuple(check_int(f"type_counts[{c}]", v, 1) for c, v in enumerate(tc_arr.tolist()))
+    if sum(tc) != n:
+        raise ValueError(f"type_counts: sum {sum(tc)} != n = {n} (exactly n_c agents of type c, "
+                         "sum = n)")
+    return t, tc
+
+
+def check_type_preserving(P_l: FloatArray, types: IntArray) -> None:
+    """``ValueError`` naming ``P_l`` and the index when ``P_l`` moves an agent to a state of
+    another type (SPEC 12: an agent's type never changes)."""
+    cross = types[:, None, None, None] != types[None, None, None, :]
+    bad = (P_l > 0) & cross
+    if bad.any():
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"P_l{list(i)} = {float(P_l[i])!r}: moves an agent of type {types[i[0]]} "
+                         f"(state {i[0]}) to state {i[3]} of type {types[i[3]]}; expected 0 "
+                         "(P_l never changes an agent's type)")
+
+
+def scale_counts(counts: tuple[int, ...], n: int) -> tuple[int, ...]:
+    """``counts`` rescaled to sum ``n`` (largest remainder), each at least 1."""
+    C = len(counts)
+    tot = sum(counts)
+    base = [max(1, (c * (n - C)) // tot) for c in counts]
+    # distribute what is left by largest remainder of the exact shares
+    left = n - sum(base)
+    rema = sorted(range(C), key=lambda i: -(counts[i] * n / tot - base[i]))
+    for j in range(max(0, left)):
+        base[rema[j % C]] += 1
+    return tuple(base)
+
+
+def _make_init(init: InitSpec, n_sg: int, n_sl: int, types: IntArray | None = None,
+               type_counts: tuple[int, ...] = ()) -> InitialDistribution:
+    if len(type_counts) > 1:
+        assert types is not None
+        return _make_typed_init(init, n_sg, n_sl, types, type_counts)
     if init is None:
         return IIDInit(np.full(n_sg, 1.0 / n_sg), np.full(n_sl, 1.0 / n_sl))
     if isinstance(init, tuple):
@@ -450,6 +622,46 @@ def _make_init(init: InitSpec, n_sg: int, n_sl: int) -> InitialDistribution:
                 f"init.alpha: expected {n_sl} finite positive concentrations, got {init.alpha!r}"
             )
     elif not (hasattr(init, "sample") and hasattr(init, "log_pmf")):
+        raise ValueError(
+            "init: expected None, a pair (rho_g, rho_l) or an object with sample() and log_pmf()"
+        )
+    return init
+
+
+def _make_typed_init(init: InitSpec, n_sg: int, n_sl: int, types: IntArray,
+                     type_counts: tuple[int, ...]) -> InitialDistribution:
+    """The initial law of a typed game: :class:`TypedInit` from ``None`` / a pair / a
+    ``TypedInit``; another object with ``sample`` and ``log_pmf`` is accepted (its draws
+    are checked for the per-type sums); an i.i.d. or Dirichlet law over all of ``S_l``
+    is refused (it would not keep ``n_c`` agents per type)."""
+    if isinstance(init, IIDInit | DirichletInit):
+        raise ValueError(f"init: a {type(init).__name__} does not keep type_counts agents per "
+                         "type; pass a pair (rho_g, rho_l) or an altmarl.game.TypedInit")
+    if init is None or isinstance(init, tuple):
+        if isinstance(init, tuple) and len(init) != 2:
+            raise ValueError("init: expected a pair (rho_g, rho_l) or an InitialDistribution")
+        rho_g = (np.full(n_sg, 1.0 / n_sg) if init is None
+                 else as_float_array("init.rho_g", init[0], 1))
+        rho_l = np.ones(n_sl) if init is None else as_float_array("init.rho_l", init[1], 1)
+        if rho_g.shape != (n_sg,):
+            raise ValueError(f"init.rho_g: expected shape ({n_sg},), got {rho_g.shape}")
+        check_stochastic("init.rho_g", rho_g)
+        if rho_l.shape != (n_sl,) or not (np.isfinite(rho_l).all() and (rho_l >= 0).all()):
+            raise ValueError(f"init.rho_l: expected {n_sl} finite non-negative weights")
+        for c in range(len(type_counts)):
+            if not (rho_l[types == c] > 0).any():
+                raise ValueError(f"init.rho_l: no mass on the states of type {c}")
+        t = types.copy()
+        t.setflags(write=False)
+        return TypedInit(rho_g, rho_l, t, tuple(type_counts))
+    if isinstance(init, TypedInit):
+        if (init.rho_g.shape != (n_sg,) or init.rho_l.shape != (n_sl,)
+                or not np.array_equal(init.types, types)
+                or tuple(init.type_counts) != tuple(type_counts)):
+            raise ValueError("init: a TypedInit for other spaces, types or type_counts than "
+                             "the game's")
+        return init
+    if not (hasattr(init, "sample") and hasattr(init, "log_pmf")):
         raise ValueError(
             "init: expected None, a pair (rho_g, rho_l) or an object with sample() and log_pmf()"
         )

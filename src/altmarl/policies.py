@@ -6,13 +6,20 @@
   ``(|S_g|, |H_k|)`` indexed by the combinatorial rank of :mod:`altmarl.histogram`,
   optionally with the ``Q`` table it is greedy for.
 
-File format (version 1): a ``.npz`` archive written with NumPy, read with
-``allow_pickle=False``. It holds the arrays (``table`` for a local policy; ``actions``
-and optionally ``q`` for a global policy) and ``meta``, a 0-d unicode array holding
-JSON: ``{"format": "altmarl.local_policy" | "altmarl.global_policy", "version": 1,
-"spaces": {"S_g", "A_g", "S_l", "A_l"}, "k": ..., "game": {"name", "fingerprint"},
-"info": {...}}``. Loading checks the format, the version, array shapes and dtypes, and,
-when a game is given, its spaces (always) and its fingerprint (``strict=True``).
+File format: a ``.npz`` archive written with NumPy, read with ``allow_pickle=False``. It
+holds the arrays (``table`` for a local policy; ``actions`` and optionally ``q`` for a
+global policy) and ``meta``, a 0-d unicode array holding JSON: ``{"format":
+"altmarl.local_policy" | "altmarl.global_policy", "version": ..., "spaces": {"S_g", "A_g",
+"S_l", "A_l"}, "k": ..., "game": {"name", "fingerprint"}, "info": {...}}``. Local policies
+are version 1. Global policies are version 2, which adds ``"sampling"``: the subsampling
+scheme the policy was made for (SPEC 12; :meth:`altmarl.sampling.Uniform.to_json` and its
+siblings: ``{"scheme": "uniform", "k": k}``, ``{"scheme": "stratified", "ks": [...],
+"types": [...]}``, ``{"scheme": "weighted", "w": [...], "k": k}``); version-1 global files
+load as ``Uniform(k)``. Loading checks the format, the version, array shapes and dtypes,
+the scheme (its total size is ``k``; its observation count is the number of columns) and,
+when a game is given, its spaces (always), the scheme against the game (types, weights)
+and its fingerprint (``strict=True``); a file made for another scheme than the caller's
+``sampling`` is rejected.
 """
 
 from __future__ import annotations
@@ -37,18 +44,19 @@ from altmarl.game import TabularGame
 from altmarl.generative.tabular import alias_tables, sample_alias
 from altmarl.histogram import (
     check_table_size,
-    enumerate_histograms,
     log_num_histograms,
     num_histograms,
-    rank,
 )
 from altmarl.io import load_npz, save_npz, to_jsonable
 from altmarl.limits import INT64_MAX, MAX_HISTOGRAM_ENTRIES, MAX_SPACE
+from altmarl.sampling import Scheme, Stratified, Uniform, from_json, type_groups
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 FORMAT_VERSION = 1
+#: version of global policy files (2: the sampling scheme is in ``meta``)
+GLOBAL_FORMAT_VERSION = 2
 _LOCAL_FORMAT = "altmarl.local_policy"
 _GLOBAL_FORMAT = "altmarl.global_policy"
 
@@ -62,7 +70,9 @@ def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any)
     return save_npz(path, meta, arrays)
 
 
-def _load_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _load_npz(path: str | os.PathLike[str], expected_format: str,
+              versions: tuple[int, ...] = (FORMAT_VERSION,)
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a policy file's container and ``meta`` (format, version, spaces,
     ``game`` and ``info`` objects): the file is untrusted, so every entry is type-checked
     before it is used (``ValueError`` naming the file and the entry)."""
@@ -72,10 +82,11 @@ def _load_npz(path: str | os.PathLike[str], expected_format: str) -> tuple[dict[
     if fmt != expected_format:
         raise ValueError(f"{p}: format = {_short(fmt)}, expected {expected_format!r}")
     version = meta.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in versions:
+        shown = " or ".join(str(v) for v in versions)
         raise ValueError(
             f"{p}: format version {_short(version)} is not supported (this altmarl reads "
-            f"version {FORMAT_VERSION}, an integer)"
+            f"version {shown}, an integer)"
         )
     spaces = meta.get("spaces")
     if not isinstance(spaces, dict) or set(spaces) != {"S_g", "A_g", "S_l", "A_l"}:
@@ -245,14 +256,18 @@ class LocalPolicy:
 
 
 class GlobalPolicy:
-    """Global policy ``pi_g(s_g, h) -> a_g`` on ``k``-sample histograms (SPEC 2, mean-field
-    parameterization).
+    """Global policy ``pi_g(s_g, h) -> a_g`` on the histograms ``h`` of a ``k``-sample (SPEC 2,
+    mean-field parameterization; SPEC 12 for the sampling schemes).
 
     Attributes
     ----------
-    k : subsample size
-    actions : ``(|S_g|, |H_k|)`` int table, ``actions[s_g, rank(h)]``
-    q : optional ``(|S_g|, |H_k|, |A_g|)`` table the policy is greedy for
+    k : total subsample size
+    sampling : the scheme the policy was made for (:mod:`altmarl.sampling`; default
+        ``Uniform(k)``); its observations index the columns and it is the scheme
+        :func:`altmarl.evaluate` draws with unless told otherwise
+    actions : ``(|S_g|, |O|)`` int table, ``actions[s_g, sampling.index(h)]`` (``|O| = |H_k|``
+        for ``Uniform`` / ``Weighted``; the product of per-type counts for ``Stratified``)
+    q : optional ``(|S_g|, |O|, |A_g|)`` table the policy is greedy for
     info : dict of learner diagnostics (iterations, residual, samples, wall time, ...)
     """
 
@@ -264,6 +279,7 @@ class GlobalPolicy:
         q: ArrayLike | None = None,
         info: dict[str, Any] | None = None,
         game: TabularGame | None = None,
+        sampling: Scheme | None = None,
     ) -> None:
         a = np.array(as_int_array("pi_g.actions", actions, 2), dtype=np.int64)
         self.k = check_int("pi_g.k", k, 1, INT64_MAX)
@@ -271,8 +287,29 @@ class GlobalPolicy:
         if a.size and (a.min() < 0 or a.max() >= self.n_ag):
             raise ValueError(f"pi_g.actions: expected values in 0..{self.n_ag - 1}")
         self.n_sg = int(a.shape[0])
-        # infer |S_l| from |H_k| = C(k + d - 1, d - 1)
-        self.n_sl = _infer_d(self.k, int(a.shape[1]))
+        scheme: Scheme = Uniform(self.k) if sampling is None else sampling
+        if scheme.k != self.k:
+            raise ValueError(f"pi_g.sampling = {scheme.describe()}: its total sample size "
+                             f"{scheme.k} is not pi_g.k = {self.k}")
+        if game is not None:
+            scheme = scheme.bind(game)
+        if isinstance(scheme, Stratified) and scheme.types is None:
+            raise ValueError("pi_g.sampling: a Stratified scheme needs the game's types "
+                             "(pass game=, or sampling=scheme.bind(game))")
+        self.sampling: Scheme = scheme
+        if isinstance(scheme, Stratified):
+            assert scheme.types is not None
+            self.n_sl = len(scheme.types)
+            cols = scheme.num_observations(self.n_sl)
+            if a.shape[1] != cols:
+                raise ValueError(f"pi_g.actions: {a.shape[1]} columns, expected {cols} "
+                                 f"observations of {scheme.describe()}")
+        else:
+            # infer |S_l| from |H_k| = C(k + d - 1, d - 1)
+            self.n_sl = _infer_d(self.k, int(a.shape[1]))
+            w = getattr(scheme, "w", None)
+            if w is not None and len(w) != self.n_sl:
+                raise ValueError(f"pi_g.sampling: {len(w)} weights for |S_l| = {self.n_sl}")
         if game is not None and (self.n_sg, self.n_sl, self.n_ag) != (game.n_sg, game.n_sl, game.n_ag):
             raise ValueError(
                 f"pi_g: table for |S_g|={self.n_sg}, |S_l|={self.n_sl}, |A_g|={self.n_ag} does not "
@@ -294,73 +331,95 @@ class GlobalPolicy:
     # --- construction ---------------------------------------------------------
     @classmethod
     def from_q(cls, k: int, q: ArrayLike, info: dict[str, Any] | None = None,
-               game: TabularGame | None = None, tie_seed: int | None = None) -> GlobalPolicy:
+               game: TabularGame | None = None, tie_seed: int | None = None,
+               sampling: Scheme | None = None) -> GlobalPolicy:
         """Greedy policy of a ``Q`` table, ``argmax_a Q(s_g, h, a)``.
 
         Ties (within ``1e-12`` relative) are broken by the lowest action index, or, with
         ``tie_seed``, uniformly at random among the maximizers with that seed.
         """
         qq = np.asarray(q, dtype=np.float64)
-        return cls(k, greedy(qq, tie_seed), qq.shape[-1], q=qq, info=info, game=game)
+        return cls(k, greedy(qq, tie_seed), qq.shape[-1], q=qq, info=info, game=game,
+                   sampling=sampling)
 
     @classmethod
     def from_function(cls, game: TabularGame, k: int, fn: Callable[[IntArray, IntArray], ArrayLike],
-                      info: dict[str, Any] | None = None) -> GlobalPolicy:
-        """Tabulate ``fn(s_g, hists) -> a_g`` (vectorized over all ``(s_g, h)``)."""
+                      info: dict[str, Any] | None = None,
+                      sampling: Scheme | None = None) -> GlobalPolicy:
+        """Tabulate ``fn(s_g, hists) -> a_g`` (vectorized over all ``(s_g, h)``, ``h`` the
+        observations of ``sampling``, default ``Uniform(k)``)."""
         check_k(k, game.n)
-        check_table_size("GlobalPolicy.from_function", k, game.n_sl, game.n_sg * game.n_sl,
-                         MAX_HISTOGRAM_ENTRIES)
-        hs = enumerate_histograms(k, game.n_sl)
+        scheme = _scheme_for(game, k, sampling)
+        if isinstance(scheme, Stratified):
+            size = scheme.num_observations(game.n_sl)
+            if size * game.n_sg * game.n_sl > MAX_HISTOGRAM_ENTRIES:
+                raise ValueError(f"GlobalPolicy.from_function: {scheme.describe()} has {size} "
+                                 "observations, too many to tabulate (altmarl.limits)")
+        else:
+            check_table_size("GlobalPolicy.from_function", k, game.n_sl, game.n_sg * game.n_sl,
+                             MAX_HISTOGRAM_ENTRIES)
+        hs = scheme.observations(game.n_sl)
         sg = np.repeat(np.arange(game.n_sg), hs.shape[0])
         hh = np.tile(hs, (game.n_sg, 1))
         a = np.asarray(fn(sg, hh), dtype=np.int64).reshape(game.n_sg, hs.shape[0])
-        return cls(k, a, game.n_ag, info=info, game=game)
+        return cls(k, a, game.n_ag, info=info, game=game, sampling=scheme)
 
     @classmethod
-    def constant(cls, game: TabularGame, k: int, action: int = 0) -> GlobalPolicy:
-        """Always play ``action`` (refused when the table ``|S_g| x |H_k|`` would exceed
+    def constant(cls, game: TabularGame, k: int, action: int = 0,
+                 sampling: Scheme | None = None) -> GlobalPolicy:
+        """Always play ``action`` (refused when the table ``|S_g| x |O|`` would exceed
         ``limits.MAX_TABLE_ENTRIES``)."""
         k = check_k(k, game.n)
         action = check_int("action", action, 0, game.n_ag - 1)
-        size = check_table_size("GlobalPolicy.constant", k, game.n_sl, game.n_sg)
+        scheme = _scheme_for(game, k, sampling)
+        if isinstance(scheme, Stratified):
+            size = scheme.num_observations(game.n_sl)
+            check_int("GlobalPolicy.constant: table entries", size * game.n_sg, 1,
+                      MAX_HISTOGRAM_ENTRIES)
+        else:
+            size = check_table_size("GlobalPolicy.constant", k, game.n_sl, game.n_sg)
         a = np.full((game.n_sg, size), action, dtype=np.int64)
-        return cls(k, a, game.n_ag, info={"kind": f"constant({action})"}, game=game)
+        return cls(k, a, game.n_ag, info={"kind": f"constant({action})"}, game=game,
+                   sampling=scheme)
 
     @classmethod
-    def sample_mode(cls, game: TabularGame, k: int) -> GlobalPolicy:
+    def sample_mode(cls, game: TabularGame, k: int,
+                    sampling: Scheme | None = None) -> GlobalPolicy:
         """Play the most populated state of the sample (requires ``|A_g| = |S_l|``):
         the warehouse heuristic "go where most sampled robots are"."""
         if game.n_ag != game.n_sl:
             raise ValueError("sample_mode: needs |A_g| == |S_l|")
         return cls.from_function(game, k, lambda sg, h: h.argmax(axis=1),
-                                 info={"kind": "sample-mode"})
+                                 info={"kind": "sample-mode"}, sampling=sampling)
 
     # --- acting ---------------------------------------------------------------
     def act(self, s_g: ArrayLike, hist: ArrayLike) -> Any:
-        """``a_g = pi_g(s_g, h)``; vectorized over leading axes of ``s_g`` / ``hist``."""
+        """``a_g = pi_g(s_g, h)``; vectorized over leading axes of ``s_g`` / ``hist``. ``h`` is
+        a count vector over ``S_l`` from the policy's scheme (for ``Stratified``: per-type
+        sums ``k_c``)."""
         h = np.asarray(hist, dtype=np.int64)
         if h.shape[-1] != self.n_sl:
             raise ValueError(f"hist: expected last axis |S_l| = {self.n_sl}, got {h.shape}")
-        sums = h.sum(axis=-1)
-        if np.any(sums != self.k):
-            raise ValueError(f"hist: expected histograms of k = {self.k} samples, got sums {np.unique(sums)}")
-        out = self.actions[np.asarray(s_g, dtype=np.int64), rank(h, self.k)]
+        self.sampling.check_histograms(h)
+        out = self.actions[np.asarray(s_g, dtype=np.int64), self.sampling.index(h)]
         return int(out) if np.ndim(out) == 0 else out
 
     def act_ranked(self, s_g: IntArray, h_rank: IntArray) -> IntArray:
-        """Fast path: actions for already ranked histograms (no checks)."""
+        """Fast path: actions for already indexed histograms (``sampling.index``; no checks)."""
         return self.actions[s_g, h_rank]
 
     # --- files ----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], game: TabularGame | None = None,
              include_q: bool = True) -> Path:
-        """Write the policy (format version 1, see module docstring); returns the path."""
+        """Write the policy (format version 2 with its sampling scheme, see module
+        docstring); returns the path."""
         meta = {
             "format": _GLOBAL_FORMAT,
-            "version": FORMAT_VERSION,
+            "version": GLOBAL_FORMAT_VERSION,
             "spaces": {"S_g": self.n_sg, "A_g": self.n_ag, "S_l": self.n_sl,
                        "A_l": game.n_al if game else (self.n_al if self.n_al is not None else -1)},
             "k": self.k,
+            "sampling": self.sampling.to_json(),
             "game": _game_meta(game) or self._game_meta,
             "info": to_jsonable(self.info),
         }
@@ -370,9 +429,12 @@ class GlobalPolicy:
         return _save_npz(path, meta, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True) -> GlobalPolicy:
-        """Read a global policy file; with ``game``, reject a file made for another game."""
-        meta, arrays = _load_npz(path, _GLOBAL_FORMAT)
+    def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True,
+             sampling: Scheme | None = None) -> GlobalPolicy:
+        """Read a global policy file; with ``game``, reject a file made for another game (or
+        for a scheme that does not fit it); with ``sampling``, reject a file made for
+        another scheme. Version-1 files (no scheme) are ``Uniform(k)`` policies."""
+        meta, arrays = _load_npz(path, _GLOBAL_FORMAT, versions=(1, GLOBAL_FORMAT_VERSION))
         if "actions" not in arrays:
             raise ValueError(f"{path}: global policy file has no 'actions' array")
         acts = arrays["actions"]
@@ -380,25 +442,40 @@ class GlobalPolicy:
             raise ValueError(f"{path}: 'actions' must be integers, got {acts.dtype}")
         sp = meta["spaces"]
         k = check_int(f"{path}: meta.k", meta.get("k"), 1, INT64_MAX)
-        if acts.ndim != 2 or not within_log(log_num_histograms(k, sp["S_l"]), acts.shape[1]):
+        scheme = _file_scheme(path, meta, k, sp["S_l"])
+        log_cols = _log_num_observations(scheme, k, sp["S_l"])
+        if acts.ndim != 2 or not within_log(log_cols, acts.shape[1]):
             raise ValueError(f"{path}: 'actions' has shape {acts.shape}, which cannot be "
-                             f"(|S_g|, |H_k|) = ({sp['S_g']}, C({k} + {sp['S_l']} - 1, "
-                             f"{sp['S_l']} - 1)) for meta.k = {k}")
-        expected = (sp["S_g"], num_histograms(k, sp["S_l"]))
+                             f"(|S_g|, |O|) = ({sp['S_g']}, observations of "
+                             f"{scheme.describe()} over |S_l| = {sp['S_l']}) for meta.k = {k}")
+        expected = (sp["S_g"], scheme.num_observations(sp["S_l"]))
         if acts.shape != expected:
-            raise ValueError(f"{path}: 'actions' has shape {acts.shape}, expected {expected} for k={k}, spaces {sp}")
+            raise ValueError(f"{path}: 'actions' has shape {acts.shape}, expected {expected} for "
+                             f"k={k}, {scheme.describe()}, spaces {sp}")
         if game is not None:
             sp_cmp = dict(sp)
             if sp_cmp.get("A_l") in (-1, None):
                 sp_cmp["A_l"] = game.n_al
             _check_game(path, {**meta, "spaces": sp_cmp}, game, strict)
+            try:
+                scheme = scheme.bind(game)
+            except ValueError as exc:
+                raise ValueError(f"{path}: the policy's scheme does not fit game "
+                                 f"{game.name!r}: {exc}") from None
+        if sampling is not None:
+            want = sampling.bind(game) if game is not None else sampling
+            if want != scheme and not (isinstance(want, Stratified) and want.types is None
+                                       and isinstance(scheme, Stratified)
+                                       and want.ks == scheme.ks):
+                raise ValueError(f"{path}: policy made for sampling {scheme.describe()}, "
+                                 f"expected {want.describe()}")
         q = arrays.get("q")
         if q is not None and q.dtype.kind != "f":
             raise ValueError(f"{path}: 'q' must be floating point, got {q.dtype}")
         if sp["A_g"] == -1:
             raise ValueError(f"{path}: meta.spaces.A_g = -1: a global policy needs |A_g|")
         try:
-            pol = cls(k, acts, sp["A_g"], q=q, info=meta.get("info", {}))
+            pol = cls(k, acts, sp["A_g"], q=q, info=meta.get("info", {}), sampling=scheme)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
         pol._game_meta = meta.get("game", {})
@@ -407,8 +484,59 @@ class GlobalPolicy:
         return pol
 
     def __repr__(self) -> str:
-        return (f"GlobalPolicy(k={self.k}, |S_g|={self.n_sg}, |H_k|={self.actions.shape[1]}, "
-                f"|A_g|={self.n_ag}, kind={self.info.get('kind', self.info.get('method'))!r})")
+        return (f"GlobalPolicy(k={self.k}, |S_g|={self.n_sg}, |O|={self.actions.shape[1]}, "
+                f"|A_g|={self.n_ag}, sampling={self.sampling.describe()}, "
+                f"kind={self.info.get('kind', self.info.get('method'))!r})")
+
+
+def _scheme_for(game: TabularGame, k: int, sampling: Scheme | None) -> Scheme:
+    """``sampling`` (default ``Uniform(k)``) bound to ``game``, with total size ``k``."""
+    scheme: Scheme = Uniform(k) if sampling is None else sampling
+    if scheme.k != k:
+        raise ValueError(f"k = {k}: disagrees with sampling = {scheme.describe()}")
+    return scheme.bind(game)
+
+
+def _file_scheme(path: str | os.PathLike[str], meta: dict[str, Any], k: int, d: int) -> Scheme:
+    """The scheme of a policy file's ``meta`` (version 1: ``Uniform(k)``), checked against
+    ``meta.k`` and ``|S_l|``."""
+    if meta.get("version") == 1:
+        if "sampling" in meta:
+            raise ValueError(f"{path}: meta.sampling in a version-1 file")
+        return Uniform(k)
+    if "sampling" not in meta:
+        raise ValueError(f"{path}: version-2 global policy file without meta.sampling")
+    raw = meta["sampling"]
+    if isinstance(raw, dict):
+        for key in ("types", "w"):
+            v = raw.get(key)
+            if isinstance(v, list) and len(v) != d:
+                raise ValueError(f"{path}: meta.sampling.{key} has {len(v)} entries, "
+                                 f"expected |S_l| = {d}")
+        ks = raw.get("ks")
+        if isinstance(ks, list) and len(ks) > d:
+            raise ValueError(f"{path}: meta.sampling.ks has {len(ks)} entries, more than "
+                             f"|S_l| = {d} types")
+    try:
+        scheme = from_json(raw, "meta.sampling")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if scheme.k != k:
+        raise ValueError(f"{path}: meta.sampling = {scheme.describe()} has total sample size "
+                         f"{scheme.k}, but meta.k = {k}")
+    if isinstance(scheme, Stratified) and scheme.types is None:
+        raise ValueError(f"{path}: meta.sampling.types: a stratified policy file needs the "
+                         "types of its local states")
+    return scheme
+
+
+def _log_num_observations(scheme: Scheme, k: int, d: int) -> float:
+    """``log |O|`` of a scheme by logarithms (bounded work for untrusted files)."""
+    if isinstance(scheme, Stratified):
+        assert scheme.types is not None
+        return sum(log_num_histograms(kc, g.size)
+                   for kc, g in zip(scheme.ks, type_groups(scheme.types), strict=True))
+    return log_num_histograms(k, d)
 
 
 def one_hot(actions: ArrayLike, n_actions: int) -> FloatArray:

@@ -32,8 +32,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl.game import TabularGame
-from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import HYPERGEOM_LIMIT as HYPERGEOM_LIMIT
+from altmarl.sampling import SCALAR_ROWS as SCALAR_ROWS
+from altmarl.sampling import SUBSAMPLE_METHODS as SUBSAMPLE_METHODS
+from altmarl.sampling import Scheme, check_observable, multivariate_hypergeometric
+from altmarl.sampling import sequential_subsample as sequential_subsample
+from altmarl.sampling import subsample_histograms as subsample_histograms
 
 if TYPE_CHECKING:
     from altmarl.glearn.rewards import RewardModel
@@ -41,12 +46,6 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: numpy's hypergeometric sampler needs ngood and nbad below this bound
-_HYPERGEOM_LIMIT = 10**9
-#: up to this many rows, the per-bin hypergeometric draws are made one scalar call per row
-#: (same sampler, same order, hence the same numbers as the array call): NumPy's array
-#: ``hypergeometric`` has a fixed cost of ~30 us per call, a scalar call ~1 us
-_SCALAR_ROWS = 16
 
 
 @dataclass
@@ -90,136 +89,27 @@ def sample_rows(cdf_rows: FloatArray, rng: np.random.Generator) -> IntArray:
     return inverse_cdf_rows(cdf_rows, u)
 
 
-def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
-                                rng: np.random.Generator) -> IntArray:
-    """Multivariate hypergeometric draws, vectorized over leading axes (SPEC 3): how many of
-    ``nsample[...]`` items drawn without replacement from an urn with ``colors[..., c]``
-    items of colour ``c`` have each colour, as conditional hypergeometric draws colour by
-    colour: ``out[..., c] ~ Hypergeometric(colors[..., c], remaining - colors[..., c],
-    left)``. Inputs are trusted (``nsample <= colors.sum(-1) < 10^9``, NumPy's bound).
-
-    Stream order: colours outer, rows (leading axes, C order) inner. Up to
-    ``_SCALAR_ROWS`` rows the draws are scalar calls in that order (the same numbers as
-    the array call, ~30x cheaper per call at small batches)."""
-    colors = np.asarray(colors, dtype=np.int64)
-    C = colors.shape[-1]
-    lead = colors.shape[:-1]
-    flat = colors.reshape(-1, C)
-    rows = flat.shape[0]
-    left0 = np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows)
-    if rows <= _SCALAR_ROWS:
-        cols = flat.T.tolist()
-        rem = flat.sum(axis=1).tolist()
-        lft = left0.tolist()
-        out = []
-        for c in range(C - 1):
-            col = cols[c]
-            row = []
-            for r in range(rows):
-                good = col[r]
-                bad = rem[r] - good
-                v = int(rng.hypergeometric(good, bad, lft[r]))
-                row.append(v)
-                lft[r] -= v
-                rem[r] = bad
-            out.append(row)
-        out.append(lft)
-        return np.array(out, dtype=np.int64).T.reshape(colors.shape).copy()
-    h = np.empty((rows, C), dtype=np.int64)
-    remaining = flat.sum(axis=1)
-    left = left0.copy()
-    for c in range(C - 1):
-        ngood = flat[:, c]
-        nbad = remaining - ngood
-        draw = rng.hypergeometric(ngood, nbad, left)
-        h[:, c] = draw
-        left -= draw
-        remaining = nbad
-    h[:, C - 1] = left
-    return h.reshape(colors.shape)
-
-
-def sequential_subsample(counts: IntArray, u: FloatArray) -> IntArray:
-    """Histogram of ``k = len(u)`` agents drawn one at a time without replacement from each
-    row of ``counts``; draw ``j`` picks a bin by inverse CDF of the uniforms ``u[j]`` (shape
-    ``(k, R)``). Exact multivariate hypergeometric law for any ``n``; callers that need
-    common random numbers pass their own ``u``."""
-    R, d = counts.shape
-    # bins lead (contiguous rows of length R); the bin of draw j is the number of partial
-    # sums rem[0] + ... + rem[i], i < d - 1, that are <= u[j] * tot (the same comparisons as
-    # a cumsum over the bins, ~3x faster than cumsum/sum on a short axis)
-    remT = np.ascontiguousarray(counts.T, dtype=np.float64)
-    tot = remT.sum(axis=0)
-    rows = np.arange(R)
-    hT = np.zeros((d, R), dtype=np.int64)
-    for j in range(u.shape[0]):
-        thr = u[j] * tot
-        c = np.zeros(R)
-        x = np.zeros(R, dtype=np.intp)
-        for i in range(d - 1):
-            c += remT[i]
-            x += c <= thr
-        # u < 1 and integer counts: bin x is never empty
-        hT[x, rows] += 1
-        remT[x, rows] -= 1
-        tot -= 1
-    return np.ascontiguousarray(hT.T)
-
-
-#: the methods of :func:`subsample_histograms`
-SUBSAMPLE_METHODS = ("auto", "hypergeometric", "sequential", "marginals")
-
-
-def subsample_histograms(
-    counts: IntArray, k: int, rng: np.random.Generator, method: str = "auto"
-) -> IntArray:
-    """Histogram of a uniform ``k``-subset drawn without replacement from each row of
-    ``counts`` (multivariate hypergeometric, SPEC 3), vectorized over rows. Exact for any
-    ``n``. ``counts`` is ``(R, |S_l|)`` or one population ``(|S_l|,)`` (then the result is
-    1-d too).
-
-    ``method``: ``"hypergeometric"`` (:func:`multivariate_hypergeometric`: conditional
-    draws per bin; NumPy needs populations below 10^9), ``"sequential"``
-    (:func:`sequential_subsample`: the ``k`` agents drawn one at a time; any ``n``, cost
-    ``O(k)``), ``"marginals"`` (NumPy's ``multivariate_hypergeometric`` row by row: ~20x
-    cheaper than the batched sampler for a single population, another stream), or
-    ``"auto"``: ``"marginals"`` for one 1-d population, else ``"hypergeometric"``, and
-    ``"sequential"`` when ``n >= 10^9``.
-    """
-    if method not in SUBSAMPLE_METHODS:
-        raise ValueError(f"method = {method!r}: expected one of {list(SUBSAMPLE_METHODS)}")
-    arr = np.asarray(counts, dtype=np.int64)
-    if arr.ndim == 1:
-        if method == "auto" and int(arr.sum()) < _HYPERGEOM_LIMIT:
-            method = "marginals"
-        return subsample_histograms(arr[None, :], k, rng, method)[0]
-    n_tot = arr.sum(axis=1)
-    if np.any(n_tot < k):
-        raise ValueError(f"k = {k}: expected k <= n (population sizes {np.unique(n_tot)})")
-    if method == "marginals":
-        return np.stack([np.asarray(rng.multivariate_hypergeometric(row, k, method="marginals"),
-                                    dtype=np.int64) for row in arr])
-    if np.all(n_tot == k):
-        return arr.copy()
-    use_hyper = n_tot.max() < _HYPERGEOM_LIMIT
-    if method == "hypergeometric" and not use_hyper:
-        raise ValueError(f"method = 'hypergeometric' needs n < {_HYPERGEOM_LIMIT}")
-    if use_hyper and method != "sequential":
-        return multivariate_hypergeometric(arr, k, rng)
-    return sequential_subsample(arr, rng.random((k, arr.shape[0])))
-
-
 def global_actions(pi_g: GlobalPolicy, s_g: IntArray, counts: IntArray, rng: np.random.Generator,
-                   n: int) -> IntArray:
-    """``a_g = pi_g(s_g, hist(s_Delta))`` with a fresh ``k``-subsample per rollout (SPEC 3,
-    Algorithm 5)."""
-    if pi_g.k == n:
-        h = counts
-    elif n < _HYPERGEOM_LIMIT:  # rows of a simulation: every row sums to n, no checks needed
-        h = multivariate_hypergeometric(counts, pi_g.k, rng)
-    else:
-        h = subsample_histograms(counts, pi_g.k, rng)
-    return pi_g.act_ranked(s_g, rank(h, pi_g.k))
+                   n: int, sampling: Scheme | None = None) -> IntArray:
+    """``a_g = pi_g(s_g, h)`` with ``h`` the histogram of a fresh sample per rollout (SPEC 3,
+    Algorithm 5; SPEC 12): drawn by ``sampling`` (a scheme bound to the game, default the
+    policy's own, ``pi_g.sampling``)."""
+    scheme = pi_g.sampling if sampling is None else sampling
+    h = scheme.sample(counts, rng, n)
+    return pi_g.act_ranked(s_g, pi_g.sampling.index(h))
+
+
+def resolve_sampling(game: TabularGame, pi_g: GlobalPolicy,
+                     sampling: Scheme | None) -> Scheme | None:
+    """The scheme a simulation of ``pi_g`` on ``game`` draws its samples with (SPEC 12):
+    ``None`` (the policy's own, ``pi_g.sampling``, bound to ``game``) or ``sampling`` bound
+    to ``game`` and checked to produce histograms ``pi_g`` can act on."""
+    own = pi_g.sampling.bind(game)
+    if sampling is None or sampling == own:
+        return None
+    scheme = sampling.bind(game)
+    check_observable(own, scheme)
+    return scheme
 
 
 # ---------------------------------------------------------------------------
@@ -379,6 +269,7 @@ def check_joint(game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy | None 
             f"game {game.name!r} has {game.spaces}"
         )
     game.check_k(pi_g.k)
+    pi_g.sampling.bind(game)
 
 
 # ---------------------------------------------------------------------------
@@ -396,17 +287,21 @@ def rollout_counts(
     record_counts: bool = False,
     init: tuple[IntArray, IntArray] | None = None,
     reward_model: RewardModel | None = None,
+    sampling: Scheme | None = None,
 ) -> Trajectories:
     """Simulate ``rollouts`` independent runs of ``horizon`` steps on count vectors.
 
     ``init`` optionally fixes the initial ``(s_g, counts)`` (arrays of length ``rollouts``);
-    by default it is drawn from ``game.init``. ``reward_model`` (an
+    by default it is drawn from ``game.init``. ``sampling`` (an :mod:`altmarl.sampling`
+    scheme) draws the global agent's samples; default the policy's own (``pi_g.sampling``;
+    SPEC 12). ``reward_model`` (an
     :class:`altmarl.RewardModel`, Appendix F) replaces ``r_g`` / ``r_l`` by
     draws: ``r_g ~ D_g(s_g, a_g)`` and, per (state, action) cell, the sum of the ``M[x, a]``
     agents' local draws, drawn in aggregate (exact; see ``altmarl.glearn.rewards``). Without
     it the deterministic path is unchanged.
     """
     check_joint(game, pi_g, pi_l)
+    scheme = resolve_sampling(game, pi_g, sampling)
     if reward_model is not None:
         reward_model.check_game(game)
     R, H, n, d = int(rollouts), int(horizon), game.n, game.n_sl
@@ -423,7 +318,7 @@ def rollout_counts(
     track_mode = game.n_ag == game.n_sl
     mode = np.empty((R, H), dtype=bool) if track_mode else None
     for t in range(H):
-        a_g = global_actions(pi_g, s_g, N, rng, n)
+        a_g = global_actions(pi_g, s_g, N, rng, n, scheme)
         step = count_step(tables, s_g, N, a_g, rng, reward_model=reward_model)
         rewards[:, t] = step.reward
         sg_hist[:, t] = s_g
@@ -446,14 +341,19 @@ def rollout_agents(
     record_counts: bool = False,
     init: tuple[IntArray, IntArray] | None = None,
     return_states: bool = False,
+    sampling: Scheme | None = None,
 ) -> Any:
     """Per-agent simulator: every agent has its own state (``O(n)`` per step).
 
     Same law as :func:`rollout_counts`; use it to follow individual agents (with
     ``return_states=True`` it also returns the final per-agent states ``(R, n)``).
+    ``sampling`` as in :func:`rollout_counts`: each scheme draws its sample from the agents
+    themselves (``scheme.sample_agents``).
     """
     check_joint(game, pi_g, pi_l)
-    R, H, n, k = int(rollouts), int(horizon), game.n, pi_g.k
+    resolved = resolve_sampling(game, pi_g, sampling)
+    scheme = pi_g.sampling.bind(game) if resolved is None else resolved
+    R, H, n = int(rollouts), int(horizon), game.n
     d, A = game.n_sl, game.n_al
     if init is None:
         s_g, N = game.sample_init(rng, R)
@@ -465,7 +365,6 @@ def rollout_agents(
     cdf_l = np.cumsum(pi_l.table, axis=-1)  # (d, S_g, A)
     cdf_p = np.cumsum(game.P_l, axis=-1)  # (d, S_g, A, d)
     cdf_g = np.cumsum(game.P_g, axis=-1)
-    rows = np.arange(R)[:, None]
     offsets = (np.arange(R) * d)[:, None]
     rewards = np.empty((R, H))
     sg_hist = np.empty((R, H), dtype=np.int64)
@@ -475,13 +374,9 @@ def rollout_agents(
     mode = np.empty((R, H), dtype=bool) if track_mode else None
     for t in range(H):
         N = np.bincount((states + offsets).ravel(), minlength=R * d).reshape(R, d)
-        # uniform k-subset without replacement: the k smallest of n uniform keys
-        if k == n:
-            h = N
-        else:
-            idx = np.argpartition(rng.random((R, n)), k - 1, axis=1)[:, :k]
-            h = np.bincount((states[rows, idx] + offsets).ravel(), minlength=R * d).reshape(R, d)
-        a_g = pi_g.act_ranked(s_g, rank(h, k))
+        # the sample, drawn from the agents (uniform: the k smallest of n uniform keys)
+        h = scheme.sample_agents(states, N, d, rng)
+        a_g = pi_g.act_ranked(s_g, pi_g.sampling.index(h))
         sgb = np.broadcast_to(s_g[:, None], states.shape)
         u = rng.random((R, n))
         acts = (cdf_l[states, sgb] < u[..., None]).sum(axis=-1).clip(max=A - 1)

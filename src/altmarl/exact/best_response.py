@@ -39,8 +39,8 @@ from altmarl.exact.values import (
     policy_values,
     q_values,
 )
-from altmarl.histogram import num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -120,7 +120,8 @@ def full_info_best_response(chain: CountChain, pi_l: LocalPolicy,
     actions, V, Q, evals = res.actions, res.v, res.q, res.iterations
     policy = GlobalPolicy(chain.n, actions, g.n_ag, q=Q,
                           info={"kind": "full-information best response (exact)",
-                                "method": "policy iteration"}, game=g)
+                                "method": "policy iteration"}, game=g,
+                          sampling=chain.full_scheme)
     value = chain.initial_value(V)
     return BestResponse(policy, value, V, True, "full information (policies of (s_g, N))",
                         "policy iteration on the (s_g, N) chain", evals,
@@ -130,14 +131,16 @@ def full_info_best_response(chain: CountChain, pi_l: LocalPolicy,
 def restricted_best_response(
     chain: CountChain,
     pi_l: LocalPolicy,
-    k: int,
+    k: int | Scheme,
     starts: list[GlobalPolicy] | None = None,
     method: str = "auto",
     max_evals: int = 300,
     max_policies: int = MAX_RESTRICTED_POLICIES,
 ) -> BestResponse:
     """Best global policy among those that see a ``k``-sample histogram
-    (``pi_g(s_g, h)``, ``h in H_k``; deterministic maps as in SPEC 2).
+    (``pi_g(s_g, h)``, ``h in H_k``; deterministic maps as in SPEC 2). ``k`` may be a
+    sampling scheme (SPEC 12): the policies then see its samples (its observations ``O``
+    in place of ``H_k``, its law ``W``).
 
     ``method="enumerate"`` evaluates all ``|A_g|^{|S_g| |H_k|}`` policies (exact;
     refused above ``max_policies``). ``method="search"`` is a policy-improvement search
@@ -153,11 +156,11 @@ def restricted_best_response(
     """
     check_choice("method", method, METHODS)
     g = chain.game
-    k = g.check_k(k)
-    H = num_histograms(k, chain.d)
+    scheme = chain.scheme(k)
+    H = scheme.num_observations(chain.d)
     count = policy_count(g.n_ag, g.n_sg * H)
     if method == "auto":
-        if k == chain.n:
+        if scheme.k == chain.n:  # every scheme that samples everyone sees N
             br = full_info_best_response(chain, pi_l)
             br.comparator = f"k-sample policies (k = n = {chain.n}: full information)"
             return br
@@ -168,14 +171,23 @@ def restricted_best_response(
                 f"restricted_best_response: |A_g|^(|S_g| |H_k|) = {g.n_ag}^({g.n_sg} * {H})"
                 f" = {count:.4g} policies, above max_restricted_policies = "
                 f"{max_policies}; use method='search' (lower bound)")
-        return _restricted_enumerate(chain, pi_l, k)
-    return _restricted_search(chain, pi_l, k, starts or [], max_evals)
+        return _restricted_enumerate(chain, pi_l, scheme)
+    return _restricted_search(chain, pi_l, scheme, starts or [], max_evals)
 
 
-def _restricted_enumerate(chain: CountChain, pi_l: LocalPolicy, k: int) -> BestResponse:
+def _comparator(scheme: Scheme) -> str:
+    """The restricted comparator's label (``k``-sample policies, with the scheme when it is
+    not uniform)."""
+    if scheme.kind == "uniform":
+        return f"k-sample policies (k = {scheme.k})"
+    return f"k-sample policies ({scheme.describe()})"
+
+
+def _restricted_enumerate(chain: CountChain, pi_l: LocalPolicy, scheme: Scheme) -> BestResponse:
     t0 = time.perf_counter()
     g = chain.game
-    H = num_histograms(k, chain.d)
+    k = scheme.k
+    H = scheme.num_observations(chain.d)
     T = chain.count_transitions(pi_l)
     rloc = chain.local_reward(pi_l)
     cells = g.n_sg * H
@@ -186,7 +198,7 @@ def _restricted_enumerate(chain: CountChain, pi_l: LocalPolicy, k: int) -> BestR
     for lo in range(0, total, chunk):
         idx = np.arange(lo, min(total, lo + chunk))
         acts = _digits(idx, g.n_ag, cells).reshape(-1, g.n_sg, H)
-        pa = chain.sample_action_probs(k, acts)
+        pa = chain.sample_action_probs(scheme, acts)
         Vb = evaluate_chain_batch(chain, pa, T[None], rloc[None])
         vals = (Vb * chain.init_prob).sum(axis=(1, 2))
         j = int(vals.argmax())
@@ -194,19 +206,21 @@ def _restricted_enumerate(chain: CountChain, pi_l: LocalPolicy, k: int) -> BestR
             best_v, best_idx, best_V = float(vals[j]), int(idx[j]), Vb[j]
     best_acts = _digits(np.array([best_idx]), g.n_ag, cells).reshape(g.n_sg, H)
     policy = GlobalPolicy(k, best_acts, g.n_ag,
-                          info={"kind": "restricted best response (exhaustive)"}, game=g)
+                          info={"kind": "restricted best response (exhaustive)"}, game=g,
+                          sampling=scheme)
     assert best_V is not None
-    return BestResponse(policy, best_v, best_V, True, f"k-sample policies (k = {k})",
+    return BestResponse(policy, best_v, best_V, True, _comparator(scheme),
                         "exhaustive enumeration of deterministic policies", total,
                         time.perf_counter() - t0)
 
 
-def _restricted_search(chain: CountChain, pi_l: LocalPolicy, k: int,
+def _restricted_search(chain: CountChain, pi_l: LocalPolicy, scheme: Scheme,
                        starts: list[GlobalPolicy], max_evals: int) -> BestResponse:
     t0 = time.perf_counter()
     g = chain.game
-    H = num_histograms(k, chain.d)
-    W = chain.hypergeometric(k)
+    k = scheme.k
+    H = scheme.num_observations(chain.d)
+    W = chain.sample_law(scheme)
     T = chain.count_transitions(pi_l)
     rloc = chain.local_reward(pi_l)
     evals = 0
@@ -214,15 +228,16 @@ def _restricted_search(chain: CountChain, pi_l: LocalPolicy, k: int,
     def evaluate(acts: IntArray) -> tuple[float, FloatArray]:
         nonlocal evals
         evals += 1
-        V = evaluate_chain(chain, chain.sample_action_probs(k, acts), T, rloc)
+        V = evaluate_chain(chain, chain.sample_action_probs(scheme, acts), T, rloc)
         return chain.initial_value(V), V
 
     # candidate starts: given ones, projection of the full-information optimum, constants
     cands: list[IntArray] = []
     for s in starts:
         chain.check_global(s)
-        if s.k != k:
-            raise ValueError(f"starts: expected policies with k = {k}, got k = {s.k}")
+        if s.sampling.bind(g).observation_key != scheme.observation_key:
+            raise ValueError(f"starts: expected policies on the samples of "
+                             f"{scheme.describe()}, got one for {s.sampling.describe()}")
         cands.append(np.asarray(s.actions, dtype=np.int64))
     full = full_info_best_response(chain, pi_l)
     evals += full.evaluations
@@ -241,7 +256,7 @@ def _restricted_search(chain: CountChain, pi_l: LocalPolicy, k: int,
     tol = 1e-12 * max(1.0, abs(best_v))
     while evals < max_evals:
         rounds += 1
-        pa = chain.sample_action_probs(k, best_acts)
+        pa = chain.sample_action_probs(scheme, best_acts)
         Q = q_values(chain, best_V, T, rloc)
         dist = discounted_occupancy(chain, chain.global_kernel(pa), T)
         score = np.einsum("gm,mh,gma->gha", dist, W, Q)
@@ -273,8 +288,8 @@ def _restricted_search(chain: CountChain, pi_l: LocalPolicy, k: int,
             break
     policy = GlobalPolicy(k, best_acts, g.n_ag,
                           info={"kind": "restricted best response (search, lower bound)"},
-                          game=g)
-    return BestResponse(policy, best_v, best_V, False, f"k-sample policies (k = {k})",
+                          game=g, sampling=scheme)
+    return BestResponse(policy, best_v, best_V, False, _comparator(scheme),
                         "policy-improvement search (lower bound)", evals,
                         time.perf_counter() - t0,
                         info={"rounds": rounds, "budget_exhausted": evals >= max_evals})

@@ -6,6 +6,11 @@ system is a Markov chain on ``(s_g, N)`` with ``N in H_n`` a count vector; it ha
 
     P(a_g | s_g, N)   = sum_{h in H_k} W[N, h] [pi_g(s_g, h) = a_g],
                         W[N, h] = prod_x C(N_x, h_x) / C(n, k)     (multivariate hypergeometric)
+
+(SPEC 12: under another sampling scheme ``W`` is that scheme's law of ``h`` given ``N``,
+:meth:`altmarl.sampling.Stratified.law` / :meth:`altmarl.sampling.Weighted.law`; for a typed
+game the count vectors are those with per-type sums ``n_c``, ``prod_c C(n_c + |S_c| - 1,
+|S_c| - 1)`` of them, in the index order of ``Stratified(type_counts)``)
     P(N' | N, s_g)    = law of sum_x Multinomial(N_x, K[x, s_g, .]),
                         K[x, s_g, x'] = sum_a pi_l[x, s_g, a] P_l[x, s_g, a, x']
     P(s_g' | s_g, N)  = sum_a P(a_g | s_g, N) P_g[s_g, a_g, s_g']
@@ -21,7 +26,7 @@ The convolution over bins is computed with the probability generating function
 is ``n`` minus the others) and inverted with an FFT: exact up to floating-point round-off
 (about ``1e-15`` per entry), vectorized over all ``N``.
 
-This module holds the pieces: :func:`hypergeometric_weights`, :func:`count_transition`
+This module holds the pieces: :func:`count_transition`
 and :class:`CountChain` (the state space, the initial law and the per-policy kernels of
 one game). Values are in :mod:`altmarl.exact.values`, best responses in
 :mod:`altmarl.exact.best_response`, the Nash gap in :mod:`altmarl.exact.nash_gap`.
@@ -31,12 +36,13 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import gammaln
 
 from altmarl.game import TabularGame
 from altmarl.glearn.operator import pi_l_table
-from altmarl.histogram import enumerate_histograms, num_histograms
+from altmarl.histogram import num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme, Stratified, Uniform, check_observable
+from altmarl.sampling import hypergeometric_weights as hypergeometric_weights
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -51,29 +57,6 @@ FFT_CHUNK = 1 << 21
 BATCH_ENTRIES = 1 << 23
 #: count transitions kept per chain (one per recently used local policy)
 T_CACHE_SIZE = 4
-
-
-def hypergeometric_weights(states: IntArray, hists: IntArray) -> FloatArray:
-    """``W[N, h] = prod_x C(N_x, h_x) / C(n, k)`` for every count vector ``N`` (rows of
-    ``states``, each summing to ``n``) and histogram ``h`` (rows of ``hists``, each summing
-    to ``k``): the law of the histogram of a uniform ``k``-subset drawn without replacement
-    (SPEC 3). Rows sum to 1 (renormalized against round-off)."""
-    N = np.asarray(states, dtype=np.int64)
-    H = np.asarray(hists, dtype=np.int64)
-    out = np.empty((N.shape[0], H.shape[0]))
-    lgN = gammaln(N + 1.0)  # (M, d)
-    lgH = gammaln(H + 1.0)  # (Hk, d)
-    step = max(1, BATCH_ENTRIES // max(1, H.size))
-    for lo in range(0, N.shape[0], step):
-        Nb = N[lo:lo + step, None, :]
-        diff = Nb - H[None, :, :]
-        ok = (diff >= 0).all(axis=-1)
-        logc = (lgN[lo:lo + step, None, :] - lgH[None, :, :]
-                - gammaln(np.maximum(diff, 0) + 1.0)).sum(axis=-1)
-        w = np.where(ok, np.exp(logc - logc.max(axis=1, keepdims=True, where=ok,
-                                                   initial=-np.inf)), 0.0)
-        out[lo:lo + step] = w / w.sum(axis=1, keepdims=True)
-    return out
 
 
 def count_transition(K: FloatArray, states: IntArray) -> FloatArray:
@@ -147,8 +130,9 @@ class CountChain:
         Chains up to this size are solved by dense LU, larger ones by GMRES
         (read by :mod:`altmarl.exact.values`).
 
-    Caches the hypergeometric weights per ``k`` and the count transitions of the last
-    :data:`T_CACHE_SIZE` local policies.
+    Caches the sample laws per scheme and the count transitions of the last
+    :data:`T_CACHE_SIZE` local policies. For a typed game (SPEC 12) the count vectors are
+    those of :attr:`full_scheme` (per-type sums ``n_c``).
     """
 
     def __init__(self, game: TabularGame, *, max_states: int = MAX_STATES,
@@ -160,8 +144,13 @@ class CountChain:
         self.d = game.n_sl
         self.max_states = int(max_states)
         self.dense_limit = int(dense_limit)
-        #: ``|H_n|``, the number of count vectors
-        self.n_counts = num_histograms(self.n, self.d)
+        #: the scheme that samples everyone (its observations are the count vectors):
+        #: ``Uniform(n)``, or ``Stratified(type_counts)`` for a typed game
+        self.full_scheme: Scheme = (Stratified(game.type_counts).bind(game) if game.typed
+                                    else Uniform(self.n))
+        #: ``|H_n|`` (per-type for a typed game), the number of count vectors
+        self.n_counts = (self.full_scheme.num_observations(self.d) if game.typed
+                         else num_histograms(self.n, self.d))
         #: ``|S_g| |H_n|``, the number of chain states
         self.n_states = game.n_sg * self.n_counts
         if self.n_states > self.max_states:
@@ -173,22 +162,32 @@ class CountChain:
                 "estimate the gap with altmarl.exact.estimate_nash_gap"
             )
         #: the count vectors ``H_n`` in rank order, ``(|H_n|, |S_l|)``
-        self.states: IntArray = enumerate_histograms(self.n, self.d)
+        self.states: IntArray = self.full_scheme.observations(self.d)
         #: the initial law ``P(s_g, N)``, ``(|S_g|, |H_n|)``
         self.init_prob: FloatArray = initial_law(game, self.states)
-        self._W: dict[int, FloatArray] = {}
+        self._W: dict[Scheme, FloatArray] = {}
         self._T_cache: dict[bytes, FloatArray] = {}
 
     def hypergeometric(self, k: int) -> FloatArray:
-        """``W[N, h]``: law of the ``k``-sample histogram given the counts, ``(|H_n|, |H_k|)``."""
-        k = self.game.check_k(k)
-        if k not in self._W:
-            if k == self.n:
-                self._W[k] = np.eye(self.n_counts)
+        """``W[N, h]``: law of the uniform ``k``-sample histogram given the counts,
+        ``(|H_n|, |H_k|)``."""
+        return self.sample_law(Uniform(self.game.check_k(k)))
+
+    def sample_law(self, scheme: Scheme) -> FloatArray:
+        """``W[N, o] = P(h = o | N)`` under ``scheme`` (SPEC 7, 12), ``(M, |O|)`` with the
+        scheme's observations ``o`` in index order (cached per scheme)."""
+        scheme = scheme.bind(self.game)
+        if scheme not in self._W:
+            if isinstance(scheme, Uniform) and scheme.k == self.n and not self.game.typed:
+                self._W[scheme] = np.eye(self.n_counts)
             else:
-                self._W[k] = hypergeometric_weights(self.states,
-                                                    enumerate_histograms(k, self.d))
-        return self._W[k]
+                self._W[scheme] = scheme.law(self.states)
+        return self._W[scheme]
+
+    def scheme(self, k: int | Scheme) -> Scheme:
+        """A subsample size (``Uniform(k)``) or a scheme, bound to the game."""
+        scheme = Uniform(k) if isinstance(k, int | np.integer) else k
+        return scheme.bind(self.game)
 
     def local_table(self, pi_l: LocalPolicy | FloatArray) -> FloatArray:
         """The table of ``pi_l`` checked against the game (:func:`altmarl.glearn.operator.pi_l_table`),
@@ -216,16 +215,35 @@ class CountChain:
             raise ValueError(f"pi_g: made for |S_g|={pi_g.n_sg}, |S_l|={pi_g.n_sl}, "
                              f"|A_g|={pi_g.n_ag}; game {g.name!r} has {g.spaces}")
         g.check_k(pi_g.k)
+        pi_g.sampling.bind(g)
 
-    def action_probs(self, pi_g: GlobalPolicy) -> FloatArray:
-        """``P(a_g | s_g, N)``, ``(|S_g|, M, |A_g|)`` (hypergeometric mixture, SPEC 7)."""
+    def executed_policy(self, pi_g: GlobalPolicy, sampling: Scheme | None = None) -> GlobalPolicy:
+        """``pi_g`` as a policy on the samples of ``sampling`` (SPEC 12): ``pi_g`` itself when
+        ``sampling`` is ``None`` or its own scheme, else the same map restricted to the
+        observations ``sampling`` produces (``ValueError`` if ``pi_g`` cannot act on them)."""
         self.check_global(pi_g)
-        return self.sample_action_probs(pi_g.k, pi_g.actions)
+        own = pi_g.sampling.bind(self.game)
+        if sampling is None or sampling.bind(self.game) == own:
+            return pi_g
+        run = sampling.bind(self.game)
+        check_observable(own, run)
+        cols = own.index(run.observations(self.d))  # the run's observations, as columns
+        return GlobalPolicy(pi_g.k, pi_g.actions[:, cols], pi_g.n_ag,
+                            q=None if pi_g.q is None else pi_g.q[:, cols],
+                            info={**pi_g.info, "executed_under": run.describe()},
+                            game=self.game, sampling=run)
 
-    def sample_action_probs(self, k: int, actions: IntArray) -> FloatArray:
-        """``P(a_g | s_g, N)`` of the deterministic ``k``-sample policy ``actions``
-        (``(|S_g|, |H_k|)``, or a batch ``(B, |S_g|, |H_k|)``): ``(..., |S_g|, M, |A_g|)``."""
-        W = self.hypergeometric(k)
+    def action_probs(self, pi_g: GlobalPolicy, sampling: Scheme | None = None) -> FloatArray:
+        """``P(a_g | s_g, N)``, ``(|S_g|, M, |A_g|)`` (the mixture over the sample law,
+        SPEC 7): samples drawn by ``sampling`` (default the policy's own scheme)."""
+        pol = self.executed_policy(pi_g, sampling)
+        return self.sample_action_probs(pol.sampling.bind(self.game), pol.actions)
+
+    def sample_action_probs(self, k: int | Scheme, actions: IntArray) -> FloatArray:
+        """``P(a_g | s_g, N)`` of the deterministic policy ``actions`` on the observations of
+        a scheme (``k``: ``Uniform(k)``; ``(|S_g|, |O|)``, or a batch ``(B, |S_g|, |O|)``):
+        ``(..., |S_g|, M, |A_g|)``."""
+        W = self.sample_law(self.scheme(k))
         oh = onehot(actions, self.game.n_ag)
         if oh.ndim == 4:
             return np.einsum("mh,bgha->bgma", W, oh)
@@ -241,15 +259,17 @@ class CountChain:
         ``pa`` (``(|S_g|, M, |A_g|)``)."""
         return np.asarray(np.einsum("gma,gah->gmh", pa, self.game.P_g), dtype=np.float64)
 
-    def transition_matrix(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
+    def transition_matrix(self, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+                          sampling: Scheme | None = None) -> FloatArray:
         """The full chain ``P[s_g, N, s_g', N']``, shape ``(|S_g|, M, |S_g|, M)``."""
-        A = self.global_kernel(self.action_probs(pi_g))
+        A = self.global_kernel(self.action_probs(pi_g, sampling))
         T = self.count_transitions(pi_l)
         return np.einsum("gmh,gmn->gmhn", A, T)
 
-    def expected_reward(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
+    def expected_reward(self, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+                        sampling: Scheme | None = None) -> FloatArray:
         """Expected stage reward per chain state (SPEC eq. 1), ``(|S_g|, M)``."""
-        pa = self.action_probs(pi_g)
+        pa = self.action_probs(pi_g, sampling)
         return np.asarray(np.einsum("gma,ga->gm", pa, self.game.r_g) + self.local_reward(pi_l),
                           dtype=np.float64)
 

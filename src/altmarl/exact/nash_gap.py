@@ -58,6 +58,7 @@ from altmarl.exact.values import policy_value
 from altmarl.game import TabularGame
 from altmarl.generative.game import GenerativeGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme, observable
 from altmarl.update import paired_difference
 
 # ---------------------------------------------------------------------------
@@ -94,6 +95,8 @@ class NashGapResult:
     br_g: BestResponse | None
     br_g_full: BestResponse
     br_l: BestResponse
+    #: the restricted comparator's sampling scheme (SPEC 12), described
+    sampling: str = "Uniform"
 
     @property
     def exact(self) -> bool:
@@ -103,7 +106,7 @@ class NashGapResult:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary."""
         return {
-            "value": self.value, "k": self.k, "n": self.n,
+            "value": self.value, "k": self.k, "n": self.n, "sampling": self.sampling,
             "gap_g": self.gap_g, "gap_g_exact": self.gap_g_exact,
             "gap_g_full": self.gap_g_full, "gap_l": self.gap_l, "gap_l_exact": self.gap_l_exact,
             "nash_gap": self.nash_gap, "nash_gap_full": self.nash_gap_full,
@@ -131,7 +134,7 @@ def exact_nash_gap(
     chain: CountChain,
     pi_g: GlobalPolicy,
     pi_l: LocalPolicy,
-    k: int,
+    k: int | Scheme,
     restricted: str = "auto",
     local: str = "auto",
     refine_local: bool = True,
@@ -142,7 +145,10 @@ def exact_nash_gap(
     """Nash gap of ``(pi_g, pi_l)`` (Definition D.1, SPEC 7) with both global comparators:
     each gap is a best-response value minus ``V(pi_g, pi_l)``.
 
-    ``k`` is the subsample size of the restricted comparator. ``restricted``: ``"auto"``
+    ``k`` is the subsample size of the restricted comparator, or its sampling scheme (SPEC
+    12: the comparator class is the policies on that scheme's samples; when ``pi_g`` can act
+    on them (same total size) it is executed under that scheme, so every value is for the
+    sampling in force, as for uniform sampling; otherwise under its own). ``restricted``: ``"auto"``
     (exact when ``k = n`` or enumeration is allowed, otherwise a search that gives a lower
     bound), ``"enumerate"``, ``"search"`` or ``"skip"``; ``local``: ``"auto"``,
     ``"enumerate"`` or ``"search"`` (see :func:`local_best_response`). The deviation sets
@@ -150,12 +156,15 @@ def exact_nash_gap(
     gaps are differences of exact values.
     """
     check_choice("restricted", restricted, (*METHODS, "skip"))
+    scheme = chain.scheme(k)
+    if observable(pi_g.sampling.bind(chain.game), scheme):
+        pi_g = chain.executed_policy(pi_g, scheme)  # the policy as run under the scheme
     v0 = policy_value(chain, pi_g, pi_l)
     br_full = full_info_best_response(chain, pi_l)
     br_g: BestResponse | None = None
     if restricted != "skip":
-        starts = [pi_g] if pi_g.k == k else []
-        br_g = restricted_best_response(chain, pi_l, k, starts=starts, method=restricted,
+        starts = [pi_g] if pi_g.sampling.bind(chain.game) == scheme else []
+        br_g = restricted_best_response(chain, pi_l, scheme, starts=starts, method=restricted,
                                         max_evals=max_search_evals,
                                         max_policies=max_restricted_policies)
     br_l = local_best_response(chain, pi_g, method=local, refine=refine_local, start=pi_l,
@@ -164,12 +173,13 @@ def exact_nash_gap(
     gap_g = None if br_g is None else max(0.0, br_g.value - v0)
     gap_l = max(0.0, br_l.value - v0)
     return NashGapResult(
-        value=v0, k=k, n=chain.n,
+        value=v0, k=scheme.k, n=chain.n,
         gap_g=gap_g, gap_g_exact=br_g is not None and br_g.exact, gap_g_full=gap_full,
         gap_l=gap_l, gap_l_exact=br_l.exact,
         nash_gap=None if gap_g is None else max(gap_g, gap_l),
         nash_gap_full=max(gap_full, gap_l),
         br_g=br_g, br_g_full=br_full, br_l=br_l,
+        sampling=scheme.describe(),
     )
 
 

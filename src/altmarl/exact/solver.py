@@ -26,6 +26,7 @@ from altmarl.exact.chain import DENSE_LIMIT, MAX_STATES, CountChain, FloatArray
 from altmarl.exact.nash_gap import NashGapResult
 from altmarl.game import TabularGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme, resolve
 
 
 class ExactSolver(CountChain):
@@ -38,6 +39,11 @@ class ExactSolver(CountChain):
     k
         Subsample size of the restricted global policy class (``1 <= k <= n``).
         :meth:`value` accepts global policies of any ``k``.
+    sampling
+        The sampling scheme of the restricted class (SPEC 12, :mod:`altmarl.sampling`;
+        default ``Uniform(k)``; ``k`` may then be left out). The exact chain uses the
+        scheme's law of ``h`` given ``N`` in place of the hypergeometric one; for a typed
+        game its count vectors keep the per-type sums.
     max_states
         Refuse games whose chain has more than this many states ``|S_g| |H_n|``.
     max_restricted_policies, max_local_policies
@@ -49,8 +55,9 @@ class ExactSolver(CountChain):
     def __init__(
         self,
         game: TabularGame,
-        k: int,
+        k: int | None = None,
         *,
+        sampling: Scheme | None = None,
         max_states: int = MAX_STATES,
         max_restricted_policies: int = MAX_RESTRICTED_POLICIES,
         max_local_policies: int = MAX_LOCAL_POLICIES,
@@ -58,24 +65,32 @@ class ExactSolver(CountChain):
     ) -> None:
         if not isinstance(game, TabularGame):
             raise ValueError(f"game: expected a TabularGame, got {type(game).__name__}")
-        self.k = game.check_k(k)
+        #: the restricted class's scheme, bound to the game
+        self.sampling: Scheme = resolve(sampling, k, game)
+        self.k = self.sampling.k
         self.max_restricted_policies = int(max_restricted_policies)
         self.max_local_policies = int(max_local_policies)
         super().__init__(game, max_states=max_states, dense_limit=dense_limit)
 
     # --- values -----------------------------------------------------------------
-    def values(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
-        """``V(s_g, N)`` of the joint policy for every chain state, ``(|S_g|, |H_n|)``."""
-        return chain_values.policy_values(self, pi_g, pi_l)
+    def values(self, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+               sampling: Scheme | None = None) -> FloatArray:
+        """``V(s_g, N)`` of the joint policy for every chain state, ``(|S_g|, |H_n|)``;
+        ``sampling`` executes ``pi_g`` under another scheme (default its own, as
+        :func:`altmarl.evaluate`)."""
+        return chain_values.policy_values(self, pi_g, pi_l, sampling)
 
-    def value(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> float:
-        """``V(pi_g, pi_l)`` from the initial distribution (SPEC eq. 2), exactly."""
-        return chain_values.policy_value(self, pi_g, pi_l)
+    def value(self, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+              sampling: Scheme | None = None) -> float:
+        """``V(pi_g, pi_l)`` from the initial distribution (SPEC eq. 2), exactly (``pi_g``'s
+        samples drawn by ``sampling``, default its own scheme)."""
+        return chain_values.policy_value(self, pi_g, pi_l, sampling)
 
-    def occupancy(self, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
+    def occupancy(self, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+                  sampling: Scheme | None = None) -> FloatArray:
         """Discounted state occupancy ``d(s) = sum_t gamma^t P(s_t = s)`` from the initial
         distribution (sums to ``1 / (1 - gamma)``), ``(|S_g|, |H_n|)``."""
-        return chain_values.occupancy(self, pi_g, pi_l)
+        return chain_values.occupancy(self, pi_g, pi_l, sampling)
 
     # --- best responses ---------------------------------------------------------
     def full_info_best_response(self, pi_l: LocalPolicy, max_iter: int = 200) -> BestResponse:
@@ -90,12 +105,17 @@ class ExactSolver(CountChain):
         method: str = "auto",
         max_evals: int = 300,
         k: int | None = None,
+        sampling: Scheme | None = None,
     ) -> BestResponse:
         """Best global policy among those that see a ``k``-sample histogram
-        (:func:`altmarl.exact.best_response.restricted_best_response`); ``k`` overrides the
-        solver's subsample size, ``max_restricted_policies`` bounds the enumeration."""
+        (:func:`altmarl.exact.best_response.restricted_best_response`) of the solver's
+        scheme; ``k`` (``Uniform(k)``) or ``sampling`` overrides it,
+        ``max_restricted_policies`` bounds the enumeration."""
+        scheme = self.sampling if k is None and sampling is None else resolve(sampling, k,
+                                                                              self.game)
         return responses.restricted_best_response(
-            self, pi_l, self.k if k is None else k, starts=starts, method=method,
+            self, pi_l, scheme if scheme.kind != "uniform" else scheme.k, starts=starts,
+            method=method,
             max_evals=max_evals, max_policies=self.max_restricted_policies)
 
     def local_best_response(
@@ -127,15 +147,18 @@ class ExactSolver(CountChain):
     ) -> NashGapResult:
         """Nash gap of ``(pi_g, pi_l)`` (Definition D.1, SPEC 7) with both global
         comparators, the restricted one at the solver's ``k``
-        (:func:`altmarl.exact.nash_gap.exact_nash_gap`)."""
+        (:func:`altmarl.exact.nash_gap.exact_nash_gap`); with a non-uniform scheme ``pi_g``
+        is executed under it when it can act on its samples."""
+        scheme = self.sampling.k if self.sampling.kind == "uniform" else self.sampling
         return gaps.exact_nash_gap(
-            self, pi_g, pi_l, self.k, restricted=restricted, local=local,
+            self, pi_g, pi_l, scheme, restricted=restricted, local=local,
             refine_local=refine_local, max_search_evals=max_search_evals,
             max_restricted_policies=self.max_restricted_policies,
             max_local_policies=self.max_local_policies)
 
     def __repr__(self) -> str:
-        return (f"ExactSolver(game={self.game.name!r}, n={self.n}, k={self.k}, "
+        scheme = "" if self.sampling.kind == "uniform" else f"sampling={self.sampling.describe()}, "
+        return (f"ExactSolver(game={self.game.name!r}, n={self.n}, k={self.k}, {scheme}"
                 f"states={self.n_states})")
 
 

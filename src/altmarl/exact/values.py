@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from altmarl import planning
 from altmarl.exact.chain import CountChain
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme
 
 FloatArray = NDArray[np.float64]
 
@@ -77,15 +78,18 @@ def evaluate_chain_batch(chain: CountChain, pa: FloatArray, T: FloatArray,
     return sol.reshape(B, g.n_sg, chain.n_counts)
 
 
-def policy_values(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
-    """``V(s_g, N)`` of the joint policy for every chain state, ``(|S_g|, |H_n|)``."""
-    pa = chain.action_probs(pi_g)
+def policy_values(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+                  sampling: Scheme | None = None) -> FloatArray:
+    """``V(s_g, N)`` of the joint policy for every chain state, ``(|S_g|, |H_n|)``; the
+    global agent's samples drawn by ``sampling`` (default the policy's own scheme, SPEC 12)."""
+    pa = chain.action_probs(pi_g, sampling)
     return evaluate_chain(chain, pa, chain.count_transitions(pi_l), chain.local_reward(pi_l))
 
 
-def policy_value(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> float:
+def policy_value(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+                 sampling: Scheme | None = None) -> float:
     """``V(pi_g, pi_l)`` from the initial distribution (SPEC eq. 2), exactly."""
-    return chain.initial_value(policy_values(chain, pi_g, pi_l))
+    return chain.initial_value(policy_values(chain, pi_g, pi_l, sampling))
 
 
 def discounted_occupancy(chain: CountChain, A: FloatArray, T: FloatArray) -> FloatArray:
@@ -108,10 +112,11 @@ def discounted_occupancy(chain: CountChain, A: FloatArray, T: FloatArray) -> Flo
     return d
 
 
-def occupancy(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy) -> FloatArray:
+def occupancy(chain: CountChain, pi_g: GlobalPolicy, pi_l: LocalPolicy,
+              sampling: Scheme | None = None) -> FloatArray:
     """Discounted state occupancy of the joint policy from the initial distribution
     (sums to ``1 / (1 - gamma)``), ``(|S_g|, |H_n|)``."""
-    return discounted_occupancy(chain, chain.global_kernel(chain.action_probs(pi_g)),
+    return discounted_occupancy(chain, chain.global_kernel(chain.action_probs(pi_g, sampling)),
                                 chain.count_transitions(pi_l))
 
 
