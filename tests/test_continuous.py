@@ -423,6 +423,11 @@ def test_config_validation_and_json() -> None:
             cfg.replace(**{field: bad})
     with pytest.raises(ValueError, match="unknown"):
         ContinuousConfig.from_json({"bogus": 1})
+    # pydantic style (altmarl.settings): dotted keys into the TRPO block, frozen copies
+    with pytest.raises(ValueError, match=r"config: trpo\.max_kl: Input should be greater than 0"):
+        ContinuousConfig.from_json({"trpo": {"max_kl": 0.0}})
+    assert cfg.replace(n=60).n == 60 and cfg.n == 500
+    assert cfg.replace(trpo=TRPOConfig(max_kl=0.02)).trpo.max_kl == 0.02
 
 
 @pytest.mark.parametrize("g_method", ["ce", "rollout"])

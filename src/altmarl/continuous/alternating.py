@@ -47,15 +47,15 @@ the configuration and the history, so an interrupted run continues to the same n
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from altmarl._random import child as rnd_child
 from altmarl.alternating.loop import (
@@ -69,8 +69,8 @@ from altmarl.alternating.loop import (
 from altmarl.continuous.env import ContinuousWarehouse, simulate
 from altmarl.continuous.evaluation import ContinuousEvaluation, summarize
 from altmarl.continuous.global_agent import (
-    G_METHODS,
     GlobalAgent,
+    GMethod,
     g_learn_ce,
     g_learn_rollout,
     harvest_states,
@@ -79,6 +79,7 @@ from altmarl.continuous.global_agent import (
 from altmarl.continuous.nets import load_state, save_state, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
 from altmarl.io import atomic_write_bytes, json_bytes
+from altmarl.settings import CheckedConfig
 from altmarl.threads import set_torch_threads
 from altmarl.update import (
     Comparison,
@@ -94,108 +95,67 @@ RESULT_FORMAT = "altmarl-continuous-result/1"
 #: spawn-key tag of the final evaluation seed (independent of k: CRN across k)
 EVAL_TAG = 2**31 - 1
 
-def _int(name: str, v: Any, lo: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-        raise ValueError(f"config.{name} = {v!r}: expected an integer >= {lo}")
-
-
-@dataclass(frozen=True)
-class ContinuousConfig:
+class ContinuousConfig(CheckedConfig):
     """Configuration of one ALTERNATING-MARL run on the continuous warehouse.
 
     Defaults follow SPEC 8.2 / paper Table 4 where they give a value (n = 500, 30
     alternations, 3000 cross-entropy samples, Adam 3e-3, clip 1, TRPO radius 0.01 with
     10 CG iterations and damping 0.1, evaluation on 50 rollouts of horizon 100) and are
     otherwise chosen for the 15-minute sweep budget (docs/continuous.md).
+
+    Validated and frozen (:class:`altmarl.settings.CheckedConfig`): a bad value raises a
+    ``ValueError`` naming the dotted key (``config: trpo.max_kl: ...``).
     """
 
-    n: int = 500
-    alternations: int = 30
-    patience: int = 30
-    g_method: str = "ce"
+    config_source: ClassVar[str] = "config"
+    config_what: ClassVar[str] = "continuous configuration"
+
+    n: int = Field(default=500, ge=2)
+    alternations: int = Field(default=30, ge=1)
+    patience: int = Field(default=30, ge=1)
+    g_method: GMethod = "ce"
     use_s_g: bool = True
-    hidden: int = 64
-    lr: float = 3e-3
-    grad_clip: float = 1.0
-    ce_samples: int = 3000
-    ce_epochs: int = 10
-    rollout_states: int = 64
-    rollout_len: int = 10
-    rollout_hists: int = 4
-    rollout_epochs: int = 50
-    trpo_iters: int = 1
-    trpo_rollouts: int = 8
-    trpo_horizon: int = 50
-    trpo_tracked: int = 16
-    trpo: TRPOConfig = field(default_factory=TRPOConfig)
-    update_rollouts: int = 16
-    update_horizon: int | None = None
-    eta: float | None = None
-    eta_z: float = 2.0
+    hidden: int = Field(default=64, ge=1)
+    lr: float = Field(default=3e-3, gt=0, allow_inf_nan=False)
+    grad_clip: float = Field(default=1.0, ge=0)
+    ce_samples: int = Field(default=3000, ge=1)
+    ce_epochs: int = Field(default=10, ge=0)
+    rollout_states: int = Field(default=64, ge=1)
+    rollout_len: int = Field(default=10, ge=1)
+    rollout_hists: int = Field(default=4, ge=1)
+    rollout_epochs: int = Field(default=50, ge=0)
+    trpo_iters: int = Field(default=1, ge=1)
+    trpo_rollouts: int = Field(default=8, ge=1)
+    trpo_horizon: int = Field(default=50, ge=1)
+    trpo_tracked: int = Field(default=16, ge=1)
+    trpo: TRPOConfig = Field(default_factory=TRPOConfig)
+    update_rollouts: int = Field(default=16, ge=2)
+    #: ``None``: :func:`altmarl.update.evaluation_horizon` of the game's ``gamma``
+    update_horizon: int | None = Field(default=None, ge=1)
+    #: ``None``: automatic ``eta = eta_z se_diff / 2 + tail / 2`` (:func:`update_rule`)
+    eta: float | None = Field(default=None, ge=0)
+    eta_z: float = Field(default=2.0, ge=0)
     reset_on_reject: bool = False
     accept_all: bool = False
-    eval_rollouts: int = 50
-    eval_horizon: int = 100
-    local_eval: str = "greedy"
-    subsample: str = "agents"
-    table_grid: int = 201
-    torch_threads: int = 1
-
-    def __post_init__(self) -> None:
-        for nm, lo in (("n", 2), ("alternations", 1), ("patience", 1), ("hidden", 1),
-                       ("ce_samples", 1), ("ce_epochs", 0), ("rollout_states", 1),
-                       ("rollout_len", 1), ("rollout_hists", 1), ("rollout_epochs", 0),
-                       ("trpo_iters", 1), ("trpo_rollouts", 1), ("trpo_horizon", 1),
-                       ("trpo_tracked", 1), ("update_rollouts", 2),
-                       ("eval_rollouts", 2), ("eval_horizon", 1), ("table_grid", 2),
-                       ("torch_threads", 1)):
-            _int(nm, getattr(self, nm), lo)
-        if self.g_method not in G_METHODS:
-            raise ValueError(f"config.g_method = {self.g_method!r}: expected one of {G_METHODS}")
-        if self.local_eval not in ("greedy", "sample"):
-            raise ValueError(f"config.local_eval = {self.local_eval!r}: expected 'greedy' or 'sample'")
-        if self.subsample not in ("agents", "counts"):
-            raise ValueError(f"config.subsample = {self.subsample!r}: expected 'agents' or 'counts'")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"config.lr = {self.lr!r}: expected a number > 0")
-        if not self.grad_clip >= 0:
-            raise ValueError(f"config.grad_clip = {self.grad_clip!r}: expected a number >= 0")
-        if self.update_horizon is not None:
-            _int("update_horizon", self.update_horizon, 1)
-        if self.eta is not None and not self.eta >= 0:
-            raise ValueError(f"config.eta = {self.eta!r}: expected None (automatic) or a number >= 0")
-        if not self.eta_z >= 0:
-            raise ValueError(f"config.eta_z = {self.eta_z!r}: expected a number >= 0")
-        if not isinstance(self.trpo, TRPOConfig):
-            raise ValueError(f"config.trpo: expected a TRPOConfig, got {type(self.trpo).__name__}")
+    eval_rollouts: int = Field(default=50, ge=2)
+    eval_horizon: int = Field(default=100, ge=1)
+    local_eval: Literal["greedy", "sample"] = "greedy"
+    subsample: Literal["agents", "counts"] = "agents"
+    table_grid: int = Field(default=201, ge=2)
+    torch_threads: int = Field(default=1, ge=1)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict (nested ``trpo``)."""
-        d = asdict(self)
-        d["trpo"] = self.trpo.to_json()
-        return d
+        return self.model_dump()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ContinuousConfig:
         """Inverse of :meth:`to_json`; unknown keys are rejected."""
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"config: unknown fields {bad}; expected a subset of {sorted(known)}")
-        dd = dict(d)
-        if "trpo" in dd and isinstance(dd["trpo"], dict):
-            tk = {f.name for f in fields(TRPOConfig)}
-            tbad = sorted(set(dd["trpo"]) - tk)
-            if tbad:
-                raise ValueError(f"config.trpo: unknown fields {tbad}; expected a subset of {sorted(tk)}")
-            dd["trpo"] = TRPOConfig(**dd["trpo"])
-        return cls(**dd)
+        return cls.parse(d)
 
     def replace(self, **changes: Any) -> ContinuousConfig:
         """Copy with some fields changed (validated)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d.update(changes)
-        return ContinuousConfig(**d)
+        return self.parse({**dict(self), **changes})
 
 
 def update_horizon(cfg: ContinuousConfig, env: ContinuousWarehouse) -> int:

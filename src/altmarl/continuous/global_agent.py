@@ -32,7 +32,7 @@ ties to the lowest action). Two learners are offered:
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ from altmarl.continuous.env import (
 from altmarl.continuous.nets import forward_chunked, mlp, seeded_torch
 from altmarl.simulate import subsample_histograms
 
-G_METHODS = ("ce", "rollout")
+#: the G-LEARN methods (``ContinuousConfig.g_method``)
+GMethod = Literal["ce", "rollout"]
+G_METHODS: tuple[str, ...] = get_args(GMethod)
 
 
 class GlobalAgent:

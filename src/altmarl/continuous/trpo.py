@@ -28,66 +28,47 @@ Adam (gradient norm clipped at 1).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from pydantic import Field
 from torch import nn
 
 from altmarl._random import child
 from altmarl.continuous.env import ContinuousWarehouse, GlobalActor, LocalActor, simulate
 from altmarl.continuous.nets import PolicyTable, forward_chunked, mlp, seeded_torch
+from altmarl.settings import CheckedConfig
 
 
-@dataclass(frozen=True)
-class TRPOConfig:
-    """TRPO hyper-parameters (defaults: paper Table 4 where it gives them)."""
+class TRPOConfig(CheckedConfig):
+    """TRPO hyper-parameters (defaults: paper Table 4 where it gives them). Validated and
+    frozen (:class:`altmarl.settings.CheckedConfig`): a bad value raises a ``ValueError``
+    naming ``trpo.<field>``."""
 
-    max_kl: float = 0.01
-    cg_iters: int = 10
-    damping: float = 0.1
-    backtracks: int = 10
-    backtrack_ratio: float = 0.5
-    kl_accept: float = 1.5
-    gae_lambda: float = 1.0
-    critic_lr: float = 3e-3
-    critic_epochs: int = 3
-    critic_batch: int = 2048
-    grad_clip: float = 1.0
-    fisher_samples: int = 1024
+    config_source: ClassVar[str] = "trpo"
+    config_what: ClassVar[str] = "TRPO configuration"
 
-    def __post_init__(self) -> None:
-        for nm in ("max_kl", "critic_lr"):
-            v = getattr(self, nm)
-            if not (isinstance(v, int | float) and v > 0):
-                raise ValueError(f"trpo.{nm} = {v!r}: expected a number > 0")
-        for nm in ("cg_iters", "backtracks", "critic_batch"):
-            v = getattr(self, nm)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"trpo.{nm} = {v!r}: expected an integer >= 1")
-        if isinstance(self.fisher_samples, bool) or not isinstance(self.fisher_samples, int) \
-                or self.fisher_samples < 0:
-            raise ValueError(f"trpo.fisher_samples = {self.fisher_samples!r}: expected an "
-                             "integer >= 0 (0: the whole batch)")
-        if isinstance(self.critic_epochs, bool) or not isinstance(self.critic_epochs, int) \
-                or self.critic_epochs < 0:
-            raise ValueError(f"trpo.critic_epochs = {self.critic_epochs!r}: expected an integer >= 0")
-        if not self.damping >= 0:
-            raise ValueError(f"trpo.damping = {self.damping!r}: expected a number >= 0")
-        if not 0 < self.backtrack_ratio < 1:
-            raise ValueError(f"trpo.backtrack_ratio = {self.backtrack_ratio!r}: expected 0 < x < 1")
-        if not self.kl_accept >= 1:
-            raise ValueError(f"trpo.kl_accept = {self.kl_accept!r}: expected a number >= 1")
-        if not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"trpo.gae_lambda = {self.gae_lambda!r}: expected 0 <= x <= 1")
-        if not self.grad_clip >= 0:
-            raise ValueError(f"trpo.grad_clip = {self.grad_clip!r}: expected a number >= 0")
+    max_kl: float = Field(default=0.01, gt=0)
+    cg_iters: int = Field(default=10, ge=1)
+    damping: float = Field(default=0.1, ge=0)
+    backtracks: int = Field(default=10, ge=1)
+    backtrack_ratio: float = Field(default=0.5, gt=0, lt=1)
+    kl_accept: float = Field(default=1.5, ge=1)
+    gae_lambda: float = Field(default=1.0, ge=0, le=1)
+    critic_lr: float = Field(default=3e-3, gt=0)
+    #: 0: no critic training
+    critic_epochs: int = Field(default=3, ge=0)
+    critic_batch: int = Field(default=2048, ge=1)
+    grad_clip: float = Field(default=1.0, ge=0)
+    #: samples of the Fisher-vector products (0: the whole batch)
+    fisher_samples: int = Field(default=1024, ge=0)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict."""
-        return asdict(self)
+        return self.model_dump()
 
 
 class TRPOAgent(Protocol):
