@@ -312,3 +312,31 @@ def test_warehouse_direct_at_least_as_good_as_induced_vi(warehouse):
     a = am.evaluate(warehouse, ours.pi_g, ours.pi_l, 200, 100, seed=12345)
     b = am.evaluate(warehouse, ivi.pi_g, ivi.pi_l, 200, 100, seed=12345)
     assert a.mean >= b.mean
+
+
+def test_options_object_is_the_keyword_layer(tiny_game):
+    """alternating_marl(**keywords) == run_tabular(AlternatingOptions(**keywords)); the
+    options are validated once and frozen."""
+    from dataclasses import FrozenInstanceError
+
+    from altmarl.alternating import AlternatingOptions, run_tabular
+
+    kw = dict(sweeps=2, eval_rollouts=20, eval_horizon=30, local_solver="induced-vi",
+              confidence=0.9)
+    a = am.alternating_marl(tiny_game, 2, seed=5, progress=False, **kw)
+    opts = AlternatingOptions(**kw)
+    b = run_tabular(tiny_game, 2, opts, seed=5, progress=False)
+    assert [r.to_dict()["v_new"] for r in a.history] == [r.to_dict()["v_new"] for r in b.history]
+    assert a.value.mean == b.value.mean and a.config == b.config
+    np.testing.assert_array_equal(a.pi_l.table, b.pi_l.table)
+    with pytest.raises(FrozenInstanceError):
+        opts.sweeps = 3  # type: ignore[misc]
+    assert opts.to_dict()["local_solver"] == "induced-vi" and opts.g_options == {}
+    assert AlternatingOptions(sweeps=np.int64(3), eta=0).eta == 0.0
+    for bad, match in (({"sweeps": True}, "sweeps"), ({"m": 0}, "m"),
+                       ({"confidence": 1.0}, "confidence"), ({"learner_tol": -1.0}, "learner_tol"),
+                       ({"eta": float("inf")}, "eta"), ({"l_options": [1]}, "l_options")):
+        with pytest.raises(ValueError, match=match):
+            AlternatingOptions(**bad)
+    with pytest.raises(ValueError, match="options"):
+        run_tabular(tiny_game, 2, kw)  # type: ignore[arg-type]

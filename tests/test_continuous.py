@@ -517,14 +517,41 @@ def test_sweep_writes_run_directory_and_resumes(tmp_path) -> None:
                   progress=False)
 
 
-@pytest.mark.slow
-def test_sweep_numbers_do_not_depend_on_workers(tmp_path) -> None:
+def _per_run(out) -> list[tuple]:
+    import csv
+
+    with open(out / "per_run.csv") as fh:
+        return [(r["k"], r["seed"], r["value"], r["table_value"], r["value_h50"])
+                for r in csv.DictReader(fh)]
+
+
+def test_sweep_runs_through_the_backends_and_numbers_do_not_depend_on_workers(tmp_path) -> None:
+    """The k-sweep uses altmarl.experiments.backends: a process pool of 2 workers gives the
+    numbers of the in-process run, run by run."""
     cfg = tiny_config(alternations=1, n=30)
-    a = run_sweep(tmp_path / "a", ks=[1, 2], seeds=2, config=cfg, workers=1, progress=False,
+    a = run_sweep(tmp_path / "a", ks=[1, 2], seeds=1, config=cfg, workers=1, progress=False,
                   plots=False)
-    b = run_sweep(tmp_path / "b", ks=[1, 2], seeds=2, config=cfg, workers=2, progress=False,
+    b = run_sweep(tmp_path / "b", ks=[1, 2], seeds=1, config=cfg, workers=2, progress=False,
                   plots=False)
-    assert [r["value"] for r in a["per_k"]] == [r["value"] for r in b["per_k"]]
+    assert [r["value"]["mean"] for r in a["per_k"]] == [r["value"]["mean"] for r in b["per_k"]]
+    assert _per_run(tmp_path / "a") == _per_run(tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["backend"] == "local"
+    with pytest.raises(ValueError, match="backend"):
+        run_sweep(tmp_path / "c", ks=[1], seeds=1, config=cfg, backend="dask", progress=False)
+    with pytest.raises(ValueError, match="address"):
+        run_sweep(tmp_path / "c", ks=[1], seeds=1, config=cfg, address="ray://x:1",
+                  progress=False)
+
+
+@pytest.mark.slow
+def test_sweep_on_ray_matches_local(tmp_path) -> None:
+    pytest.importorskip("ray")
+    cfg = tiny_config(alternations=1, n=30)
+    run_sweep(tmp_path / "a", ks=[1, 2], seeds=2, config=cfg, workers=1, progress=False,
+              plots=False)
+    run_sweep(tmp_path / "b", ks=[1, 2], seeds=2, config=cfg, workers=2, backend="ray",
+              progress=False, plots=False)
+    assert _per_run(tmp_path / "a") == _per_run(tmp_path / "b")
 
 
 def test_cli_continuous(tmp_path) -> None:

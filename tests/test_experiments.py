@@ -413,6 +413,20 @@ def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
         S.run_sweep(tiny_cfg(), tmp_path / "other", trainer=STUB, progress=False)
 
 
+def double(x: int) -> int:
+    """A unit for run_tasks' ``fn`` (module level: worker processes import it)."""
+    return 2 * x
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_tasks_with_a_custom_unit_function(workers: int) -> None:
+    from altmarl.experiments.backends import run_tasks
+
+    got: list[int] = []
+    run_tasks([1, 2, 3], got.append, workers=workers, fn=double)
+    assert sorted(got) == [2, 4, 6]
+
+
 def test_backend_argument_errors(tmp_path: Path) -> None:
     from altmarl.experiments.backends import run_tasks
 

@@ -2,7 +2,7 @@
 continuous warehouse (paper Appendix G.2, SPEC 8.2; docs/continuous.md).
 
     altmarl continuous run    [--k K] [--seed S] [--g-method ce|rollout] [--out DIR] ...
-    altmarl continuous sweep  [--ks 1,5,10,25,50,75] [--seeds 15] [--workers 2] [--out DIR] ...
+    altmarl continuous sweep  [--ks 1,5,10,25,50,75] [--seeds 15] [--workers 2] [--backend local|ray] [--out DIR] ...
     altmarl continuous random [--seeds 15] [--rollouts 50] [--horizon 100]
     altmarl continuous plot   RUN_DIR
 
@@ -153,7 +153,10 @@ def register(app: typer.Typer) -> None:
     def sweep_cmd(
         ks: str = typer.Option("1,5,10,25,50,75", "--ks", help="subsample sizes"),
         seeds: int = typer.Option(15, "--seeds", help="training seeds per k (0..seeds-1)"),
-        workers: int = typer.Option(2, "--workers", help="worker processes"),
+        workers: int = typer.Option(2, "--workers", help="parallel runs"),
+        backend: str = typer.Option("local", "--backend", help="local (process pool) or ray"),
+        address: str | None = typer.Option(None, "--address", help="Ray cluster address "
+                                                                    "(backend ray)"),
         out: Path = typer.Option(Path("runs/continuous-sweep"), "--out", help="run directory"),
         quick: bool = quick_opt,
         config: Path | None = config_opt,
@@ -167,11 +170,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The k-sweep: reward / runtime / mode accuracy vs k, zone heat map, CSV + JSON."""
         from altmarl.continuous.sweep import run_sweep
+        from altmarl.experiments.backends import WorkerDied
 
         try:
             cfg = build_config(quick, config, g_method, alternations, n, sets)
-            summary = run_sweep(out, parse_int_list(ks, "--ks"), seeds, cfg, workers=workers, resume=resume,
-                                progress=not no_progress)
+            summary = run_sweep(out, parse_int_list(ks, "--ks"), seeds, cfg, workers=workers,
+                                resume=resume, progress=not no_progress, backend=backend,
+                                address=address)
+        except WorkerDied as exc:
+            fail(str(exc), 1)
         except (ValueError, OSError, TypeError) as exc:
             fail(str(exc))
         typer.echo(format_sweep(summary))

@@ -1,7 +1,9 @@
 """k-sweep of ALTERNATING-MARL on the continuous warehouse (paper Appendix G.2, Table 4).
 
 For every ``k`` in ``ks`` and every training seed, :func:`run_sweep` runs
-:func:`altmarl.continuous.alternating.run_continuous` (in worker processes), saves each run
+:func:`altmarl.continuous.alternating.run_continuous` (one job per ``(k, seed)``, through
+the execution backends of :mod:`altmarl.experiments.backends`: in-process, a process pool
+that replaces dead workers, or Ray), saves each run
 in ``runs/k{k}_s{seed}/`` (``result.json``, ``policies.pt``), evaluates the random-play
 baseline with the same evaluation seeds, and writes
 
@@ -23,12 +25,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,6 @@ from altmarl.progress import Progress
 SWEEP_FORMAT = "altmarl-continuous-sweep/1"
 DEFAULT_KS = (1, 5, 10, 25, 50, 75)
 DEFAULT_SEEDS = 15
-
-#: environment variables that pin BLAS / OpenMP pools of worker processes to one thread
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def quick_config() -> Any:
@@ -189,6 +185,8 @@ def run_sweep(
     resume: bool = True,
     progress: bool = True,
     plots: bool = True,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Run the k-sweep into the directory ``out`` (see the module docstring).
 
@@ -201,11 +199,17 @@ def run_sweep(
     config
         :class:`~altmarl.continuous.alternating.ContinuousConfig` (default: the defaults).
     workers
-        Worker processes (one (k, seed) run each at a time; PyTorch and BLAS pinned to one
-        thread per worker). Results do not depend on it.
+        Parallel runs (one (k, seed) run each at a time; PyTorch and BLAS use
+        ``config.torch_threads`` threads per run). Results do not depend on it.
     resume
         Reuse finished runs and continue interrupted ones; otherwise ``out`` must not hold
         a sweep with another configuration.
+    backend, address
+        Where the runs execute (:mod:`altmarl.experiments.backends`): ``"local"`` (in this
+        process with one worker, else a process pool whose dead workers are replaced; a
+        restarted run continues from its checkpoint) or ``"ray"`` (a local Ray instance, or
+        the cluster at ``address``; the run directory must be on a shared file system).
+        Results do not depend on it.
     """
     from altmarl.continuous.alternating import ContinuousConfig
     from altmarl.continuous.env import ContinuousWarehouse
@@ -222,6 +226,9 @@ def run_sweep(
         raise ValueError(f"seeds = {seeds!r}: expected a positive count or distinct integers >= 0")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers = {workers!r}: expected an integer >= 1")
+    from altmarl.experiments.backends import check_backend
+
+    check_backend(backend, workers, address)
     out = Path(out)
     spec = {"format": SWEEP_FORMAT, "ks": ks, "seeds": seed_list, "config": cfg.to_json(),
             "env": env.to_json()}
@@ -246,10 +253,11 @@ def run_sweep(
             jobs.append({"k": k, "seed": s, "config": cfg.to_json(), "env": env.to_json(),
                          "dir": str(d)})
     t0 = time.perf_counter()
-    _execute(jobs, workers, progress)
+    _execute(jobs, backend, workers, address, progress)
     spec["wall_s"] = float(spec.get("wall_s") or 0.0) + time.perf_counter() - t0
     spec["random"] = random_baseline(env, seed_list, cfg.eval_rollouts, cfg.eval_horizon)
     spec["workers"] = workers
+    spec["backend"] = backend
     _write_json(cpath, spec)
     summary = aggregate(out)
     if plots:
@@ -257,40 +265,17 @@ def run_sweep(
     return summary
 
 
-def _execute(jobs: list[dict[str, Any]], workers: int, progress: bool) -> None:
+def _execute(jobs: list[dict[str, Any]], backend: str, workers: int, address: str | None,
+             progress: bool) -> None:
+    """Run the jobs through :mod:`altmarl.experiments.backends` (in-process, process pool
+    with worker restarts, or Ray); an interrupted or failed sweep leaves finished runs saved
+    and unfinished ones with their checkpoint for ``resume``."""
+    from altmarl.experiments.backends import run_tasks
+
     with Progress(progress, remaining=True) as bar:
         task = bar.add_task("continuous sweep", total=len(jobs))
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                bar.update(task, status=f"k={job['k']} seed={job['seed']}")
-                run_job(job)
-                bar.advance(task)
-            return
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        for v in _THREAD_VARS:
-            os.environ[v] = "1"
-        try:
-            ex = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-            try:
-                pending: set[Future[dict[str, Any]]] = {ex.submit(run_job, j) for j in jobs}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        rec = f.result()  # re-raises a worker's exception
-                        bar.update(task, status=f"k={rec['k']} seed={rec['seed']} "
-                                   f"V={rec['value']:.1f}")
-                        bar.advance(task)
-            except BaseException:
-                # interrupted or a run failed: stop the workers now (finished runs are saved,
-                # unfinished ones keep their checkpoint for --resume)
-                for p in list(getattr(ex, "_processes", {}).values()):
-                    p.terminate()
-                ex.shutdown(wait=False, cancel_futures=True)
-                raise
-            ex.shutdown(wait=True)
-        finally:
-            for v, val in saved.items():
-                if val is None:
-                    os.environ.pop(v, None)
-                else:
-                    os.environ[v] = val
+
+        def on_done(rec: dict[str, Any]) -> None:
+            bar.advance(task, status=f"k={rec['k']} seed={rec['seed']} V={rec['value']:.1f}")
+
+        run_tasks(jobs, on_done, backend=backend, workers=workers, address=address, fn=run_job)

@@ -13,6 +13,12 @@
 Every backend hands each finished unit to ``on_done`` in the driver process, as soon as it
 finishes; results never depend on the backend or on the number of workers because each
 unit carries its own seeds (:mod:`altmarl.experiments.runner`).
+
+A unit is ``fn(task)``: by default an experiment unit
+(:func:`altmarl.experiments.runner.execute_unit`); the continuous k-sweep
+(:mod:`altmarl.continuous.sweep`) runs its ``(k, seed)`` jobs through the same backends
+with its own ``fn`` (those workers write their run directory and checkpoint themselves,
+so a Ray cluster needs a shared file system for them).
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar
 
-from altmarl.experiments.runner import UnitOutput, UnitTask, execute_unit
+from altmarl.experiments.runner import execute_unit
 from altmarl.threads import default_processes
 
-OnDone = Callable[[UnitOutput], None]
+T = TypeVar("T")
+R = TypeVar("R")
 
 BACKENDS = ("local", "ray")
 
@@ -36,11 +43,13 @@ class WorkerDied(RuntimeError):
     """A worker process died more often than the backend was allowed to restart."""
 
 
-def run_serial(tasks: Sequence[UnitTask], on_done: OnDone,
-               callback: Callable[..., Any] | None = None) -> None:
-    """Run units one after the other in this process."""
+def run_serial(tasks: Sequence[T], on_done: Callable[[R], None],
+               callback: Callable[..., Any] | None = None,
+               fn: Callable[..., R] = execute_unit) -> None:  # type: ignore[assignment]
+    """Run units one after the other in this process (``fn(task, callback=callback)``
+    when a callback is given)."""
     for task in tasks:
-        on_done(execute_unit(task, callback=callback))
+        on_done(fn(task) if callback is None else fn(task, callback=callback))
 
 
 def _context() -> Any:
@@ -60,16 +69,17 @@ def _terminate(ex: ProcessPoolExecutor) -> None:
             pass
 
 
-def run_process_pool(tasks: Sequence[UnitTask], on_done: OnDone, workers: int,
-                     max_restarts: int = 2) -> None:
-    """Run units on a pool of ``workers`` processes; see the module docstring."""
+def run_process_pool(tasks: Sequence[T], on_done: Callable[[R], None], workers: int,
+                     max_restarts: int = 2,
+                     fn: Callable[[T], R] = execute_unit) -> None:  # type: ignore[assignment]
+    """Run units (``fn(task)``, ``fn`` importable by the workers) on a pool of
+    ``workers`` processes; see the module docstring."""
     pending = list(tasks)
     restarts = 0
     while pending:
         ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))),
                                  mp_context=_context())
-        futs: dict[Future[UnitOutput], UnitTask] = {ex.submit(execute_unit, t): t
-                                                     for t in pending}
+        futs: dict[Future[R], T] = {ex.submit(fn, t): t for t in pending}
         broken: BaseException | None = None
         try:
             not_done = set(futs)
@@ -107,15 +117,16 @@ def run_process_pool(tasks: Sequence[UnitTask], on_done: OnDone, workers: int,
                              f"with --resume{hint}") from broken
 
 
-def _ray_execute(task: UnitTask) -> UnitOutput:
-    return execute_unit(task)
+def _ray_execute(fn: Callable[[T], R], task: T) -> R:
+    return fn(task)
 
 
-def run_ray(tasks: Sequence[UnitTask], on_done: OnDone, workers: int | None = None,
-            address: str | None = None) -> None:
-    """Run units as Ray tasks (one CPU each). Starts a local Ray instance unless Ray is
-    already initialized or ``address`` names a cluster to join; shuts down what it
-    started."""
+def run_ray(tasks: Sequence[T], on_done: Callable[[R], None], workers: int | None = None,
+            address: str | None = None,
+            fn: Callable[[T], R] = execute_unit) -> None:  # type: ignore[assignment]
+    """Run units (``fn(task)``) as Ray tasks (one CPU each). Starts a local Ray instance
+    unless Ray is already initialized or ``address`` names a cluster to join; shuts down
+    what it started."""
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - ray is an optional extra
@@ -128,10 +139,10 @@ def run_ray(tasks: Sequence[UnitTask], on_done: OnDone, workers: int | None = No
             ray.init(num_cpus=workers or default_processes(), include_dashboard=False,
                      logging_level=logging.WARNING)
         started = True
-    refs: dict[Any, UnitTask] = {}
+    refs: dict[Any, T] = {}
     try:
-        remote = ray.remote(num_cpus=1, max_retries=2)(_ray_execute)
-        refs = {remote.remote(t): t for t in tasks}
+        remote: Any = ray.remote(num_cpus=1, max_retries=2)(_ray_execute)
+        refs = {remote.remote(fn, t): t for t in tasks}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for r in done:
@@ -159,16 +170,23 @@ def check_backend(backend: str, workers: int | None, address: str | None) -> Non
         raise ValueError("address: only meaningful with backend = 'ray'")
 
 
-def run_tasks(tasks: Sequence[UnitTask], on_done: OnDone, backend: str = "local",
+def run_tasks(tasks: Sequence[T], on_done: Callable[[R], None], backend: str = "local",
               workers: int | None = None, address: str | None = None,
-              callback: Callable[..., Any] | None = None) -> None:
-    """Dispatch to a backend. ``local`` with one worker (or one task) runs in-process."""
+              callback: Callable[..., Any] | None = None,
+              fn: Callable[[T], R] = execute_unit) -> None:  # type: ignore[assignment]
+    """Dispatch to a backend. ``local`` with one worker (or one task) runs in-process.
+
+    ``fn(task) -> result`` computes one unit (default: an experiment unit,
+    :func:`altmarl.experiments.runner.execute_unit`; the continuous k-sweep passes its own);
+    it must be a module-level function so worker processes can import it, and its result
+    must depend on ``task`` only, so that the backend and the number of workers never
+    change the numbers."""
     check_backend(backend, workers, address)
     if backend == "ray":
-        run_ray(tasks, on_done, workers, address)
+        run_ray(tasks, on_done, workers, address, fn=fn)
         return
     w = default_processes() if workers is None else workers
     if w == 1 or len(tasks) <= 1:
-        run_serial(tasks, on_done, callback)
+        run_serial(tasks, on_done, callback, fn=fn)
     else:
-        run_process_pool(tasks, on_done, w)
+        run_process_pool(tasks, on_done, w, fn=fn)
