@@ -62,3 +62,10 @@ def test_parse_and_union_alternatives() -> None:
         Outer.model_validate({"count": -1})
     except ValidationError as err:
         assert format_validation_errors(err, "x", "bad").startswith("invalid bad:\n  x: count: ")
+
+
+def test_configs_serialize_as_their_fields() -> None:
+    from altmarl.io import to_jsonable
+
+    assert to_jsonable({"o": Outer(count=2)}) == {"o": {"count": 2, "inner": {"rate": 0.5},
+                                                        "choice": 3}}

@@ -163,7 +163,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def to_jsonable(obj: Any, *, nonfinite: str = "keep", fallback: str = "repr") -> Any:
     """``obj`` made of JSON types, recursively: NumPy scalars and arrays become numbers and
-    lists, enums their value, paths strings, tuples lists, mapping keys strings.
+    lists, enums their value, paths strings, tuples lists, mapping keys strings,
+    configuration models (pydantic, :mod:`altmarl.settings`) their fields.
 
     ``nonfinite``: ``"keep"`` leaves NaN/inf floats (Python's JSON writes them as
     ``NaN``/``Infinity``), ``"null"`` turns them into ``None`` (strict JSON).
@@ -187,6 +188,8 @@ def to_jsonable(obj: Any, *, nonfinite: str = "keep", fallback: str = "repr") ->
             return {str(a): conv(b) for a, b in v.items()}
         if isinstance(v, list | tuple):
             return [conv(x) for x in v]
+        if callable(getattr(v, "model_dump", None)):  # a configuration model (altmarl.settings)
+            return conv(v.model_dump())
         if fallback == "error":
             raise TypeError(f"{type(v).__name__} is not JSON serializable")
         return repr(v)
