@@ -176,7 +176,9 @@ def test_continuous_user_game_runs_with_histogram_and_encoder():
     assert walk.local_shape == () and walk.obs_dim == 4 and not walk.discrete_local
     pi_g = FunctionGlobalPolicy(5, lambda s_g, h: (h[:, 2:].sum(axis=1) > 2).astype(int))
     ev = am.evaluate(walk, pi_g, UniformLocalPolicy(2), rollouts=40, horizon=30, seed=0)
-    assert np.isfinite(ev.mean) and ev.occupancy.shape == (30, 0)
+    # scalar local states: occupancy per histogram bin of the whole population
+    assert np.isfinite(ev.mean) and ev.occupancy.shape == (30, 4) and walk.population_bins == 4
+    assert np.allclose(ev.occupancy.sum(axis=1), 1.0)
     assert ev.global_occupancy.shape == (30, 3) and ev.mode_match is None
     assert ev.truncation_bound == pytest.approx(0.9**30 * 2.0 / 0.1)
 

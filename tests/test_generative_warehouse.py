@@ -46,6 +46,12 @@ def test_same_law_as_the_continuous_simulator():
     assert abs(z) < 4, (ev, r.mean())
     # the reward per step agrees too, step by step on average
     assert np.abs(ev.reward_per_step - tr.rewards.mean(axis=0)).mean() < 0.5
+    # records per SPEC 8.2 bin: occupancy, and how often a_g is the population mode
+    assert ev.occupancy.shape == (40, 5) and np.allclose(ev.occupancy.sum(axis=1), 1.0)
+    assert np.abs(ev.occupancy - (tr.counts / 60).mean(axis=0)).max() < 0.1
+    assert ev.mode_match is not None
+    assert abs(ev.mode_match_rate - tr.mode_match.mean()) < 0.05
+    assert cw.bin_of_global(np.array([-2.0, -1.2, 0.0, 1.9])).tolist() == [0, 1, 2, 4]
 
 
 @pytest.mark.filterwarnings("ignore")

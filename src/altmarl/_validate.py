@@ -8,8 +8,11 @@ integral, floats finite unless said otherwise.
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -220,3 +223,35 @@ def check_finite(name: str, arr: NDArray[np.float64]) -> None:
     if not finite.all():
         i = first_bad_index(~finite)
         raise ValueError(f"{name}{list(i)} = {arr[i]}: expected a finite number")
+
+
+def is_callable_spec(spec: Any) -> bool:
+    """Whether ``spec`` looks like ``"module:function"`` (a dotted module, one colon, a
+    dotted attribute)."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        return False
+    mod, attr = spec.split(":")
+    return all(part.isidentifier() for part in mod.split(".") + attr.split("."))
+
+
+def resolve_callable(name: str, spec: Any) -> Callable[..., Any]:
+    """``"module:function"`` -> the callable it names (the module imported; the current
+    directory is searched too, so a user's ``my_sim.py`` next to the command works);
+    ``ValueError`` naming ``name`` when the spec is malformed, the module cannot be
+    imported, the attribute is missing or not callable."""
+    if not is_callable_spec(spec):
+        raise ValueError(f"{name} = {spec!r}: expected 'module:function'")
+    mod, attr = spec.split(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        obj: Any = importlib.import_module(mod)
+    except ImportError as exc:
+        raise ValueError(f"{name} = {spec!r}: cannot import module {mod!r} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{name} = {spec!r}: module {mod!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{name} = {spec!r}: {attr!r} is not callable")
+    return obj  # type: ignore[no-any-return]

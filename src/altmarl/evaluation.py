@@ -293,8 +293,10 @@ def evaluate_generative(
     :func:`altmarl.generative.simulator.simulate`, any policies with the protocol of
     :mod:`altmarl.generative.policies`.
 
-    Records: ``occupancy`` ``(H, |S_l|)`` and ``global_occupancy`` ``(H, |S_g|)`` when the
-    states are discrete (else ``(H, 0)``); ``mode_match`` when ``|A_g| = |S_l|``;
+    Records: ``occupancy`` ``(H, bins)`` per population bin (per local state when they are
+    discrete, per histogram bin for scalar states: ``game.population_bins``; else
+    ``(H, 0)``), ``global_occupancy`` ``(H, |S_g|)`` for discrete global states (else
+    ``(H, 0)``); ``mode_match`` when ``|A_g|`` equals the number of bins;
     ``truncation_bound`` is NaN unless the game declares ``r_max``.
     """
     traj = simulate_generative(game, pi_g, pi_l, rollouts, horizon, seed, workers)

@@ -33,9 +33,26 @@ RUN_CONFIG_FORMAT = "altmarl.run_config"
 UNIT_FORMAT = "altmarl.unit_result"
 UNIT_VERSION = 1
 
-#: files of a finished unit directory (besides its manifest)
-UNIT_FILES = ("result.json", "pi_g.npz", "pi_l.npz", "history.csv", "steps.csv",
-              "trajectory.csv")
+#: suffixes of a unit's policy files: ``.npz`` tabular policies, ``.pt`` neural policies
+#: (generative games; ``torch.load(weights_only=True)`` files)
+POLICY_SUFFIXES = (".npz", ".pt")
+
+
+def unit_files(listed: Any = ()) -> tuple[str, ...]:
+    """The files a finished unit holds (besides its manifest): ``result.json``, the two
+    policies ``pi_g`` / ``pi_l`` each with the suffix of its kind (:data:`POLICY_SUFFIXES`:
+    the one among ``listed``, e.g. the names a manifest records; ``.npz`` by default),
+    ``history.csv``, ``steps.csv``, ``trajectory.csv``."""
+    names = set(listed)
+    out = ["result.json"]
+    for stem in ("pi_g", "pi_l"):
+        have = [stem + suf for suf in POLICY_SUFFIXES if stem + suf in names]
+        out.append(have[0] if len(have) == 1 else stem + POLICY_SUFFIXES[0])
+    return (*out, "history.csv", "steps.csv", "trajectory.csv")
+
+
+#: files of a finished tabular unit directory (besides its manifest)
+UNIT_FILES = unit_files()
 
 #: the unit's manifest: SHA-256 digest and size of every file of :data:`UNIT_FILES`,
 #: written last into the unit's temporary directory
@@ -126,7 +143,8 @@ def check_unit(run_dir: str | os.PathLike[str], name: str,
     """``None`` when unit ``name`` of the run directory is finished and intact, else what is
     wrong, naming the file (``"units/k0002_t00/pi_g.npz: truncated (812 of 1960 bytes)"``).
 
-    Intact means: the manifest is readable; every file of :data:`UNIT_FILES` is a regular
+    Intact means: the manifest is readable; every file of :func:`unit_files` (the policies
+    with the suffix the manifest records) is a regular
     file with the size and SHA-256 digest the manifest recorded when the unit was written;
     ``result.json`` is a unit result (:func:`read_unit`) of this unit and, when
     ``fingerprint`` is given, of that configuration.
@@ -142,7 +160,11 @@ def verify_unit(run_dir: str | os.PathLike[str], name: str, fingerprint: str | N
     rel = f"units/{name}"
     if not udir.is_dir():
         return f"{rel}: missing", None
-    sig = _signature(udir, [*UNIT_FILES, MANIFEST])
+    try:
+        present = unit_files(os.listdir(udir))
+    except OSError:
+        present = UNIT_FILES
+    sig = _signature(udir, [*present, MANIFEST])
     key = f"{os.path.abspath(udir)}|{fingerprint}"
     cached = _VERIFIED.get(key)
     if sig is not None and cached is not None and cached[0] == sig:
@@ -158,7 +180,7 @@ def verify_unit(run_dir: str | os.PathLike[str], name: str, fingerprint: str | N
     if (man.get("format") != MANIFEST_FORMAT or man.get("version") != MANIFEST_VERSION
             or man.get("name") != name or not isinstance(entries, dict)):
         return f"{rel}/{MANIFEST}: not the manifest of unit {name}", None
-    for fname in UNIT_FILES:
+    for fname in unit_files(entries):
         ent = entries.get(fname)
         if (not isinstance(ent, dict) or not isinstance(ent.get("sha256"), str)
                 or not _is_size(ent.get("bytes"))):
@@ -185,7 +207,8 @@ def verify_unit(run_dir: str | os.PathLike[str], name: str, fingerprint: str | N
     if fingerprint is not None and res["config_fingerprint"] != fingerprint:
         return (f"{rel}/result.json: computed for another configuration (fingerprint "
                 f"{res['config_fingerprint']!r}, expected {fingerprint!r})"), None
-    if sig is not None and sig == _signature(udir, [*UNIT_FILES, MANIFEST]):
+    if sig is not None and present == unit_files(entries) and sig == _signature(
+            udir, [*present, MANIFEST]):
         _VERIFIED[key] = (sig, res)
     return None, res
 
@@ -307,6 +330,7 @@ __all__ = [
     "RUN_CONFIG_FORMAT",
     "SUMMARY_FORMAT",
     "SUMMARY_VERSION",
+    "POLICY_SUFFIXES",
     "UNIT_FILES",
     "UNIT_FORMAT",
     "UNIT_VERSION",
@@ -319,6 +343,7 @@ __all__ = [
     "read_unit",
     "scan_units",
     "unit_manifest",
+    "unit_files",
     "unit_name",
     "units_dir",
     "verify_unit",

@@ -4,7 +4,10 @@
   protocol a game supplies (:class:`GameAdapter`: proposals, paired evaluations, seeds,
   hooks), the per-proposal history record (:class:`StepRecord`);
 * :mod:`~altmarl.alternating.tabular` — tabular games: ``am.alternating_marl``, its
-  validated settings (:class:`AlternatingOptions`) and result (:class:`AlternatingResult`).
+  validated settings (:class:`AlternatingOptions`) and result (:class:`AlternatingResult`);
+* :mod:`~altmarl.alternating.generative` — generative games (SPEC 11): neural G-LEARN and
+  L-LEARN, per-sweep common random numbers, checkpoints (``am.alternating_marl`` dispatches
+  to it; imported on use, it needs PyTorch).
 
 The continuous warehouse plugs into the same loop (:mod:`altmarl.continuous.alternating`);
 the UPDATE comparison all of them use is :mod:`altmarl.update`.

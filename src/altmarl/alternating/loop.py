@@ -4,9 +4,10 @@
 (:func:`altmarl.update.compare`), the history, the progress bar, the callback and the
 stopping rule; a :class:`GameAdapter` supplies only what depends on the game and its
 learners (the model is MFGLib's ``Iterative.solve``: one loop, each algorithm supplies its
-parts). Two adapters exist: the tabular one (:mod:`altmarl.alternating.tabular`, behind
-``am.alternating_marl``) and the continuous warehouse
-(:mod:`altmarl.continuous.alternating`, behind ``run_continuous``).
+parts). Three adapters exist: the tabular one (:mod:`altmarl.alternating.tabular`, behind
+``am.alternating_marl``), the generative one (:mod:`altmarl.alternating.generative`,
+behind ``am.alternating_marl`` on a ``GenerativeGame``: neural learners, SPEC 11) and the
+continuous warehouse (:mod:`altmarl.continuous.alternating`, behind ``run_continuous``).
 
 One sweep (``sweep = 1, 2, ...``)::
 
@@ -30,8 +31,7 @@ The run stops after ``sweeps`` sweeps, after ``patience`` consecutive sweeps wit
 accepted proposal (``patience = 1``: SPEC 6's "a full sweep accepts nothing";
 ``converged``), or when the callback says so.
 
-Writing an adapter (e.g. the generative games of SPEC 11: ``reset(rng, R)`` /
-``step(...)`` simulators with neural learners):
+Writing an adapter (:mod:`altmarl.alternating.generative` is a complete example):
 
 * ``propose_global(state, seed)`` / ``propose_local(state, seed)`` return a
   :class:`Proposal` (the candidate policy, a JSON-friendly ``info``, ``samples`` spent).

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from altmarl._validate import is_callable_spec, resolve_callable
 from altmarl.envs.generative_fleet import fleet, fleet_tabular
 from altmarl.envs.generative_warehouse import continuous_warehouse
 from altmarl.envs.random_tabular import random_game
@@ -41,7 +42,12 @@ def make(name: str, **params: Any) -> Any:
     :class:`~altmarl.TabularGame` or, for generative environments such as ``"fleet"``, a
     :class:`~altmarl.GenerativeGame` (typed ``Any`` so that callers of the tabular built-ins
     need no narrowing). A key the factory does not take is a ``ValueError`` listing the
-    unknown keys and the accepted ones."""
+    unknown keys and the accepted ones.
+
+    ``name`` may also be a user's factory ``"module:function"`` (imported, the current
+    directory searched too) returning a ``GenerativeGame`` or a ``TabularGame``: that is how
+    ``altmarl run my_sim:make_game`` and ``[env] name = "my_sim:make_game"`` reach your
+    simulator."""
     factory = _factory(name)
     accepted = _accepted(factory)
     if accepted is not None:
@@ -50,9 +56,13 @@ def make(name: str, **params: Any) -> Any:
             raise ValueError(f"env {name!r}: unknown parameter(s) {unknown}; accepted: "
                              f"{accepted}")
     try:
-        return factory(**params)
+        game = factory(**params)
     except TypeError as exc:  # e.g. a required parameter missing
         raise ValueError(f"env {name!r}: bad parameters {sorted(params)} ({exc})") from None
+    if name not in _REGISTRY and not isinstance(game, TabularGame | GenerativeGame):
+        raise ValueError(f"env {name!r} returned {type(game).__name__}: expected an "
+                         "altmarl.GenerativeGame or altmarl.TabularGame")
+    return game
 
 
 def parameters(name: str) -> list[str] | None:
@@ -62,10 +72,12 @@ def parameters(name: str) -> list[str] | None:
 
 
 def _factory(name: str) -> Callable[..., Game]:
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"env = {name!r}: unknown environment; expected one of {names()}") from None
+    if is_callable_spec(name):
+        return resolve_callable("env", name)
+    raise ValueError(f"env = {name!r}: unknown environment; expected one of {names()} or a "
+                     "factory 'module:function'")
 
 
 def _accepted(factory: Callable[..., Game]) -> list[str] | None:

@@ -314,19 +314,22 @@ def packaged_config(name: str) -> ExperimentConfig:
 
 
 def resolve_target(target: str) -> ExperimentConfig:
-    """``ENV_OR_CONFIG`` of ``altmarl run``: a TOML path, a packaged configuration name, or
-    a registered environment name (defaults for everything else)."""
+    """``ENV_OR_CONFIG`` of ``altmarl run``: a TOML path, a packaged configuration name, a
+    registered environment name, or a user's game factory ``"module:function"`` returning a
+    ``GenerativeGame`` (defaults for everything else)."""
     from altmarl import envs
+    from altmarl._validate import is_callable_spec
 
     p = Path(target)
     if p.suffix == ".toml" or p.is_file():
         return load_config(p)
     if target in packaged_configs():
         return packaged_config(target)
-    if target in envs.names():
+    if target in envs.names() or is_callable_spec(target):
         n = envs.make(target).n
         default_k = SweepConfig().ks()[0]
-        return parse_config({"name": target, "env": {"name": target},
+        return parse_config({"name": target.replace(":", "."), "env": {"name": target},
                              "sweep": {"k": [min(default_k, n)]}}, source=target)
     raise ValueError(f"{target!r}: not a configuration file, packaged configuration "
-                     f"({packaged_configs()}) or environment ({envs.names()})")
+                     f"({packaged_configs()}), environment ({envs.names()}) or game factory "
+                     "'module:function'")

@@ -26,7 +26,6 @@ half-written.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from altmarl._random import derive_seed
+from altmarl._validate import resolve_callable
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.io import csv_bytes, json_bytes
 from altmarl.locking import DirectoryLock, holds_lock
@@ -59,6 +59,7 @@ from altmarl.rundir import (
     check_unit_name,
     is_finished,
     read_unit,
+    unit_files,
     unit_manifest,
     unit_name,
     units_dir,
@@ -135,14 +136,8 @@ def _game(env_blob: str) -> Any:
 
 
 def resolve_trainer(spec: str) -> Callable[..., Any]:
-    """``"module:function"`` -> the function."""
-    mod, _, attr = spec.partition(":")
-    if not mod or not attr:
-        raise ValueError(f"trainer = {spec!r}: expected 'module:function'")
-    fn = getattr(importlib.import_module(mod), attr)
-    if not callable(fn):
-        raise ValueError(f"trainer = {spec!r}: not callable")
-    return fn  # type: ignore[no-any-return]
+    """``"module:function"`` -> the function (:func:`altmarl._validate.resolve_callable`)."""
+    return resolve_callable("trainer", spec)
 
 
 def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +167,8 @@ def execute_unit(task: UnitTask, callback: Callable[..., Any] | None = None) -> 
 
 def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOutput:
     from altmarl.evaluation import evaluate
+    from altmarl.generative.game import GenerativeGame
+    from altmarl.generative.simulator import rollout as rollout_generative
     from altmarl.simulate import rollout_counts
 
     cfg = _config(task.config_json)
@@ -194,8 +191,14 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
     evs = [evaluate(game, pi_g, pi_l, rollouts=ev_cfg.rollouts, horizon=ev_cfg.horizon,
                     seed=s, workers=task.eval_workers) for s in seeds]
     eval_wall = time.perf_counter() - wall1
-    traj = rollout_counts(game, pi_g, pi_l, ev_cfg.rollouts, ev_cfg.horizon,
-                          np.random.default_rng(derive_seed(cfg.seed, TRAJ)), record_counts=True)
+    traj_rng = np.random.default_rng(derive_seed(cfg.seed, TRAJ))
+    if isinstance(game, GenerativeGame):  # the per-agent simulator (SPEC 11)
+        traj = rollout_generative(game, pi_g, pi_l, ev_cfg.rollouts, ev_cfg.horizon, traj_rng)
+        in_sg = None if traj.s_g is None else game.bin_of_global(traj.s_g)
+    else:
+        traj = rollout_counts(game, pi_g, pi_l, ev_cfg.rollouts, ev_cfg.horizon, traj_rng,
+                              record_counts=True)
+        in_sg = np.minimum(traj.s_g, game.n_sl - 1)
 
     means = [float(e.mean) for e in evs]
     mm = [e.mode_match_rate for e in evs]
@@ -225,11 +228,11 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
     }
     files = {
         "result.json": json_bytes(result),
-        "pi_g.npz": _policy_bytes(pi_g, game),
-        "pi_l.npz": _policy_bytes(pi_l, game),
+        **_policy_file("pi_g", pi_g, game),
+        **_policy_file("pi_l", pi_l, game),
         "history.csv": _history_csv(getattr(res, "history", [])),
-        "steps.csv": _steps_csv(evs, game),
-        "trajectory.csv": _trajectory_csv(traj, game),
+        "steps.csv": _steps_csv(evs),
+        "trajectory.csv": _trajectory_csv(traj, game.n, in_sg),
     }
     return UnitOutput(task.name, files, result)
 
@@ -276,10 +279,14 @@ def _jsonable_small(v: Any) -> Any:
     return _SKIP
 
 
-def _policy_bytes(pol: Any, game: Any) -> bytes:
+def _policy_file(stem: str, pol: Any, game: Any) -> dict[str, bytes]:
+    """``{stem + suffix: bytes}`` of a policy file (``.npz`` tabular, ``.pt`` neural:
+    :func:`altmarl.generative.files.save_policy`)."""
+    from altmarl.generative.files import save_policy
+
     with tempfile.TemporaryDirectory(prefix="altmarl-unit-") as d:
-        path = pol.save(Path(d) / "policy.npz", game)
-        return Path(path).read_bytes()
+        path = save_policy(pol, Path(d) / stem, game)
+        return {path.name: path.read_bytes()}
 
 
 def _history_rows(history: Any) -> list[dict[str, Any]]:
@@ -311,15 +318,15 @@ def _history_csv(history: Any) -> bytes:
     return csv_bytes(header or ["step"], [[r.get(h, "") for h in header] for r in rows])
 
 
-def _steps_csv(evs: list[Any], game: Any) -> bytes:
-    """Per time step, averaged over evaluation seeds: reward, occupancy per local state,
-    global-state occupancy, mode-match rate."""
+def _steps_csv(evs: list[Any]) -> bytes:
+    """Per time step, averaged over evaluation seeds: reward, occupancy per local state (per
+    population bin on a generative game), global-state occupancy, mode-match rate."""
     reward = np.mean([e.reward_per_step for e in evs], axis=0)
     occ = np.mean([e.occupancy for e in evs], axis=0)
     gocc = np.mean([e.global_occupancy for e in evs], axis=0)
     mm = None if evs[0].mode_match is None else np.mean([e.mode_match for e in evs], axis=0)
-    header = (["t", "reward"] + [f"occ_{x}" for x in range(game.n_sl)]
-              + [f"global_occ_{g}" for g in range(game.n_sg)] + ["mode_match"])
+    header = (["t", "reward"] + [f"occ_{x}" for x in range(occ.shape[1])]
+              + [f"global_occ_{g}" for g in range(gocc.shape[1])] + ["mode_match"])
     rows = []
     for t in range(reward.shape[0]):
         rows.append([t, float(reward[t]), *map(float, occ[t]), *map(float, gocc[t]),
@@ -327,25 +334,36 @@ def _steps_csv(evs: list[Any], game: Any) -> bytes:
     return csv_bytes(header, rows)
 
 
-def _trajectory_csv(traj: Any, game: Any) -> bytes:
+def _trajectory_csv(traj: Any, n: int, in_sg_bin: Any) -> bytes:
     """Example rollouts (a batch of ``R`` from the trajectory seed).
 
-    Rollout 0: ``s_g``, ``a_g``, reward, fraction of agents per local state (``frac_x``) and
-    in the local state equal to ``s_g`` (``in_sg``; meaningful when local and global
-    states name the same places, as the warehouse's zones). Means over the batch:
-    ``mean_in_sg`` and ``mean_largest`` (fraction of agents in the most populated local
-    state) — unlike the per-state occupancy, these do not average out under symmetry.
+    Rollout 0: ``s_g``, ``a_g``, reward, fraction of agents per local state (``frac_x``; per
+    population bin on a generative game) and in the local state equal to ``s_g`` (``in_sg``,
+    the bin ``in_sg_bin`` of each global state; meaningful when local and global states
+    name the same places, as the warehouse's zones). Means over the batch: ``mean_in_sg``
+    and ``mean_largest`` (fraction of agents in the most populated local state) — unlike
+    the per-state occupancy, these do not average out under symmetry. Without population
+    bins (vector states) only ``t``, ``s_g``, ``a_g`` and ``reward`` are filled.
     """
-    frac = traj.counts / game.n  # (R, H, S_l)
-    R, H, _ = frac.shape
-    sg = np.minimum(traj.s_g, game.n_sl - 1)
-    in_sg = np.take_along_axis(frac, sg[..., None], axis=2)[..., 0]  # (R, H)
-    largest = frac.max(axis=2)
-    header = (["t", "s_g", "a_g", "reward"] + [f"frac_{x}" for x in range(game.n_sl)]
+    R, H = traj.rewards.shape
+    sg = traj.s_g
+    if traj.counts is None:
+        frac = np.zeros((R, H, 0))
+        in_sg = largest = np.full((R, H), np.nan)
+    else:
+        frac = traj.counts / n  # (R, H, bins)
+        in_sg = (np.full((R, H), np.nan) if in_sg_bin is None
+                 else np.take_along_axis(frac, in_sg_bin[..., None], axis=2)[..., 0])
+        largest = frac.max(axis=2)
+    header = (["t", "s_g", "a_g", "reward"] + [f"frac_{x}" for x in range(frac.shape[2])]
               + ["in_sg", "mean_in_sg", "mean_largest"])
-    rows = [[t, int(traj.s_g[0, t]), int(traj.a_g[0, t]), float(traj.rewards[0, t]),
-             *map(float, frac[0, t]), float(in_sg[0, t]), float(in_sg[:, t].mean()),
-             float(largest[:, t].mean())] for t in range(H)]
+
+    def state(v: Any) -> Any:
+        return int(v) if np.issubdtype(np.asarray(v).dtype, np.integer) else float(v)
+
+    rows = [[t, "" if sg is None else state(sg[0, t]), int(traj.a_g[0, t]),
+             float(traj.rewards[0, t]), *map(float, frac[0, t]), float(in_sg[0, t]),
+             float(in_sg[:, t].mean()), float(largest[:, t].mean())] for t in range(H)]
     return csv_bytes(header, rows)
 
 
@@ -383,10 +401,10 @@ def write_unit(run_dir: str | os.PathLike[str], out: UnitOutput,
     replaced when it is damaged (moved aside, then deleted once the new one is in place).
     """
     name = check_unit_name(out.name)
-    missing = [f for f in UNIT_FILES if f not in out.files]
-    if missing or MANIFEST in out.files:
+    want = unit_files(out.files)
+    if set(out.files) != set(want) or MANIFEST in out.files:
         raise ValueError(f"unit {name}: files {sorted(out.files)} do not match "
-                         f"{list(UNIT_FILES)}")
+                         f"{list(want)}")
     udir = units_dir(run_dir)
     udir.mkdir(parents=True, exist_ok=True)
     final = udir / name

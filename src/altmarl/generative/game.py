@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from altmarl._random import rng as make_rng
 from altmarl._validate import check_choice, check_float, check_gamma, check_int, check_k
-from altmarl.generative.observe import Counts, Observer, make_observer
+from altmarl.generative.observe import Counts, Histogram, Observer, bincount_rows, make_observer
 
 ResetFn = Callable[[np.random.Generator, int], tuple[Any, Any]]
 StepFn = Callable[..., tuple[Any, Any, Any, Any]]
@@ -144,6 +144,40 @@ class GenerativeGame:
     def discrete_local(self) -> bool:
         """Whether local states are ints ``0..|S_l|-1``."""
         return self.n_sl is not None
+
+    @property
+    def population_bins(self) -> int | None:
+        """How records bin the whole population (occupancy, mode, plots): ``|S_l|`` for
+        discrete local states, the observer's bins for a histogram of scalar states, else
+        ``None``."""
+        if self.n_sl is not None:
+            return self.n_sl
+        if isinstance(self.observe, Histogram):
+            return len(self.observe.edges) + 1
+        return None
+
+    def population_counts(self, s_l: NDArray[Any]) -> NDArray[np.int64]:
+        """Agents per population bin (:attr:`population_bins`), ``(R, n) -> (R, bins)``."""
+        if self.n_sl is not None:
+            return bincount_rows(np.asarray(s_l), self.n_sl)
+        if isinstance(self.observe, Histogram):
+            return self.observe(s_l)
+        raise ValueError(f"game {self.name!r}: the population has no bins (vector local "
+                         "states with a set encoder)")
+
+    def bin_of_global(self, s_g: NDArray[Any]) -> NDArray[np.int64] | None:
+        """The population bin that names the same place as the global state, when there is
+        one: ``min(s_g, bins - 1)`` for discrete global states (as the tabular records), the
+        histogram bin of a scalar global state; else ``None``."""
+        bins = self.population_bins
+        if bins is None:
+            return None
+        if self.n_sg is not None:
+            return np.minimum(np.asarray(s_g, dtype=np.int64), bins - 1)
+        if self.global_shape == () and isinstance(self.observe, Histogram):
+            return np.asarray(np.searchsorted(np.asarray(self.observe.edges), s_g,
+                                              side="right"), dtype=np.int64)
+        return None
 
     @property
     def num_global_actions(self) -> int:

@@ -31,7 +31,6 @@ from altmarl._random import SeedLike, as_seed_sequence
 from altmarl._random import rng as child_rng
 from altmarl._validate import check_int
 from altmarl.generative.game import GenerativeGame
-from altmarl.generative.observe import bincount_rows
 from altmarl.generative.policies import check_policies
 from altmarl.threads import default_threads
 
@@ -73,15 +72,16 @@ def subsample_indices(rng: np.random.Generator, R: int, n: int, k: int) -> IntAr
 class GenerativeTrajectories:
     """Per-step records of ``R`` rollouts of horizon ``H`` on a generative game.
 
-    ``rewards[r, t]`` stage reward (SPEC eq. 1); ``a_g[r, t]``; ``s_g[r, t]`` (discrete
-    global states only, else ``None``); ``counts[r, t, x]`` agents per local state *before*
-    step ``t`` (discrete local states, when recorded); ``mode_match[r, t]`` whether ``a_g``
-    equals the most populated local state (only when ``|A_g| = |S_l|``).
+    ``rewards[r, t]`` stage reward (SPEC eq. 1); ``a_g[r, t]``; ``s_g[r, t]`` (discrete or
+    scalar global states, else ``None``); ``counts[r, t, x]`` agents per population bin
+    *before* step ``t`` (:attr:`GenerativeGame.population_bins`: per local state when they
+    are discrete, per histogram bin for scalar states; when recorded); ``mode_match[r, t]``
+    whether ``a_g`` equals the fullest bin (only when ``|A_g|`` equals the number of bins).
     """
 
     rewards: FloatArray
     a_g: IntArray
-    s_g: IntArray | None
+    s_g: NDArray[Any] | None
     counts: IntArray | None
     mode_match: NDArray[np.bool_] | None
     tracked: TrackedAgents | None = None
@@ -153,11 +153,12 @@ def rollout(
         s_g, s_l = game.reset(rng, R)
     else:
         s_g, s_l = np.asarray(init[0]), np.asarray(init[1])
-    d = game.n_sl
+    d = game.population_bins
     rows = np.arange(R)[:, None]
     rewards = np.empty((R, H))
     ag_hist = np.empty((R, H), dtype=np.int64)
-    sg_hist = np.empty((R, H), dtype=np.int64) if game.discrete_global else None
+    sg_hist = (np.empty((R, H), dtype=np.int64) if game.discrete_global
+               else np.empty((R, H)) if game.global_shape == () else None)
     counts_hist = (np.empty((R, H, d), dtype=np.int64)
                    if record_counts and d is not None else None)
     mode = np.empty((R, H), dtype=bool) if d is not None and game.n_ag == d else None
@@ -190,7 +191,7 @@ def rollout(
             rec.s_g[:, t] = s_g
             rec.a_l[:, t] = a_l[rows, track]
         if d is not None and (counts_hist is not None or mode is not None):
-            N = bincount_rows(s_l, d)
+            N = game.population_counts(s_l)
             if counts_hist is not None:
                 counts_hist[:, t] = N
             if mode is not None:
