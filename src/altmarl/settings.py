@@ -1,7 +1,9 @@
 """Validated configurations (pydantic v2): the one configuration style of altmarl (issue
 14.5), used by the TOML experiment files (:mod:`altmarl.experiments.config`), the theory
-experiment (:mod:`altmarl.experiments.theory`) and the continuous warehouse
-(:class:`altmarl.continuous.ContinuousConfig`, :class:`altmarl.continuous.TRPOConfig`).
+experiment (:mod:`altmarl.experiments.theory`), the continuous warehouse
+(:class:`altmarl.continuous.ContinuousConfig`, :class:`altmarl.continuous.TRPOConfig`) and
+the federated example (:class:`altmarl.federated.FederatedConfig`,
+:class:`altmarl.federated.FederatedExperiment`).
 
 * :class:`StrictConfig` — base of every configuration model: unknown keys rejected
   (``extra="forbid"``), no silent coercion (``strict``: ``"3"`` is not an integer, ``True``
@@ -11,6 +13,8 @@ experiment (:mod:`altmarl.experiments.theory`) and the continuous warehouse
   ``ValueError`` in the format below, and NumPy scalars count as the numbers they hold.
 * :func:`format_validation_errors` — the message: one line per problem naming the dotted
   key, e.g. ``config: trpo.max_kl: Input should be greater than 0 (got 0.0)``.
+* :data:`LISTS_AS_TUPLES` — lets a strict ``tuple`` field accept a list (JSON and TOML
+  have no tuples).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from altmarl import envs
 from altmarl.exact import ExactSolver
@@ -42,7 +42,7 @@ from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, write_json
 from altmarl.plots.theory import plot_theory
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.progress import Progress
-from altmarl.settings import StrictConfig, format_validation_errors
+from altmarl.settings import LISTS_AS_TUPLES, StrictConfig, format_validation_errors
 from altmarl.threads import limit_blas_threads
 
 # ---------------------------------------------------------------------------
@@ -54,13 +54,8 @@ from altmarl.threads import limit_blas_threads
 #: greedy policies are not decided by solver error
 G_LEARN_TOL = 1e-9
 
-def _as_tuple(v: Any) -> Any:
-    """Lists (from JSON or TOML) are accepted where the model holds a tuple."""
-    return tuple(v) if isinstance(v, list) else v
-
-
-PositiveInts = Annotated[tuple[Annotated[int, Field(ge=1)], ...], BeforeValidator(_as_tuple)]
-Seeds = Annotated[tuple[Annotated[int, Field(ge=0)], ...], BeforeValidator(_as_tuple)]
+PositiveInts = Annotated[tuple[Annotated[int, Field(ge=1)], ...], LISTS_AS_TUPLES]
+Seeds = Annotated[tuple[Annotated[int, Field(ge=0)], ...], LISTS_AS_TUPLES]
 
 
 class GapGame(StrictConfig):
@@ -85,7 +80,7 @@ class TheoryConfig(StrictConfig):
 
     quick: bool
     seed: int = Field(ge=0)
-    gap_games: Annotated[tuple[GapGame, ...], BeforeValidator(_as_tuple)]
+    gap_games: Annotated[tuple[GapGame, ...], LISTS_AS_TUPLES]
     #: G-LEARN samples for the seeded runs on the first game (``None``: skip them)
     finite_m: int | None = Field(ge=1)
     finite_m_seeds: Seeds
