@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl.limits import MAX_SPACE
+
 #: tolerance on probability row sums (SPEC 1)
 ROW_SUM_TOL = 1e-8
 #: the keys every spaces dict has (``TabularGame.spaces``; ``A_l`` may be absent, SPEC 1)
@@ -94,7 +96,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
 def check_spaces(spaces: Any, name: str = "spaces") -> dict[str, int]:
     """A spaces dict ``{"S_g", "A_g", "S_l"}`` (and optionally ``"A_l"``) of integers ``>= 1``
-    (SPEC 1), as plain ``int`` values. ``A_l`` absent, ``None`` or ``-1`` means unknown and
+    and at most ``limits.MAX_SPACE`` (SPEC 1), as plain ``int`` values. ``A_l`` absent, ``None`` or ``-1`` means unknown and
     is left out of the result; any other key is an error."""
     if not isinstance(spaces, dict):
         raise ValueError(f"{name} = {spaces!r}: expected an object with S_g, A_g, S_l "
@@ -106,9 +108,10 @@ def check_spaces(spaces: Any, name: str = "spaces") -> dict[str, int]:
     for key in SPACE_KEYS:
         if key not in spaces:
             raise ValueError(f"{name}.{key}: missing; expected an integer >= 1")
-        out[key] = check_int(f"{name}.{key}", spaces[key], 1)
-    if spaces.get("A_l") not in (None, -1):
-        out["A_l"] = check_int(f"{name}.A_l", spaces["A_l"], 1)
+        out[key] = check_int(f"{name}.{key}", spaces[key], 1, MAX_SPACE)
+    if spaces.get("A_l") is not None and not (type(spaces["A_l"]) is int
+                                              and spaces["A_l"] == -1):
+        out["A_l"] = check_int(f"{name}.A_l", spaces["A_l"], 1, MAX_SPACE)
     return out
 
 

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from altmarl._validate import check_int
 from altmarl.game import TabularGame
 from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
 from altmarl.generative.simulator import simulate as simulate_generative
+from altmarl.limits import INT64_MAX, check_simulation
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import Scheme
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
@@ -202,10 +204,12 @@ def evaluate(
                              "policies (altmarl.sampling)")
         gen = game if isinstance(game, GenerativeGame) else game.as_generative()
         return evaluate_generative(gen, pi_g, pi_l, rollouts, horizon, seed, workers)
-    if isinstance(rollouts, bool) or not isinstance(rollouts, int | np.integer) or rollouts < 1:
-        raise ValueError(f"rollouts = {rollouts!r}: expected an integer >= 1")
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon = {horizon!r}: expected an integer >= 1")
+    rollouts = check_int("rollouts", rollouts, 1, INT64_MAX)
+    horizon = check_int("horizon", horizon, 1, INT64_MAX)
+    # memory: rewards, s_g, a_g, mode and counts per (rollout, step); time: k sampled agents
+    # per step (counts) or all n agents (agents)
+    check_simulation("evaluate", rollouts, horizon, game.n_sl + 3,
+                     game.n if simulator == "agents" else min(pi_g.k, game.n) + game.n_sl)
     traj = simulate_batched(game, pi_g, pi_l, int(rollouts), int(horizon), seed, workers, simulator,
                             reward_model=reward_model, sampling=sampling)
     used = pi_g.sampling if sampling is None else sampling

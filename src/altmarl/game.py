@@ -35,10 +35,12 @@ from altmarl._validate import (
     check_int,
     check_k,
     check_stochastic,
+    first_bad_index,
 )
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.tabular import tabular_view
 from altmarl.io import load_npz, save_npz, to_jsonable
+from altmarl.limits import INT64_MAX, MAX_ABS_REWARD
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -287,8 +289,14 @@ class TabularGame:
         check_stochastic("P_l", pl)
         check_finite("r_g", rg)
         check_finite("r_l", rl)
+        for rname, rv in (("r_g", rg), ("r_l", rl)):
+            big = np.abs(rv) > MAX_ABS_REWARD
+            if big.any():
+                i = first_bad_index(big)
+                raise ValueError(f"{rname}{list(i)} = {float(rv[i])!r}: expected |r| <= "
+                                 f"{MAX_ABS_REWARD:g} (values must stay finite)")
         g = check_gamma(gamma)
-        nn = check_int("n", n, 1)
+        nn = check_int("n", n, 1, INT64_MAX)
         if (rg < 0).any() or (rl < 0).any():
             warnings.warn(
                 f"{name}: negative rewards (min r_g = {rg.min():g}, min r_l = {rl.min():g}); "

@@ -110,12 +110,19 @@ def read_bytes_bounded(path: str | os.PathLike[str], max_bytes: int,
     return data
 
 
-def parse_json_text(text: str | bytes, where: str) -> Any:
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a valid JSON number")
+
+
+def parse_json_text(text: str | bytes, where: str, *, allow_nonfinite: bool = True) -> Any:
     """``json.loads(text)`` with every failure a ``ValueError`` naming ``where``: invalid
     JSON, invalid UTF-8, nesting too deep for the parser (``RecursionError``). ``NaN`` and
-    ``Infinity`` are accepted (altmarl writes them in its own result files)."""
+    ``Infinity`` are accepted (altmarl writes them in its own result files) unless
+    ``allow_nonfinite=False`` (strict JSON, for files other tools write)."""
     try:
-        return json.loads(text)
+        if allow_nonfinite:
+            return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError(f"{where}: JSON nested too deeply") from None
     except UnicodeDecodeError as exc:
@@ -123,15 +130,19 @@ def parse_json_text(text: str | bytes, where: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column "
                          f"{exc.colno})") from None
+    except ValueError as exc:  # a NaN / Infinity refused by _reject_constant
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
 
 
 def read_json(path: str | os.PathLike[str], what: str = "JSON file",
-              max_bytes: int = MAX_JSON_BYTES, *, object_required: bool = True) -> Any:
+              max_bytes: int = MAX_JSON_BYTES, *, object_required: bool = True,
+              allow_nonfinite: bool = True) -> Any:
     """Parse the JSON file ``path`` (a regular file of at most ``max_bytes``); every failure
     is a ``ValueError`` naming the file (``FileNotFoundError`` when it is missing). With
-    ``object_required`` the top level must be a JSON object."""
+    ``object_required`` the top level must be a JSON object; ``allow_nonfinite`` as in
+    :func:`parse_json_text`."""
     data = read_bytes_bounded(path, max_bytes, what)
-    obj = parse_json_text(data, os.fspath(path))
+    obj = parse_json_text(data, os.fspath(path), allow_nonfinite=allow_nonfinite)
     if object_required and not isinstance(obj, dict):
         raise ValueError(f"{os.fspath(path)}: expected a JSON object at the top level, found "
                          f"{type(obj).__name__}")

@@ -46,8 +46,9 @@ MAX_SPACE = 10**6
 #: most simulated agent-steps of one evaluation or log recording (rollouts x horizon x
 #: agents simulated, k per step for the mean-field simulator): about an hour of CPU
 MAX_SIMULATED_STEPS = 10**11
-#: most (rollout, time step) cells held in memory by one evaluation or recording
-MAX_ROLLOUT_CELLS = 5 * 10**7
+#: most cells of trajectory arrays held in memory by one evaluation or recording (rollouts x
+#: horizon x (|S_l| + 3) for an evaluation; rows x columns for a log): 1.6 GB of 8-byte cells
+MAX_ROLLOUT_CELLS = 2 * 10**8
 #: largest absolute reward: values stay finite (``|r| / (1 - gamma)`` for any
 #: ``gamma < 1`` representable in float64)
 MAX_ABS_REWARD = 1e100
@@ -78,6 +79,20 @@ def within(log_size: float, limit: int | float) -> bool:
     return log_size <= math.log(limit) + 1e-9
 
 
+def check_simulation(name: str, rollouts: int, horizon: int, cells_per_step: int,
+                     work_per_step: int) -> None:
+    """Bound a simulation before it starts: ``rollouts x horizon x cells_per_step`` stored
+    cells (:data:`MAX_ROLLOUT_CELLS`) and ``rollouts x horizon x work_per_step`` simulated
+    agent-steps (:data:`MAX_SIMULATED_STEPS`); a ``ValueError`` naming ``name`` otherwise."""
+    steps = rollouts * horizon
+    check_budget(f"{name}: rollouts x horizon = {rollouts} x {horizon}",
+                 steps * cells_per_step, MAX_ROLLOUT_CELLS, "trajectory cells",
+                 "use fewer rollouts or a shorter horizon")
+    check_budget(f"{name}: rollouts x horizon = {rollouts} x {horizon}",
+                 steps * work_per_step, MAX_SIMULATED_STEPS, "simulated agent-steps",
+                 "use fewer rollouts or a shorter horizon")
+
+
 def check_budget(name: str, size: int | float, limit: int | float, what: str,
                  hint: str = "") -> None:
     """``ValueError`` naming ``name`` when ``size > limit`` (``what`` describes ``size``, e.g.
@@ -104,6 +119,7 @@ __all__ = [
     "MAX_TABLE_ENTRIES",
     "MAX_UNITS",
     "check_budget",
+    "check_simulation",
     "log_binomial",
     "within",
 ]

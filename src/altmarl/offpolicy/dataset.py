@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
-import json
 import os
 import re
 import warnings
@@ -69,7 +69,8 @@ from numpy.typing import ArrayLike, NDArray
 from altmarl._validate import SPACE_KEYS, check_gamma, check_int, check_spaces
 from altmarl.game import TabularGame
 from altmarl.histogram import num_histograms, rank
-from altmarl.io import atomic_write_bytes, json_bytes, sha256_bytes
+from altmarl.io import atomic_write_bytes, json_bytes, open_regular, read_json, sha256_bytes
+from altmarl.limits import INT64_MAX, MAX_JSON_BYTES, MAX_LOG_BYTES, MAX_LOG_CELLS
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -343,7 +344,7 @@ def _build(cols: dict[str, NDArray[Any]], sp: dict[str, int], k: int, gamma: flo
             raise ValueError(f"column '{pre}_{x}', {where(i)}: value {int(H[i, x])}: "
                              "expected a count >= 0")
         sums = H.sum(axis=1)
-        bad = sums != k
+        bad = (sums != k) | (H > k).any(axis=1)  # (> k: sums of huge counts can wrap around)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"columns {pre}_0..{pre}_{d - 1}, {where(i)}: the "
@@ -385,50 +386,57 @@ def _paths(path: Path, for_writing: bool = False) -> tuple[Path, Path]:
     return path.with_name(name + ".csv"), path.with_name(name + ".json")
 
 
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"metadata: {token} is not a valid JSON number")
+def _short(v: Any, most: int = 10) -> str:
+    """A list or value for an error message: at most ``most`` items / 200 characters."""
+    if isinstance(v, list) and len(v) > most:
+        return repr(v[:most])[:-1] + f", ... ({len(v)} in all)]"
+    r = repr(v)
+    return r if len(r) <= 200 else r[:197] + "..."
 
 
 def read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
-    """Read and check a log's JSON sidecar; returns ``(metadata, csv_path)``."""
+    """Read and check a log's JSON sidecar; returns ``(metadata, csv_path)``.
+
+    The sidecar is untrusted: it must be a regular file of at most ``limits.MAX_JSON_BYTES``
+    holding strict JSON (no ``NaN``), its sizes are bounded (spaces by
+    ``limits.MAX_SPACE``, ``k``, ``n``, ``rows`` by int64) and every error names it."""
     csv_path, json_path = _paths(Path(path))
     if not json_path.exists():
         raise FileNotFoundError(f"{json_path}: metadata sidecar not found (a log is NAME.csv + "
                                 "NAME.json)")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{json_path}: not valid JSON ({exc})") from None
-    except ValueError as exc:
-        raise ValueError(f"{json_path}: {exc}") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{json_path}: expected a JSON object")
+    meta = read_json(json_path, "log metadata sidecar", MAX_JSON_BYTES, allow_nonfinite=False)
     if meta.get("format") != LOG_FORMAT:
-        raise ValueError(f"{json_path}: format = {meta.get('format')!r}, expected {LOG_FORMAT!r}")
-    if meta.get("version") != LOG_VERSION:
-        raise ValueError(f"{json_path}: format version {meta.get('version')!r} is not supported "
-                         f"(this altmarl reads version {LOG_VERSION})")
+        raise ValueError(f"{json_path}: format = {_short(meta.get('format'))}, expected "
+                         f"{LOG_FORMAT!r}")
+    if type(meta.get("version")) is not int or meta.get("version") != LOG_VERSION:
+        raise ValueError(f"{json_path}: format version {_short(meta.get('version'))} is not "
+                         f"supported (this altmarl reads version {LOG_VERSION}, an integer)")
     try:
         check_spaces(meta.get("spaces"))
-        check_int("k", meta.get("k"), 1)
+        check_int("k", meta.get("k"), 1, INT64_MAX)
         if "gamma" not in meta:
             raise ValueError("gamma: missing; expected a number in [0, 1)")
         if isinstance(meta["gamma"], bool) or not isinstance(meta["gamma"], int | float):
-            raise ValueError(f"gamma = {meta['gamma']!r}: expected a number in [0, 1)")
+            raise ValueError(f"gamma = {_short(meta['gamma'])}: expected a number in [0, 1)")
         check_gamma(meta["gamma"])
         if meta.get("n") is not None:
-            check_int("n", meta["n"], 1)
+            check_int("n", meta["n"], 1, INT64_MAX)
         for key in ("rows",):
             if key in meta:
-                check_int(key, meta[key], 1)
+                check_int(key, meta[key], 1, INT64_MAX)
+        if "sha256" in meta and not isinstance(meta["sha256"], str):
+            raise ValueError(f"sha256 = {_short(meta['sha256'])}: expected a hex string")
+        if "columns" in meta and not (isinstance(meta["columns"], list)
+                                      and all(isinstance(c, str) for c in meta["columns"])):
+            raise ValueError("columns: expected a list of column names")
     except ValueError as exc:
         raise ValueError(f"{json_path}: metadata {exc}") from None
     data = meta.get("data")
     if data is not None:
         if (not isinstance(data, str) or not data or "/" in data or "\\" in data
                 or data in (".", "..")):
-            raise ValueError(f"{json_path}: data = {data!r}: expected a plain file name in the "
-                             "same directory")
+            raise ValueError(f"{json_path}: data = {_short(data)}: expected a plain file name "
+                             "in the same directory")
         csv_path = json_path.with_name(data)
     elif not csv_path.exists() and csv_path.with_name(csv_path.name + ".gz").exists():
         csv_path = csv_path.with_name(csv_path.name + ".gz")
@@ -491,6 +499,66 @@ def _parse_slow(text: str, header: list[str], wanted: list[str], src: Path) -> N
         i += 1
 
 
+def _check_cells(src: Path, rows: int, cols: int, how: str) -> None:
+    if rows * cols > MAX_LOG_CELLS:
+        raise ValueError(f"{src}: {how} {rows} rows x {cols} columns = {rows * cols} cells, "
+                         f"above the limit of {MAX_LOG_CELLS} cells (altmarl.limits); split "
+                         "the log")
+
+
+class _HashingReader(io.RawIOBase):
+    """A raw file that hashes the bytes read through it (the log's SHA-256 is of the file
+    as stored, the gzip-compressed bytes for ``.csv.gz``)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n: int = self.f.readinto(b)
+        self.h.update(memoryview(b)[:n])
+        return n
+
+
+def _read_log_text(src: Path, max_bytes: int = MAX_LOG_BYTES) -> tuple[str, str]:
+    """``(text, sha256 of the stored bytes)`` of a log's data file, streamed: a FIFO or
+    device is refused, and so is a file (or the decompressed stream of a ``.csv.gz``)
+    larger than ``max_bytes``, as soon as the reader gets there."""
+    fd = open_regular(src, "log data file")
+    with os.fdopen(fd, "rb", buffering=0) as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{src}: log data file of {size} bytes exceeds the limit of "
+                             f"{max_bytes} bytes (altmarl.limits)")
+        hashed = _HashingReader(raw)
+        stream: Any = io.BufferedReader(hashed, 2**20)
+        if src.name.endswith(".gz"):
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        parts: list[bytes] = []
+        total = 0
+        try:
+            while chunk := stream.read(2**22):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ValueError(f"{src}: decompresses to more than {max_bytes} bytes, the "
+                                     "limit (altmarl.limits); refused while reading")
+                parts.append(chunk)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{src}: not a valid gzip file ({exc})") from None
+        while raw.read(2**20):  # hash anything the decompressor did not need
+            pass
+        digest = hashed.h.hexdigest()
+    data = b"".join(parts)
+    del parts
+    try:
+        return data.decode("utf-8-sig"), digest
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{src}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     game: TabularGame | dict[str, int] | None = None,
@@ -521,7 +589,7 @@ def load_dataset(
     meta, csv_path = read_metadata(path)
     sp = check_spaces(meta["spaces"])
     kk = int(meta["k"])
-    if k is not None and kk != k:
+    if k is not None and kk != check_int("k", k, 1, INT64_MAX):
         raise ValueError(f"{csv_path}: metadata k = {kk}, but k = {k} was requested")
     if game is not None:
         g_sp = game.spaces if isinstance(game, TabularGame) else check_spaces(game)
@@ -538,26 +606,30 @@ def load_dataset(
             raise ValueError(f"{csv_path}: log recorded on game {meta['game'].get('name')!r} "
                              f"(fingerprint {fp}), not on {game.name!r} (fingerprint "
                              f"{game.fingerprint()}); pass strict=False to use it anyway")
-    if not csv_path.exists():
-        raise FileNotFoundError(f"{csv_path}: data file of the log not found")
-    data = csv_path.read_bytes()
-    if "sha256" in meta and sha256_bytes(data) != meta["sha256"]:
+    d = sp["S_l"]
+    if "rows" in meta:  # the declared size, checked before reading anything
+        _check_cells(csv_path, int(meta["rows"]), 2 * d + 6, "the metadata declares")
+    text, digest = _read_log_text(csv_path)
+    if "sha256" in meta and digest != meta["sha256"]:
         raise ValueError(f"{csv_path}: its SHA-256 does not match the metadata's sha256: the "
                          "CSV was modified or belongs to another sidecar")
-    if csv_path.name.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{csv_path}: not a valid gzip file ({exc})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{csv_path}: not UTF-8 text ({exc})") from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            raise ValueError(f"{csv_path}: line {text[:text.index(chr(13))].count(chr(10)) + 1} "
+                             "ends with a bare CR: expected LF or CRLF line endings")
     head, _, body = text.partition("\n")
     if not head.strip():
         raise ValueError(f"{csv_path}: empty first line; expected the header")
-    header = [c.strip() for c in next(csv.reader([head]))]
-    d = sp["S_l"]
+    try:
+        header = [c.strip() for c in next(csv.reader([head]))]
+    except csv.Error as exc:
+        raise ValueError(f"{csv_path}: the header line is not valid CSV ({exc})") from None
+    if 2 * d + 6 > 2 * len(header) + 16:  # far too few columns: say so without listing
+        raise ValueError(f"{csv_path}: the header has {len(header)} columns; a log with "
+                         f"|S_l| = {d} has {2 * d + 6} (episode, t, s_g, h_0..h_{d - 1}, a_g, "
+                         f"r, s_g', h'_0..h'_{d - 1})")
+    _check_cells(csv_path, body.count("\n") + 1, len(header), "the data holds up to")
     expected = columns(d)
     extra = meta.get("extra_columns", [])
     if not isinstance(extra, list) or not all(isinstance(c, str) for c in extra):
@@ -567,19 +639,23 @@ def load_dataset(
         raise ValueError(f"{csv_path}: duplicate column(s) {dup} in the header")
     missing = [c for c in expected if c not in header]
     if missing:
-        raise ValueError(f"{csv_path}: missing column(s) {missing}; expected columns {expected} "
-                         f"(|S_l| = {d})")
+        raise ValueError(f"{csv_path}: missing column(s) {_short(missing)}; expected columns "
+                         f"{_short(expected)} (|S_l| = {d})")
     unknown = [c for c in header if c not in expected and c not in extra]
     if unknown:
-        raise ValueError(f"{csv_path}: unknown column(s) {unknown}; expected exactly {expected} "
-                         "(declare additional columns in the metadata's extra_columns)")
+        raise ValueError(f"{csv_path}: unknown column(s) {_short(unknown)}; expected exactly "
+                         f"{_short(expected)} (declare additional columns in the metadata's "
+                         "extra_columns)")
     if "columns" in meta and meta["columns"] != header:
-        raise ValueError(f"{csv_path}: header {header} differs from the metadata's columns "
-                         f"{meta['columns']}")
+        raise ValueError(f"{csv_path}: header {_short(header)} differs from the metadata's "
+                         f"columns {_short(meta['columns'])}")
     if not body.strip():
         raise ValueError(f"{csv_path}: no data rows; expected at least one transition")
     if '"' in body:
-        n_fields = [len(row) for row in csv.reader(io.StringIO(body)) if row]
+        try:
+            n_fields = [len(row) for row in csv.reader(io.StringIO(body)) if row]
+        except csv.Error as exc:
+            raise ValueError(f"{csv_path}: the data is not valid CSV ({exc})") from None
     else:
         n_fields = [line.count(",") + 1 for line in body.splitlines() if line]
     if any(f != len(header) for f in n_fields):  # NumPy's reader ignores surplus fields

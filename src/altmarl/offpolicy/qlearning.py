@@ -28,7 +28,7 @@ from altmarl._validate import (
     check_spaces,
 )
 from altmarl.game import TabularGame
-from altmarl.histogram import num_histograms
+from altmarl.histogram import check_table_size
 from altmarl.offpolicy.dataset import OfflineDataset, load_dataset
 from altmarl.policies import GlobalPolicy
 from altmarl.progress import Progress
@@ -168,7 +168,8 @@ def g_learn_offpolicy(
     max_epochs = 100_000 if mode == "synchronous" else 1
     E = max_epochs if epochs is None else check_int("epochs", epochs, 1)
     S, A = ds.n_sg, ds.n_ag
-    nh = num_histograms(ds.k, ds.n_sl)
+    nh = check_table_size("off-policy G-LEARN: the Q table |S_g| x |H_k| x |A_g|", ds.k,
+                          ds.n_sl, S * A)
     P = S * nh * A
     cur, nxt = ds.state_index()
     sa = cur * A + ds.a_g

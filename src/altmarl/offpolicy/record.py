@@ -18,6 +18,7 @@ from altmarl import _random
 from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame, check_game
 from altmarl.histogram import rank
+from altmarl.limits import INT64_MAX, check_simulation
 from altmarl.offpolicy.dataset import OfflineDataset
 from altmarl.policies import (
     GlobalPolicy,
@@ -101,8 +102,10 @@ def record_logs(
     """
     game = check_game(game)
     k = game.check_k(k)
-    R_tot = check_int("episodes", episodes, 1)
-    H = check_int("horizon", horizon, 1)
+    R_tot = check_int("episodes", episodes, 1, INT64_MAX)
+    H = check_int("horizon", horizon, 1, INT64_MAX)
+    # the log in memory (rows x columns) and the k sampled agents simulated per step
+    check_simulation("record_logs: episodes", R_tot, H, 2 * game.n_sl + 6, k + game.n_sl)
     seed = check_int("seed", seed, 0)
     check_choice("behaviour", behaviour, BEHAVIOURS)
     if pi_l is None:
