@@ -109,8 +109,7 @@ def check_spaces(spaces: Any, name: str = "spaces") -> dict[str, int]:
         if key not in spaces:
             raise ValueError(f"{name}.{key}: missing; expected an integer >= 1")
         out[key] = check_int(f"{name}.{key}", spaces[key], 1, MAX_SPACE)
-    if spaces.get("A_l") is not None and not (type(spaces["A_l"]) is int
-                                              and spaces["A_l"] == -1):
+    if spaces.get("A_l") is not None and not (_is_int(spaces["A_l"]) and spaces["A_l"] == -1):
         out["A_l"] = check_int(f"{name}.A_l", spaces["A_l"], 1, MAX_SPACE)
     return out
 
