@@ -73,7 +73,9 @@ def test_check_spaces_normalizes_and_names_the_key() -> None:
     for bad, match in (([2, 3, 4], r"spaces = \[2, 3, 4\]: expected an object"),
                        ({**sp, "B": 1}, r"spaces: unknown keys \['B'\]"),
                        ({"S_g": 2, "A_g": 3}, "spaces.S_l: missing"),
-                       ({**sp, "A_g": 0}, r"spaces.A_g = 0: expected an integer >= 1"),
+                       ({**sp, "A_g": 0}, r"spaces.A_g = 0: expected an integer in \[1, "),
+                       ({**sp, "S_g": 10**7}, r"spaces.S_g = 10000000: expected an integer "
+                                              r"in \[1, 1000000\]"),
                        ({**sp, "S_l": True}, "spaces.S_l = True"),
                        ({**sp, "A_l": 0}, "spaces.A_l = 0")):
         with pytest.raises(ValueError, match=match):
