@@ -81,3 +81,57 @@ def _game_args(tiny_game: am.TabularGame) -> dict[str, object]:
 def test_game_construction_is_strict(tiny_game, over, match) -> None:
     with pytest.raises(ValueError, match=match):
         am.TabularGame(**{**_game_args(tiny_game), **over})
+
+
+# ---------------------------------------------------------------------------
+# experiment configurations: every size bounded from what it implies, before any work
+# ---------------------------------------------------------------------------
+
+BASE: dict[str, object] = {"name": "t", "env": {"name": "random", "params": {"n": 12}},
+                           "sweep": {"k": [2]}}
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"sweep": {"k": {"start": 1, "stop": 10**9}}}, r"sweep.k.*1000000000 values of k: above "
+                                                    "100000"),
+    ({"sweep": {"k": [2], "train_seeds": 10**9}}, "sweep.train_seeds"),
+    ({"sweep": {"k": list(range(1, 1001)), "train_seeds": 101}}, "101000 units: above"),
+    ({"evaluation": {"seeds": 10**9}}, "evaluation.seeds"),
+    ({"evaluation": {"rollouts": 10**12}}, "evaluation.rollouts"),
+    ({"evaluation": {"horizon": 10**9}}, "evaluation.horizon"),
+    ({"evaluation": {"rollouts": 10**5, "horizon": 10**4}}, r"rollouts x horizon = 100000 x "
+                                                           "10000"),
+    ({"evaluation": {"rollouts": 50, "horizon": 10**6}}, "evaluation: rollouts x horizon = 50 x "
+                                                         "1000000"),
+    ({"env": {"name": "warehouse", "params": {"zones": 1000}}}, "zones: P_g"),
+    ({"env": {"name": "warehouse", "params": {"zones": 2.7}}}, "zones = 2.7"),
+    ({"name": "../x"}, "name"),
+    ({"name": "/abs/path"}, "name"),
+    ({"name": ".hidden"}, "name"),
+    ({"seed": True}, "seed"),
+    ({"algorithm": {"eta": float("nan")}}, "algorithm.eta"),
+])
+def test_config_sizes_are_bounded_before_work(over, match) -> None:
+    from altmarl.experiments.config import parse_config
+
+    d = {**BASE, **over}
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as info:
+        parse_config(d)
+    assert time.perf_counter() - t0 < 2.0 and len(str(info.value)) < 2000
+
+
+def test_config_files_deep_huge_or_special(tmp_path) -> None:
+    import os
+
+    from altmarl.experiments.config import load_config
+
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="deep.toml: not valid TOML"):
+        load_config(tmp_path / "deep.toml")
+    os.mkfifo(tmp_path / "fifo.toml")
+    with pytest.raises(ValueError, match="found a FIFO"):
+        load_config(tmp_path / "fifo.toml")
+    (tmp_path / "bin.toml").write_bytes(b"name = \"\xff\"")
+    with pytest.raises(ValueError, match="bin.toml: not UTF-8"):
+        load_config(tmp_path / "bin.toml")

@@ -93,6 +93,16 @@ def check_simulation(name: str, rollouts: int, horizon: int, cells_per_step: int
                  "use fewer rollouts or a shorter horizon")
 
 
+def check_game_size(name: str, n_sg: int, n_ag: int, n_sl: int, n_al: int) -> None:
+    """Bound the tables of a tabular game before they are built: ``P_g`` has
+    ``|S_g|^2 |A_g|`` entries and ``P_l`` ``|S_l|^2 |S_g| |A_l|``, each at most
+    :data:`MAX_TABLE_ENTRIES`."""
+    check_budget(f"{name}: P_g (|S_g|^2 x |A_g| = {n_sg}^2 x {n_ag})", n_sg * n_sg * n_ag,
+                 MAX_TABLE_ENTRIES, "entries", "use smaller spaces")
+    check_budget(f"{name}: P_l (|S_l|^2 x |S_g| x |A_l| = {n_sl}^2 x {n_sg} x {n_al})",
+                 n_sl * n_sl * n_sg * n_al, MAX_TABLE_ENTRIES, "entries", "use smaller spaces")
+
+
 def check_budget(name: str, size: int | float, limit: int | float, what: str,
                  hint: str = "") -> None:
     """``ValueError`` naming ``name`` when ``size > limit`` (``what`` describes ``size``, e.g.
@@ -119,6 +129,7 @@ __all__ = [
     "MAX_TABLE_ENTRIES",
     "MAX_UNITS",
     "check_budget",
+    "check_game_size",
     "check_simulation",
     "log_binomial",
     "within",

@@ -53,7 +53,8 @@ def format_validation_errors(exc: ValidationError, source: str,
         else:
             msg = err["msg"]
             if "input" in err and err["type"] != "missing":
-                msg += f" (got {err['input']!r})"
+                got = repr(err["input"])  # inputs can be huge (a list of 10^5 values)
+                msg += f" (got {got if len(got) <= 200 else got[:197] + '...'})"
         lines.append(f"{source}: {loc or '<root>'}: {msg}")
     # unions report one error per alternative: keep the list short and unique
     uniq = list(dict.fromkeys(lines))

@@ -9,6 +9,7 @@ import numpy as np
 from altmarl import _random
 from altmarl._validate import check_float, check_int, check_positive
 from altmarl.game import TabularGame, check_types, scale_counts
+from altmarl.limits import MAX_SPACE, check_game_size
 
 
 def random_game(
@@ -32,8 +33,9 @@ def random_game(
     the Dirichlet row restricted to the states of the agent's type and renormalized (the
     same draws as the untyped game), and ``type_counts`` (default: ``n`` split evenly)
     agents of each type start uniform over the states of their type."""
-    n_sg, n_ag, n_sl, n_al = (check_int(name, v, 1) for name, v in (
+    n_sg, n_ag, n_sl, n_al = (check_int(name, v, 1, MAX_SPACE) for name, v in (
         ("n_sg", n_sg), ("n_ag", n_ag), ("n_sl", n_sl), ("n_al", n_al)))
+    check_game_size("random", n_sg, n_ag, n_sl, n_al)
     seed = check_int("seed", seed, 0)
     check_positive("concentration", concentration)
     check_float("r_max", r_max, 0.0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from altmarl._validate import check_int, check_positive
 from altmarl.game import DirichletInit, TabularGame, softmax
+from altmarl.limits import MAX_SPACE, check_game_size
 
 ZONES = 5
 LOCAL_ACTIONS = ("stay", "move +1", "move -1")
@@ -32,7 +33,8 @@ def circular_distance(a: np.ndarray, b: np.ndarray, zones: int = ZONES) -> np.nd
 
 def warehouse(n: int = 1000, gamma: float = 0.95, zones: int = ZONES, alpha: float = 0.3) -> TabularGame:
     """Build the warehouse game (SPEC 8.1). ``zones`` other than 5 generalize the ring."""
-    Z = check_int("zones", zones, 2)
+    Z = check_int("zones", zones, 2, MAX_SPACE)
+    check_game_size("warehouse: zones", Z, Z, Z, 3)
     check_positive("alpha", alpha)
     # global transition
     lg = np.full((Z, Z, Z), 0.1)

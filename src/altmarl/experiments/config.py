@@ -41,9 +41,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from altmarl.limits import (
+    INT64_MAX,
+    MAX_EVAL_SEEDS,
+    MAX_JSON_BYTES,
+    MAX_ROLLOUT_CELLS,
+    MAX_UNITS,
+    check_simulation,
+)
 from altmarl.settings import StrictConfig, format_validation_errors
+
+#: a configuration name: it names the run directory ``runs/NAME``, so no path separators,
+#: no leading dot
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 
 #: bump when the meaning of a configuration changes
 CONFIG_VERSION = 1
@@ -73,19 +85,19 @@ class AlgorithmConfig(StrictConfig):
     arguments to ``alternating_marl``; they are checked against its signature.
     """
 
-    sweeps: int = Field(default=10, ge=1)
+    sweeps: int = Field(default=10, ge=1, le=10**6)
     m: int | Literal["exact"] = 30
-    eta: float | None = Field(default=None, ge=0)
+    eta: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     local_solver: str | None = None
-    eval_rollouts: int | None = Field(default=None, ge=1)
-    eval_horizon: int | None = Field(default=None, ge=1)
+    eval_rollouts: int | None = Field(default=None, ge=1, le=MAX_ROLLOUT_CELLS)
+    eval_horizon: int | None = Field(default=None, ge=1, le=MAX_ROLLOUT_CELLS)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("m")
     @classmethod
     def _m_positive(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("expected an integer >= 1 or \"exact\"")
+        if isinstance(v, int) and not 1 <= v <= INT64_MAX:
+            raise ValueError("expected an integer in [1, 2**63 - 1] or \"exact\"")
         return v
 
     def kwargs(self) -> dict[str, Any]:
@@ -104,17 +116,33 @@ class EvaluationConfig(StrictConfig):
     evaluation seeds of ``rollouts`` rollouts of ``horizon`` steps (Table 3: 15 x 50 x 100).
     """
 
-    seeds: int = Field(default=15, ge=1)
-    rollouts: int = Field(default=50, ge=2)
-    horizon: int = Field(default=100, ge=1)
+    seeds: int = Field(default=15, ge=1, le=MAX_EVAL_SEEDS)
+    rollouts: int = Field(default=50, ge=2, le=MAX_ROLLOUT_CELLS)
+    horizon: int = Field(default=100, ge=1, le=MAX_ROLLOUT_CELLS)
+
+    @model_validator(mode="after")
+    def _size(self) -> EvaluationConfig:
+        # every evaluation stores rollouts x horizon x (at least 4) cells (limits)
+        if self.rollouts * self.horizon * 4 > MAX_ROLLOUT_CELLS:
+            raise ValueError(f"rollouts x horizon = {self.rollouts} x {self.horizon}: above "
+                             f"{MAX_ROLLOUT_CELLS // 4} (altmarl.limits.MAX_ROLLOUT_CELLS / 4)")
+        return self
 
 
 class KRange(StrictConfig):
     """``k = { start = 1, stop = 50, step = 1 }``; ``stop`` is inclusive."""
 
-    start: int = Field(ge=1)
-    stop: int = Field(ge=1)
-    step: int = Field(default=1, ge=1)
+    start: int = Field(ge=1, le=INT64_MAX)
+    stop: int = Field(ge=1, le=INT64_MAX)
+    step: int = Field(default=1, ge=1, le=INT64_MAX)
+
+    @model_validator(mode="after")
+    def _count(self) -> KRange:
+        count = (self.stop - self.start) // self.step + 1
+        if count > MAX_UNITS:
+            raise ValueError(f"{count} values of k: above {MAX_UNITS} "
+                             "(altmarl.limits.MAX_UNITS)")
+        return self
 
     def values(self) -> list[int]:
         if self.stop < self.start:
@@ -126,7 +154,15 @@ class SweepConfig(StrictConfig):
     """``[sweep]``: the grid of units. One unit = one ``k`` x one training seed."""
 
     k: list[int] | KRange | int = Field(default_factory=lambda: [10])
-    train_seeds: int = Field(default=1, ge=1)
+    train_seeds: int = Field(default=1, ge=1, le=MAX_UNITS)
+
+    @model_validator(mode="after")
+    def _units(self) -> SweepConfig:
+        units = len(self.ks()) * self.train_seeds
+        if units > MAX_UNITS:
+            raise ValueError(f"{len(self.ks())} values of k x {self.train_seeds} training seeds "
+                             f"= {units} units: above {MAX_UNITS} (altmarl.limits.MAX_UNITS)")
+        return self
 
     @field_validator("k")
     @classmethod
@@ -134,8 +170,11 @@ class SweepConfig(StrictConfig):
         vals = ks_of(v)
         if not vals:
             raise ValueError("expected at least one value of k")
-        if min(vals) < 1:
-            raise ValueError(f"expected integers >= 1, got {min(vals)}")
+        if min(vals) < 1 or max(vals) > INT64_MAX:
+            raise ValueError(f"expected integers in [1, 2**63 - 1], got {min(vals)}")
+        if isinstance(v, list) and len(v) > MAX_UNITS:
+            raise ValueError(f"{len(v)} values of k: above {MAX_UNITS} "
+                             "(altmarl.limits.MAX_UNITS)")
         return sorted(set(v)) if isinstance(v, list) else v
 
     def ks(self) -> list[int]:
@@ -162,8 +201,8 @@ class ExperimentConfig(StrictConfig):
     """A whole experiment (one TOML file)."""
 
     version: int = CONFIG_VERSION
-    name: str = "experiment"
-    seed: int = Field(default=0, ge=0)
+    name: str = Field(default="experiment", pattern=NAME_PATTERN)
+    seed: int = Field(default=0, ge=0, le=INT64_MAX)
     env: EnvConfig = Field(default_factory=EnvConfig)
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -253,8 +292,18 @@ def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
         raise ValueError(f"{source}: env: {exc}") from None
     big = [k for k in cfg.ks() if k > game.n]
     if big:
-        raise ValueError(f"{source}: sweep.k: values {big} exceed the population n = {game.n} "
-                         "(expected 1 <= k <= n)")
+        raise ValueError(f"{source}: sweep.k: values {big[:8]}{' ...' if len(big) > 8 else ''} "
+                         f"exceed the population n = {game.n} (expected 1 <= k <= n)")
+    # what the evaluations will need, checked before any training (limits)
+    ev, d, kmax = cfg.evaluation, game.n_sl, max(cfg.ks())
+    try:
+        check_simulation("evaluation", ev.rollouts, ev.horizon, d + 3, kmax + d)
+        algo = cfg.algorithm
+        if algo.eval_rollouts is not None or algo.eval_horizon is not None:
+            check_simulation("algorithm.eval_rollouts x eval_horizon", algo.eval_rollouts or 1,
+                             algo.eval_horizon or 1, d + 3, kmax + d)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _check_options(cfg: ExperimentConfig, source: str) -> None:
@@ -286,13 +335,20 @@ def _alternating_or_none() -> Any:
 
 def load_config(path: str | os.PathLike[str], check_env: bool = True) -> ExperimentConfig:
     """Read and validate a TOML experiment file (see module docstring)."""
+    from altmarl.io import read_bytes_bounded
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"{p}: no such configuration file")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_bytes_bounded(p, MAX_JSON_BYTES, "configuration file")
+                             .decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{p}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{p}: not valid TOML (nested too deeply)") from None
     return parse_config(data, source=str(p), check_env=check_env)
 
 
