@@ -204,12 +204,12 @@ def test_registry(monkeypatch):
     with pytest.raises(ValueError, match="bad parameters"):  # a required one missing
         am.envs.make("test-required")
     # parameter values are checked by the foundation's validators, named
-    for env, kw, match in (("random", {"n_sl": 0}, "n_sl = 0: expected an integer >= 1"),
+    for env, kw, match in (("random", {"n_sl": 0}, r"n_sl = 0: expected an integer in \[1, "),
                            ("random", {"n_ag": 2.0}, "n_ag = 2.0: expected an integer"),
                            ("random", {"seed": -1}, "seed = -1: expected an integer >= 0"),
                            ("random", {"concentration": 0}, "concentration = 0"),
                            ("random", {"r_max": -1.0}, "r_max = -1.0"),
-                           ("warehouse", {"zones": 1}, "zones = 1: expected an integer >= 2"),
+                           ("warehouse", {"zones": 1}, r"zones = 1: expected an integer in \[2, "),
                            ("warehouse", {"alpha": 0.0}, "alpha = 0.0")):
         with pytest.raises(ValueError, match=match):
             am.envs.make(env, **kw)
