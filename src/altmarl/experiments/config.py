@@ -295,13 +295,18 @@ def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
         raise ValueError(f"{source}: sweep.k: values {big[:8]}{' ...' if len(big) > 8 else ''} "
                          f"exceed the population n = {game.n} (expected 1 <= k <= n)")
     # what the evaluations will need, checked before any training (limits)
-    ev, d, kmax = cfg.evaluation, game.n_sl, max(cfg.ks())
+    from altmarl.game import TabularGame
+
+    ev, d, kmax = cfg.evaluation, getattr(game, "n_sl", None) or 0, max(cfg.ks())
+    # the count simulator simulates the k sampled agents, the per-agent one (generative
+    # games) all n
+    work = kmax + d if isinstance(game, TabularGame) else game.n
     try:
-        check_simulation("evaluation", ev.rollouts, ev.horizon, d + 3, kmax + d)
+        check_simulation("evaluation", ev.rollouts, ev.horizon, d + 3, work)
         algo = cfg.algorithm
         if algo.eval_rollouts is not None or algo.eval_horizon is not None:
             check_simulation("algorithm.eval_rollouts x eval_horizon", algo.eval_rollouts or 1,
-                             algo.eval_horizon or 1, d + 3, kmax + d)
+                             algo.eval_horizon or 1, d + 3, work)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
 
