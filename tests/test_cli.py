@@ -134,7 +134,13 @@ def test_version_and_envs() -> None:
     assert res.exit_code == 0 and res.output == f"altmarl {__version__}\n"
     assert __version__ == "0.1.0"
     res = runner.invoke(app, ["envs"])
-    assert res.exit_code == 0 and res.output.split() == envs.names()
+    assert res.exit_code == 0
+    # one line per environment: name, description; then its parameters with defaults
+    names = [line.split(":")[0] for line in res.output.splitlines()
+             if line and not line.startswith((" ", "use:"))]
+    assert names == envs.names()
+    assert "warehouse: the paper's tabular warehouse" in res.output
+    assert "parameters: n=1000, gamma=0.95, zones=5, alpha=0.3" in res.output
 
 
 def test_python_dash_m_altmarl() -> None:
@@ -146,7 +152,7 @@ def test_python_dash_m_altmarl() -> None:
     assert res.stdout.strip() == "altmarl 0.1.0"
     res = subprocess.run([sys.executable, "-m", "altmarl", "envs"], capture_output=True,
                          text=True, check=True)
-    assert "warehouse" in res.stdout.split()
+    assert "warehouse:" in res.stdout.split()
 
 
 def test_every_command_group_is_registered() -> None:

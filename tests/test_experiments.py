@@ -71,7 +71,7 @@ def failing_trainer(game: am.TabularGame, k: int, seed: int = 0, **kw: Any) -> _
     return stub_trainer(game, k, seed=seed)
 
 
-def tiny_cfg(**over: Any) -> C.ExperimentConfig:
+def tiny_cfg(check_env: bool = True, **over: Any) -> C.ExperimentConfig:
     d: dict[str, Any] = {
         "name": "tiny",
         "seed": 7,
@@ -83,7 +83,7 @@ def tiny_cfg(**over: Any) -> C.ExperimentConfig:
     }
     for key, val in over.items():
         d[key] = {**d[key], **val} if isinstance(val, dict) else val
-    return C.parse_config(d)
+    return C.parse_config(d, check_env=check_env)
 
 
 # ---------------------------------------------------------------------------
@@ -111,8 +111,10 @@ def _csv_no_timing(path: Path) -> list[list[str]]:
 
 
 def result_files(run_dir: Path) -> list[str]:
+    """The result files of a run directory: not the figures, not the uniform-play baseline
+    the command line adds for its report (``baseline.json``)."""
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
-                  if p.is_file() and "plots" not in p.parts)
+                  if p.is_file() and "plots" not in p.parts and p.name != "baseline.json")
 
 
 def assert_same_results(a: Path, b: Path) -> None:
@@ -383,7 +385,9 @@ def test_killed_worker_loses_nothing(tmp_path: Path) -> None:
     """A worker killed mid-unit breaks the pool; the pool is rebuilt for the unfinished
     units and the sweep ends with the same results as an undisturbed run."""
     marker = tmp_path / "marker"
-    cfg = tiny_cfg(algorithm={"options": {"g_options": {"marker": str(marker)}}})
+    # ``marker`` is an option of the test trainer, not of G-LEARN: skip the pre-flight check
+    cfg = tiny_cfg(check_env=False,
+                   algorithm={"options": {"g_options": {"marker": str(marker)}}})
     rep = S.run_sweep(cfg, tmp_path / "pool", workers=2, progress=False, plots=False,
                       trainer="test_experiments:killing_trainer")
     assert marker.exists()  # a worker really was killed

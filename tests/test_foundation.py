@@ -56,11 +56,22 @@ def test_check_float_bounds_and_positive() -> None:
 
 def test_check_choice_names_options_and_closest() -> None:
     assert _validate.check_choice("solver", "pi", ("pi", "vi")) == "pi"
-    with pytest.raises(ValueError, match=r"solver = 'dirct': expected one of \['direct', "
-                                         r"'induced-vi'\] \(did you mean 'direct'\?\)"):
+    with pytest.raises(ValueError, match=r"solver = 'dirct': expected one of 'direct', "
+                                         r"'induced-vi' \(did you mean 'direct'\?\)"):
         _validate.check_choice("solver", "dirct", ("direct", "induced-vi"))
     with pytest.raises(ValueError, match="expected one of"):
         _validate.check_choice("solver", 1, ("direct",))
+
+
+def test_show_writes_values_as_a_user_reads_them() -> None:
+    assert _validate.show(np.float64(0.97)) == "0.97"
+    assert _validate.show(np.int64(3)) == "3"
+    assert _validate.show([1, "a"]) == "[1, 'a']"
+    assert _validate.show({"start": 3, "stop": 1}) == "{start = 3, stop = 1}"
+    assert _validate.show(np.zeros((5, 5))) == "an array of shape (5, 5)"
+    assert _validate.show(object()) == "object"
+    with pytest.raises(ValueError, match=r"^p = 0.5: expected an integer"):
+        _validate.check_int("p", np.float64(0.5))
 
 
 def test_check_spaces_normalizes_and_names_the_key() -> None:

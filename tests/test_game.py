@@ -188,8 +188,9 @@ def test_registry(monkeypatch):
     assert {"warehouse", "random"} <= set(am.envs.names())
     with pytest.raises(ValueError, match="unknown environment"):
         am.envs.make("nope")
-    with pytest.raises(ValueError, match=r"^env 'warehouse': unknown parameter\(s\) \['zonez'\]; "
-                                         r"accepted: \['n', 'gamma', 'zones', 'alpha'\]$"):
+    with pytest.raises(ValueError, match=r"^params.zonez: unknown parameter of env 'warehouse' "
+                                         r"\(did you mean 'zones'\?\); its parameters are n, "
+                                         r"gamma, zones, alpha$"):
         am.envs.make("warehouse", zonez=3, n=10)  # n is a real parameter: not listed as unknown
     assert am.envs.parameters("random")[:2] == ["n_sg", "n_ag"]
     with pytest.raises(ValueError, match="unknown environment"):

@@ -28,6 +28,32 @@ SPACE_KEYS = ("S_g", "A_g", "S_l")
 T = TypeVar("T")
 
 
+def show(value: Any) -> str:
+    """``value`` as a user reads it in a message: numpy scalars as plain numbers
+    (``0.97``, not ``np.float64(0.97)``), strings quoted (``'direct'``), sequences as
+    ``[1, 2]``, mappings as ``{a = 1, b = 2}`` (TOML's inline tables), other objects by
+    their type name when their ``repr`` would be a long internal one."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}" if value.size > 8 else show(value.tolist())
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        items = [show(v) for v in value[:12]]
+        return "[" + ", ".join(items) + (", ..." if len(value) > 12 else "") + "]"
+    if isinstance(value, dict):
+        items = [f"{k} = {show(v)}" for k, v in list(value.items())[:12]]
+        return "{" + ", ".join(items) + (", ..." if len(value) > 12 else "") + "}"
+    text = repr(value)
+    return text if len(text) <= 60 and not text.startswith("<") else type(value).__name__
+
+
+def show_choices(choices: Iterable[Any]) -> str:
+    """Allowed values for a message: ``'a', 'b', 'c'`` (no brackets)."""
+    return ", ".join(show(c) for c in choices)
+
+
 def _is_int(value: Any) -> bool:
     return not isinstance(value, bool | np.bool_) and isinstance(value, int | np.integer)
 
@@ -47,7 +73,8 @@ def check_int(name: str, value: Any, minimum: int | None = 1, maximum: int | Non
     ``None``). Bools, floats (even integral ones) and strings are rejected."""
     if not _is_int(value) or (minimum is not None and int(value) < minimum) or (
             maximum is not None and int(value) > maximum):
-        raise ValueError(f"{name} = {value!r}: expected an integer{_range_text(minimum, maximum)}")
+        raise ValueError(f"{name} = {show(value)}: expected an integer"
+                         f"{_range_text(minimum, maximum)}")
     return int(value)
 
 
@@ -73,7 +100,7 @@ def check_float(name: str, value: Any, minimum: float | None = None,
         what = "a finite number" if finite else "a number"
         if positive:
             what += " > 0"
-        raise ValueError(f"{name} = {value!r}: expected {what}{_range_text(minimum, maximum)}")
+        raise ValueError(f"{name} = {show(value)}: expected {what}{_range_text(minimum, maximum)}")
     return v
 
 
@@ -90,7 +117,8 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
         close = difflib.get_close_matches(str(value), options, n=1) if isinstance(value, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name} = {value!r}: expected one of {options}{hint}")
+        raise ValueError(f"{name} = {show(value)}: expected one of "
+                         f"{show_choices(options)}{hint}")
     return value
 
 
@@ -126,7 +154,7 @@ def check_instance(name: str, value: Any, cls: type[T], expected: str | None = N
 def check_bool(name: str, value: Any) -> bool:
     """A real ``bool`` (``0``/``1`` and strings are rejected)."""
     if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} = {value!r}: expected true or false")
+        raise ValueError(f"{name} = {show(value)}: expected true or false")
     return bool(value)
 
 
@@ -134,17 +162,17 @@ def check_gamma(gamma: Any) -> float:
     """The discount factor: a number with ``0 <= gamma < 1`` (SPEC 1)."""
     if isinstance(gamma, bool | np.bool_) or not isinstance(
             gamma, int | float | np.integer | np.floating):
-        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+        raise ValueError(f"gamma = {show(gamma)}: expected a number in [0, 1)")
     g = float(gamma)
     if not (0.0 <= g < 1.0) or not np.isfinite(g):
-        raise ValueError(f"gamma = {gamma!r}: expected a number in [0, 1)")
+        raise ValueError(f"gamma = {show(gamma)}: expected a number in [0, 1)")
     return g
 
 
 def check_k(k: Any, n: int) -> int:
     """The subsample size: an integer with ``1 <= k <= n`` (SPEC 1)."""
     if not _is_int(k) or not 1 <= int(k) <= n:
-        raise ValueError(f"k = {k!r}: expected an integer with 1 <= k <= n = {n}")
+        raise ValueError(f"k = {show(k)}: expected an integer with 1 <= k <= n = {n}")
     return int(k)
 
 

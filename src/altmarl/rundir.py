@@ -324,8 +324,56 @@ def _check_result(d: dict[str, Any], where: str) -> None:
         raise bad("eval.mode_match_rates", "numbers or null")
 
 
+#: the kinds of run directory the command line writes, and the command that draws each one's
+#: figures (``altmarl plot`` draws them all)
+RUN_DIR_KINDS: dict[str, str] = {
+    "run": "altmarl run / sweep / reproduce",
+    "continuous-sweep": "altmarl continuous sweep",
+    "continuous-run": "altmarl continuous run",
+    "federated": "altmarl federated run",
+    "theory": "altmarl theory",
+}
+
+
+def run_dir_kind(run_dir: str | os.PathLike[str]) -> str:
+    """Which command wrote ``run_dir``: a key of :data:`RUN_DIR_KINDS`, read from its
+    ``config.json`` / ``summary.json`` / ``result.json`` tags (nothing is parsed beyond
+    the top level). A ``ValueError`` says what the directory is not."""
+    rd = Path(run_dir)
+    if not rd.is_dir():
+        raise ValueError(f"{rd}: no such directory")
+
+    def top(name: str) -> dict[str, Any]:
+        p = rd / name
+        if not p.is_file():
+            return {}
+        try:
+            obj = read_json(p, name)
+        except (ValueError, OSError):
+            return {}
+        return obj if isinstance(obj, dict) else {}
+
+    cfg, summary = top("config.json"), top("summary.json")
+    fmt = str(cfg.get("format") or summary.get("format") or "")
+    if fmt == RUN_CONFIG_FORMAT or summary.get("format") == SUMMARY_FORMAT:
+        return "run"
+    if fmt.startswith("altmarl-continuous-sweep"):
+        return "continuous-sweep"
+    if "methods" in summary and "estimation" in summary:
+        return "federated"
+    if summary.get("experiment") == "theory" or ("gap_games" in cfg and "table_ds" in cfg):
+        return "theory"
+    if str(top("result.json").get("format", "")).startswith("altmarl-continuous"):
+        return "continuous-run"
+    if (rd / "config.toml").is_file():
+        return "run"  # a tabular run whose config.json is damaged: the run code repairs it
+    raise ValueError(f"{rd}: not an altmarl run directory (no config.json, summary.json or "
+                     "result.json written by altmarl)")
+
+
 __all__ = [
     "LOCK_FILE",
+    "RUN_DIR_KINDS",
     "MANIFEST",
     "RUN_CONFIG_FORMAT",
     "SUMMARY_FORMAT",
@@ -341,6 +389,7 @@ __all__ = [
     "read_run_record",
     "read_summary",
     "read_unit",
+    "run_dir_kind",
     "scan_units",
     "unit_manifest",
     "unit_files",

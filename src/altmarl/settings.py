@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
+from altmarl._validate import show
+
 #: loc entries pydantic adds for the alternatives of a union (not keys of the config)
 _SCALAR_TAGS = ("int", "float", "str", "bool", "none")
 
@@ -51,9 +53,11 @@ def format_validation_errors(exc: ValidationError, source: str,
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not allowed here; check the spelling)"
         else:
-            msg = err["msg"]
-            if "input" in err and err["type"] != "missing":
-                got = repr(err["input"])  # inputs can be huge (a list of 10^5 values)
+            msg = str(err["msg"])
+            # pydantic prefixes the messages of our own validators with "Value error, "
+            msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if "input" in err and err["type"] not in ("missing", "value_error"):
+                got = show(err["input"])  # inputs can be huge (a list of 10^5 values)
                 msg += f" (got {got if len(got) <= 200 else got[:197] + '...'})"
         lines.append(f"{source}: {loc or '<root>'}: {msg}")
     # unions report one error per alternative: keep the list short and unique

@@ -92,7 +92,7 @@ def test_table_size_error_says_how_to_raise_the_limit() -> None:
     with pytest.raises(ValueError) as err:
         empirical_operator(game, am.LocalPolicy.uniform(game), 4, options=GLearnOptions(max_table=10))
     msg = str(err.value)
-    for part in ("max_table = 10", "max_table=N", "GLearnOptions(max_table=N)",
-                 "algorithm.options.g_options.max_table", "neural route", "as_generative()",
-                 "am.GenerativeGame", "issue 15"):
+    # the limit, the size to set it to, where to set it (configuration file and Python)
+    for part in ("max_table = 10", "max_table = 90", "[algorithm.options.g_options]",
+                 "am.g_learn(..., max_table=90)", "neural G-LEARN", "as_generative()"):
         assert part in msg, part

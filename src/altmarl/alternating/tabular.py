@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclasses_fields
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,27 @@ class AlternatingOptions:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (the keywords of :func:`alternating_marl`)."""
         return to_jsonable(asdict(self))  # type: ignore[no-any-return]
+
+    def check(self, game: TabularGame, k: int) -> None:
+        """Check, before any work, that a run with these options can start on ``game`` with
+        ``k``: ``k <= n``, every ``g_options`` key is a G-LEARN option and the G-LEARN
+        tables fit their size limits (:func:`altmarl.glearn.operator.check_sizes`), every
+        ``l_options`` key is an option of ``local_solver``. A ``ValueError`` names the
+        offending field (``g_options.max_tabel``, ``k``, ...) and what to do."""
+        from altmarl.glearn.operator import check_sizes
+        from altmarl.glearn.options import GLearnOptions
+        from altmarl.llearn import solver_options
+
+        k = game.check_k(k)
+        g_fields = [f.name for f in dataclasses_fields(GLearnOptions) if f.name != "m"]
+        bad = [key for key in self.g_options if key not in g_fields]
+        if bad:
+            raise ValueError(f"g_options.{bad[0]}: not an option of G-LEARN; expected some of "
+                             f"{', '.join(g_fields)}")
+        check_sizes(game, k, GLearnOptions(m=self.m, **self.g_options))
+        direct = ("eval_rollouts", "eval_horizon", "evaluator", "options")
+        solver_options(self.local_solver,
+                       **{key: v for key, v in self.l_options.items() if key not in direct})
 
     def rule(self, game: TabularGame, truncated: bool = True) -> EtaRule:
         """UPDATE's tolerance rule: fixed ``eta``, or ``z se_diff / 2 + learner_tol``, plus

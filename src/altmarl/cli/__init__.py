@@ -17,6 +17,9 @@ from __future__ import annotations
 import typer
 
 from altmarl.cli import continuous, experiments, federated, logs, theory
+from altmarl.cli.common import hide_flag_types
+
+hide_flag_types()
 
 app = typer.Typer(
     name="altmarl",

@@ -17,18 +17,36 @@ from typing import Any, NoReturn
 
 import typer
 
+#: the width of output written to a file or a pipe: wide enough that tables never wrap
+#: (rich wraps at 80 columns when it cannot ask a terminal)
+FILE_WIDTH = 400
+
 
 def console(stderr: bool = False) -> Any:
-    """A ``rich.console.Console`` on stdout (or stderr)."""
+    """A ``rich.console.Console`` on stdout (or stderr). On a terminal it wraps at the
+    terminal's width; written to a file or a pipe it does not wrap (text is soft-wrapped,
+    tables get :data:`FILE_WIDTH` columns), so logs keep one row per line."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    con = Console(stderr=stderr, soft_wrap=True)
+    if not (con.is_terminal or con.is_jupyter):
+        con = Console(stderr=stderr, soft_wrap=True, width=FILE_WIDTH)
+    return con
+
+
+def echo(msg: str, stderr: bool = False) -> None:
+    """Print plain text (no markup, no highlighting, no wrapping)."""
+    console(stderr).print(msg, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(msg: str, code: int = 2) -> NoReturn:
     """Print ``error: msg`` on stderr and exit with ``code`` (2: invalid input or
-    configuration; 1: a run failed)."""
-    console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    configuration; 1: a run failed). ``msg`` is plain text (brackets are printed as they
+    are, never read as markup)."""
+    from rich.markup import escape
+
+    console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}", highlight=False,
+                               soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -65,10 +83,29 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
     return out
 
 
+def hide_flag_types() -> None:
+    """Show no type after plain flags in ``--help`` (typer >= 0.20 prints ``<bool>`` after
+    ``--quick``, ``--help`` and other flags that take no value). Patches typer's option
+    class once; a typer without that method is left alone."""
+    from typer.core import TyperOption
+
+    show = getattr(TyperOption, "display_type_rich", None)
+    if show is None or getattr(show, "_altmarl_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        if getattr(self, "is_flag", False) and getattr(self, "metavar", None) is None:
+            return None
+        return show(self, ctx)
+
+    display_type_rich._altmarl_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def no_progress_option() -> Any:
     """The ``--no-progress`` flag (default ``False``: show the progress bar)."""
     return typer.Option(False, "--no-progress", help="hide the progress bar")
 
 
-__all__ = ["console", "fail", "no_progress_option", "parse_int_list", "parse_sets",
+__all__ = ["FILE_WIDTH", "console", "echo", "fail", "hide_flag_types", "no_progress_option", "parse_int_list", "parse_sets",
            "parse_value"]

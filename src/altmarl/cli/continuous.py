@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from altmarl.cli.common import fail, no_progress_option, parse_int_list, parse_sets
+from altmarl.cli.common import echo, fail, no_progress_option, parse_int_list, parse_sets
 
 
 def build_config(quick: bool, config: Path | None, g_method: str | None,
@@ -53,10 +53,11 @@ def build_config(quick: bool, config: Path | None, g_method: str | None,
 
 def _format_result(summary: dict[str, Any]) -> str:
     ev = summary["evaluation"]
-    h50 = ev["short_horizons"].get("50", {}).get("mean", float("nan"))
+    h50 = ev["short_horizons"].get("50", {}).get("mean")
+    short = "" if h50 is None or ev["horizon"] <= 50 else f"horizon-50 return {h50:.2f}; "
     return (f"k = {summary['k']}, seed = {summary['seed']}: V = {ev['mean']:.2f} "
             f"(stderr {ev['stderr']:.2f}, {ev['rollouts']} rollouts, horizon {ev['horizon']}); "
-            f"horizon-50 return {h50:.2f}; a_g = population mode on "
+            f"{short}a_g = population mode on "
             f"{100 * ev['mode_match_rate']:.1f}% of steps; sweeps {summary['sweeps']} "
             f"(accepted: global {summary['accepted_global']}, local {summary['accepted_local']}); "
             f"training {summary['train_s']:.1f} s wall / {summary['train_cpu_s']:.1f} s CPU")
@@ -66,24 +67,41 @@ def _n(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _pm(stats: dict[str, Any]) -> str:
+    """``mean ± sd`` (only the mean with one seed, where the spread is undefined)."""
+    mean, sd = _n(stats.get("mean")), _n(stats.get("std"))
+    return f"{mean:.2f}" if sd != sd else f"{mean:.2f} ± {sd:.2f}"
+
+
 def format_sweep(summary: dict[str, Any]) -> str:
-    """Plain-text table of a sweep summary."""
-    lines = [f"{'k':>4} {'seeds':>5} {'V (H=100)':>18} {'V (H=50)':>18} {'mode %':>7} "
-             f"{'reset acc %':>11} {'train s':>8} {'CPU s':>7}"]
+    """Plain-text table of a sweep summary (the evaluation horizon and the authors'
+    horizon 50 as in the configuration; the horizon-50 column only when the evaluation is
+    longer than 50 steps)."""
+    cfg = summary.get("config") or {}
+    horizon = int(cfg.get("eval_horizon") or (summary.get("random") or {}).get("horizon") or 100)
+    short = horizon > 50
+    head = f"{'k':>4} {'seeds':>5} {f'V (H={horizon})':>16}"
+    if short:
+        head += f" {'V (H=50)':>16}"
+    lines = [head + f" {'mode %':>7} {'reset acc %':>11} {'train s':>8} {'CPU s':>7}"]
     for r in summary["per_k"]:
-        lines.append(
-            f"{r['k']:>4} {r['seeds']:>5} {_n(r['value']['mean']):>9.2f} ± "
-            f"{_n(r['value']['std']):<6.2f} {_n(r['value_h50']['mean']):>9.2f} ± "
-            f"{_n(r['value_h50']['std']):<6.2f} {100 * _n(r['mode_match_rate']['mean']):>7.1f} "
-            f"{100 * _n(r['mode_accuracy_reset']['mean']):>11.1f} "
-            f"{_n(r['train_s']['mean']):>8.1f} {_n(r['train_cpu_s']['mean']):>7.1f}")
+        row = f"{r['k']:>4} {r['seeds']:>5} {_pm(r['value']):>16}"
+        if short:
+            row += f" {_pm(r['value_h50']):>16}"
+        lines.append(row + f" {100 * _n(r['mode_match_rate']['mean']):>7.1f} "
+                     f"{100 * _n(r['mode_accuracy_reset']['mean']):>11.1f} "
+                     f"{_n(r['train_s']['mean']):>8.1f} {_n(r['train_cpu_s']['mean']):>7.1f}")
     rnd = summary.get("random")
     if rnd:
-        lines.append(f"random play: H={rnd['horizon']} {_n(rnd['value']['mean']):.2f} (sd over "
-                     f"rollouts {_n(rnd['rollout_std']):.2f}); H={rnd['short_horizon']} "
-                     f"{_n(rnd['value_h50']['mean']):.2f} (sd over rollouts "
-                     f"{_n(rnd['rollout_std_h50']):.2f})")
-    lines.append("± = standard deviation over training seeds of the per-seed evaluation mean")
+        text = (f"random play (both players uniform), same evaluation: H={rnd['horizon']} "
+                f"{_n(rnd['value']['mean']):.2f} (sd over rollouts {_n(rnd['rollout_std']):.2f})")
+        if short and rnd.get("short_horizon") != rnd.get("horizon"):
+            text += (f"; H={rnd['short_horizon']} {_n(rnd['value_h50']['mean']):.2f} (sd over "
+                     f"rollouts {_n(rnd['rollout_std_h50']):.2f})")
+        lines.append(text)
+    lines.append("V: discounted return, mean over training seeds of each seed's evaluation; "
+                 "± its standard deviation over training seeds; mode %: steps where a_g is "
+                 "the population's most occupied zone")
     return "\n".join(lines)
 
 
@@ -146,13 +164,15 @@ def register(app: typer.Typer) -> None:
             bar.update(task, completed=cfg.alternations)
         res.save(out)
         shutil.rmtree(ckpt, ignore_errors=True)
-        typer.echo(_format_result(res.summary()))
-        typer.echo(f"run directory: {out} (result.json, policies.pt)")
+        echo(_format_result(res.summary()))
+        echo(f"run directory: {out} (result.json, policies.pt)")
 
     @c_app.command("sweep")
     def sweep_cmd(
-        ks: str = typer.Option("1,5,10,25,50,75", "--ks", help="subsample sizes"),
-        seeds: int = typer.Option(15, "--seeds", help="training seeds per k (0..seeds-1)"),
+        ks: str | None = typer.Option(None, "--ks", help="subsample sizes (default "
+                                      "1,5,10,25,50,75; with --quick 1,5,10)"),
+        seeds: int | None = typer.Option(None, "--seeds", min=1, help="training seeds per k "
+                                         "(0..seeds-1; default 15, with --quick 3)"),
         workers: int = typer.Option(2, "--workers", help="parallel runs"),
         backend: str = typer.Option("local", "--backend", help="local (process pool) or ray"),
         address: str | None = typer.Option(None, "--address", help="Ray cluster address "
@@ -169,23 +189,34 @@ def register(app: typer.Typer) -> None:
         no_progress: bool = no_progress_option(),
     ) -> None:
         """The k-sweep: reward / runtime / mode accuracy vs k, zone heat map, CSV + JSON."""
-        from altmarl.continuous.sweep import run_sweep
+        from altmarl.continuous.sweep import (
+            DEFAULT_KS,
+            DEFAULT_SEEDS,
+            QUICK_KS,
+            QUICK_SEEDS,
+            run_sweep,
+        )
         from altmarl.experiments.backends import WorkerDied
 
         try:
             cfg = build_config(quick, config, g_method, alternations, n, sets)
-            summary = run_sweep(out, parse_int_list(ks, "--ks"), seeds, cfg, workers=workers,
-                                resume=resume, progress=not no_progress, backend=backend,
-                                address=address)
+            k_list = (parse_int_list(ks, "--ks", example="1,5,10") if ks is not None
+                      else list(QUICK_KS if quick else DEFAULT_KS))
+            big = [k for k in k_list if k > cfg.n]
+            if big:
+                raise ValueError(f"--ks: {', '.join(map(str, big))} exceed the number of robots "
+                                 f"n = {cfg.n}; pass smaller --ks or a larger --n")
+            n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+            summary = run_sweep(out, k_list, n_seeds, cfg, workers=workers, resume=resume,
+                                progress=not no_progress, backend=backend, address=address)
         except WorkerDied as exc:
             fail(str(exc), 1)
         except (ValueError, OSError, TypeError) as exc:
             fail(str(exc))
-        typer.echo(format_sweep(summary))
-        typer.echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, "
-                   "runs/)")
+        echo(format_sweep(summary))
+        echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, runs/)")
         for p in summary.get("plots", []):
-            typer.echo(f"plot: {p}")
+            echo(f"plot: {p}")
 
     @c_app.command("random")
     def random_cmd(
@@ -203,20 +234,39 @@ def register(app: typer.Typer) -> None:
             rb = random_baseline(env, list(range(seeds)), rollouts, horizon)
         except ValueError as exc:
             fail(str(exc))
-        typer.echo(f"random play, {seeds} seed(s) x {rollouts} rollouts, n = {n}: "
-                   f"H={horizon}: {_n(rb['value']['mean']):.2f} (sd over rollouts "
-                   f"{_n(rb['rollout_std']):.2f}, sd over seeds {_n(rb['value']['std']):.2f}); "
-                   f"H={rb['short_horizon']}: {_n(rb['value_h50']['mean']):.2f} (sd over "
-                   f"rollouts {_n(rb['rollout_std_h50']):.2f})")
+        text = (f"random play, {seeds} seed(s) x {rollouts} rollouts, n = {n}: "
+                f"H={horizon}: {_n(rb['value']['mean']):.2f} (sd over rollouts "
+                f"{_n(rb['rollout_std']):.2f}, sd over seeds {_n(rb['value']['std']):.2f})")
+        if rb["short_horizon"] != horizon:
+            text += (f"; H={rb['short_horizon']}: {_n(rb['value_h50']['mean']):.2f} (sd over "
+                     f"rollouts {_n(rb['rollout_std_h50']):.2f})")
+        echo(text)
 
     @c_app.command("plot")
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a `continuous sweep` directory")) -> None:
         """Re-aggregate a sweep directory and redraw its plots."""
-        from altmarl.continuous.sweep import aggregate, plot_sweep
+        from altmarl.cli.experiments import wrong_kind
+        from altmarl.rundir import run_dir_kind
 
-        if not (run_dir / "config.json").exists():
-            fail(f"{run_dir}/config.json not found (not a continuous sweep directory?)")
+        try:
+            kind = run_dir_kind(run_dir)
+        except ValueError as exc:
+            fail(str(exc))
+        if kind != "continuous-sweep":
+            wrong_kind(run_dir, kind, "altmarl continuous sweep")
+        replot_sweep(run_dir)
+
+
+def replot_sweep(run_dir: Path) -> None:
+    """Re-aggregate a ``continuous sweep`` directory, print its table, redraw its plots."""
+    from altmarl.continuous.sweep import aggregate, plot_sweep
+
+    try:
         summary = aggregate(run_dir)
-        typer.echo(format_sweep(summary))
-        for p in plot_sweep(run_dir):
-            typer.echo(f"plot: {p}")
+        echo(format_sweep(summary))
+        paths = plot_sweep(run_dir)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        fail(f"{run_dir}: cannot read the continuous sweep ({exc}); run `altmarl continuous "
+             f"sweep --out {run_dir}` again to complete it")
+    for p in paths:
+        echo(f"plot: {p}")

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from altmarl.cli.common import console, fail
+from altmarl.cli.common import console, echo, fail
 
 
 def _report(rep: Any, title: str | None = None) -> None:
@@ -22,29 +22,46 @@ def _report(rep: Any, title: str | None = None) -> None:
 
     con = console()
     for what, why in rep.repaired.items():
-        con.print(f"[yellow]repaired:[/] {what} ({why})", highlight=False, soft_wrap=True)
+        echo(f"repaired: {what} ({why})")
     con.print(summary_table(rep.summary, title))
     s = rep.summary
     status = "complete" if s["complete"] else f"INCOMPLETE ({s['units_done']}/{s['units_total']})"
-    con.print(f"ran {rep.ran} unit(s), reused {rep.skipped}, {rep.wall_s:.1f} s; {status}")
-    con.print(f"run directory: [bold]{rep.run_dir}[/]  (summary.json, per_k.csv, metrics.csv, "
-              "units/)", highlight=False, soft_wrap=True)
-    for p in rep.plots:
-        con.print(f"plot: [bold]{p}[/]", highlight=False, soft_wrap=True)
+    echo(f"ran {rep.ran} unit(s), reused {rep.skipped}, {rep.wall_s:.1f} s; {status}")
+    _explain(rep.run_dir, s)
+    _files(rep.run_dir, rep.plots)
+
+
+def _explain(run_dir: Path, summary: dict[str, Any]) -> None:
+    """What the numbers mean (value against uniform play, why the runs stopped, settings)."""
+    from altmarl.experiments.report import explain, run_baseline
+
+    try:
+        baseline = run_baseline(run_dir)
+    except ValueError:  # an environment that cannot be rebuilt here: no reference line
+        baseline = None
+    for line in explain(run_dir, summary, baseline):
+        echo(line)
+
+
+def _files(run_dir: Path, plots: list[Path]) -> None:
+    echo(f"run directory: {run_dir}  (summary.json, per_k.csv, metrics.csv, units/)")
+    for p in plots:
+        echo(f"plot: {p}")
 
 
 def _interrupted(out: Path, how: str) -> NoReturn:
     from altmarl.experiments.sweep import load_units
 
     n = len(load_units(out)) if out.exists() else 0
-    console(stderr=True).print(
-        f"[yellow]interrupted:[/] {n} finished unit(s) are saved in {out}; continue with "
-        f"`{how} --resume --out {out}`", highlight=False, soft_wrap=True)
+    echo(f"interrupted: {n} finished unit(s) are saved in {out}; continue with `{how}`",
+         stderr=True)
     raise typer.Exit(130)
 
 
 def _sweep(cfg: Any, out: Path, *, backend: str, workers: int | None, address: str | None,
            resume: bool, kind: str, how: str, title: str | None = None) -> Any:
+    """Run the units of ``cfg`` into ``out`` and report; ``how`` is the command that
+    continues the run (printed after an interruption or a failed unit)."""
     from altmarl.experiments.backends import WorkerDied
     from altmarl.experiments.runner import UnitFailed
     from altmarl.experiments.sweep import run_sweep
@@ -57,12 +74,22 @@ def _sweep(cfg: Any, out: Path, *, backend: str, workers: int | None, address: s
     except WorkerDied as exc:
         fail(str(exc), 1)
     except UnitFailed as exc:
-        fail(f"{exc}\nfinished units are saved in {out}; continue with `{how} --resume "
-              f"--out {out}`", 1)
+        fail(f"{exc}\nfinished units are saved in {out}; continue with `{how}`", 1)
     except ValueError as exc:
         fail(str(exc))
     _report(rep, title)
     return rep
+
+
+def _print_envs() -> None:
+    from altmarl import envs
+
+    for name in envs.names():
+        info = envs.info(name)
+        echo(f"{name}: {info.description}")
+        echo(f"    parameters: {info.params_text()}")
+    echo("use: altmarl run NAME, or [env] name = \"NAME\" with params = { ... } in a "
+         "configuration file")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,43 +97,49 @@ def register(app: typer.Typer) -> None:
 
     @app.command("envs")
     def envs_cmd() -> None:
-        """List the built-in environments."""
-        from altmarl import envs
-
-        for name in envs.names():
-            typer.echo(name)
+        """List the built-in environments with a description and their parameters."""
+        _print_envs()
 
     @app.command("run")
     def run_cmd(
         target: str = typer.Argument(..., metavar="ENV_OR_CONFIG",
                                      help="environment name (e.g. warehouse), packaged "
                                           "configuration name, or a TOML file"),
-        k: int | None = typer.Option(None, "--k", help="subsample size k (overrides the "
-                                                       "configuration)"),
-        seed: int | None = typer.Option(None, "--seed", help="root seed (default 0)"),
+        k: int | None = typer.Option(None, "--k", min=1, help="subsample size k (overrides "
+                                                              "the configuration)"),
+        seed: int | None = typer.Option(None, "--seed", min=0, help="root seed (default 0)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/NAME-kK-seedS)"),
     ) -> None:
-        """One ALTERNATING-MARL run (one k, one training seed), evaluated and plotted."""
+        """One ALTERNATING-MARL run (one k, one training seed), evaluated and plotted.
+
+        Running the same command again continues an interrupted run: finished work in OUT
+        is re-used (same configuration, same numbers)."""
         from altmarl.experiments.config import resolve_target
 
         try:
             cfg = resolve_target(target)
             ks = [k] if k is not None else cfg.ks()
             if len(ks) != 1:
-                raise ValueError(f"{target}: configuration sweeps k = {ks}; pass --k K or use "
-                                 "`altmarl sweep`")
-            cfg = cfg.with_overrides(k=ks, seed=seed, train_seeds=1)
+                raise ValueError(f"{target}: the configuration sweeps k = "
+                                 f"{', '.join(map(str, ks))}; pass --k K for one run, or use "
+                                 f"`altmarl sweep {target}`")
+            flags = "".join(f" --{name} {v}" for name, v in (("k", k), ("seed", seed))
+                            if v is not None)
+            cfg = cfg.with_overrides(k=ks, seed=seed, train_seeds=1, source=target + flags)
         except ValueError as exc:
             fail(str(exc))
         run_dir = out or Path("runs") / f"{cfg.name}-k{ks[0]}-seed{cfg.seed}"
-        # same configuration -> same numbers, so an existing run of it is simply re-used
+        # same configuration -> same numbers, so an existing run of it is simply continued
         _sweep(cfg, run_dir, backend="local", workers=1, address=None, resume=True,
-               kind="run", how=f"altmarl run {target} --k {ks[0]} --seed {cfg.seed}")
+               kind="run",
+               how=f"altmarl run {target} --k {ks[0]} --seed {cfg.seed} --out {run_dir}")
 
     @app.command("sweep")
     def sweep_cmd(
-        config: Path = typer.Argument(..., help="experiment TOML file"),
+        config: str = typer.Argument(..., metavar="CONFIG",
+                                     help="experiment TOML file or packaged configuration "
+                                          "name (e.g. random_small)"),
         backend: str = typer.Option("local", "--backend", help="local (process pool) or ray"),
         workers: int | None = typer.Option(None, "--workers", help="parallel workers "
                                                                    "(default: CPU count)"),
@@ -118,20 +151,23 @@ def register(app: typer.Typer) -> None:
                                                             "runs/NAME)"),
     ) -> None:
         """Run every (k, training seed) unit of a configuration; resumable."""
-        from altmarl.experiments.config import load_config
+        from altmarl.experiments.backends import check_backend
+        from altmarl.experiments.config import resolve_config
 
         try:
-            cfg = load_config(config)
+            cfg = resolve_config(config)
+            check_backend(backend, workers, address)
         except ValueError as exc:
             fail(str(exc))
         run_dir = out or Path("runs") / cfg.name
         _sweep(cfg, run_dir, backend=backend, workers=workers, address=address, resume=resume,
-               kind="sweep", how=f"altmarl sweep {config}")
+               kind="sweep", how=f"altmarl sweep {config} --resume --out {run_dir}")
 
     @app.command("reproduce")
     def reproduce_cmd(
         experiment: str = typer.Argument("warehouse", help="paper experiment (warehouse)"),
-        quick: bool = typer.Option(False, "--quick", help="a small version (under a minute)"),
+        quick: bool = typer.Option(False, "--quick", help="a small version (5 values of k, "
+                                   "about 15 s)"),
         train_seeds: int | None = typer.Option(None, "--train-seeds",
                                                help="independent training runs per k "
                                                     "(default 1, as the authors)"),
@@ -154,25 +190,67 @@ def register(app: typer.Typer) -> None:
         flags += f" --train-seeds {train_seeds}" if train_seeds else ""
         rep = _sweep(cfg, run_dir, backend=backend, workers=workers, address=address,
                      resume=resume, kind="reproduce",
-                     how=f"altmarl reproduce {experiment}{flags}")
+                     how=f"altmarl reproduce {experiment}{flags} --resume --out {run_dir}")
         console().print(reference_table(experiment, rep.summary))
 
     @app.command("plot")
-    def plot_cmd(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-        """(Re)draw the figures of a run directory from its files."""
-        from altmarl.experiments.sweep import aggregate, summary_table
-        from altmarl.plots import make_plots
+    def plot_cmd(run_dir: Path = typer.Argument(..., help="a run directory of any altmarl "
+                                                         "command")) -> None:
+        """(Re)draw the figures of a run directory from its files: run, sweep, reproduce,
+        continuous sweep, federated run or theory."""
+        replot(run_dir)
 
-        try:
-            summary = aggregate(run_dir)
-            if not summary["per_k"]:
-                raise ValueError(f"{run_dir}: no finished unit to plot yet")
-            paths = make_plots(run_dir)
-            summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
-                                                          for p in paths]})
-        except ValueError as exc:
-            fail(str(exc))
-        con = console()
-        con.print(summary_table(summary))
-        for p in paths:
-            con.print(f"plot: [bold]{p}[/]", highlight=False, soft_wrap=True)
+
+def wrong_kind(run_dir: Path, kind: str, expected: str) -> NoReturn:
+    """Exit 2: ``run_dir`` was written by another command than ``expected``."""
+    from altmarl.rundir import RUN_DIR_KINDS
+
+    fail(f"{run_dir}: this is a run directory of `{RUN_DIR_KINDS[kind]}`, not of "
+         f"`{expected}`; draw its figures with `altmarl plot {run_dir}`")
+
+
+def replot(run_dir: Path) -> None:
+    """``altmarl plot``: redraw the figures of any kind of run directory and print its
+    table (:func:`altmarl.rundir.run_dir_kind` says which kind)."""
+    from altmarl.rundir import run_dir_kind
+
+    try:
+        kind = run_dir_kind(run_dir)
+    except ValueError as exc:
+        fail(str(exc))
+    if kind == "continuous-sweep":
+        from altmarl.cli.continuous import replot_sweep
+
+        replot_sweep(run_dir)
+    elif kind == "federated":
+        from altmarl.cli.federated import replot_run
+
+        replot_run(run_dir)
+    elif kind == "theory":
+        from altmarl.cli.theory import replot_theory
+
+        replot_theory(run_dir)
+    elif kind == "continuous-run":
+        fail(f"{run_dir}: one `altmarl continuous run` has no figures (its numbers are in "
+             f"{run_dir / 'result.json'}); the figures vs k come from `altmarl continuous "
+             "sweep`")
+    else:
+        _replot_tabular(run_dir)
+
+
+def _replot_tabular(run_dir: Path) -> None:
+    from altmarl.experiments.sweep import aggregate, summary_table
+    from altmarl.plots import make_plots
+
+    try:
+        summary = aggregate(run_dir)
+        if not summary["per_k"]:
+            raise ValueError(f"{run_dir}: no finished unit to plot yet")
+        paths = make_plots(run_dir)
+        summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
+                                                      for p in paths]})
+    except ValueError as exc:
+        fail(str(exc))
+    console().print(summary_table(summary))
+    _explain(run_dir, summary)
+    _files(run_dir, paths)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from altmarl.cli.common import console, fail, no_progress_option, parse_int_list
+from altmarl.cli.common import echo, fail, no_progress_option, parse_int_list
 
 
 def register(app: typer.Typer) -> None:
@@ -61,21 +61,37 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         run_dir = out or Path("runs") / ("federated-quick" if quick else "federated")
         summary = run_experiment(run_dir, exp, progress=not no_progress)
-        con = console()
-        con.print(format_table(summary["methods"]), highlight=False)
-        con.print(f"run directory: [bold]{run_dir}[/] (summary.csv, summary.json, "
-                  "episodes.csv, curves.csv, learning.csv, game.npz, policies/)",
-                  highlight=False)
+        echo(format_table(summary["methods"]))
+        echo(f"run directory: {run_dir} (summary.csv, summary.json, episodes.csv, curves.csv, "
+             "learning.csv, game.npz, policies/)")
         for p in summary["plots"]:
-            con.print(f"plot: [bold]{p}[/]", highlight=False)
+            echo(f"plot: {p}")
 
     @fed_app.command("plot")
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a `federated run` directory")) -> None:
         """Redraw the plots of a run directory and print its table."""
-        from altmarl.federated.experiment import format_table, plot_run, read_summary
+        from altmarl.cli.experiments import wrong_kind
+        from altmarl.rundir import run_dir_kind
 
-        if not (run_dir / "summary.json").exists():
-            fail(f"{run_dir}/summary.json not found (not a federated run?)")
-        typer.echo(format_table(read_summary(run_dir)))
-        for p in plot_run(run_dir):
-            typer.echo(f"plot: {p}")
+        try:
+            kind = run_dir_kind(run_dir)
+        except ValueError as exc:
+            fail(str(exc))
+        if kind != "federated":
+            wrong_kind(run_dir, kind, "altmarl federated run")
+        replot_run(run_dir)
+
+
+def replot_run(run_dir: Path) -> None:
+    """Print the table of a ``federated run`` directory and redraw its plots."""
+    from altmarl.federated.experiment import format_table, plot_run, read_summary
+
+    try:
+        rows = read_summary(run_dir)
+        echo(format_table(rows))
+        paths = plot_run(run_dir)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        fail(f"{run_dir}: cannot read the federated run ({exc}); run `altmarl federated run "
+             f"--out {run_dir}` again")
+    for p in paths:
+        echo(f"plot: {p}")

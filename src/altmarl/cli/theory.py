@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from altmarl.cli.common import console, fail, no_progress_option
+from altmarl.cli.common import echo, fail, no_progress_option
 
 
 def register(app: typer.Typer) -> None:
@@ -14,24 +14,43 @@ def register(app: typer.Typer) -> None:
 
     @app.command("theory")
     def theory_cmd(
-        quick: bool = typer.Option(False, "--quick", help="small version (well under a minute)"),
+        quick: bool = typer.Option(False, "--quick", help="small version (about 5 s)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/theory or runs/theory-quick)"),
         seed: int = typer.Option(0, "--seed", help="root seed"),
         no_progress: bool = no_progress_option(),
     ) -> None:
-        """O(1/sqrt(k)) experiment: exact full-information gap of G-LEARN vs k, mean-field vs
-        standard table sizes, cost vs n. Writes CSV tables, summary.json and PNG plots."""
+        """The O(1/sqrt(k)) experiment: G-LEARN's Nash gap vs k, table sizes, cost vs n.
+
+        Exact full-information gap of G-LEARN vs k, mean-field vs standard table sizes,
+        cost vs n. Writes CSV tables, summary.json and PNG plots; `altmarl plot OUT`
+        redraws the plots."""
         from altmarl.experiments.theory import format_summary, run_theory
 
         run_dir = out or Path("runs") / ("theory-quick" if quick else "theory")
-        con = console()
         try:
             summary = run_theory(run_dir, quick=quick, seed=seed, progress=not no_progress)
         except ValueError as exc:
             fail(str(exc))
-        con.print(format_summary(summary), highlight=False)
-        con.print(f"run directory: [bold]{run_dir}[/]  (gap_vs_k.csv, table_size.csv, "
-                  "cost_vs_n.csv, summary.json, config.json)", highlight=False)
+        echo(format_summary(summary))
+        echo(f"run directory: {run_dir}  (gap_vs_k.csv, table_size.csv, cost_vs_n.csv, "
+             "summary.json, config.json)")
         for p in summary["plots"]:
-            con.print(f"plot: [bold]{p}[/]", highlight=False)
+            echo(f"plot: {p}")
+
+
+def replot_theory(run_dir: Path) -> None:
+    """Print the digest of a theory run directory and redraw its plots (``altmarl plot``)."""
+    from altmarl.experiments.theory import format_summary
+    from altmarl.io import read_json
+    from altmarl.plots.theory import plot_theory
+
+    try:
+        summary = read_json(run_dir / "summary.json", "theory summary")
+        echo(format_summary(summary))
+        paths = plot_theory(run_dir)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        fail(f"{run_dir}: cannot read the theory run ({exc}); run `altmarl theory --out "
+             f"{run_dir}` again")
+    for p in paths:
+        echo(f"plot: {p}")

@@ -39,6 +39,10 @@ from altmarl.progress import Progress
 
 SWEEP_FORMAT = "altmarl-continuous-sweep/1"
 DEFAULT_KS = (1, 5, 10, 25, 50, 75)
+#: the subsample sizes of ``altmarl continuous sweep --quick`` (its ``n = 60``)
+QUICK_KS = (1, 5, 10)
+#: training seeds per ``k`` of ``altmarl continuous sweep --quick``
+QUICK_SEEDS = 3
 DEFAULT_SEEDS = 15
 
 

@@ -163,11 +163,11 @@ def run_ray(tasks: Sequence[T], on_done: Callable[[R], None], workers: int | Non
 def check_backend(backend: str, workers: int | None, address: str | None) -> None:
     """Validate backend arguments (``ValueError`` naming the bad one)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend = {backend!r}: expected one of {BACKENDS}")
+        raise ValueError(f"--backend = {backend!r}: expected one of {', '.join(BACKENDS)}")
     if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise ValueError(f"workers = {workers!r}: expected an integer >= 1")
+        raise ValueError(f"--workers = {workers!r}: expected an integer >= 1")
     if address and backend != "ray":
-        raise ValueError("address: only meaningful with backend = 'ray'")
+        raise ValueError("--address: only meaningful with --backend ray")
 
 
 def run_tasks(tasks: Sequence[T], on_done: Callable[[R], None], backend: str = "local",

@@ -51,6 +51,7 @@ from altmarl.limits import (
     MAX_UNITS,
     check_simulation,
 )
+from altmarl._validate import show
 from altmarl.settings import StrictConfig, format_validation_errors
 
 #: a configuration name: it names the run directory ``runs/NAME``, so no path separators,
@@ -239,8 +240,9 @@ class ExperimentConfig(StrictConfig):
         return tomli_w.dumps(self.resolved())
 
     def with_overrides(self, *, k: list[int] | None = None, seed: int | None = None,
-                       train_seeds: int | None = None, name: str | None = None) -> ExperimentConfig:
-        """A copy with some fields replaced (validated again)."""
+                       train_seeds: int | None = None, name: str | None = None,
+                       source: str = "overrides") -> ExperimentConfig:
+        """A copy with some fields replaced (validated again; errors name ``source``)."""
         d = self.resolved()
         if k is not None:
             d["sweep"]["k"] = list(k)
@@ -250,7 +252,7 @@ class ExperimentConfig(StrictConfig):
             d["sweep"]["train_seeds"] = train_seeds
         if name is not None:
             d["name"] = name
-        return parse_config(d, source="overrides")
+        return parse_config(d, source=source)
 
 
 # ---------------------------------------------------------------------------
@@ -283,20 +285,31 @@ def parse_config(data: dict[str, Any], source: str = "config", check_env: bool =
 
 
 def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
-    """Build the environment and check ``k <= n``."""
+    """Everything that can be checked before a run starts: build the environment (unknown
+    names and parameters), check ``k <= n`` and, on tabular games, the ALTERNATING-MARL
+    settings for every ``k`` (:meth:`~altmarl.alternating.AlternatingOptions.check`:
+    ``local_solver``, G-LEARN and L-LEARN options, table sizes). The ``ValueError`` names the
+    configuration key (``algorithm.local_solver``, ``sweep.k``, ``env.params.n``, ...)."""
     from altmarl import envs
+    from altmarl.game import TabularGame
 
+    if cfg.env.name not in envs.names():
+        try:
+            envs.info(cfg.env.name)
+        except ValueError as exc:
+            raise ValueError(f"{source}: env.name: {exc}") from None
     try:
         game = envs.make(cfg.env.name, **cfg.env.params)
     except ValueError as exc:
-        raise ValueError(f"{source}: env: {exc}") from None
+        msg = str(exc)
+        raise ValueError(f"{source}: env.{msg}" if msg.startswith("params.")
+                         else f"{source}: env.params: {msg}") from None
     big = [k for k in cfg.ks() if k > game.n]
     if big:
-        raise ValueError(f"{source}: sweep.k: values {big[:8]}{' ...' if len(big) > 8 else ''} "
-                         f"exceed the population n = {game.n} (expected 1 <= k <= n)")
+        raise ValueError(f"{source}: sweep.k: values {show(big)} exceed the population "
+                         f"n = {game.n} (expected 1 <= k <= n; set a smaller k or a larger "
+                         "env.params.n)")
     # what the evaluations will need, checked before any training (limits)
-    from altmarl.game import TabularGame
-
     ev, d, kmax = cfg.evaluation, getattr(game, "n_sl", None) or 0, max(cfg.ks())
     # the count simulator simulates the k sampled agents, the per-agent one (generative
     # games) all n
@@ -309,6 +322,35 @@ def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
                              algo.eval_horizon or 1, d + 3, work)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    if isinstance(game, TabularGame):
+        _check_algorithm(cfg, game, source)
+
+
+#: where each field of ``AlternatingOptions`` lives in a configuration file
+_OPTION_KEYS = {"sweeps": "algorithm.sweeps", "eta": "algorithm.eta", "m": "algorithm.m",
+                "local_solver": "algorithm.local_solver",
+                "eval_rollouts": "algorithm.eval_rollouts",
+                "eval_horizon": "algorithm.eval_horizon", "k": "sweep.k"}
+
+
+def _check_algorithm(cfg: ExperimentConfig, game: Any, source: str) -> None:
+    """The ``[algorithm]`` settings against the tabular ``game``, for every ``k``."""
+    from dataclasses import fields
+
+    from altmarl.alternating import AlternatingOptions
+
+    names = {f.name for f in fields(AlternatingOptions)}
+    kwargs = {key: v for key, v in cfg.algorithm.kwargs().items() if key in names}
+    try:
+        opts = AlternatingOptions(**kwargs)
+        for k in cfg.ks():
+            opts.check(game, k)
+    except ValueError as exc:
+        msg = str(exc)
+        field = msg.split(" ", 1)[0].split(".", 1)[0].rstrip(":")
+        where = _OPTION_KEYS.get(field, f"algorithm.options.{field}")
+        rest = msg[len(field):]
+        raise ValueError(f"{source}: {where}{rest}") from None
 
 
 def _check_options(cfg: ExperimentConfig, source: str) -> None:
@@ -369,9 +411,24 @@ def packaged_config(name: str) -> ExperimentConfig:
     f = root / f"{name}.toml"
     if not f.is_file():
         raise ValueError(f"config {name!r}: no packaged configuration; expected one of "
-                         f"{packaged_configs()}")
+                         f"{', '.join(packaged_configs())}")
     data = tomllib.loads(f.read_text(encoding="utf-8"))
     return parse_config(data, source=f"altmarl/configs/{name}.toml")
+
+
+def resolve_config(target: str) -> ExperimentConfig:
+    """``CONFIG`` of ``altmarl sweep``: a TOML path or a packaged configuration name."""
+    p = Path(target)
+    if p.suffix == ".toml" or p.is_file():
+        return load_config(p)
+    if target in packaged_configs():
+        return packaged_config(target)
+    import difflib
+
+    close = difflib.get_close_matches(target, packaged_configs(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{target!r}: not a configuration file or packaged configuration"
+                     f"{hint}; packaged: {', '.join(packaged_configs())}")
 
 
 def resolve_target(target: str) -> ExperimentConfig:
@@ -391,6 +448,11 @@ def resolve_target(target: str) -> ExperimentConfig:
         default_k = SweepConfig().ks()[0]
         return parse_config({"name": target.replace(":", "."), "env": {"name": target},
                              "sweep": {"k": [min(default_k, n)]}}, source=target)
-    raise ValueError(f"{target!r}: not a configuration file, packaged configuration "
-                     f"({packaged_configs()}), environment ({envs.names()}) or game factory "
-                     "'module:function'")
+    import difflib
+
+    close = difflib.get_close_matches(target, packaged_configs() + envs.names(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{target!r}: not a configuration file, packaged configuration, "
+                     f"environment or game factory 'module:function'{hint}; packaged "
+                     f"configurations: {', '.join(packaged_configs())}; environments: "
+                     f"{', '.join(envs.names())} (altmarl envs)")

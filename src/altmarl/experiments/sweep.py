@@ -452,6 +452,7 @@ class _Progress:
         self.remaining = total - done
         self.inner = 0
         self.proposals = 0
+        self.made = 0
         if sweeps is not None and self.enabled:
             # one global and one local proposal per sweep (the run may converge earlier)
             self.proposals = 2 * sweeps
@@ -460,6 +461,7 @@ class _Progress:
             self.callback = self._step
 
     def _step(self, *args: Any, **kwargs: Any) -> None:
+        self.made += 1
         self.progress.advance(self.inner)
 
     def unit_done(self, o: UnitOutput) -> None:
@@ -473,7 +475,14 @@ class _Progress:
             if self.remaining > 0:
                 self.progress.reset(self.inner, total=self.proposals)
             else:
-                self.progress.update(self.inner, completed=self.proposals)
+                # the bar ends at the proposals actually made: a run that converged early
+                # says so instead of showing a full bar
+                train = o.result.get("train", {})
+                why = (f"converged after {train.get('sweeps')} sweeps" if train.get("converged")
+                       else "sweep limit reached")
+                self.progress.update(self.inner, total=self.made, completed=self.made,
+                                     description=f"  ALTERNATING-MARL proposals ({why})")
+            self.made = 0
 
     def __enter__(self) -> _Progress:
         self.progress.start()

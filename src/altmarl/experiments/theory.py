@@ -382,17 +382,19 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"gap (m exact) vs k, k <= {fit['k_max']:g}: {slope}; vs effective k "
                      f"k(n-1)/(n-k), all k < n: {slope_e}")
         gaps = e["gap_by_k_exact_expectation"]
-        lines.append("  gap(k): " + ", ".join(f"k={k}: {float(v):.4g}" for k, v in gaps.items()))
+        lines.append("  gap(k): " + ", ".join(f"k={k}: {float(v):.4g}" for k, v in
+                                          sorted(gaps.items(), key=lambda kv: int(kv[0]))))
         if "fit_finite_m" in e:
             ff = e["fit_finite_m"]
             s2 = "n/a" if ff["slope"] is None else f"{ff['slope']:.3f}"
             lines.append(f"  m={ff['m']} ({ff['seeds']} seeds): slope {s2}")
     c = summary["cost_vs_n"]
     if c.get("g_learn_max_over_min_seconds") is not None:
-        lines.append(f"G-LEARN time over n = {list(c['g_learn_seconds_by_n'])}: max/min = "
+        lines.append(f"G-LEARN time over n = {', '.join(c['g_learn_seconds_by_n'])}: max/min = "
                      f"{c['g_learn_max_over_min_seconds']:.2f}")
     lines.append("exact solver seconds by n: " + ", ".join(
-        f"{n}: {s:.3g}" for n, s in c["exact_seconds_by_n"].items()))
+        f"{n}: {s:.3g}" for n, s in sorted(c["exact_seconds_by_n"].items(),
+                                           key=lambda kv: int(kv[0]))))
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from altmarl.generative.policies import (
     FunctionLocalPolicy,
     GlobalActor,
     LocalActor,
+    UniformGlobalPolicy,
     UniformLocalPolicy,
     check_policies,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "LocalActor",
     "Observer",
     "SetEncoder",
+    "UniformGlobalPolicy",
     "UniformLocalPolicy",
     "check_policies",
     "rollout",

@@ -11,12 +11,13 @@ Any object with these methods acts on a :class:`~altmarl.generative.GenerativeGa
 Tabular :class:`altmarl.GlobalPolicy` (on count observations) and :class:`altmarl.LocalPolicy`
 follow the protocol, so they act on the generative view of their game and on any generative
 game with discrete states of matching sizes. :class:`FunctionGlobalPolicy`,
-:class:`FunctionLocalPolicy` and :class:`UniformLocalPolicy` wrap hand-written rules.
+:class:`FunctionLocalPolicy`, :class:`UniformLocalPolicy` and :class:`UniformGlobalPolicy` wrap
+hand-written rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -99,6 +100,27 @@ class UniformLocalPolicy:
 
     def __repr__(self) -> str:
         return f"UniformLocalPolicy(|A_l|={self.n_al})"
+
+
+class UniformGlobalPolicy:
+    """A global agent that plays a uniformly random action at every step, whatever it
+    observes: half of "uniform play", the reference a learned dispatcher is judged against.
+
+    Its draws come from its own generator (``seed``), in the order the simulator calls
+    :meth:`act`; evaluate it with ``workers=1`` for reproducible numbers."""
+
+    def __init__(self, num_global_actions: int, seed: int | Sequence[int] = 0, k: int = 1) -> None:
+        self.n_ag = check_int("num_global_actions", num_global_actions, 1)
+        self.k = check_int("k", k, 1)
+        self.rng = np.random.default_rng(seed)
+        self.info: dict[str, Any] = {"kind": "uniform"}
+
+    def act(self, s_g: Any, obs: Any) -> IntArray:
+        """One uniform action per rollout (the leading axis of ``s_g``)."""
+        return self.rng.integers(0, self.n_ag, size=np.shape(s_g)[0], dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"UniformGlobalPolicy(|A_g|={self.n_ag})"
 
 
 def check_policies(game: GenerativeGame, pi_g: Any, pi_l: Any) -> int:

@@ -266,6 +266,59 @@ def pi_l_table(game: TabularGame, pi_l: LocalPolicy | FloatArray) -> FloatArray:
     return np.asarray(table)
 
 
+def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
+    """The number of surrogate states ``N`` (``|H_k|`` or ``|S_l|^k``) of G-LEARN on ``game``
+    with ``k`` (SPEC 4), after checking the size limits of ``options`` (``max_table``,
+    ``max_samples``, ``max_exact_entries``): a ``ValueError`` says which limit is exceeded
+    and how to raise it. Cheap (no table is built), so a run can check before it starts."""
+    opts = options
+    m, param = opts.m, opts.parameterization
+    S, A, d = game.n_sg, game.n_ag, game.n_sl
+    max_samples, max_table = opts.max_samples, opts.max_table
+    max_exact_entries = opts.max_exact_entries
+    n_states = num_states(k, d, param)
+    size = S * n_states * A
+    if size > max_table:
+        kind = "|H_k|" if param == "mean-field" else "|S_l|^k"
+        raise ValueError(
+            f"k = {k}: the {param} Q table has |S_g| {kind} |A_g| = {S} x {n_states} x {A} = "
+            f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k"
+            + (" or parameterization='mean-field'" if param == "standard" else "")
+            + f", or raise the limit: in a configuration file, a section "
+            f"[algorithm.options.g_options] with max_table = {_round_up(size)}; in Python, "
+            f"am.g_learn(..., max_table={_round_up(size)}) (the table needs about "
+            f"{_gigabytes(size)} of memory). Tables this large are the case for neural "
+            "G-LEARN on a generative game: am.g_learn(game.as_generative(), pi_l, k) "
+            "(docs/generative.md)"
+        )
+    if m is not None and size * m > max_samples:
+        raise ValueError(
+            f"m = {m}: |S_g| N |A_g| m = {size * m:.3g} stored samples exceed max_samples = "
+            f"{max_samples:.3g}; use a smaller k or m, or raise the limit: in a configuration "
+            f"file, [algorithm.options.g_options] max_samples = {_round_up(size * m)}; in "
+            f"Python, am.g_learn(..., max_samples={_round_up(size * m)})"
+        )
+    if m is None and param == "mean-field" and S * n_states**2 > max_exact_entries:
+        raise ValueError(
+            f"m = None (exact expectation): k = {k} needs |S_g| |H_k|^2 = {S} x {n_states}^2 = "
+            f"{S * n_states**2:.3g} transition entries, above max_exact_entries = "
+            f"{max_exact_entries:.3g}; use a sampled operator (e.g. m = 30) or a smaller k"
+        )
+    return n_states
+
+
+def _round_up(x: int) -> int:
+    """A round number at least ``x`` (for "raise the limit to ..." hints)."""
+    mag = 10 ** max(len(str(int(x))) - 2, 0)
+    return int(-(-int(x) // mag) * mag)
+
+
+def _gigabytes(entries: int) -> str:
+    """Memory of ``entries`` float64 values, in words."""
+    gb = 8 * entries / 1e9
+    return f"{gb:.1f} GB" if gb >= 0.1 else f"{8 * entries / 1e6:.0f} MB"
+
+
 def empirical_operator(
     game: TabularGame,
     pi_l: LocalPolicy | FloatArray,
@@ -285,33 +338,8 @@ def empirical_operator(
     seed = check_int("seed", seed, 0)
     m, param, crn = opts.m, opts.parameterization, opts.crn_mode
     pool_size = opts.pool_size
-    max_samples, max_table = opts.max_samples, opts.max_table
-    max_exact_entries = opts.max_exact_entries
     S, A, d = game.n_sg, game.n_ag, game.n_sl
-    n_states = num_states(k, d, param)
-    size = S * n_states * A
-    if size > max_table:
-        kind = "|H_k|" if param == "mean-field" else "|S_l|^k"
-        raise ValueError(
-            f"k = {k}: the {param} Q table has |S_g| {kind} |A_g| = {S} x {n_states} x {A} = "
-            f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k"
-            + (" or parameterization='mean-field'" if param == "standard" else "")
-            + ", raise the limit with the option max_table (am.g_learn(..., max_table=N), "
-            "GLearnOptions(max_table=N), config key algorithm.options.g_options.max_table), "
-            "or take the neural route for large tables (SPEC 11, issue 15): "
-            "am.g_learn(game.as_generative(), pi_l, k) on an am.GenerativeGame"
-        )
-    if m is not None and size * m > max_samples:
-        raise ValueError(
-            f"m = {m}: |S_g| N |A_g| m = {size * m:.3g} stored samples exceed max_samples = "
-            f"{max_samples:.3g}; use a smaller k or m (or raise max_samples)"
-        )
-    if m is None and param == "mean-field" and S * n_states**2 > max_exact_entries:
-        raise ValueError(
-            f"m = None (exact expectation): k = {k} needs |S_g| |H_k|^2 = {S} x {n_states}^2 = "
-            f"{S * n_states**2:.3g} transition entries, above max_exact_entries = "
-            f"{max_exact_entries:.3g}; use a sampled operator (e.g. m=30) or a smaller k"
-        )
+    n_states = check_sizes(game, k, opts)
 
     K = game.local_kernel(table)  # (S_l, S_g, S_l)
     rbar = game.local_reward(table)  # (S_l, S_g)

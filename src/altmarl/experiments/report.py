@@ -1,0 +1,183 @@
+"""What the numbers of a run directory mean (SPEC 3, 6, 10): the reference they are judged
+against, why each run stopped, the settings behind them.
+
+* :func:`uniform_play` — the value of *uniform play* (every local agent and the global agent
+  draw uniformly random actions) under a run's evaluation protocol: the same evaluation
+  seeds, rollouts and horizon as the learned policies;
+* :func:`run_baseline` — :func:`uniform_play` for a tabular run directory, computed once
+  and kept in ``baseline.json``;
+* :func:`stop_reason` — why ALTERNATING-MARL stopped (converged after a quiet sweep, or the
+  sweep limit), from a unit's training summary;
+* :func:`settings_text` — the settings that decide the numbers (local solver, ``m``,
+  sweeps, evaluation protocol), so two runs with different numbers can be told apart;
+* :func:`explain` — the lines ``altmarl run / sweep / reproduce / plot`` print under their
+  table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from altmarl.evaluation import Z95, evaluate
+from altmarl.generative.policies import UniformGlobalPolicy, UniformLocalPolicy
+from altmarl.io import atomic_write_bytes, json_bytes, read_json
+
+#: the file of a run directory that keeps its uniform-play baseline
+BASELINE_FILE = "baseline.json"
+BASELINE_FORMAT = "altmarl.uniform_play"
+#: tag of the uniform global agent's stream (child of each evaluation seed)
+UNIFORM_TAG = 0x756E69
+
+
+def uniform_play(game: Any, seeds: Sequence[int], rollouts: int, horizon: int) -> dict[str, Any]:
+    """The discounted value of uniform play (both players uniformly random, SPEC eq. 2),
+    evaluated with each of ``seeds`` (``rollouts`` x ``horizon``): per-seed means, their
+    mean, sample standard deviation, standard error and normal 95% interval (the same
+    statistics as a run's ``per_k`` rows). Uses the per-agent simulator (one thread), so
+    the numbers are reproducible."""
+    means = []
+    for s in seeds:
+        pg = UniformGlobalPolicy(game.n_ag, seed=[int(s), UNIFORM_TAG])
+        ev = evaluate(game, pg, UniformLocalPolicy(game.n_al), rollouts=rollouts,
+                      horizon=horizon, seed=int(s), workers=1)
+        means.append(float(ev.mean))
+    mean = float(np.mean(means))
+    std = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
+    se = std / math.sqrt(len(means)) if len(means) > 1 else None
+    return {"format": BASELINE_FORMAT, "policy": "uniform play", "means": means,
+            "mean": mean, "std": std, "stderr": se,
+            "ci95": None if se is None else [mean - Z95 * se, mean + Z95 * se],
+            "seeds": [int(s) for s in seeds], "rollouts": int(rollouts), "horizon": int(horizon)}
+
+
+def _baseline_key(cfg: dict[str, Any]) -> str:
+    blob = json.dumps({"env": cfg.get("env"), "evaluation": cfg.get("evaluation"),
+                       "seed": cfg.get("seed")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_baseline(run_dir: str | Path) -> dict[str, Any] | None:
+    """:func:`uniform_play` for the game and evaluation protocol of a tabular run directory
+    (``None`` for generative games). Computed once and kept in ``baseline.json`` (keyed by
+    the environment, the evaluation settings and the seed)."""
+    from altmarl import envs
+    from altmarl.experiments.runner import eval_seeds
+    from altmarl.game import TabularGame
+    from altmarl.rundir import read_run_record
+
+    rd = Path(run_dir)
+    cfg = read_run_record(rd)["config"]
+    key = _baseline_key(cfg)
+    path = rd / BASELINE_FILE
+    if path.is_file():
+        try:
+            old = read_json(path, "uniform-play baseline")
+            if old.get("format") == BASELINE_FORMAT and old.get("key") == key:
+                return old  # type: ignore[no-any-return]
+        except (ValueError, OSError):
+            pass  # damaged: recomputed below
+    game = envs.make(cfg["env"]["name"], **cfg["env"].get("params", {}))
+    if not isinstance(game, TabularGame):
+        return None
+    ev = cfg["evaluation"]
+    out = {**uniform_play(game, eval_seeds(cfg["seed"], ev["seeds"]), ev["rollouts"],
+                          ev["horizon"]), "key": key}
+    atomic_write_bytes(path, json_bytes(out))
+    return out
+
+
+def stop_reason(train: dict[str, Any]) -> str:
+    """Why one ALTERNATING-MARL run stopped, from a unit's ``result.json["train"]``."""
+    ran = train.get("sweeps")
+    limit = (train.get("config") or {}).get("sweeps")
+    if train.get("converged"):
+        return (f"converged after {ran} of at most {limit} sweeps: the last full sweep "
+                "accepted neither player's proposal, so neither player found an improvement "
+                "larger than the UPDATE tolerance")
+    if ran is not None and limit is not None:
+        return (f"reached the limit of {limit} sweeps while proposals were still accepted "
+                "(raise algorithm.sweeps to continue)")
+    return "stopped (no convergence record)"
+
+
+def settings_text(cfg: dict[str, Any]) -> str:
+    """The settings behind the numbers of a run, in one line."""
+    algo, ev = cfg.get("algorithm", {}), cfg.get("evaluation", {})
+    env = cfg.get("env", {})
+    params = ", ".join(f"{k} = {v}" for k, v in env.get("params", {}).items())
+    solver = algo.get("local_solver") or "direct (the library default)"
+    m = algo.get("m", 30)
+    return (f"env {env.get('name')}{f' ({params})' if params else ''}; L-LEARN solver "
+            f"{solver}; G-LEARN m = {m}; at most {algo.get('sweeps', 10)} sweeps; evaluation "
+            f"{ev.get('seeds')} seeds x {ev.get('rollouts')} rollouts x horizon "
+            f"{ev.get('horizon')}, discounted")
+
+
+def _fmt_ci(ci: Sequence[float] | None) -> str:
+    return "" if ci is None else f", 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def explain(run_dir: str | Path, summary: dict[str, Any],
+            baseline: dict[str, Any] | None = None) -> list[str]:
+    """The lines under the table of ``altmarl run / sweep / reproduce``: the value against
+    uniform play, why the runs stopped, the Nash-gap certificate when the summary has one,
+    the settings."""
+    from altmarl.rundir import read_run_record, scan_units
+
+    rd = Path(run_dir)
+    lines: list[str] = []
+    per_k = summary.get("per_k") or []
+    rec_cfg = read_run_record(rd)["config"]
+    if per_k:
+        best = max(per_k, key=lambda p: p["mean"])
+        what = "value" if len(per_k) == 1 else f"best value (k = {best['k']})"
+        lines.append(f"{what}: {best['mean']:.2f}{_fmt_ci(best.get('ci95'))} (discounted "
+                     "reward of the learned policies, mean over evaluation seeds)")
+        if baseline is not None:
+            gain = best["mean"] - baseline["mean"]
+            rel = f" ({gain / abs(baseline['mean']):+.0%})" if baseline["mean"] else ""
+            lines.append(f"uniform play (every agent acts uniformly at random), same "
+                         f"evaluation: {baseline['mean']:.2f}{_fmt_ci(baseline.get('ci95'))}; "
+                         f"the learned policies gain {gain:+.2f}{rel}")
+    units = scan_units(rd, summary.get("config_fingerprint")).results
+    reasons = [stop_reason(u.get("train", {})) for u in units]
+    if len(units) == 1:
+        lines.append(f"stopped: {reasons[0]}")
+    elif units:
+        conv = sum(bool(u.get("train", {}).get("converged")) for u in units)
+        sweeps = [u.get("train", {}).get("sweeps") for u in units]
+        ran = [s for s in sweeps if isinstance(s, int)]
+        span = f" (after {min(ran)}-{max(ran)} sweeps)" if ran else ""
+        lines.append(f"stopped: {conv} of {len(units)} runs converged{span}; "
+                     f"{len(units) - conv} reached the sweep limit")
+    gap = summary.get("nash_gap")
+    if gap is not None:
+        lines.append(f"Nash gap: {_gap_text(gap)}")
+    lines.append(f"settings: {settings_text(rec_cfg)}")
+    return lines
+
+
+def _gap_text(gap: Any) -> str:
+    """The Nash-gap entry of a summary in words (a number, or a record with a ``text``,
+    ``bound`` or ``value`` field)."""
+    if isinstance(gap, int | float):
+        return f"at most {gap:.3g}"
+    if isinstance(gap, dict):
+        for key in ("text", "meaning", "description"):
+            if isinstance(gap.get(key), str):
+                return str(gap[key])
+        for key in ("bound", "upper_bound", "certificate", "value"):
+            if isinstance(gap.get(key), int | float):
+                return f"at most {gap[key]:.3g}"
+    return json.dumps(gap)[:200]
+
+
+__all__ = ["BASELINE_FILE", "explain", "run_baseline", "settings_text", "stop_reason",
+           "uniform_play"]

@@ -1,0 +1,277 @@
+"""The first hour of a new user (issue 17): every command a newcomer touches fails cleanly.
+
+Each bad input exits with status 2 before any work starts (no run directory, no progress),
+prints no traceback, and the message names the offending field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+import typer
+from typer.testing import CliRunner
+
+from altmarl.cli import app
+
+runner = CliRunner()
+
+TINY: dict[str, Any] = {
+    "name": "tiny-first",
+    "seed": 1,
+    "env": {"name": "random", "params": {"n_sg": 2, "n_ag": 2, "n_sl": 2, "n_al": 2, "n": 6,
+                                         "seed": 2}},
+    "algorithm": {"sweeps": 2, "m": 4, "local_solver": "induced-vi", "eval_rollouts": 8,
+                  "eval_horizon": 10},
+    "evaluation": {"seeds": 2, "rollouts": 4, "horizon": 10},
+    "sweep": {"k": [2], "train_seeds": 1},
+}
+
+
+def _toml(tmp_path: Path, **over: Any) -> Path:
+    d = json.loads(json.dumps(TINY))
+    for section, val in over.items():
+        d[section] = {**d[section], **val} if isinstance(val, dict) else val
+    p = tmp_path / "c.toml"
+    p.write_text(tomli_w.dumps(d))
+    return p
+
+
+def _clean_failure(res: Any, *parts: str, code: int = 2) -> None:
+    """Exit ``code``, no traceback, every one of ``parts`` in the message."""
+    assert res.exit_code == code, res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    for part in parts:
+        assert part in res.output, (part, res.output)
+
+
+# --- validation happens before any work ---------------------------------------------------
+
+
+def test_misspelled_local_solver_fails_before_work(tmp_path: Path) -> None:
+    cfg = _toml(tmp_path, algorithm={"local_solver": "dirct"})
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    _clean_failure(res, "algorithm.local_solver = 'dirct'", "did you mean 'direct'?",
+                   "'induced-vi', 'direct', 'chained'")
+    assert not out.exists()  # nothing was started
+
+
+def test_too_big_table_fails_before_work_and_says_how_to_raise_the_limit(tmp_path: Path) -> None:
+    out = tmp_path / "big"
+    res = runner.invoke(app, ["run", "warehouse", "--k", "200", "--out", str(out)])
+    _clean_failure(res, "warehouse --k 200: sweep.k = 200", "above max_table",
+                   "[algorithm.options.g_options]", "max_table = 1800000000",
+                   "am.g_learn(..., max_table=1800000000)")
+    assert not out.exists()
+
+
+def test_unknown_g_option_is_named(tmp_path: Path) -> None:
+    cfg = _toml(tmp_path, algorithm={"options": {"g_options": {"max_tabel": 10}}})
+    res = runner.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "s")])
+    _clean_failure(res, "algorithm.options.g_options.max_tabel: not an option of G-LEARN",
+                   "max_table")
+
+
+def test_misspelled_env_parameter_names_only_the_bad_key(tmp_path: Path) -> None:
+    params = {**TINY["env"]["params"], "n_sll": 3}
+    cfg = _toml(tmp_path, env={"params": params})
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "r")])
+    _clean_failure(res, "env.params.n_sll: unknown parameter of env 'random'",
+                   "did you mean 'n_sl'?")
+    assert "'n'" not in res.output.split("its parameters are")[0]  # valid keys not blamed
+
+
+def test_pydantic_messages_have_no_internal_prefix(tmp_path: Path) -> None:
+    cfg = _toml(tmp_path, sweep={"k": {"start": 3, "stop": 1}})
+    res = runner.invoke(app, ["run", str(cfg)])
+    _clean_failure(res, "sweep.k: stop = 1 is below start = 3")
+    assert "Value error" not in res.output and "{'start'" not in res.output
+
+
+def test_bad_k_flag_is_a_usage_error() -> None:
+    res = runner.invoke(app, ["run", "warehouse", "--k", "0"])
+    assert res.exit_code == 2 and "--k" in res.output and "Traceback" not in res.output
+
+
+# --- names the commands accept ---------------------------------------------------------------
+
+
+def test_sweep_accepts_packaged_configuration_names() -> None:
+    from altmarl.experiments.config import resolve_config
+
+    assert resolve_config("random_small").name == "random-small"
+    res = runner.invoke(app, ["sweep", "random_smal"])
+    _clean_failure(res, "did you mean 'random_small'?", "packaged: random_small")
+
+
+def test_unknown_target_of_run_suggests_the_closest_name() -> None:
+    res = runner.invoke(app, ["run", "warehous"])
+    _clean_failure(res, "did you mean 'warehouse'?", "altmarl envs")
+
+
+def test_bad_backend_flag_fails_before_work(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["sweep", str(_toml(tmp_path)), "--backend", "slurm",
+                              "--out", str(tmp_path / "s")])
+    _clean_failure(res, "--backend = 'slurm': expected one of local, ray")
+    assert not (tmp_path / "s").exists()
+
+
+# --- interrupted and failed runs print a command that works ---------------------------------
+
+
+@pytest.mark.parametrize("error", ["interrupt", "unit"])
+def test_run_prints_a_command_that_continues_it(tmp_path: Path, monkeypatch: Any,
+                                                error: str) -> None:
+    import altmarl.experiments.sweep as S
+    from altmarl.experiments.runner import UnitFailed
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt if error == "interrupt" else UnitFailed("unit k0002_t00 failed")
+
+    monkeypatch.setattr(S, "run_sweep", boom)
+    cfg = _toml(tmp_path)
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    assert res.exit_code == (130 if error == "interrupt" else 1)
+    how = f"altmarl run {cfg} --k 2 --seed 1 --out {out}"
+    assert how in res.output
+    assert "--resume" not in res.output  # `run` continues by itself; it has no --resume
+    # and the printed command is accepted by the command line
+    monkeypatch.undo()
+    again = runner.invoke(app, how.split()[1:])
+    assert again.exit_code == 0, again.output
+
+
+# --- plot commands on every kind of run directory -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def theory_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("theory") / "t"
+    res = runner.invoke(app, ["theory", "--quick", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def tabular_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("tab")
+    p = tmp / "c.toml"
+    p.write_text(tomli_w.dumps(TINY))
+    out = tmp / "run"
+    res = runner.invoke(app, ["run", str(p), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_plot_redraws_a_theory_run(theory_dir: Path) -> None:
+    for png in theory_dir.glob("*.png"):
+        png.unlink()
+    res = runner.invoke(app, ["plot", str(theory_dir)])
+    assert res.exit_code == 0, res.output
+    assert (theory_dir / "gap_vs_k.png").is_file() and "plot:" in res.output
+    assert "gap(k): k=1:" in res.output
+
+
+def test_plot_commands_name_the_right_command_for_other_kinds(theory_dir: Path,
+                                                             tabular_dir: Path) -> None:
+    res = runner.invoke(app, ["continuous", "plot", str(tabular_dir)])
+    _clean_failure(res, "run directory of `altmarl run / sweep / reproduce`",
+                   f"altmarl plot {tabular_dir}")
+    res = runner.invoke(app, ["federated", "plot", str(theory_dir)])
+    _clean_failure(res, "run directory of `altmarl theory`", f"altmarl plot {theory_dir}")
+
+
+def test_plot_on_a_damaged_continuous_or_federated_directory(tmp_path: Path) -> None:
+    cs = tmp_path / "cs"
+    cs.mkdir()
+    (cs / "config.json").write_text(json.dumps({"format": "altmarl-continuous-sweep/1"}))
+    res = runner.invoke(app, ["plot", str(cs)])
+    _clean_failure(res, "cannot read the continuous sweep", "altmarl continuous sweep --out")
+    fed = tmp_path / "fed"
+    fed.mkdir()
+    (fed / "summary.json").write_text(json.dumps({"methods": "x", "estimation": {}}))
+    res = runner.invoke(app, ["federated", "plot", str(fed)])
+    _clean_failure(res, "cannot read the federated run")
+    res = runner.invoke(app, ["plot", str(tmp_path)])
+    _clean_failure(res, "not an altmarl run directory")
+
+
+def test_run_report_says_what_the_numbers_mean(tabular_dir: Path) -> None:
+    res = runner.invoke(app, ["plot", str(tabular_dir)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "uniform play (every agent acts uniformly at random)" in out
+    assert "the learned policies gain" in out
+    assert "stopped: " in out and "sweeps" in out
+    assert "settings: env random" in out and "L-LEARN solver induced-vi" in out
+    assert "plot: " in out
+
+
+# --- help and output ---------------------------------------------------------------------
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import click
+
+    out = [prefix]
+    if isinstance(group, click.Group):
+        for name, cmd in group.commands.items():
+            out += _commands(cmd, (*prefix, name))
+    return out
+
+
+def test_no_command_help_shows_bool_after_a_flag() -> None:
+    root = typer.main.get_command(app)
+    for path in _commands(root):
+        res = runner.invoke(app, [*path, "--help"])
+        assert res.exit_code == 0, path
+        assert "<bool>" not in res.output, path
+
+
+def test_output_to_a_pipe_is_not_wrapped() -> None:
+    from altmarl.cli.common import FILE_WIDTH, console
+
+    con = console()  # CliRunner's stdout is not a terminal
+    assert con.width == FILE_WIDTH
+
+
+def test_alternating_marl_prints_nothing_when_stderr_is_not_a_terminal() -> None:
+    code = ("import altmarl as am; g = am.envs.make('random', n=6); "
+            "am.alternating_marl(g, 2, sweeps=1, m=3, eval_rollouts=4, eval_horizon=5)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert res.stderr == "" and res.stdout == ""
+
+
+# --- continuous quick mode -------------------------------------------------------------------
+
+
+def test_continuous_quick_defaults_fit_the_quick_population() -> None:
+    from altmarl.continuous.sweep import QUICK_KS, quick_config
+
+    assert max(QUICK_KS) <= quick_config().n
+    res = runner.invoke(app, ["continuous", "sweep", "--quick", "--ks", "5,75"])
+    _clean_failure(res, "--ks: 75 exceed the number of robots n = 60", "--n")
+
+
+def test_continuous_table_uses_the_configured_horizon() -> None:
+    from altmarl.cli.continuous import format_sweep
+
+    stats = {"mean": 1.0, "std": float("nan")}
+    row = {"k": 1, "seeds": 1, "value": stats, "value_h50": {"mean": float("nan")},
+           "mode_match_rate": stats, "mode_accuracy_reset": stats, "train_s": stats,
+           "train_cpu_s": stats}
+    rnd = {"horizon": 20, "short_horizon": 20, "value": stats, "value_h50": stats,
+           "rollout_std": 1.0, "rollout_std_h50": 1.0}
+    text = format_sweep({"config": {"eval_horizon": 20}, "per_k": [row], "random": rnd})
+    assert "V (H=20)" in text and "H=100" not in text and "H=50" not in text
+    assert "nan" not in text
+    assert text.count("H=20") == 2  # header and one random-play entry, not repeated
