@@ -284,12 +284,13 @@ def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
             f"k = {k}: the {param} Q table has |S_g| {kind} |A_g| = {S} x {n_states} x {A} = "
             f"{size:.3g} entries, above max_table = {max_table:.3g}; use a smaller k"
             + (" or parameterization='mean-field'" if param == "standard" else "")
-            + f", or raise the limit: in a configuration file, a section "
-            f"[algorithm.options.g_options] with max_table = {_round_up(size)}; in Python, "
-            f"am.g_learn(..., max_table={_round_up(size)}) (the table needs about "
-            f"{_gigabytes(size)} of memory). Tables this large are the case for neural "
-            "G-LEARN on a generative game: am.g_learn(game.as_generative(), pi_l, k) "
-            "(docs/generative.md)"
+            + (f", or raise the limit: in a configuration file, a section "
+               f"[algorithm.options.g_options] with max_table = {_round_up(size)}; in Python, "
+               f"am.g_learn(..., max_table={_round_up(size)}) (the table needs about "
+               f"{_gigabytes(size)} of memory)" if size <= MEMORY_SANE_ENTRIES else
+               f" (the table would need {_gigabytes(size)} of memory)")
+            + ". Large tables are a case for the neural route: neural G-LEARN on a generative "
+            "game, am.g_learn(game.as_generative(), pi_l, k) (docs/generative.md)"
         )
     if m is not None and size * m > max_samples:
         raise ValueError(
@@ -307,6 +308,11 @@ def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
     return n_states
 
 
+#: above this many ``Q`` entries (80 GB of float64) the table-size message no longer
+#: suggests raising ``max_table``
+MEMORY_SANE_ENTRIES = 10**10
+
+
 def _round_up(x: int) -> int:
     """A round number at least ``x`` (for "raise the limit to ..." hints)."""
     mag = 10 ** max(len(str(int(x))) - 2, 0)
@@ -316,6 +322,8 @@ def _round_up(x: int) -> int:
 def _gigabytes(entries: int) -> str:
     """Memory of ``entries`` float64 values, in words."""
     gb = 8 * entries / 1e9
+    if gb >= 1e4:
+        return f"{gb:.1e} GB"
     return f"{gb:.1f} GB" if gb >= 0.1 else f"{8 * entries / 1e6:.0f} MB"
 
 
