@@ -289,8 +289,8 @@ def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
                f"am.g_learn(..., max_table={_round_up(size)}) (the table needs about "
                f"{_gigabytes(size)} of memory)" if size <= MEMORY_SANE_ENTRIES else
                f" (the table would need {_gigabytes(size)} of memory)")
-            + ". Large tables are a case for the neural route: neural G-LEARN on a generative "
-            "game, am.g_learn(game.as_generative(), pi_l, k) (docs/generative.md)"
+            + ". Large tables are a case for the neural route (neural G-LEARN on a generative "
+            "game): am.g_learn(game.as_generative(), pi_l, k) (docs/generative.md)"
         )
     if m is not None and size * m > max_samples:
         raise ValueError(
