@@ -108,7 +108,7 @@ def test_sweep_accepts_packaged_configuration_names() -> None:
 
     assert resolve_config("random_small").name == "random-small"
     res = runner.invoke(app, ["sweep", "random_smal"])
-    _clean_failure(res, "did you mean 'random_small'?", "packaged: random_small")
+    _clean_failure(res, "did you mean 'random_small'?", "packaged: ", "random_small, warehouse")
 
 
 def test_unknown_target_of_run_suggests_the_closest_name() -> None:
