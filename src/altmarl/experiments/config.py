@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from altmarl._validate import show
 from altmarl.limits import (
     INT64_MAX,
     MAX_EVAL_SEEDS,
@@ -51,7 +52,6 @@ from altmarl.limits import (
     MAX_UNITS,
     check_simulation,
 )
-from altmarl._validate import show
 from altmarl.settings import StrictConfig, format_validation_errors
 
 #: a configuration name: it names the run directory ``runs/NAME``, so no path separators,
