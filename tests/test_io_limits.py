@@ -178,3 +178,49 @@ def test_load_npz_truncated_and_special_files(tmp_path: Path) -> None:
         io.load_npz(tmp_path / "fifo.npz")
     with pytest.raises(FileNotFoundError):
         io.load_npz(tmp_path / "missing.npz")
+
+
+# ---------------------------------------------------------------------------
+# network checkpoints (weights_only torch files)
+# ---------------------------------------------------------------------------
+
+
+def test_checkpoints_refuse_nan_networks_pickles_and_fifos(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from altmarl.continuous.nets import load_state, save_state
+
+    save_state(tmp_path / "ok.pt", {"net": {"w": torch.ones(2, 2)}})
+    assert torch.equal(load_state(tmp_path / "ok.pt")["net"]["w"], torch.ones(2, 2))
+    save_state(tmp_path / "nan.pt", {"net": {"w": torch.tensor([1.0, float("nan")])}})
+    with pytest.raises(ValueError, match=r"nan.pt: tensor net.w holds NaN or infinite"):
+        load_state(tmp_path / "nan.pt")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="evil.pt: not a valid altmarl checkpoint"):
+        load_state(tmp_path / "evil.pt")
+    assert not marker.exists()
+    os.mkfifo(tmp_path / "fifo.pt")
+    with pytest.raises(ValueError, match="found a FIFO"):
+        load_state(tmp_path / "fifo.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "ok.pt").read_bytes()[:40])
+    with pytest.raises(ValueError, match="cut.pt: not a valid altmarl checkpoint"):
+        load_state(tmp_path / "cut.pt")
+
+
+def test_wrong_shaped_continuous_policies_are_named(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from altmarl.continuous import ContinuousConfig
+    from altmarl.continuous.alternating import load_policies
+    from altmarl.continuous.env import ContinuousWarehouse
+    from altmarl.continuous.nets import save_state
+
+    env = ContinuousWarehouse(n=10)
+    save_state(tmp_path / "p.pt", {"global": {"0.weight": torch.zeros(3, 3)},
+                                   "local_policy": {}, "local_critic": {}})
+    with pytest.raises(ValueError, match="p.pt: networks do not match the configuration"):
+        load_policies(tmp_path / "p.pt", env, 2, ContinuousConfig())

@@ -46,7 +46,6 @@ the configuration and the history, so an interrupted run continues to the same n
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +77,7 @@ from altmarl.continuous.global_agent import (
 )
 from altmarl.continuous.nets import load_state, save_state, torch_seed
 from altmarl.continuous.trpo import LocalAgent, TRPOConfig, l_learn_trpo
-from altmarl.io import atomic_write_bytes, json_bytes
+from altmarl.io import atomic_write_bytes, json_bytes, read_json
 from altmarl.settings import CheckedConfig
 from altmarl.threads import set_torch_threads
 from altmarl.update import (
@@ -224,8 +223,9 @@ def load_policies(path: str | Path, env: ContinuousWarehouse, k: int, config: Co
     try:
         ga.load_state_dict(sd["global"])
         la.load_state_dict({"policy": sd["local_policy"], "critic": sd["local_critic"]})
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: networks do not match the configuration ({exc})") from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: networks do not match the configuration "
+                         f"({type(exc).__name__}: {str(exc)[:300]})") from None
     return ga, la
 
 
@@ -246,11 +246,20 @@ class _Checkpoint:
         pj, pt = self.dir / "state.json", self.dir / "state.pt"
         if not (pj.exists() and pt.exists()):
             return None
-        meta = json.loads(pj.read_text())
+        meta = read_json(pj, "checkpoint record")
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{pj}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        for key, kinds in (("next_alternation", int), ("stale", int), ("elapsed_s", int | float),
+                           ("history", list)):
+            if not isinstance(meta.get(key), kinds) or isinstance(meta.get(key), bool):
+                raise ValueError(f"{pj}: {key}: missing or not a {kinds}")
         tensors = load_state(pt)
-        if int(tensors.get("step", torch.tensor(-1))) != int(meta["next_alternation"]):
+        for key in ("global", "global_cand", "local", "local_cand"):
+            if not isinstance(tensors.get(key), dict):
+                raise ValueError(f"{pt}: missing the state dict {key!r}")
+        step = tensors.get("step")
+        if not (isinstance(step, torch.Tensor) and step.numel() == 1
+                and int(step) == meta["next_alternation"]):
             raise ValueError(f"{self.dir}: state.pt and state.json are from different sweeps")
         return meta, tensors
 
@@ -463,10 +472,15 @@ def run_continuous(
                 if meta.get(key) != ident[key]:
                     raise ValueError(f"{ckpt.dir}: checkpoint {key} differs from this run; "
                                      "use another directory or resume=False")
-            ga.load_state_dict(tensors["global"])
-            cand_g.load_state_dict(tensors["global_cand"])
-            la.load_state_dict(tensors["local"])
-            cand_l.load_state_dict(tensors["local_cand"])
+            try:
+                ga.load_state_dict(tensors["global"])
+                cand_g.load_state_dict(tensors["global_cand"])
+                la.load_state_dict(tensors["local"])
+                cand_l.load_state_dict(tensors["local_cand"])
+            except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{ckpt.dir}/state.pt: networks do not match the "
+                                 f"configuration ({type(exc).__name__}: {str(exc)[:300]})"
+                                 ) from None
             history = list(meta["history"])
             start, stale = int(meta["next_alternation"]), int(meta["stale"])
             elapsed_before = float(meta["elapsed_s"])

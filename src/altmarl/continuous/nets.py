@@ -27,7 +27,8 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from altmarl.io import atomic_write_bytes
+from altmarl.io import atomic_write_bytes, read_bytes_bounded
+from altmarl.limits import MAX_NPZ_BYTES
 
 
 class Tanh(nn.Module):
@@ -72,16 +73,36 @@ def save_state(path: str | os.PathLike[str], tensors: Mapping[str, Any]) -> None
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a file written by :func:`save_state` with ``weights_only=True``."""
+    r"""Load a file written by :func:`save_state` with ``weights_only=True`` (no code runs).
+
+    The file is untrusted: a FIFO or device is refused and so is a file larger than
+    ``limits.MAX_NPZ_BYTES`` (both before reading); every tensor must be finite (a NaN
+    network is refused here rather than resumed silently). Failures are ``ValueError``\ s
+    naming the file (``FileNotFoundError`` when it is missing)."""
+    data = read_bytes_bounded(path, MAX_NPZ_BYTES, "altmarl checkpoint")
     try:
-        out = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # corrupted or foreign file
-        raise ValueError(f"{path}: not a valid altmarl checkpoint ({exc})") from None
+        out = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted or foreign file, or one that needs pickle
+        raise ValueError(f"{path}: not a valid altmarl checkpoint ({type(exc).__name__}: "
+                         f"{str(exc)[:300]})") from None
     if not isinstance(out, dict):
         raise ValueError(f"{path}: expected a dict of state dicts, got {type(out).__name__}")
+    _check_finite_tensors(out, str(path), "")
     return out
+
+
+def _check_finite_tensors(obj: Any, path: str, key: str) -> None:
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            if not bool(torch.isfinite(obj).all()):
+                raise ValueError(f"{path}: tensor {key or '<root>'} holds NaN or infinite "
+                                 "values; refusing a diverged network")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_finite_tensors(v, path, f"{key}.{k}" if key else str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            _check_finite_tensors(v, path, f"{key}[{i}]")
 
 
 def _forward_inplace(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
