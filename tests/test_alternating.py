@@ -340,3 +340,32 @@ def test_options_object_is_the_keyword_layer(tiny_game):
             AlternatingOptions(**bad)
     with pytest.raises(ValueError, match="options"):
         run_tabular(tiny_game, 2, kw)  # type: ignore[arg-type]
+
+
+def test_last_proposals_are_the_unplayed_deviations():
+    """AlternatingResult.last_proposals: each player's last proposal unless it is played at
+    the end (the deviations the run directories' Nash-gap certificate evaluates)."""
+    game = _game(1, n=4)
+    pi_g0 = am.GlobalPolicy.constant(game, 2, 1)
+    pi_l0 = am.LocalPolicy.uniform(game)
+    same = am.alternating_marl(game, 2, seed=0, sweeps=2, pi_g0=pi_g0, pi_l0=pi_l0,
+                               progress=False, eval_rollouts=20, eval_horizon=40,
+                               g_learner=lambda *a: pi_g0, l_learner=lambda *a: pi_l0)
+    assert same.last_proposals == {}
+    seen = {}
+
+    def g_learn(game, pi_l, k, seed, pi_g):
+        seen["global"] = _random_g_learner(game, pi_l, k, seed, pi_g)
+        return seen["global"]
+
+    def l_learn(game, pi_g, pi_l, seed):
+        seen["local"] = _random_l_learner(game, pi_g, pi_l, seed)
+        return seen["local"]
+
+    res = am.alternating_marl(game, 2, seed=0, sweeps=3, progress=False, eval_rollouts=20,
+                              eval_horizon=40, g_learner=g_learn, l_learner=l_learn)
+    for player, played in (("global", res.pi_g), ("local", res.pi_l)):
+        if seen[player] is played:
+            assert player not in res.last_proposals
+        else:
+            assert res.last_proposals[player] is seen[player]

@@ -78,7 +78,9 @@ def tiny_cfg(check_env: bool = True, **over: Any) -> C.ExperimentConfig:
         "env": {"name": "random", "params": {"n_sg": 2, "n_ag": 2, "n_sl": 3, "n_al": 2,
                                              "n": 12, "seed": 1}},
         "algorithm": {"sweeps": 2, "m": 5},
-        "evaluation": {"seeds": 3, "rollouts": 6, "horizon": 12},
+        # the estimated certificate (no deviations from the stub: one evaluation) keeps the
+        # many sweeps of these tests fast; the exact one is tested on its own below
+        "evaluation": {"seeds": 3, "rollouts": 6, "horizon": 12, "nash_gap": "estimate"},
         "sweep": {"k": [1, 2, 3], "train_seeds": 2},
     }
     for key, val in over.items():
@@ -289,6 +291,10 @@ def test_unit_output_is_deterministic_and_complete() -> None:
     # history.csv: one row per history entry, enum/str values kept
     lines = a.files["history.csv"].decode().splitlines()
     assert lines[0].split(",")[:3] == ["step", "sweep", "player"] and len(lines) == 3
+    # the Nash-gap certificate: the stub proposes no deviation, so the lower bound is 0
+    cert = res["nash_gap"]
+    assert cert["exact"] is False and cert["bound"] == "lower" and cert["nash_gap"] == 0.0
+    assert cert["gap_g"]["source"] == "none" and cert["seed"] == R.derive_seed(7, R.CERT)
 
 
 def test_write_unit_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -507,3 +513,48 @@ def test_ray_backend_matches_local(tmp_path: Path) -> None:
     import ray
 
     assert not ray.is_initialized()  # the backend shut down the instance it started
+
+
+# ---------------------------------------------------------------------------
+# the Nash-gap certificate of run directories (issue 16)
+# ---------------------------------------------------------------------------
+
+
+def test_run_directory_carries_exact_nash_gaps(tmp_path: Path) -> None:
+    """Small chain (182 states): exact gaps of every final pair in result.json, summary.json
+    (per unit and per k), per_k.csv and the CLI table."""
+    from altmarl.exact import ExactSolver
+
+    cfg = tiny_cfg(evaluation={"nash_gap": "auto", "seeds": 2}, sweep={"k": [1, 2],
+                                                                        "train_seeds": 1})
+    rep = S.run_sweep(cfg, tmp_path / "r", trainer=STUB, progress=False, workers=1)
+    summ = rep.summary
+    game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=3, n_al=2, n=12, seed=1)
+    for k in (1, 2):
+        stub = stub_trainer(game, k, seed=R.train_seed(7, 0))
+        cert = summ["nash_gap"][f"k{k:04d}_t00"]
+        want = ExactSolver(game, k).nash_gap(stub.pi_g, stub.pi_l, refine_local=False)
+        assert cert["states"] == 182 and cert["gap_g_full"] == pytest.approx(want.gap_g_full)
+        assert cert["gap_l"] == pytest.approx(want.gap_l, abs=1e-9)
+        assert cert["nash_gap"] >= cert["gap_l"] - 1e-12 and cert["bound"] in ("exact", "lower")
+        assert cert["exact"] == (cert["bound"] == "exact") == (cert["gap_g_exact"]
+                                                               and cert["gap_l_exact"])
+        pk = next(p for p in summ["per_k"] if p["k"] == k)
+        assert pk["nash_gap"] == cert["nash_gap"] and pk["nash_gap_bound"] == cert["bound"]
+    rows = (tmp_path / "r" / "per_k.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert {"nash_gap", "nash_gap_bound", "nash_gap_ci95_low"} <= set(header)
+    col = header.index("nash_gap")
+    assert [float(r.split(",")[col]) for r in rows[1:]] == [p["nash_gap"] for p in summ["per_k"]]
+    from rich.console import Console
+
+    con = Console(width=80, record=True)
+    con.print(S.summary_table(summ))
+    text = con.export_text()
+    assert "nash_gap" in text and "train s" in text and "…" not in text
+
+
+def test_format_gap_labels_exact_and_lower_bounds() -> None:
+    assert S.format_gap({"nash_gap": 0.01234, "nash_gap_bound": "exact"}) == "0.0123"
+    assert S.format_gap({"nash_gap": 0.01234, "nash_gap_bound": "lower"}) == ">= 0.012"
+    assert S.format_gap({"nash_gap": None}) == "-"

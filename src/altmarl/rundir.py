@@ -322,6 +322,12 @@ def _check_result(d: dict[str, Any], where: str) -> None:
         raise bad("eval.means/stderrs", "numbers")
     if not all(x is None or is_num(x) for x in lists["mode_match_rates"]):
         raise bad("eval.mode_match_rates", "numbers or null")
+    cert = d.get("nash_gap")
+    if cert is not None:  # absent in units written before the certificate existed
+        if not isinstance(cert, dict):
+            raise bad("nash_gap", "an object or null")
+        if not is_num(cert.get("nash_gap")) or not isinstance(cert.get("exact"), bool):
+            raise bad("nash_gap", "an object with a number nash_gap and a boolean exact")
 
 
 #: the kinds of run directory the command line writes, and the command that draws each one's

@@ -3,12 +3,20 @@ at computed equilibria; the Monte-Carlo estimate is a lower bound consistent wit
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from exact_oracles import exact_game, random_pi_g, random_pi_l
 
 import altmarl as am
-from altmarl.exact import CountChain, ExactSolver, NashGapEstimate, estimate_nash_gap
+from altmarl.exact import (
+    CountChain,
+    ExactSolver,
+    NashGapEstimate,
+    estimate_nash_gap,
+    nash_gap_certificate,
+)
 from altmarl.exact.nash_gap import exact_nash_gap
 
 
@@ -145,3 +153,57 @@ def test_estimate_validates_input():
         estimate_nash_gap(game, pi_g, pi_l, rollouts=1)
     with pytest.raises(ValueError, match="k = 9"):
         estimate_nash_gap(game, pi_g, pi_l, k_full=9)
+
+
+# ---------------------------------------------------------------------------
+# the certificate of run directories
+# ---------------------------------------------------------------------------
+
+
+def test_certificate_is_the_exact_gap_on_small_chains():
+    game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=4, gamma=0.85, seed=2)
+    pi_l = am.LocalPolicy.uniform(game)
+    pi_g = am.GlobalPolicy.constant(game, 2, 1)
+    cert = nash_gap_certificate(game, pi_g, pi_l)
+    exact = ExactSolver(game, 2).nash_gap(pi_g, pi_l, refine_local=False)
+    assert cert["states"] == 10 and cert["exact"] == exact.exact
+    assert cert["bound"] == ("exact" if exact.exact else "lower")
+    for key in ("nash_gap", "nash_gap_full", "gap_g", "gap_g_full", "gap_l", "value"):
+        assert cert[key] == pytest.approx(getattr(exact, key), abs=1e-12)
+    assert cert["nash_gap"] > 0.01  # a constant global policy is far from a best response
+    json.dumps(cert)
+    with pytest.raises(ValueError, match="mode"):
+        nash_gap_certificate(game, pi_g, pi_l, mode="guess")
+    with pytest.raises(ValueError, match="players"):
+        nash_gap_certificate(game, pi_g, pi_l, deviations={"dispatcher": pi_g})
+
+
+def test_estimated_certificate_is_a_lower_bound_with_an_interval():
+    """Forced estimate with the exact restricted best response as the global deviation:
+    the lower bound matches the exact gap within its interval and never exceeds it beyond
+    Monte-Carlo error; without deviations the bound is 0."""
+    game = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=4, gamma=0.85, seed=2)
+    pi_l = am.LocalPolicy.uniform(game)
+    pi_g = am.GlobalPolicy.constant(game, 2, 1)
+    ex = ExactSolver(game, 2)
+    br = ex.restricted_best_response(pi_l, method="enumerate")
+    exact_gap = br.value - ex.value(pi_g, pi_l)
+    cert = nash_gap_certificate(game, pi_g, pi_l, mode="estimate", seed=3, rollouts=400,
+                                deviations={"global": br.policy, "local": None})
+    assert cert["exact"] is False and cert["bound"] == "lower" and cert["horizon"] == 100
+    g = cert["gap_g"]
+    assert g["source"] == "last global proposal" and cert["gap_l"]["source"] == "none"
+    assert g["ci95"][0] <= exact_gap <= g["ci95"][1]
+    assert cert["ci95"][0] <= exact_gap <= cert["ci95"][1]
+    assert g["truncation"] == pytest.approx(0.85**100 * (game.reward_bounds[1]
+                                                         - game.reward_bounds[0]) / 0.15)
+    assert cert["nash_gap"] == max(0.0, g["difference"])
+    none = nash_gap_certificate(game, pi_g, pi_l, mode="estimate", rollouts=20)
+    assert none["nash_gap"] == 0.0 and none["gap_g"]["source"] == "none"
+
+
+def test_forced_exact_certificate_is_refused_on_large_chains():
+    game = am.envs.make("warehouse", n=50)
+    u = am.LocalPolicy.uniform(game)
+    with pytest.raises(ValueError, match="too large"):
+        nash_gap_certificate(game, am.GlobalPolicy.constant(game, 2), u, mode="exact")

@@ -43,6 +43,7 @@ from altmarl._validate import check_choice, check_float, check_int
 from altmarl.alternating.loop import (
     GLOBAL,
     INITIAL,
+    LOCAL,
     GameAdapter,
     LoopState,
     Proposal,
@@ -199,6 +200,11 @@ class AlternatingResult:
         ``None`` when not converged.
     config
         The settings of the run (JSON-friendly).
+    last_proposals
+        Each player's last proposal when it is not the played policy at the end
+        (``"global"`` / ``"local"``): deviations from the final pair, which the Nash-gap
+        certificate of run directories evaluates
+        (:func:`altmarl.exact.nash_gap_certificate`). Not in :meth:`to_dict`.
     """
 
     pi_g: GlobalPolicy
@@ -210,6 +216,7 @@ class AlternatingResult:
     tolerance: float | None
     config: dict[str, Any]
     wall_time: float = 0.0
+    last_proposals: dict[str, Any] = field(default_factory=dict)
 
     @property
     def accepted(self) -> int:
@@ -259,6 +266,8 @@ class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):
         self.evaluator, self.eval_cost = evaluator, eval_cost
         self.ss_learn = ss_learn
         self.g_learner, self.l_learner = g_learner, l_learner
+        #: the last proposal of each player (:attr:`AlternatingResult.last_proposals`)
+        self.proposals: dict[str, Any] = {}
 
     def proposal_seed(self, sweep: int, player: str) -> int:
         """Child ``2 (sweep - 1) + (0 global | 1 local)`` of the learners' stream."""
@@ -273,6 +282,7 @@ class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):
         """G-LEARN against ``state.pi_l``."""
         pi = self.g_learner(self.game, state.pi_l, self.k, seed, state.pi_g)
         _check_proposal_g(pi, self.game, self.k)
+        self.proposals[GLOBAL] = pi
         return _proposal(pi, dict(pi.info))
 
     def propose_local(self, state: LoopState[GlobalPolicy, LocalPolicy],
@@ -283,6 +293,7 @@ class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):
         if not isinstance(pi, LocalPolicy):
             raise ValueError(f"l_learner returned {type(pi).__name__}, "
                              "expected an altmarl.LocalPolicy")
+        self.proposals[LOCAL] = pi
         return _proposal(pi, dict(pi.info))
 
     def evaluate_pair(self, pi_g: GlobalPolicy, pi_l: LocalPolicy, crn_seed: Any) -> ValueEstimate:
@@ -360,9 +371,12 @@ def run_tabular(
                                                      workers=workers)
     else:
         value = evaluator(pi_g, pi_l)
+    played = {GLOBAL: pi_g, LOCAL: pi_l}
+    last = {p: pol for p, pol in adapter.proposals.items() if pol is not played[p]}
     return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=history,
                              converged=out.converged, sweeps=state.sweep, tolerance=tolerance,
-                             config=config, wall_time=time.perf_counter() - t_start)
+                             config=config, wall_time=time.perf_counter() - t_start,
+                             last_proposals=last)
 
 
 def alternating_marl(

@@ -9,7 +9,8 @@ NashConv:
   local best responses (:class:`BestResponse`);
 * :mod:`altmarl.exact.nash_gap` — the exact Nash gap (best-response values minus the
   value; :class:`NashGapResult`) and, for large games, the Monte-Carlo *estimate*
-  (:func:`estimate_nash_gap`, a lower bound);
+  (:func:`estimate_nash_gap`, a lower bound), and the certificate every run directory
+  carries (:func:`nash_gap_certificate`);
 * :mod:`altmarl.exact.solver` — :class:`ExactSolver`, the facade
   (``am.exact.ExactSolver(game, k)``, SPEC 10).
 """
@@ -22,6 +23,7 @@ from altmarl.exact.nash_gap import (
     NashGapResult,
     estimate_nash_gap,
     exact_nash_gap,
+    nash_gap_certificate,
 )
 from altmarl.exact.solver import ExactSolver
 
@@ -36,4 +38,5 @@ __all__ = [
     "estimate_nash_gap",
     "exact_nash_gap",
     "hypergeometric_weights",
+    "nash_gap_certificate",
 ]

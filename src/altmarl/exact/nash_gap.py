@@ -28,7 +28,15 @@ What the estimated numbers mean, honestly:
   biased upwards);
 * each reported gap comes with the paired standard error and a 95% interval of the
   difference (normal over rollouts with one evaluation seed; Student-t over the per-seed
-  paired differences with several); ``lower_bound`` is ``max(0, difference)``.
+  paired differences with several), widened by the truncation bound
+  ``gamma^H (r_max - r_min) / (1 - gamma)`` of the ``H``-step values (SPEC 13) so that it
+  is an interval for the infinite-horizon difference; ``lower_bound`` is
+  ``max(0, difference)``.
+
+:func:`nash_gap_certificate` — what every run directory reports for each final pair
+(``summary.json``, key ``nash_gap``): the exact gap when the chain is affordable
+(:data:`CERTIFICATE_MAX_STATES`), otherwise the estimated lower bound with its interval,
+cheap by default (the run's own last proposals as the deviations, no new learning).
 """
 
 from __future__ import annotations
@@ -53,13 +61,14 @@ from altmarl.exact.best_response import (
     local_best_response,
     restricted_best_response,
 )
-from altmarl.exact.chain import CountChain
+from altmarl.exact.chain import MAX_STATES, CountChain
 from altmarl.exact.values import policy_value
 from altmarl.game import TabularGame
 from altmarl.generative.game import GenerativeGame
+from altmarl.histogram import num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import Scheme, observable
-from altmarl.update import paired_difference
+from altmarl.update import evaluation_horizon, paired_difference, truncation_bias
 
 # ---------------------------------------------------------------------------
 # exact Nash gap (small games)
@@ -196,7 +205,12 @@ class GapEstimate:
     max(0, difference)`` — the gap is *at least* this much (up to Monte-Carlo error).
     ``interval`` says how ``ci95`` was formed: with one evaluation seed, a normal interval
     of the per-rollout paired differences; with ``seeds > 1``, a Student-t interval
-    (``seeds - 1`` degrees of freedom) of the per-seed paired differences ``per_seed``.
+    (``seeds - 1`` degrees of freedom) of the per-seed paired differences ``per_seed``;
+    either widened by ``truncation``, the bound on the truncation bias of the ``H``-step
+    difference (SPEC 13), so that it is an interval for the infinite-horizon difference
+    (``None``: a generative game without declared reward bounds; the interval is then
+    for the ``H``-step difference). ``source = "none"``: no deviation was available (the
+    current policy itself, difference 0).
     """
 
     player: str
@@ -210,6 +224,7 @@ class GapEstimate:
     interval: str = "normal, paired over rollouts"
     seeds: int = 1
     per_seed: list[float] = field(default_factory=list)
+    truncation: float | None = 0.0
 
     @property
     def lower_bound(self) -> float:
@@ -220,7 +235,8 @@ class GapEstimate:
                 "ci95": list(self.ci95), "lower_bound": self.lower_bound,
                 "deviation_value": self.deviation_value, "source": self.source,
                 "candidates_selection_values": self.candidates, "interval": self.interval,
-                "seeds": self.seeds, "per_seed": list(self.per_seed)}
+                "seeds": self.seeds, "per_seed": list(self.per_seed),
+                "truncation": self.truncation}
 
 
 @dataclass
@@ -292,6 +308,12 @@ def _best_deviation(
     workers: int | None,
 ) -> GapEstimate:
     pi_g, pi_l = current
+    bounds = game.reward_bounds
+    tail = None if bounds is None else truncation_bias(game.gamma, horizon, *bounds)
+    if not candidates:  # no deviation available: the current policy itself
+        return GapEstimate(player, 0.0, 0.0, (0.0, 0.0), float(cur_evals[0].mean), None,
+                           "none", truncation=tail)
+    widen = tail or 0.0
 
     def joint(p: Any) -> tuple[Any, Any]:
         return (p, pi_l) if player == "global" else (pi_g, p)
@@ -311,18 +333,19 @@ def _best_deviation(
     pairs = [paired_difference(ev, cur) for ev, cur in zip(evs, cur_evals, strict=True)]
     if len(pairs) == 1:
         diff, se = pairs[0]
-        return GapEstimate(player, diff, se, (diff - Z95 * se, diff + Z95 * se), evs[0].mean,
-                           dev, best, sel_values)
+        half = Z95 * se + widen
+        return GapEstimate(player, diff, se, (diff - half, diff + half), evs[0].mean,
+                           dev, best, sel_values, truncation=tail)
     per_seed = [d for d, _ in pairs]
     S = len(per_seed)
     diff = float(np.mean(per_seed))
     se = float(np.std(per_seed, ddof=1) / math.sqrt(S))
-    t = student_t_quantile(0.975, S - 1)
-    return GapEstimate(player, diff, se, (diff - t * se, diff + t * se),
+    half = student_t_quantile(0.975, S - 1) * se + widen
+    return GapEstimate(player, diff, se, (diff - half, diff + half),
                        float(np.mean([e.mean for e in evs])), dev, best, sel_values,
                        interval=f"Student-t ({S - 1} degrees of freedom) over {S} "
                                 "evaluation seeds, each a paired CRN difference",
-                       seeds=S, per_seed=per_seed)
+                       seeds=S, per_seed=per_seed, truncation=tail)
 
 
 def student_t_quantile(p: float, df: int) -> float:
@@ -373,6 +396,7 @@ def estimate_nash_gap(
     l_learn_options: dict[str, dict[str, Any]] | None = None,
     workers: int | None = None,
     seeds: int | None = None,
+    learn: bool = True,
 ) -> NashGapEstimate:
     """Estimate the Nash gap of ``(pi_g, pi_l)`` on a large game (SPEC 7): a **lower
     bound** given by the best deviations the solvers find, with Monte-Carlo values.
@@ -406,6 +430,11 @@ def estimate_nash_gap(
         Further named candidate deviations (e.g. heuristics).
     g_learn_options, l_learn_options
         Extra keyword arguments for ``g_learn`` and, per solver name, for ``l_learn``.
+    learn
+        ``False``: no learner runs (no G-LEARN, no L-LEARN, ``k_full`` ignored); the
+        deviations are ``extra_global`` / ``extra_local`` only, and a player without one
+        gets the difference 0 (source ``"none"``). The cheap certificate of run
+        directories (:func:`nash_gap_certificate`).
     """
     from altmarl.llearn import l_learn
 
@@ -431,8 +460,9 @@ def estimate_nash_gap(
 
     # global deviations: G-LEARN at the same k (+ extras)
     g_cands: dict[str, Any] = {}
-    g_cands[f"g_learn(k={pi_g.k}, m={m})"] = g_learn(game, pi_l, k=pi_g.k, m=_m(m, generative),
-                                                     seed=learn_seeds[0], **gopts)
+    if learn:
+        g_cands[f"g_learn(k={pi_g.k}, m={m})"] = g_learn(
+            game, pi_l, k=pi_g.k, m=_m(m, generative), seed=learn_seeds[0], **gopts)
     for name, p in (extra_global or {}).items():
         if p.k != pi_g.k:
             raise ValueError(f"extra_global[{name!r}].k = {p.k}: expected k = {pi_g.k} "
@@ -441,7 +471,7 @@ def estimate_nash_gap(
     gap_g = _best_deviation(game, "global", g_cands, (pi_g, pi_l), curs, rollouts, horizon,
                             sel_seeds, workers)
     gap_g_full = None
-    if k_full is not None:
+    if k_full is not None and learn:
         dev = g_learn(game, pi_l, k=k_full, m=_m(m, generative), seed=learn_seeds[1], **gopts)
         gap_g_full = _best_deviation(game, "global", {f"g_learn(k={k_full}, m={m})": dev},
                                      (pi_g, pi_l), curs, rollouts, horizon, sel_seeds, workers)
@@ -449,12 +479,12 @@ def estimate_nash_gap(
     # local deviations: every requested L-LEARN solver (+ extras)
     l_cands: dict[str, Any] = {}
     lopts = l_learn_options or {}
-    for i, solver in enumerate(local_solvers):
+    for i, solver in enumerate(local_solvers if learn else ()):
         l_cands[f"l_learn({solver})"] = l_learn(game, pi_g, solver=solver,
                                                 seed=learn_seeds[2 + i], pi_l=pi_l,
                                                 estimate_value=False, **lopts.get(solver, {}))
     l_cands.update(extra_local or {})
-    if not l_cands:
+    if not l_cands and learn:
         raise ValueError("local_solvers: expected at least one solver or extra_local policy")
     gap_l = _best_deviation(game, "local", l_cands, (pi_g, pi_l), curs, rollouts, horizon,
                             sel_seeds, workers)
@@ -463,11 +493,130 @@ def estimate_nash_gap(
                            seed_values=[float(c.mean) for c in curs])
 
 
+# ---------------------------------------------------------------------------
+# the certificate of a run directory
+# ---------------------------------------------------------------------------
+
+#: chain states up to which :func:`nash_gap_certificate` computes the exact gap (a chain
+#: of this size and its bounded best responses take about a second)
+CERTIFICATE_MAX_STATES = 320
+#: enumeration limit and search budget of the certificate's best responses
+CERTIFICATE_MAX_POLICIES = 64
+CERTIFICATE_SEARCH_EVALS = 30
+#: Monte-Carlo rollouts of the estimated certificate
+CERTIFICATE_ROLLOUTS = 200
+#: what :func:`nash_gap_certificate` may do
+CERTIFICATE_MODES = ("auto", "exact", "estimate")
+
+
+def nash_gap_certificate(
+    game: TabularGame,
+    pi_g: GlobalPolicy,
+    pi_l: LocalPolicy,
+    *,
+    deviations: dict[str, Any] | None = None,
+    mode: str = "auto",
+    seed: int = 0,
+    rollouts: int = CERTIFICATE_ROLLOUTS,
+    horizon: int | None = None,
+    max_states: int = CERTIFICATE_MAX_STATES,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """The Nash-gap certificate of a final pair (Definition D.1, SPEC 7), JSON-friendly:
+    what every run directory writes under ``nash_gap``.
+
+    * **exact** (``mode = "auto"`` when the chain has at most ``max_states`` states, or
+      ``"exact"``): :func:`exact_nash_gap` with the restricted comparator at ``pi_g.k``
+      (enumerations up to :data:`CERTIFICATE_MAX_POLICIES` policies, else searches of
+      :data:`CERTIFICATE_SEARCH_EVALS` evaluations; no stochastic refinement) —
+      ``{"exact", "bound": "exact" | "lower", "nash_gap", "nash_gap_full", "gap_g",
+      "gap_g_exact", "gap_g_full", "gap_l", "gap_l_exact", "value", "states", ...}``;
+      ``exact`` is true when ``nash_gap`` is exact (:attr:`NashGapResult.exact`; otherwise
+      a restricted search or the stochastic local policies make it a lower bound).
+    * **estimate** (larger games, or ``mode = "estimate"``): :func:`estimate_nash_gap`
+      without new learning (``learn=False``): the deviations are ``deviations``
+      (``{"global": pi_g', "local": pi_l'}``, e.g. the run's last proposals), evaluated
+      with ``rollouts`` x ``horizon`` (default :func:`altmarl.update.evaluation_horizon`)
+      common-random-numbers rollouts of ``seed``, independent of the run's own.
+      ``{"exact": false, "bound": "lower", "nash_gap": max(0, best difference),
+      "ci95", "gap_g", "gap_l", "value", ...}``: the true gap is *at least* ``nash_gap``
+      up to Monte-Carlo error; ``ci95`` is an interval for the best deviation's
+      infinite-horizon gain (each player's normal 95% interval widened by the truncation
+      bound; the interval of the maximum is ``[max of lows, max of highs]``). A player
+      without a deviation contributes 0.
+
+    Cost: the exact path, at most about ``1 + 2 x 64`` chain solves (about a second at 320
+    states); the estimate, ``1 + len(deviations)`` evaluations.
+    """
+    check_choice("mode", mode, CERTIFICATE_MODES)
+    t0 = time.perf_counter()
+    devs = {p: d for p, d in (deviations or {}).items() if d is not None}
+    bad = sorted(set(devs) - {"global", "local"})
+    if bad:
+        raise ValueError(f"deviations: unknown players {bad}; expected 'global' and 'local'")
+    if not isinstance(game, TabularGame):
+        raise ValueError(f"game: expected a TabularGame, got {type(game).__name__}")
+    states = game.n_sg * num_histograms(game.n, game.n_sl)
+    chain = None
+    if mode == "exact":  # up to the exact solver's own limit (refused above it)
+        chain = CountChain(game, max_states=max(max_states, MAX_STATES))
+    elif mode == "auto":
+        try:
+            chain = CountChain(game, max_states=max_states)
+        except ValueError:  # too large, or no exact initial law: the estimate
+            chain = None
+    if chain is not None:
+        scheme = pi_g.sampling
+        r = exact_nash_gap(chain, pi_g, pi_l,
+                           scheme.k if scheme.kind == "uniform" else scheme, refine_local=False,
+                           max_search_evals=CERTIFICATE_SEARCH_EVALS,
+                           max_restricted_policies=CERTIFICATE_MAX_POLICIES,
+                           max_local_policies=CERTIFICATE_MAX_POLICIES)
+        return {
+            "exact": r.exact, "bound": "exact" if r.exact else "lower",
+            "method": "exact chain (SPEC 7): best responses minus V(pi_g, pi_l)",
+            "nash_gap": r.nash_gap if r.nash_gap is not None else r.nash_gap_full,
+            "nash_gap_full": r.nash_gap_full, "gap_g": r.gap_g, "gap_g_exact": r.gap_g_exact,
+            "gap_g_full": r.gap_g_full, "gap_l": r.gap_l, "gap_l_exact": r.gap_l_exact,
+            "value": r.value, "k": r.k, "n": r.n, "states": chain.n_states,
+            "seconds": time.perf_counter() - t0,
+        }
+    H = evaluation_horizon(game.gamma) if horizon is None else horizon
+    est = estimate_nash_gap(
+        game, pi_g, pi_l, rollouts=rollouts, horizon=H, seed=seed, learn=False,
+        extra_global={"last global proposal": devs["global"]} if "global" in devs else None,
+        extra_local={"last local proposal": devs["local"]} if "local" in devs else None,
+        workers=workers)
+
+    def part(g: GapEstimate) -> dict[str, Any]:
+        return {"lower_bound": g.lower_bound, "difference": g.difference, "stderr": g.stderr,
+                "ci95": list(g.ci95), "truncation": g.truncation, "source": g.source}
+
+    g, loc = est.gap_g, est.gap_l
+    return {
+        "exact": False, "bound": "lower",
+        "method": ("estimate (lower bound): the deviations found (the run's last proposals) "
+                   "against the final pair, Monte-Carlo with common random numbers"),
+        "nash_gap": est.nash_gap_lower_bound,
+        "ci95": [max(g.ci95[0], loc.ci95[0]), max(g.ci95[1], loc.ci95[1])],
+        "gap_g": part(g), "gap_l": part(loc), "value": est.value.mean,
+        "value_stderr": est.value.stderr, "k": pi_g.k, "n": game.n, "states": states,
+        "rollouts": rollouts, "horizon": H, "seed": seed,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 __all__ = [
+    "CERTIFICATE_MAX_POLICIES",
+    "CERTIFICATE_MAX_STATES",
+    "CERTIFICATE_MODES",
+    "CERTIFICATE_ROLLOUTS",
+    "CERTIFICATE_SEARCH_EVALS",
     "GapEstimate",
     "NashGapEstimate",
     "NashGapResult",
     "estimate_nash_gap",
     "exact_nash_gap",
+    "nash_gap_certificate",
     "student_t_quantile",
 ]

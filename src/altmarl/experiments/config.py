@@ -115,11 +115,17 @@ class AlgorithmConfig(StrictConfig):
 class EvaluationConfig(StrictConfig):
     """``[evaluation]``: each trained policy pair is evaluated with ``seeds`` independent
     evaluation seeds of ``rollouts`` rollouts of ``horizon`` steps (Table 3: 15 x 50 x 100).
+
+    ``nash_gap``: the Nash-gap certificate of each final pair
+    (:func:`altmarl.exact.nash_gap_certificate`): ``"auto"`` (key absent: exact when the
+    chain is small, else the estimated lower bound), ``"exact"``, ``"estimate"`` or
+    ``"off"``.
     """
 
     seeds: int = Field(default=15, ge=1, le=MAX_EVAL_SEEDS)
     rollouts: int = Field(default=50, ge=2, le=MAX_ROLLOUT_CELLS)
     horizon: int = Field(default=100, ge=1, le=MAX_ROLLOUT_CELLS)
+    nash_gap: Literal["auto", "exact", "estimate", "off"] | None = None
 
     @model_validator(mode="after")
     def _size(self) -> EvaluationConfig:

@@ -16,7 +16,14 @@ Seeds (SPEC 9), all derived from the configuration's ``seed``:
 * evaluation seed ``e`` is ``derive_seed(seed, EVAL, e)``, the same for every ``k`` and
   every training run (common random numbers: the ``E`` evaluations of two policy pairs
   start from the same initial states);
-* the example trajectory kept for the occupancy plot uses ``derive_seed(seed, TRAJ)``.
+* the example trajectory kept for the occupancy plot uses ``derive_seed(seed, TRAJ)``;
+* the Nash-gap certificate's Monte-Carlo estimate (games too large for the exact chain)
+  uses ``derive_seed(seed, CERT)``, the same for every unit.
+
+Every unit's ``result.json`` carries ``nash_gap``, the certificate of its final pair
+(:func:`altmarl.exact.nash_gap_certificate`: exact gaps when the chain is small, else a
+lower bound from the run's last proposals with its interval), or ``None`` when
+``[evaluation] nash_gap = "off"``.
 
 A worker never writes into the run directory: it returns the unit's files as bytes
 (:class:`UnitOutput`) and the driver writes them atomically (:func:`write_unit`), so
@@ -66,7 +73,7 @@ from altmarl.rundir import (
 )
 
 #: seed-derivation domains (SPEC 9)
-TRAIN, EVAL, TRAJ = 0, 1, 2
+TRAIN, EVAL, TRAJ, CERT = 0, 1, 2, 3
 
 #: the trainer of the real code path
 DEFAULT_TRAINER = "altmarl.alternating:alternating_marl"
@@ -200,6 +207,11 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
                               record_counts=True)
         in_sg = np.minimum(traj.s_g, game.n_sl - 1)
 
+    wall2 = time.perf_counter()
+    cert = nash_gap(game, res, cfg.evaluation.nash_gap or "auto",
+                    derive_seed(cfg.seed, CERT), task.eval_workers)
+    cert_wall = time.perf_counter() - wall2
+
     means = [float(e.mean) for e in evs]
     mm = [e.mode_match_rate for e in evs]
     result: dict[str, Any] = {
@@ -223,8 +235,9 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
             "std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
             "truncation_bound": float(evs[0].truncation_bound),
         },
+        "nash_gap": cert,
         "timing": {"train_wall_s": train_wall, "train_cpu_s": train_cpu,
-                   "eval_wall_s": eval_wall},
+                   "eval_wall_s": eval_wall, "nash_gap_wall_s": cert_wall},
     }
     files = {
         "result.json": json_bytes(result),
@@ -235,6 +248,26 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
         "trajectory.csv": _trajectory_csv(traj, game.n, in_sg),
     }
     return UnitOutput(task.name, files, result)
+
+
+def nash_gap(game: Any, res: Any, mode: str, seed: int,
+             workers: int | None = None) -> dict[str, Any] | None:
+    """The Nash-gap certificate of a trained pair ``res.pi_g, res.pi_l``
+    (:func:`altmarl.exact.nash_gap_certificate`, deviations ``res.last_proposals`` when the
+    trainer reports them), with ``update_tolerance``, the trainer's certified tolerance
+    (``res.tolerance``); ``None`` for ``mode = "off"``."""
+    if mode == "off":
+        return None
+    from altmarl.exact import nash_gap_certificate
+
+    cert = nash_gap_certificate(game, res.pi_g, res.pi_l, mode=mode, seed=seed,
+                                deviations=getattr(res, "last_proposals", None),
+                                workers=workers)
+    # the other side: what UPDATE certified at convergence (an upper bound on the gap up to
+    # the learners' own best-response error; None when the run did not converge)
+    tol = getattr(res, "tolerance", None)
+    cert["update_tolerance"] = None if tol is None else float(tol)
+    return cert
 
 
 def _train_summary(res: Any) -> dict[str, Any]:

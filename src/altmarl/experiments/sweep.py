@@ -208,6 +208,13 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
     ``std / sqrt(count)`` and the normal 95% interval of the mean. ``mode_mismatch`` is
     ``1 - mode_match_rate``: how often ``a_g`` differs from the population mode.
 
+    Nash gap (issue 16): ``summary.json``'s ``nash_gap`` maps every unit to its
+    certificate (:func:`altmarl.exact.nash_gap_certificate`: exact gaps, or a lower bound
+    with its interval); per ``k``, ``nash_gap`` is the largest over the training runs,
+    ``nash_gap_bound`` ``"exact"`` when every one is exact, else ``"lower"``, with the
+    ``nash_gap_ci95`` of the estimates (``per_k.csv``: columns ``nash_gap``,
+    ``nash_gap_bound``, ``nash_gap_ci95_low``, ``nash_gap_ci95_high``).
+
     Every unit is checked against its manifest and the configuration's fingerprint first:
     damaged units are left out of the aggregates and listed under ``damaged`` (unit name ->
     what is wrong, naming the file), and the run is ``complete`` only when every unit is
@@ -224,6 +231,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
 
     metric_rows: list[list[Any]] = []
     per_k: list[dict[str, Any]] = []
+    certs: dict[int, dict[str, Any]] = {}
     timing_k: list[dict[str, Any]] = []
     for k in sorted({u["k"] for u in units}):
         uk = [u for u in units if u["k"] == k]
@@ -244,6 +252,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
         se = std / math.sqrt(len(vals)) if len(vals) > 1 else None
         walls = [u["timing"]["train_wall_s"] for u in uk]
         cpus = [u["timing"]["train_cpu_s"] for u in uk]
+        certs[k] = {u["name"]: u.get("nash_gap") for u in uk}
         per_k.append({
             "k": k, "train_runs": len(uk), "evaluations": len(vals), "mean": mean, "std": std,
             "stderr": se,
@@ -252,6 +261,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
             "train_value_mean": _mean_or_none([u["train"].get("value") for u in uk]),
             "mode_mismatch_mean": float(np.mean(mism)) if mism else None,
             "mode_mismatch_std": _std(mism) if mism else None,
+            **_gap_per_k(list(certs[k].values())),
         })
         timing_k.append({"k": k, "train_wall_s": float(np.mean(walls)),
                          "train_wall_s_std": _std(walls), "train_cpu_s": float(np.mean(cpus)),
@@ -262,11 +272,14 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
          "train_seed", "train_value", "train_wall_s", "train_cpu_s"], metric_rows))
     pk_header = ["k", "train_runs", "evaluations", "mean", "std", "stderr", "ci95_low",
                  "ci95_high", "min", "max", "mode_mismatch_mean", "mode_mismatch_std",
-                 "train_wall_s", "train_wall_s_std", "train_cpu_s"]
+                 "train_wall_s", "train_wall_s_std", "train_cpu_s", "nash_gap",
+                 "nash_gap_bound", "nash_gap_ci95_low", "nash_gap_ci95_high"]
     pk_rows = [[p["k"], p["train_runs"], p["evaluations"], p["mean"], p["std"], _blank(p["stderr"]),
                 *(p["ci95"] or ["", ""]), p["min"], p["max"],
                 _blank(p["mode_mismatch_mean"]), _blank(p["mode_mismatch_std"]),
-                tk["train_wall_s"], tk["train_wall_s_std"], tk["train_cpu_s"]]
+                tk["train_wall_s"], tk["train_wall_s_std"], tk["train_cpu_s"],
+                _blank(p["nash_gap"]), _blank(p["nash_gap_bound"]),
+                *(p["nash_gap_ci95"] or ["", ""])]
                for p, tk in zip(per_k, timing_k, strict=True)]
     atomic_write_bytes(out / "per_k.csv", csv_bytes(pk_header, pk_rows))
 
@@ -289,6 +302,7 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
         "unexpected": scan.unexpected,
         "config_problems": problems,
         "per_k": per_k,
+        "nash_gap": {name: c for k in sorted(certs) for name, c in certs[k].items()},
         "best": None if best is None else {"k": best["k"], "mean": best["mean"]},
         "timing": {"per_k": timing_k,
                    "total_train_wall_s": float(sum(t["train_wall_s"] * p["train_runs"]
@@ -492,17 +506,47 @@ class _Progress:
         self.progress.stop()
 
 
+def _gap_per_k(certs: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Per-``k`` Nash-gap columns from the units' certificates: the largest gap, whether
+    all are exact, and the interval of the estimates (``None`` when a unit has none)."""
+    if not certs or any(c is None for c in certs):
+        return {"nash_gap": None, "nash_gap_bound": None, "nash_gap_ci95": None}
+    cs = [c for c in certs if c is not None]
+    exact = all(c["exact"] for c in cs)
+    cis = [c["ci95"] for c in cs if c.get("ci95")]
+    return {"nash_gap": max(float(c["nash_gap"]) for c in cs),
+            "nash_gap_bound": "exact" if exact else "lower",
+            "nash_gap_ci95": [max(ci[0] for ci in cis), max(ci[1] for ci in cis)] if cis
+            else None}
+
+
+def format_gap(p: dict[str, Any]) -> str:
+    """The Nash-gap cell of a per-``k`` entry: ``0.0123`` (exact) or ``>= 0.0123`` (a
+    lower bound: estimated, or exact solver over part of a comparator; the interval is in
+    ``summary.json`` / ``per_k.csv``), ``-`` when not computed."""
+    v = p.get("nash_gap")
+    if v is None:
+        return "-"
+    if p.get("nash_gap_bound") == "exact":
+        return f"{v:.3g}"
+    return f">= {v:.2g}"
+
+
 def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:
     """A rich table of the per-``k`` results of a summary."""
+    from rich import box
     from rich.table import Table
 
     timing = {t["k"]: t for t in summary.get("timing", {}).get("per_k", [])}
-    tab = Table(title=title or f"{summary['name']}: discounted reward per k "
+    tab = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title=title or f"{summary['name']}: discounted reward per k "
                 f"({summary['units_done']}/{summary['units_total']} units)",
                 caption="reward: mean over training runs x evaluation seeds; std: over "
-                        "seeds; a_g != mode: steps where the global action differs from "
-                        "the population mode")
-    for col in ("k", "runs x seeds", "reward", "std", "95% CI", "a_g != mode", "train s"):
+                        "seeds; a_g!=mode: steps where the global action differs from "
+                        "the population mode; nash_gap: of the final pair (largest over "
+                        "training runs), exact, or '>=' a lower bound (interval in "
+                        "summary.json)")
+    for col in ("k", "runs x seeds", "reward", "std", "95% CI", "a_g!=mode", "nash_gap",
+                "train s"):
         tab.add_column(col, justify="right", no_wrap=True)
     damaged = summary.get("damaged") or {}
     if damaged:
@@ -513,6 +557,6 @@ def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:
         mm = "-" if p["mode_mismatch_mean"] is None else f"{p['mode_mismatch_mean']:.1%}"
         tk = timing.get(p["k"], {})
         tab.add_row(str(p["k"]), f"{p['train_runs']} x {p['evaluations'] // p['train_runs']}",
-                    f"{p['mean']:.2f}", f"{p['std']:.2f}", ci, mm,
+                    f"{p['mean']:.2f}", f"{p['std']:.2f}", ci, mm, format_gap(p),
                     f"{tk.get('train_wall_s', float('nan')):.1f}")
     return tab
