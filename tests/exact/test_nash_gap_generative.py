@@ -51,8 +51,11 @@ def test_student_t_interval_over_paired_seeds(estimate):
         assert g.stderr == pytest.approx(d.std(ddof=1) / np.sqrt(3))
         t = student_t_quantile(0.975, 2)
         assert t == pytest.approx(4.302652729911275)
-        assert g.ci95 == pytest.approx((g.difference - t * g.stderr,
-                                        g.difference + t * g.stderr))
+        # widened by the truncation bound of the 30-step values (SPEC 13)
+        lo, hi = gen.reward_bounds
+        assert g.truncation == pytest.approx(gen.gamma**30 * (hi - lo) / (1 - gen.gamma))
+        assert g.ci95 == pytest.approx((g.difference - t * g.stderr - g.truncation,
+                                        g.difference + t * g.stderr + g.truncation))
         assert g.lower_bound == max(0.0, g.difference)
     # each per-seed difference is paired: the deviation and the current pair share the
     # evaluation seed's rollouts (recomputed here for the first seed)
@@ -60,7 +63,9 @@ def test_student_t_interval_over_paired_seeds(estimate):
     ev_cur = am.evaluate(gen, pi_g, pi_l, rollouts=32, horizon=30, seed=0)
     assert est.gap_l.per_seed[0] == pytest.approx((ev_dev.returns - ev_cur.returns).mean())
     # the uniform local policy is far from a best response: a clearly positive lower bound
-    assert est.gap_l.ci95[0] > 0 and est.nash_gap_lower_bound >= est.gap_l.lower_bound
+    # on the 30-step objective (the infinite-horizon interval adds the truncation bound)
+    assert est.gap_l.ci95[0] + est.gap_l.truncation > 0
+    assert est.nash_gap_lower_bound >= est.gap_l.lower_bound
 
 
 def test_tabular_defaults_unchanged_and_bad_seeds():
