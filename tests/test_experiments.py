@@ -78,7 +78,7 @@ def tiny_cfg(check_env: bool = True, **over: Any) -> C.ExperimentConfig:
         "env": {"name": "random", "params": {"n_sg": 2, "n_ag": 2, "n_sl": 3, "n_al": 2,
                                              "n": 12, "seed": 1}},
         "algorithm": {"sweeps": 2, "m": 5},
-        # the estimated certificate (no deviations from the stub: one evaluation) keeps the
+        # the estimated certificate (no deviations from the stub: no simulation) keeps the
         # many sweeps of these tests fast; the exact one is tested on its own below
         "evaluation": {"seeds": 3, "rollouts": 6, "horizon": 12, "nash_gap": "estimate"},
         "sweep": {"k": [1, 2, 3], "train_seeds": 2},

@@ -207,3 +207,19 @@ def test_forced_exact_certificate_is_refused_on_large_chains():
     u = am.LocalPolicy.uniform(game)
     with pytest.raises(ValueError, match="too large"):
         nash_gap_certificate(game, am.GlobalPolicy.constant(game, 2), u, mode="exact")
+
+
+def test_generative_certificate_is_an_estimate():
+    tab = am.envs.make("warehouse", n=20)
+    gen = tab.as_generative()
+    u = am.LocalPolicy.uniform(tab)
+    pi_g = am.GlobalPolicy.constant(tab, 2)
+    none = nash_gap_certificate(gen, pi_g, u)
+    assert none["bound"] == "lower" and none["nash_gap"] == 0.0 and none["value"] is None
+    assert none["horizon"] == 180 and none["gap_g"]["truncation"] > 0
+    dev = nash_gap_certificate(gen, pi_g, u, rollouts=16, horizon=20,
+                               deviations={"global": am.GlobalPolicy.sample_mode(tab, 2)})
+    assert dev["gap_g"]["source"] == "last global proposal" and dev["rollouts"] == 16
+    assert dev["ci95"][0] <= dev["gap_g"]["difference"] <= dev["ci95"][1]
+    with pytest.raises(ValueError, match="TabularGame"):
+        nash_gap_certificate(gen, pi_g, u, mode="exact")

@@ -510,9 +510,9 @@ CERTIFICATE_MODES = ("auto", "exact", "estimate")
 
 
 def nash_gap_certificate(
-    game: TabularGame,
-    pi_g: GlobalPolicy,
-    pi_l: LocalPolicy,
+    game: TabularGame | GenerativeGame,
+    pi_g: Any,
+    pi_l: Any,
     *,
     deviations: dict[str, Any] | None = None,
     mode: str = "auto",
@@ -537,7 +537,9 @@ def nash_gap_certificate(
       without new learning (``learn=False``): the deviations are ``deviations``
       (``{"global": pi_g', "local": pi_l'}``, e.g. the run's last proposals), evaluated
       with ``rollouts`` x ``horizon`` (default :func:`altmarl.update.evaluation_horizon`)
-      common-random-numbers rollouts of ``seed``, independent of the run's own.
+      common-random-numbers rollouts of ``seed``, independent of the run's own (one
+      evaluation seed, also on generative games). Without deviations nothing is simulated:
+      ``nash_gap = 0``, ``value = None``. Generative games always get this path.
       ``{"exact": false, "bound": "lower", "nash_gap": max(0, best difference),
       "ci95", "gap_g", "gap_l", "value", ...}``: the true gap is *at least* ``nash_gap``
       up to Monte-Carlo error; ``ci95`` is an interval for the best deviation's
@@ -554,11 +556,19 @@ def nash_gap_certificate(
     bad = sorted(set(devs) - {"global", "local"})
     if bad:
         raise ValueError(f"deviations: unknown players {bad}; expected 'global' and 'local'")
-    if not isinstance(game, TabularGame):
-        raise ValueError(f"game: expected a TabularGame, got {type(game).__name__}")
-    states = game.n_sg * num_histograms(game.n, game.n_sl)
+    generative = isinstance(game, GenerativeGame)
+    if not generative and not isinstance(game, TabularGame):
+        raise ValueError(f"game: expected a TabularGame or a GenerativeGame, got "
+                         f"{type(game).__name__}")
+    if generative and mode == "exact":
+        raise ValueError("mode = 'exact': the exact solver needs a TabularGame; a generative "
+                         "game gets the estimate")
+    states = (game.n_sg * num_histograms(game.n, game.n_sl)
+              if isinstance(game, TabularGame) else None)
     chain = None
-    if mode == "exact":  # up to the exact solver's own limit (refused above it)
+    if not isinstance(game, TabularGame):
+        pass
+    elif mode == "exact":  # up to the exact solver's own limit (refused above it)
         chain = CountChain(game, max_states=max(max_states, MAX_STATES))
     elif mode == "auto":
         try:
@@ -582,8 +592,21 @@ def nash_gap_certificate(
             "seconds": time.perf_counter() - t0,
         }
     H = evaluation_horizon(game.gamma) if horizon is None else horizon
+    method = ("estimate (lower bound): the deviations found (the run's last proposals) "
+              "against the final pair, Monte-Carlo with common random numbers")
+    if not devs:  # nothing to evaluate: the trivial lower bound, no simulation
+        bounds = game.reward_bounds
+        tail = None if bounds is None else truncation_bias(game.gamma, H, *bounds)
+        none = {"lower_bound": 0.0, "difference": 0.0, "stderr": 0.0, "ci95": [0.0, 0.0],
+                "truncation": tail, "source": "none"}
+        return {"exact": False, "bound": "lower",
+                "method": "estimate (lower bound): no deviation available, the gap is >= 0",
+                "nash_gap": 0.0, "ci95": [0.0, 0.0], "gap_g": none, "gap_l": dict(none),
+                "value": None, "value_stderr": None, "k": pi_g.k, "n": game.n,
+                "states": states, "rollouts": 0, "horizon": H, "seed": seed,
+                "seconds": time.perf_counter() - t0}
     est = estimate_nash_gap(
-        game, pi_g, pi_l, rollouts=rollouts, horizon=H, seed=seed, learn=False,
+        game, pi_g, pi_l, rollouts=rollouts, horizon=H, seed=seed, learn=False, seeds=1,
         extra_global={"last global proposal": devs["global"]} if "global" in devs else None,
         extra_local={"last local proposal": devs["local"]} if "local" in devs else None,
         workers=workers)
@@ -595,8 +618,7 @@ def nash_gap_certificate(
     g, loc = est.gap_g, est.gap_l
     return {
         "exact": False, "bound": "lower",
-        "method": ("estimate (lower bound): the deviations found (the run's last proposals) "
-                   "against the final pair, Monte-Carlo with common random numbers"),
+        "method": method,
         "nash_gap": est.nash_gap_lower_bound,
         "ci95": [max(g.ci95[0], loc.ci95[0]), max(g.ci95[1], loc.ci95[1])],
         "gap_g": part(g), "gap_l": part(loc), "value": est.value.mean,
