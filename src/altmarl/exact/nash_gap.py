@@ -68,6 +68,7 @@ from altmarl.generative.game import GenerativeGame
 from altmarl.histogram import num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import Scheme, observable
+from altmarl.threads import limit_blas_threads
 from altmarl.update import evaluation_horizon, paired_difference, truncation_bias
 
 # ---------------------------------------------------------------------------
@@ -577,11 +578,13 @@ def nash_gap_certificate(
             chain = None
     if chain is not None:
         scheme = pi_g.sampling
-        r = exact_nash_gap(chain, pi_g, pi_l,
-                           scheme.k if scheme.kind == "uniform" else scheme, refine_local=False,
-                           max_search_evals=CERTIFICATE_SEARCH_EVALS,
-                           max_restricted_policies=CERTIFICATE_MAX_POLICIES,
-                           max_local_policies=CERTIFICATE_MAX_POLICIES)
+        # one BLAS thread: the same bits in a driver and in a pool worker (resume checks)
+        with limit_blas_threads(1):
+            r = exact_nash_gap(chain, pi_g, pi_l,
+                               scheme.k if scheme.kind == "uniform" else scheme,
+                               refine_local=False, max_search_evals=CERTIFICATE_SEARCH_EVALS,
+                               max_restricted_policies=CERTIFICATE_MAX_POLICIES,
+                               max_local_policies=CERTIFICATE_MAX_POLICIES)
         return {
             "exact": r.exact, "bound": "exact" if r.exact else "lower",
             "method": "exact chain (SPEC 7): best responses minus V(pi_g, pi_l)",
