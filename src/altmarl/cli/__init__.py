@@ -3,6 +3,7 @@
 One module per command group, each with ``register(app: typer.Typer) -> None``:
 
 * :mod:`~altmarl.cli.experiments` — ``envs``, ``run``, ``sweep``, ``reproduce``, ``plot``;
+* :mod:`~altmarl.cli.evaluate` — ``evaluate``, ``compare`` (saved policies);
 * :mod:`~altmarl.cli.theory` — ``theory``;
 * :mod:`~altmarl.cli.logs` — ``logs record / info / learn / convergence`` (off-policy);
 * :mod:`~altmarl.cli.continuous` — ``continuous run / sweep / random / plot``;
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from altmarl.cli import continuous, experiments, federated, logs, theory
+from altmarl.cli import continuous, evaluate, experiments, federated, logs, theory
 from altmarl.cli.common import hide_flag_types
 
 hide_flag_types()
@@ -47,7 +48,7 @@ def _root(
 
 
 #: the command groups, in the order of ``altmarl --help``
-GROUPS = (experiments, theory, logs, continuous, federated)
+GROUPS = (experiments, evaluate, theory, logs, continuous, federated)
 
 for _group in GROUPS:
     _group.register(app)
