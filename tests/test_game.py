@@ -190,7 +190,7 @@ def test_registry(monkeypatch):
         am.envs.make("nope")
     with pytest.raises(ValueError, match=r"^params.zonez: unknown parameter of env 'warehouse' "
                                          r"\(did you mean 'zones'\?\); its parameters are n, "
-                                         r"gamma, zones, alpha$"):
+                                         r"gamma, zones, alpha, types, fast_share$"):
         am.envs.make("warehouse", zonez=3, n=10)  # n is a real parameter: not listed as unknown
     assert am.envs.parameters("random")[:2] == ["n_sg", "n_ag"]
     with pytest.raises(ValueError, match="unknown environment"):

@@ -579,3 +579,25 @@ def test_policy_files_carry_the_scheme(tmp_path):
     assert old.sampling == Uniform(2)
     with pytest.raises(ValueError, match="per-type sums"):
         random_pi_g(game, Stratified((2, 1)), rng).act(0, [1, 1, 0])
+
+
+def test_two_type_warehouse():
+    g = am.envs.make("warehouse", types=2, n=10, zones=3, fast_share=0.7)
+    assert g.type_counts == (7, 3) and g.types.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (g.n_sl, g.n_ag, g.n_al) == (6, 3, 3)
+    # fast robots move more often than slow ones; slow ones earn more on site
+    move = g.P_l[:, 0, 1, :]
+    assert move[0, 1] > move[3, 4] and g.r_l[3, 0, 0] > g.r_l[0, 0, 0]
+    s_g, N = g.sample_init(np.random.default_rng(0), 50)
+    np.testing.assert_array_equal(type_sums(N, g.types), np.tile((7, 3), (50, 1)))
+    small = am.envs.make("warehouse", types=2, n=3, zones=2, fast_share=0.5)
+    ex = ExactSolver(small, sampling=Stratified((1, 1)))
+    pi_l = am.LocalPolicy.uniform(small)
+    pol = am.g_learn(small, pi_l, sampling=Stratified((1, 1)), m=None)
+    v = ex.value(pol, pi_l)
+    ev = am.evaluate(small, pol, pi_l, rollouts=2000, horizon=80, seed=0)
+    assert abs(ev.mean - v) <= 4 * ev.stderr + ev.truncation_bound
+    with pytest.raises(ValueError, match="types = 3"):
+        am.envs.make("warehouse", types=3)
+    with pytest.raises(ValueError, match="fast_share"):
+        am.envs.make("warehouse", types=2, fast_share=1.0)

@@ -181,6 +181,48 @@ class TypedInit:
                 "types": self.types.tolist(), "type_counts": list(self.type_counts)}
 
 
+@dataclass(frozen=True)
+class TypedDirichletInit:
+    """:class:`DirichletInit` per type (SPEC 12): ``s_g ~ rho_g``; for each type ``c``
+    independently, proportions over the states of the type ``~ Dirichlet(alpha[S_c])`` and
+    ``n_c`` agents drawn from them (Dirichlet-multinomial counts). The typed warehouse uses
+    it."""
+
+    rho_g: FloatArray
+    alpha: FloatArray
+    types: IntArray
+    type_counts: tuple[int, ...]
+
+    def sample(self, rng: np.random.Generator, size: int, n: int) -> tuple[IntArray, IntArray]:
+        s_g = rng.choice(self.rho_g.size, size=size, p=self.rho_g).astype(np.int64)
+        counts = np.zeros((size, self.alpha.size), dtype=np.int64)
+        for c, nc in enumerate(self.type_counts):
+            g = np.flatnonzero(self.types == c)
+            props = rng.dirichlet(self.alpha[g], size=size)
+            props = props / props.sum(axis=1, keepdims=True)
+            counts[:, g] = rng.multinomial(nc, props)
+        return s_g, counts
+
+    def log_pmf(self, s_g: IntArray, counts: IntArray, n: int) -> FloatArray:
+        counts = np.asarray(counts, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            out = np.log(self.rho_g)[s_g].astype(np.float64)
+        for c, nc in enumerate(self.type_counts):
+            g = np.flatnonzero(self.types == c)
+            sub, a = counts[..., g], self.alpha[g]
+            a0 = a.sum()
+            term = (gammaln(a0) - gammaln(nc + a0)
+                    + (gammaln(sub + a) - gammaln(a)).sum(axis=-1))
+            ok = sub.sum(axis=-1) == nc
+            out = out + np.where(ok, _multinomial_log_coef(sub, nc) + term, -np.inf)
+        return np.asarray(out, dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "typed-dirichlet", "rho_g": self.rho_g.tolist(),
+                "alpha": self.alpha.tolist(), "types": self.types.tolist(),
+                "type_counts": list(self.type_counts)}
+
+
 def init_from_json(d: dict[str, Any]) -> InitialDistribution:
     """Rebuild an initial distribution written by ``to_json``."""
     kind = d.get("type")
@@ -188,11 +230,16 @@ def init_from_json(d: dict[str, Any]) -> InitialDistribution:
         return IIDInit(np.asarray(d["rho_g"], float), np.asarray(d["rho_l"], float))
     if kind == "dirichlet":
         return DirichletInit(np.asarray(d["rho_g"], float), np.asarray(d["alpha"], float))
+    if kind == "typed-dirichlet":
+        return TypedDirichletInit(np.asarray(d["rho_g"], float), np.asarray(d["alpha"], float),
+                                  np.asarray(d["types"], np.int64),
+                                  tuple(int(v) for v in d["type_counts"]))
     if kind == "typed":
         return TypedInit(np.asarray(d["rho_g"], float), np.asarray(d["rho_l"], float),
                          np.asarray(d["types"], np.int64),
                          tuple(int(v) for v in d["type_counts"]))
-    raise ValueError(f"init.type = {kind!r}: expected 'iid', 'dirichlet' or 'typed'")
+    raise ValueError(f"init.type = {kind!r}: expected 'iid', 'dirichlet', 'typed' or "
+                     "'typed-dirichlet'")
 
 
 # ---------------------------------------------------------------------------
@@ -406,10 +453,13 @@ class TabularGame:
             return TabularGame(self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, n,
                                self.init, self.name, self.meta)
         nn = check_int("n", n, self.n_types)
-        tc = scale_counts(self.type_counts, nn) if type_counts is None else type_counts
+        _, tc = check_types(self.types, scale_counts(self.type_counts, nn)
+                            if type_counts is None else type_counts, self.n_sl, nn)
         init: InitSpec = self.init
         if isinstance(self.init, TypedInit):
             init = (self.init.rho_g, self.init.rho_l)
+        elif isinstance(self.init, TypedDirichletInit):
+            init = TypedDirichletInit(self.init.rho_g, self.init.alpha, self.init.types, tc)
         return TabularGame(self.P_g, self.P_l, self.r_g, self.r_l, self.gamma, nn, init,
                            self.name, self.meta, types=self.types, type_counts=tc)
 
@@ -434,7 +484,7 @@ class TabularGame:
         """Draw ``size`` initial states ``(s_g, counts)`` (for a typed game, checked to have
         the per-type sums ``type_counts``)."""
         s_g, counts = self.init.sample(rng, size, self.n)
-        if self.typed and not isinstance(self.init, TypedInit):
+        if self.typed and not isinstance(self.init, TypedInit | TypedDirichletInit):
             sums = np.stack([counts[:, self.types == c].sum(axis=1)
                              for c in range(self.n_types)], axis=1)
             if np.any(sums != np.asarray(self.type_counts)):
@@ -662,6 +712,16 @@ def _make_typed_init(init: InitSpec, n_sg: int, n_sl: int, types: IntArray,
         t = types.copy()
         t.setflags(write=False)
         return TypedInit(rho_g, rho_l, t, tuple(type_counts))
+    if isinstance(init, TypedDirichletInit):
+        if (init.rho_g.shape != (n_sg,) or init.alpha.shape != (n_sl,)
+                or not np.array_equal(init.types, types)
+                or tuple(init.type_counts) != tuple(type_counts)):
+            raise ValueError("init: a TypedDirichletInit for other spaces, types or "
+                             "type_counts than the game's")
+        check_stochastic("init.rho_g", init.rho_g)
+        if not (np.isfinite(init.alpha).all() and (init.alpha > 0).all()):
+            raise ValueError(f"init.alpha: expected {n_sl} finite positive concentrations")
+        return init
     if isinstance(init, TypedInit):
         if (init.rho_g.shape != (n_sg,) or init.rho_l.shape != (n_sl,)
                 or not np.array_equal(init.types, types)

@@ -397,14 +397,15 @@ class Uniform:
                       rng: np.random.Generator) -> IntArray:
         """The sample's histogram from per-agent states ``(R, n)`` (``counts`` their count
         vectors): the ``k`` agents with the smallest of ``n`` uniform keys."""
-        R, n = states.shape
-        if self.k == n:
+        if self.k == states.shape[1]:
             return counts
-        offsets = (np.arange(R) * d)[:, None]
-        rows = np.arange(R)[:, None]
-        idx = np.argpartition(rng.random((R, n)), self.k - 1, axis=1)[:, :self.k]
-        return np.bincount((states[rows, idx] + offsets).ravel(),
-                           minlength=R * d).reshape(R, d)
+        return agent_histograms(states, self.select_agents(states, rng), d)
+
+    def select_agents(self, states: IntArray, rng: np.random.Generator) -> IntArray:
+        """Indices ``(R, k)`` of the sampled agents (unordered): the ``k`` smallest of ``n``
+        uniform keys per row."""
+        R, n = states.shape
+        return np.argpartition(rng.random((R, n)), self.k - 1, axis=1)[:, :self.k]
 
     def law(self, states: IntArray) -> FloatArray:
         """``W[N, h] = P(h | N)`` (multivariate hypergeometric), ``(M, |H_k|)``."""
@@ -420,6 +421,14 @@ class Uniform:
 
     def describe(self) -> str:
         return f"Uniform(k={self.k})"
+
+
+def agent_histograms(states: IntArray, idx: IntArray, d: int) -> IntArray:
+    """Histograms ``(R, d)`` of the agents ``idx`` (``(R, k)``) of each row of ``states``."""
+    R = states.shape[0]
+    offsets = (np.arange(R) * d)[:, None]
+    rows = np.arange(R)[:, None]
+    return np.bincount((states[rows, idx] + offsets).ravel(), minlength=R * d).reshape(R, d)
 
 
 def _identity_law(states: IntArray, k: int) -> FloatArray:
@@ -542,19 +551,20 @@ class Stratified:
     def sample_agents(self, states: IntArray, counts: IntArray, d: int,
                       rng: np.random.Generator) -> IntArray:
         """Per type, the ``k_c`` agents of that type with the smallest uniform keys."""
+        return agent_histograms(states, self.select_agents(states, rng), d)
+
+    def select_agents(self, states: IntArray, rng: np.random.Generator) -> IntArray:
+        """Indices ``(R, k)`` of the sampled agents: per type ``c`` (in order), the ``k_c``
+        agents of that type with the smallest of uniform keys."""
         R, n = states.shape
         t = np.asarray(self._types(), dtype=np.int64)
         agent_type = t[states]
         keys = rng.random((R, n))
-        offsets = (np.arange(R) * d)[:, None]
-        rows = np.arange(R)[:, None]
-        h = np.zeros((R, d), dtype=np.int64)
+        parts = []
         for c, kc in enumerate(self.ks):
             kk = np.where(agent_type == c, keys, 2.0)
-            idx = np.argpartition(kk, kc - 1, axis=1)[:, :kc]
-            h += np.bincount((states[rows, idx] + offsets).ravel(),
-                             minlength=R * d).reshape(R, d)
-        return h
+            parts.append(np.argpartition(kk, kc - 1, axis=1)[:, :kc])
+        return np.concatenate(parts, axis=1)
 
     def law(self, states: IntArray) -> FloatArray:
         """``W[N, h] = prod_c P_c(h[S_c] | N[S_c])`` (one multivariate hypergeometric per
@@ -574,6 +584,29 @@ class Stratified:
 
     def describe(self) -> str:
         return f"Stratified(ks={list(self.ks)})"
+
+
+def allocate(k: int, shares: ArrayLike, caps: ArrayLike | None = None) -> tuple[int, ...]:
+    """Split a total sample size ``k`` over ``C`` strata in proportion to ``shares`` (largest
+    remainder, at least 1 each, at most ``caps[c]`` each): the per-type sizes of a
+    :class:`Stratified` scheme of total ``k``. ``ValueError`` when ``k < C`` or
+    ``k > sum(caps)``."""
+    sh = np.asarray(shares, dtype=np.float64)
+    C = sh.size
+    k = check_int("k", k, 1)
+    if sh.ndim != 1 or C == 0 or not np.isfinite(sh).all() or (sh <= 0).any():
+        raise ValueError(f"shares = {sh.tolist()}: expected positive finite numbers")
+    cap = (np.full(C, k, dtype=np.int64) if caps is None
+           else np.asarray(caps, dtype=np.int64))
+    if k < C or k > int(cap.sum()):
+        raise ValueError(f"k = {k}: cannot give each of {C} types between 1 and its "
+                         f"population {cap.tolist()} sampled agents")
+    out = np.ones(C, dtype=np.int64)
+    for _ in range(k - C):  # one agent at a time to the stratum furthest below its share
+        room = out < cap
+        deficit = np.where(room, sh / sh.sum() * k - out, -np.inf)
+        out[int(np.argmax(deficit))] += 1
+    return tuple(int(v) for v in out)
 
 
 @dataclass(frozen=True)
@@ -661,19 +694,22 @@ class Weighted:
         in uniform order)."""
         if self.equal:
             return Uniform(self.k).sample_agents(states, counts, d, rng)
-        R, n = states.shape
-        if self.k == n:
+        if self.k == states.shape[1]:
             return counts
+        return agent_histograms(states, self.select_agents(states, rng), d)
+
+    def select_agents(self, states: IntArray, rng: np.random.Generator) -> IntArray:
+        """Indices ``(R, k)`` of the sampled agents in draw order: the first ``k`` of
+        independent ``Exp(w[s_i])`` clocks, weight-0 agents after all others in uniform
+        order."""
+        if self.equal:
+            return Uniform(self.k).select_agents(states, rng)
+        R, n = states.shape
         wa = self.weights[states]
         E = rng.standard_exponential((R, n))
-        with np.errstate(divide="ignore"):
-            key = np.where(wa > 0, E / np.where(wa > 0, wa, 1.0), E)
+        key = np.where(wa > 0, E / np.where(wa > 0, wa, 1.0), E)
         tier = (wa <= 0).astype(np.int64)
-        order = np.lexsort((key, tier), axis=1)[:, :self.k]
-        offsets = (np.arange(R) * d)[:, None]
-        rows = np.arange(R)[:, None]
-        return np.bincount((states[rows, order] + offsets).ravel(),
-                           minlength=R * d).reshape(R, d)
+        return np.lexsort((key, tier), axis=1)[:, :self.k]
 
     def law(self, states: IntArray) -> FloatArray:
         """:func:`successive_sampling_law` (or the hypergeometric law for equal weights)."""
@@ -728,7 +764,7 @@ def resolve(sampling: Scheme | dict[str, Any] | None, k: int | None,
     if sampling is None:
         if k is None:
             raise ValueError("k: expected a subsample size (or sampling=am.sampling....)")
-        scheme: Scheme = Uniform(k)
+        scheme: Scheme = Uniform(game.check_k(k) if game is not None else k)
     else:
         scheme = from_json(sampling) if isinstance(sampling, dict) else sampling
         if not isinstance(scheme, Uniform | Stratified | Weighted):
@@ -772,6 +808,8 @@ def check_table(scheme: Scheme, d: int, factor: int = 1,
 __all__ = [
     "HYPERGEOM_LIMIT",
     "SCHEMES",
+    "agent_histograms",
+    "allocate",
     "Scheme",
     "Stratified",
     "Uniform",

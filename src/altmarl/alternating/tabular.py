@@ -62,6 +62,7 @@ from altmarl.generative.game import GenerativeGame
 from altmarl.io import to_jsonable
 from altmarl.llearn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme, Uniform, resolve
 from altmarl.update import (
     EtaRule,
     certified_gap,
@@ -319,17 +320,22 @@ def run_tabular(
     l_learner: LocalLearner | None = None,
     evaluator: Evaluator | None = None,
     workers: int | None = None,
+    sampling: Scheme | None = None,
 ) -> AlternatingResult:
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6) with validated ``options``; see
     :func:`alternating_marl` for the arguments and the result."""
     t_start = time.perf_counter()
-    k = game.check_k(k)
+    scheme = resolve(sampling, k, game)
+    k = scheme.k
     if not isinstance(options, AlternatingOptions):
         raise ValueError(f"options: expected an AlternatingOptions, got {type(options).__name__}")
     if pi_l0 is not None and not isinstance(pi_l0, LocalPolicy):
         raise ValueError(f"pi_l0: expected None or an altmarl.LocalPolicy, got {type(pi_l0).__name__}")
     if pi_g0 is not None and (not isinstance(pi_g0, GlobalPolicy) or pi_g0.k != k):
         raise ValueError(f"pi_g0: expected None or an altmarl.GlobalPolicy with k = {k}")
+    if pi_g0 is not None and pi_g0.sampling.bind(game) != scheme:
+        raise ValueError(f"pi_g0: made for sampling {pi_g0.sampling.describe()}, expected "
+                         f"{scheme.describe()}")
     o = options
     rule = o.rule(game, truncated=evaluator is None)
     horizon = o.horizon(game)
@@ -341,9 +347,10 @@ def run_tabular(
     ev: Evaluator = evaluator or mc_evaluator(game, o.eval_rollouts, horizon, eval_seed, workers)
     eval_cost = 0 if evaluator is not None else o.eval_rollouts * horizon
     adapter = TabularAdapter(game, k, ev, eval_cost, ss_learn,
-                             g_learner or _default_g_learner(o.m, o.g_options),
+                             g_learner or _default_g_learner(o.m, o.g_options, scheme),
                              l_learner or _default_l_learner(o.local_solver, ev, o.l_options))
-    config = {"k": k, "seed": seed, "sweeps": o.sweeps, "eta": o.eta, "m": o.m,
+    config = {"k": k, "sampling": scheme.to_json(), "seed": seed, "sweeps": o.sweeps,
+              "eta": o.eta, "m": o.m,
               "local_solver": o.local_solver if l_learner is None else "custom",
               "eval_rollouts": o.eval_rollouts, "eval_horizon": horizon,
               "confidence": o.confidence, "learner_tol": rule.learner_tol,
@@ -381,7 +388,7 @@ def run_tabular(
 
 def alternating_marl(
     game: TabularGame | GenerativeGame,
-    k: int,
+    k: int | None = None,
     seed: int = 0,
     sweeps: int = 10,
     eta: float | None = None,
@@ -404,6 +411,7 @@ def alternating_marl(
     workers: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    sampling: Scheme | None = None,
 ) -> AlternatingResult:
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6).
 
@@ -419,7 +427,8 @@ def alternating_marl(
     Parameters
     ----------
     game, k
-        The game and the global agent's subsample size (``1 <= k <= n``).
+        The game and the global agent's subsample size (``1 <= k <= n``; may be left out
+        when ``sampling`` is given).
     seed
         One seed drives everything: ``SeedSequence(seed)`` spawns the comparison
         evaluator's seed, the held-out final evaluation's seed and one child per
@@ -475,6 +484,13 @@ def alternating_marl(
         Replace the learners (hooks, e.g. to inject proposals in tests):
         ``g_learner(game, pi_l, k, seed, pi_g) -> GlobalPolicy`` and
         ``l_learner(game, pi_g, pi_l, seed) -> LocalPolicy``.
+    sampling
+        The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
+        ``Uniform(k)``): G-LEARN proposes policies for it (``Stratified``: the stratified
+        surrogate; ``Weighted``: the uniform surrogate, executed weighted), L-LEARN and
+        every evaluation draw the global agent's samples with it, and the UPDATE rule and
+        the reported ``tolerance`` (the certified Nash gap) are as for uniform sampling.
+        ``config["sampling"]`` records it.
     evaluator
         Replace the Monte-Carlo evaluator: ``evaluator(pi_g, pi_l) -> ValueEstimate``
         (e.g. exact values on small games).
@@ -499,6 +515,13 @@ def alternating_marl(
     if isinstance(game, GenerativeGame):
         from altmarl.alternating.generative import options_from_keywords, run_generative
 
+        if sampling is not None and sampling.kind != "uniform":
+            raise ValueError("sampling: generative games sample uniformly; only "
+                             "am.sampling.Uniform(k) is accepted")
+        if k is None:
+            if sampling is None:
+                raise ValueError("k: expected a subsample size")
+            k = sampling.k
         gopts = options_from_keywords(sweeps, eta, m, local_solver, eval_rollouts,
                                       eval_horizon, confidence, learner_tol, g_options,
                                       l_options)
@@ -510,15 +533,16 @@ def alternating_marl(
         raise ValueError("checkpoint_dir: checkpoints are written for generative games (a "
                          "tabular run is fast and reproducible from its seed); pass "
                          "game.as_generative() for the neural route")
-    k = game.check_k(k)
+    scheme = resolve(sampling, k, game)
     local_solver = "direct" if local_solver is None else local_solver
     options = AlternatingOptions(
         sweeps=sweeps, eta=eta, m=m, local_solver=local_solver, eval_rollouts=eval_rollouts,
         eval_horizon=eval_horizon, confidence=confidence, learner_tol=learner_tol,
         g_options=dict(g_options or {}), l_options=dict(l_options or {}))
-    return run_tabular(game, k, options, seed, pi_l0=pi_l0, pi_g0=pi_g0, progress=progress,
-                       callback=callback, g_learner=g_learner, l_learner=l_learner,
-                       evaluator=evaluator, workers=workers)
+    return run_tabular(game, scheme.k, options, seed, pi_l0=pi_l0, pi_g0=pi_g0,
+                       progress=progress, callback=callback, g_learner=g_learner,
+                       l_learner=l_learner, evaluator=evaluator, workers=workers,
+                       sampling=None if isinstance(scheme, Uniform) else scheme)
 
 
 # ---------------------------------------------------------------------------
@@ -534,12 +558,17 @@ def _check_proposal_g(pi: Any, game: TabularGame, k: int) -> None:
                          f"{(pi.n_sg, pi.n_sl, pi.n_ag)}; expected k = {k} and {game.spaces}")
 
 
-def _default_g_learner(m: int | None, options: dict[str, Any]) -> GlobalLearner:
+def _default_g_learner(m: int | None, options: dict[str, Any],
+                       scheme: Scheme | None = None) -> GlobalLearner:
     def learn(game: TabularGame, pi_l: LocalPolicy, k: int, seed: int,
               pi_g: GlobalPolicy | None) -> GlobalPolicy:
         from altmarl.glearn import g_learn
 
-        out: GlobalPolicy = g_learn(game, pi_l, k, m=m, seed=seed, **options)
+        if scheme is not None and not isinstance(scheme, Uniform):  # SPEC 12
+            out: GlobalPolicy = g_learn(game, pi_l, m=m, seed=seed, sampling=scheme,
+                                        **options)
+            return out
+        out = g_learn(game, pi_l, k, m=m, seed=seed, **options)
         return out
 
     return learn

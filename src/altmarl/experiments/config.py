@@ -28,6 +28,11 @@ Example (``altmarl/configs/warehouse.toml``)::
     [sweep]
     k = [10]             # or k = { start = 1, stop = 50, step = 1 } (stop inclusive)
     train_seeds = 1
+
+    [sampling]           # optional (SPEC 12); absent = uniform k-subsets
+    scheme = "weighted"  # "uniform" | "stratified" | "weighted"
+    weights = [1, 1, 4, 1, 1]   # weighted: one per local state
+    # allocation = "proportional"  # stratified: k split over types ("equal" or shares)
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ CONFIG_VERSION = 1
 #: keys of ``alternating_marl`` the ``[algorithm]`` section sets through named fields
 _NAMED_ALGO_KEYS = ("sweeps", "m", "eta", "local_solver", "eval_rollouts", "eval_horizon")
 #: keys of ``alternating_marl`` the runner sets itself (not configurable)
-_RESERVED_ALGO_KEYS = ("game", "k", "seed", "progress", "callback", "workers")
+_RESERVED_ALGO_KEYS = ("game", "k", "seed", "progress", "callback", "workers", "sampling")
 
 Scalar = int | float | str | bool
 
@@ -197,6 +202,69 @@ def ks_of(v: list[int] | KRange | int) -> list[int]:
     return sorted(set(v))
 
 
+class SamplingConfig(StrictConfig):
+    """``[sampling]``: the global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`)
+    for every ``k`` of the sweep. ``"uniform"`` (the default when the section is absent);
+    ``"weighted"`` with ``weights`` (one per local state, ``>= 0``, not all zero);
+    ``"stratified"`` on a typed game, ``k`` split over the types by ``allocation``:
+    ``"proportional"`` to the type counts, ``"equal"``, or a list of positive shares
+    (largest remainder, at least one per type; :func:`altmarl.sampling.allocate`)."""
+
+    scheme: Literal["uniform", "stratified", "weighted"] = "uniform"
+    weights: list[float] | None = None
+    allocation: Literal["proportional", "equal"] | list[float] = "proportional"
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            from altmarl.sampling import Weighted
+
+            Weighted(tuple(v), 1)  # the scheme's own checks (negative, NaN, all zero)
+        return v
+
+    @field_validator("allocation")
+    @classmethod
+    def _allocation(cls, v: str | list[float]) -> str | list[float]:
+        if isinstance(v, list) and (not v or any(not (x > 0 and x < float("inf")) for x in v)):
+            raise ValueError("expected \"proportional\", \"equal\" or a list of positive shares")
+        return v
+
+    @model_validator(mode="after")
+    def _weights_for_scheme(self) -> SamplingConfig:
+        if self.scheme == "weighted" and self.weights is None:
+            raise ValueError("sampling.weights: scheme = \"weighted\" needs one weight per "
+                             "local state")
+        if self.scheme != "weighted" and self.weights is not None:
+            raise ValueError(f"sampling.weights: only for scheme = \"weighted\" (got scheme = "
+                             f"{self.scheme!r})")
+        return self
+
+    def scheme_for(self, k: int, game: Any) -> Any:
+        """The scheme of total size ``k`` for ``game`` (bound, validated)."""
+        from altmarl.sampling import Stratified, Uniform, Weighted, allocate
+
+        if self.scheme == "uniform":
+            return Uniform(k).bind(game)
+        if self.scheme == "weighted":
+            assert self.weights is not None
+            return Weighted(tuple(self.weights), k).bind(game)
+        counts = list(game.type_counts)
+        if len(counts) < 2:
+            raise ValueError("sampling.scheme = \"stratified\": the game has one type (pass "
+                             "types / type_counts to the environment)")
+        if self.allocation == "proportional":
+            shares: list[float] = [float(c) for c in counts]
+        elif self.allocation == "equal":
+            shares = [1.0] * len(counts)
+        else:
+            shares = list(self.allocation)
+            if len(shares) != len(counts):
+                raise ValueError(f"sampling.allocation: {len(shares)} shares for "
+                                 f"{len(counts)} types")
+        return Stratified(allocate(k, shares, counts)).bind(game)
+
+
 class PlotConfig(StrictConfig):
     """``[plots]``: which ``k`` get an occupancy panel (default: up to 3 spread over the
     grid)."""
@@ -215,6 +283,9 @@ class ExperimentConfig(StrictConfig):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     plots: PlotConfig = Field(default_factory=PlotConfig)
+    #: ``None`` (section absent): uniform sampling; left out of the resolved configuration
+    #: so that the fingerprints of configurations without it do not change
+    sampling: SamplingConfig | None = None
 
     @field_validator("version")
     @classmethod
@@ -330,6 +401,12 @@ def check_against_env(cfg: ExperimentConfig, source: str = "config") -> None:
         raise ValueError(f"{source}: {exc}") from None
     if isinstance(game, TabularGame):
         _check_algorithm(cfg, game, source)
+    if cfg.sampling is not None:
+        for k in cfg.ks():
+            try:
+                cfg.sampling.scheme_for(k, game)
+            except ValueError as exc:
+                raise ValueError(f"{source}: sampling (k = {k}): {exc}") from None
 
 
 #: where each field of ``AlternatingOptions`` lives in a configuration file

@@ -185,6 +185,8 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
     trainer = resolve_trainer(task.trainer)
     kwargs = _accepted(trainer, {**cfg.algorithm.kwargs(), "progress": False,
                                  "callback": callback, "workers": task.eval_workers})
+    if cfg.sampling is not None:  # SPEC 12: the unit's scheme of total size k
+        kwargs["sampling"] = cfg.sampling.scheme_for(k, game)
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     res = trainer(game, k, seed=seed_t, **kwargs)

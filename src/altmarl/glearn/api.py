@@ -36,6 +36,7 @@ from altmarl.glearn.rewards import RewardModel
 from altmarl.glearn.solvers import policy_from_operator
 from altmarl.glearn.stochastic import randomized_operator
 from altmarl.policies import GlobalPolicy, LocalPolicy
+from altmarl.sampling import Scheme
 
 if TYPE_CHECKING:
     from altmarl.generative.neural import NeuralGlobalPolicy
@@ -47,19 +48,19 @@ HOEFFDING_DELTA = 0.05
 
 
 @overload
-def g_learn(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int, m: int | None = 30,
-            seed: int = 0, *args: Any, **kwargs: Any) -> GlobalPolicy: ...
+def g_learn(game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int | None = None,
+            m: int | None = 30, seed: int = 0, *args: Any, **kwargs: Any) -> GlobalPolicy: ...
 
 
 @overload
-def g_learn(game: GenerativeGame, pi_l: Any, k: int, m: int | None = 30, seed: int = 0,
-            *args: Any, **kwargs: Any) -> NeuralGlobalPolicy: ...
+def g_learn(game: GenerativeGame, pi_l: Any, k: int | None = None, m: int | None = 30,
+            seed: int = 0, *args: Any, **kwargs: Any) -> NeuralGlobalPolicy: ...
 
 
 def g_learn(
     game: TabularGame | GenerativeGame,
     pi_l: LocalPolicy | FloatArray,
-    k: int,
+    k: int | None = None,
     m: int | None = DEFAULT_M,
     seed: int = 0,
     parameterization: str = DEFAULT_PARAMETERIZATION,
@@ -75,6 +76,7 @@ def g_learn(
     max_exact_entries: int = MAX_EXACT_ENTRIES,
     *,
     options: GLearnOptions | None = None,
+    sampling: Scheme | None = None,
 ) -> GlobalPolicy | NeuralGlobalPolicy:
     """G-LEARN (paper Algorithm 22, SPEC 4): the global agent's best response to ``pi_l``
     in the ``k``-agent surrogate, as a greedy :class:`~altmarl.policies.GlobalPolicy`.
@@ -89,7 +91,7 @@ def g_learn(
     game, pi_l
         The game and the fixed shared local policy (a :class:`LocalPolicy` or its table).
     k
-        Subsample size, ``1 <= k <= n``.
+        Subsample size, ``1 <= k <= n`` (may be left out when ``sampling`` is given).
     m
         Samples per ``(s_g, h, a_g)``, drawn once from ``seed``; ``None`` = exact
         expectation (small ``k`` only; refused above ``max_exact_entries``).
@@ -117,6 +119,15 @@ def g_learn(
         Show a progress bar (off by default).
     options
         All of the above but ``k`` and ``seed`` as one :class:`GLearnOptions`.
+    sampling
+        The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
+        ``Uniform(k)``). ``Stratified(ks)`` on a typed game: the surrogate has ``k_c`` agents
+        of type ``c``, the table ``prod_c C(k_c + |S_c| - 1, |S_c| - 1)`` histograms per
+        global state (``info["histograms_per_type"]``, ``info["histograms"]``), and its local
+        reward weighs each type by its population share ``n_c / n``. ``Weighted(w, k)``: the
+        surrogate is still the uniform ``k``-agent one (a weighted sample's histogram is a
+        biased view of the population that the surrogate does not model); the policy is
+        tagged with the scheme, so :func:`altmarl.evaluate` executes it under it.
 
     On a :class:`~altmarl.GenerativeGame` this is neural G-LEARN (SPEC 11, fitted
     Q-iteration on the ``k``-agent surrogate with ``m`` draws per target, default 10;
@@ -139,6 +150,13 @@ def g_learn(
 
         if options is not None:
             m, progress = options.m, options.progress
+        if sampling is not None:
+            if sampling.kind != "uniform":
+                raise ValueError("sampling: neural G-LEARN on a GenerativeGame samples "
+                                 "uniformly; only am.sampling.Uniform(k) is accepted")
+            k = sampling.k if k is None else k
+        if k is None:
+            raise ValueError("k: expected a subsample size")
         return neural_g_learn(game, pi_l, k, m=10 if m is None else m, seed=seed,
                               progress=progress)
     started = (time.perf_counter(), time.process_time())
@@ -146,7 +164,7 @@ def g_learn(
         options, m=m, parameterization=parameterization, tol=tol, max_iter=max_iter,
         solver=solver, crn=crn, tie_break=tie_break, pool_size=pool_size, progress=progress,
         max_samples=max_samples, max_table=max_table, max_exact_entries=max_exact_entries)
-    op = empirical_operator(game, pi_l, k, seed, opts)
+    op = empirical_operator(game, pi_l, k, seed, opts, sampling=sampling)
     return policy_from_operator(game, op, seed, opts, started=started)
 
 

@@ -119,6 +119,55 @@ def _rank_packed(acc: NDArray[np.int64], k: int, d: int, bits: int) -> NDArray[n
     return out
 
 
+class StratifiedRanks:
+    """Indices of histograms with per-type sums ``ks`` in the order of
+    :class:`altmarl.sampling.Stratified` (SPEC 12: mixed radix, type 0 most significant,
+    each type's digit its rank in ``H_{k_c}`` over the states of the type), on int16
+    histograms (:meth:`plain`) or histograms packed ``bits`` per bin (:meth:`packed`): the
+    stratified counterparts of ``_rank_fast`` / ``_rank_packed``."""
+
+    def __init__(self, ks: tuple[int, ...], groups: tuple[NDArray[np.int64], ...]) -> None:
+        self.ks, self.groups = tuple(int(v) for v in ks), groups
+        self.sizes = [math.comb(kc + g.size - 1, g.size - 1) for kc, g in zip(ks, groups,
+                                                                          strict=True)]
+        self.cols = [_binom_columns(kc, int(g.size)) for kc, g in zip(ks, groups, strict=True)]
+
+    def _combine(self, digit: Any) -> NDArray[np.int32]:
+        out: NDArray[np.int32] | None = None
+        for c, size in enumerate(self.sizes):
+            part = digit(c)
+            out = part if out is None else out * np.int32(size) + part
+        assert out is not None
+        return out
+
+    def _digit(self, c: int, bin_of: Any, shape: tuple[int, ...]) -> NDArray[np.int32]:
+        g, cols, kc = self.groups[c], self.cols[c], self.ks[c]
+        e_max = int(g.size) - 1
+        rem = np.full(shape, kc, dtype=np.int32)
+        out = np.zeros(shape, dtype=np.int32)
+        for i in range(e_max):
+            e = e_max - i
+            nxt = rem - bin_of(int(g[i]))
+            out += np.take(cols[e], rem)
+            out -= np.take(cols[e], nxt)
+            rem = nxt
+        return out
+
+    def plain(self, hn: NDArray[Any]) -> NDArray[np.int32]:
+        """Indices of int16 histograms ``hn[..., d]``."""
+        shape = hn.shape[:-1]
+        return self._combine(lambda c: self._digit(c, lambda x: hn[..., x], shape))
+
+    def packed(self, acc: NDArray[np.int64], bits: int) -> NDArray[np.int32]:
+        """Indices of histograms packed ``bits`` per bin into int64."""
+        mask = np.int64((1 << bits) - 1)
+
+        def bin_of(x: int) -> NDArray[np.int32]:
+            return ((acc >> np.int64(x * bits)) & mask).astype(np.int32)
+
+        return self._combine(lambda c: self._digit(c, bin_of, acc.shape))
+
+
 def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generator,
                  packed_bits: int = 0) -> NDArray[Any]:
     """``pools[x, c, p, :]`` = histogram of the first ``c`` moves of stream ``p mod P`` of
@@ -155,10 +204,13 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
 
 
 def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
-                     ss: np.random.SeedSequence, chunk: int) -> NDArray[np.int32]:
+                     ss: np.random.SeedSequence, chunk: int,
+                     ranks: StratifiedRanks | None = None) -> NDArray[np.int32]:
     """``crn="pool"``: draw ``j`` of ``(s_g, h)`` takes, for every bin ``x``, the first
     ``h[x]`` moves of stream ``(o[h, x] + j) mod P`` of bin ``x`` (``o`` uniform offsets).
-    Returns next-histogram ranks ``eta[s, h, 0, j]``."""
+    Returns next-histogram ranks ``eta[s, h, 0, j]``; with ``ranks`` (a stratified
+    surrogate, SPEC 12: ``k`` is then the largest per-type size, the streams' depth) their
+    stratified indices."""
     d, S, _ = K.shape
     N = H.shape[0]
     P = max(int(pool), m)
@@ -183,7 +235,8 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                 acc = flat_p[starts[a:b, 0, None] + win]
                 for x in range(1, d):
                     acc += flat_p[starts[a:b, x, None] + win]
-                eta[s, a:b, 0] = _rank_packed(acc, k, d, bits)
+                eta[s, a:b, 0] = (_rank_packed(acc, k, d, bits) if ranks is None
+                                  else ranks.packed(acc, bits))
         else:
             flat = pools.reshape(d * (k + 1) * Pw, d)
             for a in range(0, N, chunk):
@@ -191,14 +244,16 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                 hn = flat[starts[a:b, 0, None] + win]
                 for x in range(1, d):
                     hn += flat[starts[a:b, x, None] + win]
-                eta[s, a:b, 0] = _rank_fast(hn, k)
+                eta[s, a:b, 0] = _rank_fast(hn, k) if ranks is None else ranks.plain(hn)
     return eta
 
 
 def sample_hist_states(K: FloatArray, H: IntArray, k: int, m: int, n_e: int,
-                       ss: np.random.SeedSequence, chunk: int) -> NDArray[np.int32]:
+                       ss: np.random.SeedSequence, chunk: int,
+                       ranks: StratifiedRanks | None = None) -> NDArray[np.int32]:
     """``crn="states"`` (``n_e = 1``) / ``"none"`` (``n_e = |A_g|``): independent
-    ``sum_x Multinomial(h[x], K[x, s])`` draws for every ``(s, h, e, j)``."""
+    ``sum_x Multinomial(h[x], K[x, s])`` draws for every ``(s, h, e, j)`` (indices by
+    ``ranks`` for a stratified surrogate)."""
     d, S, _ = K.shape
     N = H.shape[0]
     eta = np.empty((S, N, n_e, m), dtype=np.int32)
@@ -214,7 +269,7 @@ def sample_hist_states(K: FloatArray, H: IntArray, k: int, m: int, n_e: int,
                         continue
                     rows = np.flatnonzero(hb[:, x] == c)
                     hn[rows] += rng.multinomial(int(c), K[x, s], size=(rows.size, n_e, m)).astype(np.int16)
-            eta[s, a:b] = _rank_fast(hn, k)
+            eta[s, a:b] = _rank_fast(hn, k) if ranks is None else ranks.plain(hn)
     return eta
 
 
@@ -266,3 +321,16 @@ def exact_next_histograms(K_s: FloatArray, k: int) -> FloatArray:
         D, prev = Dt, Ht
     return D
 
+
+
+def exact_next_stratified(K_s: FloatArray, ks: tuple[int, ...],
+                          groups: tuple[NDArray[np.int64], ...]) -> FloatArray:
+    """``D[h, h']`` of a stratified surrogate (SPEC 12): ``k_c`` agents of each type ``c``
+    move independently by ``K_s``, which never leaves a type, so the law is the Kronecker
+    product over types of :func:`exact_next_histograms` on the states of each type (rows
+    and columns in the mixed-radix order of :class:`altmarl.sampling.Stratified`)."""
+    D: FloatArray = np.ones((1, 1))
+    for kc, g in zip(ks, groups, strict=True):
+        D = np.asarray(np.kron(D, exact_next_histograms(K_s[np.ix_(g, g)], kc)),
+                       dtype=np.float64)
+    return D

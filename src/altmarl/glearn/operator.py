@@ -37,7 +37,9 @@ from altmarl._random import child
 from altmarl._validate import check_int
 from altmarl.game import TabularGame
 from altmarl.glearn.draws import (
+    StratifiedRanks,
     exact_next_histograms,
+    exact_next_stratified,
     sample_global,
     sample_hist_pool,
     sample_hist_states,
@@ -46,6 +48,14 @@ from altmarl.glearn.draws import (
 from altmarl.glearn.options import GLearnOptions
 from altmarl.glearn.states import num_states, state_counts
 from altmarl.policies import LocalPolicy
+from altmarl.sampling import (
+    Scheme,
+    Stratified,
+    Uniform,
+    resolve,
+    stratified_histograms,
+    type_groups,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -232,6 +242,10 @@ class EmpiricalOperator:
     sample_seconds: float
     #: streams per ``(s_g, x)`` with ``crn="pool"`` (``max(pool_size, m)``), else ``None``
     pool_size: int | None = None
+    #: the sampling scheme the policy is made for (SPEC 12; ``None`` = ``Uniform(k)``)
+    sampling: Scheme | None = None
+    #: ``"uniform"`` (``k`` agents) or ``"stratified"`` (``k_c`` agents of type ``c``)
+    surrogate: str = "uniform"
 
     @property
     def gamma(self) -> float:
@@ -330,19 +344,29 @@ def _gigabytes(entries: int) -> str:
 def empirical_operator(
     game: TabularGame,
     pi_l: LocalPolicy | FloatArray,
-    k: int,
+    k: int | None,
     seed: int = 0,
     options: GLearnOptions | None = None,
+    sampling: Scheme | None = None,
 ) -> EmpiricalOperator:
     """Build SPEC 4's operator ``T_hat`` (paper Algorithm 22): draw the ``m`` next-state
     samples of every ``(s_g, x, a_g)`` once from ``seed`` (or, with ``options.m=None``, the
     exact expectation). ``options`` (default ``GLearnOptions()``) supplies ``m``,
-    ``parameterization``, ``crn``, ``pool_size`` and the size limits."""
+    ``parameterization``, ``crn``, ``pool_size`` and the size limits.
+
+    ``sampling`` (SPEC 12, default ``Uniform(k)``): under ``Stratified(ks)`` on a typed
+    game the surrogate has ``k_c`` agents of type ``c`` (:func:`stratified_operator`);
+    under ``Uniform`` and ``Weighted`` it is the uniform ``k``-agent surrogate (``Weighted``
+    changes what the global agent sees, not the surrogate: the policy is then executed
+    under the weighted scheme)."""
     opts = GLearnOptions.from_keywords(options)
     if not isinstance(game, TabularGame):
         raise ValueError(f"game: expected an altmarl.TabularGame, got {type(game).__name__}")
+    scheme = resolve(sampling, k, game)
+    if isinstance(scheme, Stratified) and len(scheme.ks) > 1:
+        return stratified_operator(game, pi_l, scheme, seed, opts)
     table = pi_l_table(game, pi_l)
-    k = game.check_k(k)
+    k = game.check_k(scheme.k)
     seed = check_int("seed", seed, 0)
     m, param, crn = opts.m, opts.parameterization, opts.crn_mode
     pool_size = opts.pool_size
@@ -384,4 +408,89 @@ def empirical_operator(
         model = _SampledModel(cols, r_g, r_loc, game.gamma)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
-                             draws, time.perf_counter() - t0, pool)
+                             draws, time.perf_counter() - t0, pool,
+                             sampling=None if isinstance(scheme, Uniform) else scheme)
+
+
+def stratified_reward_weights(game: TabularGame, scheme: Stratified) -> FloatArray:
+    """``c[x] = (n_c / n) / k_c`` for ``c = type(x)`` (SPEC 12): the stratified surrogate's
+    local reward ``sum_x c[x] h[x] rbar[x, s_g]`` weighs each type's sample mean by the
+    type's population share, so it estimates the ``n``-agent reward ``(1/n) sum_i r_l``
+    without bias whatever the ``k_c`` (with ``k_c / k = n_c / n`` it is ``(1/k) sum_x h[x]
+    rbar``)."""
+    t = np.asarray(game.types, dtype=np.int64)
+    share = np.asarray(game.type_counts, dtype=np.float64) / game.n
+    return np.asarray(share[t] / np.asarray(scheme.ks, dtype=np.float64)[t], dtype=np.float64)
+
+
+def stratified_operator(
+    game: TabularGame,
+    pi_l: LocalPolicy | FloatArray,
+    scheme: Stratified,
+    seed: int,
+    options: GLearnOptions,
+) -> EmpiricalOperator:
+    """SPEC 4's operator on the stratified surrogate (SPEC 12): ``k_c`` agents of type ``c``,
+    states the histograms with per-type sums ``k_c`` (``prod_c C(k_c + |S_c| - 1, |S_c| - 1)``
+    of them, in the order of :class:`altmarl.sampling.Stratified`), reward
+    ``r_g + sum_x c[x] h[x] rbar[x, s_g]`` (:func:`stratified_reward_weights`), every agent
+    moving by ``K = game.local_kernel(pi_l)`` (which keeps its type). Same draws and seeds
+    as the uniform surrogate (``crn="pool"`` streams of depth ``max_c k_c``); mean-field
+    parameterization only."""
+    opts = options
+    table = pi_l_table(game, pi_l)
+    scheme = scheme.bind(game)
+    seed = check_int("seed", seed, 0)
+    if opts.parameterization != "mean-field":
+        raise ValueError("parameterization = 'standard': a Stratified surrogate is "
+                         "mean-field only (use parameterization='mean-field')")
+    m, crn = opts.m, opts.crn_mode
+    S, A, d = game.n_sg, game.n_ag, game.n_sl
+    assert scheme.types is not None
+    groups = type_groups(scheme.types)
+    n_states = scheme.num_observations(d)
+    size = S * n_states * A
+    if size > opts.max_table:
+        raise ValueError(
+            f"sampling = {scheme.describe()}: the Q table has |S_g| |O| |A_g| = {S} x "
+            f"{n_states} x {A} = {size:.3g} entries, above max_table = {opts.max_table:.3g}; "
+            "use smaller per-type sample sizes or raise max_table")
+    if m is not None and size * m > opts.max_samples:
+        raise ValueError(f"m = {m}: |S_g| |O| |A_g| m = {size * m:.3g} stored samples exceed "
+                         f"max_samples = {opts.max_samples:.3g}; use smaller ks or m")
+    if m is None and S * n_states**2 > opts.max_exact_entries:
+        raise ValueError(f"m = None (exact expectation): {scheme.describe()} needs |S_g| |O|^2 "
+                         f"= {S * n_states**2:.3g} transition entries, above max_exact_entries "
+                         f"= {opts.max_exact_entries:.3g}; use a sampled operator")
+    K = game.local_kernel(table)
+    rbar = game.local_reward(table)
+    H = stratified_histograms(scheme.ks, scheme.types)
+    coef = stratified_reward_weights(game, scheme)
+    r_loc = np.ascontiguousarray(((H * coef) @ rbar).T)
+    r_g = np.asarray(game.r_g, dtype=np.float64)
+    t0 = time.perf_counter()
+    draws: dict[str, int] = {"global": 0, "local_multinomial": 0, "local_agent": 0}
+    model: Any
+    depth = max(scheme.ks)
+    if m is None:
+        D = np.stack([exact_next_stratified(K[:, s, :], scheme.ks, groups) for s in range(S)])
+        model = _ExactHistModel(D, game.P_g, r_g, r_loc, game.gamma)
+    else:
+        ranks = StratifiedRanks(scheme.ks, groups)
+        ss_local, ss_global = child(seed, 0), child(seed, 1)
+        n_e = A if crn == "none" else 1
+        chunk = max(64, (1 << 19) // (m * n_e * d))
+        if crn == "pool":
+            eta = sample_hist_pool(K, H, depth, m, opts.pool_size, ss_local, chunk, ranks)
+            draws["local_agent"] = S * d * depth * max(opts.pool_size, m)
+        else:
+            eta = sample_hist_states(K, H, depth, m, n_e, ss_local, chunk, ranks)
+            draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
+        cols = sample_global(eta, game.P_g, ss_global)
+        del eta
+        draws["global"] = S * n_states * A * m
+        model = _SampledModel(cols, r_g, r_loc, game.gamma)
+    pool = max(opts.pool_size, m) if m is not None and crn == "pool" else None
+    return EmpiricalOperator(model, "mean-field", scheme.k, m, None if m is None else crn,
+                             (S, n_states, A), draws, time.perf_counter() - t0, pool,
+                             sampling=scheme, surrogate="stratified")

@@ -40,6 +40,7 @@ from altmarl.glearn.states import histogram_q
 from altmarl.histogram import num_histograms, num_tuples
 from altmarl.policies import GlobalPolicy
 from altmarl.progress import Progress
+from altmarl.sampling import Stratified, type_groups
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -197,8 +198,15 @@ def policy_from_operator(
     tie_break = opts.tie_break
     Q, sinfo = solve(op, opts)
     d = game.n_sl
+    scheme = op.sampling
     n_h = num_histograms(op.k, d)
     n_t = num_tuples(op.k, d)
+    if op.surrogate == "stratified":  # per-type histograms / per-type ordered tuples
+        assert isinstance(scheme, Stratified) and scheme.types is not None
+        n_h = op.shape[1]
+        n_t = 1
+        for kc, g in zip(scheme.ks, type_groups(scheme.types), strict=True):
+            n_t *= num_tuples(kc, int(g.size))
     S, A = game.n_sg, game.n_ag
     q_hist = Q if op.parameterization == "mean-field" else histogram_q(Q, op.k, d)
     info: dict[str, Any] = {
@@ -223,8 +231,18 @@ def policy_from_operator(
     }
     if op.crn == "pool":
         info["pool_size"] = op.pool_size
+    if scheme is not None:  # SPEC 12: the scheme, the surrogate, the table's size
+        info["sampling"] = scheme.to_json()
+        info["surrogate"] = op.surrogate
+        if op.surrogate == "stratified":
+            assert isinstance(scheme, Stratified) and scheme.types is not None
+            info["histograms_per_type"] = [
+                num_histograms(kc, int(g.size))
+                for kc, g in zip(scheme.ks, type_groups(scheme.types), strict=True)]
+            info["histograms"] = op.shape[1]
     info.update(extra_info or {})
     ties = tie_seed(int(seed)) if tie_break == "seeded" else None
     info["wall_seconds"] = time.perf_counter() - t0
     info["cpu_seconds"] = time.process_time() - c0
-    return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=ties)
+    return GlobalPolicy.from_q(op.k, q_hist, info=info, game=game, tie_seed=ties,
+                               sampling=scheme)

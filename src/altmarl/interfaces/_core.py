@@ -16,8 +16,9 @@ from numpy.typing import NDArray
 
 from altmarl._validate import check_choice
 from altmarl.game import TabularGame
-from altmarl.histogram import enumerate_histograms, num_histograms, rank
+from altmarl.histogram import num_histograms
 from altmarl.policies import LocalPolicy
+from altmarl.sampling import Scheme, Uniform
 from altmarl.simulate import CountStep, count_step, multinomial_moves, step_tables
 
 FloatArray = NDArray[np.float64]
@@ -113,13 +114,17 @@ class GlobalObsCodec:
 
     Modes: ``"dict"`` ``{"s_g": int, "hist": int64[|S_l|]}``; ``"multidiscrete"``
     ``[s_g, h_0, ..., h_{d-1}]``; ``"discrete"`` the index ``s_g * |H_k| + rank(h)``;
-    ``"box"`` float32 ``[one_hot(s_g), h / k]``.
+    ``"box"`` float32 ``[one_hot(s_g), h / k]``. With a sampling ``scheme`` (SPEC 12) the
+    histograms are its observations (``|H_k|`` and ``rank`` become its count and index).
     """
 
-    def __init__(self, n_sg: int, n_sl: int, k: int, mode: str) -> None:
+    def __init__(self, n_sg: int, n_sl: int, k: int, mode: str,
+                 scheme: Scheme | None = None) -> None:
         self.n_sg, self.n_sl, self.k = int(n_sg), int(n_sl), int(k)
         self.mode = check_choice("obs", mode, GLOBAL_OBS_MODES)
-        self.n_hist = num_histograms(self.k, self.n_sl)
+        self.scheme: Scheme = Uniform(self.k) if scheme is None else scheme
+        self.n_hist = (num_histograms(self.k, self.n_sl) if scheme is None
+                       else self.scheme.num_observations(self.n_sl))
 
     def encode(self, s_g: IntArray, h: IntArray) -> Any:
         """Observations for ``s_g`` (shape ``(B,)``) and histograms ``h`` (``(B, |S_l|)``)."""
@@ -130,7 +135,7 @@ class GlobalObsCodec:
         if self.mode == "multidiscrete":
             return np.concatenate([s_g[:, None], h], axis=1)
         if self.mode == "discrete":
-            return s_g * self.n_hist + rank(h, self.k)
+            return s_g * self.n_hist + self.scheme.index(h)
         out = np.zeros((s_g.shape[0], self.n_sg + self.n_sl), dtype=np.float32)
         out[np.arange(s_g.shape[0]), s_g] = 1.0
         out[:, self.n_sg:] = h / self.k
@@ -147,7 +152,7 @@ class GlobalObsCodec:
 
     def all_observations(self) -> tuple[IntArray, IntArray, Any]:
         """Every ``(s_g, h)`` pair in ``GlobalPolicy`` table order, and its encoding."""
-        hs = enumerate_histograms(self.k, self.n_sl)
+        hs = self.scheme.observations(self.n_sl)
         sg = np.repeat(np.arange(self.n_sg), hs.shape[0])
         hh = np.tile(hs, (self.n_sg, 1))
         return sg, hh, self.encode(sg, hh)
@@ -163,7 +168,7 @@ class GlobalObsCodec:
             return a[:, 0], a[:, 1:]
         if self.mode == "discrete":
             idx = a.reshape(-1).astype(np.int64)
-            hs = enumerate_histograms(self.k, self.n_sl)
+            hs = self.scheme.observations(self.n_sl)
             return idx // self.n_hist, hs[idx % self.n_hist]
         a = a.reshape(-1, self.n_sg + self.n_sl)
         h = np.rint(a[:, self.n_sg:] * self.k).astype(np.int64)

@@ -36,7 +36,6 @@ except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
 
 from altmarl._validate import check_choice, check_int
 from altmarl.game import TabularGame, check_game
-from altmarl.histogram import rank
 from altmarl.interfaces._core import (
     CountStepper,
     FloatArray,
@@ -47,6 +46,7 @@ from altmarl.interfaces._core import (
     draw_representative,
 )
 from altmarl.policies import GlobalPolicy, LocalPolicy, check_global_policy, check_local_policy
+from altmarl.sampling import Scheme, Uniform, check_observable, resolve
 from altmarl.simulate import subsample_histograms
 
 #: reward options of :class:`LocalAgentEnv`
@@ -90,6 +90,10 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         The shared policy every local agent follows.
     k
         Subsample size, ``1 <= k <= n``; ``k = n`` shows the whole count vector.
+    sampling
+        The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
+        ``Uniform(k)``; ``k`` may then be left out): the observed histogram is drawn by it,
+        and ``"discrete"`` observations index its observations.
     horizon
         Episode length; the episode is *truncated* (``truncated=True``) after it.
     obs
@@ -115,13 +119,17 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int,
-                 horizon: int = 100, obs: str = "dict") -> None:
+    def __init__(self, game: TabularGame, pi_l: LocalPolicy | FloatArray, k: int | None = None,
+                 horizon: int = 100, obs: str = "dict", *,
+                 sampling: Scheme | None = None) -> None:
         self.game = check_game(game)
         self.pi_l = check_local_policy(game, pi_l)
-        self.k = game.check_k(k)
+        self.scheme: Scheme = resolve(sampling, k, game)
+        self.k = self.scheme.k
         self.horizon = check_int("horizon", horizon, 1)
-        self.codec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, obs)
+        uniform = isinstance(self.scheme, Uniform)
+        self.codec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, obs,
+                                    None if uniform else self.scheme)
         self.observation_space = global_obs_space(self.codec)
         self.action_space = spaces.Discrete(game.n_ag)
         self._stepper = CountStepper(game, self.pi_l)
@@ -169,6 +177,10 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
 
     # --- helpers --------------------------------------------------------------
     def _observe(self) -> None:
+        if not isinstance(self.scheme, Uniform):  # SPEC 12
+            self._h = np.asarray(self.scheme.sample(self._N[None, :], self.np_random,
+                                                    self.game.n)[0]).copy()
+            return
         self._h = (self._N.copy() if self.k == self.game.n
                    else subsample_histograms(self._N, self.k, self.np_random))
 
@@ -187,14 +199,17 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         _, _, batch = self.codec.all_observations()
         acts = np.asarray(predict(batch), dtype=np.int64).reshape(self.game.n_sg,
                                                                   self.codec.n_hist)
-        return GlobalPolicy(self.k, acts, self.game.n_ag, info=dict(info or {}), game=self.game)
+        return GlobalPolicy(self.k, acts, self.game.n_ag, info=dict(info or {}), game=self.game,
+                            sampling=self.scheme)
 
     def policy_action(self, pi_g: GlobalPolicy, obs: Any) -> int:
-        """``pi_g``'s action for an observation of this env (``pi_g.k`` must equal ``k``)."""
+        """``pi_g``'s action for an observation of this env (``pi_g.k`` must equal ``k``;
+        ``pi_g`` must be able to act on the env's samples)."""
         if pi_g.k != self.k:
             raise ValueError(f"pi_g.k = {pi_g.k}: expected the env's k = {self.k}")
+        check_observable(pi_g.sampling.bind(self.game), self.scheme)
         s_g, h = self.codec.decode(obs)
-        return int(pi_g.act_ranked(s_g, rank(h, self.k))[0])
+        return int(pi_g.act_ranked(s_g, pi_g.sampling.index(h))[0])
 
 
 class LocalAgentEnv(gym.Env[Any, np.int64]):
@@ -285,8 +300,12 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
         s_g, s = self._s_g, self._s
         N_all = self._N_oth.copy()
         N_all[s] += 1
-        h = N_all if self.k == game.n else subsample_histograms(N_all, self.k, rng)
-        a_g = int(self.pi_g.act_ranked(np.array([s_g]), rank(h[None, :], self.k))[0])
+        scheme = self.pi_g.sampling.bind(game)
+        if isinstance(scheme, Uniform):
+            h = N_all if self.k == game.n else subsample_histograms(N_all, self.k, rng)
+        else:  # SPEC 12: the global agent's sample by its policy's scheme
+            h = np.asarray(scheme.sample(N_all[None, :], rng, game.n)[0])
+        a_g = int(self.pi_g.act_ranked(np.array([s_g]), scheme.index(h[None, :]))[0])
         # draw order: the others' move, the representative's move, then s_g'
         M = st.moves(s_g, self._N_oth, rng)
         r_own = float(game.r_l[s, s_g, a_l])

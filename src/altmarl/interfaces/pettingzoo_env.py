@@ -35,6 +35,7 @@ from altmarl.interfaces._core import (
     check_initial_state,
 )
 from altmarl.interfaces.gym_envs import global_obs_space, local_obs_space
+from altmarl.sampling import Scheme, Uniform, resolve
 
 #: reward options of :class:`AltMarlParallelEnv`
 PARALLEL_REWARDS = ("joint", "individual")
@@ -50,6 +51,10 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
         A :class:`~altmarl.TabularGame` (small ``n``: the cost per step is ``O(n)``).
     k
         The global agent's subsample size, ``1 <= k <= n``.
+    sampling
+        The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
+        ``Uniform(k)``; ``k`` may then be left out): the sampled agents are drawn by it
+        (``infos["global"]["sample"]``: their indices).
     horizon
         Episode length; every agent is truncated after it.
     global_obs, local_obs
@@ -75,14 +80,17 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
     metadata: dict[str, Any] = {"name": "altmarl_parallel_v0", "render_modes": [],
                                 "is_parallelizable": True}
 
-    def __init__(self, game: TabularGame, k: int, horizon: int = 100,
+    def __init__(self, game: TabularGame, k: int | None = None, horizon: int = 100,
                  global_obs: str = "dict", local_obs: str = "multidiscrete",
-                 reward: str = "joint") -> None:
+                 reward: str = "joint", *, sampling: Scheme | None = None) -> None:
         self.game = check_game(game)
-        self.k = game.check_k(k)
+        self.scheme: Scheme = resolve(sampling, k, game)
+        self.k = self.scheme.k
         self.horizon = check_int("horizon", horizon, 1)
         self.reward_mode = check_choice("reward", reward, PARALLEL_REWARDS)
-        self.gcodec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, global_obs)
+        uniform = isinstance(self.scheme, Uniform)
+        self.gcodec = GlobalObsCodec(game.n_sg, game.n_sl, self.k, global_obs,
+                                     None if uniform else self.scheme)
         self.lcodec = LocalObsCodec(game.n_sl, game.n_sg, local_obs)
         n = game.n
         self.local_agents: list[str] = [f"local_{i}" for i in range(n)]
@@ -206,6 +214,9 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
         n = self.game.n
         if self.k == n:
             self._sample = np.arange(n, dtype=np.int64)
+        elif not isinstance(self.scheme, Uniform):  # SPEC 12
+            idx = self.scheme.select_agents(self._states[None, :], self._rng)[0]
+            self._sample = np.sort(idx).astype(np.int64)
         else:
             self._sample = np.sort(self._rng.choice(n, size=self.k, replace=False)).astype(np.int64)
         self._h = np.bincount(self._states[self._sample], minlength=self.game.n_sl).astype(np.int64)
@@ -228,6 +239,6 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
         return infos
 
 
-def parallel_env(game: TabularGame, k: int, **kwargs: Any) -> AltMarlParallelEnv:
+def parallel_env(game: TabularGame, k: int | None = None, **kwargs: Any) -> AltMarlParallelEnv:
     """PettingZoo-style constructor: ``parallel_env(game, k, horizon=..., reward=...)``."""
     return AltMarlParallelEnv(game, k, **kwargs)

@@ -158,6 +158,10 @@ def _check_game_policy(game: Any, pi_g: Any) -> tuple[TabularGame, GlobalPolicy]
     game = check_instance("game", game, TabularGame, "an altmarl.TabularGame")
     pi_g = check_instance("pi_g", pi_g, GlobalPolicy, "an altmarl.GlobalPolicy")
     check_joint(game, pi_g)
+    if pi_g.sampling.kind != "uniform":
+        raise ValueError(f"pi_g.sampling = {pi_g.sampling.describe()}: the chained MDPs "
+                         "(Algorithms 21, 28) model uniform k-samples only; use "
+                         "solver='induced-vi' or 'direct' (SPEC 12)")
     return game, pi_g
 
 

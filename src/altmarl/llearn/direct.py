@@ -28,6 +28,7 @@ from altmarl.game import TabularGame
 from altmarl.histogram import rank
 from altmarl.llearn.induced_vi import DEFAULT_M, InducedVIOptions, induced_vi
 from altmarl.policies import GlobalPolicy, LocalPolicy, one_hot
+from altmarl.sampling import Uniform
 from altmarl.simulate import (
     check_joint,
     count_step,
@@ -136,7 +137,9 @@ class CRNEvaluator:
     * one uniform per ``(step, rollout)`` for ``s_g' ~ P_g(. | s_g, a_g)`` (inverse CDF);
     * ``k`` uniforms per ``(step, rollout)`` for the subsample histogram, drawn as ``k``
       sequential categorical draws without replacement from the counts (inverse CDF;
-      for ``k > 64`` numpy's hypergeometric sampler on the per-step stream instead);
+      for ``k > 64`` numpy's hypergeometric sampler on the per-step stream instead; for a
+      policy of another sampling scheme, SPEC 12, that scheme's sampler on the per-step
+      stream);
     * the population moves: for ``n <= 32`` one uniform per agent (agents sorted by
       state; full coupling), otherwise ``Multinomial(N[x], J[x])`` per bin from a
       generator re-created from the same per-step seed for every candidate.
@@ -163,7 +166,10 @@ class CRNEvaluator:
         self.s_g0, self.N0 = game.sample_init(np.random.default_rng(s_init), self.R)
         self.u_g = np.random.default_rng(s_g).random((self.H, self.R))
         k, n = pi_g.k, game.n
+        self.scheme = pi_g.sampling.bind(game)
         self.sub_mode = "full" if k == n else ("seq" if k <= SEQ_SUBSAMPLE_MAX else "hyper")
+        if not isinstance(self.scheme, Uniform) and k < n:
+            self.sub_mode = "scheme"  # SPEC 12: the scheme's sampler on the per-step stream
         self.u_h = (np.random.default_rng(s_h).random((self.H, k, self.R))
                     if self.sub_mode == "seq" else None)
         self.agent_mode = n <= AGENT_MODE_MAX_N
@@ -220,13 +226,20 @@ class CRNEvaluator:
             elif self.sub_mode == "seq":
                 assert self.u_h is not None
                 h = sequential_subsample(N, np.tile(self.u_h[t], (1, C)).reshape(k, rows))
-            else:
+            elif self.sub_mode == "hyper":
                 h = np.empty_like(N)
                 for c in range(C):
                     rng = self._step_rng(t)
                     sl = slice(c * R, (c + 1) * R)
                     h[sl] = subsample_histograms(N[sl], k, rng)
-            a_g = self.pi_g.act_ranked(s_g, rank(h, k))
+            else:
+                h = np.empty_like(N)
+                for c in range(C):
+                    rng = self._step_rng(t)
+                    sl = slice(c * R, (c + 1) * R)
+                    h[sl] = self.scheme.sample(N[sl], rng, n)
+            hr = rank(h, k) if self.sub_mode != "scheme" else self.pi_g.sampling.index(h)
+            a_g = self.pi_g.act_ranked(s_g, hr)
             # --- population moves, coupled across candidates --------------------------
             if self.agent_mode:
                 assert self.u_a is not None

@@ -29,6 +29,7 @@ from altmarl._validate import check_float, check_instance, check_int
 from altmarl.game import TabularGame
 from altmarl.histogram import rank
 from altmarl.policies import GlobalPolicy, LocalPolicy, greedy, one_hot
+from altmarl.sampling import Uniform
 from altmarl.simulate import rollout_counts, subsample_histograms
 
 FloatArray = NDArray[np.float64]
@@ -90,8 +91,8 @@ def global_action_distribution(
 
     The populations are the ones visited by the joint policy ``(pi_g, pi_l)`` on the count
     simulator (``rollouts`` x ``horizon`` steps, weighted by ``gamma^t``: the discounted
-    occupancy, per ``s_g``); from each, ``m`` fresh ``k``-sample histograms are drawn and
-    ``pi_g`` is applied with that ``s_g``. A global state never visited uses all visited
+    occupancy, per ``s_g``); from each, ``m`` fresh ``k``-sample histograms are drawn (by
+    ``pi_g``'s sampling scheme, SPEC 12) and ``pi_g`` is applied with that ``s_g``. A global state never visited uses all visited
     populations. Returns ``p`` and ``{"samples": ...}`` (simulator steps + histograms).
     """
     rng = np.random.default_rng() if rng is None else rng
@@ -102,8 +103,12 @@ def global_action_distribution(
     w = np.tile(game.gamma ** np.arange(horizon), rollouts)
     k, G, Ag = pi_g.k, game.n_sg, game.n_ag
     rep = np.repeat(counts, m, axis=0)
-    h = rep if k == game.n else subsample_histograms(rep, k, rng)
-    hr = rank(h, k)
+    scheme = pi_g.sampling.bind(game)
+    if isinstance(scheme, Uniform):
+        h = rep if k == game.n else subsample_histograms(rep, k, rng)
+        hr = rank(h, k)
+    else:  # SPEC 12: the samples the policy sees under its own scheme
+        hr = scheme.index(scheme.sample(rep, rng, game.n))
     # action of pi_g for every global state on every drawn histogram: (G, P*m)
     acts = pi_g.actions[:, hr]
     onehot = np.zeros((G, counts.shape[0] * m, Ag))
