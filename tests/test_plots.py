@@ -60,7 +60,7 @@ def _line_y(fig: Any, label: str) -> np.ndarray:
 def test_reward_figure_reads_the_run_directory(sweep_dir: Path) -> None:
     pk = read_csv_columns(sweep_dir / "per_k.csv")
     fig = plots.figure_reward_vs_k(sweep_dir)
-    np.testing.assert_array_equal(_line_y(fig, "mean"), pk["mean"])
+    np.testing.assert_array_equal(_line_y(fig, "mean over seeds"), pk["mean"])
     # edit the file: the figure follows (nothing is typed into the plotting code)
     path = sweep_dir / "per_k.csv"
     rows = list(csv.reader(path.open()))
@@ -71,7 +71,7 @@ def test_reward_figure_reads_the_run_directory(sweep_dir: Path) -> None:
         with path.open("w", newline="") as f:
             csv.writer(f, lineterminator="\n").writerows(rows)
         assert plots.figure_reward_vs_k(sweep_dir) is not None
-        assert _line_y(plots.figure_reward_vs_k(sweep_dir), "mean")[0] == 123.5
+        assert _line_y(plots.figure_reward_vs_k(sweep_dir), "mean over seeds")[0] == 123.5
     finally:
         path.write_text(backup)
 
@@ -80,7 +80,7 @@ def test_mismatch_and_runtime_figures_match_metrics(sweep_dir: Path) -> None:
     mt = read_csv_columns(sweep_dir / "metrics.csv")
     fig = plots.figure_mode_mismatch_vs_k(sweep_dir)
     expected = [1 - mt["mode_match_rate"][mt["k"] == k].mean() for k in (1, 2, 3, 4)]
-    np.testing.assert_allclose(_line_y(fig, "mean"), expected, rtol=1e-12)
+    np.testing.assert_allclose(_line_y(fig, "mean over seeds"), expected, rtol=1e-12)
     fig = plots.figure_runtime_vs_k(sweep_dir)
     np.testing.assert_allclose(_line_y(fig, "CPU time"),
                                read_csv_columns(sweep_dir / "per_k.csv")["train_cpu_s"])
@@ -154,7 +154,37 @@ def test_save_figure_is_atomic_and_keeps_the_settings(tmp_path: Path) -> None:
         sizes[dpi, tight] = path.stat().st_size
     assert sizes[60, True] < sizes[120, True]
     assert not [p for p in (tmp_path / "sub").iterdir() if p.name.endswith(".tmp")]
-    assert plots.series_color(3) == "C3"
+    # the colour-blind-safe Okabe-Ito palette, cycled
+    assert plots.series_color(3) == "#D55E00" == plots.series_color(3 + 8)
+
+
+def test_k_ticks_sit_at_the_sampled_k() -> None:
+    from altmarl.plots.style import k_ticks, pyplot
+
+    plt = pyplot()
+    for scale in ("linear", "log"):
+        fig, ax = plt.subplots()
+        ax.plot([1, 3, 7], [1, 2, 3])
+        ax.set_xscale(scale)
+        k_ticks(ax, [1.0, 3.0, 7.0])
+        assert list(ax.get_xticks()) == [1, 3, 7]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "3", "7"]
+        plt.close(fig)
+
+
+def test_alternation_legend_names_k_and_only_decisions_that_occur(sweep_dir: Path) -> None:
+    fig = plots.figure_alternation(sweep_dir)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert not any("_t0" in text for text in labels)  # no internal unit ids
+    assert any(text.startswith("k = ") for text in labels)
+    import csv
+
+    decisions = set()
+    for ud in sorted((sweep_dir / "units").iterdir())[:4]:
+        with open(ud / "history.csv", newline="") as f:
+            decisions |= {r["decision"] for r in csv.DictReader(f)}
+    assert ("rejected" in labels) == ("reject" in decisions)
+    assert ("no improvement" in labels) == ("no-improvement" in decisions)
 
 
 def test_figures_never_import_the_experiment_code() -> None:

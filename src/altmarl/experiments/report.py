@@ -10,6 +10,7 @@ against, why each run stopped, the settings behind them.
   sweep limit), from a unit's training summary;
 * :func:`settings_text` — the settings that decide the numbers (local solver, ``m``,
   sweeps, evaluation protocol), so two runs with different numbers can be told apart;
+* :func:`nash_gap_text` — the Nash-gap certificate of the final pairs in words;
 * :func:`explain` — the lines ``altmarl run / sweep / reproduce / plot`` print under their
   table.
 """
@@ -127,8 +128,8 @@ def _fmt_ci(ci: Sequence[float] | None) -> str:
 def explain(run_dir: str | Path, summary: dict[str, Any],
             baseline: dict[str, Any] | None = None) -> list[str]:
     """The lines under the table of ``altmarl run / sweep / reproduce``: the value against
-    uniform play, why the runs stopped, the Nash-gap certificate when the summary has one,
-    the settings."""
+    uniform play, why the runs stopped, the Nash-gap certificate when the summary has one
+    (:func:`nash_gap_text`), the settings."""
     from altmarl.rundir import read_run_record, scan_units
 
     rd = Path(run_dir)
@@ -157,27 +158,34 @@ def explain(run_dir: str | Path, summary: dict[str, Any],
         span = f" (after {min(ran)}-{max(ran)} sweeps)" if ran else ""
         lines.append(f"stopped: {conv} of {len(units)} runs converged{span}; "
                      f"{len(units) - conv} reached the sweep limit")
-    gap = summary.get("nash_gap")
-    if gap is not None:
-        lines.append(f"Nash gap: {_gap_text(gap)}")
+    gap_line = nash_gap_text(per_k)
+    if gap_line:
+        lines.append(gap_line)
     lines.append(f"settings: {settings_text(rec_cfg)}")
     return lines
 
 
-def _gap_text(gap: Any) -> str:
-    """The Nash-gap entry of a summary in words (a number, or a record with a ``text``,
-    ``bound`` or ``value`` field)."""
-    if isinstance(gap, int | float):
-        return f"at most {gap:.3g}"
-    if isinstance(gap, dict):
-        for key in ("text", "meaning", "description"):
-            if isinstance(gap.get(key), str):
-                return str(gap[key])
-        for key in ("bound", "upper_bound", "certificate", "value"):
-            if isinstance(gap.get(key), int | float):
-                return f"at most {gap[key]:.3g}"
-    return json.dumps(gap)[:200]
+def nash_gap_text(per_k: Sequence[dict[str, Any]]) -> str | None:
+    """The Nash-gap certificate of the final pairs in words (``per_k`` rows of a summary
+    with ``nash_gap``, ``nash_gap_bound``, ``nash_gap_ci95``; ``None`` without one)."""
+    rows = [p for p in per_k if p.get("nash_gap") is not None]
+    if not rows:
+        return None
+    worst = max(rows, key=lambda p: p["nash_gap"])
+    where = f"k = {worst['k']}" if len(rows) == 1 else f"largest over k, at k = {worst['k']}"
+    if all(p.get("nash_gap_bound") == "exact" for p in rows):
+        return (f"Nash gap: {worst['nash_gap']:.3g} ({where}; exact: no player can gain more "
+                "than this by changing its policy alone)")
+    ci = worst.get("nash_gap_ci95")
+    ci_text = (f"; 95% interval of the best deviation's gain [{ci[0]:.3g}, {ci[1]:.3g}]"
+               if ci else "")
+    if worst["nash_gap"] <= 0:
+        return (f"Nash gap: no deviation the run tried improves on the final pair ({where}"
+                f"{ci_text}); a lower bound: the exact gap is computed only on small games")
+    return (f"Nash gap: at least {worst['nash_gap']:.3g} ({where}; a lower bound from the "
+            f"deviations the run tried{ci_text}; the exact gap is computed only on small "
+            "games)")
 
 
-__all__ = ["BASELINE_FILE", "explain", "run_baseline", "settings_text", "stop_reason",
+__all__ = ["BASELINE_FILE", "explain", "nash_gap_text", "run_baseline", "settings_text", "stop_reason",
            "uniform_play"]

@@ -13,7 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from altmarl.plots.style import PALETTE, pyplot, save_figure, series_color
+from altmarl.plots.style import (
+    AXES_TITLE_SIZE,
+    PALETTE,
+    TITLE_SIZE,
+    integer_ticks,
+    k_ticks,
+    legend,
+    plain_log,
+    pyplot,
+    save_figure,
+    series_color,
+)
+
+#: line styles and markers that keep overlapping curves apart
+_STYLES = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
 
 #: method families, in the order of their colours
 FAMILIES = ("learned", "fedavg", "fixed", "explore")
@@ -50,10 +64,19 @@ def plot_federated_run(run: str | Path, rows: Sequence[dict[str, Any]]) -> list[
                         label=f"best fixed: {best['method']}")
     axes[0].set(xscale="log", xlabel="k (clients polled / sampled per round)",
                 ylabel="final validation accuracy")
-    axes[1].set(xscale="log", yscale="log", xlabel="k", ylabel="model uploads per round")
+    axes[1].set(xscale="log", yscale="log", xlabel="k (clients polled / sampled per round)",
+                ylabel="model uploads per round")
+    axes[0].set_title("Accuracy reached vs k", fontsize=AXES_TITLE_SIZE)
+    axes[1].set_title("Communication vs k", fontsize=AXES_TITLE_SIZE)
+    all_k = sorted({r["k"] for r in learned + fedavg})
+    plain_log(axes[1])
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        legend(ax, loc="best")
+        k_ticks(ax, all_k)
+    fig.suptitle("Federated optimization: the learned server policy vs FedAvg and fixed "
+                 "schedules", fontsize=TITLE_SIZE)
+    fig.tight_layout()
     save(fig, "accuracy_vs_k.png")
 
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -74,8 +97,13 @@ def plot_federated_run(run: str | Path, rows: Sequence[dict[str, Any]]) -> list[
         ax.plot([], [], "o", color=c, label=fam)
     ax.set(xscale="log", xlabel="model uploads per round (communication)",
            ylabel="final validation accuracy")
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo, hi * 2.2)  # labels are written to the right of their points
+    ax.set_title("Accuracy vs communication, every method (up and left is better)",
+                 fontsize=AXES_TITLE_SIZE)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    legend(ax, loc="upper left")
     save(fig, "pareto.png")
 
     with open(run / "curves.csv", newline="") as fh:
@@ -86,17 +114,29 @@ def plot_federated_run(run: str | Path, rows: Sequence[dict[str, Any]]) -> list[
         pick.append(best["method"])
     pick += [r["method"] for r in fixed if r["method"].startswith("fixed lr=1 ")][-1:]
     rounds = [int(c["round"]) for c in crow]
-    for name in dict.fromkeys(pick):
+    lowest = 1.0
+    for i, name in enumerate(dict.fromkeys(pick)):
         acc = [float(c[f"{name} acc"]) for c in crow]
         up = [float(c[f"{name} uploads"]) if c[f"{name} uploads"] else np.nan for c in crow]
-        axes[0].plot(rounds, acc, label=name)
-        axes[1].plot(rounds, up, label=name)
+        ls, mk = _STYLES[i % len(_STYLES)]
+        kw = {"color": series_color(i), "ls": ls, "marker": mk, "ms": 3.5, "label": name,
+              "lw": 1.4}
+        axes[0].plot(rounds, acc, **kw)
+        axes[1].plot(rounds, up, **kw)
+        lowest = min(lowest, float(np.nanmin(acc)))
     axes[0].set(xlabel="round", ylabel="validation accuracy (mean over episodes)",
-                ylim=(0.6, 1.0))
+                ylim=(max(0.0, lowest - 0.05), 1.0))
     axes[1].set(xlabel="round", ylabel="model uploads in the round (mean)", yscale="log")
+    axes[0].set_title("Validation accuracy per round", fontsize=AXES_TITLE_SIZE)
+    axes[1].set_title("Uploads per round (overlapping lines: same schedule)",
+                      fontsize=AXES_TITLE_SIZE)
+    plain_log(axes[1])
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        legend(ax, loc="best")
+        integer_ticks(ax)
+    fig.suptitle("Federated training curves of a few methods", fontsize=TITLE_SIZE)
+    fig.tight_layout()
     save(fig, "curves.png")
     return paths
 

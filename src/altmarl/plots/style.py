@@ -1,7 +1,10 @@
 """The look shared by every figure: the pyplot backend, the colours and saving a PNG.
 
 Matplotlib runs on the non-interactive ``Agg`` backend and is imported only when a figure
-is drawn. :data:`PALETTE` names every colour the figures use, so a restyle happens here.
+is drawn. :data:`PALETTE` names every colour the figures use (the colour-blind-safe
+Okabe-Ito palette), so a restyle happens here; :func:`k_ticks` puts ticks at the sampled
+``k``, :func:`legend` draws legends alike, :func:`population_words` names the agents in the
+words of the game.
 """
 
 from __future__ import annotations
@@ -10,46 +13,80 @@ import io
 from pathlib import Path
 from typing import Any
 
-#: the colour of each role in the figures (matplotlib colour specifications)
+#: the Okabe-Ito palette: eight colours told apart with every common colour-vision deficiency
+OKABE_ITO: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
+                              "#56B4E9", "#F0E442", "#000000")
+
+#: the colour of each role in the figures (from :data:`OKABE_ITO`, plus greys)
 PALETTE: dict[str, str] = {
-    "value": "tab:blue",  # discounted reward / value estimates
-    "runtime": "tab:red",  # training wall time
-    "cpu": "tab:gray",  # CPU time
-    "mode": "tab:purple",  # a_g != population mode
-    "accepted": "tab:green",  # UPDATE accepted the proposal
-    "rejected": "tab:red",  # UPDATE rejected it
-    "no_improvement": "lightgrey",  # the proposal did not improve
-    "legend_marker": "grey",  # marker shapes in legends
-    "in_sg": "black",  # fraction of robots in the dispatcher's zone s_g
-    "fullest": "dimgray",  # fraction of robots in the fullest zone
-    "baseline": "crimson",  # random play
-    "action": "dodgerblue",  # the dispatcher's action a_g
-    "population_mode": "black",  # the population mode
-    "state": "green",  # the global state s_g
-    "reference": "gray",  # reference lines (best fixed policy, slope -1/2)
-    "other": "k",  # anything without a role
+    "value": "#0072B2",  # discounted reward / value estimates (blue)
+    "runtime": "#D55E00",  # training wall time (vermilion)
+    "cpu": "#7F7F7F",  # CPU time (grey)
+    "mode": "#CC79A7",  # a_g != population mode (reddish purple)
+    "accepted": "#009E73",  # UPDATE accepted the proposal (bluish green)
+    "rejected": "#D55E00",  # UPDATE rejected it (vermilion)
+    "no_improvement": "#D9D9D9",  # the proposal did not improve (light grey)
+    "legend_marker": "#7F7F7F",  # marker shapes in legends
+    "in_sg": "#000000",  # fraction of agents in the local state named by s_g
+    "fullest": "#7F7F7F",  # fraction of agents in the fullest local state
+    "baseline": "#E69F00",  # random / uniform play (orange)
+    "action": "#56B4E9",  # the global action a_g (sky blue)
+    "population_mode": "#000000",  # the population mode
+    "state": "#009E73",  # the global state s_g
+    "reference": "#7F7F7F",  # reference lines (best fixed policy, slope -1/2)
+    "other": "#000000",  # anything without a role
 }
 
-#: colour map of categorical series (zones, units)
-CATEGORICAL = "tab10"
+#: colours of categorical series (zones, methods, units), in order: :data:`OKABE_ITO`
+CATEGORICAL = "okabe-ito"
 
-#: colour map of occupancy heat maps (fraction of robots, 0 to 1)
-HEATMAP = "YlOrRd"
+#: colour map of occupancy heat maps (fraction of agents, 0 to 1; perceptually uniform and
+#: readable with colour-vision deficiencies)
+HEATMAP = "cividis"
+
+#: font sizes: figure title, axes title, legend
+TITLE_SIZE, AXES_TITLE_SIZE, LEGEND_SIZE = 11, 9, 8
 
 
 def series_color(i: int) -> str:
-    """The colour of the ``i``-th series of a figure (matplotlib's colour cycle, ``C{i}``)."""
-    return f"C{i}"
+    """The colour of the ``i``-th series of a figure (:data:`OKABE_ITO`, cycled)."""
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def categorical(n: int) -> list[str]:
+    """``n`` colours for ``n`` categories (:func:`series_color`)."""
+    return [series_color(i) for i in range(n)]
+
+
+def population_words(env_name: str | None) -> tuple[str, str]:
+    """How the figures name the local agents and their states: ``("robots", "zone")`` on
+    the warehouse games, ``("agents", "local state")`` elsewhere."""
+    if env_name and "warehouse" in env_name:
+        return "robots", "zone"
+    return "agents", "local state"
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend."""
+    """matplotlib.pyplot on the non-interactive Agg backend, with the colour cycle of
+    :data:`OKABE_ITO` (so every series without an explicit colour is colour-blind safe)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from cycler import cycler
 
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(OKABE_ITO))
     return plt
+
+
+def plain_log(ax: Any, axis: str = "y") -> None:
+    """Label a log axis with plain numbers (``3``, ``40``, not ``3 x 10^0``)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(fmt)
+    target.set_minor_formatter(NullFormatter())
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, tight: bool = True) -> Path:
@@ -75,5 +112,32 @@ def integer_ticks(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-__all__ = ["CATEGORICAL", "HEATMAP", "PALETTE", "integer_ticks", "pyplot", "save_figure",
-           "series_color"]
+def k_ticks(ax: Any, ks: Any, most: int = 12) -> None:
+    """x ticks at the sampled values of ``k`` (integers written plainly, no others, on a
+    linear or a log axis) when there are at most ``most`` of them; else integer ticks (a
+    log axis then keeps its own)."""
+    from matplotlib.ticker import NullLocator
+
+    vals = sorted({int(round(float(k))) for k in ks})
+    if 0 < len(vals) <= most:
+        ax.set_xticks(vals)
+        ax.set_xticklabels([str(v) for v in vals])
+        ax.xaxis.set_minor_locator(NullLocator())
+    elif ax.get_xscale() != "log":
+        integer_ticks(ax)
+
+
+def legend(ax: Any, **kwargs: Any) -> Any:
+    """The legend of ``ax`` in the shared style (small font, translucent frame); nothing
+    when the axes have no labelled artist."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles and "handles" not in kwargs:
+        return None
+    kwargs.setdefault("fontsize", LEGEND_SIZE)
+    kwargs.setdefault("framealpha", 0.85)
+    return ax.legend(**kwargs)
+
+
+__all__ = ["AXES_TITLE_SIZE", "CATEGORICAL", "HEATMAP", "LEGEND_SIZE", "OKABE_ITO", "PALETTE",
+           "TITLE_SIZE", "categorical", "integer_ticks", "k_ticks", "legend", "plain_log",
+           "population_words", "pyplot", "save_figure", "series_color"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from altmarl.histogram import effective_k
 from altmarl.io import read_csv_rows
-from altmarl.plots.style import PALETTE, pyplot, save_figure, series_color
+from altmarl.plots.style import PALETTE, legend, plain_log, pyplot, save_figure, series_color
 
 
 def plot_theory(run_dir: str | Path) -> list[Path]:
@@ -36,6 +36,11 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     for ci, label in enumerate(dict.fromkeys(r["game"] for r in rows)):
         color = series_color(ci)
         ex = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] > 0]
+        zero = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] <= 0]
+        if zero:  # a log axis has no 0: mark the zero gaps (k = n: full information) below
+            ax.scatter([r["k"] for r in zero], [min(r["gap_full"] for r in ex) / 2 if ex else 1]
+                       * len(zero), marker="v", color=color, zorder=3,
+                       label=f"gap = 0 (k = {', '.join(str(r['k']) for r in zero)})")
         if ex:
             ax.loglog([r["k"] for r in ex], [r["gap_full"] for r in ex], "o-", color=color,
                       label=f"{label}: G-LEARN (m exact)")
@@ -68,8 +73,10 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax2.set_xlabel("effective sample size k (n - 1) / (n - k)")
     ax2.set_title("Same gaps vs the finite-population-corrected k")
     for axis in (ax, ax2):
-        axis.legend(fontsize=7)
+        legend(axis, fontsize=7)
         axis.grid(True, which="both", alpha=0.3)
+        plain_log(axis, "x")
+        plain_log(axis, "y")
     paths.append(save_figure(fig, run / "gap_vs_k.png"))
 
     # (b) table sizes
@@ -84,7 +91,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("table entries per (s_g, a_g)")
     ax.set_title("Q-table size: mean-field vs standard parameterization")
-    ax.legend(fontsize=8)
+    legend(ax)
     ax.grid(True, which="both", alpha=0.3)
     paths.append(save_figure(fig, run / "table_size.png"))
 
@@ -105,7 +112,8 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.set_xlabel("number of local agents n")
     ax.set_ylabel("wall time (s)")
     ax.set_title("Cost vs n (labels: exact chain states)")
-    ax.legend(fontsize=8)
+    legend(ax)
+    plain_log(ax, "x")
     ax.grid(True, which="both", alpha=0.3)
     paths.append(save_figure(fig, run / "cost_vs_n.png"))
     return paths
