@@ -45,6 +45,7 @@ SUITE: dict[str, tuple[str, list[str], list[str], bool]] = {
     "l_learn": ("bench_l_learn.py", ["--compare-ref", BEFORE_REF],
                 ["--quick", "--compare-ref", BEFORE_REF], True),
     "reproduce": ("bench_reproduce.py", [], ["--quick"], True),
+    "sampling": ("bench_sampling.py", [], ["--quick"], True),
     "warehouse_k": ("bench_warehouse_k.py", [], ["--quick"], False),
     "sb3": ("bench_sb3.py", [], ["--quick"], False),
     "continuous": ("bench_continuous.py", [], ["--quick"], False),
