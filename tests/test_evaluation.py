@@ -97,3 +97,33 @@ def test_mc_evaluator_reuses_its_seed():
     ref = am.evaluate(g, pi_g, pi_l, rollouts=12, horizon=20, seed=4)
     assert a.mean == b.mean == ref.mean and a.stderr == ref.stderr
     assert a.returns is not None and np.array_equal(a.returns, ref.returns)
+
+
+def test_seed_interval_is_student_t_and_covers() -> None:
+    from altmarl.evaluation import Z95, seed_interval, student_t_quantile
+
+    assert student_t_quantile(0.975, 14) == pytest.approx(2.1447866879169273)
+    assert student_t_quantile(0.975, 4) == pytest.approx(2.7764451051977987)
+    # the normal quantile is 9% (15 seeds) and 29% (5 seeds) too narrow
+    assert 1 - Z95 / student_t_quantile(0.975, 14) == pytest.approx(0.086, abs=0.005)
+    assert 1 - Z95 / student_t_quantile(0.975, 4) == pytest.approx(0.294, abs=0.005)
+    v = [1.0, 2.0, 4.0, 7.0, 6.0]
+    iv = seed_interval(v)
+    se = np.std(v, ddof=1) / np.sqrt(5)
+    assert iv.mean == 4.0 and iv.stderr == pytest.approx(se) and iv.n == 5
+    assert iv.ci == pytest.approx((4.0 - 2.7764451051977987 * se, 4.0 + 2.7764451051977987 * se))
+    assert seed_interval(v, 0.9).quantile == pytest.approx(student_t_quantile(0.95, 4))
+    one = seed_interval([3.0])
+    assert one.ci is None and one.std == 0.0 and one.summary()["n"] == 1
+    # coverage over 5 normal draws: about 95% with t, about 88% with the normal quantile
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 5))
+    cover_t = np.mean([(lambda c: c.ci[0] <= 0 <= c.ci[1])(seed_interval(r)) for r in x])
+    se_r = x.std(axis=1, ddof=1) / np.sqrt(5)
+    cover_z = np.mean(np.abs(x.mean(axis=1)) <= Z95 * se_r)
+    assert abs(cover_t - 0.95) < 0.015 and cover_z < 0.9
+    for bad in ([], [1.0, np.nan]):
+        with pytest.raises(ValueError, match="values"):
+            seed_interval(bad)
+    with pytest.raises(ValueError, match="df"):
+        student_t_quantile(0.975, 0)

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("torch")
 
 import altmarl as am  # noqa: E402
+from altmarl.evaluation import student_t_quantile  # noqa: E402
 from altmarl.exact import estimate_nash_gap  # noqa: E402
-from altmarl.exact.nash_gap import student_t_quantile  # noqa: E402
 from altmarl.generative.neural import NeuralGlobalPolicy  # noqa: E402
 from altmarl.generative.neural_local import NeuralLocalPolicy  # noqa: E402
 

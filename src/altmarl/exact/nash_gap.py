@@ -41,7 +41,6 @@ cheap by default (the run's own last proposals as the deviations, no new learnin
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ import numpy as np
 
 from altmarl._random import child, int_seed
 from altmarl._validate import check_choice, check_int
-from altmarl.evaluation import Z95, Evaluation, evaluate
+from altmarl.evaluation import Z95, Evaluation, evaluate, seed_interval
 from altmarl.exact.best_response import (
     MAX_LOCAL_POLICIES,
     MAX_RESTRICTED_POLICIES,
@@ -339,21 +338,14 @@ def _best_deviation(
                            dev, best, sel_values, truncation=tail)
     per_seed = [d for d, _ in pairs]
     S = len(per_seed)
-    diff = float(np.mean(per_seed))
-    se = float(np.std(per_seed, ddof=1) / math.sqrt(S))
-    half = student_t_quantile(0.975, S - 1) * se + widen
+    iv = seed_interval(per_seed)  # Student-t over the seeds
+    diff, se = iv.mean, float(iv.stderr or 0.0)
+    half = float(iv.quantile or 0.0) * se + widen
     return GapEstimate(player, diff, se, (diff - half, diff + half),
                        float(np.mean([e.mean for e in evs])), dev, best, sel_values,
                        interval=f"Student-t ({S - 1} degrees of freedom) over {S} "
                                 "evaluation seeds, each a paired CRN difference",
                        seeds=S, per_seed=per_seed, truncation=tail)
-
-
-def student_t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``scipy``)."""
-    from scipy.stats import t as student_t
-
-    return float(student_t.ppf(p, df))
 
 
 def _g_learner(generative: bool) -> Callable[..., Any]:
@@ -643,5 +635,4 @@ __all__ = [
     "estimate_nash_gap",
     "exact_nash_gap",
     "nash_gap_certificate",
-    "student_t_quantile",
 ]

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from altmarl.evaluation import Z95, evaluate
+from altmarl.evaluation import evaluate, seed_interval
 from altmarl.generative.policies import UniformGlobalPolicy, UniformLocalPolicy
 from altmarl.io import atomic_write_bytes, json_bytes, read_json
 
@@ -40,7 +37,7 @@ UNIFORM_TAG = 0x756E69
 def uniform_play(game: Any, seeds: Sequence[int], rollouts: int, horizon: int) -> dict[str, Any]:
     """The discounted value of uniform play (both players uniformly random, SPEC eq. 2),
     evaluated with each of ``seeds`` (``rollouts`` x ``horizon``): per-seed means, their
-    mean, sample standard deviation, standard error and normal 95% interval (the same
+    mean, sample standard deviation, standard error and Student-t 95% interval (the same
     statistics as a run's ``per_k`` rows). Uses the per-agent simulator (one thread), so
     the numbers are reproducible."""
     means = []
@@ -49,12 +46,10 @@ def uniform_play(game: Any, seeds: Sequence[int], rollouts: int, horizon: int) -
         ev = evaluate(game, pg, UniformLocalPolicy(game.n_al), rollouts=rollouts,
                       horizon=horizon, seed=int(s), workers=1)
         means.append(float(ev.mean))
-    mean = float(np.mean(means))
-    std = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
-    se = std / math.sqrt(len(means)) if len(means) > 1 else None
+    iv = seed_interval(means)  # Student-t over the seeds, as a run's per_k rows
     return {"format": BASELINE_FORMAT, "policy": "uniform play", "means": means,
-            "mean": mean, "std": std, "stderr": se,
-            "ci95": None if se is None else [mean - Z95 * se, mean + Z95 * se],
+            "mean": iv.mean, "std": iv.std, "stderr": iv.stderr,
+            "ci95": None if iv.ci is None else list(iv.ci),
             "seeds": [int(s) for s in seeds], "rollouts": int(rollouts), "horizon": int(horizon)}
 
 

@@ -32,7 +32,6 @@ these promises and the tests that hold them.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from altmarl.evaluation import Z95
+from altmarl.evaluation import seed_interval
 from altmarl.experiments.backends import check_backend, run_tasks
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.experiments.runner import (
@@ -205,7 +204,8 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
 
     Per ``k``, the spread is over all evaluations (training runs x evaluation seeds):
     ``mean``, ``std`` (sample standard deviation of the per-seed means), ``stderr`` =
-    ``std / sqrt(count)`` and the normal 95% interval of the mean. ``mode_mismatch`` is
+    ``std / sqrt(count)`` and the Student-t 95% interval of the mean (``count - 1``
+    degrees of freedom, :func:`altmarl.evaluation.seed_interval`). ``mode_mismatch`` is
     ``1 - mode_match_rate``: how often ``a_g`` differs from the population mode.
 
     Nash gap (issue 16): ``summary.json``'s ``nash_gap`` maps every unit to its
@@ -248,15 +248,15 @@ def aggregate(run_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[
                 vals.append(m)
                 if mm is not None:
                     mism.append(1.0 - mm)
-        mean, std = float(np.mean(vals)), _std(vals)
-        se = std / math.sqrt(len(vals)) if len(vals) > 1 else None
+        iv = seed_interval(vals)  # Student-t over the (few) evaluations
+        mean, std, se = iv.mean, iv.std, iv.stderr
         walls = [u["timing"]["train_wall_s"] for u in uk]
         cpus = [u["timing"]["train_cpu_s"] for u in uk]
         certs[k] = {u["name"]: u.get("nash_gap") for u in uk}
         per_k.append({
             "k": k, "train_runs": len(uk), "evaluations": len(vals), "mean": mean, "std": std,
             "stderr": se,
-            "ci95": None if se is None else [mean - Z95 * se, mean + Z95 * se],
+            "ci95": None if iv.ci is None else list(iv.ci),
             "min": float(np.min(vals)), "max": float(np.max(vals)),
             "train_value_mean": _mean_or_none([u["train"].get("value") for u in uk]),
             "mode_mismatch_mean": float(np.mean(mism)) if mism else None,
