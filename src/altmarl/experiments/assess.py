@@ -24,7 +24,6 @@ paired difference of each pair to the first one, with its Student-t interval.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,19 +68,16 @@ class Protocol:
 
 def student_interval(values: Sequence[float]) -> dict[str, Any]:
     """Mean, sample standard deviation, standard error and Student-t 95% interval (``n - 1``
-    degrees of freedom) of ``values`` (one per evaluation seed)."""
-    from altmarl.exact.nash_gap import student_t_quantile
+    degrees of freedom) of ``values`` (one per evaluation seed):
+    :func:`altmarl.evaluation.seed_interval` as this module's dict (``std``, ``stderr``,
+    ``ci95`` ``None`` for one value)."""
+    from altmarl.evaluation import seed_interval
 
-    a = np.asarray(values, dtype=np.float64)
-    n = a.size
-    mean = float(a.mean())
-    if n < 2:
-        return {"mean": mean, "std": None, "stderr": None, "ci95": None, "n": int(n)}
-    std = float(a.std(ddof=1))
-    se = std / math.sqrt(n)
-    half = student_t_quantile(0.975, n - 1) * se
-    return {"mean": mean, "std": std, "stderr": se, "ci95": [mean - half, mean + half],
-            "n": int(n)}
+    iv = seed_interval(values)
+    if iv.n < 2:
+        return {"mean": iv.mean, "std": None, "stderr": None, "ci95": None, "n": iv.n}
+    return {"mean": iv.mean, "std": iv.std, "stderr": iv.stderr,
+            "ci95": None if iv.ci is None else list(iv.ci), "n": iv.n}
 
 
 # ---------------------------------------------------------------------------
