@@ -50,7 +50,12 @@ def random_game(
         return TabularGame(P_g, P_l, r_g, r_l, gamma, n, name=f"random(seed={seed})",
                            meta=meta)
     t = np.asarray(types)
-    C = int(t.max()) + 1 if t.size else 0
+    if t.dtype.kind not in "iuf" or t.shape != (n_sl,):
+        raise ValueError(f"types: expected one integer label per local state, shape ({n_sl},), "
+                         f"got {t.dtype} of shape {t.shape}")
+    # labels are 0..C-1 with every type non-empty, so C <= |S_l|: never more (check_types
+    # then names a label out of range)
+    C = min(int(t.max()) + 1, n_sl) if t.size and np.isfinite(t).all() else 0
     counts = scale_counts(tuple([1] * C), n) if type_counts is None else type_counts
     t, tc = check_types(t, counts, n_sl, n)
     same = (t[:, None] == t[None, :]).astype(np.float64)  # (x, x')

@@ -58,6 +58,7 @@ import io
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -546,7 +547,7 @@ def _read_log_text(src: Path, max_bytes: int = MAX_LOG_BYTES) -> tuple[str, str]
                     raise ValueError(f"{src}: decompresses to more than {max_bytes} bytes, the "
                                      "limit (altmarl.limits); refused while reading")
                 parts.append(chunk)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise ValueError(f"{src}: not a valid gzip file ({exc})") from None
         while raw.read(2**20):  # hash anything the decompressor did not need
             pass
