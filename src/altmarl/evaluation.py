@@ -253,6 +253,8 @@ def evaluate(
         policy under ``Weighted`` telemetry); its samples must be histograms the policy can
         act on (``ValueError`` otherwise). ``extra["sampling"]`` records the scheme used.
 
+    Notes
+    -----
     A :class:`~altmarl.generative.GenerativeGame`, or policies that are not the tabular
     classes (any object with the protocol of :mod:`altmarl.generative.policies`), are
     evaluated by :func:`evaluate_generative` (per-agent simulator; ``simulator`` is then

@@ -130,6 +130,8 @@ class CountChain:
         Chains up to this size are solved by dense LU, larger ones by GMRES
         (read by :mod:`altmarl.exact.values`).
 
+    Notes
+    -----
     Caches the sample laws per scheme and the count transitions of the last
     :data:`T_CACHE_SIZE` local policies. For a typed game (SPEC 12) the count vectors are
     those of :attr:`full_scheme` (per-type sums ``n_c``).

@@ -354,18 +354,20 @@ def run_sweep(
         Re-open an existing run directory of the same configuration and skip its finished
         units (and remove temporary files left by an interrupted run). Damaged units are
         recomputed (``SweepReport.repaired`` names them).
+    plots
+        Draw the figures of :mod:`altmarl.plots` at the end.
+    trainer
+        ``"module:function"`` with the signature of ``am.alternating_marl``; the default is
+        ALTERNATING-MARL itself (other values are for tests).
 
+    Notes
+    -----
     The driver holds the run directory's lock (:func:`~altmarl.experiments.runner.lock_run_dir`)
     from start to end: a second driver on the same directory gets
     :class:`~altmarl.locking.LockHeld` (a ``ValueError``: exit status 2 on the command line)
     naming the holder. A sweep that cannot complete raises (:class:`SweepIncomplete`,
     :class:`~altmarl.experiments.runner.UnitFailed`, ``WorkerDied``) instead of returning an
     incomplete run.
-    plots
-        Draw the figures of :mod:`altmarl.plots` at the end.
-    trainer
-        ``"module:function"`` with the signature of ``am.alternating_marl``; the default is
-        ALTERNATING-MARL itself (other values are for tests).
     """
     t0 = time.perf_counter()
     check_backend(backend, workers, address)

@@ -129,6 +129,8 @@ def g_learn(
         biased view of the population that the surrogate does not model); the policy is
         tagged with the scheme, so :func:`altmarl.evaluate` executes it under it.
 
+    Notes
+    -----
     On a :class:`~altmarl.GenerativeGame` this is neural G-LEARN (SPEC 11, fitted
     Q-iteration on the ``k``-agent surrogate with ``m`` draws per target, default 10;
     :func:`altmarl.generative.neural.neural_g_learn` has every option) and returns a

@@ -101,6 +101,8 @@ class GlobalAgentEnv(gym.Env[Any, np.int64]):
         hist=MultiDiscrete([k+1]*|S_l|))``; ``"multidiscrete"`` ``[s_g, h...]``;
         ``"discrete"`` ``s_g * |H_k| + rank(h)``; ``"box"`` float32 ``[one_hot(s_g), h/k]``.
 
+    Notes
+    -----
     Dynamics (paper Algorithm 5 seen by the global agent): the state is ``(s_g, N)``;
     the observation is ``(s_g, h)`` with ``h`` the histogram of a fresh uniform
     ``k``-subset (without replacement) of the population; the reward of ``step(a_g)`` is
@@ -234,6 +236,8 @@ class LocalAgentEnv(gym.Env[Any, np.int64]):
         ``"joint"``: the stage reward of SPEC eq. 1 (the team reward every agent shares).
         Both are always in ``info`` (``individual_reward``, ``joint_reward``).
 
+    Notes
+    -----
     Exact simulation: the state is ``(s_g, s_rep, N_others)`` with ``N_others`` the count
     vector of the other ``n - 1`` agents. Each step the global agent's ``k``-subset is
     drawn from *all* ``n`` agents (histogram ``~ MultivariateHypergeometric(N_others +

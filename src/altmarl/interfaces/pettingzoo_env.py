@@ -67,6 +67,8 @@ class AltMarlParallelEnv(ParallelEnv[str, Any, Any]):
         player's payoff is ``V`` (SPEC 6). ``"individual"``: ``"global"`` receives
         ``r_g(s_g, a_g)`` and ``"local_i"`` receives ``r_l(s_i, s_g, a_i)``.
 
+    Notes
+    -----
     Each step the global agent observes ``(s_g, h)`` with ``h`` the histogram of a fresh
     uniform ``k``-subset (without replacement) of the local agents (their indices are in
     ``infos["global"]["sample"]``), and local agent ``i`` observes ``(s_i, s_g)``. Given
