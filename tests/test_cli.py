@@ -132,7 +132,7 @@ def test_version_and_envs() -> None:
 
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output == f"altmarl {__version__}\n"
-    assert __version__ == "0.1.0"
+    assert __version__ != "0+unknown"  # read from the installed metadata (test_packaging.py)
     res = runner.invoke(app, ["envs"])
     assert res.exit_code == 0
     # one line per environment: name, description; then its parameters with defaults

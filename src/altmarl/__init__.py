@@ -2,6 +2,8 @@
 local agents via mean-field subsampling (arXiv 2603.03759). See docs/ (docs/math.md for the
 formulas, docs/architecture.md for the layout)."""
 
+from importlib import metadata as _metadata
+
 from altmarl import envs, exact, generative, glearn, sampling
 from altmarl.alternating import AlternatingResult, alternating_marl
 from altmarl.evaluation import Evaluation, evaluate
@@ -14,7 +16,10 @@ from altmarl.offpolicy import OfflineDataset, g_learn_offpolicy, load_dataset, r
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import rollout_agents, rollout_counts
 
-__version__ = "0.1.0"
+try:  # the one source of the version is pyproject.toml, read from the installed metadata
+    __version__: str = _metadata.version("altmarl")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AlternatingResult",
