@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from altmarl._validate import check_int
+from altmarl.display import html_table
 from altmarl.game import TabularGame
 from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
 from altmarl.generative.simulator import simulate as simulate_generative
@@ -159,6 +160,19 @@ class Evaluation:
         lo, hi = self.ci95
         return (f"Evaluation(mean={self.mean:.4f}, stderr={self.stderr:.4f}, "
                 f"ci95=({lo:.4f}, {hi:.4f}), R={self.rollouts}, H={self.horizon})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the value with its interval and the evaluation protocol."""
+        rows: list[tuple[str, Any]] = [
+            ("V(pi_g, pi_l)", self.mean), ("standard error", self.stderr),
+            ("95% interval", self.ci95),
+            ("rollouts x horizon", f"{self.rollouts} x {self.horizon}"),
+            ("seed", self.seed), ("truncation bound", self.truncation_bound),
+        ]
+        if self.mode_match_rate is not None:
+            rows.append(("a_g = population mode", f"{self.mode_match_rate:.1%} of steps"))
+        return html_table("Evaluation", rows,
+                          note="discounted return over rollouts (SPEC eq. 2)")
 
 
 def _chunks(rollouts: int) -> list[int]:
@@ -323,6 +337,12 @@ class ValueEstimate:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly scalars."""
         return {"mean": self.mean, "stderr": self.stderr}
+
+    def _repr_html_(self) -> str:
+        """Notebook display: mean, standard error and how many rollouts (or exact)."""
+        how = "exact" if self.returns is None else f"{len(self.returns)} rollouts"
+        return html_table("ValueEstimate", [("V(pi_g, pi_l)", self.mean),
+                                            ("standard error", self.stderr), ("from", how)])
 
 
 #: ``evaluator(pi_g, pi_l) -> ValueEstimate``

@@ -37,6 +37,7 @@ from altmarl._validate import (
     check_stochastic,
     first_bad_index,
 )
+from altmarl.display import html_table
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.tabular import tabular_view
 from altmarl.io import load_npz, save_npz, to_jsonable
@@ -578,6 +579,22 @@ class TabularGame:
             f"TabularGame(name={self.name!r}, |S_g|={self.n_sg}, |A_g|={self.n_ag}, "
             f"|S_l|={self.n_sl}, |A_l|={self.n_al}, n={self.n}, gamma={self.gamma}{typed})"
         )
+
+    def _repr_html_(self) -> str:
+        """Notebook display: name, spaces, population, discount, reward bounds, types."""
+        r_min, r_max = self.reward_bounds
+        rows: list[tuple[str, Any]] = [
+            ("name", self.name),
+            ("|S_g|, |A_g|", f"{self.n_sg}, {self.n_ag}"),
+            ("|S_l|, |A_l|", f"{self.n_sl}, {self.n_al}"),
+            ("n (local agents)", self.n),
+            ("gamma", self.gamma),
+            ("stage reward in", (r_min, r_max)),
+        ]
+        if self.typed:
+            rows.append(("agents per type", list(self.type_counts)))
+        rows.append(("fingerprint", self.fingerprint()))
+        return html_table("TabularGame", rows)
 
 
 def check_game(game: Any, name: str = "game") -> TabularGame:

@@ -40,6 +40,7 @@ from altmarl._validate import (
     check_stochastic,
     first_bad_index,
 )
+from altmarl.display import html_table
 from altmarl.game import TabularGame
 from altmarl.generative.tabular import alias_tables, sample_alias
 from altmarl.histogram import (
@@ -248,6 +249,26 @@ class LocalPolicy:
     def __repr__(self) -> str:
         n_sl, n_sg, n_al = self.table.shape
         return f"LocalPolicy(|S_l|={n_sl}, |S_g|={n_sg}, |A_l|={n_al}, kind={self.info.get('kind')!r})"
+
+    def _repr_html_(self) -> str:
+        """Notebook display: spaces, kind, the game it was made for and, for small tables,
+        the most likely action with its probability for every ``(s_l, s_g)``."""
+        n_sl, n_sg, n_al = self.table.shape
+        rows: list[tuple[str, Any]] = [
+            ("|S_l| x |S_g| x |A_l|", f"{n_sl} x {n_sg} x {n_al}"),
+            ("kind", self.info.get("kind")),
+            ("deterministic", self.is_deterministic()),
+            ("game", self._game_meta.get("name")),
+        ]
+        if n_sl * n_sg > 16 * 16:
+            return html_table("LocalPolicy pi_l", rows)
+        best = self.table.argmax(axis=2)
+        prob = np.take_along_axis(self.table, best[..., None], axis=2)[..., 0]
+        records = [[s_l, *(f"{best[s_l, s_g]} ({prob[s_l, s_g]:.2f})" for s_g in range(n_sg))]
+                   for s_l in range(n_sl)]
+        return html_table("LocalPolicy pi_l", rows,
+                          columns=["s_l \\ s_g", *map(str, range(n_sg))], records=records,
+                          max_rows=16, note="cells: the most likely a_l (its probability)")
 
 
 # ---------------------------------------------------------------------------
@@ -487,6 +508,31 @@ class GlobalPolicy:
         return (f"GlobalPolicy(k={self.k}, |S_g|={self.n_sg}, |O|={self.actions.shape[1]}, "
                 f"|A_g|={self.n_ag}, sampling={self.sampling.describe()}, "
                 f"kind={self.info.get('kind', self.info.get('method'))!r})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: ``k``, the sampling scheme, the table's size, the learner's
+        diagnostics and, for small games, how often each ``s_g`` plays each ``a_g`` over
+        the observations."""
+        info = self.info
+        rows: list[tuple[str, Any]] = [
+            ("k", self.k),
+            ("sampling", self.sampling.describe()),
+            ("|S_g| x |O| x |A_g|", f"{self.n_sg} x {self.actions.shape[1]} x {self.n_ag}"),
+            ("kind", info.get("kind", info.get("method"))),
+            ("Q table", self.q is not None),
+            ("game", self._game_meta.get("name")),
+        ]
+        rows += [(key, info[key]) for key in ("iterations", "residual", "converged",
+                                              "samples", "wall_seconds") if key in info]
+        if self.n_sg > 16 or self.n_ag > 12:
+            return html_table("GlobalPolicy pi_g", rows)
+        counts = np.stack([np.bincount(row, minlength=self.n_ag) for row in self.actions])
+        share = counts / max(1, self.actions.shape[1])
+        records = [[s_g, *(f"{x:.0%}" for x in share[s_g])] for s_g in range(self.n_sg)]
+        return html_table("GlobalPolicy pi_g", rows,
+                          columns=["s_g", *(f"a_g={a}" for a in range(self.n_ag))],
+                          records=records, max_rows=16,
+                          note="share of the observations h on which each a_g is played")
 
 
 def _scheme_for(game: TabularGame, k: int, sampling: Scheme | None) -> Scheme:

@@ -50,6 +50,7 @@ from altmarl.alternating.loop import (
     StepRecord,
     run_alternating,
 )
+from altmarl.display import html_table
 from altmarl.evaluation import (
     Evaluation,
     Evaluator,
@@ -250,6 +251,26 @@ class AlternatingResult:
         return (f"AlternatingResult(k={self.pi_g.k}, value={self.value.mean:.4f} "
                 f"+- {self.value.stderr:.4f}, sweeps={self.sweeps}, "
                 f"accepted={self.accepted}, converged={self.converged})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the final value, how the run stopped, and one row per
+        proposal of the history (UPDATE decisions, SPEC 6)."""
+        v = self.value
+        rows: list[tuple[str, Any]] = [("k", self.pi_g.k), ("V(pi_g, pi_l)", v.mean),
+                                       ("standard error", v.stderr)]
+        if isinstance(v, Evaluation):
+            rows.append(("95% interval", v.ci95))
+        rows += [
+            ("converged", self.converged), ("sweeps", self.sweeps),
+            ("proposals accepted", f"{self.accepted} of {len(self.history)}"),
+            ("Nash-gap tolerance", self.tolerance), ("samples", self.samples),
+            ("wall time", f"{self.wall_time:.1f} s"),
+        ]
+        records = [[r.sweep, r.player, r.decision, r.v_new, r.v_old, r.eta, r.se_diff,
+                    f"{r.wall_time:.2f}"] for r in self.history]
+        return html_table("AlternatingResult", rows,
+                          columns=["sweep", "player", "decision", "v_new", "v_old", "eta",
+                                   "se_diff", "seconds"], records=records)
 
 
 class TabularAdapter(GameAdapter[GlobalPolicy, LocalPolicy]):

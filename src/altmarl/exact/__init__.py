@@ -19,6 +19,7 @@ from altmarl.exact.best_response import BestResponse
 from altmarl.exact.chain import CountChain, count_transition, hypergeometric_weights
 from altmarl.exact.nash_gap import (
     GapEstimate,
+    NashGapCertificate,
     NashGapEstimate,
     NashGapResult,
     estimate_nash_gap,
@@ -32,6 +33,7 @@ __all__ = [
     "CountChain",
     "ExactSolver",
     "GapEstimate",
+    "NashGapCertificate",
     "NashGapEstimate",
     "NashGapResult",
     "count_transition",

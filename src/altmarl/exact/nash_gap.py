@@ -50,6 +50,7 @@ import numpy as np
 
 from altmarl._random import child, int_seed
 from altmarl._validate import check_choice, check_int
+from altmarl.display import html_table
 from altmarl.evaluation import Z95, Evaluation, evaluate, seed_interval
 from altmarl.exact.best_response import (
     MAX_LOCAL_POLICIES,
@@ -137,6 +138,21 @@ class NashGapResult:
             f"  NashGap = {fmt(self.nash_gap, self.exact)}, "
             f"full-information NashGap = {fmt(self.nash_gap_full, self.gap_l_exact)}"
         )
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the value, each player's gap (exact or a lower bound)."""
+        def gap(v: float | None, exact: bool) -> str:
+            return "not computed" if v is None else f"{v:.6g}" + ("" if exact else " (lower bound)")
+
+        return html_table(f"Exact Nash gap (n = {self.n}, k = {self.k})", [
+            ("V(pi_g, pi_l)", self.value),
+            ("NashGap", gap(self.nash_gap, self.exact)),
+            ("gap_g (k-sample policies)", gap(self.gap_g, self.gap_g_exact)),
+            ("gap_g (full information)", gap(self.gap_g_full, True)),
+            ("gap_l (shared local policies)", gap(self.gap_l, self.gap_l_exact)),
+            ("full-information NashGap", gap(self.nash_gap_full, self.gap_l_exact)),
+            ("sampling", self.sampling),
+        ], note="Definition D.1, SPEC 7: best-response values minus V(pi_g, pi_l)")
 
 
 def exact_nash_gap(
@@ -294,6 +310,42 @@ class NashGapEstimate:
         lines.append(line("gap_l", self.gap_l))
         lines.append(f"  NashGap >= {self.nash_gap_lower_bound:.4g} (estimate)")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the value, each player's best deviation with its interval."""
+        parts = [("gap_g", self.gap_g), ("gap_g (larger-k proxy)", self.gap_g_full),
+                 ("gap_l", self.gap_l)]
+        records = [[name, g.lower_bound, g.difference, g.ci95, g.source]
+                   for name, g in parts if g is not None]
+        seeds = f"{self.seeds} seeds x " if self.seeds > 1 else ""
+        return html_table("Nash gap estimate (a lower bound)", [
+            ("V(pi_g, pi_l)", self.value.mean), ("standard error", self.value.stderr),
+            ("NashGap >=", self.nash_gap_lower_bound),
+            ("rollouts x horizon", f"{seeds}{self.rollouts} x {self.horizon}"),
+        ], columns=["player", ">=", "difference", "95% interval", "deviation"],
+            records=records,
+            note="best deviations found by the solvers; Monte-Carlo with common random numbers")
+
+
+class NashGapCertificate(dict[str, Any]):
+    """The JSON-friendly dict :func:`nash_gap_certificate` returns (a plain ``dict`` for
+    every purpose: ``json.dumps``, equality, keys), shown as a table in notebooks."""
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the gap, exact or a lower bound, with its interval."""
+        exact = bool(self.get("exact"))
+        rows: list[tuple[str, Any]] = [
+            ("NashGap", self.get("nash_gap")),
+            ("bound", "exact" if exact else "lower bound"),
+        ]
+        if "ci95" in self:
+            rows.append(("95% interval of the best gain", tuple(self["ci95"])))
+        for player in ("gap_g", "gap_l"):
+            part = self.get(player)
+            rows.append((player, part.get("lower_bound") if isinstance(part, dict) else part))
+        rows += [(key, self[key]) for key in ("value", "k", "n", "states", "rollouts",
+                                              "horizon", "seconds") if key in self]
+        return html_table("Nash-gap certificate", rows, note=str(self.get("method", "")))
 
 
 def _best_deviation(
@@ -514,7 +566,7 @@ def nash_gap_certificate(
     horizon: int | None = None,
     max_states: int = CERTIFICATE_MAX_STATES,
     workers: int | None = None,
-) -> dict[str, Any]:
+) -> NashGapCertificate:
     """The Nash-gap certificate of a final pair (Definition D.1, SPEC 7), JSON-friendly:
     what every run directory writes under ``nash_gap``.
 
@@ -577,7 +629,7 @@ def nash_gap_certificate(
                                refine_local=False, max_search_evals=CERTIFICATE_SEARCH_EVALS,
                                max_restricted_policies=CERTIFICATE_MAX_POLICIES,
                                max_local_policies=CERTIFICATE_MAX_POLICIES)
-        return {
+        return NashGapCertificate({
             "exact": r.exact, "bound": "exact" if r.exact else "lower",
             "method": "exact chain (SPEC 7): best responses minus V(pi_g, pi_l)",
             "nash_gap": r.nash_gap if r.nash_gap is not None else r.nash_gap_full,
@@ -585,7 +637,7 @@ def nash_gap_certificate(
             "gap_g_full": r.gap_g_full, "gap_l": r.gap_l, "gap_l_exact": r.gap_l_exact,
             "value": r.value, "k": r.k, "n": r.n, "states": chain.n_states,
             "seconds": time.perf_counter() - t0,
-        }
+        })
     H = evaluation_horizon(game.gamma) if horizon is None else horizon
     method = ("estimate (lower bound): the deviations found (the run's last proposals) "
               "against the final pair, Monte-Carlo with common random numbers")
@@ -594,12 +646,13 @@ def nash_gap_certificate(
         tail = None if bounds is None else truncation_bias(game.gamma, H, *bounds)
         none = {"lower_bound": 0.0, "difference": 0.0, "stderr": 0.0, "ci95": [0.0, 0.0],
                 "truncation": tail, "source": "none"}
-        return {"exact": False, "bound": "lower",
+        return NashGapCertificate({
+                "exact": False, "bound": "lower",
                 "method": "estimate (lower bound): no deviation available, the gap is >= 0",
                 "nash_gap": 0.0, "ci95": [0.0, 0.0], "gap_g": none, "gap_l": dict(none),
                 "value": None, "value_stderr": None, "k": pi_g.k, "n": game.n,
                 "states": states, "rollouts": 0, "horizon": H, "seed": seed,
-                "seconds": time.perf_counter() - t0}
+                "seconds": time.perf_counter() - t0})
     est = estimate_nash_gap(
         game, pi_g, pi_l, rollouts=rollouts, horizon=H, seed=seed, learn=False, seeds=1,
         extra_global={"last global proposal": devs["global"]} if "global" in devs else None,
@@ -611,7 +664,7 @@ def nash_gap_certificate(
                 "ci95": list(g.ci95), "truncation": g.truncation, "source": g.source}
 
     g, loc = est.gap_g, est.gap_l
-    return {
+    return NashGapCertificate({
         "exact": False, "bound": "lower",
         "method": method,
         "nash_gap": est.nash_gap_lower_bound,
@@ -620,7 +673,7 @@ def nash_gap_certificate(
         "value_stderr": est.value.stderr, "k": pi_g.k, "n": game.n, "states": states,
         "rollouts": rollouts, "horizon": H, "seed": seed,
         "seconds": time.perf_counter() - t0,
-    }
+    })
 
 
 __all__ = [
@@ -630,6 +683,7 @@ __all__ = [
     "CERTIFICATE_ROLLOUTS",
     "CERTIFICATE_SEARCH_EVALS",
     "GapEstimate",
+    "NashGapCertificate",
     "NashGapEstimate",
     "NashGapResult",
     "estimate_nash_gap",

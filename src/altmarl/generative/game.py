@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from altmarl._random import rng as make_rng
 from altmarl._validate import check_choice, check_float, check_gamma, check_int, check_k
+from altmarl.display import html_table
 from altmarl.generative.observe import Counts, Histogram, Observer, bincount_rows, make_observer
 
 ResetFn = Callable[[np.random.Generator, int], tuple[Any, Any]]
@@ -328,3 +329,16 @@ class GenerativeGame:
         return (f"GenerativeGame(name={self.name!r}, n={self.n}, gamma={self.gamma}, "
                 f"|A_g|={self.n_ag}, |A_l|={self.n_al}, S_g={self.n_sg or self.global_shape}, "
                 f"S_l={self.n_sl or self.local_shape}, observe={self.observe.kind!r})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: name, population, discount, spaces, the global agent's summary."""
+        return html_table("GenerativeGame", [
+            ("name", self.name),
+            ("n (local agents)", self.n),
+            ("gamma", self.gamma),
+            ("|A_g|, |A_l|", f"{self.n_ag}, {self.n_al}"),
+            ("global states", self.n_sg or f"shape {self.global_shape}"),
+            ("local states", self.n_sl or f"shape {self.local_shape}"),
+            ("observation of the k-sample", self.observe.kind),
+            ("stage reward in", self.reward_bounds),
+        ])
