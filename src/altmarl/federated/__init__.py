@@ -7,7 +7,12 @@
 * :mod:`.controllers` — online execution of a joint policy, the baselines and the
   exploratory behaviour, and the episode loop;
 * :mod:`.experiment` — explore, estimate, ALTERNATING-MARL for several ``k``, evaluation
-  in the real simulator, tables and plots (``altmarl federated run``).
+  in the real simulator, tables and plots (``altmarl federated run --experiment
+  estimated``: the estimated-table baseline);
+* :mod:`.drift` — clustered federated learning under data drift as a generative game
+  (SPEC 11): the server's best broadcast depends on the population;
+* :mod:`.drift_eval` — its real deployment simulator with common random numbers, and the
+  FedAvg baselines.
 
 Needs scikit-learn (extra ``fed``) for the data set; see docs/federated.md.
 """
@@ -20,6 +25,8 @@ from altmarl.federated.controllers import (
     PolicyController,
     run_episode,
 )
+from altmarl.federated.drift import DriftConfig, DriftData, drift_game, make_drift_data
+from altmarl.federated.drift_eval import Method, MethodRun, run_method
 from altmarl.federated.experiment import FederatedExperiment, run_experiment
 from altmarl.federated.game import (
     EstimationReport,
@@ -35,6 +42,13 @@ from altmarl.federated.simulator import (
 )
 
 __all__ = [
+    "DriftConfig",
+    "DriftData",
+    "Method",
+    "MethodRun",
+    "drift_game",
+    "make_drift_data",
+    "run_method",
     "EpisodeLog",
     "EstimationReport",
     "ExploreController",
