@@ -134,3 +134,20 @@ def test_neural_g_learn_matches_tabular_at_k5():
 @pytest.mark.parametrize("k", [10, 20])
 def test_neural_g_learn_matches_tabular_large_k(k):
     _check_against_tabular(k, states=4000, m=10)
+
+
+def test_warm_up_and_double_q_options(tiny):
+    tab, gen, _ = tiny
+    u = am.LocalPolicy.uniform(tab)
+    kw = {"m": 2, "seed": 0, "states": 200, "iterations": 12, "patience": 2, "hidden": 16}
+    warm = neural_g_learn(gen, u, 3, min_iterations=8, **kw)
+    # no stopping during the warm-up: at least min_iterations rounds, the best chosen after it
+    hist = warm.info["residual_history"]
+    assert len(hist) >= 8 and warm.info["holdout_residual"] == min(hist[7:])
+    dbl = neural_g_learn(gen, u, 3, min_iterations=8, double=True, **kw)
+    s_g, h = np.array([0, 1, 1]), np.array([[3, 0, 0], [1, 1, 1], [0, 1, 2]])
+    assert not np.array_equal(dbl.q_values(s_g, h), warm.q_values(s_g, h))
+    with pytest.raises(ValueError, match="min_iterations"):
+        neural_g_learn(gen, u, 3, states=200, iterations=5, min_iterations=6)
+    with pytest.raises(ValueError, match="double"):
+        neural_g_learn(gen, u, 3, states=200, double="yes")

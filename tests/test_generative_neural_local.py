@@ -203,3 +203,37 @@ def test_neural_l_learn_no_worse_than_induced_vi_warehouse(k):
     ivi = am.l_learn(tab, pi_g, solver="induced-vi", seed=0, estimate_value=False)
     diff, se, _, _ = paired(gen, pi_g, pol, ivi, 400, 100, seed=7)
     assert diff >= -2.0 * se - 1e-9
+
+
+# --- behaviour cloning (warm start from a hand-written rule) ----------------------------
+def test_imitate_clones_a_deterministic_rule(small_warehouse):
+    tab, gen, _, _ = small_warehouse
+    rng = np.random.default_rng(3)
+    actions = rng.integers(0, tab.n_al, size=(tab.n_sl, tab.n_sg))
+    rule = am.LocalPolicy.deterministic(tab, actions)
+    pol = NeuralLocalPolicy.imitate(gen, rule, confidence=0.9, seed=0)
+    assert pol.info["agreement"] == 1.0
+    assert (pol.table().argmax(-1) == actions).all()
+    # the sampled policy explores: every action keeps about (1 - 0.9) / |A_l| probability
+    assert pol.table().min() > 0.5 * 0.1 / tab.n_al
+    assert pol.info["max_prob_error"] < 0.05
+    # greedy acting plays the rule exactly, with no random draws
+    s_l = rng.integers(0, tab.n_sl, size=(3, 50))
+    s_g = rng.integers(0, tab.n_sg, size=3)
+    g = np.random.default_rng(0)
+    assert (pol.act(s_l, s_g, g) == actions[s_l, s_g[:, None]]).all()
+    assert g.random() == np.random.default_rng(0).random()
+    # same seed, same network
+    again = NeuralLocalPolicy.imitate(gen, rule, confidence=0.9, seed=0)
+    assert np.array_equal(again.table(), pol.table())
+
+
+def test_imitate_rejects_bad_targets(small_warehouse):
+    tab, gen, u, _ = small_warehouse
+    with pytest.raises(ValueError, match="probability table of shape"):
+        NeuralLocalPolicy.imitate(gen, UniformLocalPolicy(tab.n_al))
+    with pytest.raises(ValueError, match="confidence"):
+        NeuralLocalPolicy.imitate(gen, u, confidence=1.5)
+    cont = am.envs.make("continuous-warehouse", n=50)
+    with pytest.raises(ValueError, match="discrete local and global states"):
+        NeuralLocalPolicy.imitate(cont, u)

@@ -2,7 +2,7 @@
 
 * :class:`GenerativeGame` — a game given by ``reset`` / ``step`` functions, validated;
 * observers (:mod:`altmarl.generative.observe`): :class:`Counts`, :class:`Histogram`,
-  :class:`SetEncoder` — the global agent's permutation-invariant summary of its ``k``-sample;
+  :class:`SetEncoder`, :class:`LearnedEncoder` — the global agent's permutation-invariant summary of its ``k``-sample;
 * the policy protocol and wrappers (:mod:`altmarl.generative.policies`);
 * the per-agent simulator (:mod:`altmarl.generative.simulator`), vectorized over rollouts
   and agents;
@@ -11,7 +11,13 @@
 """
 
 from altmarl.generative.game import GenerativeGame
-from altmarl.generative.observe import Counts, Histogram, Observer, SetEncoder
+from altmarl.generative.observe import (
+    Counts,
+    Histogram,
+    LearnedEncoder,
+    Observer,
+    SetEncoder,
+)
 from altmarl.generative.policies import (
     FunctionGlobalPolicy,
     FunctionLocalPolicy,
@@ -36,6 +42,7 @@ __all__ = [
     "GenerativeTrajectories",
     "GlobalActor",
     "Histogram",
+    "LearnedEncoder",
     "LocalActor",
     "Observer",
     "SetEncoder",

@@ -48,6 +48,7 @@ from altmarl._random import rng as child_rng
 from altmarl._validate import check_choice, check_float, check_int
 from altmarl.continuous.nets import load_state, mlp, save_state, seeded_torch, torch_seed
 from altmarl.generative.game import GenerativeGame
+from altmarl.generative.observe import LearnedEncoder
 from altmarl.generative.policies import FunctionGlobalPolicy, check_policies
 from altmarl.generative.simulator import subsample_indices
 from altmarl.io import to_jsonable
@@ -74,17 +75,25 @@ class Features:
     """``phi(s_g, obs)``: one-hot (or flattened) global state and the scaled summary."""
 
     def __init__(self, n_sg: int | None, global_shape: tuple[int, ...], obs_dim: int,
-                 scale: float) -> None:
+                 scale: float, set_dim: int | None = None) -> None:
         self.n_sg = n_sg
         self.global_shape = tuple(global_shape)
         self.obs_dim = int(obs_dim)
         self.scale = float(scale)
+        #: with a learned set encoder: the length of one agent's flattened local state (the
+        #: observation is then the ``k`` sampled states, ``obs_dim = k * set_dim``)
+        self.set_dim = None if set_dim is None else int(set_dim)
         g = n_sg if n_sg is not None else int(np.prod(self.global_shape, dtype=np.int64))
+        self.global_dim = int(g)
         self.dim = int(g) + self.obs_dim
 
     @classmethod
     def for_game(cls, game: GenerativeGame, k: int) -> Features:
-        """Features of ``game``'s ``k``-sample summaries (counts and histograms / ``k``)."""
+        """Features of ``game``'s ``k``-sample summaries (counts and histograms / ``k``; a
+        :class:`~altmarl.generative.observe.LearnedEncoder`'s raw set of ``k`` states)."""
+        if isinstance(game.observe, LearnedEncoder):
+            d = int(np.prod(game.local_shape, dtype=np.int64))
+            return cls(game.n_sg, game.global_shape, int(k) * d, 1.0, set_dim=d)
         scale = float(k) if game.observe.kind in ("counts", "histogram") else 1.0
         return cls(game.n_sg, game.global_shape, game.obs_dim, scale)
 
@@ -98,16 +107,67 @@ class Features:
         else:
             g = self.dim - self.obs_dim
             out[:, :g] = np.asarray(s_g, dtype=np.float32).reshape(R, g)
-        out[:, g:] = np.asarray(obs, dtype=np.float32) / self.scale
+        out[:, g:] = np.asarray(obs, dtype=np.float32).reshape(R, -1) / self.scale
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"n_sg": self.n_sg, "global_shape": list(self.global_shape),
-                "obs_dim": self.obs_dim, "scale": self.scale}
+        d: dict[str, Any] = {"n_sg": self.n_sg, "global_shape": list(self.global_shape),
+                             "obs_dim": self.obs_dim, "scale": self.scale}
+        if self.set_dim is not None:
+            d["set_dim"] = self.set_dim
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Features:
-        return cls(d["n_sg"], tuple(d["global_shape"]), int(d["obs_dim"]), float(d["scale"]))
+        return cls(d["n_sg"], tuple(d["global_shape"]), int(d["obs_dim"]), float(d["scale"]),
+                   None if d.get("set_dim") is None else int(d["set_dim"]))
+
+
+class SetQNet(nn.Module):
+    """The Q-network of a learned set encoder (SPEC 11): the first ``global_dim`` inputs are
+    the global features, the rest ``k`` local states of ``set_dim`` values; ``Q = head(g,
+    mean_i embed((s_i - mean) / std))`` with ``embed`` one hidden layer of ``embed_hidden``
+    tanh units to ``embed_dim`` outputs, ``head`` an MLP. Invariant to the order of the
+    ``k`` states."""
+
+    def __init__(self, global_dim: int, set_dim: int, embed_dim: int, embed_hidden: int,
+                 out_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.global_dim, self.set_dim = int(global_dim), int(set_dim)
+        self.embed = mlp(self.set_dim, int(embed_dim), int(embed_hidden), 1)
+        self.head = mlp(self.global_dim + int(embed_dim), int(out_dim), int(hidden), int(layers))
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.zeros(self.set_dim))
+        self.register_buffer("std", torch.ones(self.set_dim))
+
+    def set_moments(self, states: NDArray[Any]) -> None:
+        """Standardize by the mean and standard deviation of ``states`` ``(N, set_dim)``."""
+        x = np.asarray(states, dtype=np.float64).reshape(-1, self.set_dim)
+        sd = x.std(axis=0)
+        with torch.no_grad():
+            self.mean.copy_(torch.from_numpy(x.mean(axis=0).astype(np.float32)))
+            self.std.copy_(torch.from_numpy(np.where(sd > 1e-8, sd, 1.0).astype(np.float32)))
+
+    def summary(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned summary ``mean_i f_theta(s_i)`` of feature rows ``x``."""
+        s = x[:, self.global_dim:].reshape(x.shape[0], -1, self.set_dim)
+        return self.embed((s - self.mean) / self.std).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([x[:, :self.global_dim], self.summary(x)], dim=1))
+
+
+def q_network(arch: dict[str, Any]) -> nn.Module:
+    """The Q-network of an architecture record: an MLP, or a :class:`SetQNet` when
+    ``arch`` has an ``encoder`` entry."""
+    enc = arch.get("encoder")
+    if enc is None:
+        return mlp(int(arch["in_dim"]), int(arch["out_dim"]), int(arch["hidden"]),
+                   int(arch["layers"]))
+    return SetQNet(int(enc["global_dim"]), int(enc["set_dim"]), int(enc["embed_dim"]),
+                   int(enc["embed_hidden"]), int(arch["out_dim"]), int(arch["hidden"]),
+                   int(arch["layers"]))
 
 
 class NeuralGlobalPolicy:
@@ -183,8 +243,7 @@ class NeuralGlobalPolicy:
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
                                  f"{meta['n_ag']} actions; game {game.name!r} gives {want.dim} "
                                  f"features and {game.n_ag} actions")
-        net = mlp(int(arch["in_dim"]), int(arch["out_dim"]), int(arch["hidden"]),
-                  int(arch["layers"]))
+        net = q_network(arch)
         try:
             net.load_state_dict(blob["q"])
         except (RuntimeError, KeyError) as exc:
@@ -279,6 +338,18 @@ def _max_q(net: nn.Module, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor
                           for i in range(0, x.shape[0], chunk)])
 
 
+def _chosen_q(net: nn.Module, chooser: nn.Module, x: torch.Tensor,
+              chunk: int = 65_536) -> torch.Tensor:
+    """``net(x, argmax_a chooser(x, a))``: the double-Q target value."""
+    with torch.no_grad():
+        out = []
+        for i in range(0, x.shape[0], chunk):
+            xb = x[i:i + chunk]
+            a = chooser(xb).argmax(dim=1, keepdim=True)
+            out.append(net(xb).gather(1, a).squeeze(1))
+        return torch.cat(out)
+
+
 def neural_g_learn(
     game: GenerativeGame,
     pi_l: Any,
@@ -298,6 +369,8 @@ def neural_g_learn(
     layers: int = 2,
     holdout: float = 0.2,
     patience: int = 10,
+    min_iterations: int = 0,
+    double: bool = False,
     threads: int = 1,
     device: str = "auto",
     progress: bool = False,
@@ -320,6 +393,11 @@ def neural_g_learn(
     check_int("epochs", epochs, 1)
     check_int("batch", batch, 1)
     check_int("patience", patience, 1)
+    warm = check_int("min_iterations", min_iterations, 0)
+    if warm > iterations:
+        raise ValueError(f"min_iterations = {warm}: expected at most iterations = {iterations}")
+    if not isinstance(double, bool):
+        raise ValueError(f"double = {double!r}: expected True or False")
     check_float("lr", lr, positive=True)
     hold = check_float("holdout", holdout, 0.0, 0.9)
     check_float("explore", explore, 0.0, 1.0)
@@ -337,12 +415,20 @@ def neural_g_learn(
     n_hold = int(round(hold * len(X))) if hold > 0 else 0
     hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
     gamma = game.gamma
-    arch = {"in_dim": feats.dim, "out_dim": game.n_ag, "hidden": int(hidden),
-            "layers": int(layers)}
+    arch: dict[str, Any] = {"in_dim": feats.dim, "out_dim": game.n_ag, "hidden": int(hidden),
+                            "layers": int(layers)}
+    if feats.set_dim is not None:
+        assert isinstance(game.observe, LearnedEncoder)
+        arch["encoder"] = {"global_dim": feats.global_dim, "set_dim": feats.set_dim,
+                           "embed_dim": int(game.observe.embed_dim),
+                           "embed_hidden": int(game.observe.hidden)}
     history: list[float] = []
     with limit_torch_threads(threads), seeded_torch(torch_seed(child(ss, 3))):
-        net = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
-        target = mlp(feats.dim, game.n_ag, int(hidden), int(layers)).to(dev)
+        net = q_network(arch)
+        if isinstance(net, SetQNet):  # standardize the local states by the data's moments
+            net.set_moments(X[:, feats.global_dim:])
+        net = net.to(dev)
+        target = q_network(arch).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         Xt = torch.from_numpy(X).to(dev)
         Rt = torch.from_numpy(rew).to(dev)
@@ -359,19 +445,27 @@ def neural_g_learn(
             last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
         Rt = Rt / scale
 
-        def targets(q_net: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
+        def targets(q_net: nn.Module, idx: torch.Tensor | None = None,
+                    chooser: nn.Module | None = None) -> torch.Tensor:
             r = Rt if idx is None else Rt[idx]
             nx = Nt if idx is None else Nt.reshape(*shape, -1)[idx].reshape(-1, feats.dim)
-            nq = _max_q(q_net, nx).reshape(r.shape)
+            if chooser is None:
+                nq = _max_q(q_net, nx).reshape(r.shape)
+            else:  # double Q: chooser's argmax, q_net's value
+                nq = _chosen_q(q_net, chooser, nx).reshape(r.shape)
             return (r + gamma * nq).mean(dim=2)
 
         best, best_state, since = math.inf, None, 0
         with Progress(enabled=progress) as bar:
             task = bar.add_task("neural G-LEARN (fitted Q-iteration)", total=iterations,
                                 status="")
-            for _it in range(iterations):
-                target.load_state_dict(net.state_dict())
-                Y = targets(target)
+            for it in range(iterations):
+                if double and it > 0:  # the two previous iterates: choose with the newer
+                    Y = targets(target, chooser=net)
+                    target.load_state_dict(net.state_dict())
+                else:
+                    target.load_state_dict(net.state_dict())
+                    Y = targets(target)
                 for _ in range(epochs):
                     order = tr[torch.randperm(len(tr), device=dev)]
                     for i in range(0, len(order), batch):
@@ -386,6 +480,8 @@ def neural_g_learn(
                     res = float((diff ** 2).mean()) * scale ** 2
                 history.append(res)
                 bar.advance(task, status=f"held-out Bellman residual {res:.3g}")
+                if it + 1 < warm:  # warm-up: values still propagating, no stopping yet
+                    continue
                 if res < best - 1e-12:
                     best, since = res, 0
                     best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}

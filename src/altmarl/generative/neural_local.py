@@ -60,7 +60,7 @@ from torch import nn
 
 from altmarl._random import SeedLike, as_seed_sequence, child
 from altmarl._random import rng as child_rng
-from altmarl._validate import check_choice, check_int
+from altmarl._validate import check_choice, check_float, check_int
 from altmarl.continuous.nets import forward_chunked, load_state, mlp, save_state, seeded_torch
 from altmarl.continuous.nets import torch_seed as make_torch_seed
 from altmarl.continuous.trpo import (
@@ -205,6 +205,57 @@ class NeuralLocalPolicy:
         """A fresh (uniform) policy for ``game``."""
         return cls(LocalFeatures.for_game(game), game.n_al, hidden, layers, init_seed, greedy,
                    game_meta=game_meta(game))
+
+    @classmethod
+    def imitate(cls, game: GenerativeGame, target: Any, *, confidence: float = 0.9,
+                steps: int = 400, lr: float = 1e-2, hidden: int = 64, layers: int = 2,
+                seed: SeedLike = 0, greedy: bool = True, threads: int = 1
+                ) -> NeuralLocalPolicy:
+        """A policy network cloned from a hand-written or tabular local rule (behaviour
+        cloning, for a warm start of neural L-LEARN / ALTERNATING-MARL from a heuristic).
+
+        ``target`` has a ``(|S_l|, |S_g|, |A_l|)`` probability table (``table`` attribute or
+        method: an :class:`altmarl.LocalPolicy`, a compiled :class:`NeuralLocalPolicy`);
+        the network is fitted by full-batch Adam (``steps``, ``lr``) on the cross-entropy
+        to ``confidence * target + (1 - confidence) * uniform`` over every discrete state
+        pair, so its sampled actions still explore (TRPO's gradient does not vanish) while
+        its greedy actions are the target's. ``info["agreement"]``: the share of state
+        pairs where the greedy actions agree; ``info["max_prob_error"]``. Needs discrete
+        local and global states.
+        """
+        if game.n_sl is None or game.n_sg is None:
+            raise ValueError(f"imitate: game {game.name!r} does not have discrete local and "
+                             "global states (a target table needs them)")
+        conf = check_float("confidence", confidence, 0.0, 1.0)
+        n_steps = check_int("steps", steps, 1)
+        check_float("lr", lr, positive=True)
+        tab = getattr(target, "table", None)
+        tab = tab() if callable(tab) else tab
+        want = (game.n_sl, game.n_sg, game.n_al)
+        if not isinstance(tab, np.ndarray) or tab.shape != want:
+            raise ValueError(f"imitate: target must have a probability table of shape "
+                             f"(|S_l|, |S_g|, |A_l|) = {want}, got "
+                             f"{getattr(tab, 'shape', type(tab).__name__)}")
+        ss = as_seed_sequence(seed)
+        pol = cls.for_game(game, hidden, layers, make_torch_seed(child(ss, 0)), greedy)
+        soft = conf * np.asarray(tab, dtype=np.float64) + (1.0 - conf) / game.n_al
+        sl = np.broadcast_to(np.arange(game.n_sl)[None, :], (game.n_sg, game.n_sl))
+        x = torch.from_numpy(pol.features(sl, np.arange(game.n_sg)))
+        y = torch.from_numpy(np.ascontiguousarray(soft.transpose(1, 0, 2)).reshape(-1, game.n_al)
+                             .astype(np.float32))
+        with limit_torch_threads(threads), seeded_torch(make_torch_seed(child(ss, 1))):
+            opt = torch.optim.Adam(pol.policy.parameters(), lr=lr)
+            for _ in range(n_steps):
+                loss = -(y * torch.log_softmax(pol.policy(x), dim=1)).sum(dim=1).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        pol.invalidate()
+        got = pol.table()
+        pol.info = {"method": "imitation", "confidence": conf, "steps": n_steps,
+                    "agreement": float((got.argmax(-1) == np.asarray(tab).argmax(-1)).mean()),
+                    "max_prob_error": float(np.abs(got - soft).max())}
+        return pol
 
     # --- acting --------------------------------------------------------------------------
     @property

@@ -11,9 +11,15 @@ An observer maps the sampled agents' local states ``sample`` of shape
 * :class:`SetEncoder` — ``phi(sample) = mean_i f(s_i)`` for vector states. ``f`` is any
   vectorized callable ``(R, k, *local_shape) -> (R, k, dim)``; without one it is the fixed
   moment features ``f(s) = (s, s^2)`` (flattened). Neural learners replace ``f`` by a learned
-  embedding (the hook: :meth:`SetEncoder.with_embedding`).
+  embedding (the hook: :meth:`SetEncoder.with_embedding`);
+* :class:`LearnedEncoder` — ``phi(sample) = mean_i f_theta(s_i)`` with ``f_theta`` a small
+  network trained end-to-end inside neural G-LEARN (for vector states where no count or
+  fixed moment summary is good enough). The observer hands the set itself on, shape
+  ``(R, k, prod(local_shape))``; the learned global policy holds ``f_theta`` and applies it
+  (a hand-written global policy receives the raw set).
 
-All three are invariant to the order of the sampled agents.
+The summaries are invariant to the order of the sampled agents (the learned encoder's by
+the mean pooling inside the policy).
 """
 
 from __future__ import annotations
@@ -161,6 +167,36 @@ class SetEncoder:
                 "dim": self.embed_dim}
 
 
+@dataclass(frozen=True)
+class LearnedEncoder:
+    """A permutation-invariant set encoder learned by neural G-LEARN (SPEC 11):
+    ``phi(sample) = mean_i f_theta(s_i)``, ``f_theta`` an MLP with one hidden layer of
+    ``hidden`` tanh units and ``embed_dim`` outputs on the standardized flattened local
+    state, trained end-to-end with the Q-network
+    (:func:`altmarl.generative.neural.neural_g_learn`).
+
+    As an observer it passes the sampled set on, ``(R, k, prod(local_shape))`` floats
+    (:meth:`dim` is the length of the learned summary, ``embed_dim``)."""
+
+    embed_dim: int = 16
+    hidden: int = 32
+    kind: str = field(default="learned", init=False)
+
+    def __post_init__(self) -> None:
+        check_int("observe.embed_dim", self.embed_dim, 1)
+        check_int("observe.hidden", self.hidden, 1)
+
+    def dim(self, local_shape: tuple[int, ...]) -> int:
+        return int(self.embed_dim)
+
+    def __call__(self, sample: NDArray[Any]) -> FloatArray:
+        R, k = sample.shape[:2]
+        return np.asarray(sample, dtype=np.float64).reshape(R, k, -1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "learned", "embed_dim": int(self.embed_dim), "hidden": int(self.hidden)}
+
+
 def make_observer(observe: Any, num_local_states: int | None,
                   bins: ArrayLike | None) -> Observer:
     """The observer of a :class:`~altmarl.generative.GenerativeGame`: ``"counts"`` (needs
@@ -178,9 +214,13 @@ def make_observer(observe: Any, num_local_states: int | None,
             return Histogram(bins)
         if observe == "encoder":
             return SetEncoder()
-        raise ValueError(f"observe = {observe!r}: expected 'counts', 'histogram', 'encoder' or "
-                         "an observer object (Counts, Histogram, SetEncoder)")
+        if observe == "learned":
+            return LearnedEncoder()
+        raise ValueError(f"observe = {observe!r}: expected 'counts', 'histogram', 'encoder', "
+                         "'learned' or an observer object (Counts, Histogram, SetEncoder, "
+                         "LearnedEncoder)")
     if isinstance(observe, Observer):
         return observe
-    raise ValueError(f"observe = {observe!r}: expected 'counts', 'histogram', 'encoder' or an "
-                     "observer object (Counts, Histogram, SetEncoder)")
+    raise ValueError(f"observe = {observe!r}: expected 'counts', 'histogram', 'encoder', "
+                     "'learned' or an observer object (Counts, Histogram, SetEncoder, "
+                     "LearnedEncoder)")
