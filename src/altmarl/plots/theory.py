@@ -2,9 +2,12 @@
 
 Drawn from ``gap_vs_k.csv``, ``table_size.csv``, ``cost_vs_n.csv`` and ``summary.json``:
 
-* ``gap_vs_k.png`` — the exact full-information gap of G-LEARN vs ``k`` and vs the
-  finite-population-corrected ``k`` (:func:`altmarl.histogram.effective_k`), with the fitted
-  log-log slopes and the ``-1/2`` reference;
+* ``gap_vs_k.png`` — the exact sup-over-states gap (with the largest one-step regret, its
+  lower bound) and the initial-distribution gap of G-LEARN vs ``k``, for the games whose
+  optimal action depends on the population, with the fitted slopes over their windows
+  (95% regression bands) and the ``-1/2`` and ``-1`` references;
+* ``scaled_gaps.png`` — ``sqrt(k) gap(k)`` and ``k gap(k)`` of both gaps (flat = that rate);
+* ``family_<name>.png`` — every game of a family of seeded random games, zero gaps marked;
 * ``table_size.png`` — mean-field ``|H_k|`` vs standard ``|S_l|^k`` table sizes;
 * ``cost_vs_n.png`` — wall time of G-LEARN and of the exact solver vs ``n``.
 """
@@ -12,82 +15,181 @@ Drawn from ``gap_vs_k.csv``, ``table_size.csv``, ``cost_vs_n.csv`` and ``summary
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from altmarl.histogram import effective_k
 from altmarl.io import read_csv_rows
 from altmarl.plots.style import PALETTE, legend, plain_log, pyplot, save_figure, series_color
 
+#: the quantities of the gap figures: column, axis label
+GAPS = (("gap_sup", "sup-over-states gap  max_s V*(s) - V(pi_k)(s)"),
+        ("gap_init", "initial-distribution gap  E_mu0[V* - V(pi_k)]"))
+
+
+def _is_true(v: Any) -> bool:
+    return v is True or str(v) == "True"
+
+
+def _fit_line(ax: Any, fit: dict[str, Any], color: str, label: str | None) -> None:
+    """The fitted power law over its window with the band of its slope interval (pivoting
+    at the window's geometric centre)."""
+    if fit.get("slope") is None:
+        return
+    kk = np.geomspace(min(fit["k_used"]), max(fit["k_used"]), 20)
+    x0 = float(np.mean(np.log(fit["k_used"])))
+    y0 = fit["intercept"] + fit["slope"] * x0
+    ax.plot(kk, np.exp(fit["intercept"]) * kk ** fit["slope"], "--", color=color, lw=1.6,
+            label=label)
+    lo, hi = fit["slope_ci"]
+    band = np.exp(y0 + np.outer([lo, hi], np.log(kk) - x0))
+    ax.fill_between(kk, band.min(axis=0), band.max(axis=0), color=color, alpha=0.18, lw=0)
+
+
+def _reference(ax: Any, ks: list[float], y: float) -> None:
+    """Grey slopes -1/2 and -1 through ``(ks[0], y)``."""
+    kk = np.geomspace(ks[0], ks[-1], 20)
+    ax.plot(kk, y * (kk / ks[0]) ** -0.5, color=PALETTE["reference"], lw=1, alpha=0.8)
+    ax.plot(kk, y * (kk / ks[0]) ** -1.0, ":", color=PALETTE["reference"], lw=1.2)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "family"
+
 
 def plot_theory(run_dir: str | Path) -> list[Path]:
-    """Draw ``gap_vs_k.png``, ``table_size.png`` and ``cost_vs_n.png`` from the CSV files
-    and ``summary.json`` of a theory run directory (written by
-    :func:`altmarl.experiments.theory.run_theory`)."""
+    """Draw the figures of a theory run directory (written by
+    :func:`altmarl.experiments.theory.run_theory`) from its CSV files and
+    ``summary.json``; returns their paths."""
     plt = pyplot()
     run = Path(run_dir)
     summary = json.loads((run / "summary.json").read_text())
+    gaps = summary["gap_vs_k"]
+    fams = summary.get("families", {})
+    rows = read_csv_rows(run / "gap_vs_k.csv")
     paths = []
 
-    # (a) gap vs k (left) and vs the effective sample size (right)
-    rows = read_csv_rows(run / "gap_vs_k.csv")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.0, 4.8))
-    for ci, label in enumerate(dict.fromkeys(r["game"] for r in rows)):
+    def game_rows(label: str) -> list[dict[str, Any]]:
+        return [r for r in rows if r["game"] == label]
+
+    # games in the order of the configuration (summary.json sorts its keys)
+    order = [g["label"] for g in json.loads((run / "config.json").read_text())["gap_games"]]
+    order = [g for g in order if g in gaps] + [g for g in gaps if g not in order]
+    shown = [g for g in order if gaps[g]["optimum_depends_on_N"]]
+
+    # (a) the gaps vs k: one row of panels per game
+    fig, axes = plt.subplots(max(1, len(shown)), 2, figsize=(12.0, 3.6 * max(1, len(shown))),
+                             squeeze=False)
+    for ci, label in enumerate(shown):
         color = series_color(ci)
-        ex = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] > 0]
-        zero = [r for r in rows if r["game"] == label and r["m"] == "exact" and r["gap_full"] <= 0]
-        if zero:  # a log axis has no 0: mark the zero gaps (k = n: full information) below
-            ax.scatter([r["k"] for r in zero], [min(r["gap_full"] for r in ex) / 2 if ex else 1]
-                       * len(zero), marker="v", color=color, zorder=3,
-                       label=f"gap = 0 (k = {', '.join(str(r['k']) for r in zero)})")
-        if ex:
-            ax.loglog([r["k"] for r in ex], [r["gap_full"] for r in ex], "o-", color=color,
-                      label=f"{label}: G-LEARN (m exact)")
-            ax2.loglog([effective_k(r["k"], r["n"]) for r in ex], [r["gap_full"] for r in ex],
-                       "o-", color=color, label=f"{label}: G-LEARN (m exact)")
-        fm = [r for r in rows if r["game"] == label and r["m"] != "exact"]
-        if fm:
-            ks = sorted({r["k"] for r in fm})
-            vals = [[r["gap_full"] for r in fm if r["k"] == k] for k in ks]
-            mean = np.array([np.mean(v) for v in vals])
-            sd = np.array([np.std(v) for v in vals])
-            keep = mean > 0
-            ax.errorbar(np.array(ks)[keep], mean[keep], yerr=sd[keep], fmt="s--", color=color,
-                        alpha=0.6, capsize=3,
-                        label=f"{label}: G-LEARN (m={fm[0]['m']}, mean +- sd over seeds)")
-        entry = summary["gap_vs_k"].get(label, {})
-        for axis, key, what in ((ax, "fit_exact_expectation", "k <= {k_max:g}"),
-                                (ax2, "fit_effective_k", "all k < n")):
-            fit = entry.get(key, {})
-            if fit.get("slope") is None:
+        for ax, (q, ylabel) in zip(axes[ci], GAPS, strict=True):
+            gr = [r for r in game_rows(label) if r[q] > gaps[label]["roundoff"]]
+            if not gr:
                 continue
-            kk = np.array([min(fit["x_used"]), max(fit["x_used"])], dtype=float)
-            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** fit["slope"], ":", color=color,
-                        lw=2, label=f"fit {what.format(**fit)}: slope {fit['slope']:.2f}")
-            axis.loglog(kk, np.exp(fit["intercept"]) * kk ** -0.5, color=PALETTE["reference"], lw=1,
-                        alpha=0.7, label="slope -1/2 (Theorem 4.4)" if ci == 0 else None)
-    ax.set_xlabel("subsample size k")
-    ax.set_ylabel("full-information gap  V* - V(G-LEARN_k, pi_l)")
-    ax.set_title("Exact full-information gap of G-LEARN vs k")
-    ax2.set_xlabel("effective sample size k (n - 1) / (n - k)")
-    ax2.set_title("Same gaps vs the finite-population-corrected k")
-    for axis in (ax, ax2):
-        legend(axis, fontsize=7)
-        axis.grid(True, which="both", alpha=0.3)
-        plain_log(axis, "x")
-        plain_log(axis, "y")
+            ks = [r["k"] for r in gr]
+            ax.loglog(ks, [r[q] for r in gr], "o-", color=color, ms=4, label="exact gap")
+            if q == "gap_sup":
+                ax.loglog(ks, [r["one_step_sup"] for r in gr], ".:", color=color, alpha=0.8,
+                          label="largest one-step regret (a lower bound)")
+            fits = [f for f in gaps[label]["fits"][q] if f["slope"] is not None]
+            for fi, fit in enumerate(fits):
+                lo, hi = fit["slope_ci"]
+                _fit_line(ax, fit, series_color(ci + 1 + fi),
+                          f"fit k in [{fit['k_lo']:g}, {fit['k_hi']:g}]: slope "
+                          f"{fit['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
+            cut = [r for r in game_rows(label) if r[q] <= gaps[label]["roundoff"]]
+            if cut:
+                ax.scatter([cut[0]["k"]], [min(r[q] for r in gr) / 3], marker="v",
+                           color=color, label=f"gap 0 or round-off from k = {cut[0]['k']}")
+            if fits:
+                f0 = fits[-1]
+                _reference(ax, [f0["k_lo"], max(ks)],
+                           float(np.exp(f0["intercept"]) * f0["k_lo"] ** f0["slope"]) * 1.6)
+            ax.set_title(f"{label}: {ylabel.split('  ')[0]}", fontsize=9)
+            ax.set_ylabel(ylabel.split("  ")[1], fontsize=8)
+            ax.grid(True, which="both", alpha=0.3)
+            plain_log(ax, "x")
+            legend(ax, fontsize=6.5)
+    for ax in axes[-1]:
+        ax.set_xlabel("subsample size k")
+    fig.subplots_adjust(hspace=0.32, top=1 - 0.5 / (3.6 * max(1, len(shown))))
+    fig.suptitle("Exact gap of G-LEARN (m exact) to the full-information optimum, fixed "
+                 "uniform pi_l\n(bands: 95% regression interval of the fitted slope; grey: "
+                 "slopes -1/2 and -1)", fontsize=10, y=1.0)
     paths.append(save_figure(fig, run / "gap_vs_k.png"))
 
-    # (b) table sizes
-    rows = read_csv_rows(run / "table_size.csv")
+    # (b) scaled gaps: flat = that rate
+    fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.0), sharex=True)
+    for i, (q, ylabel) in enumerate(GAPS):
+        for j, (scale, what) in enumerate((("sqrtk", "sqrt(k) x"), ("k", "k x"))):
+            ax = axes[i, j]
+            for ci, label in enumerate(shown):
+                gr = [r for r in game_rows(label) if r[q] > gaps[label]["roundoff"]]
+                if gr:
+                    top = max(r[f"{scale}_{q}"] for r in gr)
+                    ax.loglog([r["k"] for r in gr], [r[f"{scale}_{q}"] / top for r in gr],
+                              "o-", ms=3.5, color=series_color(ci), label=label)
+                    if q == "gap_sup" and scale == "sqrtk":
+                        ax.loglog([r["k"] for r in gr],
+                                  [r["sqrtk_one_step_sup"] / top for r in gr], ".:",
+                                  color=series_color(ci), alpha=0.8,
+                                  label="  sqrt(k) x largest one-step regret (same scale)")
+            ax.set_ylabel(f"{what} {q.replace('_', ' ')} / its maximum over k")
+            ax.set_title(f"{what} {ylabel.split('  ')[0]} (flat = rate k^-"
+                         f"{'1/2' if scale == 'sqrtk' else '1'})", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            plain_log(ax, "x")
+            if i == 1:
+                ax.set_xlabel("subsample size k")
+            legend(ax, fontsize=6.5)
+    paths.append(save_figure(fig, run / "scaled_gaps.png"))
+
+    # (c) families of random games: every game, zero gaps marked
+    for fam, e in fams.items():
+        members = [g for g in order if g in e["optimum_depends_on_N"]] + [
+            g for g in order if g in e["optimum_ignores_N"]]
+        fig, axes = plt.subplots(1, 2, figsize=(13.0, 4.8))
+        positive = [r[q] for g in members for r in game_rows(g) for q, _ in GAPS
+                    if r[q] > gaps[g]["roundoff"]]
+        floor = min(positive) / 3 if positive else 1e-12
+        for ax, (q, ylabel) in zip(axes, GAPS, strict=True):
+            for ci, g in enumerate(members):
+                gr = game_rows(g)
+                moving = gaps[g]["optimum_depends_on_N"]
+                color = series_color(ci) if moving else PALETTE["reference"]
+                pos = [r for r in gr if r[q] > gaps[g]["roundoff"]]
+                if pos:
+                    ax.loglog([r["k"] for r in pos], [r[q] for r in pos],
+                              "o-" if moving else ".-", color=color, ms=4 if moving else 3,
+                              lw=1.4 if moving else 0.7, alpha=1.0 if moving else 0.6,
+                              label=g if moving else None)
+                zero = [r["k"] for r in gr if _is_true(r["zero_exact"])]
+                if zero:
+                    ax.scatter([zero[0]], [floor], marker="v", color=color, zorder=3, s=18)
+            ax.scatter([], [], marker="v", color=PALETTE["reference"],
+                       label="first k with gap exactly 0 (one marker per game)")
+            ax.plot([], [], ".-", color=PALETTE["reference"], lw=0.7,
+                    label=f"{len(e['optimum_ignores_N'])} games whose optimum ignores N")
+            ax.set_xlabel("subsample size k")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+            plain_log(ax, "x")
+            legend(ax, fontsize=6.5)
+        fig.suptitle(f"{e['games']} seeded random games ({fam}): exact gaps of G-LEARN vs k",
+                     fontsize=10)
+        paths.append(save_figure(fig, run / f"family_{_slug(fam)}.png"))
+
+    # (d) table sizes
+    trows = read_csv_rows(run / "table_size.csv")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for ci, d in enumerate(dict.fromkeys(r["d"] for r in rows)):
-        sub = [r for r in rows if r["d"] == d]
-        ax.semilogy([r["k"] for r in sub], [r["mean_field"] for r in sub], "-", color=series_color(ci),
-                    label=f"|S_l|={d}: mean-field |H_k|")
-        ax.semilogy([r["k"] for r in sub], [r["standard"] for r in sub], "--", color=series_color(ci),
-                    label=f"|S_l|={d}: standard |S_l|^k")
+    for ci, d in enumerate(dict.fromkeys(r["d"] for r in trows)):
+        sub = [r for r in trows if r["d"] == d]
+        ax.semilogy([r["k"] for r in sub], [r["mean_field"] for r in sub], "-",
+                    color=series_color(ci), label=f"|S_l|={d}: mean-field |H_k|")
+        ax.semilogy([r["k"] for r in sub], [r["standard"] for r in sub], "--",
+                    color=series_color(ci), label=f"|S_l|={d}: standard |S_l|^k")
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("table entries per (s_g, a_g)")
     ax.set_title("Q-table size: mean-field vs standard parameterization")
@@ -95,18 +197,18 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.grid(True, which="both", alpha=0.3)
     paths.append(save_figure(fig, run / "table_size.png"))
 
-    # (c) cost vs n
-    rows = read_csv_rows(run / "cost_vs_n.csv")
+    # (e) cost vs n
+    crows = read_csv_rows(run / "cost_vs_n.csv")
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    g = [r for r in rows if r["method"] == "g_learn"]
-    e = [r for r in rows if r["method"] == "exact"]
+    g = [r for r in crows if r["method"] == "g_learn"]
+    ex = [r for r in crows if r["method"] == "exact"]
     if g:
         ax.loglog([r["n"] for r in g], [r["seconds"] for r in g], "o-",
                   label=f"G-LEARN (k={g[0]['k']}, m={g[0]['m']})")
-    if e:
-        ax.loglog([r["n"] for r in e], [r["seconds"] for r in e], "s-",
+    if ex:
+        ax.loglog([r["n"] for r in ex], [r["seconds"] for r in ex], "s-",
                   label="exact solver (value + full-info best response)")
-        for r in e:
+        for r in ex:
             ax.annotate(f"{r['states']}", (r["n"], r["seconds"]), fontsize=7,
                         textcoords="offset points", xytext=(3, -10))
     ax.set_xlabel("number of local agents n")
