@@ -22,7 +22,8 @@ draws are shared *across* entries (``crn``, see ``docs/g_learn.md``):
 
 The next global states are always drawn independently for every ``(s_g, x, a_g, j)``
 (:func:`sample_global`: 32-bit uniform integers against the rounded CDF, so each transition
-probability is reproduced within ``2^-32``, zeros exactly). Streams: the caller passes one
+probability is reproduced within ``2^-32``, zeros exactly; stored in one byte when
+``|S_g| <= 256``). Streams: the caller passes one
 ``SeedSequence`` per kind of draw; child ``s`` (or ``s * |A_g| + a_g``) of it drives global
 state ``s`` (:func:`altmarl._random.rng`).
 """
@@ -63,23 +64,25 @@ def _categorical_u32(u: NDArray[np.uint32], thr: list[int], dtype: Any) -> NDArr
     return out
 
 
-def sample_global(eta: NDArray[np.int32], P_g: FloatArray,
-                  ss: np.random.SeedSequence) -> list[NDArray[np.int32]]:
-    """Combine the next local states ``eta[s, x, e, j]`` with next global states
-    ``s_g' ~ P_g(. | s, a)`` drawn i.i.d. for every ``(s, x, a, j)``: returns
-    ``cols[a][s, x, j] = s_g' * N + eta[s, x, e, j]`` (``e = a`` or ``0`` when shared)."""
+def global_state_dtype(n_sg: int) -> Any:
+    """The smallest unsigned integer type holding the global states ``0..n_sg-1``."""
+    return np.uint8 if n_sg <= 2**8 else np.uint16 if n_sg <= 2**16 else np.uint32
+
+
+def sample_global(N: int, m: int, P_g: FloatArray,
+                  ss: np.random.SeedSequence) -> NDArray[Any]:
+    """Next global states ``sg[s, x, a, j] ~ P_g(. | s, a)`` drawn i.i.d. for every
+    ``(s, x, a, j)`` (``N`` surrogate states ``x``, ``m`` draws each), in the smallest
+    unsigned type (:func:`global_state_dtype`). Stream ``s * |A_g| + a`` of ``ss`` draws
+    the ``(N, m)`` block of ``(s, a)``."""
     S, A, _ = P_g.shape
-    _, N, n_e, m = eta.shape
-    cols = [np.empty((S, N, m), dtype=np.int32) for _ in range(A)]
+    sg = np.empty((S, N, A, m), dtype=global_state_dtype(S))
     for s in range(S):
         for a in range(A):
             rng = child_rng(ss, s * A + a)
             u = rng.integers(0, 2**32, size=(N, m), dtype=np.uint32)
-            out = cols[a][s]
-            out[...] = _categorical_u32(u, _thresholds(P_g[s, a]), np.int32)
-            out *= np.int32(N)
-            out += eta[s, :, a if n_e > 1 else 0, :]
-    return cols
+            sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
+    return sg
 
 
 def _rank_fast(hn: NDArray[Any], k: int) -> NDArray[np.int32]:

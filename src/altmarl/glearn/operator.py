@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from altmarl._random import child
 from altmarl._validate import check_int
 from altmarl.game import TabularGame
+from altmarl.glearn import kernels
 from altmarl.glearn.draws import (
     StratifiedRanks,
     exact_next_histograms,
@@ -97,46 +98,72 @@ def policy_reward(model: OperatorModel, actions: IntArray) -> FloatArray:
 
 
 class _SampledModel:
-    """Empirical operator from fixed samples.
+    """Empirical operator from fixed samples (SPEC 4), stored compactly.
 
-    ``cols[a][s, x, j]`` (int32; one array per ``a_g``) is the flat index
-    ``s_g' * N + x'`` of the ``j``-th sampled next state of ``(s_g = s, x, a_g = a)``.
-    ``P_a`` (one CSR matrix per ``a_g`` on ``cols[a]``, all sharing one data array ``1/m``)
-    maps ``V`` to ``E_hat[V(next) | s, x, a]``.
+    ``nxt[s, x, e, j]`` (int32) is the index of the ``j``-th sampled next local state of
+    ``(s_g = s, x)``, shared by every ``a_g`` (``e = 0``; ``P_l`` does not depend on
+    ``a_g``) or, with ``crn="none"``, one per action (``e = a_g``); ``sg[s, x, a, j]`` (one
+    byte when ``|S_g| <= 256``) the next global state of ``(s, x, a, j)``. The flat index
+    of a sampled next state is ``sg * N + nxt`` (:meth:`columns`). Products with ``V``:
+    the fused kernels of :mod:`altmarl.glearn.kernels` for large stores, CSR matrices (one
+    per ``a_g``, built on first use) for small ones; both sum the ``m`` terms in the same
+    order, so they agree to the last bit.
     """
 
-    def __init__(self, cols: list[NDArray[np.int32]], r_g: FloatArray, r_loc: FloatArray,
-                 gamma: float) -> None:
-        self.cols = cols
-        self.n_ag = len(cols)
-        self.n_sg, self.n_states, self.m = (int(v) for v in cols[0].shape)
+    def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
+                 r_loc: FloatArray, gamma: float, fused: bool | None = None) -> None:
+        self.nxt = nxt
+        self.sg = sg
+        self.n_sg, self.n_states, self.n_ag, self.m = (int(v) for v in sg.shape)
         self.r_g = r_g
         self.r_loc = r_loc
         self.gamma = float(gamma)
-        rows = self.n_sg * self.n_states
-        nnz = rows * self.m
-        idx_t = np.int32 if nnz < 2**31 - 1 else np.int64
-        self._indptr = np.arange(0, nnz + 1, self.m, dtype=idx_t)
-        self._data = np.full(nnz, 1.0 / self.m)
-        self._P = [self._csr(cols[a].reshape(-1)) for a in range(self.n_ag)]
+        per_row = self.n_sg * self.n_states * self.m
+        self.fused = (kernels.HAVE_NUMBA and per_row >= kernels.FUSED_MIN_SAMPLES
+                      if fused is None else bool(fused))
+        self._P: list[sp.csr_matrix] | None = None
         self._sel: NDArray[np.int32] | None = None
         self._sel_actions: IntArray | None = None
 
+    def columns(self, a: int) -> NDArray[np.int32]:
+        """``cols[s, x, j] = sg * N + nxt``: flat indices of the samples of action ``a``."""
+        e = a if self.nxt.shape[2] > 1 else 0
+        out = self.sg[:, :, a, :].astype(np.int32)
+        out *= np.int32(self.n_states)
+        out += self.nxt[:, :, e, :]
+        return out
+
+    @property
+    def cols(self) -> list[NDArray[np.int32]]:
+        """:meth:`columns` of every action."""
+        return [self.columns(a) for a in range(self.n_ag)]
+
     def _csr(self, indices: NDArray[np.int32]) -> sp.csr_matrix:
         rows = self.n_sg * self.n_states
-        return sp.csr_matrix((self._data, indices, self._indptr), shape=(rows, rows), copy=False)
+        nnz = rows * self.m
+        idx_t = np.int32 if nnz < 2**31 - 1 else np.int64
+        indptr = np.arange(0, nnz + 1, self.m, dtype=idx_t)
+        data = np.full(nnz, 1.0 / self.m)
+        return sp.csr_matrix((data, indices, indptr), shape=(rows, rows), copy=False)
 
     def expect(self, V: FloatArray) -> FloatArray:
-        v = np.ascontiguousarray(V, dtype=np.float64).reshape(-1)
+        v = np.ascontiguousarray(V, dtype=np.float64)
+        if self.fused:
+            return kernels.expect_all(self.nxt, self.sg, v, self.m)
+        if self._P is None:
+            self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
         out = np.empty((self.n_sg, self.n_states, self.n_ag))
         for a, P in enumerate(self._P):
-            out[:, :, a] = (P @ v).reshape(self.n_sg, self.n_states)
+            out[:, :, a] = (P @ v.reshape(-1)).reshape(self.n_sg, self.n_states)
         return out
 
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        if self.fused:
+            acts = np.ascontiguousarray(actions, dtype=np.int64)
+            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
-            self._sel = self.cols[0].copy()
+            self._sel = self.columns(0)
             self._sel_actions = np.zeros((self.n_sg, self.n_states), dtype=np.int64)
         assert self._sel_actions is not None
         changed = actions != self._sel_actions
@@ -144,7 +171,7 @@ class _SampledModel:
             for a in range(self.n_ag):
                 mask = changed & (actions == a)
                 if mask.any():
-                    self._sel[mask] = self.cols[a][mask]
+                    self._sel[mask] = self.columns(a)[mask]
             self._sel_actions = np.array(actions, dtype=np.int64)
         P = self._csr(self._sel.reshape(-1))
         return lambda x: np.asarray(P @ x)
@@ -402,10 +429,9 @@ def empirical_operator(
         else:
             eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
             draws["local_agent"] = S * n_states * n_e * m * k
-        cols = sample_global(eta, game.P_g, ss_global)
-        del eta
+        sg = sample_global(n_states, m, game.P_g, ss_global)
         draws["global"] = S * n_states * A * m
-        model = _SampledModel(cols, r_g, r_loc, game.gamma)
+        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
@@ -486,10 +512,9 @@ def stratified_operator(
         else:
             eta = sample_hist_states(K, H, depth, m, n_e, ss_local, chunk, ranks)
             draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
-        cols = sample_global(eta, game.P_g, ss_global)
-        del eta
+        sg = sample_global(n_states, m, game.P_g, ss_global)
         draws["global"] = S * n_states * A * m
-        model = _SampledModel(cols, r_g, r_loc, game.gamma)
+        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
     pool = max(opts.pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, "mean-field", scheme.k, m, None if m is None else crn,
                              (S, n_states, A), draws, time.perf_counter() - t0, pool,
