@@ -189,8 +189,10 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
         unit = np.int64(1) << (np.arange(d, dtype=np.int64) * packed_bits)
         for x in range(d):
             u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
-            moves = _categorical_u32(u, _thresholds(K_s[x]), np.int64)  # (k, P)
-            np.cumsum(unit[moves], axis=0, out=out[x, 1:, :P])
+            moves = _categorical_u32(u, _thresholds(K_s[x]), np.uint8)  # (k, P); d <= 62
+            step = unit[moves]
+            for c in range(k):  # running sums row by row (exact; faster than cumsum on axis 0)
+                np.add(out[x, c, :P], step[c], out=out[x, c + 1, :P])
         out[:, :, P:] = out[:, :, : m - 1]
         return out
     pools = np.zeros((d, k + 1, Pw, d), dtype=np.int16)

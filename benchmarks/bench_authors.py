@@ -1,0 +1,300 @@
+"""altmarl side by side with the authors' public code (github.com/emiletimothy/alternating-marl,
+MIT) on the same work and the same warehouse tables (SPEC 8.1).
+
+This script fetches nothing. Point it at a checkout of the authors' repository (the
+directory holding ``scripts/global_agent_optimizer.py``) with ``--authors PATH`` or the
+environment variable ``ALTMARL_AUTHORS_REPO``; without one it reports altmarl's figures
+alone. Work items:
+
+* ``glearn-K`` — G-LEARN under the uniform ``pi_l`` at ``k = K`` (``--k``, default 10 30 50).
+  altmarl: ``am.g_learn(game, pi_l, k, m=30, tol=1e-6)`` (30 sampled successors per
+  entry, solved to ``1e-6``); authors: ``GlobalAgentOptimizer`` with their settings (one
+  rounded mean-field successor, at most 100 value-iteration sweeps);
+* ``evaluate`` — the same policy pair (altmarl's G-LEARN policy at ``k = 10``, uniform
+  ``pi_l``), 250 rollouts x 100 steps, ``n = 1000``: ``am.evaluate`` (1 and 2 threads) vs
+  ``AlternatingMARL.evaluate`` (per-agent simulation);
+* ``alternating-K`` — ALTERNATING-MARL training at ``k = K`` (``--alt-k``, default 10):
+  ``am.alternating_marl(game, k, seed=0)`` with its defaults (``direct`` L-LEARN) vs
+  ``AlternatingMARL.train()`` (their 5-iteration protocol, induced-VI quality); after the
+  clock both results are valued by the same ``am.evaluate`` (250 x 100, one seed), with
+  its standard error.
+
+Every run is a fresh subprocess (wall and CPU seconds of the call, peak resident memory of
+the process). Repetitions are interleaved (authors, altmarl, authors, altmarl, ...) and
+reported as medians, with the load average at the start and at the end; the machine may be
+shared, so quote the ratio, not the seconds. altmarl's Numba kernels are loaded before the
+clock starts (their one-time cost per process, compilation or cache load, is reported in
+the ``warm-up`` column).
+
+Usage::
+
+    python benchmarks/bench_authors.py                           # altmarl alone
+    python benchmarks/bench_authors.py --authors ~/alternating-marl
+    ALTMARL_AUTHORS_REPO=~/alternating-marl python benchmarks/bench_authors.py --reps 5
+    python benchmarks/bench_authors.py --quick                   # k = 10 and 30, 2 repetitions
+    python benchmarks/bench_authors.py --only glearn-10 evaluate --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import limit_blas, load, machine, print_table  # noqa: E402
+
+ENV_VAR = "ALTMARL_AUTHORS_REPO"
+
+
+# ---------------------------------------------------------------------------
+# the work, run in a child process
+# ---------------------------------------------------------------------------
+
+
+def _game() -> Any:
+    import altmarl as am
+
+    return am.envs.make("warehouse", n=1000)
+
+
+def _authors_modules(repo: str) -> tuple[Any, Any]:
+    scripts = Path(repo).expanduser().resolve() / "scripts"
+    sys.path.insert(0, str(scripts))
+    import alternating_marl  # type: ignore[import-not-found]
+    import global_agent_optimizer  # type: ignore[import-not-found]
+
+    return global_agent_optimizer, alternating_marl
+
+
+def _authors_alg(repo: str, game: Any, k: int) -> Any:
+    """The authors' ``AlternatingMARL`` on altmarl's warehouse tables."""
+    _, alt = _authors_modules(repo)
+    return alt.AlternatingMARL(
+        n_sg=game.n_sg, n_sl=game.n_sl, n_ga=game.n_ag, n_al=game.n_al, n_agents=game.n,
+        k=k, gamma=game.gamma,
+        P_g=lambda s, a: game.P_g[s, a], P_l=lambda x, s, a: game.P_l[x, s, a],
+        r_g=lambda s, a: float(game.r_g[s, a]), r_l=lambda x, s, a: float(game.r_l[x, s, a]))
+
+
+def _authors_policies(game: Any, alg: Any) -> tuple[Any, Any]:
+    """The authors' policy dictionaries as altmarl policies (unseen histograms: action 0,
+    as in their ``evaluate``)."""
+    import numpy as np
+
+    import altmarl as am
+    from altmarl.histogram import enumerate_histograms
+
+    hists = enumerate_histograms(alg.k, game.n_sl)
+    acts = np.array([[alg.pi_g.get(s, {}).get(tuple(int(v) for v in h), 0) for h in hists]
+                     for s in range(game.n_sg)], dtype=np.int64)
+    table = np.array([[alg.pi_l[s][x] for s in range(game.n_sg)] for x in range(game.n_sl)])
+    return (am.GlobalPolicy(alg.k, acts, game.n_ag, game=game),
+            am.LocalPolicy(table / table.sum(axis=-1, keepdims=True), game=game))
+
+
+def _warm_kernels() -> float:
+    """Load altmarl's Numba kernels (compile or read the on-disk cache); seconds taken."""
+    import numpy as np
+
+    from altmarl.glearn import kernels
+
+    t = time.perf_counter()
+    if kernels.HAVE_NUMBA:
+        nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
+        sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
+        kernels.expect_all(nxt, sg, np.zeros((1, 2)), 2)
+        kernels.policy_matvec(nxt, sg, np.zeros((1, 2), dtype=np.int64), np.zeros(2), 2)
+    return time.perf_counter() - t
+
+
+def _altmarl_pi_g(game: Any, k: int) -> Any:
+    import altmarl as am
+
+    return am.g_learn(game, am.LocalPolicy.uniform(game), k, m=30, seed=0, tol=1e-6)
+
+
+def child(cfg: dict[str, Any]) -> None:
+    """Run one (work, implementation) pair and print one JSON line."""
+    import warnings
+
+    import numpy as np
+
+    import altmarl as am
+
+    limit_blas(1)
+    warnings.simplefilter("ignore")
+    game = _game()
+    work, impl, k = cfg["work"], cfg["impl"], int(cfg["k"])
+    out: dict[str, Any] = {**cfg, "warmup_s": 0.0}
+    pi_l = am.LocalPolicy.uniform(game)
+    if impl == "altmarl":
+        out["warmup_s"] = _warm_kernels()
+    fn: Any
+    if work == "glearn":
+        if impl == "authors":
+            gao, _ = _authors_modules(cfg["repo"])
+            K = game.local_kernel(pi_l.table)
+            rbar = game.local_reward(pi_l.table)
+
+            def fn() -> Any:
+                return gao.GlobalAgentOptimizer(
+                    n_sg=game.n_sg, n_sl=game.n_sl, n_ga=game.n_ag, k=k, gamma=game.gamma,
+                    P_g=lambda s, a: game.P_g[s, a], P_l_pi=lambda x, s: K[x, s],
+                    r_g=lambda s, a: float(game.r_g[s, a]),
+                    r_l_pi=lambda x, s: float(rbar[x, s]), n_mc=30, max_iter=100, tol=1e-6)
+        else:
+            def fn() -> Any:
+                return _altmarl_pi_g(game, k)
+    elif work == "evaluate":
+        pi_g = _altmarl_pi_g(game, k)
+        if impl == "authors":
+            alg = _authors_alg(cfg["repo"], game, k)
+            from altmarl.histogram import enumerate_histograms
+
+            hists = enumerate_histograms(k, game.n_sl)
+            alg.pi_g = {s: {tuple(int(v) for v in h): int(pi_g.actions[s, i])
+                            for i, h in enumerate(hists)} for s in range(game.n_sg)}
+            alg.pi_l = {s: {x: pi_l.table[x, s].copy() for x in range(game.n_sl)}
+                        for s in range(game.n_sg)}
+
+            def fn() -> Any:
+                return alg.evaluate(n_rollouts=250, horizon=100, seed=0)
+        else:
+            workers = int(cfg.get("workers", 1))
+            am.evaluate(game, pi_g, pi_l, rollouts=20, horizon=5, seed=1, workers=workers)
+
+            def fn() -> Any:
+                return am.evaluate(game, pi_g, pi_l, rollouts=250, horizon=100, seed=0,
+                                   workers=workers).mean
+    elif work == "alternating":
+        if impl == "authors":
+            alg = _authors_alg(cfg["repo"], game, k)
+
+            def fn() -> Any:
+                alg.train()
+                return _authors_policies(game, alg)
+        else:
+            def fn() -> Any:
+                res = am.alternating_marl(game, k, seed=0, progress=False)
+                return res.pi_g, res.pi_l
+    else:
+        raise SystemExit(f"unknown work {work!r}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["value"] = float(result) if isinstance(result, float) else float(np.nan)
+    if work == "alternating":  # both results valued by the same evaluator, after the clock
+        ev = am.evaluate(game, result[0], result[1], rollouts=250, horizon=100, seed=12345)
+        out["value"], out["stderr"] = ev.mean, ev.stderr
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------
+
+
+def _value(rs: list[dict[str, Any]]) -> str:
+    """The work's value (median over repetitions; with its standard error when given)."""
+    v = statistics.median(r["value"] for r in rs)
+    if v != v:  # nan: no value for this work
+        return ""
+    se = [r["stderr"] for r in rs if "stderr" in r]
+    return f"{v:.2f}" + (f" ± {statistics.median(se):.2f}" if se else "")
+
+
+def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    p = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)],
+                       capture_output=True, text=True, env=env, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cfg}: child failed\n{p.stderr[-2000:]}")
+    return dict(json.loads(p.stdout.strip().splitlines()[-1]))
+
+
+def items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    out = [(f"glearn-{k}", {"work": "glearn", "k": k}) for k in args.k]
+    out.append(("evaluate", {"work": "evaluate", "k": 10}))
+    out += [(f"alternating-{k}", {"work": "alternating", "k": k}) for k in args.alt_k]
+    if args.only:
+        out = [it for it in out if it[0] in args.only]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--authors", default=os.environ.get(ENV_VAR),
+                    help=f"checkout of the authors' repository (default ${ENV_VAR})")
+    ap.add_argument("--k", type=int, nargs="+", default=[10, 30, 50])
+    ap.add_argument("--alt-k", type=int, nargs="+", default=[10])
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median)")
+    ap.add_argument("--quick", action="store_true", help="k = 10 and 30, 2 repetitions")
+    ap.add_argument("--only", nargs="+", help="work items to run (e.g. glearn-10 evaluate)")
+    ap.add_argument("--json", help="also write the raw runs to this file")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    if args.quick:
+        args.k, args.reps = [10, 30], 2
+    repo = args.authors
+    if repo and not (Path(repo).expanduser() / "scripts" / "global_agent_optimizer.py").is_file():
+        raise SystemExit(f"--authors {repo}: not a checkout of the authors' repository "
+                         "(no scripts/global_agent_optimizer.py)")
+    print(machine())
+    print(limit_blas(1))
+    print("authors' code:", repo or f"not given (--authors PATH or ${ENV_VAR}): altmarl alone")
+    load0 = load()
+    runs: list[dict[str, Any]] = []
+    rows = []
+    for name, base in items(args):
+        impls: list[dict[str, Any]] = []
+        if repo:
+            impls.append({"impl": "authors", "repo": str(Path(repo).expanduser())})
+        impls.append({"impl": "altmarl"})
+        if base["work"] == "evaluate":
+            impls.append({"impl": "altmarl", "workers": 2})
+        got: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(impls))}
+        for _ in range(args.reps):
+            for i, extra in enumerate(impls):  # interleaved: A B A B ...
+                r = run_child({**base, **extra})
+                print(f"  {name} {extra.get('impl')} {extra.get('workers', '')}: "
+                      f"{r['wall_s']:.3f} s", file=sys.stderr, flush=True)
+                got[i].append(r)
+                runs.append(r)
+        ref = statistics.median(r["wall_s"] for r in got[0]) if repo else None
+        for i, extra in enumerate(impls):
+            rs = got[i]
+            wall = statistics.median(r["wall_s"] for r in rs)
+            label = extra["impl"] + (f" ({extra['workers']} threads)" if "workers" in extra else "")
+            rows.append([name, label, f"{wall:.3f}",
+                         f"{statistics.median(r['cpu_s'] for r in rs):.3f}",
+                         f"{statistics.median(r['peak_rss_mb'] for r in rs):.0f}",
+                         f"{statistics.median(r['warmup_s'] for r in rs):.2f}",
+                         _value(rs),
+                         "" if ref is None else f"{ref / wall:.2f}"])
+    print(f"\nload at the start: {load0}; at the end: {load()}; {args.reps} interleaved "
+          "repetitions, medians\n")
+    print_table("altmarl and the authors' code, same work", ["work", "code", "wall s", "cpu s", "peak MB", "warm-up s", "value",
+                 "speed-up vs authors"], rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    main()
