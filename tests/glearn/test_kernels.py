@@ -77,3 +77,26 @@ def test_store_is_compact() -> None:
     assert global_state_dtype(256) == np.uint8
     assert global_state_dtype(257) == np.uint16
     assert global_state_dtype(70_000) == np.uint32
+
+
+@pytest.mark.parametrize("crn", ["pool", "states"])
+def test_fused_sampling_draws_the_same_store(crn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large operators draw with the integer kernels (categorical next global states,
+    pool window sums and ranks): the same store as the NumPy code."""
+    game = small_game(6, n_sl=4)
+    pi_l = random_pi_l(game, 6)
+    o = GLearnOptions(m=7, crn=crn, pool_size=40)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 1 << 62)
+    a = empirical_operator(game, pi_l, 5, seed=9, options=o)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    b = empirical_operator(game, pi_l, 5, seed=9, options=o)
+    assert not a.model.fused and b.model.fused
+    np.testing.assert_array_equal(a.model.nxt, b.model.nxt)
+    np.testing.assert_array_equal(a.model.sg, b.model.sg)
+
+
+def test_categorical_kernel_counts_thresholds() -> None:
+    u = np.array([[0, 9, 10, 2**32 - 1]], dtype=np.uint32)
+    out = np.zeros((1, 4), dtype=np.uint8)
+    kernels.categorical_into(u, [10, 2**32, 2**32], out)  # categories 1, 2 have p = 0
+    np.testing.assert_array_equal(out, [[0, 0, 1, 1]])

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from altmarl._random import rng as child_rng
+from altmarl.glearn import kernels
 from altmarl.glearn.states import tuple_digits
 from altmarl.histogram import enumerate_histograms, rank
 
@@ -69,19 +70,23 @@ def global_state_dtype(n_sg: int) -> Any:
     return np.uint8 if n_sg <= 2**8 else np.uint16 if n_sg <= 2**16 else np.uint32
 
 
-def sample_global(N: int, m: int, P_g: FloatArray,
-                  ss: np.random.SeedSequence) -> NDArray[Any]:
+def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
+                  fused: bool = False) -> NDArray[Any]:
     """Next global states ``sg[s, x, a, j] ~ P_g(. | s, a)`` drawn i.i.d. for every
     ``(s, x, a, j)`` (``N`` surrogate states ``x``, ``m`` draws each), in the smallest
     unsigned type (:func:`global_state_dtype`). Stream ``s * |A_g| + a`` of ``ss`` draws
-    the ``(N, m)`` block of ``(s, a)``."""
+    the ``(N, m)`` block of ``(s, a)``. ``fused``: categories by the Numba kernel
+    (:func:`altmarl.glearn.kernels.categorical_into`, the same numbers)."""
     S, A, _ = P_g.shape
     sg = np.empty((S, N, A, m), dtype=global_state_dtype(S))
     for s in range(S):
         for a in range(A):
             rng = child_rng(ss, s * A + a)
             u = rng.integers(0, 2**32, size=(N, m), dtype=np.uint32)
-            sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
+            if fused:
+                kernels.categorical_into(u, _thresholds(P_g[s, a]), sg[s, :, a, :])
+            else:
+                sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
     return sg
 
 
@@ -210,12 +215,14 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
 
 def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                      ss: np.random.SeedSequence, chunk: int,
-                     ranks: StratifiedRanks | None = None) -> NDArray[np.int32]:
+                     ranks: StratifiedRanks | None = None,
+                     fused: bool = False) -> NDArray[np.int32]:
     """``crn="pool"``: draw ``j`` of ``(s_g, h)`` takes, for every bin ``x``, the first
     ``h[x]`` moves of stream ``(o[h, x] + j) mod P`` of bin ``x`` (``o`` uniform offsets).
     Returns next-histogram ranks ``eta[s, h, 0, j]``; with ``ranks`` (a stratified
     surrogate, SPEC 12: ``k`` is then the largest per-type size, the streams' depth) their
-    stratified indices."""
+    stratified indices. ``fused``: window sums and ranks by the Numba kernel
+    (:func:`altmarl.glearn.kernels.pool_ranks`, the same numbers)."""
     d, S, _ = K.shape
     N = H.shape[0]
     P = max(int(pool), m)
@@ -231,7 +238,10 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
         # start of the window of (h, x): row (x, h[x], o[h, x]) of the flat pool table
         starts = rng.integers(0, P, size=(N, d), dtype=np.int32)
         starts += (np.arange(d, dtype=np.int32) * np.int32(k + 1) + H32) * np.int32(Pw)
-        if packed:
+        if packed and fused and ranks is None:
+            cols = np.array(_binom_columns(k, d), dtype=np.int64)
+            kernels.pool_ranks(pools.reshape(-1), starts, m, k, bits, cols, eta[s, :, 0, :])
+        elif packed:
             # each pool histogram is packed into one int64 (``bits`` per bin): sums of
             # packed values are packed sums, and 1-d gathers of int64 are fast
             flat_p = pools.reshape(-1)

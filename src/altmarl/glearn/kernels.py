@@ -15,8 +15,10 @@ The store keeps, for every ``(s_g, x)``, the ``m`` next local states ``nxt[s, x,
 
 Both sum the ``m`` terms in the order ``j = 0, 1, ...`` starting from ``0.0``, exactly as
 SciPy's CSR product does, so the results are bit-identical to the sparse-matrix path
-(which small problems still use: no compilation). Numba compiles the kernels on first use
-(cached on disk); without Numba the sparse path is used for every size.
+(which small problems still use: no compilation). Large operators also draw their
+samples with two integer kernels (:func:`categorical_into`, :func:`pool_ranks`: the same
+numbers as the NumPy code of :mod:`altmarl.glearn.draws`). Numba compiles the kernels on
+first use (cached on disk); without Numba the NumPy / SciPy path is used for every size.
 """
 
 from __future__ import annotations
@@ -64,12 +66,67 @@ def _policy_matvec(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: Any)
             out[s * N + x] = acc
 
 
+def _categorical(u: Any, thr: Any, out: Any) -> None:
+    R, C = u.shape
+    T = thr.shape[0]
+    for i in range(R):
+        for j in range(C):
+            v = np.int64(u[i, j])
+            c = 0
+            for t in range(T):
+                if v >= thr[t]:
+                    c += 1
+            out[i, j] = c
+
+
+def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
+                out: Any) -> None:
+    N, d = starts.shape
+    mask = np.int64((1 << bits) - 1)
+    for h in range(N):
+        for j in range(m):
+            acc = np.int64(0)
+            for x in range(d):
+                acc += flat_p[starts[h, x] + j]
+            rem = np.int64(k)
+            r = 0
+            for i in range(d - 1):
+                e = d - 1 - i
+                hi = (acc >> np.int64(i * bits)) & mask
+                nxt = rem - hi
+                r += cols[e, rem] - cols[e, nxt]
+                rem = nxt
+            out[h, j] = r
+
+
+def use_fused(samples_per_action: int) -> bool:
+    """Whether an operator with ``|S_g| N m = samples_per_action`` uses the fused kernels
+    (Numba installed and at least :data:`FUSED_MIN_SAMPLES`)."""
+    return HAVE_NUMBA and samples_per_action >= FUSED_MIN_SAMPLES
+
+
+def categorical_into(u: NDArray[np.uint32], thr: list[int], out: NDArray[Any]) -> None:
+    """``out[i, j] = #{t : u[i, j] >= thr_t}`` (thresholds ``>= 2^32`` never count): the
+    category of each 32-bit uniform, as :func:`altmarl.glearn.draws` computes it."""
+    t = np.array([v for v in thr if v < 2**32], dtype=np.int64)
+    _jit("categorical")(u, t, out)
+
+
+def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
+               bits: int, cols: NDArray[np.int64], out: NDArray[np.int32]) -> None:
+    """``out[h, j]`` = rank in ``H_k`` of the packed histogram ``sum_x flat_p[starts[h, x]
+    + j]`` (``bits`` per bin; ``cols[e, r] = C(r + e, e)``): the window sums and ranks of
+    ``crn="pool"`` sampling in one pass."""
+    _jit("pool")(flat_p, starts, m, k, bits, cols, out)
+
+
 @cache
 def _jit(name: str) -> Any:
     """The Numba-compiled kernel ``name`` (compiled once per process, cached on disk)."""
     import numba
 
-    fn = {"expect": _expect_all, "policy": _policy_matvec}[name]
+    fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
+          "pool": _pool_ranks}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -94,4 +151,5 @@ def policy_matvec(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.
     return out
 
 
-__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "expect_all", "policy_matvec"]
+__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "expect_all", "policy_matvec",
+           "pool_ranks", "use_fused"]

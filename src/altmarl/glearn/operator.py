@@ -119,8 +119,7 @@ class _SampledModel:
         self.r_loc = r_loc
         self.gamma = float(gamma)
         per_row = self.n_sg * self.n_states * self.m
-        self.fused = (kernels.HAVE_NUMBA and per_row >= kernels.FUSED_MIN_SAMPLES
-                      if fused is None else bool(fused))
+        self.fused = kernels.use_fused(per_row) if fused is None else bool(fused)
         self._P: list[sp.csr_matrix] | None = None
         self._sel: NDArray[np.int32] | None = None
         self._sel_actions: IntArray | None = None
@@ -417,11 +416,12 @@ def empirical_operator(
     else:
         ss_local, ss_global = child(seed, 0), child(seed, 1)
         per_action = crn == "none"
+        fused = kernels.use_fused(S * n_states * m)
         n_e = A if per_action else 1
         chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
         if param == "mean-field":
             if crn == "pool":
-                eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk)
+                eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk, fused=fused)
                 draws["local_agent"] = S * d * k * max(pool_size, m)
             else:
                 eta = sample_hist_states(K, H, k, m, n_e, ss_local, chunk)
@@ -429,9 +429,9 @@ def empirical_operator(
         else:
             eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
             draws["local_agent"] = S * n_states * n_e * m * k
-        sg = sample_global(n_states, m, game.P_g, ss_global)
+        sg = sample_global(n_states, m, game.P_g, ss_global, fused)
         draws["global"] = S * n_states * A * m
-        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
+        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
