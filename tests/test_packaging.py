@@ -56,7 +56,8 @@ def test_package_data_covers_configs_and_py_typed() -> None:
     data = PYPROJECT["tool"]["setuptools"]["package-data"]["altmarl"]
     pkg = ROOT / "src" / "altmarl"
     files = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*")
-             if p.is_file() and p.suffix not in (".py", ".pyc")}
+             if p.is_file() and p.suffix not in (".py", ".pyc")
+             and "__pycache__" not in p.parts}  # generated caches (bytecode, Numba)
     covered = {f for f in files if any(Path(f).match(g) for g in data)}
     assert "py.typed" in covered and "configs/warehouse.toml" in covered
     assert files == covered, f"files in src/altmarl the wheel would not carry: {files - covered}"
