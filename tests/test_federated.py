@@ -438,8 +438,9 @@ def test_cli_quick_run_end_to_end(tmp_path):
     from altmarl.cli import app
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["federated", "run", "--quick", "--ks", "1,2", "--clients",
-                                   "30", "--out", str(out), "--no-progress"])
+    res = CliRunner().invoke(app, ["federated", "run", "--experiment", "estimated", "--quick",
+                                   "--ks", "1,2", "--clients", "30", "--out", str(out),
+                                   "--no-progress"])
     assert res.exit_code == 0, res.output
     for f in ("summary.json", "summary.csv", "episodes.csv", "curves.csv", "learning.csv",
               "counts.npz", "game.npz", "config.json", "accuracy_vs_k.png", "pareto.png",
@@ -464,6 +465,6 @@ def test_cli_quick_run_end_to_end(tmp_path):
     # plot command reads the run directory; bad input is rejected with a message
     res = CliRunner().invoke(app, ["federated", "plot", str(out)])
     assert res.exit_code == 0 and "learned k=1" in res.output
-    res = CliRunner().invoke(app, ["federated", "run", "--quick", "--ks", "x", "--out",
-                                   str(tmp_path / "bad")])
+    res = CliRunner().invoke(app, ["federated", "run", "--experiment", "estimated", "--quick",
+                                   "--ks", "x", "--out", str(tmp_path / "bad")])
     assert res.exit_code == 2 and "--ks" in res.output

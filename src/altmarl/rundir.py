@@ -365,7 +365,8 @@ def run_dir_kind(run_dir: str | os.PathLike[str]) -> str:
         return "run"
     if fmt.startswith("altmarl-continuous-sweep"):
         return "continuous-sweep"
-    if "methods" in summary and "estimation" in summary:
+    if ("methods" in summary and "estimation" in summary) \
+            or summary.get("experiment") == "federated-drift":
         return "federated"
     if summary.get("experiment") == "theory" or ("gap_games" in cfg and "table_ds" in cfg):
         return "theory"

@@ -59,7 +59,9 @@ ENV, SERVER, POLICY = 0, 1, 2
 class Method:
     """One method to run: ``name``, ``family`` (``learned``, ``plugin``, ``fixed``,
     ``fedavg``), the ``k`` it polls or samples (``None`` for full participation or no
-    polls), and either a policy pair or FedAvg (module docstring)."""
+    polls), and either a policy pair or FedAvg (module docstring). ``polls = False``: a
+    policy that ignores its sample (a constant offer); it is run the same way, but no polls
+    are counted."""
 
     name: str
     family: str
@@ -68,6 +70,7 @@ class Method:
     pi_l: Any = None
     fedavg: bool = False
     full_info: bool = False
+    polls: bool = True
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,11 +107,11 @@ def run_method(data: DriftData, game: GenerativeGame, method: Method, rollouts: 
         ex = draw_exogenous(env, R, n, cfg, data.pool)
         if method.full_info:
             obs = game.observe(s_l) * (k / n)
-            out.polls[:, t] = n
+            out.polls[:, t] = n * method.polls
         else:
             idx = subsample_indices(server, R, n, k)
             obs = game.observe(s_l[rows, idx])
-            out.polls[:, t] = k
+            out.polls[:, t] = k * method.polls
         a_g = np.asarray(method.pi_g.act(s_g, obs), dtype=np.int64)
         a_l = np.asarray(method.pi_l.act(s_l, s_g, pol), dtype=np.int64)
         s_g, s_l, _, r_l, acc = transition(data, s_g, s_l, a_g, a_l, ex)

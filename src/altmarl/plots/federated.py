@@ -141,4 +141,160 @@ def plot_federated_run(run: str | Path, rows: Sequence[dict[str, Any]]) -> list[
     return paths
 
 
-__all__ = ["FAMILIES", "plot_federated_run"]
+def _band(ax: Any, rows: Sequence[dict[str, Any]], key: str, label: str, color: str,
+          style: tuple[str, str], value: str = "mean") -> None:
+    """A line over ``k`` with its 95% interval as a band; ``key`` names a paired-difference
+    entry of the rows, or ``"return"``."""
+    ks = [r["k"] for r in rows]
+    if key == "return":
+        mid = [r["return"] for r in rows]
+        ci = [r["return_ci95"] or [r["return"]] * 2 for r in rows]
+    else:
+        mid = [r[key][value] for r in rows]
+        ci = [r[key]["ci95"] or [r[key][value]] * 2 for r in rows]
+    ls, mk = style
+    ax.plot(ks, mid, ls=ls, marker=mk, color=color, label=label, lw=1.5, ms=4)
+    ax.fill_between(ks, [c[0] for c in ci], [c[1] for c in ci], color=color, alpha=0.18,
+                    lw=0)
+
+
+def _hline(ax: Any, row: dict[str, Any] | None, label: str, color: str, ls: str) -> None:
+    if row is None:
+        return
+    ax.axhline(row["return"], color=color, ls=ls, lw=1.2, label=label)
+    if row.get("return_ci95"):
+        lo, hi = row["return_ci95"]
+        ax.axhspan(lo, hi, color=color, alpha=0.10, lw=0)
+
+
+def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
+                   curves: Sequence[dict[str, str]]) -> list[Path]:
+    """Figures of a federated drift run (docs/federated.md): ``value_vs_k.png`` (return vs
+    ``k`` with 95% bands; paired differences), ``pareto.png`` (return vs model transfers per
+    round), ``information.png`` (value of full information vs ``k`` samples) and
+    ``curves.png`` (mean client accuracy per round)."""
+    plt = pyplot()
+    paths: list[Path] = []
+    fam = {f: sorted((r for r in rows if r["family"] == f), key=lambda r: r["k"] or 0)
+           for f in ("learned", "plugin", "fedavg", "fixed", "plugin-full", "learned-full")}
+    fedavg_k = [r for r in fam["fedavg"] if r["k"] is not None]
+    full = next((r for r in fam["fedavg"] if r["k"] is None), None)
+    best_name = rows[0]["best_fixed"] if rows else None
+    best = next((r for r in rows if r["method"] == best_name), None)
+    col = {"learned": series_color(0), "plugin": series_color(1), "fedavg": series_color(2),
+           "fixed": PALETTE["reference"], "full": series_color(4)}
+    all_k = sorted({r["k"] for r in fam["learned"] + fam["plugin"] + fedavg_k})
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    ax = axes[0]
+    _band(ax, fam["learned"], "return", "ALTERNATING-MARL (learned), k polled",
+          col["learned"], _STYLES[0])
+    _band(ax, fam["plugin"], "return", "plug-in server, k polled", col["plugin"], _STYLES[1])
+    _band(ax, fedavg_k, "return", "FedAvg, k sampled clients", col["fedavg"], _STYLES[2])
+    _hline(ax, full, "FedAvg, full participation", col["fedavg"], ":")
+    _hline(ax, best, f"best fixed: {best_name}", col["fixed"], "--")
+    _hline(ax, fam["plugin-full"][0] if fam["plugin-full"] else None,
+           "plug-in server, full information", col["full"], "-.")
+    ax.set(xscale="log", xlabel="k (clients polled or sampled per round)",
+           ylabel="discounted return (mean over seeds)")
+    ax.set_title("Value vs k (bands: Student-t 95% over seeds)", fontsize=AXES_TITLE_SIZE)
+    ax = axes[1]
+    ax.axhline(0.0, color=PALETTE["other"], lw=0.8)
+    if fam["learned"]:
+        _band(ax, fam["learned"], "vs_best_fixed", "learned - best fixed", col["fixed"],
+              _STYLES[0])
+        if all("vs_fedavg_k" in r for r in fam["learned"]):
+            _band(ax, fam["learned"], "vs_fedavg_k", "learned - FedAvg k", col["fedavg"],
+                  _STYLES[2])
+        _band(ax, fam["learned"], "vs_fedavg_full", "learned - FedAvg full", col["full"],
+              _STYLES[3])
+    ax.set(xscale="log", xlabel="k (clients polled or sampled per round)",
+           ylabel="paired difference in return")
+    ax.set_title("Paired differences of the learned server (common random numbers)",
+                 fontsize=AXES_TITLE_SIZE)
+    for a in axes:
+        a.grid(alpha=0.3)
+        legend(a, loc="best")
+        k_ticks(a, all_k)
+    fig.suptitle("Federated learning under drift: which model to offer, from k polled "
+                 "clients", fontsize=TITLE_SIZE)
+    fig.tight_layout()
+    paths.append(save_figure(fig, run / "value_vs_k.png", dpi=110))
+
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    groups = (("learned", "learned (k polled)", "o"), ("plugin", "plug-in (k polled)", "^"),
+              ("fedavg", "FedAvg", "s"), ("fixed", "fixed offer", "D"))
+    for f, label, mk in groups:
+        rs = fam[f]
+        if not rs:
+            continue
+        x = [r["transfers_per_round"] for r in rs]
+        y = [r["return"] for r in rs]
+        err = np.array([[r["return"] - (r["return_ci95"] or [r["return"]] * 2)[0],
+                         (r["return_ci95"] or [r["return"]] * 2)[1] - r["return"]] for r in rs])
+        ax.errorbar(x, y, yerr=err.T, fmt=mk, color=col[f], label=label, capsize=2, ms=5)
+        if f in ("learned", "fedavg"):
+            ax.plot(x, y, color=col[f], lw=0.8, alpha=0.6)
+        for r in rs:
+            tag = (f"k={r['k']}" if r["k"] is not None else
+                   "full" if f == "fedavg" else r["method"].replace("fixed offer=", ""))
+            ax.annotate(tag, (r["transfers_per_round"], r["return"]), fontsize=6,
+                        xytext=(4, 3), textcoords="offset points", color=col[f])
+    ax.set_xscale("symlog", linthresh=1.0)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set(xlabel="model transfers per round (downloads + uploads; symmetric log scale)",
+           ylabel="discounted return (mean over seeds, 95% CI)")
+    ax.set_title("Return vs communication (up and left is better)\nthe learned and plug-in "
+                 "servers also read k small state reports per round", fontsize=AXES_TITLE_SIZE)
+    ax.grid(alpha=0.3)
+    legend(ax, loc="lower right")
+    paths.append(save_figure(fig, run / "pareto.png", dpi=110))
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    ax.axhline(0.0, color=PALETTE["other"], lw=0.8, label="full information")
+    if fam["plugin"] and all("vs_plugin_full" in r for r in fam["plugin"]):
+        _band(ax, fam["plugin"], "vs_plugin_full", "plug-in: k samples - full information",
+              col["plugin"], _STYLES[1])
+    lf = [r for r in fam["learned-full"] if "vs_learned_k" in r]
+    if lf:
+        neg = [{**r, "neg": {"mean": -r["vs_learned_k"]["mean"],
+                             "ci95": None if r["vs_learned_k"]["ci95"] is None else
+                             [-r["vs_learned_k"]["ci95"][1], -r["vs_learned_k"]["ci95"][0]]}}
+               for r in lf]
+        _band(ax, neg, "neg", "learned k-policy: k samples - shown everyone", col["learned"],
+              _STYLES[0])
+    ax.set(xscale="log", xlabel="k (clients polled per round)",
+           ylabel="paired difference in return")
+    ax.set_title("Value of information: k samples against the whole population",
+                 fontsize=AXES_TITLE_SIZE)
+    ax.grid(alpha=0.3)
+    legend(ax, loc="lower right")
+    k_ticks(ax, all_k)
+    paths.append(save_figure(fig, run / "information.png", dpi=110))
+
+    if curves:
+        fig, ax = plt.subplots(figsize=(8, 4.4))
+        pick = [r["method"] for r in fam["learned"][-1:] + fam["plugin"][:1] + fam["plugin"][-1:]]
+        pick += ["FedAvg full"] + [r["method"] for r in fedavg_k[-1:]]
+        if best_name:
+            pick.append(best_name)
+        rounds = [int(c["round"]) for c in curves]
+        for i, name in enumerate(dict.fromkeys(pick)):
+            key = f"{name} accuracy"
+            if key not in curves[0]:
+                continue
+            ls, mk = _STYLES[i % len(_STYLES)]
+            ax.plot(rounds, [float(c[key]) for c in curves], ls=ls, marker=mk, ms=3,
+                    color=series_color(i), label=name, lw=1.3)
+        ax.set(xlabel="round", ylabel="mean client accuracy (over seeds and episodes)")
+        ax.set_title("Client accuracy per round", fontsize=AXES_TITLE_SIZE)
+        ax.grid(alpha=0.3)
+        legend(ax, loc="lower right")
+        integer_ticks(ax)
+        paths.append(save_figure(fig, run / "curves.png", dpi=110))
+    return paths
+
+
+__all__ = ["FAMILIES", "plot_drift_run", "plot_federated_run"]
