@@ -13,7 +13,9 @@ For every ``k``:
    drive towards it by the shorter way round the ring. Dispatchers reading the global
    state and the ``k``-sample: *keep* (the next campaign where the current one is),
    *round robin* (the next zone), *charged mode* (the zone with the most sampled vehicles
-   with a charged battery), *energy mode* (the zone with the most sampled battery). Each
+   with a charged battery), *energy mode* (the zone with the most sampled battery), *home
+   depot* (always zone 0, a depot: what PPO learned in the first run of this benchmark,
+   written down as a rule). Each
    dispatcher gets its best ``low in {1, 2, 3}`` on separate selection seeds; the
    reference (a) is the best dispatcher on the evaluation seeds themselves (optimistic
    for the baseline).
@@ -29,8 +31,10 @@ For every ``k``:
    G-LEARN policy).
 3. **PPO** (a subprocess): SB3 PPO (defaults, ``gamma`` of the game) on the global agent's
    Gymnasium view ``GlobalAgentEnv(fleet_tabular(), pi_l, k, obs="box")`` with ``pi_l`` the
-   best hand-written local rule, trained until its CPU time reaches ALTERNATING-MARL's wall
-   time (so at least the same computation), then acting greedily on ``[one_hot(s_g), h/k]``.
+   best hand-written local rule, trained until its CPU time reaches ALTERNATING-MARL's CPU
+   time (the same computation: on an idle core CPU and wall time coincide, on a shared
+   machine the wall time depends on the other jobs), then acting greedily on
+   ``[one_hot(s_g), h/k]``.
 4. **Evaluation**: every pair on the same ``--seeds`` evaluation seeds (``--rollouts`` x
    ``--horizon`` on the per-agent simulator, common random numbers), the paired differences
    and Student-t intervals of ``altmarl.experiments.assess`` (the machinery of ``altmarl
@@ -85,7 +89,7 @@ def charge_and_chase(zones: int, battery: int, low: int) -> np.ndarray:
 
 
 def dispatchers(zones: int, battery: int) -> dict[str, Any]:
-    """``name -> fn(s_g, h)`` for the four dispatchers (module docstring)."""
+    """``name -> fn(s_g, h)`` for the five dispatchers (module docstring)."""
     Z, B = zones, battery
 
     def keep(s_g: Any, h: Any) -> Any:
@@ -102,8 +106,11 @@ def dispatchers(zones: int, battery: int) -> dict[str, Any]:
         hh = np.asarray(h).reshape(len(h), Z, B)
         return (hh * np.arange(B)).sum(axis=2).argmax(axis=1)
 
+    def home_depot(s_g: Any, h: Any) -> Any:
+        return np.zeros(len(np.asarray(s_g)), dtype=np.int64)
+
     return {"keep": keep, "round robin": round_robin, "charged mode": charged_mode,
-            "energy mode": energy_mode}
+            "energy mode": energy_mode, "home depot": home_depot}
 
 
 def per_seed(game: Any, pi_g: Any, pi_l: Any, seeds: list[int], rollouts: int,
@@ -219,6 +226,8 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=1, help="k values trained at once")
     ap.add_argument("--out", default=None, help="write the results as JSON")
     ap.add_argument("--work", default="/tmp/altmarl-bench-fleet")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the selection and the learners already finished in --work")
     ap.add_argument("--worker", choices=["alternating", "ppo"], default=None,
                     help=argparse.SUPPRESS)
     ap.add_argument("--dir", default=None, help=argparse.SUPPRESS)
@@ -259,7 +268,13 @@ def run(a: argparse.Namespace) -> None:
                                "machine": machine(), "per_k": {}}
     # 1. hand-written pairs, per k (the k-sample matters to the mode dispatchers)
     hand: dict[int, dict[str, Any]] = {}
+    work.mkdir(parents=True, exist_ok=True)
+    sel_file = work / "selection.json"
+    if a.reuse and sel_file.is_file():
+        hand = {int(k): v for k, v in json.loads(sel_file.read_text()).items()}
     for k in a.ks:
+        if k in hand:
+            continue
         t = time.perf_counter()
         best: dict[str, tuple[float, int]] = {}
         for name, fn in dispatchers(10, 10).items():
@@ -274,6 +289,7 @@ def run(a: argparse.Namespace) -> None:
         print(f"k = {k}: selection ({time.perf_counter() - t:.0f} s): "
               + ", ".join(f"{nm} low={lw} {v:.1f}" for nm, (v, lw) in best.items()),
               flush=True)
+        sel_file.write_text(json.dumps({str(kk): v for kk, v in hand.items()}))
     # 2. ALTERNATING-MARL, then 3. PPO with its CPU budget, --parallel k values at once
     dirs = {k: work / f"k{k:03d}" for k in a.ks}
     for d in dirs.values():
@@ -281,15 +297,17 @@ def run(a: argparse.Namespace) -> None:
     for lo in range(0, len(a.ks), a.parallel):
         group = a.ks[lo:lo + a.parallel]
         procs = [spawn("alternating", a, k, hand[k]["low"], hand[k]["dispatcher"], dirs[k])
-                 for k in group]
+                 for k in group if not (a.reuse and (dirs[k] / "alternating.json").is_file())]
         for p in procs:
             if p.wait() != 0:
                 raise SystemExit("ALTERNATING-MARL worker failed")
         procs = []
         for k in group:
+            if a.reuse and (dirs[k] / "ppo.json").is_file():
+                continue
             alt = json.loads((dirs[k] / "alternating.json").read_text())
             procs.append(spawn("ppo", a, k, hand[k]["low"], hand[k]["dispatcher"], dirs[k],
-                               alt["wall_s"]))
+                               alt["cpu_s"]))
         for p in procs:
             if p.wait() != 0:
                 raise SystemExit("PPO worker failed")
