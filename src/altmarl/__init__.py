@@ -12,7 +12,13 @@ from altmarl.generative import GenerativeGame
 from altmarl.glearn import GLearnOptions, RewardModel, g_learn, g_learn_stochastic
 from altmarl.histogram import enumerate_histograms, num_histograms, rank, unrank
 from altmarl.llearn import l_learn
-from altmarl.offpolicy import OfflineDataset, g_learn_offpolicy, load_dataset, record_logs
+from altmarl.offpolicy import (
+    OfflineDataset,
+    g_learn_offpolicy,
+    load_dataset,
+    offpolicy_evaluate,
+    record_logs,
+)
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.simulate import rollout_agents, rollout_counts
 
@@ -46,6 +52,7 @@ __all__ = [
     "l_learn",
     "load_dataset",
     "num_histograms",
+    "offpolicy_evaluate",
     "rank",
     "record_logs",
     "rollout_agents",

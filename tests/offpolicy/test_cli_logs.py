@@ -46,3 +46,36 @@ def test_cli_convergence_table(tmp_path) -> None:
     rows = json.loads((tmp_path / "t.json").read_text())
     assert [r["transitions"] for r in rows] == [500, 4000]
     assert rows[1]["q_err_sup"] < rows[0]["q_err_sup"]
+
+
+def test_cli_evaluate(tmp_path) -> None:
+    runner = CliRunner()
+    sets = [x for kv in ENV.items() for x in ("--set", f"{kv[0]}={kv[1]}")]
+    out = tmp_path / "d"
+    res = runner.invoke(app, ["logs", "record", "random", "--k", "3", "--episodes", "200",
+                              "--horizon", "20", "--out", str(out), "--no-progress", *sets])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["logs", "evaluate", str(out) + ".csv", "--policy", "sample-mode",
+                              "--k", "3", "--env", "random", *sets, "--bootstrap", "20",
+                              "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "e.json").read_text())
+    assert [r["method"] for r in rows] == ["fqe", "is", "wis"]
+    assert "95% interval" in res.output and "effective sample size" in res.output
+    lo, hi = rows[0]["ci95"]
+    assert lo <= rows[0]["value"] <= hi
+    # a policy file (no --env): the spaces are checked against the log's
+    import altmarl as am
+
+    game = am.envs.make("random", **ENV)
+    am.GlobalPolicy.constant(game, 3, 1).save(tmp_path / "c.npz", game)
+    res = runner.invoke(app, ["logs", "evaluate", str(out) + ".json", "--policy",
+                              str(tmp_path / "c.npz"), "--method", "fqe", "--bootstrap", "0"])
+    assert res.exit_code == 0 and " fqe:" in res.output and "no interval" in res.output
+    am.GlobalPolicy.constant(game, 2, 1).save(tmp_path / "c2.npz", game)
+    res = runner.invoke(app, ["logs", "evaluate", str(out) + ".json", "--policy",
+                              str(tmp_path / "c2.npz")])
+    assert res.exit_code == 2 and "k = 3" in res.output
+    res = runner.invoke(app, ["logs", "evaluate", str(out) + ".json", "--policy",
+                              str(tmp_path / "c.npz"), "--method", "dr"])
+    assert res.exit_code == 2 and "--method" in res.output

@@ -11,6 +11,9 @@
                        [--alpha A] [--env ENV --set ... [--local-policy F] --compare]
     altmarl logs convergence ENV --k K [--set ...] [--sizes 1000,10000,100000]
                              [--horizon H] [--epochs E] [--mode M] [--seed S] [--json OUT]
+    altmarl logs evaluate PATH --policy POLICY [--method fqe|is|wis|all]
+                          [--behaviour-policy PI_G.npz] [--env ENV --set ...] [--k K]
+                          [--bootstrap B] [--seed S] [--json OUT]
 """
 
 from __future__ import annotations
@@ -63,6 +66,36 @@ def _local_policy(game: Any, path: Path | None) -> Any:
     from altmarl.policies import LocalPolicy
 
     return LocalPolicy.uniform(game) if path is None else LocalPolicy.load(path, game=game)
+
+
+def _target(spec: str, game: Any, k: int | None) -> tuple[Any, Any]:
+    """The global policy of ``--policy`` and its game (when the source names one)."""
+    from altmarl.experiments.assess import load_source
+
+    p = Path(spec)
+    if p.is_file() and p.suffix in (".npz", ".pt") and game is None:
+        from altmarl.generative.files import load_policy
+
+        return load_policy(p, "global"), None
+    pair, g = load_source(spec, game, k=k)
+    return pair.pi_g, g
+
+
+def _estimate_lines(est: Any) -> list[str]:
+    lo_hi = ("no interval" if est.ci95 is None
+             else f"95% interval [{est.ci95[0]:.4f}, {est.ci95[1]:.4f}] (bootstrap over "
+                  f"episodes, {est.bootstrap} resamples)")
+    lines = [f"{est.method:>4}: {est.value:.4f}  {lo_hi}", f"      estimates {est.estimand}"]
+    imp = est.diagnostics.get("importance")
+    if imp is not None and est.method != "fqe":
+        lines.append(f"      effective sample size {imp['ess']:.1f} of {imp['episodes']} "
+                     f"episodes at step {imp['ess_step']} (last step {imp['ess_last_step']:.1f})"
+                     f"; weights carried to step {imp['support_steps']}"
+                     + (f" (they miss up to {imp['unsupported_bound']:.3g} of discounted reward "
+                        "after it)" if imp["unsupported_bound"] > 0 else ""))
+    if est.flags:
+        lines.append(f"      flags: {', '.join(est.flags)}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -254,3 +287,76 @@ def register(app: typer.Typer) -> None:
             from altmarl.io import write_json
 
             write_json(json_out, rows, indent=1, sort_keys=False)
+
+    @logs.command("evaluate")
+    def evaluate_cmd(
+        path: Path = typer.Argument(..., help="a log (NAME.csv or NAME.json)"),
+        policy: str = typer.Option(..., "--policy", help="the policy to evaluate: a policy file "
+                                   "(.npz, .pt), a run or unit directory, sample-mode, uniform "
+                                   "or module:function (the last three need --env)"),
+        method: str = typer.Option("all", "--method", help="fqe, is, wis or all (IS / WIS "
+                                   "when the log records its behaviour)"),
+        behaviour_policy: Path | None = typer.Option(None, "--behaviour-policy",
+                                                     help="the policy an epsilon-greedy log "
+                                                          "was greedy around"),
+        env: str | None = typer.Option(None, "--env", help="environment of the log (checks "
+                                                           "its fingerprint)"),
+        sets: list[str] = set_opt,
+        k: int | None = typer.Option(None, "--k", help="unit of a run directory to take"),
+        bootstrap: int = typer.Option(200, "--bootstrap", help="bootstrap resamples"),
+        seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
+        json_out: Path | None = typer.Option(None, "--json", help="write the estimates as JSON"),
+    ) -> None:
+        """Off-policy evaluation: the value of a policy from logs of another one (FQE,
+        per-decision IS, weighted IS; bootstrap intervals over episodes)."""
+        _evaluate(path, policy, method, behaviour_policy, env, sets, k, bootstrap, seed,
+                  json_out)
+
+
+def _evaluate(path: Path, policy: str, method: str, behaviour_policy: Path | None,
+              env: str | None, sets: list[str], k: int | None, bootstrap: int, seed: int,
+              json_out: Path | None) -> None:
+    """``altmarl logs evaluate`` (the command's body)."""
+    import warnings
+
+    from altmarl.offpolicy import CoverageWarning, load_dataset, offpolicy_evaluate
+    from altmarl.offpolicy.ope import METHODS
+    from altmarl.policies import GlobalPolicy
+
+    try:
+        game = None if env is None else _make_game(env, sets)
+        pi_g, g = _target(policy, game, k)
+        ds = load_dataset(path, game=g)
+        beh = None if behaviour_policy is None else GlobalPolicy.load(behaviour_policy,
+                                                                     game=g)
+        kind = (ds.info.get("behaviour") or {}).get("kind")
+        if method == "all":
+            methods = ["fqe"] + (["is", "wis"] if kind == "uniform" or
+                                 (kind == "epsilon-greedy" and beh is not None) else [])
+        elif method in METHODS:
+            methods = [method]
+        else:
+            raise ValueError(f"--method = {method!r}: expected fqe, is, wis or all")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            ests = [offpolicy_evaluate(ds, pi_g, method=m, seed=seed, bootstrap=bootstrap,
+                                       behaviour_policy=beh) for m in methods]
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    con = console()
+    con.print(f"log {path}: {len(ds)} transitions, {ds.summary()['episodes']} episodes, "
+              f"k = {ds.k}, n = {ds.n}, behaviour {json.dumps(ds.info.get('behaviour'))}",
+              highlight=False, soft_wrap=True)
+    cov = ests[0].diagnostics["coverage"]
+    con.print(f"coverage of the policy's actions: {cov['states_target_covered']} of "
+              f"{cov['states']} visited states; imputed occupancy "
+              f"{cov['imputed_occupancy']:.1%}", highlight=False, soft_wrap=True)
+    for est in ests:
+        for line in _estimate_lines(est):
+            con.print(line, highlight=False, soft_wrap=True)
+    for w in {str(w.message) for w in caught if issubclass(w.category, CoverageWarning)}:
+        con.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
+    if json_out is not None:
+        from altmarl.io import write_json
+
+        write_json(json_out, [e.summary() for e in ests], indent=1, sort_keys=False)

@@ -9,7 +9,10 @@ variant"). Real dispatchers have logs, not generative models:
 * :mod:`~altmarl.offpolicy.qlearning` -- :func:`g_learn_offpolicy`, Q-learning over
   ``(s_g, h, a_g)`` (eq. 38), and its step sizes :func:`step_sizes`;
 * :mod:`~altmarl.offpolicy.compare` -- :func:`compare_generative`, the distance to the
-  generative G-LEARN fixed point and the value gap.
+  generative G-LEARN fixed point and the value gap;
+* :mod:`~altmarl.offpolicy.ope` -- :func:`offpolicy_evaluate`, the value of a policy from
+  logs (fitted-Q evaluation, per-decision importance sampling, weighted IS) with bootstrap
+  intervals and coverage diagnostics.
 
 Data flow: ``record_logs`` (or any logger writing the format) -> ``OfflineDataset.save`` ->
 ``load_dataset`` -> ``g_learn_offpolicy`` -> a :class:`~altmarl.policies.GlobalPolicy`.
@@ -24,17 +27,21 @@ from altmarl.offpolicy.dataset import (
     load_dataset,
     read_metadata,
 )
+from altmarl.offpolicy.ope import CoverageWarning, OffPolicyEstimate, offpolicy_evaluate
 from altmarl.offpolicy.qlearning import g_learn_offpolicy, step_sizes
 from altmarl.offpolicy.record import record_logs
 
 __all__ = [
     "LOG_FORMAT",
     "LOG_VERSION",
+    "CoverageWarning",
+    "OffPolicyEstimate",
     "OfflineDataset",
     "columns",
     "compare_generative",
     "g_learn_offpolicy",
     "load_dataset",
+    "offpolicy_evaluate",
     "read_metadata",
     "record_logs",
     "step_sizes",
