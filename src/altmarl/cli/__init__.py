@@ -5,7 +5,9 @@ One module per command group, each with ``register(app: typer.Typer) -> None``:
 * :mod:`~altmarl.cli.experiments` — ``envs``, ``run``, ``sweep``, ``reproduce``, ``plot``;
 * :mod:`~altmarl.cli.evaluate` — ``evaluate``, ``compare`` (saved policies);
 * :mod:`~altmarl.cli.theory` — ``theory``;
-* :mod:`~altmarl.cli.logs` — ``logs record / info / learn / convergence`` (off-policy);
+* :mod:`~altmarl.cli.logs` — ``logs record / info / learn / convergence / evaluate / join``
+  (off-policy);
+* :mod:`~altmarl.cli.serve` — ``serve`` (a policy as an HTTP service);
 * :mod:`~altmarl.cli.continuous` — ``continuous run / sweep / random / plot``;
 * :mod:`~altmarl.cli.federated` — ``federated run / plot``;
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from altmarl.cli import continuous, evaluate, experiments, federated, logs, theory
+from altmarl.cli import continuous, evaluate, experiments, federated, logs, serve, theory
 from altmarl.cli.common import hide_flag_types
 
 hide_flag_types()
@@ -48,7 +50,7 @@ def _root(
 
 
 #: the command groups, in the order of ``altmarl --help``
-GROUPS = (experiments, evaluate, theory, logs, continuous, federated)
+GROUPS = (experiments, evaluate, theory, logs, serve, continuous, federated)
 
 for _group in GROUPS:
     _group.register(app)

@@ -14,6 +14,8 @@
     altmarl logs evaluate PATH --policy POLICY [--method fqe|is|wis|all]
                           [--behaviour-policy PI_G.npz] [--env ENV --set ...] [--k K]
                           [--bootstrap B] [--seed S] [--json OUT]
+    altmarl logs join DECISIONS --outcomes OUTCOMES.csv --out PATH [--behaviour logged|uniform]
+                      [--n N]
 """
 
 from __future__ import annotations
@@ -287,7 +289,11 @@ def register(app: typer.Typer) -> None:
             from altmarl.io import write_json
 
             write_json(json_out, rows, indent=1, sort_keys=False)
+    _register_deployment(logs, set_opt)
 
+
+def _register_deployment(logs: typer.Typer, set_opt: Any) -> None:
+    """``logs evaluate`` and ``logs join`` (docs/deployment.md)."""
     @logs.command("evaluate")
     def evaluate_cmd(
         path: Path = typer.Argument(..., help="a log (NAME.csv or NAME.json)"),
@@ -307,10 +313,38 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
         json_out: Path | None = typer.Option(None, "--json", help="write the estimates as JSON"),
     ) -> None:
-        """Off-policy evaluation: the value of a policy from logs of another one (FQE,
-        per-decision IS, weighted IS; bootstrap intervals over episodes)."""
+        """Off-policy evaluation of a policy on logs (FQE, per-decision IS, weighted IS).
+
+        Bootstrap intervals over episodes; coverage and effective-sample-size diagnostics."""
         _evaluate(path, policy, method, behaviour_policy, env, sets, k, bootstrap, seed,
                   json_out)
+
+    @logs.command("join")
+    def join_cmd(
+        decisions: Path = typer.Argument(..., help="a decision log of altmarl serve "
+                                         "(NAME.csv or NAME.json)"),
+        outcomes: Path = typer.Option(..., "--outcomes", help="CSV with columns id, r and "
+                                      "optionally a_g (the action applied)"),
+        out: Path = typer.Option(..., "--out", help="off-policy log to write (OUT.csv + "
+                                 "OUT.json)"),
+        behaviour: str = typer.Option("logged", "--behaviour", help="what chose the applied "
+                                      "actions: logged (unknown: FQE only) or uniform"),
+        n: int | None = typer.Option(None, "--n", help="population size (default: the "
+                                     "served game's)"),
+    ) -> None:
+        """Join a decision log with observed outcomes into an off-policy log (docs/deployment.md)."""
+        from altmarl.service.decisions import join_outcomes
+
+        try:
+            if behaviour not in ("logged", "uniform"):
+                raise ValueError(f"--behaviour = {behaviour!r}: expected logged or uniform")
+            ds = join_outcomes(decisions, outcomes, n=n,
+                               behaviour={"kind": "uniform"} if behaviour == "uniform" else None)
+            path = ds.save(out)
+        except (ValueError, FileNotFoundError) as exc:
+            fail(str(exc))
+        console().print(f"joined {len(ds)} transitions in {ds.summary()['episodes']} episodes "
+                        f"-> [bold]{path}[/]", highlight=False, soft_wrap=True)
 
 
 def _evaluate(path: Path, policy: str, method: str, behaviour_policy: Path | None,
