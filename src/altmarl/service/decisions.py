@@ -243,7 +243,9 @@ def join_outcomes(decisions: str | os.PathLike[str], outcomes: str | os.PathLike
     if not cols["r"]:
         raise ValueError(f"{dec_csv}: no decision has both an outcome and a next decision "
                          "(same episode, next step)")
-    info = {"behaviour": behaviour or {"kind": "logged", "policy": meta.get("policy")},
+    chose = ("the outcomes' a_g (the dispatcher the fleet followed)" if oa is not None
+             else {"served_policy": meta.get("policy")})
+    info = {"behaviour": behaviour or {"kind": "logged", "actions": chose},
             "game": meta.get("game"), "next_histogram": "fresh",
             "source_decisions": str(dec_csv), "mode": meta.get("mode")}
     spaces = {"S_g": int(sp["S_g"]), "A_g": int(sp["A_g"]), "S_l": int(sp["S_l"])}
