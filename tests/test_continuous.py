@@ -574,3 +574,15 @@ def test_cli_continuous(tmp_path) -> None:
     r = runner.invoke(app, ["continuous", "run", "--quick", "--set", "g_method=bad",
                             "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "g_method" in r.output
+
+
+def test_evaluation_interval_uses_student_t_over_rollouts() -> None:
+    """The 95% interval over R rollouts is mean +- t_{0.975, R-1} * s.e., wider than the
+    normal one for few rollouts."""
+    from altmarl.evaluation import Z95, student_t_quantile
+
+    ev = random_play(ContinuousWarehouse(n=20), rollouts=5, horizon=10, seed=0)
+    half = (ev.ci95[1] - ev.ci95[0]) / 2
+    assert ev.ci95[0] + half == pytest.approx(ev.mean)
+    assert half == pytest.approx(student_t_quantile(0.975, 4) * ev.stderr)
+    assert half > 1.4 * Z95 * ev.stderr  # 2.776 vs 1.96

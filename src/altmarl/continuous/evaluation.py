@@ -25,7 +25,7 @@ from altmarl.continuous.env import (
     random_local,
     simulate,
 )
-from altmarl.evaluation import Z95
+from altmarl.evaluation import student_t_quantile
 
 FloatArray = NDArray[np.float64]
 
@@ -35,7 +35,8 @@ FloatArray = NDArray[np.float64]
 class ContinuousEvaluation:
     """Result of :func:`evaluate_continuous`.
 
-    ``mean``, ``std`` (over rollouts), ``stderr``, ``ci95`` of the discounted return over the
+    ``mean``, ``std`` (over rollouts), ``stderr``, ``ci95`` (Student-t over the rollouts) of the
+    discounted return over the
     full horizon; ``short`` maps a shorter horizon (e.g. 50) to its mean and std; per-step
     means ``reward_per_step (H,)``, ``occupancy (H, B)`` (fraction of robots per bin),
     ``mode_match (H,)``; ``initial_mode_match`` the same against the initial mode (the
@@ -95,8 +96,11 @@ def summarize(env: ContinuousWarehouse, tr: ContinuousTrajectories,
     trace = {"occupancy": occ[0].tolist(), "a_g": tr.a_g[0].tolist(),
              "mode": np.argmax(tr.counts[0], axis=1).tolist(),
              "initial_mode": int(tr.initial_mode[0]), "s_g": tr.s_g[0].tolist()}
+    # over R rollouts: Student-t with R - 1 degrees of freedom (the default 50 rollouts are too
+    # few for the normal quantile to be accurate to 1%)
+    half = student_t_quantile(0.975, R - 1) * se if R > 1 else float("nan")
     return ContinuousEvaluation(
-        mean=mean, std=std, stderr=se, ci95=(mean - Z95 * se, mean + Z95 * se), returns=ret,
+        mean=mean, std=std, stderr=se, ci95=(mean - half, mean + half), returns=ret,
         short=short, reward_per_step=tr.rewards.mean(axis=0), occupancy=occ.mean(axis=0),
         mode_match=tr.mode_match.mean(axis=0),
         initial_mode_match=float((tr.a_g == tr.initial_mode[:, None]).mean()),
