@@ -233,8 +233,10 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
         err = np.array([[r["return"] - (r["return_ci95"] or [r["return"]] * 2)[0],
                          (r["return_ci95"] or [r["return"]] * 2)[1] - r["return"]] for r in rs])
         ax.errorbar(x, y, yerr=err.T, fmt=mk, color=col[f], label=label, capsize=2, ms=5)
-        if f in ("learned", "fedavg"):
-            ax.plot(x, y, color=col[f], lw=0.8, alpha=0.6)
+        if f in ("learned", "plugin", "fedavg"):  # the k-curves (FedAvg full off the line)
+            line = [(a, b) for a, b, r in zip(x, y, rs, strict=True) if r["k"] is not None]
+            ax.plot([a for a, _ in line], [b for _, b in line], color=col[f], lw=0.8,
+                    alpha=0.6)
         for r in rs:
             tag = (f"k={r['k']}" if r["k"] is not None else
                    "full" if f == "fedavg" else r["method"].replace("fixed offer=", ""))
@@ -249,7 +251,7 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
     ax.set_title("Return vs communication (up and left is better)\nthe learned and plug-in "
                  "servers also read k small state reports per round", fontsize=AXES_TITLE_SIZE)
     ax.grid(alpha=0.3)
-    legend(ax, loc="lower right")
+    legend(ax, loc="upper left")
     paths.append(save_figure(fig, run / "pareto.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
