@@ -16,6 +16,7 @@ Usage::
     python benchmarks/bench_costs.py --out docs/figures        # ~15 min on an idle machine
     python benchmarks/bench_costs.py --quick --out /tmp/costs  # a few points per curve
     python benchmarks/bench_costs.py --only glearn_k evaluate_n --out docs/figures
+    python benchmarks/bench_costs.py --quick --k 1 5 10 20 30 40 50 --out docs/figures
 
 Writes ``perf_glearn_k.png``, ``perf_glearn_sl.png``, ``perf_evaluate.png``,
 ``perf_alternating_k.png`` and the raw points ``perf_costs.json`` to ``--out``.
@@ -94,8 +95,8 @@ def run_child(cfg: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
-def grids(quick: bool) -> dict[str, list[dict[str, Any]]]:
-    ks = [1, 5, 10, 20, 30] if quick else [1, 2, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+def grids(quick: bool, k: list[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+    ks = k or ([1, 5, 10, 20, 30] if quick else [1, 2, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50])
     sls = [2, 4, 6, 8] if quick else [2, 3, 4, 5, 6, 8, 10, 12]
     ns = [10**3, 10**5, 10**7, 10**9] if quick else [10**e for e in range(3, 10)]
     rs = [50, 200, 800] if quick else [50, 100, 200, 400, 800, 1600]
@@ -120,7 +121,8 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
         ks = [p["k"] for p in pts]
         a1.plot(ks, [p["wall_s"] for p in pts], "o-", label="wall")
-        a1.plot(ks, [p["cpu_s"] for p in pts], "s--", label="CPU")
+        if all(p["cpu_s"] == p["cpu_s"] for p in pts):  # (nan: not recorded)
+            a1.plot(ks, [p["cpu_s"] for p in pts], "s--", label="CPU")
         a1.set_yscale("log")
         plain_log(a1)
         a1.set_xlabel("k (agents in the surrogate)")
@@ -141,14 +143,14 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         for k in sorted({p["k"] for p in pts}):
             sub = [p for p in pts if p["k"] == k]
             d = [p["n_sl"] for p in sub]
-            a1.plot(d, [p["wall_s"] for p in sub], "o-", label=f"k = {k}")
+            a1.plot(d, [p["cpu_s"] for p in sub], "o-", label=f"k = {k}")
             a2.plot(d, [p["peak_rss_mb"] for p in sub], "o-", label=f"k = {k}")
         a1.set_yscale("log")
         plain_log(a1)
         for a in (a1, a2):
             a.set_xlabel("|S_l| (local states)")
             legend(a)
-        a1.set_ylabel("seconds (wall)")
+        a1.set_ylabel("CPU seconds")
         a2.set_ylabel("peak resident memory (MB)")
         a1.set_title("G-LEARN time vs |S_l| (random games)")
         a2.set_title("G-LEARN memory vs |S_l|")
@@ -156,23 +158,31 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         files.append(save_figure(fig, out / "perf_glearn_sl.png"))
     if "evaluate_n" in points or "evaluate_rollouts" in points:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        if "evaluate_n" not in points:
+            a1.set_visible(False)
+        if "evaluate_rollouts" not in points:
+            a2.set_visible(False)
         if "evaluate_n" in points:
             pts = points["evaluate_n"]
-            a1.plot([p["n"] for p in pts], [p["wall_s"] for p in pts], "o-")
+            a1.plot([p["n"] for p in pts], [p["wall_s"] for p in pts], "o-", label="wall")
+            a1.plot([p["n"] for p in pts], [p["cpu_s"] for p in pts], "s--", label="CPU")
+            legend(a1)
             a1.set_xscale("log")
             a1.set_ylim(bottom=0)
             a1.set_xlabel("n (agents in the population)")
-            a1.set_ylabel("seconds (wall, 1 thread)")
+            a1.set_ylabel("seconds (1 thread)")
             a1.set_title("evaluate, 250 rollouts x 100 steps")
         if "evaluate_rollouts" in points:
             pts = points["evaluate_rollouts"]
-            a2.plot([p["rollouts"] for p in pts], [p["wall_s"] for p in pts], "o-")
+            a2.plot([p["rollouts"] for p in pts], [p["wall_s"] for p in pts], "o-", label="wall")
+            a2.plot([p["rollouts"] for p in pts], [p["cpu_s"] for p in pts], "s--", label="CPU")
+            legend(a2)
             a2.set_xscale("log")
             a2.set_yscale("log")
             plain_log(a2)
             plain_log(a2, "x")
             a2.set_xlabel("rollouts (horizon 100, n = 1000)")
-            a2.set_ylabel("seconds (wall, 1 thread)")
+            a2.set_ylabel("seconds (1 thread)")
             a2.set_title("evaluate vs rollouts")
         fig.text(0.01, -0.02, note, fontsize=7)
         files.append(save_figure(fig, out / "perf_evaluate.png"))
@@ -198,6 +208,7 @@ def main() -> None:
     ap.add_argument("--out", default=".", help="directory for the PNGs and perf_costs.json")
     ap.add_argument("--quick", action="store_true", help="a few points per curve")
     ap.add_argument("--only", nargs="+", choices=FAMILIES)
+    ap.add_argument("--k", type=int, nargs="+", help="the k of the G-LEARN vs k curve")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -208,8 +219,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     points = {name: [run_child(c) for c in cfgs]
-              for name, cfgs in grids(args.quick).items() if not args.only or name in args.only}
-    note = f"{machine()}; {load0} at the start, {load()} at the end"
+              for name, cfgs in grids(args.quick, args.k).items() if not args.only or name in args.only}
+    note = f"{machine().rsplit(';', 1)[0]}; {load0} at the start, {load()} at the end"
     (out / "perf_costs.json").write_text(json.dumps({"machine": note, "points": points},
                                                     indent=1, default=float))
     for f in plot(points, out, note):
