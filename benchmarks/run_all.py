@@ -49,6 +49,7 @@ SUITE: dict[str, tuple[str, list[str], list[str], bool]] = {
     "warehouse_k": ("bench_warehouse_k.py", [], ["--quick"], False),
     "sb3": ("bench_sb3.py", [], ["--quick"], False),
     "continuous": ("bench_continuous.py", [], ["--quick"], False),
+    "tracking": ("bench_tracking.py", [], ["--quick"], False),
 }
 
 

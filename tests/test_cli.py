@@ -159,5 +159,5 @@ def test_every_command_group_is_registered() -> None:
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
     for cmd in ("envs", "run", "sweep", "reproduce", "plot", "theory", "logs", "continuous",
-                "federated", "--version"):
+                "federated", "tune", "--version"):
         assert cmd in res.output, cmd

@@ -291,6 +291,14 @@ def read_csv_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [{key: parse_cell(v) for key, v in r.items()} for r in csv.DictReader(f)]
 
 
+def csv_rows_from_bytes(data: bytes) -> list[dict[str, Any]]:
+    """Rows of CSV bytes (as :func:`csv_bytes` writes them) as dicts, cells parsed by
+    :func:`parse_cell`."""
+    text = data.decode("utf-8")
+    return [{key: parse_cell(v) for key, v in r.items()}
+            for r in csv.DictReader(_io.StringIO(text, newline=""))]
+
+
 def read_csv_columns(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Columns of a CSV as float arrays (empty or non-numeric cells -> NaN)."""
     with open(path, newline="") as f:

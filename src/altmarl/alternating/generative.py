@@ -59,6 +59,7 @@ from altmarl.alternating.tabular import AlternatingResult, summary_info
 from altmarl.evaluation import Evaluation, evaluate_generative
 from altmarl.generative.game import GenerativeGame
 from altmarl.io import atomic_write_bytes, json_bytes, read_json, sha256_file, to_jsonable
+from altmarl.tracking.base import as_trackers, final_of_result, with_trackers
 from altmarl.update import (
     Comparison,
     Estimate,
@@ -353,9 +354,11 @@ def run_generative(
     workers: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    callbacks: Any = None,
 ) -> AlternatingResult:
     """ALTERNATING-MARL on a generative game with validated ``options`` (module
-    docstring); ``am.alternating_marl(game, k, ...)`` calls it. Returns an
+    docstring); ``am.alternating_marl(game, k, ...)`` calls it (``callbacks``: trackers,
+    as there). Returns an
     :class:`~altmarl.alternating.tabular.AlternatingResult` whose policies are neural
     (or the given starting ones) and whose ``value`` is a held-out
     :class:`~altmarl.Evaluation`."""
@@ -363,6 +366,7 @@ def run_generative(
     from altmarl.generative.policies import check_policies
 
     t_start = time.perf_counter()
+    trackers = as_trackers(callbacks)
     if not isinstance(game, GenerativeGame):
         raise ValueError(f"game: expected an altmarl.GenerativeGame, got {type(game).__name__}")
     k = game.check_k(k)
@@ -401,8 +405,9 @@ def run_generative(
             state, candidate, history = loaded
     adapter = GenerativeAdapter(game, k, o, ss_eval, ss_learn, g_learner, l_learner,
                                 evaluator, workers, candidate, history, ckpt)
+    trackers.log_params(config)
     out = run_alternating(adapter, state, sweeps=o.sweeps, rule=rule, patience=o.patience,
-                          callback=callback, progress=progress,
+                          callback=with_trackers(callback, trackers), progress=progress,
                           description=f"ALTERNATING-MARL ({game.name}) k={k}")
     pi_g, pi_l = out.state.pi_g, out.state.pi_l
     assert pi_g is not None
@@ -419,10 +424,12 @@ def run_generative(
     else:
         value = evaluator(pi_g, pi_l)
     assert isinstance(value, Evaluation) or hasattr(value, "mean")
-    return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=steps,
-                             converged=out.converged, sweeps=out.state.sweep,
-                             tolerance=tolerance, config=config,
-                             wall_time=time.perf_counter() - t_start)
+    res = AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=steps,
+                            converged=out.converged, sweeps=out.state.sweep,
+                            tolerance=tolerance, config=config,
+                            wall_time=time.perf_counter() - t_start)
+    trackers.on_final(final_of_result(res))
+    return res
 
 
 def options_from_keywords(sweeps: int, eta: float | None, m: int | None,

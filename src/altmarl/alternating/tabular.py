@@ -64,6 +64,7 @@ from altmarl.io import to_jsonable
 from altmarl.llearn import SOLVERS, l_learn
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import Scheme, Uniform, resolve
+from altmarl.tracking.base import as_trackers, final_of_result, with_trackers
 from altmarl.update import (
     EtaRule,
     certified_gap,
@@ -342,10 +343,12 @@ def run_tabular(
     evaluator: Evaluator | None = None,
     workers: int | None = None,
     sampling: Scheme | None = None,
+    callbacks: Any = None,
 ) -> AlternatingResult:
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6) with validated ``options``; see
     :func:`alternating_marl` for the arguments and the result."""
     t_start = time.perf_counter()
+    trackers = as_trackers(callbacks)
     scheme = resolve(sampling, k, game)
     k = scheme.k
     if not isinstance(options, AlternatingOptions):
@@ -382,8 +385,9 @@ def run_tabular(
 
     state: LoopState[GlobalPolicy, LocalPolicy] = LoopState(
         pi_g=pi_g0, pi_l=pi_l0 if pi_l0 is not None else LocalPolicy.uniform(game))
+    trackers.log_params(config)
     out = run_alternating(adapter, state, sweeps=o.sweeps, rule=rule, patience=1,
-                          callback=callback, progress=progress,
+                          callback=with_trackers(callback, trackers), progress=progress,
                           description=f"ALTERNATING-MARL k={k}")
     pi_g, pi_l = state.pi_g, state.pi_l
     assert pi_g is not None
@@ -401,10 +405,12 @@ def run_tabular(
         value = evaluator(pi_g, pi_l)
     played = {GLOBAL: pi_g, LOCAL: pi_l}
     last = {p: pol for p, pol in adapter.proposals.items() if pol is not played[p]}
-    return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=history,
-                             converged=out.converged, sweeps=state.sweep, tolerance=tolerance,
-                             config=config, wall_time=time.perf_counter() - t_start,
-                             last_proposals=last)
+    res = AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=value, history=history,
+                            converged=out.converged, sweeps=state.sweep, tolerance=tolerance,
+                            config=config, wall_time=time.perf_counter() - t_start,
+                            last_proposals=last)
+    trackers.on_final(final_of_result(res))
+    return res
 
 
 def alternating_marl(
@@ -433,6 +439,7 @@ def alternating_marl(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
     sampling: Scheme | None = None,
+    callbacks: Any = None,
 ) -> AlternatingResult:
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6).
 
@@ -491,6 +498,12 @@ def alternating_marl(
         Show a ``rich`` progress bar.
     callback
         Called with each :class:`StepRecord`; returning ``True`` stops the run.
+    callbacks
+        Experiment trackers (:class:`altmarl.tracking.Tracker`: one, or a list), e.g.
+        ``[altmarl.tracking.TensorBoardTracker("tb")]``: they receive the run's settings
+        (``config`` of the result) before the first proposal, every UPDATE proposal, and
+        the final value with the certified Nash-gap bound (``tolerance``). They only read:
+        the numbers are the same with or without them. The caller closes them.
     pi_g0
         Optional initial global policy; without it the first G-LEARN proposal is taken
         as the initial global policy (decision ``"initial"``).
@@ -549,7 +562,8 @@ def alternating_marl(
         return run_generative(game, k, gopts, seed, pi_l0=pi_l0, pi_g0=pi_g0,
                               progress=progress, callback=callback, g_learner=g_learner,
                               l_learner=l_learner, evaluator=evaluator, workers=workers,
-                              checkpoint_dir=checkpoint_dir, resume=resume)
+                              checkpoint_dir=checkpoint_dir, resume=resume,
+                              callbacks=callbacks)
     if checkpoint_dir is not None:
         raise ValueError("checkpoint_dir: checkpoints are written for generative games (a "
                          "tabular run is fast and reproducible from its seed); pass "
@@ -563,7 +577,8 @@ def alternating_marl(
     return run_tabular(game, scheme.k, options, seed, pi_l0=pi_l0, pi_g0=pi_g0,
                        progress=progress, callback=callback, g_learner=g_learner,
                        l_learner=l_learner, evaluator=evaluator, workers=workers,
-                       sampling=None if isinstance(scheme, Uniform) else scheme)
+                       sampling=None if isinstance(scheme, Uniform) else scheme,
+                       callbacks=callbacks)
 
 
 # ---------------------------------------------------------------------------

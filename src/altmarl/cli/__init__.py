@@ -8,6 +8,7 @@ One module per command group, each with ``register(app: typer.Typer) -> None``:
 * :mod:`~altmarl.cli.logs` — ``logs record / info / learn / convergence / evaluate / join``
   (off-policy);
 * :mod:`~altmarl.cli.serve` — ``serve`` (a policy as an HTTP service);
+* :mod:`~altmarl.cli.tune` — ``tune`` (hyper-parameter search);
 * :mod:`~altmarl.cli.continuous` — ``continuous run / sweep / random / plot``;
 * :mod:`~altmarl.cli.federated` — ``federated run / plot``;
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import typer
 
-from altmarl.cli import continuous, evaluate, experiments, federated, logs, serve, theory
+from altmarl.cli import continuous, evaluate, experiments, federated, logs, serve, theory, tune
 from altmarl.cli.common import hide_flag_types
 
 hide_flag_types()
@@ -50,7 +51,7 @@ def _root(
 
 
 #: the command groups, in the order of ``altmarl --help``
-GROUPS = (experiments, evaluate, theory, logs, serve, continuous, federated)
+GROUPS = (experiments, evaluate, theory, logs, serve, continuous, federated, tune)
 
 for _group in GROUPS:
     _group.register(app)

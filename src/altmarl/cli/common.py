@@ -4,7 +4,8 @@
 * :func:`fail` — print ``error: MESSAGE`` on stderr and exit (code 2: bad input);
 * :func:`parse_int_list` — ``--ks 1,5,20`` style options;
 * :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON);
-* :func:`no_progress_option` — the ``--no-progress`` flag of long-running commands.
+* :func:`no_progress_option` — the ``--no-progress`` flag of long-running commands;
+* :func:`track_option`, :func:`open_trackers`, :func:`close_trackers` — ``--track KIND``.
 
 Imports stay light (rich is imported when a console is needed), so ``altmarl --help``
 starts fast and never imports PyTorch.
@@ -102,10 +103,40 @@ def hide_flag_types() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
+def track_option() -> Any:
+    """The repeatable ``--track KIND`` option (experiment trackers, :mod:`altmarl.tracking`)."""
+    return typer.Option([], "--track", metavar="KIND",
+                        help="log the run to csv, tensorboard, mlflow or wandb (repeatable; "
+                             "see docs/tracking.md)")
+
+
+def open_trackers(kinds: list[str], run_dir: Any, name: str | None = None) -> Any:
+    """The trackers of ``--track`` for ``run_dir`` (:func:`altmarl.tracking.make_trackers`);
+    an unknown kind or a missing package exits with status 2 before any work."""
+    if not kinds:
+        from altmarl.tracking.base import Trackers
+
+        return Trackers()
+    from altmarl.tracking import make_trackers
+
+    try:
+        return make_trackers(kinds, run_dir, name)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def close_trackers(trackers: Any) -> None:
+    """Close the trackers and say where each one wrote."""
+    trackers.close()
+    for t in trackers:
+        echo(f"tracking ({t.kind}): {t.where()}")
+
+
 def no_progress_option() -> Any:
     """The ``--no-progress`` flag (default ``False``: show the progress bar)."""
     return typer.Option(False, "--no-progress", help="hide the progress bar")
 
 
-__all__ = ["FILE_WIDTH", "console", "echo", "fail", "hide_flag_types", "no_progress_option", "parse_int_list", "parse_sets",
-           "parse_value"]
+__all__ = ["FILE_WIDTH", "close_trackers", "console", "echo", "fail", "hide_flag_types",
+           "no_progress_option", "open_trackers", "parse_int_list", "parse_sets", "parse_value",
+           "track_option"]

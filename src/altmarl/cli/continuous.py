@@ -1,8 +1,8 @@
 """``altmarl continuous ...``: continuous states, neural G-LEARN and TRPO L-LEARN on the
 continuous warehouse (paper Appendix G.2, SPEC 8.2; docs/continuous.md).
 
-    altmarl continuous run    [--k K] [--seed S] [--g-method ce|rollout] [--out DIR] ...
-    altmarl continuous sweep  [--ks 1,5,10,25,50,75] [--seeds 15] [--workers 2] [--backend local|ray] [--out DIR] ...
+    altmarl continuous run    [--k K] [--seed S] [--g-method ce|rollout] [--out DIR] [--track KIND ...] ...
+    altmarl continuous sweep  [--ks 1,5,10,25,50,75] [--seeds 15] [--workers 2] [--backend local|ray] [--out DIR] [--track KIND ...] ...
     altmarl continuous random [--seeds 15] [--rollouts 50] [--horizon 100]
     altmarl continuous plot   RUN_DIR
 
@@ -17,7 +17,16 @@ from typing import Any
 
 import typer
 
-from altmarl.cli.common import echo, fail, no_progress_option, parse_int_list, parse_sets
+from altmarl.cli.common import (
+    close_trackers,
+    echo,
+    fail,
+    no_progress_option,
+    open_trackers,
+    parse_int_list,
+    parse_sets,
+    track_option,
+)
 
 
 def build_config(quick: bool, config: Path | None, g_method: str | None,
@@ -134,6 +143,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, "--resume/--no-resume",
                                     help="continue from OUT/checkpoint if present"),
         no_progress: bool = no_progress_option(),
+        track: list[str] = track_option(),
     ) -> None:
         """One ALTERNATING-MARL run (writes OUT/result.json and OUT/policies.pt)."""
         import shutil
@@ -146,9 +156,10 @@ def register(app: typer.Typer) -> None:
         except (ValueError, OSError, TypeError) as exc:
             fail(str(exc))
         ckpt = out / "checkpoint"
+        trackers = open_trackers(track, out, name=f"{out.name}-k{k}-seed{seed}")
         if not resume:
             shutil.rmtree(ckpt, ignore_errors=True)
-        with Progress(not no_progress) as bar:
+        with trackers, Progress(not no_progress) as bar:
             task = bar.add_task("alternating", total=cfg.alternations)
 
             def on_sweep(t: int, e: dict[str, Any]) -> None:
@@ -158,7 +169,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 res = run_continuous(k, seed, cfg, checkpoint_dir=ckpt, resume=True,
-                                     on_sweep=on_sweep)
+                                     on_sweep=on_sweep, callbacks=trackers)
             except ValueError as exc:
                 fail(str(exc))
             bar.update(task, completed=cfg.alternations)
@@ -166,6 +177,7 @@ def register(app: typer.Typer) -> None:
         shutil.rmtree(ckpt, ignore_errors=True)
         echo(_format_result(res.summary()))
         echo(f"run directory: {out} (result.json, policies.pt)")
+        close_trackers(trackers)
 
     @c_app.command("sweep")
     def sweep_cmd(
@@ -187,6 +199,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, "--resume/--no-resume",
                                     help="reuse finished runs in OUT"),
         no_progress: bool = no_progress_option(),
+        track: list[str] = track_option(),
     ) -> None:
         """The k-sweep: reward / runtime / mode accuracy vs k, zone heat map, CSV + JSON."""
         from altmarl.continuous.sweep import (
@@ -207,8 +220,14 @@ def register(app: typer.Typer) -> None:
                 raise ValueError(f"--ks: {', '.join(map(str, big))} exceed the number of robots "
                                  f"n = {cfg.n}; pass smaller --ks or a larger --n")
             n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
-            summary = run_sweep(out, k_list, n_seeds, cfg, workers=workers, resume=resume,
-                                progress=not no_progress, backend=backend, address=address)
+        except (ValueError, OSError, TypeError) as exc:
+            fail(str(exc))
+        trackers = open_trackers(track, out)
+        try:
+            with trackers:
+                summary = run_sweep(out, k_list, n_seeds, cfg, workers=workers, resume=resume,
+                                    progress=not no_progress, backend=backend,
+                                    address=address, callbacks=trackers)
         except WorkerDied as exc:
             fail(str(exc), 1)
         except (ValueError, OSError, TypeError) as exc:
@@ -217,6 +236,7 @@ def register(app: typer.Typer) -> None:
         echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, runs/)")
         for p in summary.get("plots", []):
             echo(f"plot: {p}")
+        close_trackers(trackers)
 
     @c_app.command("random")
     def random_cmd(

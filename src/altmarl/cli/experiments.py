@@ -1,8 +1,8 @@
 """``altmarl envs / run / sweep / reproduce / plot`` (SPEC 10).
 
     altmarl envs
-    altmarl run ENV_OR_CONFIG [--k K] [--seed S] [--out DIR]
-    altmarl sweep CONFIG [--backend local|ray] [--workers N] [--address ADDR] [--resume] [--out DIR]
+    altmarl run ENV_OR_CONFIG [--k K] [--seed S] [--out DIR] [--track KIND ...]
+    altmarl sweep CONFIG [--backend local|ray] [--workers N] [--address ADDR] [--resume] [--out DIR] [--track KIND ...]
     altmarl reproduce warehouse [--quick] [--train-seeds N] [--out DIR]
     altmarl plot RUN_DIR
 """
@@ -14,7 +14,14 @@ from typing import Any, NoReturn
 
 import typer
 
-from altmarl.cli.common import console, echo, fail
+from altmarl.cli.common import (
+    close_trackers,
+    console,
+    echo,
+    fail,
+    open_trackers,
+    track_option,
+)
 
 
 def _report(rep: Any, title: str | None = None) -> None:
@@ -59,25 +66,33 @@ def _interrupted(out: Path, how: str) -> NoReturn:
 
 
 def _sweep(cfg: Any, out: Path, *, backend: str, workers: int | None, address: str | None,
-           resume: bool, kind: str, how: str, title: str | None = None) -> Any:
+           resume: bool, kind: str, how: str, title: str | None = None,
+           track: list[str] | None = None) -> Any:
     """Run the units of ``cfg`` into ``out`` and report; ``how`` is the command that
-    continues the run (printed after an interruption or a failed unit)."""
+    continues the run (printed after an interruption or a failed unit); ``track``: the
+    ``--track`` kinds."""
     from altmarl.experiments.backends import WorkerDied
     from altmarl.experiments.runner import UnitFailed
     from altmarl.experiments.sweep import run_sweep
 
+    trackers = open_trackers(track or [], out, name=Path(out).name)
     try:
         rep = run_sweep(cfg, out, backend=backend, workers=workers, address=address,
-                        resume=resume, kind=kind)
+                        resume=resume, kind=kind, callbacks=trackers)
     except KeyboardInterrupt:
+        trackers.close()
         _interrupted(out, how)
     except WorkerDied as exc:
+        trackers.close()
         fail(str(exc), 1)
     except UnitFailed as exc:
+        trackers.close()
         fail(f"{exc}\nfinished units are saved in {out}; continue with `{how}`", 1)
     except ValueError as exc:
+        trackers.close()
         fail(str(exc))
     _report(rep, title)
+    close_trackers(trackers)
     return rep
 
 
@@ -110,6 +125,7 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", min=0, help="root seed (default 0)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/NAME-kK-seedS)"),
+        track: list[str] = track_option(),
     ) -> None:
         """One ALTERNATING-MARL run (one k, one training seed), evaluated and plotted.
 
@@ -133,7 +149,8 @@ def register(app: typer.Typer) -> None:
         # same configuration -> same numbers, so an existing run of it is simply continued
         _sweep(cfg, run_dir, backend="local", workers=1, address=None, resume=True,
                kind="run",
-               how=f"altmarl run {target} --k {ks[0]} --seed {cfg.seed} --out {run_dir}")
+               how=f"altmarl run {target} --k {ks[0]} --seed {cfg.seed} --out {run_dir}",
+               track=track)
 
     @app.command("sweep")
     def sweep_cmd(
@@ -149,6 +166,7 @@ def register(app: typer.Typer) -> None:
                                                             "skipping finished units"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/NAME)"),
+        track: list[str] = track_option(),
     ) -> None:
         """Run every (k, training seed) unit of a configuration; resumable."""
         from altmarl.experiments.backends import check_backend
@@ -161,7 +179,8 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         run_dir = out or Path("runs") / cfg.name
         _sweep(cfg, run_dir, backend=backend, workers=workers, address=address, resume=resume,
-               kind="sweep", how=f"altmarl sweep {config} --resume --out {run_dir}")
+               kind="sweep", how=f"altmarl sweep {config} --resume --out {run_dir}",
+               track=track)
 
     @app.command("reproduce")
     def reproduce_cmd(
@@ -177,6 +196,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue an interrupted run"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/NAME)"),
+        track: list[str] = track_option(),
     ) -> None:
         """Reproduce a paper experiment (warehouse: Table 3, Figures 6 and 7)."""
         from altmarl.experiments.reproduce import reference_table, reproduce_config
@@ -190,7 +210,8 @@ def register(app: typer.Typer) -> None:
         flags += f" --train-seeds {train_seeds}" if train_seeds else ""
         rep = _sweep(cfg, run_dir, backend=backend, workers=workers, address=address,
                      resume=resume, kind="reproduce",
-                     how=f"altmarl reproduce {experiment}{flags} --resume --out {run_dir}")
+                     how=f"altmarl reproduce {experiment}{flags} --resume --out {run_dir}",
+                     track=track)
         console().print(reference_table(experiment, rep.summary))
 
     @app.command("plot")

@@ -424,6 +424,7 @@ def run_continuous(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     on_sweep: Callable[[int, dict[str, Any]], None] | None = None,
+    callbacks: Any = None,
 ) -> ContinuousResult:
     """One ALTERNATING-MARL run on the continuous warehouse (see the module docstring).
 
@@ -442,7 +443,14 @@ def run_continuous(
         checkpoint of the same run (same config, game, ``k``, ``seed``) is continued.
     on_sweep
         Called after every sweep with ``(sweep_index, history_entry)`` (progress bars).
+    callbacks
+        Experiment trackers (:class:`altmarl.tracking.Tracker`, one or a list; the caller
+        closes them): the configuration, every UPDATE proposal of this call, the final
+        value. They never change a number.
     """
+    from altmarl.tracking.base import as_trackers, with_trackers
+
+    trackers = as_trackers(callbacks)
     cfg = config or ContinuousConfig()
     env = env or ContinuousWarehouse(n=cfg.n)
     if env.n != cfg.n:
@@ -488,8 +496,10 @@ def run_continuous(
                                 elapsed_before, on_sweep)
     state: LoopState[GlobalAgent, LocalAgent] = LoopState(pi_g=ga, pi_l=la, sweep=start,
                                                           stale=stale)
+    trackers.log_params({"k": k, "seed": seed, "config": cfg.to_json(), "env": env.to_json()})
     out = run_alternating(adapter, state, sweeps=cfg.alternations, patience=cfg.patience,
-                          rule=update_rule(cfg, env), accept_all=cfg.accept_all)
+                          rule=update_rule(cfg, env), accept_all=cfg.accept_all,
+                          callback=with_trackers(None, trackers))
     assert out.state.pi_g is not None
     ga, la = out.state.pi_g, out.state.pi_l
     stopped = out.converged
@@ -517,8 +527,37 @@ def run_continuous(
         "mode_accuracy_reset": mode_accuracy_at_reset(ga, samples=1000, seed=seed),
         "table_value": table_value, "torch_threads": cfg.torch_threads,
     }
-    return ContinuousResult(k=k, seed=seed, config=cfg, env=env, global_agent=ga, local_agent=la,
-                            history=history, evaluation=ev, extra=extra)
+    res = ContinuousResult(k=k, seed=seed, config=cfg, env=env, global_agent=ga, local_agent=la,
+                           history=history, evaluation=ev, extra=extra)
+    if trackers:
+        trackers.on_final(final_of_continuous(res.summary()))
+    return res
+
+
+def final_of_continuous(summary: dict[str, Any]) -> dict[str, Any]:
+    """The final numbers of a continuous run's ``result.json`` for trackers: value and its
+    standard error, the mode-match rate, sweeps, accepted proposals, training time."""
+    ev = summary.get("evaluation") or {}
+    return {"k": summary.get("k"), "value": ev.get("mean"), "value_stderr": ev.get("stderr"),
+            "mode_match_rate": ev.get("mode_match_rate"), "sweeps": summary.get("sweeps"),
+            "accepted_global": summary.get("accepted_global"),
+            "accepted_local": summary.get("accepted_local"), "train_s": summary.get("train_s")}
+
+
+def history_proposals(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The UPDATE proposals of a continuous run's history (one entry per sweep) as
+    proposal rows for trackers (:func:`altmarl.tracking.proposal_metrics`)."""
+    rows = []
+    for entry in history:
+        for player, steps in (("global", "g_agent_steps"), ("local", "l_agent_steps")):
+            side = entry.get(player) or {}
+            rows.append({"sweep": int(entry.get("sweep", 0)) + 1, "player": player,
+                         "decision": side.get("decision"),
+                         "accepted": side.get("decision") == "accept",
+                         "v_new": side.get("v_new"), "v_old": side.get("v_old"),
+                         "diff": side.get("diff"), "se_diff": side.get("se_diff"),
+                         "eta": side.get("eta"), "samples": entry.get(steps)})
+    return rows
 
 
 def _compact_trpo(info: dict[str, Any]) -> dict[str, Any]:

@@ -191,6 +191,7 @@ def run_sweep(
     plots: bool = True,
     backend: str = "local",
     address: str | None = None,
+    callbacks: Any = None,
 ) -> dict[str, Any]:
     """Run the k-sweep into the directory ``out`` (see the module docstring).
 
@@ -214,9 +215,16 @@ def run_sweep(
         restarted run continues from its checkpoint) or ``"ray"`` (a local Ray instance, or
         the cluster at ``address``; the run directory must be on a shared file system).
         Results do not depend on it.
+    callbacks
+        Experiment trackers (:class:`altmarl.tracking.Tracker`, one or a list; the caller
+        closes them): the sweep's configuration, then for every run finished by this call
+        its UPDATE proposals (``unit`` = ``k005_s000``) and results, at the end the figures.
     """
     from altmarl.continuous.alternating import ContinuousConfig
     from altmarl.continuous.env import ContinuousWarehouse
+    from altmarl.tracking.base import as_trackers
+
+    trackers = as_trackers(callbacks)
 
     cfg = config or ContinuousConfig()
     env = env or ContinuousWarehouse(n=cfg.n)
@@ -248,6 +256,8 @@ def run_sweep(
         spec = {**old, **spec}
     out.mkdir(parents=True, exist_ok=True)
     _write_json(cpath, spec)
+    trackers.log_params({"ks": ks, "seeds": seed_list, "config": cfg.to_json(),
+                         "env": env.to_json()})
     jobs = []
     for k in ks:
         for s in seed_list:
@@ -257,7 +267,7 @@ def run_sweep(
             jobs.append({"k": k, "seed": s, "config": cfg.to_json(), "env": env.to_json(),
                          "dir": str(d)})
     t0 = time.perf_counter()
-    _execute(jobs, backend, workers, address, progress)
+    _execute(jobs, backend, workers, address, progress, trackers)
     spec["wall_s"] = float(spec.get("wall_s") or 0.0) + time.perf_counter() - t0
     spec["random"] = random_baseline(env, seed_list, cfg.eval_rollouts, cfg.eval_horizon)
     spec["workers"] = workers
@@ -266,11 +276,32 @@ def run_sweep(
     summary = aggregate(out)
     if plots:
         summary["plots"] = [str(p) for p in plot_sweep(out)]
+    if trackers:
+        best = max(summary["per_k"], key=lambda r: r["value"]["mean"], default=None)
+        trackers.on_final({"runs_done": summary["runs_done"], "complete": summary["complete"],
+                           "best_k": None if best is None else best["k"],
+                           "best_value": None if best is None else best["value"]["mean"]})
+        for p in summary.get("plots", []):
+            trackers.log_figure(Path(p).stem, p)
     return summary
 
 
+def track_run(trackers: Any, rec: dict[str, Any], run_dir: str | Path) -> None:
+    """Send one finished ``(k, seed)`` run to ``trackers``: its proposals (from
+    ``result.json``'s history) and its results as a unit ``k005_s000``."""
+    from altmarl.continuous.alternating import history_proposals
+
+    name = _run_name(int(rec["k"]), int(rec["seed"]))
+    summary = json.loads((Path(run_dir) / "result.json").read_text())
+    for row in history_proposals(summary.get("history") or []):
+        trackers.on_proposal(row, unit=name)
+    trackers.on_unit({"k": rec["k"], "eval": {"mean": rec["value"], "std": rec["std"]},
+                      "train": {"sweeps": rec["sweeps"]},
+                      "timing": {"train_wall_s": rec["train_s"]}}, unit=name)
+
+
 def _execute(jobs: list[dict[str, Any]], backend: str, workers: int, address: str | None,
-             progress: bool) -> None:
+             progress: bool, trackers: Any = None) -> None:
     """Run the jobs through :mod:`altmarl.experiments.backends` (in-process, process pool
     with worker restarts, or Ray); an interrupted or failed sweep leaves finished runs saved
     and unfinished ones with their checkpoint for ``resume``."""
@@ -279,7 +310,11 @@ def _execute(jobs: list[dict[str, Any]], backend: str, workers: int, address: st
     with Progress(progress, remaining=True) as bar:
         task = bar.add_task("continuous sweep", total=len(jobs))
 
+        dirs = {(j["k"], j["seed"]): j["dir"] for j in jobs}
+
         def on_done(rec: dict[str, Any]) -> None:
             bar.advance(task, status=f"k={rec['k']} seed={rec['seed']} V={rec['value']:.1f}")
+            if trackers:
+                track_run(trackers, rec, dirs[(rec["k"], rec["seed"])])
 
         run_tasks(jobs, on_done, backend=backend, workers=workers, address=address, fn=run_job)

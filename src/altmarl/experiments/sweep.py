@@ -342,6 +342,7 @@ def run_sweep(
     console: Any = None,
     trainer: str = DEFAULT_TRAINER,
     on_unit: Callable[[UnitOutput], None] | None = None,
+    callbacks: Any = None,
 ) -> SweepReport:
     """Run every unit of ``cfg`` (each ``k`` x each training seed) into ``out``.
 
@@ -359,6 +360,13 @@ def run_sweep(
     trainer
         ``"module:function"`` with the signature of ``am.alternating_marl``; the default is
         ALTERNATING-MARL itself (other values are for tests).
+    callbacks
+        Experiment trackers (:class:`altmarl.tracking.Tracker`: one or a list; the
+        caller closes them). They receive the resolved configuration, then, for every
+        unit computed by this call (in the driver, as each unit finishes, whatever the
+        backend), its UPDATE proposals (``unit`` = the unit's name) and its results, and
+        at the end the final numbers (:func:`altmarl.tracking.final_of_summary`) and the
+        figures. Units re-used by ``resume`` are not sent again.
 
     Notes
     -----
@@ -369,14 +377,17 @@ def run_sweep(
     :class:`~altmarl.experiments.runner.UnitFailed`, ``WorkerDied``) instead of returning an
     incomplete run.
     """
+    from altmarl.tracking.base import as_trackers
+
     t0 = time.perf_counter()
     check_backend(backend, workers, address)
+    trackers = as_trackers(callbacks)
     lock = lock_run_dir(out)
     try:
         return _run_locked(cfg, Path(out), t0, backend=backend, workers=workers,
                            address=address, resume=resume, kind=kind, plots=plots,
                            progress=progress, console=console, trainer=trainer,
-                           on_unit=on_unit)
+                           on_unit=on_unit, trackers=trackers)
     finally:
         lock.release()
 
@@ -384,10 +395,14 @@ def run_sweep(
 def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
                 workers: int | None, address: str | None, resume: bool, kind: str,
                 plots: bool, progress: bool, console: Any, trainer: str,
-                on_unit: Callable[[UnitOutput], None] | None) -> SweepReport:
+                on_unit: Callable[[UnitOutput], None] | None, trackers: Any) -> SweepReport:
     """:func:`run_sweep` while holding the run directory's lock."""
+    from altmarl.io import csv_rows_from_bytes
+    from altmarl.tracking.base import final_of_summary
+
     repaired: dict[str, str] = {}
     run_dir = prepare_run_dir(out, cfg, resume, kind, repaired)
+    trackers.log_params({"kind": kind, "fingerprint": cfg.fingerprint(), **cfg.resolved()})
     fp = cfg.fingerprint()
     serial = backend == "local" and (workers == 1)
     tasks = make_tasks(cfg, trainer, eval_workers=None if serial else 1)
@@ -409,6 +424,10 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
         write_unit(run_dir, o, fp)
         ran += 1
         aggregate(run_dir)
+        if trackers:
+            for row in csv_rows_from_bytes(o.files.get("history.csv", b"")):
+                trackers.on_proposal(row, unit=o.name)
+            trackers.on_unit(o.result, unit=o.name)
         prog.unit_done(o)
         if on_unit is not None:
             on_unit(o)
@@ -430,6 +449,10 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
         made = make_plots(run_dir)
         summary = aggregate(run_dir, extra={"plots": [str(p.relative_to(run_dir))
                                                       for p in made]})
+    if trackers:
+        trackers.on_final(final_of_summary(summary))
+        for p in made:
+            trackers.log_figure(p.stem, p)
     return SweepReport(run_dir, summary, ran, skipped, made, time.perf_counter() - t0,
                        repaired)
 
