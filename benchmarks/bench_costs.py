@@ -143,14 +143,14 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         for k in sorted({p["k"] for p in pts}):
             sub = [p for p in pts if p["k"] == k]
             d = [p["n_sl"] for p in sub]
-            a1.plot(d, [p["cpu_s"] for p in sub], "o-", label=f"k = {k}")
+            a1.plot(d, [p["wall_s"] for p in sub], "o-", label=f"k = {k}")
             a2.plot(d, [p["peak_rss_mb"] for p in sub], "o-", label=f"k = {k}")
         a1.set_yscale("log")
         plain_log(a1)
         for a in (a1, a2):
             a.set_xlabel("|S_l| (local states)")
             legend(a)
-        a1.set_ylabel("CPU seconds")
+        a1.set_ylabel("seconds (wall)")
         a2.set_ylabel("peak resident memory (MB)")
         a1.set_title("G-LEARN time vs |S_l| (random games)")
         a2.set_title("G-LEARN memory vs |S_l|")
@@ -165,7 +165,8 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         if "evaluate_n" in points:
             pts = points["evaluate_n"]
             a1.plot([p["n"] for p in pts], [p["wall_s"] for p in pts], "o-", label="wall")
-            a1.plot([p["n"] for p in pts], [p["cpu_s"] for p in pts], "s--", label="CPU")
+            if all(p["cpu_s"] == p["cpu_s"] for p in pts):
+                a1.plot([p["n"] for p in pts], [p["cpu_s"] for p in pts], "s--", label="CPU")
             legend(a1)
             a1.set_xscale("log")
             a1.set_ylim(bottom=0)
@@ -175,7 +176,9 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         if "evaluate_rollouts" in points:
             pts = points["evaluate_rollouts"]
             a2.plot([p["rollouts"] for p in pts], [p["wall_s"] for p in pts], "o-", label="wall")
-            a2.plot([p["rollouts"] for p in pts], [p["cpu_s"] for p in pts], "s--", label="CPU")
+            if all(p["cpu_s"] == p["cpu_s"] for p in pts):
+                a2.plot([p["rollouts"] for p in pts], [p["cpu_s"] for p in pts], "s--",
+                        label="CPU")
             legend(a2)
             a2.set_xscale("log")
             a2.set_yscale("log")
@@ -191,7 +194,8 @@ def plot(points: dict[str, list[dict[str, Any]]], out: Path, note: str) -> list[
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         ks = [p["k"] for p in pts]
         ax.plot(ks, [p["wall_s"] for p in pts], "o-", label="wall")
-        ax.plot(ks, [p["cpu_s"] for p in pts], "s--", label="CPU")
+        if all(p["cpu_s"] == p["cpu_s"] for p in pts):
+            ax.plot(ks, [p["cpu_s"] for p in pts], "s--", label="CPU")
         ax.set_xlabel("k")
         ax.set_ylabel("seconds")
         ax.set_ylim(bottom=0)
