@@ -275,3 +275,30 @@ def test_continuous_table_uses_the_configured_horizon() -> None:
     assert "V (H=20)" in text and "H=100" not in text and "H=50" not in text
     assert "nan" not in text
     assert text.count("H=20") == 2  # header and one random-play entry, not repeated
+
+
+# --- the docs a newcomer reads ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_lists_every_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("## ", 1)[0]
+    root = typer.main.get_command(app)
+    for name in root.commands:  # type: ignore[attr-defined]
+        assert f"altmarl {name}" in block, name
+    assert "docs/img/main_job_alternation.png" in readme  # the main job's figure is shown
+    assert (ROOT / "docs/img/main_job_alternation.png").is_file()
+
+
+def test_doc_pages_explain_spec_references_and_link_to_existing_pages() -> None:
+    import re
+
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text()
+        if "SPEC" in text and page.name != "math.md":
+            assert "is section n of the [math reference](math.md)" in text, page.name
+        for target in re.findall(r"\]\(([a-z_\-]+\.md)(?:#[^)]*)?\)", text):
+            assert (ROOT / "docs" / target).is_file(), (page.name, target)
+        assert "Edits outside this topic" not in text and "(issue 1" not in text, page.name

@@ -4,7 +4,7 @@ SPEC 8.1).
 ``altmarl reproduce warehouse`` runs the packaged configuration ``warehouse_table3``
 (``k = 1..50``, ``m = 30``, 10 alternations, 15 evaluation seeds x 50 rollouts, horizon
 100, ``n = 1000``); ``--quick`` runs ``warehouse_quick`` (a few ``k``, fewer seeds) in
-under a minute. Protocol as in the authors' code: one training run per ``k`` and 15
+in about 10 s on 2 cores. Protocol as in the authors' code: one training run per ``k`` and 15
 evaluation seeds; ``--train-seeds N`` repeats training with ``N`` independent seeds.
 """
 

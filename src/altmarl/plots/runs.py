@@ -58,7 +58,9 @@ def _subtitle(summary: dict[str, Any]) -> str:
     ev = summary.get("evaluation", {})
     env = summary.get("env", {})
     n = env.get("params", {}).get("n")
-    return (f"{summary.get('name', '')}: {env.get('name', '?')}"
+    name = summary.get("name", "")
+    head = env.get("name", "?") if name == env.get("name") else f"{name}: {env.get('name', '?')}"
+    return (f"{head}"
             f"{f', n = {n}' if n is not None else ''}; evaluation {ev.get('seeds', '?')} seeds "
             f"x {ev.get('rollouts', '?')} rollouts x horizon {ev.get('horizon', '?')}")
 
@@ -190,7 +192,7 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
         return None
     agents, state = population_words(str(cfg.get("env", {}).get("name", "")))
     plt = pyplot()
-    fig, axes = plt.subplots(2, len(chosen), figsize=(4.2 * len(chosen) + 0.6, 6.6),
+    fig, axes = plt.subplots(2, len(chosen), figsize=(max(6.4, 4.2 * len(chosen) + 0.6), 6.6),
                              sharex=True, sharey=True, squeeze=False)
     flat_note = False
     for j, k in enumerate(chosen):
