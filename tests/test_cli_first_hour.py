@@ -140,13 +140,115 @@ def test_run_prints_a_command_that_continues_it(tmp_path: Path, monkeypatch: Any
     out = tmp_path / "r"
     res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
     assert res.exit_code == (130 if error == "interrupt" else 1)
-    how = f"altmarl run {cfg} --k 2 --seed 1 --out {out}"
+    assert "Traceback" not in res.output
+    how = f"altmarl run {cfg} --k 2 --seed 1 --resume --out {out}"
     assert how in res.output
-    assert "--resume" not in res.output  # `run` continues by itself; it has no --resume
     # and the printed command is accepted by the command line
     monkeypatch.undo()
     again = runner.invoke(app, how.split()[1:])
     assert again.exit_code == 0, again.output
+
+
+def _numbers(run_dir: Path) -> tuple[Any, ...]:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    unit = json.loads((run_dir / "units/k0002_t00/result.json").read_text())
+    return (summary["per_k"][0]["mean"], summary["per_k"][0]["ci95"], unit["eval"]["means"],
+            unit["train"]["value"], [line.split(",")[:9] for line in  # timings left out
+                                     (run_dir / "metrics.csv").read_text().splitlines()],
+            _tables(run_dir / "units/k0002_t00/pi_g.npz"),
+            _tables(run_dir / "units/k0002_t00/pi_l.npz"))
+
+
+def _tables(path: Path) -> dict[str, bytes]:
+    """The arrays of a policy file (its metadata records when it was written)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        return {name: z[name].tobytes() for name in z.files if name != "meta"}
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(tmp_path: Path, monkeypatch: Any) -> None:
+    import altmarl.experiments.sweep as S
+
+    cfg = _toml(tmp_path)
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, ["run", str(cfg), "--out", str(whole)]).exit_code == 0
+
+    # Ctrl-C while the unit's files are written: a half-written unit is left behind
+    def killed(run_dir: Any, o: Any, fp: Any = None) -> None:
+        tmp = Path(run_dir) / "units" / f".{o.name}.tmp-killed"
+        tmp.mkdir(parents=True)
+        (tmp / "result.json").write_bytes(o.files["result.json"][:20])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "write_unit", killed)
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    assert res.exit_code == 130 and "Traceback" not in res.output
+    how = f"altmarl run {cfg} --k 2 --seed 1 --resume --out {out}"
+    assert how in res.output
+    monkeypatch.undo()
+
+    # the same command without --resume does not silently continue: it names the fix
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    _clean_failure(res, f"{out}: holds an unfinished run of this configuration",
+                   "0 of 1 unit(s) finished", how)
+    # the printed command resumes: the stale files are gone, the numbers are the same
+    res = runner.invoke(app, how.split()[1:])
+    assert res.exit_code == 0, res.output
+    assert not list((out / "units").glob(".*"))
+    assert _numbers(out) == _numbers(whole)
+
+    # a damaged finished run: refused without --resume, healed with it
+    pi_g = out / "units/k0002_t00/pi_g.npz"
+    pi_g.write_bytes(pi_g.read_bytes()[:-7])
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    _clean_failure(res, "0 of 1 unit(s) finished and intact", "--resume")
+    res = runner.invoke(app, how.split()[1:])
+    assert res.exit_code == 0, res.output
+    assert "repaired: k0002_t00 (units/k0002_t00/pi_g.npz" in res.output
+    assert _numbers(out) == _numbers(whole)
+
+    # a finished run is re-used by the plain command; another configuration is refused
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0 and "ran 0 unit(s), reused 1" in res.output
+    res = runner.invoke(app, ["run", str(cfg), "--seed", "5", "--resume", "--out", str(out)])
+    _clean_failure(res, "holds a run of a different configuration", "seed")
+
+
+def _terminal(buf: Any) -> Any:
+    from rich.console import Console
+
+    return Console(file=buf, force_terminal=True, width=140)
+
+
+def test_progress_bars_end_at_the_proposals_made(tmp_path: Path, monkeypatch: Any) -> None:
+    import io
+
+    import altmarl as am
+    import altmarl.alternating.loop as L
+    from altmarl.experiments.config import resolve_config
+    from altmarl.experiments.sweep import run_sweep
+    from altmarl.progress import Progress
+
+    buf = io.StringIO()
+    monkeypatch.setattr(L, "Progress", lambda enabled: Progress(enabled, console=_terminal(buf)))
+    game = am.envs.make("random", n=6, seed=2)
+    res = am.alternating_marl(game, 2, seed=1, sweeps=10, m=4, local_solver="induced-vi",
+                              eval_rollouts=8, eval_horizon=10, progress=True)
+    assert res.converged and res.sweeps < 10
+    made = 2 * res.sweeps
+    text = buf.getvalue()
+    assert f"{made}/{made}" in text and f"converged after {res.sweeps} of at most 10" in text
+
+    buf = io.StringIO()  # the run's bar (altmarl run): the same
+    cfg = resolve_config(str(_toml(tmp_path, algorithm={"sweeps": 10})))
+    rep = run_sweep(cfg, tmp_path / "r", workers=1, plots=False, console=_terminal(buf))
+    unit = json.loads((tmp_path / "r/units/k0002_t00/result.json").read_text())["train"]
+    assert unit["converged"] and unit["sweeps"] < 10, rep.summary
+    made = 2 * unit["sweeps"]
+    text = buf.getvalue()
+    assert f"{made}/{made}" in text and f"converged after {unit['sweeps']} sweeps" in text
 
 
 # --- plot commands on every kind of run directory -------------------------------------------

@@ -16,10 +16,12 @@ def test_uniform_play_is_reproducible_and_below_a_learned_pair() -> None:
 
 
 def test_stop_reason_says_converged_or_limit() -> None:
-    assert stop_reason({"converged": True, "sweeps": 3, "config": {"sweeps": 10}}).startswith(
-        "converged after 3 of at most 10 sweeps")
+    msg = stop_reason({"converged": True, "sweeps": 3, "accepted": 3, "config": {"sweeps": 10}})
+    assert msg.startswith("converged after 6 of at most 20 proposals (3 of 10 sweeps, 3 "
+                          "played): in the last sweep UPDATE played neither"), msg
     msg = stop_reason({"converged": False, "sweeps": 10, "config": {"sweeps": 10}})
-    assert "limit of 10 sweeps" in msg and "algorithm.sweeps" in msg
+    assert msg.startswith("reached the sweep limit after 20 of at most 20 proposals (10 of "
+                          "10 sweeps)") and "algorithm.sweeps" in msg
 
 
 def test_nash_gap_text_exact_lower_and_absent() -> None:

@@ -259,7 +259,8 @@ def run_alternating(
     steps: list[StepRecord] = []
     stopped = False
     with Progress(progress) as bar:
-        task = bar.add_task(description, total=2 * sweeps, completed=2 * state.sweep)
+        start = state.sweep
+        task = bar.add_task(description, total=2 * sweeps, completed=2 * start)
         while state.sweep < sweeps and state.stale < patience and not stopped:
             state.sweep += 1
             sweep = state.sweep
@@ -290,6 +291,11 @@ def run_alternating(
                 break
             state.stale = 0 if improved else state.stale + 1
             adapter.end_sweep(state, sweep_steps)
+        made = 2 * start + len(steps)
+        if made < 2 * sweeps:  # stopped early: the bar ends at the proposals made
+            why = "converged" if state.stale >= patience else "stopped"
+            bar.update(task, total=made, completed=made,
+                       status=f"{why} after {state.sweep} of at most {sweeps} sweeps")
     return LoopResult(state=state, steps=steps, converged=state.stale >= patience,
                       stopped=stopped)
 

@@ -1,7 +1,7 @@
 """``altmarl envs / run / sweep / reproduce / plot`` (SPEC 10).
 
     altmarl envs
-    altmarl run ENV_OR_CONFIG [--k K] [--seed S] [--out DIR] [--track KIND ...]
+    altmarl run ENV_OR_CONFIG [--k K] [--seed S] [--resume] [--out DIR] [--track KIND ...]
     altmarl sweep CONFIG [--backend local|ray] [--workers N] [--address ADDR] [--resume] [--out DIR] [--track KIND ...]
     altmarl reproduce warehouse [--quick] [--train-seeds N] [--out DIR]
     altmarl plot RUN_DIR
@@ -51,9 +51,12 @@ def _explain(run_dir: Path, summary: dict[str, Any]) -> None:
 
 
 def _files(run_dir: Path, plots: list[Path]) -> None:
+    from altmarl.plots.runs import FIGURE_WORDS
+
     echo(f"run directory: {run_dir}  (summary.json, per_k.csv, metrics.csv, units/)")
     for p in plots:
-        echo(f"plot: {p}")
+        words = FIGURE_WORDS.get(p.name)
+        echo(f"plot: {p}" + (f"  ({words})" if words else ""))
 
 
 def _interrupted(out: Path, how: str) -> NoReturn:
@@ -126,12 +129,16 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="run directory (default "
                                                             "runs/NAME-kK-seedS)"),
         track: list[str] = track_option(),
+        resume: bool = typer.Option(False, "--resume", help="continue an interrupted run "
+                                                            "in OUT (same configuration), "
+                                                            "recomputing damaged files"),
     ) -> None:
         """One ALTERNATING-MARL run (one k, one training seed), evaluated and plotted.
 
-        Running the same command again continues an interrupted run: finished work in OUT
-        is re-used (same configuration, same numbers)."""
+        Running the same command again re-uses a finished run in OUT (same configuration,
+        same numbers); an interrupted one is continued with --resume."""
         from altmarl.experiments.config import resolve_target
+        from altmarl.experiments.sweep import run_progress
 
         try:
             cfg = resolve_target(target)
@@ -146,11 +153,16 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc))
         run_dir = out or Path("runs") / f"{cfg.name}-k{ks[0]}-seed{cfg.seed}"
-        # same configuration -> same numbers, so an existing run of it is simply continued
+        how = f"altmarl run {target} --k {ks[0]} --seed {cfg.seed} --resume --out {run_dir}"
+        state = run_progress(run_dir, cfg)
+        if state is not None and state[0] < state[1] and not resume:
+            fail(f"{run_dir}: holds an unfinished run of this configuration ({state[0]} of "
+                 f"{state[1]} unit(s) finished and intact); continue it with `{how}`, or "
+                 "choose another --out")
+        # a finished run of the same configuration is re-used (same numbers); a run of
+        # another configuration is refused by run_sweep, naming the differences
         _sweep(cfg, run_dir, backend="local", workers=1, address=None, resume=True,
-               kind="run",
-               how=f"altmarl run {target} --k {ks[0]} --seed {cfg.seed} --out {run_dir}",
-               track=track)
+               kind="run", how=how, track=track)
 
     @app.command("sweep")
     def sweep_cmd(

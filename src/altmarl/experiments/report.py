@@ -90,15 +90,23 @@ def run_baseline(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def stop_reason(train: dict[str, Any]) -> str:
-    """Why one ALTERNATING-MARL run stopped, from a unit's ``result.json["train"]``."""
+    """Why one ALTERNATING-MARL run stopped, from a unit's ``result.json["train"]``: how
+    many of the at most ``2 x sweeps`` proposals (one G-LEARN and one L-LEARN per sweep,
+    SPEC 6) were made and played, and whether the run converged or hit the sweep limit."""
     ran = train.get("sweeps")
     limit = (train.get("config") or {}).get("sweeps")
+    played = train.get("accepted")
+    if isinstance(ran, int) and isinstance(limit, int):
+        head = (f"after {2 * ran} of at most {2 * limit} proposals ({ran} of {limit} sweeps"
+                f"{f', {played} played' if isinstance(played, int) else ''})")
+    else:
+        head = f"after {ran} of at most {limit} sweeps"
     if train.get("converged"):
-        return (f"converged after {ran} of at most {limit} sweeps: the last full sweep "
-                "accepted neither player's proposal, so neither player found an improvement "
-                "larger than the UPDATE tolerance")
+        return (f"converged {head}: in the last sweep UPDATE played neither G-LEARN's nor "
+                "L-LEARN's proposal, so neither player found an improvement larger than the "
+                "UPDATE tolerance")
     if ran is not None and limit is not None:
-        return (f"reached the limit of {limit} sweeps while proposals were still accepted "
+        return (f"reached the sweep limit {head} while proposals were still accepted "
                 "(raise algorithm.sweeps to continue)")
     return "stopped (no convergence record)"
 
@@ -150,7 +158,8 @@ def explain(run_dir: str | Path, summary: dict[str, Any],
         conv = sum(bool(u.get("train", {}).get("converged")) for u in units)
         sweeps = [u.get("train", {}).get("sweeps") for u in units]
         ran = [s for s in sweeps if isinstance(s, int)]
-        span = f" (after {min(ran)}-{max(ran)} sweeps)" if ran else ""
+        span = ("" if not ran else f" (after {ran[0]} sweeps each)" if min(ran) == max(ran)
+                else f" (after {min(ran)} to {max(ran)} sweeps)")
         lines.append(f"stopped: {conv} of {len(units)} runs converged{span}; "
                      f"{len(units) - conv} reached the sweep limit")
     gap_line = nash_gap_text(per_k)

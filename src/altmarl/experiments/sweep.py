@@ -183,6 +183,23 @@ def prepare_run_dir(run_dir: str | Path, cfg: ExperimentConfig, resume: bool,
     return out
 
 
+def run_progress(run_dir: str | Path, cfg: ExperimentConfig) -> tuple[int, int] | None:
+    """``(finished, total)`` units of ``cfg`` in ``run_dir`` when it holds a run of that
+    configuration (finished: intact, :func:`~altmarl.rundir.check_unit`); ``None`` when it
+    holds no run or a run of another configuration (which :func:`run_sweep` refuses, naming
+    the differences). Reads only: ``altmarl run`` asks it whether an existing directory
+    is finished (re-used) or interrupted (continued with ``--resume``)."""
+    out = Path(run_dir)
+    if not ((out / "config.json").exists() or (out / "config.toml").exists()):
+        return None
+    fp = cfg.fingerprint()
+    old, _, _ = stored_config(out)
+    if old is not None and old.fingerprint() != fp:
+        return None
+    tasks = make_tasks(cfg)
+    return sum(check_unit(out, t.name, fp) is None for t in tasks), len(tasks)
+
+
 # ---------------------------------------------------------------------------
 # aggregation
 # ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from altmarl.plots.style import (
     AXES_TITLE_SIZE,
     HEATMAP,
     PALETTE,
+    integer_ticks,
     k_ticks,
     legend,
     pyplot,
@@ -84,26 +85,25 @@ def plot_sweep(out: str | Path) -> list[Path]:
                     label=f"{label} (median over seeds; bars: min to max)")
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("training time per run (s)")
-    ax.set_title(f"Training time vs k\n{where}\n(the first run of each worker process also "
-                 "pays PyTorch's start-up; with a few seeds it shows at the first k)",
-                 fontsize=AXES_TITLE_SIZE)
+    ax.set_title(f"Training time vs k\n{where}\n(each worker's first run also pays "
+                 "PyTorch's start-up)", fontsize=AXES_TITLE_SIZE)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    legend(ax, loc="upper left")
+    legend(ax, loc="upper right")
     k_ticks(ax, ks)
     fig.tight_layout()
     paths.append(out / "runtime_vs_k.png")
     save_figure(fig, paths[-1], dpi=120, tight=False)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, lab in (("mode_match_rate", "a_g = current population mode (all steps)"),
-                     ("initial_mode_match_rate", "a_g = initial mode (all steps)"),
-                     ("mode_accuracy_reset", "a_g = mode at reset (single step)")):
+    for key, lab in (("mode_match_rate", "target = the current fullest bin (all steps)"),
+                     ("initial_mode_match_rate", "target = the initial fullest bin (all steps)"),
+                     ("mode_accuracy_reset", "target = the fullest bin at reset (first step)")):
         m, s = err(key)
         ax.errorbar(ks, 100 * m, yerr=100 * s, fmt="o-", capsize=4, label=lab)
     ax.set_ylim(0, 105)
     ax.set_xlabel("subsample size k")
-    ax.set_ylabel("steps where a_g is the population's mode (%)")
+    ax.set_ylabel("steps where the dispatcher targets it (%)")
     ax.set_title(f"How often the dispatcher targets the most occupied bin\n{where}",
                  fontsize=AXES_TITLE_SIZE)
     ax.grid(alpha=0.3)
@@ -134,18 +134,19 @@ def plot_sweep(out: str | Path) -> list[Path]:
             im = ax.imshow(occ.T, aspect="auto", origin="lower", cmap=HEATMAP, vmin=0, vmax=1,
                            extent=(0, H, -0.5, occ.shape[1] - 0.5), interpolation="nearest")
             t = np.arange(H) + 0.5
-            ax.step(t, tr["a_g"], where="mid", color=PALETTE["action"], lw=2, label="dispatcher a_g")
+            ax.step(t, tr["a_g"], where="mid", color=PALETTE["action"], lw=2, label="dispatcher's target")
             ax.step(t, tr["mode"], where="mid", color=PALETTE["population_mode"], lw=1.2, ls="--",
-                    label="population mode")
+                    label="fullest bin")
             lo, hi = summ["env"]["low"], summ["env"]["high"]
             width = (hi - lo) / occ.shape[1]
             ax.plot(t, (np.asarray(tr["s_g"]) - lo) / width - 0.5, color=PALETTE["state"], lw=0.8,
-                    label="s_g")
+                    label="dispatcher's position")
             acc = 100 * float(np.mean(np.asarray(tr["a_g"]) == np.asarray(tr["mode"])))
-            ax.set_title(f"k = {k}  (a_g = mode {acc:.0f}% of steps)", fontsize=10)
+            ax.set_title(f"k = {k}  (targets the fullest bin on {acc:.0f}% of steps)", fontsize=10)
             ax.set_yticks(range(len(centres)))
             ax.set_yticklabels([f"{c:+.1f}" for c in centres], fontsize=8)
             ax.set_xlabel("time step")
+            integer_ticks(ax)
         for ax in axes.ravel()[len(traces):]:
             ax.axis("off")
         axes[0, 0].set_ylabel("bin (centre)")

@@ -102,6 +102,7 @@ def plot_federated_run(run: str | Path, rows: Sequence[dict[str, Any]]) -> list[
     ax.set_xlim(lo, hi * 2.2)  # labels are written to the right of their points
     ax.set_title("Accuracy vs communication, every method (up and left is better)",
                  fontsize=AXES_TITLE_SIZE)
+    plain_log(ax, "x")
     ax.grid(alpha=0.3)
     legend(ax, loc="upper left")
     save(fig, "pareto.png")

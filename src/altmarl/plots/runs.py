@@ -148,7 +148,7 @@ def figure_mode_mismatch_vs_k(run_dir: str | os.PathLike[str]) -> Any:
                     label="±1 standard deviation over seeds")
     ax.plot(k, m, "o-", ms=3.5, color=PALETTE["mode"], label="mean over seeds")
     ax.set_xlabel("subsample size k")
-    ax.set_ylabel("fraction of steps with a_g ≠ population mode")
+    ax.set_ylabel(f"fraction of steps: global action ≠\nmost populated {state}")
     ax.set_ylim(bottom=0)
     _titles(ax, f"How often the global action misses the most populated {state}", summary)
     ax.grid(alpha=0.3)
@@ -208,7 +208,7 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
             ax.plot(t, tr[c], color=colors[z], lw=1.0 if many else 1.2, alpha=0.6 if many else 1,
                     label=None if many else f"{state} {z}")
         ax.plot(t, tr["in_sg"], color=PALETTE["in_sg"], lw=1.0, ls="--",
-                label=f"in the {state} named by s_g")
+                label=f"in the {state} named by the global state")
         ax.set_title(f"k = {k}: one rollout", fontsize=AXES_TITLE_SIZE)
         ax.grid(alpha=0.3)
         ax2 = axes[1, j]
@@ -218,7 +218,7 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
         if occ and np.nanmax(np.ptp(np.vstack(occ)[:, len(t) // 5:], axis=0)) < 0.02:
             flat_note = True
         ax2.plot(t, tr["mean_in_sg"], color=PALETTE["in_sg"], lw=1.4, ls="--",
-                 label=f"in the {state} named by s_g")
+                 label=f"in the {state} named by the global state")
         ax2.plot(t, tr["mean_largest"], color=PALETTE["fullest"], lw=1.4, ls=":",
                  label=f"in the fullest {state}")
         ax2.set_title(f"k = {k}: mean over rollouts", fontsize=AXES_TITLE_SIZE)
@@ -329,6 +329,16 @@ def _float(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return float("nan")
+
+
+#: what each figure of :func:`make_plots` shows, in a few words (printed next to its path)
+FIGURE_WORDS = {
+    "reward_vs_k.png": "discounted reward vs k",
+    "runtime_vs_k.png": "training time vs k",
+    "mode_mismatch_vs_k.png": "how often the global action misses the population mode, vs k",
+    "occupancy.png": "where the agents are over time",
+    "alternation.png": "each G-LEARN and L-LEARN proposal and UPDATE's decision on it",
+}
 
 
 def make_plots(run_dir: str | os.PathLike[str]) -> list[Path]:

@@ -80,11 +80,16 @@ def pyplot() -> Any:
 
 
 def plain_log(ax: Any, axis: str = "y") -> None:
-    """Label a log axis with plain numbers (``3``, ``40``, not ``3 x 10^0``)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Label a log axis with plain numbers (``3``, ``40``, not ``3 x 10^0``); an axis that
+    spans less than about two and a half decades (call after plotting) gets ticks at 1, 2
+    and 5 times the powers of ten, so it never shows a single labelled tick."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fmt = FuncFormatter(lambda v, _: f"{v:g}")
     target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if 0 < lo < hi < lo * 10 ** 2.5:
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     target.set_major_formatter(fmt)
     target.set_minor_formatter(NullFormatter())
 
