@@ -7,7 +7,8 @@ Both final joint policies are scored by the SAME evaluator with the SAME seed
 (``evaluate``, 50 rollouts x horizon 100 by default, the paper's protocol), so the
 difference is a paired, common-random-numbers comparison; a second, larger paired
 evaluation (1000 rollouts, another seed) checks it. Inside the runs, UPDATE uses the
-library default evaluator (200 x 100).
+library default evaluator (200 rollouts x ``altmarl.update.evaluation_horizon``: 180 steps
+at gamma = 0.95; ``--update-horizon H`` sets another).
 
 Paper settings: n = 1000, m = 30, 10 alternations (sweeps), evaluation 50 rollouts x 100
 steps, k in {1, 5, 10, 20, 35, 50}. The two runs share G-LEARN results whenever they ask
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 res = am.alternating_marl(game, k, seed=s, sweeps=args.sweeps, m=args.m,
                                           local_solver=solver, l_options=opts,
                                           eval_rollouts=args.update_rollouts,
-                                          eval_horizon=args.eval_horizon,
+                                          eval_horizon=args.update_horizon,
                                           progress=args.progress, g_learner=gl)
                 wall = time.perf_counter() - t0
                 # the paper's evaluation (same seed for both: paired) ...
@@ -150,7 +151,7 @@ def print_table(result: dict[str, Any]) -> None:
     if "machine" in result:
         print(result["machine"])
     print(f"warehouse n={cfg['n']}, m={cfg['m']}, sweeps<={cfg['sweeps']}, UPDATE evaluator "
-          f"{cfg['update_rollouts']} x {cfg['eval_horizon']}; final evaluation "
+          f"{cfg['update_rollouts']} x {cfg.get('update_horizon') or 'default horizon'}; final evaluation "
           f"{cfg['eval_rollouts']} rollouts x {cfg['eval_horizon']} steps (paper), same seed "
           f"for both methods; check: {cfg['check_rollouts']} rollouts, another seed; "
           f"{cfg['seeds']} training seed(s); +- = standard error "
@@ -199,7 +200,11 @@ def main() -> None:
                    help="rollouts of the large paired check of the final policies")
     p.add_argument("--save-dir", type=Path, default=None,
                    help="save the final policies under this directory")
-    p.add_argument("--eval-horizon", type=int, default=100)
+    p.add_argument("--eval-horizon", type=int, default=100,
+                   help="horizon of the final evaluations (the paper's 100)")
+    p.add_argument("--update-horizon", type=int, default=None,
+                   help="horizon of UPDATE's evaluations inside the runs (default: the "
+                        "library's, altmarl.update.evaluation_horizon: 180 at gamma = 0.95)")
     p.add_argument("--eval-seed", type=int, default=10_000,
                    help="seed of the final evaluation (plus the training seed)")
     p.add_argument("--progress", action="store_true")
@@ -220,6 +225,7 @@ def main() -> None:
         args.update_rollouts = 50
         args.check_rollouts = 100
         args.eval_horizon = 50
+        args.update_horizon = 50
     t0 = time.perf_counter()
     result = run(args)
     result["wall_seconds"] = time.perf_counter() - t0

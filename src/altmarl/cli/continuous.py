@@ -66,7 +66,7 @@ def _format_result(summary: dict[str, Any]) -> str:
     short = "" if h50 is None or ev["horizon"] <= 50 else f"horizon-50 return {h50:.2f}; "
     return (f"k = {summary['k']}, seed = {summary['seed']}: V = {ev['mean']:.2f} "
             f"(stderr {ev['stderr']:.2f}, {ev['rollouts']} rollouts, horizon {ev['horizon']}); "
-            f"{short}a_g = population mode on "
+            f"{short}the dispatcher targets the fullest zone on "
             f"{100 * ev['mode_match_rate']:.1f}% of steps; sweeps {summary['sweeps']} "
             f"(accepted: global {summary['accepted_global']}, local {summary['accepted_local']}); "
             f"training {summary['train_s']:.1f} s wall / {summary['train_cpu_s']:.1f} s CPU")
@@ -109,8 +109,8 @@ def format_sweep(summary: dict[str, Any]) -> str:
                      f"rollouts {_n(rnd['rollout_std_h50']):.2f})")
         lines.append(text)
     lines.append("V: discounted return, mean over training seeds of each seed's evaluation; "
-                 "± its standard deviation over training seeds; mode %: steps where a_g is "
-                 "the population's most occupied zone")
+                 "± its standard deviation over training seeds; mode %: steps where the "
+                 "dispatcher targets the population's most occupied zone")
     return "\n".join(lines)
 
 
