@@ -404,3 +404,19 @@ def test_doc_pages_explain_spec_references_and_link_to_existing_pages() -> None:
         for target in re.findall(r"\]\(([a-z_\-]+\.md)(?:#[^)]*)?\)", text):
             assert (ROOT / "docs" / target).is_file(), (page.name, target)
         assert "Edits outside this topic" not in text and "(issue 1" not in text, page.name
+
+
+def test_saving_a_figure_prints_no_matplotlib_note(tmp_path: Path) -> None:
+    import warnings
+
+    import numpy as np
+
+    from altmarl.plots.style import legend, pyplot, save_figure
+
+    fig, ax = pyplot().subplots()
+    ax.plot(np.arange(200_000), np.sin(np.arange(200_000)), label="many points")
+    legend(ax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_figure(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -97,14 +97,18 @@ def plain_log(ax: Any, axis: str = "y") -> None:
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, tight: bool = True) -> Path:
     """Write ``fig`` as a PNG atomically (``dpi``; ``tight``: crop to the drawn area) and
     close it; returns the path."""
+    import warnings
+
     from altmarl.io import atomic_write_bytes
 
     path = Path(path)
     buf = io.BytesIO()
-    if tight:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    else:
-        fig.savefig(buf, format="png", dpi=dpi)
+    with warnings.catch_warnings():  # matplotlib's note that placing a legend took long
+        warnings.filterwarnings("ignore", message="Creating legend with loc=\"best\"")
+        if tight:
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        else:
+            fig.savefig(buf, format="png", dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
     pyplot().close(fig)
     return path
