@@ -2,7 +2,7 @@
 
     altmarl logs record ENV --k K --out PATH [--set key=value ...] [--episodes R]
                         [--horizon H] [--behaviour uniform|epsilon-greedy] [--epsilon E]
-                        [--policy PI_G.npz] [--local-policy PI_L.npz]
+                        [--policy PI_G.npz] [--local-policy PI_L.npz] [--local-actions]
                         [--noise none|uniform|bernoulli|truncnorm] [--noise-g X] [--noise-l X]
                         [--seed S]
     altmarl logs info PATH
@@ -11,7 +11,8 @@
                        [--alpha A] [--env ENV --set ... [--local-policy F] --compare]
     altmarl logs convergence ENV --k K [--set ...] [--sizes 1000,10000,100000]
                              [--horizon H] [--epochs E] [--mode M] [--seed S] [--json OUT]
-    altmarl logs evaluate PATH --policy POLICY [--method fqe|is|wis|all]
+    altmarl logs evaluate PATH --policy POLICY [--local-policy PI_L.npz]
+                          [--method fqe|is|pdis|wis|all]
                           [--behaviour-policy PI_G.npz] [--env ENV --set ...] [--k K]
                           [--bootstrap B] [--seed S] [--json OUT]
     altmarl logs join DECISIONS --outcomes OUTCOMES.csv --out PATH [--behaviour logged|uniform]
@@ -92,7 +93,9 @@ def _estimate_lines(est: Any) -> list[str]:
     if imp is not None and est.method != "fqe":
         lines.append(f"      effective sample size {imp['ess']:.1f} of {imp['episodes']} "
                      f"episodes at step {imp['ess_step']} (last step {imp['ess_last_step']:.1f})"
-                     f"; weights carried to step {imp['support_steps']}"
+                     + (f"; global ratio alone {imp['ess_global_only']:.1f}"
+                        if imp.get("joint") else "")
+                     + f"; weights carried to step {imp['support_steps']}"
                      + (f" (they miss up to {imp['unsupported_bound']:.3g} of discounted reward "
                         "after it)" if imp["unsupported_bound"] > 0 else ""))
     if est.flags:
@@ -128,6 +131,10 @@ def register(app: typer.Typer) -> None:
         next_histogram: str = typer.Option("fresh", "--next-histogram",
                                            help="fresh (a new k-sample of the next population) "
                                                 "or tracked (the same k agents after the step)"),
+        local_actions: bool = typer.Option(False, "--local-actions",
+                                           help="also log the population's local-action counts "
+                                                "N_x_a and the local policy (what `logs "
+                                                "evaluate --local-policy` needs)"),
         noise: str = typer.Option("none", "--noise", help="reward noise family: none, uniform, "
                                                           "bernoulli, truncnorm"),
         noise_g: float | None = typer.Option(None, "--noise-g", help="global reward noise "
@@ -148,8 +155,8 @@ def register(app: typer.Typer) -> None:
             model = _reward_model(game, noise, noise_g, noise_l)
             ds = record_logs(game, k, episodes, horizon, pi_l=pi_l, behaviour=behaviour,
                              pi_g=pi_g, epsilon=epsilon, reward_model=model,
-                             next_histogram=next_histogram, seed=seed,
-                             progress=not no_progress)
+                             next_histogram=next_histogram, local_actions=local_actions,
+                             seed=seed, progress=not no_progress)
             path = ds.save(out)
         except (ValueError, FileNotFoundError) as exc:
             fail(str(exc))
@@ -178,6 +185,10 @@ def register(app: typer.Typer) -> None:
                   f"{c['states_visited']}/{c['states']} states; {c['states_with_untried_actions']} "
                   f"visited states with an untried action", highlight=False, soft_wrap=True)
         con.print(f"behaviour: {json.dumps(s['behaviour'])}", highlight=False, soft_wrap=True)
+        if ds.local_counts is not None:
+            con.print("local actions: the population's counts N_x_a per step; local behaviour "
+                      + ("recorded" if ds.local_behaviour is not None else "not recorded"),
+                      highlight=False, soft_wrap=True)
 
     @logs.command("learn")
     def learn_cmd(
@@ -300,8 +311,12 @@ def _register_deployment(logs: typer.Typer, set_opt: Any) -> None:
         policy: str = typer.Option(..., "--policy", help="the policy to evaluate: a policy file "
                                    "(.npz, .pt), a run or unit directory, sample-mode, uniform "
                                    "or module:function (the last three need --env)"),
-        method: str = typer.Option("all", "--method", help="fqe, is, wis or all (IS / WIS "
-                                   "when the log records its behaviour)"),
+        method: str = typer.Option("all", "--method", help="fqe, is (= pdis), wis or all (IS "
+                                   "/ WIS when the log records its behaviour)"),
+        local_policy: Path | None = typer.Option(None, "--local-policy",
+                                                 help="evaluate the joint policy with this "
+                                                      "local policy file (needs a log recorded "
+                                                      "with --local-actions; IS / WIS only)"),
         behaviour_policy: Path | None = typer.Option(None, "--behaviour-policy",
                                                      help="the policy an epsilon-greedy log "
                                                           "was greedy around"),
@@ -317,7 +332,7 @@ def _register_deployment(logs: typer.Typer, set_opt: Any) -> None:
 
         Bootstrap intervals over episodes; coverage and effective-sample-size diagnostics."""
         _evaluate(path, policy, method, behaviour_policy, env, sets, k, bootstrap, seed,
-                  json_out)
+                  json_out, local_policy)
 
     @logs.command("join")
     def join_cmd(
@@ -349,13 +364,15 @@ def _register_deployment(logs: typer.Typer, set_opt: Any) -> None:
 
 def _evaluate(path: Path, policy: str, method: str, behaviour_policy: Path | None,
               env: str | None, sets: list[str], k: int | None, bootstrap: int, seed: int,
-              json_out: Path | None) -> None:
+              json_out: Path | None, local_policy: Path | None = None) -> None:
     """``altmarl logs evaluate`` (the command's body)."""
     import warnings
 
+    import numpy as np
+
     from altmarl.offpolicy import CoverageWarning, load_dataset, offpolicy_evaluate
-    from altmarl.offpolicy.ope import METHODS
-    from altmarl.policies import GlobalPolicy
+    from altmarl.offpolicy.ope import METHOD_ALIASES, METHODS
+    from altmarl.policies import GlobalPolicy, LocalPolicy
 
     try:
         game = None if env is None else _make_game(env, sets)
@@ -363,17 +380,28 @@ def _evaluate(path: Path, policy: str, method: str, behaviour_policy: Path | Non
         ds = load_dataset(path, game=g)
         beh = None if behaviour_policy is None else GlobalPolicy.load(behaviour_policy,
                                                                      game=g)
+        pi_l = None if local_policy is None else LocalPolicy.load(local_policy, game=g)
+        # a local policy other than the logged one: FQE cannot reweight local actions
+        joint = (pi_l is not None and ds.local_behaviour is not None
+                 and not np.array_equal(pi_l.table, ds.local_behaviour))
         kind = (ds.info.get("behaviour") or {}).get("kind")
+        method = METHOD_ALIASES.get(method, method)
         if method == "all":
-            methods = ["fqe"] + (["is", "wis"] if kind == "uniform" or
-                                 (kind == "epsilon-greedy" and beh is not None) else [])
+            methods = ([] if joint else ["fqe"]) + (
+                ["is", "wis"] if kind == "uniform" or (kind == "epsilon-greedy"
+                                                       and beh is not None) else [])
+            if not methods:
+                raise ValueError("--local-policy: the joint policy needs importance sampling, "
+                                 "and the log's behaviour "
+                                 f"({json.dumps(ds.info.get('behaviour'))}) does not give its "
+                                 "weights (an epsilon-greedy log needs --behaviour-policy)")
         elif method in METHODS:
             methods = [method]
         else:
-            raise ValueError(f"--method = {method!r}: expected fqe, is, wis or all")
+            raise ValueError(f"--method = {method!r}: expected fqe, is (pdis), wis or all")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CoverageWarning)
-            ests = [offpolicy_evaluate(ds, pi_g, method=m, seed=seed, bootstrap=bootstrap,
+            ests = [offpolicy_evaluate(ds, pi_g, pi_l, method=m, seed=seed, bootstrap=bootstrap,
                                        behaviour_policy=beh) for m in methods]
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -385,6 +413,10 @@ def _evaluate(path: Path, policy: str, method: str, behaviour_policy: Path | Non
     con.print(f"coverage of the policy's actions: {cov['states_target_covered']} of "
               f"{cov['states']} visited states; imputed occupancy "
               f"{cov['imputed_occupancy']:.1%}", highlight=False, soft_wrap=True)
+    if joint:
+        con.print(f"joint policy: pi_g with the local policy {local_policy} (importance weights "
+                  "over every agent's local action; FQE cannot evaluate it)", highlight=False,
+                  soft_wrap=True)
     for est in ests:
         for line in _estimate_lines(est):
             con.print(line, highlight=False, soft_wrap=True)

@@ -11,8 +11,9 @@ variant"). Real dispatchers have logs, not generative models:
 * :mod:`~altmarl.offpolicy.compare` -- :func:`compare_generative`, the distance to the
   generative G-LEARN fixed point and the value gap;
 * :mod:`~altmarl.offpolicy.ope` -- :func:`offpolicy_evaluate`, the value of a policy from
-  logs (fitted-Q evaluation, per-decision importance sampling, weighted IS) with bootstrap
-  intervals and coverage diagnostics.
+  logs (fitted-Q evaluation, per-decision importance sampling, weighted IS; joint policies
+  ``(pi_g, pi_l)`` on logs with local actions) with bootstrap intervals and coverage
+  diagnostics.
 
 Data flow: ``record_logs`` (or any logger writing the format) -> ``OfflineDataset.save`` ->
 ``load_dataset`` -> ``g_learn_offpolicy`` -> a :class:`~altmarl.policies.GlobalPolicy`.
@@ -23,8 +24,10 @@ from altmarl.offpolicy.dataset import (
     LOG_FORMAT,
     LOG_VERSION,
     OfflineDataset,
+    check_local_behaviour,
     columns,
     load_dataset,
+    local_columns,
     read_metadata,
 )
 from altmarl.offpolicy.ope import CoverageWarning, OffPolicyEstimate, offpolicy_evaluate
@@ -37,10 +40,12 @@ __all__ = [
     "CoverageWarning",
     "OffPolicyEstimate",
     "OfflineDataset",
+    "check_local_behaviour",
     "columns",
     "compare_generative",
     "g_learn_offpolicy",
     "load_dataset",
+    "local_columns",
     "offpolicy_evaluate",
     "read_metadata",
     "record_logs",

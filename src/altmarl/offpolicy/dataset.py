@@ -43,6 +43,18 @@ Required: ``format``, ``version``, ``spaces`` (``S_g``, ``A_g``, ``S_l``; ``A_l`
 present (``rows`` / ``sha256`` catch a CSV that does not belong to its sidecar); the others
 are descriptive. Extra CSV columns are refused unless listed in ``extra_columns``.
 
+Local actions (optional). A log may also carry, per step, the *population's* local action
+counts ``N_{x}_{a}`` for ``x`` in ``0..|S_l|-1``, ``a`` in ``0..|A_l|-1``: how many of the
+``n`` agents were in local state ``x`` and played ``a`` (integers ``>= 0`` summing to ``n``;
+the sample is drawn from that population, so ``h_x <= sum_a N_{x}_{a}``). The sidecar then
+says ``"local_actions": "population"`` (``spaces.A_l`` and ``n`` become required) and may
+record the local behaviour ``"local_behaviour": {"kind": "uniform"}`` or ``{"kind":
+"table", "table": mu_l[s_l][s_g][a_l]}`` (rows summing to 1; an action logged with a
+positive count must have positive behaviour probability). These are what the importance
+weight of a *joint* policy needs: every agent's action changes where the population goes,
+so the weight of a step multiplies the ratios of all ``n`` agents, not only of the ``k``
+sampled ones (:mod:`altmarl.offpolicy.ope`). Logs without them load as before.
+
 The log's own CSV reader lives here rather than in :mod:`altmarl.io`: it is strict (NumPy's
 C reader on the whole body, then a cell-by-cell pass naming the first bad cell, its row and
 its line), where ``io.read_csv_rows`` / ``io.read_csv_columns`` are lenient readers of the
@@ -71,7 +83,13 @@ from altmarl._validate import SPACE_KEYS, check_gamma, check_int, check_spaces
 from altmarl.game import TabularGame
 from altmarl.histogram import num_histograms, rank
 from altmarl.io import atomic_write_bytes, json_bytes, open_regular, read_json, sha256_bytes
-from altmarl.limits import INT64_MAX, MAX_JSON_BYTES, MAX_LOG_BYTES, MAX_LOG_CELLS
+from altmarl.limits import (
+    INT64_MAX,
+    MAX_JSON_BYTES,
+    MAX_LOG_BYTES,
+    MAX_LOG_CELLS,
+    MAX_TABLE_ENTRIES,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -80,10 +98,61 @@ LOG_FORMAT = "altmarl.offpolicy_log"
 LOG_VERSION = 1
 
 
+#: the sidecar's ``local_actions`` value of a log with population local-action counts
+LOCAL_ACTIONS = "population"
+#: kinds of the sidecar's ``local_behaviour``
+LOCAL_BEHAVIOURS = ("uniform", "table")
+
+
 def columns(d: int) -> list[str]:
     """The canonical column order of a log with ``d = |S_l|`` local states."""
     return (["episode", "t", "s_g"] + [f"h_{x}" for x in range(d)] + ["a_g", "r", "s_g'"]
             + [f"h'_{x}" for x in range(d)])
+
+
+def local_columns(d: int, n_al: int) -> list[str]:
+    """The optional local-action count columns ``N_{x}_{a}`` (module docstring), ``x``
+    major."""
+    return [f"N_{x}_{a}" for x in range(d) for a in range(n_al)]
+
+
+def check_local_behaviour(value: Any, spaces: dict[str, int]) -> FloatArray:
+    """The sidecar's ``local_behaviour`` as a table ``mu_l[s_l, s_g, a_l]`` (SPEC 2), after
+    checking it: ``{"kind": "uniform"}`` or ``{"kind": "table", "table": nested lists}`` of
+    shape ``(|S_l|, |S_g|, |A_l|)``, finite, ``>= 0``, rows summing to 1; else a
+    ``ValueError`` naming ``local_behaviour``."""
+    d, S, A = spaces["S_l"], spaces["S_g"], spaces.get("A_l", -1)
+    if A is None or A < 1:
+        raise ValueError("local_behaviour: needs spaces.A_l (the number of local actions)")
+    if d * S * A > MAX_TABLE_ENTRIES:
+        raise ValueError(f"local_behaviour: a table of |S_l| x |S_g| x |A_l| = {d} x {S} x {A} "
+                         f"entries exceeds the limit of {MAX_TABLE_ENTRIES} (altmarl.limits)")
+    if not isinstance(value, dict) or value.get("kind") not in LOCAL_BEHAVIOURS:
+        raise ValueError(f"local_behaviour = {_short(value)}: expected {{\"kind\": \"uniform\"}} "
+                         "or {\"kind\": \"table\", \"table\": [[[...]]]} (mu_l[s_l][s_g][a_l])")
+    if value["kind"] == "uniform":
+        return np.full((d, S, A), 1.0 / A)
+    tab = value.get("table")
+    shape = (d, S, A)
+
+    def ok_shape(v: Any, dims: tuple[int, ...]) -> bool:
+        if not dims:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+        return (isinstance(v, list) and len(v) == dims[0]
+                and all(ok_shape(u, dims[1:]) for u in v))
+
+    if not ok_shape(tab, shape):
+        raise ValueError(f"local_behaviour.table: expected nested lists of numbers of shape "
+                         f"(|S_l|, |S_g|, |A_l|) = {shape}")
+    t = np.asarray(tab, dtype=np.float64)
+    if not np.isfinite(t).all() or (t < 0).any():
+        raise ValueError("local_behaviour.table: expected finite probabilities >= 0")
+    bad = np.abs(t.sum(axis=2) - 1.0) > 1e-9
+    if bad.any():
+        x, g = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"local_behaviour.table[{x}][{g}] sums to {float(t[x, g].sum())!r}: "
+                         "expected each row to sum to 1")
+    return t
 
 
 # ---------------------------------------------------------------------------
@@ -129,6 +198,10 @@ class OfflineDataset:
     gamma: float
     n: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: population local-action counts ``(rows, |S_l|, |A_l|)`` (``None``: not logged)
+    local_counts: IntArray | None = None
+    #: the local behaviour ``mu_l[s_l, s_g, a_l]`` when the log records it
+    local_behaviour: FloatArray | None = None
 
     @classmethod
     def from_arrays(
@@ -147,9 +220,14 @@ class OfflineDataset:
         episode: ArrayLike | None = None,
         t: ArrayLike | None = None,
         info: dict[str, Any] | None = None,
+        local_counts: ArrayLike | None = None,
+        local_behaviour: ArrayLike | None = None,
     ) -> OfflineDataset:
         """Validate arrays into a dataset. Without ``episode`` / ``t`` the rows are taken
-        as one trajectory (``episode = 0``, ``t = 0, 1, ...``)."""
+        as one trajectory (``episode = 0``, ``t = 0, 1, ...``). ``local_counts``
+        ``(rows, |S_l|, |A_l|)``: the population's local-action counts of each step (they
+        need ``n`` and ``spaces["A_l"]``); ``local_behaviour``: the local policy that chose
+        them, a ``(|S_l|, |S_g|, |A_l|)`` table or a :class:`~altmarl.LocalPolicy`."""
         game_info: dict[str, Any] = {}
         if isinstance(spaces, TabularGame):
             game_info = {"game": {"name": spaces.name, "fingerprint": spaces.fingerprint()}}
@@ -174,7 +252,30 @@ class OfflineDataset:
         arrays["episode"] = (np.zeros(T, np.int64) if episode is None
                              else _as_column("episode", episode, "i"))
         arrays["t"] = np.arange(T, dtype=np.int64) if t is None else _as_column("t", t, "i")
-        return _build(arrays, sp, k_, g, n_, {**game_info, **(info or {})}, _row)
+        mu: FloatArray | None = None
+        if local_counts is not None or local_behaviour is not None:
+            A_l = sp.get("A_l", -1)
+            if A_l is None or A_l < 1:
+                raise ValueError("spaces: local actions need A_l (the number of local actions)")
+            if local_counts is None:
+                raise ValueError("local_behaviour: given without local_counts (the local "
+                                 "actions it weights)")
+            lc = np.asarray(local_counts)
+            if lc.shape != (T, sp["S_l"], A_l):
+                raise ValueError(f"local_counts: expected shape (rows, |S_l|, |A_l|) = "
+                                 f"{(T, sp['S_l'], A_l)}, got {lc.shape}")
+            for x in range(sp["S_l"]):
+                for a in range(A_l):
+                    arrays[f"N_{x}_{a}"] = _as_column(f"N_{x}_{a}", lc[:, x, a], "i")
+            if local_behaviour is not None:
+                tab = getattr(local_behaviour, "table", local_behaviour)
+                try:
+                    listed = np.asarray(tab, dtype=np.float64).tolist()
+                except (TypeError, ValueError):
+                    raise ValueError("local_behaviour: expected a LocalPolicy or a "
+                                     "(|S_l|, |S_g|, |A_l|) table of numbers") from None
+                mu = check_local_behaviour({"kind": "table", "table": listed}, sp)
+        return _build(arrays, sp, k_, g, n_, {**game_info, **(info or {})}, _row, mu)
 
     # --- sizes ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -215,6 +316,14 @@ class OfflineDataset:
             "min_visits_visited_pair": int(pairs[pairs > 0].min()) if (pairs > 0).any() else 0,
         }
 
+    def column_names(self) -> list[str]:
+        """The CSV columns of this dataset: :func:`columns`, then the local-action counts
+        (:func:`local_columns`) when it has them."""
+        out = columns(self.n_sl)
+        if self.local_counts is not None:
+            out += local_columns(self.n_sl, int(self.local_counts.shape[2]))
+        return out
+
     # --- files ----------------------------------------------------------------------
     def metadata(self, data_name: str | None = None) -> dict[str, Any]:
         """The JSON sidecar of this dataset (without ``sha256``, added by :meth:`save`)."""
@@ -225,29 +334,36 @@ class OfflineDataset:
             "k": self.k,
             "n": self.n,
             "gamma": self.gamma,
-            "columns": columns(self.n_sl),
+            "columns": self.column_names(),
             "rows": len(self),
         }
+        if self.local_counts is not None:
+            meta["local_actions"] = LOCAL_ACTIONS
+        if self.local_behaviour is not None:
+            meta["local_behaviour"] = {"kind": "table", "table": self.local_behaviour.tolist()}
         if data_name is not None:
             meta["data"] = data_name
         from altmarl import __version__
 
         meta["created_by"] = f"altmarl {__version__}"
         for key, val in self.info.items():
-            if key != "source":  # where a loaded log came from: not part of the data
+            if key not in ("source", "local_actions", "local_behaviour"):
+                # (source: where a loaded log came from, not part of the data)
                 meta.setdefault(key, val)
         return meta
 
     def to_csv_bytes(self) -> bytes:
         """The CSV text of the rows (canonical column order; integers as ``%d``, ``r`` as
         ``%.17g``, which round-trips float64 exactly)."""
-        d = self.n_sl
         left = np.column_stack([self.episode, self.t, self.s_g, self.h, self.a_g])
-        right = np.column_stack([self.s_g_next, self.h_next])
+        parts = [self.s_g_next[:, None], self.h_next]
+        if self.local_counts is not None:
+            parts.append(self.local_counts.reshape(len(self), -1))
+        right = np.column_stack(parts)
         mat = np.column_stack([left.astype(np.float64), self.r, right.astype(np.float64)])
         fmt = ",".join(["%d"] * left.shape[1] + ["%.17g"] + ["%d"] * right.shape[1])
         buf = io.StringIO()
-        buf.write(",".join(columns(d)) + "\n")
+        buf.write(",".join(self.column_names()) + "\n")
         np.savetxt(buf, mat, fmt=fmt, delimiter=",")
         return buf.getvalue().encode("ascii")
 
@@ -279,6 +395,8 @@ class OfflineDataset:
             "action_counts": np.bincount(self.a_g, minlength=self.n_ag).tolist(),
             "coverage": self.coverage(),
             "behaviour": self.info.get("behaviour"),
+            "local_actions": LOCAL_ACTIONS if self.local_counts is not None else None,
+            "local_behaviour": None if self.local_behaviour is None else "table",
         }
 
     def __repr__(self) -> str:
@@ -305,8 +423,10 @@ def _as_column(name: str, value: ArrayLike, kind: str) -> NDArray[Any]:
 
 
 def _build(cols: dict[str, NDArray[Any]], sp: dict[str, int], k: int, gamma: float,
-           n: int | None, info: dict[str, Any], where: Callable[[int], str]) -> OfflineDataset:
-    """Validate parsed columns (values, ranges, histogram sums, uniqueness) into a dataset."""
+           n: int | None, info: dict[str, Any], where: Callable[[int], str],
+           local_behaviour: FloatArray | None = None) -> OfflineDataset:
+    """Validate parsed columns (values, ranges, histogram sums, uniqueness; the local-action
+    counts ``N_{x}_{a}`` when present) into a dataset."""
     d = sp["S_l"]
     T = cols["s_g"].shape[0]
     if T == 0:
@@ -359,13 +479,60 @@ def _build(cols: dict[str, NDArray[Any]], sp: dict[str, int], k: int, gamma: flo
         raise ValueError(f"columns 'episode', 't', {where(i)}: (episode, t) = "
                          f"({int(ep[i])}, {int(tt[i])}) appears twice: expected each step once")
     arrays = {name: cols[name] for name in ("s_g", "a_g", "s_g'", "episode", "t")}
+    lc = _local_counts(cols, sp, n, hs["h"], arrays["s_g"], local_behaviour, where)
     for v in (*arrays.values(), r, hs["h"], hs["h'"]):
         v.setflags(write=False)
+    if lc is not None:
+        lc.setflags(write=False)
+    if local_behaviour is not None:
+        local_behaviour.setflags(write=False)
     return OfflineDataset(
         s_g=arrays["s_g"], h=hs["h"], a_g=arrays["a_g"], r=r, s_g_next=arrays["s_g'"],
         h_next=hs["h'"], episode=arrays["episode"], t=arrays["t"], k=k, spaces=sp,
-        gamma=gamma, n=n, info=dict(info),
+        gamma=gamma, n=n, info=dict(info), local_counts=lc, local_behaviour=local_behaviour,
     )
+
+
+def _local_counts(cols: dict[str, NDArray[Any]], sp: dict[str, int], n: int | None,
+                  h: IntArray, s_g: IntArray, mu: FloatArray | None,
+                  where: Callable[[int], str]) -> IntArray | None:
+    """The ``N_{x}_{a}`` columns as ``(rows, |S_l|, |A_l|)``, checked: counts ``>= 0``
+    summing to ``n``, at least the sample's ``h_x`` agents in each state, and only actions
+    the recorded behaviour ``mu`` can play."""
+    d, A = sp["S_l"], sp.get("A_l", -1)
+    if "N_0_0" not in cols:
+        if mu is not None:
+            raise ValueError("local_behaviour: recorded, but the log has no local-action "
+                             "counts N_x_a")
+        return None
+    if n is None:
+        raise ValueError("n: local-action counts N_x_a are counts of the whole population; "
+                         "the log must give its size n")
+    N = np.stack([np.stack([cols[f"N_{x}_{a}"] for a in range(A)], axis=1) for x in range(d)],
+                 axis=1)
+    if (N < 0).any() or (N > n).any():
+        i, x, a = (int(v) for v in np.argwhere((N < 0) | (N > n))[0])
+        raise ValueError(f"column 'N_{x}_{a}', {where(i)}: value {int(N[i, x, a])}: expected a "
+                         f"count of agents in 0..n = {n}")
+    sums = N.sum(axis=(1, 2))
+    if (sums != n).any():
+        i = int(np.flatnonzero(sums != n)[0])
+        raise ValueError(f"columns N_0_0..N_{d - 1}_{A - 1}, {where(i)}: the local-action counts "
+                         f"sum to {int(sums[i])}: expected the population n = {n}")
+    short = h > N.sum(axis=2)
+    if short.any():
+        i, x = (int(v) for v in np.argwhere(short)[0])
+        raise ValueError(f"columns N_{x}_0..N_{x}_{A - 1}, {where(i)}: the population has "
+                         f"{int(N[i, x].sum())} agent(s) in local state {x}, but the sample has "
+                         f"h_{x} = {int(h[i, x])}: the sample is drawn from the population")
+    if mu is not None:
+        impossible = (N > 0) & (mu[:, s_g, :].transpose(1, 0, 2) <= 0)
+        if impossible.any():
+            i, x, a = (int(v) for v in np.argwhere(impossible)[0])
+            raise ValueError(f"column 'N_{x}_{a}', {where(i)}: {int(N[i, x, a])} agents played "
+                             f"local action {a} in state {x}, which the recorded "
+                             f"local_behaviour gives probability 0 at s_g = {int(s_g[i])}")
+    return np.ascontiguousarray(N, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------
@@ -430,6 +597,20 @@ def read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
         if "columns" in meta and not (isinstance(meta["columns"], list)
                                       and all(isinstance(c, str) for c in meta["columns"])):
             raise ValueError("columns: expected a list of column names")
+        if "local_actions" in meta:
+            if meta["local_actions"] != LOCAL_ACTIONS:
+                raise ValueError(f"local_actions = {_short(meta['local_actions'])}: expected "
+                                 f"{LOCAL_ACTIONS!r} (the N_x_a columns count the whole "
+                                 "population's local actions)")
+            if "A_l" not in check_spaces(meta["spaces"]):
+                raise ValueError("spaces.A_l: local_actions needs the number of local actions")
+            if meta.get("n") is None:
+                raise ValueError("n: local_actions needs the population size n")
+        if "local_behaviour" in meta:
+            if "local_actions" not in meta:
+                raise ValueError("local_behaviour: recorded without local_actions (the "
+                                 "local-action counts it weights)")
+            check_local_behaviour(meta["local_behaviour"], check_spaces(meta["spaces"]))
     except ValueError as exc:
         raise ValueError(f"{json_path}: metadata {exc}") from None
     data = meta.get("data")
@@ -560,6 +741,25 @@ def _read_log_text(src: Path, max_bytes: int = MAX_LOG_BYTES) -> tuple[str, str]
         raise ValueError(f"{src}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def _check_game(meta: dict[str, Any], sp: dict[str, int], csv_path: Path,
+                game: TabularGame | dict[str, int], strict: bool) -> None:
+    """The log's spaces (and, with ``strict``, its game fingerprint) against ``game``."""
+    g_sp = game.spaces if isinstance(game, TabularGame) else check_spaces(game)
+    mine = {key: sp[key] for key in SPACE_KEYS}
+    theirs = {key: g_sp[key] for key in SPACE_KEYS}
+    if "A_l" in sp and g_sp.get("A_l") not in (None, -1):
+        mine["A_l"], theirs["A_l"] = sp["A_l"], g_sp["A_l"]
+    if mine != theirs:
+        raise ValueError(f"{csv_path}: log recorded for spaces {mine}, but the game has "
+                         f"{theirs}")
+    fp = (meta.get("game") or {}).get("fingerprint") if isinstance(meta.get("game"),
+                                                                   dict) else None
+    if strict and isinstance(game, TabularGame) and fp is not None and fp != game.fingerprint():
+        raise ValueError(f"{csv_path}: log recorded on game {meta['game'].get('name')!r} "
+                         f"(fingerprint {fp}), not on {game.name!r} (fingerprint "
+                         f"{game.fingerprint()}); pass strict=False to use it anyway")
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     game: TabularGame | dict[str, int] | None = None,
@@ -583,7 +783,9 @@ def load_dataset(
     ValueError
         Naming the file, column, row and the expected value, for: a missing or unknown
         column, a value of the wrong type, a state or action out of range, a histogram not
-        summing to ``k``, NaN / infinite rewards, a duplicate ``(episode, t)``, metadata
+        summing to ``k``, NaN / infinite rewards, a duplicate ``(episode, t)``, local-action
+        counts ``N_x_a`` (when declared) not summing to ``n`` or below the sample, a malformed
+        ``local_behaviour``, metadata
         that is malformed or does not match the CSV (``rows``, ``sha256``, ``columns``) or
         the given ``game`` / ``k``. Nothing is executed: JSON and CSV are parsed as data.
     """
@@ -593,23 +795,12 @@ def load_dataset(
     if k is not None and kk != check_int("k", k, 1, INT64_MAX):
         raise ValueError(f"{csv_path}: metadata k = {kk}, but k = {k} was requested")
     if game is not None:
-        g_sp = game.spaces if isinstance(game, TabularGame) else check_spaces(game)
-        mine = {key: sp[key] for key in SPACE_KEYS}
-        theirs = {key: g_sp[key] for key in SPACE_KEYS}
-        if "A_l" in sp and g_sp.get("A_l") not in (None, -1):
-            mine["A_l"], theirs["A_l"] = sp["A_l"], g_sp["A_l"]
-        if mine != theirs:
-            raise ValueError(f"{csv_path}: log recorded for spaces {mine}, but the game has "
-                             f"{theirs}")
-        fp = (meta.get("game") or {}).get("fingerprint") if isinstance(meta.get("game"),
-                                                                       dict) else None
-        if strict and isinstance(game, TabularGame) and fp is not None and fp != game.fingerprint():
-            raise ValueError(f"{csv_path}: log recorded on game {meta['game'].get('name')!r} "
-                             f"(fingerprint {fp}), not on {game.name!r} (fingerprint "
-                             f"{game.fingerprint()}); pass strict=False to use it anyway")
+        _check_game(meta, sp, csv_path, game, strict)
     d = sp["S_l"]
+    local = "local_actions" in meta
+    n_local = d * sp["A_l"] if local else 0
     if "rows" in meta:  # the declared size, checked before reading anything
-        _check_cells(csv_path, int(meta["rows"]), 2 * d + 6, "the metadata declares")
+        _check_cells(csv_path, int(meta["rows"]), 2 * d + 6 + n_local, "the metadata declares")
     text, digest = _read_log_text(csv_path)
     if "sha256" in meta and digest != meta["sha256"]:
         raise ValueError(f"{csv_path}: its SHA-256 does not match the metadata's sha256: the "
@@ -631,7 +822,7 @@ def load_dataset(
                          f"|S_l| = {d} has {2 * d + 6} (episode, t, s_g, h_0..h_{d - 1}, a_g, "
                          f"r, s_g', h'_0..h'_{d - 1})")
     _check_cells(csv_path, body.count("\n") + 1, len(header), "the data holds up to")
-    expected = columns(d)
+    expected = columns(d) + (local_columns(d, sp["A_l"]) if local else [])
     extra = meta.get("extra_columns", [])
     if not isinstance(extra, list) or not all(isinstance(c, str) for c in extra):
         raise ValueError(f"{csv_path}: metadata extra_columns must be a list of names")
@@ -643,6 +834,10 @@ def load_dataset(
         raise ValueError(f"{csv_path}: missing column(s) {_short(missing)}; expected columns "
                          f"{_short(expected)} (|S_l| = {d})")
     unknown = [c for c in header if c not in expected and c not in extra]
+    if unknown and not local and all(re.fullmatch(r"N_[0-9]+_[0-9]+", c) for c in unknown):
+        raise ValueError(f"{csv_path}: column(s) {_short(unknown)} look like local-action "
+                         "counts: declare them with \"local_actions\": \"population\" (and "
+                         "spaces.A_l, n) in the sidecar")
     if unknown:
         raise ValueError(f"{csv_path}: unknown column(s) {_short(unknown)}; expected exactly "
                          f"{_short(expected)} (declare additional columns in the metadata's "
@@ -673,18 +868,25 @@ def load_dataset(
         "behaviour", "local_policy", "reward", "game", "next_histogram", "episodes", "horizon",
         "seed") if key in meta}
     info["source"] = str(csv_path)
+    mu = (check_local_behaviour(meta["local_behaviour"], sp) if "local_behaviour" in meta
+          else None)
     try:
         return _build(cols, sp, kk, float(meta["gamma"]),
-                      None if meta.get("n") is None else int(meta["n"]), info, _file_rows(text))
+                      None if meta.get("n") is None else int(meta["n"]), info, _file_rows(text),
+                      mu)
     except ValueError as exc:
         raise ValueError(f"{csv_path}: {exc}") from None
 
 
 __all__ = [
+    "LOCAL_ACTIONS",
+    "LOCAL_BEHAVIOURS",
     "LOG_FORMAT",
     "LOG_VERSION",
     "OfflineDataset",
+    "check_local_behaviour",
     "columns",
+    "local_columns",
     "load_dataset",
     "read_metadata",
 ]

@@ -30,6 +30,14 @@ What each estimator converges to (docs/offpolicy.md, "Evaluating a policy from l
   Markov model fitted to a non-Markov process: biased, by an amount that depends on the
   behaviour policy (measured in the docs). The result says which case applies (``estimand``).
 
+Joint policies: when the log carries the population's local actions (the ``N_{x}_{a}``
+counts and the sidecar's ``local_behaviour`` ``mu_l``, :mod:`altmarl.offpolicy.dataset`),
+IS / WIS also evaluate a new local policy ``pi_l``: each step's weight gains the factor
+``prod_{x, a} (pi_l(a | x, s_g) / mu_l(a | x, s_g))^{N[x, a]}`` of all ``n`` agents
+(:func:`local_log_ratios`). FQE cannot (its state-action holds no local actions) and
+refuses such a ``pi_l``. The joint weights' effective sample size falls exponentially in
+``n`` at a fixed distance between ``pi_l`` and ``mu_l`` (docs/offpolicy.md, section 7).
+
 Diagnostics: coverage per state (how often the target's action was tried where the data
 visit), the target's discounted occupancy on states where it was never tried (where FQE
 has to impute), and the effective sample size of the importance weights. Uncovered target
@@ -58,6 +66,8 @@ IntArray = NDArray[np.int64]
 
 #: estimators of :func:`offpolicy_evaluate`
 METHODS = ("fqe", "is", "wis")
+#: other names of the estimators (``"pdis"``: per-decision importance sampling, ``"is"``)
+METHOD_ALIASES = {"pdis": "is"}
 #: the most bootstrap resamples (each one is a linear solve for FQE)
 MAX_BOOTSTRAP = 10_000
 #: states up to which FQE's linear system is solved densely
@@ -228,18 +238,57 @@ def behaviour_probabilities(ds: OfflineDataset, log: _Log,
     return None
 
 
-def _check_local(ds: OfflineDataset, pi_l: Any) -> None:
-    """The log carries no local actions: only the logged local behaviour can be evaluated."""
+def local_log_ratios(ds: OfflineDataset, pi_l: Any, method: str) -> FloatArray | None:
+    """The joint policy's local factor of each row's importance weight, in log:
+    ``sum_{x, a} N[x, a] log(pi_l(a | x, s_g) / mu_l(a | x, s_g))`` over the population's
+    logged local-action counts ``N`` (``-inf`` where ``pi_l`` never plays a logged action);
+    ``None`` when there is nothing to reweight (``pi_l`` is ``None`` or the logged local
+    behaviour). Raises a ``ValueError`` naming ``pi_l`` when the log cannot evaluate it: no
+    local actions recorded, no recorded local behaviour, or ``method = "fqe"``.
+
+    Every agent's action moves the population the next samples are drawn from, so the
+    weight multiplies all ``n`` agents' ratios (not only the ``k`` sampled ones): the
+    trajectory likelihood ratio of the ``n``-agent system (SPEC 3) under ``(pi_g, pi_l)``
+    against the logged behaviour."""
     if pi_l is None:
-        return
-    desc = ds.info.get("local_policy")
-    logged_uniform = isinstance(desc, dict) and desc.get("kind") == "uniform"
-    table = getattr(pi_l, "table", None) if isinstance(pi_l, LocalPolicy) else None
-    given_uniform = table is not None and bool(np.allclose(table, 1.0 / table.shape[-1]))
-    if logged_uniform and given_uniform:
-        return
-    raise ValueError("pi_l: the log carries no local actions, so only the logged local "
-                     f"behaviour ({desc!r}) can be evaluated with pi_g; pass pi_l=None")
+        return None
+    table = getattr(pi_l, "table", pi_l)
+    if not isinstance(table, np.ndarray) or table.ndim != 3:
+        raise ValueError(f"pi_l: expected an altmarl.LocalPolicy or its (|S_l|, |S_g|, |A_l|) "
+                         f"table, got {type(pi_l).__name__}")
+    if ds.local_counts is None:
+        desc = ds.info.get("local_policy")
+        logged_uniform = isinstance(desc, dict) and desc.get("kind") == "uniform"
+        if logged_uniform and bool(np.allclose(table, 1.0 / table.shape[-1])):
+            return None
+        raise ValueError("pi_l: the log carries no local actions, so only the logged local "
+                         f"behaviour ({desc!r}) can be evaluated with pi_g; pass pi_l=None, or "
+                         "record the population's local actions (record_logs(..., "
+                         "local_actions=True), altmarl logs record --local-actions: the N_x_a "
+                         "columns and the sidecar's local_behaviour)")
+    mu = ds.local_behaviour
+    if mu is None:
+        raise ValueError("pi_l: the log has local-action counts but its sidecar does not "
+                         "record the local behaviour that chose them (local_behaviour), so "
+                         "the local actions cannot be reweighted; pass pi_l=None")
+    if table.shape != mu.shape:
+        raise ValueError(f"pi_l.table: expected shape (|S_l|, |S_g|, |A_l|) = {mu.shape} of "
+                         f"the log, got {table.shape}")
+    if np.array_equal(table, mu):
+        return None
+    if method == "fqe":
+        raise ValueError("pi_l: method='fqe' evaluates pi_g under the log's own local "
+                         "behaviour only: its state-action (s_g, h, a_g) holds no local "
+                         "actions, so a different pi_l cannot be corrected for; use "
+                         "method='is' or 'wis' (joint importance weights) or pass pi_l=None")
+    with np.errstate(divide="ignore"):
+        lr = np.where(table > 0, np.log(np.maximum(table, 1e-300)), -np.inf) \
+            - np.log(np.where(mu > 0, mu, 1.0))
+    # lr[x, s_g, a] gathered at each row's s_g: (rows, |S_l|, |A_l|)
+    per = lr[:, ds.s_g, :].transpose(1, 0, 2)
+    N = ds.local_counts
+    terms = np.where(N > 0, N * np.where(N > 0, per, 0.0), 0.0)
+    return np.asarray(terms.sum(axis=(1, 2)), dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -370,13 +419,16 @@ def _episode_matrix(log: _Log, values: FloatArray) -> FloatArray:
     return out
 
 
-def _is_parts(log: _Log, pi: FloatArray, b: FloatArray, gamma: float
-              ) -> tuple[FloatArray, FloatArray]:
+def _is_parts(log: _Log, pi: FloatArray, b: FloatArray, gamma: float,
+              local: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
     """``(W, G)``: cumulative importance weights and discounted rewards ``gamma^t r`` by
-    episode and step."""
+    episode and step; ``local``: each row's local log-ratio (:func:`local_log_ratios`,
+    sorted as ``log``) joins the global one."""
     rho = pi[log.cur, log.a] / b
     logw = np.log(np.maximum(rho, 1e-300))
     logw = np.where(rho > 0, logw, -np.inf)
+    if local is not None:
+        logw = logw + local
     cum = np.cumsum(_episode_matrix(log, logw), axis=1)
     alive = _episode_matrix(log, np.ones_like(rho)) > 0
     W = np.where(alive, np.exp(cum), 0.0)
@@ -500,12 +552,20 @@ def offpolicy_evaluate(
         neural policy, or any object with ``k`` and ``act(s_g, obs)`` (``obs`` the count
         vector); stochastic when it has ``probabilities(s_g, h)``.
     pi_l
-        ``None``: the log's own local behaviour (the logs carry no local actions, so this is
-        the only local policy that can be evaluated; a uniform ``LocalPolicy`` is accepted
-        for a log recorded under uniform local play).
+        ``None``: the log's own local behaviour. Another :class:`~altmarl.LocalPolicy`
+        (the joint policy ``(pi_g, pi_l)``) needs a log with the population's local actions
+        (``record_logs(..., local_actions=True)``) and their recorded behaviour ``mu_l``,
+        and ``method="is"`` / ``"wis"``: each step's weight is the global ratio times
+        ``prod_{x, a} (pi_l(a | x, s_g) / mu_l(a | x, s_g))^{N[x, a]}`` over the ``n``
+        agents' counts ``N`` (:func:`local_log_ratios`). FQE refuses it (its
+        state-action has no local actions to reweight). Without local actions in the log
+        only the logged local behaviour is evaluated (a uniform ``LocalPolicy`` is accepted
+        for a log recorded under uniform local play). The joint weights' effective sample
+        size falls roughly like ``exp(-n t KL)`` with ``n``: use ``pi_l`` close to the
+        logged one (docs/offpolicy.md, section 7).
     method
-        ``"fqe"`` (default), ``"is"`` (per-decision importance sampling) or ``"wis"``
-        (weighted per-decision importance sampling).
+        ``"fqe"`` (default), ``"is"`` (alias ``"pdis"``: per-decision importance
+        sampling) or ``"wis"`` (weighted per-decision importance sampling).
     seed
         Seeds the bootstrap over episodes.
     behaviour_policy
@@ -524,6 +584,7 @@ def offpolicy_evaluate(
         truncation bound). A :class:`CoverageWarning` is issued when the target plays
         actions the log never tried in states it visits.
     """
+    method = METHOD_ALIASES.get(method, method) if isinstance(method, str) else method
     check_choice("method", method, METHODS)
     seed = check_int("seed", seed, 0)
     B = check_int("bootstrap", bootstrap, 0, MAX_BOOTSTRAP)
@@ -536,7 +597,9 @@ def offpolicy_evaluate(
 def _evaluate(ds: OfflineDataset, pi_g: Any, pi_l: Any, method: str, seed: int,
               behaviour_policy: GlobalPolicy | None, B: int) -> OffPolicyEstimate:
     """:func:`offpolicy_evaluate` after its argument checks."""
-    _check_local(ds, pi_l)
+    local = local_log_ratios(ds, pi_l, method)
+    if local is not None:  # in the rows' (episode, t) order, as _organize sorts them
+        local = local[np.lexsort((ds.t, ds.episode))]
     A, gamma = ds.n_ag, ds.gamma
     log = _organize(ds)
     pi = target_probabilities(pi_g, log.s_g, log.h, ds.k, A)
@@ -552,6 +615,10 @@ def _evaluate(ds: OfflineDataset, pi_g: Any, pi_l: Any, method: str, seed: int,
                          "sampling needs it: use method='fqe'")
     flags: list[str] = []
     estimand, markov = _estimand(ds, method)
+    if local is not None:
+        estimand = ("V(pi_g, pi_l) of the logged n-agent system under the given local policy "
+                    "(joint weights over the global and all n local actions), truncated at "
+                    "the episode length")
     if not markov:
         flags.append("non-markov")
     diag: dict[str, Any] = {"coverage": _coverage(log, pi, A, gamma), "rows": int(len(ds)),
@@ -566,8 +633,17 @@ def _evaluate(ds: OfflineDataset, pi_g: Any, pi_l: Any, method: str, seed: int,
     if b is not None:
         if method != "fqe":
             _check_complete(ds, log)
-        W, G = _is_parts(log, pi, b, gamma)
+        W, G = _is_parts(log, pi, b, gamma, local)
         diag["importance"] = _ess(W, gamma, r_abs)
+        diag["importance"]["joint"] = local is not None
+        if local is not None:
+            W_g, _ = _is_parts(log, pi, b, gamma)
+            fin = local[np.isfinite(local)]
+            diag["importance"].update(
+                ess_global_only=_ess(W_g, gamma, r_abs)["ess"],
+                local_log_ratio_mean=float(fin.mean()) if fin.size else float("-inf"),
+                local_log_ratio_sd=float(fin.std()) if fin.size else 0.0,
+                rows_local_impossible=int((~np.isfinite(local)).sum()))
         if method != "fqe" and diag["importance"]["ess"] < max(10.0, 0.01 * log.E):
             flags.append("low-ess")
         if method != "fqe" and diag["importance"]["unsupported_bound"] > 0:
@@ -612,9 +688,11 @@ def _evaluate(ds: OfflineDataset, pi_g: Any, pi_l: Any, method: str, seed: int,
 
 __all__ = [
     "METHODS",
+    "METHOD_ALIASES",
     "CoverageWarning",
     "OffPolicyEstimate",
     "behaviour_probabilities",
+    "local_log_ratios",
     "offpolicy_evaluate",
     "target_probabilities",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from altmarl import _random
-from altmarl._validate import check_choice, check_int
+from altmarl._validate import check_bool, check_choice, check_int
 from altmarl.game import TabularGame, check_game
 from altmarl.histogram import rank
 from altmarl.limits import INT64_MAX, check_simulation
@@ -70,6 +70,7 @@ def record_logs(
     epsilon: float = 0.1,
     reward_model: RewardModel | None = None,
     next_histogram: str = "fresh",
+    local_actions: bool = False,
     seed: int = 0,
     progress: bool = False,
 ) -> OfflineDataset:
@@ -99,13 +100,22 @@ def record_logs(
       state) counts); the next row's ``h`` is still a fresh sample. Then ``(s_g, h) ->
       (s_g', h')`` is exactly the surrogate's transition for any ``n``, and eq. 38
       converges to ``Q_hat`` of G-LEARN with the exact expectation.
+
+    ``local_actions=True`` also logs, per step, the population's local-action counts
+    ``N[x, a]`` (the count simulator's cells: no extra random draw, the other columns are
+    unchanged) and the local behaviour ``pi_l``'s table in the sidecar, which is what
+    :func:`~altmarl.offpolicy.ope.offpolicy_evaluate` needs to evaluate a *joint* policy
+    ``(pi_g, pi_l')`` by importance sampling (docs/offpolicy.md, section 7).
     """
     game = check_game(game)
     k = game.check_k(k)
     R_tot = check_int("episodes", episodes, 1, INT64_MAX)
     H = check_int("horizon", horizon, 1, INT64_MAX)
     # the log in memory (rows x columns) and the k sampled agents simulated per step
-    check_simulation("record_logs: episodes", R_tot, H, 2 * game.n_sl + 6, k + game.n_sl)
+    local_actions = check_bool("local_actions", local_actions)
+    check_simulation("record_logs: episodes", R_tot, H,
+                     2 * game.n_sl + 6 + (game.n_sl * game.n_al if local_actions else 0),
+                     k + game.n_sl)
     seed = check_int("seed", seed, 0)
     check_choice("behaviour", behaviour, BEHAVIOURS)
     if pi_l is None:
@@ -132,7 +142,7 @@ def record_logs(
     tables = step_tables(game, pi_l.table)
     sizes = [CHUNK] * (R_tot // CHUNK) + ([R_tot % CHUNK] if R_tot % CHUNK else [])
     out: dict[str, list[NDArray[Any]]] = {key: [] for key in
-                                          ("s_g", "h", "a_g", "r", "s_g'", "h'")}
+                                          ("s_g", "h", "a_g", "r", "s_g'", "h'", "N")}
     with Progress(enabled=progress, transient=True) as bar:
         task = bar.add_task("recording logs", total=len(sizes) * H)
         for j, R in enumerate(sizes):
@@ -142,6 +152,8 @@ def record_logs(
             rec = {"s_g": np.empty((R, H), np.int64), "a_g": np.empty((R, H), np.int64),
                    "r": np.empty((R, H)), "s_g'": np.empty((R, H), np.int64),
                    "h": np.empty((R, H, d), np.int64), "h'": np.empty((R, H, d), np.int64)}
+            if local_actions:
+                rec["N"] = np.empty((R, H, d, game.n_al), np.int64)
             for t in range(H):
                 a_g = rng.integers(0, Ag, size=R)
                 if behaviour == "epsilon-greedy":
@@ -160,11 +172,13 @@ def record_logs(
                                                            rng).sum(axis=(1, 2))
                 rec["s_g"][:, t], rec["a_g"][:, t], rec["r"][:, t] = s_g, a_g, r
                 rec["s_g'"][:, t], rec["h"][:, t], rec["h'"][:, t] = s_next, h, h_logged
+                if local_actions:
+                    rec["N"][:, t] = cs.act_counts
                 s_g, h = s_next, h_next
                 bar.advance(task)
             for key, val in rec.items():
                 out[key].append(val.reshape((R * H,) + val.shape[2:]))
-    cat = {key: np.concatenate(v, axis=0) for key, v in out.items()}
+    cat = {key: np.concatenate(v, axis=0) for key, v in out.items() if v}
     episode = np.repeat(np.arange(R_tot, dtype=np.int64), H)
     tt = np.tile(np.arange(H, dtype=np.int64), R_tot)
     bdesc: dict[str, Any] = {"kind": behaviour}
@@ -183,7 +197,8 @@ def record_logs(
     }
     return OfflineDataset.from_arrays(
         cat["s_g"], cat["h"], cat["a_g"], cat["r"], cat["s_g'"], cat["h'"], k=k,
-        spaces=game.spaces, gamma=game.gamma, n=n, episode=episode, t=tt, info=info)
+        spaces=game.spaces, gamma=game.gamma, n=n, episode=episode, t=tt, info=info,
+        local_counts=cat.get("N"), local_behaviour=pi_l.table if local_actions else None)
 
 
 __all__ = ["BEHAVIOURS", "CHUNK", "NEXT_HISTOGRAMS", "record_logs"]
