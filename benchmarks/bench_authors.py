@@ -102,17 +102,9 @@ def _authors_policies(game: Any, alg: Any) -> tuple[Any, Any]:
 
 def _warm_kernels() -> float:
     """Load altmarl's Numba kernels (compile or read the on-disk cache); seconds taken."""
-    import numpy as np
-
     from altmarl.glearn import kernels
 
-    t = time.perf_counter()
-    if kernels.HAVE_NUMBA:
-        nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
-        sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
-        kernels.expect_all(nxt, sg, np.zeros((1, 2)), 2)
-        kernels.policy_matvec(nxt, sg, np.zeros((1, 2), dtype=np.int64), np.zeros(2), 2)
-    return time.perf_counter() - t
+    return kernels.warm_up()
 
 
 def _altmarl_pi_g(game: Any, k: int) -> Any:

@@ -100,3 +100,66 @@ def test_categorical_kernel_counts_thresholds() -> None:
     out = np.zeros((1, 4), dtype=np.uint8)
     kernels.categorical_into(u, [10, 2**32, 2**32], out)  # categories 1, 2 have p = 0
     np.testing.assert_array_equal(out, [[0, 0, 1, 1]])
+
+
+def test_stream_sums_kernel_is_the_numpy_pool() -> None:
+    """The packed running sums of ``crn="pool"`` streams: kernel == NumPy, to the last bit."""
+    from altmarl.glearn.draws import stream_pools
+
+    K_s = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]])
+    a = stream_pools(K_s, 6, 50, 4, np.random.default_rng(3), packed_bits=3)
+    b = stream_pools(K_s, 6, 50, 4, np.random.default_rng(3), packed_bits=3, fused=True)
+    np.testing.assert_array_equal(a, b)
+    # a zero-probability category never appears; row c holds c moves
+    bins = (a[..., None] >> (3 * np.arange(3))) & 7
+    assert (bins.sum(axis=-1) == np.arange(7)[None, :, None]).all()
+    assert (bins[0, :, :, 2] == 0).all()
+
+
+def test_small_operators_use_the_kernels_once_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    kernels.warm_up()
+    assert kernels.loaded()
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 1 << 40)
+    monkeypatch.setattr(kernels, "FUSED_WARM_MIN_SAMPLES", 1000)
+    assert kernels.use_fused(1000) and not kernels.use_fused(999)
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    a = am.g_learn(game, pi_l, 4, m=10, seed=1)  # 5 * 35 * 10 = 1750 samples per action
+    monkeypatch.setattr(kernels, "FUSED_WARM_MIN_SAMPLES", 1 << 40)
+    b = am.g_learn(game, pi_l, 4, m=10, seed=1)
+    np.testing.assert_array_equal(a.q, b.q)
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
+@pytest.mark.parametrize("crn", ["pool", "states", "none"])
+@pytest.mark.parametrize("param", ["mean-field", "standard"])
+def test_exact_global_kernels_match_numpy_and_the_definition(crn: str, param: str) -> None:
+    """``exact_global=True``: E[V] = (1/m) sum_j sum_s' P_g(s'|s, a) V(s', nxt_j), the
+    Numba and NumPy paths bit-identical, and the local draws those of the default."""
+    game = small_game(4, n_sl=3)
+    if param == "standard" and crn == "pool":
+        crn = "states"
+    a, b = _pair(game, 4, crn=crn, parameterization=param, exact_global=True)
+    ref_op = empirical_operator(game, random_pi_l(game, 3), 4, seed=5,
+                                options=GLearnOptions(m=9, crn=crn, parameterization=param))
+    np.testing.assert_array_equal(a.model.nxt, ref_op.model.nxt)  # same local draws
+    assert a.draws["global"] == 0 and ref_op.draws["global"] > 0
+    rng = np.random.default_rng(1)
+    V = rng.normal(size=(game.n_sg, a.shape[1])) * 10.0
+    ea, eb = a.model.expect(V), b.model.expect(V)
+    np.testing.assert_array_equal(ea, eb)
+    S, N, E, m = a.model.nxt.shape
+    ref = np.empty_like(ea)
+    for s in range(S):
+        for x in range(N):
+            for act in range(game.n_ag):
+                nx = a.model.nxt[s, x, act if E > 1 else 0]
+                ref[s, x, act] = np.mean(game.P_g[s, act] @ V[:, nx])
+    np.testing.assert_allclose(ea, ref, rtol=1e-13, atol=1e-12)
+    acts = rng.integers(0, game.n_ag, size=(S, N))
+    pa = a.model.policy_matrix(acts)(V.ravel())
+    np.testing.assert_array_equal(pa, b.model.policy_matrix(acts)(V.ravel()))
+    np.testing.assert_array_equal(pa, ea[np.arange(S)[:, None], np.arange(N)[None, :], acts].ravel())
+    qa, _ = solve(a)
+    qb, _ = solve(b)
+    np.testing.assert_array_equal(qa, qb)

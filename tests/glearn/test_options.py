@@ -96,3 +96,23 @@ def test_table_size_error_says_how_to_raise_the_limit() -> None:
     for part in ("max_table = 10", "max_table = 90", "[algorithm.options.g_options]",
                  "am.g_learn(..., max_table=90)", "neural G-LEARN", "as_generative()"):
         assert part in msg, part
+
+
+def test_exact_global_option() -> None:
+    with pytest.raises(ValueError, match="exact_global"):
+        GLearnOptions(m=None, exact_global=True)
+    with pytest.raises(ValueError, match="exact_global"):
+        GLearnOptions(exact_global="yes")  # type: ignore[arg-type]
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    exact = am.g_learn(game, pi_l, 3, m=None, seed=0)
+    rms = {True: 0.0, False: 0.0}
+    for seed in range(4):
+        for eg in (True, False):
+            p = am.g_learn(game, pi_l, 3, m=200, seed=seed, exact_global=eg)
+            assert p.info.get("exact_global", False) is eg
+            assert (p.info["draws"]["global"] == 0) is eg
+            assert np.abs(p.q - exact.q).max() < 4.0  # Q ~ 120, 1/(1 - gamma) = 20
+            rms[eg] += float(np.sqrt(((p.q - exact.q) ** 2).mean()))
+    # the same expectation with less variance: closer to the exact operator on average
+    assert rms[True] < 0.9 * rms[False]

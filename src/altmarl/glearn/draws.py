@@ -177,7 +177,7 @@ class StratifiedRanks:
 
 
 def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generator,
-                 packed_bits: int = 0) -> NDArray[Any]:
+                 packed_bits: int = 0, fused: bool = False) -> NDArray[Any]:
     """``pools[x, c, p, :]`` = histogram of the first ``c`` moves of stream ``p mod P`` of
     bin ``x``, for ``p < P + m - 1`` (the last ``m - 1`` streams repeat the first ones so
     that a window of ``m`` consecutive streams never wraps).
@@ -186,6 +186,8 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
     each ``(x, c)`` the ``P`` distinct entries are i.i.d. ``Multinomial(c, K_s[x])``.
     With ``packed_bits > 0`` each histogram is returned packed into one int64 (bin ``y``
     at bit ``y * packed_bits``), shape ``(d, k + 1, P + m - 1)``; else int16 ``(..., d)``.
+    ``fused`` (packed only): categories and running sums by the Numba kernel
+    (:func:`altmarl.glearn.kernels.stream_sums_into`, the same numbers).
     """
     d = int(K_s.shape[0])
     Pw = P + m - 1
@@ -194,6 +196,9 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
         unit = np.int64(1) << (np.arange(d, dtype=np.int64) * packed_bits)
         for x in range(d):
             u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
+            if fused:
+                kernels.stream_sums_into(u, _thresholds(K_s[x]), unit, out[x])
+                continue
             moves = _categorical_u32(u, _thresholds(K_s[x]), np.uint8)  # (k, P); d <= 62
             step = unit[moves]
             for c in range(k):  # running sums row by row (exact; faster than cumsum on axis 0)
@@ -234,7 +239,8 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
     packed = d * bits <= PACK_LIMIT
     for s in range(S):
         rng = child_rng(ss, s)
-        pools = stream_pools(K[:, s, :], k, P, m, rng, packed_bits=bits if packed else 0)
+        pools = stream_pools(K[:, s, :], k, P, m, rng, packed_bits=bits if packed else 0,
+                             fused=fused)
         # start of the window of (h, x): row (x, h[x], o[h, x]) of the flat pool table
         starts = rng.integers(0, P, size=(N, d), dtype=np.int32)
         starts += (np.arange(d, dtype=np.int32) * np.int32(k + 1) + H32) * np.int32(Pw)

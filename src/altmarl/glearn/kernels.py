@@ -39,6 +39,10 @@ HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 #: sampled operators with at least this many stored samples per action
 #: (``|S_g| N m``) use the fused kernels; smaller ones the SciPy sparse matrices
 FUSED_MIN_SAMPLES = 1 << 21
+#: once the kernels are loaded in the process (a large operator used them, or
+#: :func:`warm_up` was called), operators from this size on use them too: the same numbers,
+#: less fixed cost per call, and never a compilation charged to a small problem
+FUSED_WARM_MIN_SAMPLES = 1 << 16
 
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
@@ -66,6 +70,43 @@ def _policy_matvec(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: Any)
             out[s * N + x] = acc
 
 
+def _global_weights(P_g: Any, V: Any, out: Any) -> None:
+    S, A, S2 = P_g.shape
+    N = V.shape[1]
+    for s in range(S):
+        for a in range(A):
+            for x in range(N):
+                acc = 0.0
+                for b in range(S2):
+                    acc += P_g[s, a, b] * V[b, x]
+                out[s, x, a] = acc
+
+
+def _expect_all_eg(nxt: Any, W: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    A = W.shape[2]
+    for s in range(S):
+        for x in range(N):
+            for a in range(A):
+                e = a if E > 1 else 0
+                acc = 0.0
+                for j in range(m):
+                    acc += w * W[s, nxt[s, x, e, j], a]
+                out[s, x, a] = acc
+
+
+def _policy_matvec_eg(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    for s in range(S):
+        for x in range(N):
+            a = actions[s, x]
+            e = a if E > 1 else 0
+            acc = 0.0
+            for j in range(m):
+                acc += w * W[s, nxt[s, x, e, j], a]
+            out[s * N + x] = acc
+
+
 def _categorical(u: Any, thr: Any, out: Any) -> None:
     R, C = u.shape
     T = thr.shape[0]
@@ -77,6 +118,19 @@ def _categorical(u: Any, thr: Any, out: Any) -> None:
                 if v >= thr[t]:
                     c += 1
             out[i, j] = c
+
+
+def _stream_sums(u: Any, thr: Any, unit: Any, out: Any) -> None:
+    R, P = u.shape
+    T = thr.shape[0]
+    for c in range(R):
+        for p in range(P):
+            v = np.int64(u[c, p])
+            y = 0
+            for t in range(T):
+                if v >= thr[t]:
+                    y += 1
+            out[c + 1, p] = out[c, p] + unit[y]
 
 
 def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
@@ -100,9 +154,44 @@ def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
 
 
 def use_fused(samples_per_action: int) -> bool:
-    """Whether an operator with ``|S_g| N m = samples_per_action`` uses the fused kernels
-    (Numba installed and at least :data:`FUSED_MIN_SAMPLES`)."""
-    return HAVE_NUMBA and samples_per_action >= FUSED_MIN_SAMPLES
+    """Whether an operator with ``|S_g| N m = samples_per_action`` uses the fused kernels:
+    Numba installed and at least :data:`FUSED_MIN_SAMPLES`, or at least
+    :data:`FUSED_WARM_MIN_SAMPLES` once the kernels are loaded (:func:`loaded`)."""
+    if not HAVE_NUMBA:
+        return False
+    return samples_per_action >= FUSED_MIN_SAMPLES or (
+        samples_per_action >= min(FUSED_WARM_MIN_SAMPLES, FUSED_MIN_SAMPLES) and loaded())
+
+
+def loaded() -> bool:
+    """Whether the products' kernels are compiled or loaded in this process."""
+    return _jit.cache_info().currsize > 0
+
+
+def warm_up() -> float:
+    """Compile (or load from Numba's on-disk cache) every kernel now, on tiny inputs, so
+    that later G-LEARN calls of any size from :data:`FUSED_WARM_MIN_SAMPLES` samples per
+    action use them; returns the seconds taken (``0`` without Numba). About 1 s once per
+    process; nothing is computed differently."""
+    import time
+
+    t = time.perf_counter()
+    if not HAVE_NUMBA:
+        return 0.0
+    nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
+    sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
+    acts = np.zeros((1, 2), dtype=np.int64)
+    expect_all(nxt, sg, np.zeros((1, 2)), 2)
+    policy_matvec(nxt, sg, acts, np.zeros(2), 2)
+    W = global_weights(np.full((1, 2, 1), 1.0), np.zeros((1, 2)))
+    expect_all_exact_global(nxt, W, 2)
+    policy_matvec_exact_global(nxt, W, acts, 2)
+    u = np.zeros((1, 2), dtype=np.uint32)
+    categorical_into(u, [1], np.zeros((1, 2), dtype=np.uint8))
+    stream_sums_into(u, [1], np.zeros(2, dtype=np.int64), np.zeros((2, 2), dtype=np.int64))
+    pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1, 1,
+               np.ones((1, 2), dtype=np.int64), np.zeros((1, 1), dtype=np.int32))
+    return time.perf_counter() - t
 
 
 def categorical_into(u: NDArray[np.uint32], thr: list[int], out: NDArray[Any]) -> None:
@@ -110,6 +199,15 @@ def categorical_into(u: NDArray[np.uint32], thr: list[int], out: NDArray[Any]) -
     category of each 32-bit uniform, as :func:`altmarl.glearn.draws` computes it."""
     t = np.array([v for v in thr if v < 2**32], dtype=np.int64)
     _jit("categorical")(u, t, out)
+
+
+def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int64],
+                     out: NDArray[np.int64]) -> None:
+    """``out[c + 1, p] = out[c, p] + unit[y]`` with ``y`` the category of ``u[c, p]``
+    (:func:`categorical_into`'s rule): the packed running histograms of the streams of
+    ``crn="pool"``, as :func:`altmarl.glearn.draws.stream_pools` computes them row by row."""
+    t = np.array([v for v in thr if v < 2**32], dtype=np.int64)
+    _jit("streams")(u, t, unit, out)
 
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
@@ -126,7 +224,8 @@ def _jit(name: str) -> Any:
     import numba
 
     fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
-          "pool": _pool_ranks}[name]
+          "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
+          "policy_eg": _policy_matvec_eg, "streams": _stream_sums}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -151,5 +250,38 @@ def policy_matvec(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.
     return out
 
 
-__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "expect_all", "policy_matvec",
-           "pool_ranks", "use_fused"]
+def global_weights(P_g: FloatArray, V: FloatArray) -> FloatArray:
+    """``W[s, x', a] = sum_{s'} P_g[s, a, s'] V[s', x']`` (summed in order ``s' = 0, 1, ...``
+    from ``0.0``): the exact expectation over the next global state of ``V(s', x')``, the
+    value table of ``exact_global=True``."""
+    S, A, _ = P_g.shape
+    out = np.empty((S, V.shape[1], A))
+    _jit("weights")(np.ascontiguousarray(P_g, dtype=np.float64),
+                    np.ascontiguousarray(V, dtype=np.float64), out)
+    return out
+
+
+def expect_all_exact_global(nxt: NDArray[np.int32], W: FloatArray, m: int) -> FloatArray:
+    """``out[s, x, a] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` (``W`` of
+    :func:`global_weights`; ``e = a`` when ``nxt`` has one column per action, else ``0``),
+    summed in order ``j = 0..m-1``."""
+    S, N = nxt.shape[:2]
+    out = np.empty((S, N, W.shape[2]))
+    _jit("expect_eg")(nxt, W, 1.0 / m, out)
+    return out
+
+
+def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
+                               actions: NDArray[np.int64], m: int) -> FloatArray:
+    """``out[s N + x] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` with ``a = actions[s, x]``
+    (the policy's transition matrix times ``V`` under ``exact_global=True``)."""
+    S, N = nxt.shape[:2]
+    out = np.empty(S * N)
+    _jit("policy_eg")(nxt, W, actions, 1.0 / m, out)
+    return out
+
+
+__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "expect_all",
+           "expect_all_exact_global", "global_weights", "policy_matvec",
+           "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
+           "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES"]

@@ -176,6 +176,80 @@ class _SampledModel:
         return lambda x: np.asarray(P @ x)
 
 
+class ExactGlobalModel:
+    """Empirical operator with the exact expectation over the next global state
+    (``exact_global=True``): the ``m`` next local states ``nxt`` are sampled and stored as in
+    :class:`_SampledModel`, the next global state enters through its law,
+
+        E_hat[V(next) | s, x, a] = (1/m) sum_j sum_{s'} P_g(s' | s, a) V(s', nxt[s, x, e, j]).
+
+    The inner sum is the table ``W[s, x', a]`` (:func:`altmarl.glearn.kernels.global_weights`,
+    ``|S_g|^2 |A_g| N`` products per backup), so each stored sample costs one gather of a
+    row ``W[s, x', :]`` for every ``a_g`` at once; no next global state is drawn or stored.
+    An unbiased estimator of the same expectation as the sampled operator, with lower
+    variance (Rao-Blackwellized over ``s_g'``); a different operator, hence different numbers.
+    Products: the Numba kernels for large stores, NumPy loops for small ones, both summing
+    in the same order (the same numbers to the last bit).
+    """
+
+    def __init__(self, nxt: NDArray[np.int32], P_g: FloatArray, r_g: FloatArray,
+                 r_loc: FloatArray, gamma: float, fused: bool | None = None) -> None:
+        self.nxt = nxt
+        self.P_g = np.ascontiguousarray(P_g, dtype=np.float64)
+        self.n_sg, self.n_states, _, self.m = (int(v) for v in nxt.shape)
+        self.n_ag = int(P_g.shape[1])
+        self.r_g, self.r_loc, self.gamma = r_g, r_loc, float(gamma)
+        per_row = self.n_sg * self.n_states * self.m
+        self.fused = kernels.use_fused(per_row) if fused is None else bool(fused)
+
+    def weights(self, V: FloatArray) -> FloatArray:
+        """``W[s, x', a] = sum_{s'} P_g(s' | s, a) V(s', x')``, summed over ``s' = 0, 1, ...``."""
+        v = np.ascontiguousarray(V, dtype=np.float64).reshape(self.n_sg, self.n_states)
+        if self.fused:
+            return kernels.global_weights(self.P_g, v)
+        W = np.zeros((self.n_sg, self.n_states, self.n_ag))
+        for b in range(self.n_sg):
+            W += self.P_g[:, None, :, b] * v[b][None, :, None]
+        return W
+
+    def expect(self, V: FloatArray) -> FloatArray:
+        W = self.weights(V)
+        if self.fused:
+            return kernels.expect_all_exact_global(self.nxt, W, self.m)
+        S, N, E, m = self.nxt.shape
+        w = 1.0 / m
+        out = np.zeros((S, N, self.n_ag))
+        s_idx = np.arange(S)[:, None, None]
+        a_idx = np.arange(self.n_ag)[None, None, :]
+        for j in range(m):
+            if E == 1:
+                out += w * W[s_idx[:, :, 0], self.nxt[:, :, 0, j]]
+            else:
+                out += w * W[s_idx, self.nxt[:, :, :, j], a_idx]
+        return out
+
+    def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
+        acts = np.ascontiguousarray(actions, dtype=np.int64)
+        if self.fused:
+            return lambda x: kernels.policy_matvec_exact_global(self.nxt, self.weights(x),
+                                                                acts, self.m)
+        S, N, E, m = self.nxt.shape
+        s_idx = np.arange(S)[:, None]
+        x_idx = np.arange(N)[None, :]
+        e_idx = acts if E > 1 else np.zeros_like(acts)
+        sel = self.nxt[s_idx, x_idx, e_idx]  # (S, N, m): the chosen action's next states
+        w = 1.0 / m
+
+        def mv(x: FloatArray) -> FloatArray:
+            W = self.weights(x)
+            out = np.zeros((S, N))
+            for j in range(m):
+                out += w * W[s_idx, sel[:, :, j], acts]
+            return out.ravel()
+
+        return mv
+
+
 class _ExactHistModel:
     """Exact operator on histograms: ``D[s][h, h'] = P(h' | h, s_g = s)`` dense."""
 
@@ -429,9 +503,12 @@ def empirical_operator(
         else:
             eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
             draws["local_agent"] = S * n_states * n_e * m * k
-        sg = sample_global(n_states, m, game.P_g, ss_global, fused)
-        draws["global"] = S * n_states * A * m
-        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused)
+        if opts.exact_global:
+            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused)
+        else:
+            sg = sample_global(n_states, m, game.P_g, ss_global, fused)
+            draws["global"] = S * n_states * A * m
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
@@ -512,9 +589,12 @@ def stratified_operator(
         else:
             eta = sample_hist_states(K, H, depth, m, n_e, ss_local, chunk, ranks)
             draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
-        sg = sample_global(n_states, m, game.P_g, ss_global)
-        draws["global"] = S * n_states * A * m
-        model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
+        if opts.exact_global:
+            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma)
+        else:
+            sg = sample_global(n_states, m, game.P_g, ss_global)
+            draws["global"] = S * n_states * A * m
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
     pool = max(opts.pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, "mean-field", scheme.k, m, None if m is None else crn,
                              (S, n_states, A), draws, time.perf_counter() - t0, pool,

@@ -74,6 +74,13 @@ class GLearnOptions:
         Streams per ``(s_g, x)`` for ``crn="pool"`` (at least ``m`` are used).
     progress
         Show a progress bar (:class:`altmarl.progress.Progress`).
+    exact_global
+        ``True``: the next global state enters by its exact law ``P_g(. | s_g, a_g)``
+        instead of ``m`` sampled next global states (the ``m`` next local histograms stay
+        sampled; :class:`altmarl.glearn.operator.ExactGlobalModel`). Lower variance, no
+        global draws, about ``|A_g|`` times fewer gathers per backup; different numbers from
+        the default ``False`` (SPEC 4's literal operator). Sampled operators only (``m`` not
+        ``None``).
     max_samples, max_table, max_exact_entries
         Size limits: stored samples, ``Q`` entries, exact next-histogram entries.
     """
@@ -90,6 +97,7 @@ class GLearnOptions:
     max_samples: int = MAX_SAMPLES
     max_table: int = MAX_TABLE
     max_exact_entries: int = MAX_EXACT_ENTRIES
+    exact_global: bool = False
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -109,6 +117,10 @@ class GLearnOptions:
         check_choice("tie_break", self.tie_break, TIE_BREAKS)
         put("pool_size", check_int("pool_size", self.pool_size, 1))
         put("progress", check_bool("progress", self.progress))
+        put("exact_global", check_bool("exact_global", self.exact_global))
+        if self.exact_global and self.m is None:
+            raise ValueError("exact_global = True: only for a sampled operator (m = None "
+                             "already takes the exact expectation over everything)")
         for name in ("max_samples", "max_table", "max_exact_entries"):
             put(name, check_int(name, getattr(self, name), 1))
 

@@ -34,7 +34,13 @@ from numpy.typing import NDArray
 from altmarl import planning
 from altmarl._random import tie_seed
 from altmarl.game import TabularGame
-from altmarl.glearn.operator import EmpiricalOperator, OperatorModel, backup, policy_reward
+from altmarl.glearn.operator import (
+    EmpiricalOperator,
+    ExactGlobalModel,
+    OperatorModel,
+    backup,
+    policy_reward,
+)
 from altmarl.glearn.options import DEFAULT_PI_ROUNDS, GLearnOptions
 from altmarl.glearn.states import histogram_q
 from altmarl.histogram import num_histograms, num_tuples
@@ -231,6 +237,8 @@ def policy_from_operator(
     }
     if op.crn == "pool":
         info["pool_size"] = op.pool_size
+    if isinstance(op.model, ExactGlobalModel):
+        info["exact_global"] = True
     if scheme is not None:  # SPEC 12: the scheme, the surrogate, the table's size
         info["sampling"] = scheme.to_json()
         info["surrogate"] = op.surrogate
