@@ -273,13 +273,44 @@ def tabular_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_plot_redraws_a_theory_run(theory_dir: Path) -> None:
+def test_plot_redraws_a_theory_run(theory_dir: Path, monkeypatch: Any) -> None:
+    import re
+
+    import altmarl.plots.theory as T
+
     for png in theory_dir.glob("*.png"):
         png.unlink()
+    figures: dict[str, Any] = {}
+    save = T.save_figure
+
+    def keep(fig: Any, path: Any, **kw: Any) -> Any:
+        if Path(path).name in ("gap_vs_k.png", "table_size.png"):
+            fig.canvas.draw()
+            figures[Path(path).name] = [(ax.get_xscale(), [t.get_text() for t in
+                                                            ax.get_xticklabels()])
+                                        for ax in fig.axes]
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(T, "save_figure", keep)
     res = runner.invoke(app, ["plot", str(theory_dir)])
     assert res.exit_code == 0, res.output
     assert (theory_dir / "gap_vs_k.png").is_file() and "plot:" in res.output
     assert "gap(k): k=1:" in res.output
+    # the digest read back from disk lists k in increasing order, the games as configured
+    for line in res.output.splitlines():
+        if "gap(k):" in line:
+            ks = [int(k) for k in re.findall(r"k=(\d+):", line)]
+            assert ks == sorted(ks), line
+    first = json.loads((theory_dir / "config.json").read_text())["gap_games"][0]["label"]
+    assert res.output.startswith(first)
+    assert "gap_sup" not in res.output and " 1 games" not in res.output
+    # k ticks at the sampled k (gap figures) and integers (table sizes)
+    from altmarl.io import read_csv_rows
+
+    sampled = sorted({int(r["k"]) for r in read_csv_rows(theory_dir / "gap_vs_k.csv")})
+    assert figures["gap_vs_k.png"][0][1] == [str(k) for k in sampled]
+    ticks = [t for t in figures["table_size.png"][0][1] if t]
+    assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks), ticks
 
 
 def test_plot_commands_name_the_right_command_for_other_kinds(theory_dir: Path,
@@ -289,6 +320,22 @@ def test_plot_commands_name_the_right_command_for_other_kinds(theory_dir: Path,
                    f"altmarl plot {tabular_dir}")
     res = runner.invoke(app, ["federated", "plot", str(theory_dir)])
     _clean_failure(res, "run directory of `altmarl theory`", f"altmarl plot {theory_dir}")
+
+
+def test_plot_on_a_unit_or_one_continuous_run_names_what_to_do(tabular_dir: Path,
+                                                               tmp_path: Path) -> None:
+    unit = tabular_dir / "units" / "k0002_t00"
+    for cmd in (["plot"], ["continuous", "plot"], ["federated", "plot"]):
+        res = runner.invoke(app, [*cmd, str(unit)])
+        _clean_failure(res, "a unit directory of the run", f"altmarl plot {tabular_dir}")
+    crun = tmp_path / "crun"
+    crun.mkdir()
+    (crun / "result.json").write_text(json.dumps({"format": "altmarl-continuous-run/1"}))
+    for cmd in (["plot"], ["continuous", "plot"]):
+        res = runner.invoke(app, [*cmd, str(crun)])
+        _clean_failure(res, "one `altmarl continuous run` has no figures",
+                       "altmarl continuous sweep")
+        assert f"altmarl plot {crun}" not in res.output  # would fail the same way
 
 
 def test_plot_on_a_damaged_continuous_or_federated_directory(tmp_path: Path) -> None:
@@ -304,6 +351,17 @@ def test_plot_on_a_damaged_continuous_or_federated_directory(tmp_path: Path) -> 
     _clean_failure(res, "cannot read the federated run")
     res = runner.invoke(app, ["plot", str(tmp_path)])
     _clean_failure(res, "not an altmarl run directory")
+
+
+def test_evaluate_says_when_its_numbers_repeat_the_run_summary(tabular_dir: Path) -> None:
+    same = "the numbers repeat its summary"
+    res = runner.invoke(app, ["evaluate", str(tabular_dir)])
+    assert res.exit_code == 0 and same in res.output, res.output
+    res = runner.invoke(app, ["evaluate", str(tabular_dir), "--n", "8"])
+    assert res.exit_code == 0 and same not in res.output, res.output
+    res = runner.invoke(app, ["compare", str(tabular_dir), "uniform"])  # per-agent simulator
+    assert res.exit_code == 0 and same not in res.output, res.output
+    assert "differ from its summary by simulation noise" in res.output
 
 
 def test_run_report_says_what_the_numbers_mean(tabular_dir: Path) -> None:
@@ -336,6 +394,19 @@ def test_no_command_help_shows_bool_after_a_flag() -> None:
         res = runner.invoke(app, [*path, "--help"])
         assert res.exit_code == 0, path
         assert "<bool>" not in res.output, path
+        assert "<list[" not in res.output, path  # no Python types after --set or A B ...
+
+
+def test_help_paragraphs_flow_instead_of_keeping_docstring_line_breaks() -> None:
+    root = typer.main.get_command(app)
+    for path in _commands(root)[1:]:
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        for para in (cmd.help or "").split("\n\n"):
+            assert "\n" not in para, (path, para)
+    res = runner.invoke(app, ["run", "--help"])
+    assert res.exit_code == 0 and "configuration,\n" not in res.output  # no break mid-line
 
 
 def test_output_to_a_pipe_is_not_wrapped() -> None:

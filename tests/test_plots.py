@@ -172,6 +172,20 @@ def test_k_ticks_sit_at_the_sampled_k() -> None:
         plt.close(fig)
 
 
+def test_occupancy_legend_sits_below_the_panels_and_speaks_the_game(sweep_dir: Path) -> None:
+    fig = plots.figure_occupancy(sweep_dir)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # no legend over the curves
+    (leg,) = fig.legends
+    labels = [t.get_text() for t in leg.get_texts()]
+    assert "local state 0" in labels and "in the fullest local state (mean)" in labels
+    # a random game's global state names no local state: no such line
+    assert not any("named by the global state" in text for text in labels)
+    fig.canvas.draw()
+    below = leg.get_window_extent().y1
+    assert all(below <= ax.get_window_extent().y0 + 1 for ax in fig.axes)
+    plots.pyplot().close(fig)
+
+
 def test_alternation_legend_names_k_and_only_decisions_that_occur(sweep_dir: Path) -> None:
     fig = plots.figure_alternation(sweep_dir)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

@@ -134,3 +134,52 @@ def test_median_pruning_on_the_alternation_history():
     with pytest.raises(optuna.TrialPruned):
         pruning_callback(bad, k=2, objective="value-cost", cost=1.5)(rec)
     assert bad.storage.get_trial(bad._trial_id).intermediate_values == {1: 9.0}
+
+
+def test_plot_redraws_a_tuning_directory_and_evaluate_points_to_a_trial(tuned, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(tuned, out)
+    shutil.rmtree(out / "plots")
+    r = runner.invoke(app, ["plot", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "tuning: the best" in r.output and "plot: " in r.output
+    assert (out / "plots" / "optimization_history.png").is_file()
+    best = json.loads((out / "tuning.json").read_text())["best"]["number"]
+    r = runner.invoke(app, ["evaluate", str(out)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"altmarl evaluate {out}/trials/trial_{best:04d}" in r.output
+
+
+def test_tuning_figures_speak_words_and_tick_at_integers(tmp_path, monkeypatch):
+    import altmarl.plots.tuning as T
+
+    figures = {}
+    save = T.save_figure
+
+    def keep(fig, path, **kw):
+        fig.canvas.draw()
+        figures[path.name] = fig.axes
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(T, "save_figure", keep)
+    trials = [{"number": 0, "state": "complete", "objective": 1.0,
+               "intermediate": {0: 0.5, 1: 1.0}, "params": {"m": 5, "local_solver": "direct"}},
+              {"number": 1, "state": "pruned", "objective": None,
+               "intermediate": {0: 0.2}, "params": {"m": 7, "local_solver": "induced-vi"}},
+              {"number": 2, "state": "complete", "objective": 1.5,
+               "intermediate": {0: 0.6, 1: 1.2, 2: 1.5},
+               "params": {"m": 9, "local_solver": "induced-vi"}}]
+    paths = T.plot_tuning(trials, tmp_path, importances={"m": 0.7, "local_solver": 0.3},
+                          scales={"m": "log", "local_solver": "categorical"}, title="tiny")
+    assert sorted(p.name for p in paths) == ["intermediate_values.png",
+                                             "optimization_history.png",
+                                             "param_importances.png", "slice.png"]
+    for name in ("optimization_history.png", "intermediate_values.png"):
+        (ax,) = figures[name]
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), (name, ticks)
+        assert "tiny" in ax.get_title()
+    labels = [t.get_text() for t in figures["intermediate_values.png"][0].get_legend().get_texts()]
+    assert labels == ["trial 0", "trial 1 (pruned)", "trial 2"]
+    m_axis = next(ax for ax in figures["slice.png"] if ax.get_xlabel() == "m")
+    assert [t.get_text() for t in m_axis.get_xticklabels()] == ["5", "9"]  # finished trials

@@ -338,6 +338,8 @@ RUN_DIR_KINDS: dict[str, str] = {
     "continuous-run": "altmarl continuous run",
     "federated": "altmarl federated run",
     "theory": "altmarl theory",
+    "tune": "altmarl tune",
+    "unit": "altmarl run / sweep / reproduce (one unit of a run)",
 }
 
 
@@ -370,12 +372,17 @@ def run_dir_kind(run_dir: str | os.PathLike[str]) -> str:
         return "federated"
     if summary.get("experiment") == "theory" or ("gap_games" in cfg and "table_ds" in cfg):
         return "theory"
-    if str(top("result.json").get("format", "")).startswith("altmarl-continuous"):
+    result = str(top("result.json").get("format", ""))
+    if result.startswith("altmarl-continuous"):
         return "continuous-run"
+    if result == UNIT_FORMAT:
+        return "unit"
+    if str(top("tuning.json").get("format", "")).startswith("altmarl-tuning"):
+        return "tune"
     if (rd / "config.toml").is_file():
         return "run"  # a tabular run whose config.json is damaged: the run code repairs it
-    raise ValueError(f"{rd}: not an altmarl run directory (no config.json, summary.json or "
-                     "result.json written by altmarl)")
+    raise ValueError(f"{rd}: not an altmarl run directory (no config.json, summary.json, "
+                     "result.json or tuning.json written by altmarl)")
 
 
 __all__ = [

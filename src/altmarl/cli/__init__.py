@@ -21,7 +21,7 @@ from __future__ import annotations
 import typer
 
 from altmarl.cli import continuous, evaluate, experiments, federated, logs, serve, theory, tune
-from altmarl.cli.common import hide_flag_types
+from altmarl.cli.common import flow_help, hide_flag_types
 
 hide_flag_types()
 
@@ -55,6 +55,7 @@ GROUPS = (experiments, evaluate, theory, logs, serve, continuous, federated, tun
 
 for _group in GROUPS:
     _group.register(app)
+flow_help(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -5,6 +5,7 @@
 * :func:`parse_int_list` — ``--ks 1,5,20`` style options;
 * :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON);
 * :func:`no_progress_option` — the ``--no-progress`` flag of long-running commands;
+* :func:`flow_help` — help paragraphs that wrap at the terminal's width;
 * :func:`track_option`, :func:`open_trackers`, :func:`close_trackers` — ``--track KIND``.
 
 Imports stay light (rich is imported when a console is needed), so ``altmarl --help``
@@ -86,8 +87,10 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
 
 def hide_flag_types() -> None:
     """Show no type after plain flags in ``--help`` (typer >= 0.20 prints ``<bool>`` after
-    ``--quick``, ``--help`` and other flags that take no value). Patches typer's option
-    class once; a typer without that method is left alone."""
+    ``--quick``, ``--help`` and other flags that take no value), nor a Python type like
+    ``<list[str]>`` after an argument of several values (its metavar, e.g. ``A B [C ...]``,
+    says it). Patches typer's option and argument classes once; a typer without that
+    method is left alone."""
     from typer.core import TyperOption
 
     show = getattr(TyperOption, "display_type_rich", None)
@@ -101,6 +104,36 @@ def hide_flag_types() -> None:
 
     display_type_rich._altmarl_flags = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+    from typer.core import TyperArgument
+
+    show_arg = getattr(TyperArgument, "display_type_rich", None)
+    if show_arg is None:
+        return
+
+    def argument_type_rich(self: Any, ctx: Any) -> Any:
+        shown = show_arg(self, ctx)  # a list argument names its parts in its metavar
+        return None if str(shown).startswith("<list[") else shown
+
+    TyperArgument.display_type_rich = argument_type_rich  # type: ignore[method-assign]
+
+
+def flow_help(app: typer.Typer) -> None:
+    """Let the help text of every command of ``app`` (and of its groups) flow: typer's rich
+    help keeps the docstring's line breaks, which then break lines mid-sentence at any
+    width. Each paragraph becomes one line that rich wraps at the terminal's width (a
+    paragraph starting with ``\\b`` keeps its lines)."""
+    import inspect
+
+    for info in app.registered_commands:
+        text = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback)
+        if text:
+            info.help = "\n\n".join(
+                p if p.startswith("\b") else " ".join(p.split("\n"))
+                for p in inspect.cleandoc(text).split("\n\n"))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            flow_help(group.typer_instance)
 
 
 def track_option() -> Any:
@@ -137,6 +170,6 @@ def no_progress_option() -> Any:
     return typer.Option(False, "--no-progress", help="hide the progress bar")
 
 
-__all__ = ["FILE_WIDTH", "close_trackers", "console", "echo", "fail", "hide_flag_types",
-           "no_progress_option", "open_trackers", "parse_int_list", "parse_sets", "parse_value",
-           "track_option"]
+__all__ = ["FILE_WIDTH", "close_trackers", "console", "echo", "fail", "flow_help",
+           "hide_flag_types", "no_progress_option", "open_trackers", "parse_int_list",
+           "parse_sets", "parse_value", "track_option"]

@@ -126,8 +126,9 @@ def register(app: typer.Typer) -> None:
                           "'rollout' (label-free rollout policy iteration)")
     alt_opt = typer.Option(None, "--alternations", help="maximum number of sweeps")
     n_opt = typer.Option(None, "--n", help="number of robots (default 500)")
-    set_opt = typer.Option([], "--set", help="override a config field, e.g. --set "
-                           "update_rollouts=32 or --set trpo.max_kl=0.02 (repeatable)")
+    set_opt = typer.Option([], "--set", metavar="KEY=VALUE",
+                           help="override a config field, e.g. --set update_rollouts=32 or "
+                                "--set trpo.max_kl=0.02 (repeatable)")
 
     @c_app.command("run")
     def run_cmd(

@@ -51,7 +51,7 @@ def _setup(sources: list[str], k: int | None, n: int | None, env: str | None,
                              "'{\"scheme\": \"weighted\", \"w\": [1, 2, 1, 1, 1], \"k\": 10}'"
                              ) from None
     proto = protocol_for(game, pairs, seeds=seeds, rollouts=rollouts, horizon=horizon,
-                         seed=seed, sampling=scheme)
+                         seed=seed, sampling=scheme, n=n)
     return pairs, proto
 
 

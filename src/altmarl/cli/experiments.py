@@ -233,14 +233,28 @@ def register(app: typer.Typer) -> None:
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a run directory of any altmarl "
                                                          "command")) -> None:
         """(Re)draw the figures of a run directory from its files: run, sweep, reproduce,
-        continuous sweep, federated run or theory."""
+        continuous sweep, federated run, theory or tune."""
         replot(run_dir)
+
+
+def no_figures(run_dir: Path, kind: str) -> None:
+    """Exit 2 when ``run_dir`` is of a ``kind`` that has no figures of its own (a unit of a
+    run, one continuous run), naming what to draw instead; return otherwise."""
+    if kind == "unit":
+        root = run_dir.parent.parent
+        fail(f"{run_dir}: a unit directory of the run {root}; draw the run's figures with "
+             f"`altmarl plot {root}`")
+    if kind == "continuous-run":
+        fail(f"{run_dir}: one `altmarl continuous run` has no figures (its numbers are in "
+             f"{run_dir / 'result.json'}); the figures vs k come from `altmarl continuous "
+             "sweep`")
 
 
 def wrong_kind(run_dir: Path, kind: str, expected: str) -> NoReturn:
     """Exit 2: ``run_dir`` was written by another command than ``expected``."""
     from altmarl.rundir import RUN_DIR_KINDS
 
+    no_figures(run_dir, kind)
     fail(f"{run_dir}: this is a run directory of `{RUN_DIR_KINDS[kind]}`, not of "
          f"`{expected}`; draw its figures with `altmarl plot {run_dir}`")
 
@@ -266,10 +280,12 @@ def replot(run_dir: Path) -> None:
         from altmarl.cli.theory import replot_theory
 
         replot_theory(run_dir)
-    elif kind == "continuous-run":
-        fail(f"{run_dir}: one `altmarl continuous run` has no figures (its numbers are in "
-             f"{run_dir / 'result.json'}); the figures vs k come from `altmarl continuous "
-             "sweep`")
+    elif kind == "tune":
+        from altmarl.cli.tune import replot_tuning
+
+        replot_tuning(run_dir)
+    elif kind in ("unit", "continuous-run"):
+        no_figures(run_dir, kind)
     else:
         _replot_tabular(run_dir)
 

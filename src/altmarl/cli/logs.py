@@ -109,8 +109,8 @@ def register(app: typer.Typer) -> None:
                             "off-policy (G-LEARN eq. 38, paper Appendix E).",
                        no_args_is_help=True)
     app.add_typer(logs, name="logs")
-    set_opt = typer.Option([], "--set", help="environment parameter, e.g. --set n=1000 "
-                                             "(repeatable)")
+    set_opt = typer.Option([], "--set", metavar="KEY=VALUE",
+                           help="environment parameter, e.g. --set n=1000 (repeatable)")
 
     @logs.command("record")
     def record_cmd(

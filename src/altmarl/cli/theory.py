@@ -52,7 +52,8 @@ def replot_theory(run_dir: Path) -> None:
 
     try:
         summary = read_json(run_dir / "summary.json", "theory summary")
-        echo(format_summary(summary))
+        config = read_json(run_dir / "config.json", "theory configuration")
+        echo(format_summary(summary, [g["label"] for g in config["gap_games"]]))
         paths = plot_theory(run_dir)
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         fail(f"{run_dir}: cannot read the theory run ({exc}); run `altmarl theory --out "

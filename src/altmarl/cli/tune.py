@@ -29,10 +29,12 @@ def _table(rows: list[dict[str, Any]], best: dict[str, Any] | None, top: int = 1
 
     done = sorted((r for r in rows if r["state"] == "complete"),
                   key=lambda r: -float(r["objective"]))
+    pruned = sum(r["state"] == "pruned" for r in rows)
     params = sorted({key for r in rows for key in r if key.startswith("param.")
                      and key != "param.k"})
     tab = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                title=f"tuning: the best {min(top, len(done))} of {len(rows)} trials",
+                title=f"tuning: the best {min(top, len(done))} of {len(rows)} trials"
+                      + (f" ({pruned} pruned)" if pruned else ""),
                 caption="objective: the held-out value (minus cost x k with "
                         "--objective value-cost); settings the trial did not use are blank")
     for col in ["trial", "objective", "value", "k", *[p[6:] for p in params]]:
@@ -121,3 +123,30 @@ def register(app: typer.Typer) -> None:
         for p in rep.plots:
             echo(f"plot: {p}")
         close_trackers(trackers)
+
+
+def replot_tuning(run_dir: Path) -> None:
+    """``altmarl plot`` on a tuning directory: print its table and redraw the study's
+    figures from ``study.db``."""
+    from altmarl.experiments.tuning import STUDY_NAME, make_tuning_plots, trial_rows
+    from altmarl.io import read_json
+
+    db = run_dir / "study.db"
+    if not db.is_file():
+        fail(f"{run_dir}: no study.db; run `altmarl tune CONFIG --trials N --out {run_dir}` "
+             "again to continue the study")
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=STUDY_NAME,
+                                  storage=f"sqlite:///{db.resolve()}")
+        summary = read_json(run_dir / "tuning.json", "tuning.json")
+        rows = trial_rows(study, run_dir)
+        name = str(summary.get("name") or "")
+        paths = make_tuning_plots(study, run_dir / "plots", name)
+    except (ValueError, KeyError, OSError, ImportError) as exc:
+        fail(f"{run_dir}: cannot read the tuning directory ({exc})")
+    console().print(_table(rows, summary.get("best")))
+    for p in paths:
+        echo(f"plot: {p}")

@@ -156,8 +156,19 @@ def load_source(spec: str, game: Any = None, *, k: int | None = None, n: int | N
 
     p = Path(spec)
     if p.is_dir():
-        kind = run_dir_kind(p) if (p / "config.json").exists() or (p / "summary.json").exists() \
-            else None
+        try:
+            kind: str | None = run_dir_kind(p)
+        except ValueError:
+            kind = None
+        if kind == "tune":
+            from altmarl.io import read_json
+
+            best = (read_json(p / "tuning.json", "tuning.json").get("best") or {}) \
+                if (p / "tuning.json").is_file() else {}
+            trial = (f"its best trial: `altmarl evaluate {p}/trials/trial_"
+                     f"{int(best['number']):04d}`" if "number" in best
+                     else f"a trial of it: `altmarl evaluate {p}/trials/trial_NNNN`")
+            raise ValueError(f"{p}: a tuning directory of `altmarl tune`; evaluate {trial}")
         if kind == "run":
             udir, run_dir = _best_unit(p, k), p
         elif (p / "result.json").is_file() and (p.parent.name == "units"):
@@ -232,11 +243,16 @@ def env_game(target: str, n: int | None = None) -> Any:
     return _game_of(cfg, n)
 
 
+#: the note of an evaluation under the run's own protocol (the numbers repeat its summary)
+RUN_PROTOCOL = "the run's own evaluation protocol: the numbers repeat its summary"
+
+
 def protocol_for(game: Any, pairs: Sequence[Pair], *, seeds: int | None, rollouts: int | None,
-                 horizon: int | None, seed: int | None, sampling: Any = None) -> Protocol:
+                 horizon: int | None, seed: int | None, sampling: Any = None,
+                 n: int | None = None) -> Protocol:
     """The evaluation protocol: the first run directory's (seeds derived from its root
     seed, rollouts, horizon), each overridden by the options, else Table 3's 15 x 50 x 100
-    from root seed 0."""
+    from root seed 0. ``n``: the ``--n`` option (another population than the run's)."""
     from altmarl.experiments.runner import eval_seeds
 
     cfg = next((p.run_config for p in pairs if p.run_config is not None), None)
@@ -247,9 +263,8 @@ def protocol_for(game: Any, pairs: Sequence[Pair], *, seeds: int | None, rollout
                                                                          DEFAULT_ROLLOUTS)),
                      horizon or int(ev.get("horizon", DEFAULT_HORIZON)), sampling)
     if cfg is not None and seeds is None and rollouts is None and horizon is None \
-            and seed is None and sampling is None:
-        proto.notes.append("the run's own evaluation protocol: the numbers repeat its "
-                           "summary")
+            and seed is None and sampling is None and n is None:
+        proto.notes.append(RUN_PROTOCOL)
     return proto
 
 
@@ -286,7 +301,12 @@ def evaluate_sources(pairs: Sequence[Pair], proto: Protocol) -> list[dict[str, A
     if generative and proto.sampling is not None:
         raise ValueError("--sampling: sampling schemes need tabular policies on a tabular game")
     if generative:
-        proto.notes.append("every policy on the per-agent simulator, since not all are tabular")
+        note = "every policy on the per-agent simulator, since not all are tabular"
+        if RUN_PROTOCOL in proto.notes:  # same protocol, another simulator: other numbers
+            proto.notes.remove(RUN_PROTOCOL)
+            note = ("the run's own evaluation protocol, but " + note + ": the values differ "
+                    "from its summary by simulation noise")
+        proto.notes.append(note)
     rows = []
     for pair in pairs:
         means = _per_seed(pair, proto, generative)
@@ -306,6 +326,6 @@ def compare_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["DEFAULT_HORIZON", "DEFAULT_ROLLOUTS", "DEFAULT_SEEDS", "Pair", "Protocol",
+__all__ = ["DEFAULT_HORIZON", "DEFAULT_ROLLOUTS", "DEFAULT_SEEDS", "Pair", "Protocol", "RUN_PROTOCOL",
            "builtin_pair", "compare_rows", "env_game", "evaluate_sources", "load_source",
            "protocol_for", "student_interval"]

@@ -569,13 +569,19 @@ def _slope_text(fit: dict[str, Any]) -> str:
     return f"{fit['slope']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """Short human-readable digest of ``summary.json`` (printed by the CLI)."""
+def format_summary(summary: dict[str, Any], order: list[str] | None = None) -> str:
+    """Short human-readable digest of ``summary.json`` (printed by the CLI): games in
+    ``order`` (the configuration's; ``summary.json`` read back from disk has its keys
+    sorted), then any others; ``k`` and ``n`` in increasing order."""
     lines = []
     fams = summary.get("families", {})
     in_family = {g for f in fams.values()
                  for g in f["optimum_ignores_N"] + f["optimum_depends_on_N"]}
-    for label, e in summary["gap_vs_k"].items():
+    games = summary["gap_vs_k"]
+    labels = [g for g in order or [] if g in games] + [g for g in games
+                                                       if g not in (order or [])]
+    for label in labels:
+        e = games[label]
         if label in in_family and not e["optimum_depends_on_N"]:
             continue
         lines.append(f"{label}: V* = {e['opt_value']:.4f}, {e['exact_solver_states']} chain "
@@ -584,7 +590,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         for q, what in (("gap_sup", "sup-over-states gap"), ("gap_init", "initial-distribution gap")):
             gaps = e[f"{q}_by_k"]
             lines.append(f"  {what}(k): " + ", ".join(
-                f"k={k}: {float(v):.3g}" for k, v in gaps.items()))
+                f"k={k}: {float(v):.3g}" for k, v in sorted(gaps.items(),
+                                                            key=lambda kv: int(kv[0]))))
             fits = e["fits"][q]
             if fits:
                 lines.append("    log-log slope (95% regression interval): " + "; ".join(
@@ -594,20 +601,24 @@ def format_summary(summary: dict[str, Any]) -> str:
         for z in f["zero_from_k"].values():
             by_k[z] = by_k.get(z, 0) + 1
         zeros = ", ".join(f"{c} from k = {z}" if z is not None else f"{c} never"
-                          for z, c in by_k.items())
+                          for z, c in sorted(by_k.items(),
+                                             key=lambda kv: (kv[0] is None, kv[0] or 0)))
         lines.append(f"family {fam}: {f['games']} games; the optimal action ignores N in "
                      f"{len(f['optimum_ignores_N'])} (gap exactly 0: {zeros or 'none'}), "
                      f"depends on N in {len(f['optimum_depends_on_N'])} "
                      f"({', '.join(f['optimum_depends_on_N'])})")
-        for q in ("gap_sup", "gap_init"):
+        for q, what in (("gap_sup", "sup-over-states gap"),
+                        ("gap_init", "initial-distribution gap")):
             for w, s in sorted(f["slopes"].get(q, {}).items(),
                                key=lambda kv: int(kv[0].split("-")[0])):
                 ci = "" if s["ci"] is None else f" [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]"
-                lines.append(f"  {q} slope over k in [{w.replace('-', ', ')}], mean of "
-                             f"{s['n']} games: {s['mean']:.2f}{ci}")
+                games_ = f"{s['n']} game" + ("" if s["n"] == 1 else "s")
+                lines.append(f"  {what}: log-log slope over k in [{w.replace('-', ', ')}], "
+                             f"mean of {games_}: {s['mean']:.2f}{ci}")
     c = summary["cost_vs_n"]
     if c.get("g_learn_max_over_min_seconds") is not None:
-        lines.append(f"G-LEARN time over n = {', '.join(c['g_learn_seconds_by_n'])}: max/min = "
+        ns = sorted(c["g_learn_seconds_by_n"], key=int)
+        lines.append(f"G-LEARN time over n = {', '.join(ns)}: max/min = "
                      f"{c['g_learn_max_over_min_seconds']:.2f}")
     lines.append("exact solver seconds by n: " + ", ".join(
         f"{n}: {s:.3g}" for n, s in sorted(c["exact_seconds_by_n"].items(),

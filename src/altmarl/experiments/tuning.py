@@ -45,7 +45,6 @@ The directory is locked (:func:`altmarl.experiments.runner.lock_run_dir`): one w
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -424,13 +423,14 @@ def tune(
             bcfg["name"] = f"{base.name}-best"
             best_cfg = parse_config(bcfg, source="best trial")
             atomic_write_bytes(outp / "best.toml", _best_toml(best_cfg, best, objective))
-        summary: dict[str, Any] = {**ident, "trials": len(rows), "finished": _finished(study),
+        summary: dict[str, Any] = {**ident, "name": base.name, "trials": len(rows),
+                                   "finished": _finished(study),
                    "best": None if best is None else
                    {"number": best.number, "objective": best.value,
                     "value": best.user_attrs.get("value"), "params": best.params,
                     "k": best.user_attrs.get("k")}}
         atomic_write_bytes(outp / "tuning.json", json_bytes(summary))
-        made = make_tuning_plots(study, outp / "plots") if plots else []
+        made = make_tuning_plots(study, outp / "plots", base.name) if plots else []
         if trackers:
             if best is not None:
                 trackers.on_final({"best_objective": best.value, "best_trial": best.number,
@@ -581,50 +581,37 @@ def _best_toml(cfg: ExperimentConfig, best: Any, objective: str) -> bytes:
     return (head + cfg.to_toml()).encode()
 
 
-def make_tuning_plots(study: Any, plots_dir: Path) -> list[Path]:
-    """The study's figures (matplotlib versions of Optuna's visualizations): optimization
-    history, intermediate values (the alternation history of every trial), parameter
-    importances (PED-ANOVA) and slices; a figure that needs more trials than there are is
-    left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def make_tuning_plots(study: Any, plots_dir: Path, title: str = "") -> list[Path]:
+    """The study's figures in the shared style (:func:`altmarl.plots.tuning.plot_tuning`):
+    optimization history, intermediate values (the alternation history of every trial),
+    parameter importances (PED-ANOVA, from two finished trials on) and slices; ``title``:
+    the configuration's name."""
     import optuna
-    from optuna.visualization import matplotlib as ovm
 
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    made: list[Path] = []
-    def importances(st: Any) -> Any:
-        # PED-ANOVA: fast, and meaningful from a few trials on (fANOVA fits a forest)
-        return ovm.plot_param_importances(
-            st, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    from altmarl.plots.tuning import plot_tuning
 
-    kinds = (("optimization_history", ovm.plot_optimization_history),
-             ("intermediate_values", ovm.plot_intermediate_values),
-             ("param_importances", importances),
-             ("slice", ovm.plot_slice))
-    for name, fn in kinds:
-        # Optuna sets its own style: keep it inside this block (rcParams restored after)
-        with warnings.catch_warnings(), matplotlib.rc_context():
-            warnings.simplefilter("ignore")
+    trials, scales = [], {}
+    for t in study.get_trials(deepcopy=False):
+        complete = t.state == optuna.trial.TrialState.COMPLETE
+        trials.append({"number": t.number, "state": t.state.name.lower(),
+                       "objective": t.value if complete else None,
+                       "intermediate": dict(t.intermediate_values), "params": dict(t.params)})
+        for name, dist in t.distributions.items():
+            scales[name] = ("categorical" if isinstance(
+                dist, optuna.distributions.CategoricalDistribution)
+                else "log" if getattr(dist, "log", False) else "linear")
+    importances = None
+    done = [t for t in trials if t["objective"] is not None]
+    if len(done) >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's experimental-feature notes
             try:
-                ax = fn(study)
+                importances = optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
             except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
-                plt.close("all")
-                continue
-            fig: Any = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
-            if name == "intermediate_values":
-                fig.axes[0].set_xlabel("proposal (2 (sweep - 1) + player)")
-                fig.axes[0].set_ylabel("objective of the played pair")
-            fig.tight_layout()
-            p = plots_dir / f"{name}.png"
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=100)
-            atomic_write_bytes(p, buf.getvalue())
-            plt.close(fig)
-        made.append(p)
-    return made
+                importances = None
+    return plot_tuning(trials, plots_dir, importances=dict(importances or {}) or None,
+                       scales=scales, title=title)
 
 
 __all__ = ["DEFAULT_SPACE", "OBJECTIVES", "QUICK_SPACE", "STUDY_NAME", "TUNE", "ParamSpec",

@@ -26,6 +26,7 @@ from altmarl.plots.style import (
     integer_ticks,
     k_ticks,
     legend,
+    legend_below,
     pyplot,
     save_figure,
 )
@@ -96,11 +97,12 @@ def plot_sweep(out: str | Path) -> list[Path]:
     save_figure(fig, paths[-1], dpi=120, tight=False)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, lab in (("mode_match_rate", "target = the current fullest bin (all steps)"),
-                     ("initial_mode_match_rate", "target = the initial fullest bin (all steps)"),
-                     ("mode_accuracy_reset", "target = the fullest bin at reset (first step)")):
-        m, s = err(key)
-        ax.errorbar(ks, 100 * m, yerr=100 * s, fmt="o-", capsize=4, label=lab)
+    for key, lab, fmt in (
+            ("mode_match_rate", "target = the current fullest bin (all steps)", "o-"),
+            ("initial_mode_match_rate", "target = the initial fullest bin (all steps)", "s--"),
+            ("mode_accuracy_reset", "target = the fullest bin at reset (first step)", "^:")):
+        m, s = err(key)  # markers and dashes tell apart curves that coincide
+        ax.errorbar(ks, 100 * m, yerr=100 * s, fmt=fmt, capsize=4, label=lab)
     ax.set_ylim(0, 105)
     ax.set_xlabel("subsample size k")
     ax.set_ylabel("steps where the dispatcher targets it (%)")
@@ -150,13 +152,13 @@ def plot_sweep(out: str | Path) -> list[Path]:
         for ax in axes.ravel()[len(traces):]:
             ax.axis("off")
         axes[0, 0].set_ylabel("bin (centre)")
-        legend(axes[0, 0], fontsize=7, loc="upper right")
+        legend_below(fig, axes, ncol=3)
         fig.suptitle("Robots per bin over one evaluation rollout (the smallest seed of each k)",
                      fontsize=AXES_TITLE_SIZE + 1)
         if im is not None:
             fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="fraction of robots")
         paths.append(out / "zone_heatmap.png")
-        save_figure(fig, paths[-1], dpi=110, tight=False)
+        save_figure(fig, paths[-1], dpi=110)  # cropped to include the legend below
     return paths
 
 

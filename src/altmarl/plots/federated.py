@@ -215,7 +215,7 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
                  fontsize=AXES_TITLE_SIZE)
     for a in axes:
         a.grid(alpha=0.3)
-        legend(a, loc="best")
+        legend(a, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
         k_ticks(a, all_k)
     fig.suptitle("Federated learning under drift: which model to offer, from k polled "
                  "clients", fontsize=TITLE_SIZE)
@@ -238,11 +238,15 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
             line = [(a, b) for a, b, r in zip(x, y, rs, strict=True) if r["k"] is not None]
             ax.plot([a for a, _ in line], [b for _, b in line], color=col[f], lw=0.8,
                     alpha=0.6)
-        for r in rs:
+        # labels alternate above and below, in the order of their points, so that
+        # neighbouring points (e.g. two fixed offers) do not write over each other
+        for i, r in enumerate(sorted(rs, key=lambda r: (r["transfers_per_round"],
+                                                         r["return"]))):
             tag = (f"k={r['k']}" if r["k"] is not None else
                    "full" if f == "fedavg" else r["method"].replace("fixed offer=", ""))
             ax.annotate(tag, (r["transfers_per_round"], r["return"]), fontsize=6,
-                        xytext=(4, 3), textcoords="offset points", color=col[f])
+                        xytext=(4, 3 if i % 2 == 0 else -9), textcoords="offset points",
+                        color=col[f])
     ax.set_xscale("symlog", linthresh=1.0)
     from matplotlib.ticker import FuncFormatter
 
@@ -273,7 +277,7 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
     ax.set_title("Value of information: k samples against the whole population",
                  fontsize=AXES_TITLE_SIZE)
     ax.grid(alpha=0.3)
-    legend(ax, loc="lower right")
+    legend(ax, outside=True)
     k_ticks(ax, all_k)
     paths.append(save_figure(fig, run / "information.png", dpi=110))
 
@@ -294,7 +298,7 @@ def plot_drift_run(run: Path, rows: Sequence[dict[str, Any]],
         ax.set(xlabel="round", ylabel="mean client accuracy (over seeds and episodes)")
         ax.set_title("Client accuracy per round", fontsize=AXES_TITLE_SIZE)
         ax.grid(alpha=0.3)
-        legend(ax, loc="lower right")
+        legend(ax, outside=True)
         integer_ticks(ax)
         paths.append(save_figure(fig, run / "curves.png", dpi=110))
     return paths

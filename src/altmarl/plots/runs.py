@@ -41,6 +41,7 @@ from altmarl.plots.style import (
     integer_ticks,
     k_ticks,
     legend,
+    legend_below,
     population_words,
     pyplot,
     save_figure,
@@ -191,6 +192,7 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
     if not chosen:
         return None
     agents, state = population_words(str(cfg.get("env", {}).get("name", "")))
+    named = state == "zone"
     plt = pyplot()
     fig, axes = plt.subplots(2, len(chosen), figsize=(max(6.4, 4.2 * len(chosen) + 0.6), 6.6),
                              sharex=True, sharey=True, squeeze=False)
@@ -207,8 +209,9 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
         for z, c in enumerate(zones):
             ax.plot(t, tr[c], color=colors[z], lw=1.0 if many else 1.2, alpha=0.6 if many else 1,
                     label=None if many else f"{state} {z}")
-        ax.plot(t, tr["in_sg"], color=PALETTE["in_sg"], lw=1.0, ls="--",
-                label=f"in the {state} named by the global state")
+        if named:  # the warehouse's global state names a zone; other games' does not
+            ax.plot(t, tr["in_sg"], color=PALETTE["in_sg"], lw=1.0, ls="--",
+                    label=f"in the {state} named by the global state")
         ax.set_title(f"k = {k}: one rollout", fontsize=AXES_TITLE_SIZE)
         ax.grid(alpha=0.3)
         ax2 = axes[1, j]
@@ -217,18 +220,18 @@ def figure_occupancy(run_dir: str | os.PathLike[str], ks: list[int] | None = Non
             ax2.plot(st["t"], o, color=colors[z], lw=0.8, alpha=0.8)
         if occ and np.nanmax(np.ptp(np.vstack(occ)[:, len(t) // 5:], axis=0)) < 0.02:
             flat_note = True
-        ax2.plot(t, tr["mean_in_sg"], color=PALETTE["in_sg"], lw=1.4, ls="--",
-                 label=f"in the {state} named by the global state")
+        if named:
+            ax2.plot(t, tr["mean_in_sg"], color=PALETTE["in_sg"], lw=1.4, ls="--",
+                     label=f"in the {state} named by the global state (mean)")
         ax2.plot(t, tr["mean_largest"], color=PALETTE["fullest"], lw=1.4, ls=":",
-                 label=f"in the fullest {state}")
+                 label=f"in the fullest {state} (mean)")
         ax2.set_title(f"k = {k}: mean over rollouts", fontsize=AXES_TITLE_SIZE)
         ax2.set_xlabel("time step")
         ax2.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"fraction of {agents}")
     axes[1, 0].set_ylabel(f"fraction of {agents}")
     axes[0, 0].set_ylim(0, 1)
-    legend(axes[0, -1], loc="upper right")
-    legend(axes[1, -1], loc="upper right")
+    legend_below(fig, axes, ncol=4 if len(chosen) > 1 else 2)
     if flat_note:
         axes[1, 0].text(0.02, 0.97, f"thin lines: each {state}; their means meet at "
                         f"1/{len(zones)}\nbecause no {state} is special on average",

@@ -3,7 +3,8 @@
 Matplotlib runs on the non-interactive ``Agg`` backend and is imported only when a figure
 is drawn. :data:`PALETTE` names every colour the figures use (the colour-blind-safe
 Okabe-Ito palette), so a restyle happens here; :func:`k_ticks` puts ticks at the sampled
-``k``, :func:`legend` draws legends alike, :func:`population_words` names the agents in the
+``k``, :func:`legend` and :func:`legend_below` draw legends alike (outside the axes
+where they would hide data), :func:`population_words` names the agents in the
 words of the game.
 """
 
@@ -136,17 +137,40 @@ def k_ticks(ax: Any, ks: Any, most: int = 12) -> None:
         integer_ticks(ax)
 
 
-def legend(ax: Any, **kwargs: Any) -> Any:
+def legend(ax: Any, outside: bool = False, **kwargs: Any) -> Any:
     """The legend of ``ax`` in the shared style (small font, translucent frame); nothing
-    when the axes have no labelled artist."""
+    when the axes have no labelled artist. ``outside``: to the right of the axes, so it
+    never hides a curve (:func:`save_figure` crops to include it)."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles and "handles" not in kwargs:
         return None
     kwargs.setdefault("fontsize", LEGEND_SIZE)
     kwargs.setdefault("framealpha", 0.85)
+    if outside:
+        kwargs.setdefault("loc", "upper left")
+        kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
+        kwargs.setdefault("borderaxespad", 0.0)
     return ax.legend(**kwargs)
 
 
+def legend_below(fig: Any, axes: Any, ncol: int = 3, **kwargs: Any) -> Any:
+    """One legend for the whole figure, below its axes (so it never hides a curve): the
+    labelled artists of every axes in ``axes``, each label once; nothing without any."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    for ax in getattr(axes, "flat", axes):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if not handles:
+        return None
+    kwargs.setdefault("fontsize", LEGEND_SIZE)
+    kwargs.setdefault("frameon", False)
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                      ncol=min(ncol, len(handles)), **kwargs)
+
+
 __all__ = ["AXES_TITLE_SIZE", "CATEGORICAL", "HEATMAP", "LEGEND_SIZE", "OKABE_ITO", "PALETTE",
-           "TITLE_SIZE", "categorical", "integer_ticks", "k_ticks", "legend", "plain_log",
-           "population_words", "pyplot", "save_figure", "series_color"]
+           "TITLE_SIZE", "categorical", "integer_ticks", "k_ticks", "legend", "legend_below",
+           "plain_log", "population_words", "pyplot", "save_figure", "series_color"]

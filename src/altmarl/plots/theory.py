@@ -22,11 +22,20 @@ from typing import Any
 import numpy as np
 
 from altmarl.io import read_csv_rows
-from altmarl.plots.style import PALETTE, legend, plain_log, pyplot, save_figure, series_color
+from altmarl.plots.style import (
+    PALETTE,
+    k_ticks,
+    legend,
+    plain_log,
+    pyplot,
+    save_figure,
+    series_color,
+)
 
-#: the quantities of the gap figures: column, axis label
-GAPS = (("gap_sup", "sup-over-states gap  max_s V*(s) - V(pi_k)(s)"),
-        ("gap_init", "initial-distribution gap  E_mu0[V* - V(pi_k)]"))
+#: the quantities of the gap figures: column, name, axis label
+GAPS = (("gap_sup", "sup-over-states gap", "largest gap over states  max_s V*(s) - V_k(s)"),
+        ("gap_init", "initial-distribution gap",
+         "gap from the initial distribution  E[V* - V_k]"))
 
 
 def _is_true(v: Any) -> bool:
@@ -84,7 +93,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
                              squeeze=False)
     for ci, label in enumerate(shown):
         color = series_color(ci)
-        for ax, (q, ylabel) in zip(axes[ci], GAPS, strict=True):
+        for ax, (q, what, ylabel) in zip(axes[ci], GAPS, strict=True):
             gr = [r for r in game_rows(label) if r[q] > gaps[label]["roundoff"]]
             if not gr:
                 continue
@@ -107,22 +116,23 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
                 f0 = fits[-1]
                 _reference(ax, [f0["k_lo"], max(ks)],
                            float(np.exp(f0["intercept"]) * f0["k_lo"] ** f0["slope"]) * 1.6)
-            ax.set_title(f"{label}: {ylabel.split('  ')[0]}", fontsize=9)
-            ax.set_ylabel(ylabel.split("  ")[1], fontsize=8)
+            ax.set_title(f"{label}: {what}", fontsize=9)
+            ax.set_ylabel(ylabel, fontsize=8)
             ax.grid(True, which="both", alpha=0.3)
-            plain_log(ax, "x")
+            plain_log(ax, "y")
+            k_ticks(ax, [r["k"] for r in game_rows(label)])
             legend(ax, fontsize=6.5)
     for ax in axes[-1]:
         ax.set_xlabel("subsample size k")
-    fig.subplots_adjust(hspace=0.32, top=1 - 0.5 / (3.6 * max(1, len(shown))))
-    fig.suptitle("Exact gap of G-LEARN (m exact) to the full-information optimum, fixed "
-                 "uniform pi_l\n(bands: 95% regression interval of the fitted slope; grey: "
-                 "slopes -1/2 and -1)", fontsize=10, y=1.0)
+    fig.suptitle("Exact gap of G-LEARN (m exact) to the full-information optimum, uniform "
+                 "local policy\n(bands: 95% regression interval of the fitted slope; grey: "
+                 "slopes -1/2 and -1)", fontsize=10)
+    fig.tight_layout(h_pad=1.5)
     paths.append(save_figure(fig, run / "gap_vs_k.png"))
 
     # (b) scaled gaps: flat = that rate
     fig, axes = plt.subplots(2, 2, figsize=(12.0, 8.0), sharex=True)
-    for i, (q, ylabel) in enumerate(GAPS):
+    for i, (q, what_q, _) in enumerate(GAPS):
         for j, (scale, what) in enumerate((("sqrtk", "sqrt(k) x"), ("k", "k x"))):
             ax = axes[i, j]
             for ci, label in enumerate(shown):
@@ -136,11 +146,11 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
                                   [r["sqrtk_one_step_sup"] / top for r in gr], ".:",
                                   color=series_color(ci), alpha=0.8,
                                   label="  sqrt(k) x largest one-step regret (same scale)")
-            ax.set_ylabel(f"{what} {q.replace('_', ' ')} / its maximum over k")
-            ax.set_title(f"{what} {ylabel.split('  ')[0]} (flat = rate k^-"
+            ax.set_ylabel(f"{what} gap, relative to its maximum over k")
+            ax.set_title(f"{what} {what_q} (flat = rate k^-"
                          f"{'1/2' if scale == 'sqrtk' else '1'})", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
-            plain_log(ax, "x")
+            k_ticks(ax, [r["k"] for r in rows])
             if i == 1:
                 ax.set_xlabel("subsample size k")
             legend(ax, fontsize=6.5)
@@ -151,10 +161,10 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
         members = [g for g in order if g in e["optimum_depends_on_N"]] + [
             g for g in order if g in e["optimum_ignores_N"]]
         fig, axes = plt.subplots(1, 2, figsize=(13.0, 4.8))
-        positive = [r[q] for g in members for r in game_rows(g) for q, _ in GAPS
+        positive = [r[q] for g in members for r in game_rows(g) for q, _, _ in GAPS
                     if r[q] > gaps[g]["roundoff"]]
         floor = min(positive) / 3 if positive else 1e-12
-        for ax, (q, ylabel) in zip(axes, GAPS, strict=True):
+        for ax, (q, what, ylabel) in zip(axes, GAPS, strict=True):
             for ci, g in enumerate(members):
                 gr = game_rows(g)
                 moving = gaps[g]["optimum_depends_on_N"]
@@ -170,12 +180,15 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
                     ax.scatter([zero[0]], [floor], marker="v", color=color, zorder=3, s=18)
             ax.scatter([], [], marker="v", color=PALETTE["reference"],
                        label="first k with gap exactly 0 (one marker per game)")
+            ignoring = len(e["optimum_ignores_N"])
             ax.plot([], [], ".-", color=PALETTE["reference"], lw=0.7,
-                    label=f"{len(e['optimum_ignores_N'])} games whose optimum ignores N")
+                    label=f"{ignoring} game{'' if ignoring == 1 else 's'} whose optimum "
+                          "ignores N")
             ax.set_xlabel("subsample size k")
             ax.set_ylabel(ylabel)
+            ax.set_title(what, fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
-            plain_log(ax, "x")
+            k_ticks(ax, [r["k"] for g in members for r in game_rows(g)])
             legend(ax, fontsize=6.5)
         fig.suptitle(f"{e['games']} seeded random games ({fam}): exact gaps of G-LEARN vs k",
                      fontsize=10)
@@ -187,11 +200,14 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     for ci, d in enumerate(dict.fromkeys(r["d"] for r in trows)):
         sub = [r for r in trows if r["d"] == d]
         ax.semilogy([r["k"] for r in sub], [r["mean_field"] for r in sub], "-",
-                    color=series_color(ci), label=f"|S_l|={d}: mean-field |H_k|")
+                    color=series_color(ci),
+                    label=f"{d} local states: mean-field (histograms of the k-sample)")
         ax.semilogy([r["k"] for r in sub], [r["standard"] for r in sub], "--",
-                    color=series_color(ci), label=f"|S_l|={d}: standard |S_l|^k")
+                    color=series_color(ci),
+                    label=f"{d} local states: standard (ordered k-tuples)")
     ax.set_xlabel("subsample size k")
-    ax.set_ylabel("table entries per (s_g, a_g)")
+    ax.set_ylabel("table entries per global state and action")
+    k_ticks(ax, [r["k"] for r in trows])
     ax.set_title("Q-table size: mean-field vs standard parameterization")
     legend(ax)
     ax.grid(True, which="both", alpha=0.3)
@@ -216,6 +232,7 @@ def plot_theory(run_dir: str | Path) -> list[Path]:
     ax.set_title("Cost vs n (labels: exact chain states)")
     legend(ax)
     plain_log(ax, "x")
+    plain_log(ax, "y")
     ax.grid(True, which="both", alpha=0.3)
     paths.append(save_figure(fig, run / "cost_vs_n.png"))
     return paths
