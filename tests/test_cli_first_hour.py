@@ -477,6 +477,16 @@ def test_doc_pages_explain_spec_references_and_link_to_existing_pages() -> None:
         assert "Edits outside this topic" not in text and "(issue 1" not in text, page.name
 
 
+def test_user_docs_carry_no_development_notes() -> None:
+    import re
+
+    notes = re.compile(r"the lead's call|goals of issue \d+|\bissue \d+\b|\.venv/bin/|"
+                       r"re-?run when|this change\b|helper session", re.IGNORECASE)
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        hits = [m.group(0) for m in notes.finditer(page.read_text())]
+        assert not hits, (page.name, hits)
+
+
 def test_saving_a_figure_prints_no_matplotlib_note(tmp_path: Path) -> None:
     import warnings
 
