@@ -3,7 +3,8 @@
 Endpoints of :func:`create_app`:
 
 * ``GET /health`` -- 200 with the policy's fingerprint, ``k``, scheme, game and mode;
-* ``POST /act`` -- ``{"s_g": int, "sample": [local states of the k sampled agents]}`` (and
+* ``POST /act`` -- ``{"s_g": int, "sample": [local states of the k sampled agents]}`` (a
+  state is an integer, a number, or a list of numbers for a game with vector states; and
   optionally ``id``, ``episode``, ``t``, ``current_a_g``: the current dispatcher's action in
   shadow mode) -> ``{"a_g": int, "id": str, "policy": fingerprint, "shadow": bool}``;
 * ``POST /act_batch`` -- ``{"requests": [...]}`` (at most ``MAX_BATCH``) ->
@@ -27,7 +28,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from altmarl.service.decisions import DecisionLog
 from altmarl.service.metrics import CONTENT_TYPE, Metrics
-from altmarl.service.policy import MAX_BATCH, RequestError, ServedPolicy
+from altmarl.service.policy import MAX_BATCH, MAX_STATE_DIM, RequestError, ServedPolicy
 
 #: largest request body, bytes
 MAX_BODY = 16 * 2**20
@@ -47,12 +48,17 @@ MAX_SAMPLE = 100_000
 Number = StrictInt | StrictFloat
 
 
+#: a vector state (continuous vector local or global states)
+Vector = Annotated[list[Number], Field(max_length=MAX_STATE_DIM)]
+
+
 class ActRequest(BaseModel):
-    """One decision request."""
+    """One decision request (a state is a number, or a list of numbers for vector states;
+    :class:`~altmarl.service.policy.ServedPolicy` checks them against the policy's game)."""
 
     model_config = ConfigDict(extra="forbid")
-    s_g: Number
-    sample: list[Number] = Field(max_length=MAX_SAMPLE)
+    s_g: Number | Vector
+    sample: list[Number | Vector] = Field(max_length=MAX_SAMPLE)
     id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     episode: StrictInt | None = Field(None, ge=0, le=2**62)
     t: StrictInt | None = Field(None, ge=0, le=2**62)

@@ -8,7 +8,9 @@ answered decision, appended (and flushed) as the service answers::
 
 ``time`` (UNIX seconds), ``id`` (the request's ``id`` or one the service assigns),
 ``episode`` / ``t`` / ``current_a_g`` (as the client sent them, empty otherwise), the global
-state, the sample's summary ``h`` (the count vector of the ``k`` sampled local states), the
+state (``s_g_0 ..`` for a vector global state), the sample's summary ``h`` (the count vector
+of the ``k`` sampled local states; the binned histogram or set-encoder summary of
+continuous ones; a learned set encoder's ``k x d`` sampled states, flattened), the
 answered action and the policy's fingerprint. The sidecar (``format``
 ``"altmarl.decision_log"``) holds the spaces, ``k``, the scheme, ``gamma``, ``n``, the game's
 name and fingerprint, the policy's fingerprint and source, the mode (``serve`` or
@@ -53,8 +55,8 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 def decision_columns(served: Any) -> list[str]:
     """The decision log's CSV columns for a :class:`~altmarl.service.policy.ServedPolicy`."""
-    return (["time", "id", "episode", "t", "s_g", *served.summary_columns, "a_g",
-             "current_a_g", "policy"])
+    return (["time", "id", "episode", "t", *getattr(served, "global_columns", ["s_g"]),
+             *served.summary_columns, "a_g", "current_a_g", "policy"])
 
 
 class DecisionLog:
@@ -104,14 +106,16 @@ class DecisionLog:
         now = f"{time.time():.6f}"
         blank = ""
         lines = []
-        sg = s_g.tolist()
-        hh = np.asarray(obs).tolist()
+        R = len(ids)
+        sg = np.asarray(s_g).reshape(R, -1).tolist()  # a vector global state: one column each
+        hh = np.asarray(obs).reshape(R, -1).tolist()  # (a learned encoder's set: k x d)
         aa = a_g.tolist()
-        for i in range(len(ids)):
+        for i in range(R):
+            g = ",".join(str(v) for v in sg[i])
             h = ",".join(str(v) for v in hh[i])
             e, tt, c = episode[i], t[i], current[i]
             lines.append(f"{now},{ids[i]},{blank if e is None else e},{blank if tt is None else tt},"
-                         f"{sg[i]},{h},{aa[i]},{blank if c is None else c},{self.policy}\n")
+                         f"{g},{h},{aa[i]},{blank if c is None else c},{self.policy}\n")
         with self.lock:
             self.file.write("".join(lines))
             self.file.flush()

@@ -9,6 +9,11 @@ pi_g(s_g, hist(s_Delta))``): request validation and batched decisions.
 local states, the game's observer otherwise), checks every request first (global state in
 range, sample of the policy's size ``k`` and, for a stratified scheme, of its per-type
 sizes, local states in range) and raises :class:`RequestError` naming the field.
+
+Local states are what the game's are: an integer per sampled agent (discrete states), a
+number (continuous scalar states, ``local_shape`` ``()`` or ``(1,)``) or a list of ``d``
+numbers (vector states, ``local_shape = (d,)``: ``"sample": [[x_0, y_0], [x_1, y_1], ...]``).
+The global state likewise: an integer, a number, or a list for a vector global state.
 """
 
 from __future__ import annotations
@@ -26,6 +31,27 @@ IntArray = NDArray[np.int64]
 
 #: most decisions in one batch request
 MAX_BATCH = 10_000
+#: longest state vector (one agent's, or the global state's) the service takes
+MAX_STATE_DIM = 4096
+
+
+def _vector_shape(shape: tuple[int, ...], what: str, source: str) -> int | None:
+    """``None`` for a scalar state (shape ``()`` or ``(1,)``), else the vector's length."""
+    if shape in ((), (1,)):
+        return None
+    if len(shape) != 1 or not 1 <= shape[0] <= MAX_STATE_DIM:
+        raise ValueError(f"policy {source}: {what} states of shape {shape}; the service takes "
+                         f"a number or a vector of at most {MAX_STATE_DIM} numbers per state")
+    return int(shape[0])
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and bool(np.isfinite(v))
+
+
+def _show(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 class RequestError(ValueError):
@@ -106,9 +132,11 @@ class ServedPolicy:
             raise ValueError(f"policy {source}: plays {pi_g.n_ag} global actions, the game "
                              f"{getattr(game, 'name', '?')!r} has {self.n_ag}")
         self.local_shape = tuple(getattr(gen, "local_shape", ()) or ())
-        if self.local_shape not in ((), (1,)):
-            raise ValueError(f"policy {source}: local states of shape {self.local_shape}; the "
-                             "service takes one number per sampled agent")
+        self.global_shape = tuple(getattr(gen, "global_shape", ()) or ())
+        #: length of a vector local / global state (``None``: one number per state)
+        self.local_dim = _vector_shape(self.local_shape, "local", source)
+        self.global_dim = (None if self.n_sg is not None
+                           else _vector_shape(self.global_shape, "global", source))
         self.observe = gen.observe
         self.n = int(getattr(game, "n", 0)) or None
         if self.n is not None and self.k > self.n:
@@ -128,8 +156,14 @@ class ServedPolicy:
             assert sampling.types is not None
             self.type_of = np.asarray(sampling.types, dtype=np.int64)
             self.type_ks = [int(v) for v in sampling.ks]
-        dim = self.observe.dim(self.local_shape if self.local_shape else ())
-        self.summary_columns = [f"h_{x}" for x in range(int(dim))]
+        # the observation's width, from one probe sample (a learned set encoder hands on the
+        # k states themselves, k * d numbers, not its summary's dim)
+        zero = np.zeros((1, self.k, *self.local_shape),
+                        dtype=np.int64 if self.n_sl is not None else np.float64)
+        width = int(np.asarray(self.observe(zero)).reshape(1, -1).shape[1])
+        self.summary_columns = [f"h_{x}" for x in range(width)]
+        self.global_columns = (["s_g"] if self.global_dim is None
+                               else [f"s_g_{j}" for j in range(self.global_dim)])
 
     # --- validation -------------------------------------------------------------------
     def _check_one(self, s_g: Any, sample: Sequence[Any], loc: tuple[Any, ...]) -> None:
@@ -137,8 +171,10 @@ class ServedPolicy:
             if type(s_g) is not int or not 0 <= s_g < self.n_sg:
                 raise RequestError((*loc, "s_g"), f"s_g = {s_g!r}: expected an integer global "
                                    f"state in 0..{self.n_sg - 1}")
-        elif isinstance(s_g, bool) or not isinstance(s_g, int | float) or not np.isfinite(s_g):
-            raise RequestError((*loc, "s_g"), f"s_g = {s_g!r}: expected a finite number")
+        elif self.global_dim is not None:
+            self._check_vector(s_g, self.global_dim, (*loc, "s_g"), "s_g", "global state")
+        elif not _finite(s_g):
+            raise RequestError((*loc, "s_g"), f"s_g = {_show(s_g)}: expected a finite number")
         if len(sample) != self.k:
             raise RequestError((*loc, "sample"), f"sample: {len(sample)} local states, "
                                f"expected the k = {self.k} sampled agents of {self.scheme}")
@@ -153,11 +189,26 @@ class ServedPolicy:
                 if got != self.type_ks:
                     raise RequestError((*loc, "sample"), f"sample: {got} agents per type, "
                                        f"expected {self.type_ks} ({self.scheme})")
+        elif self.local_dim is not None:
+            for i, x in enumerate(sample):
+                self._check_vector(x, self.local_dim, (*loc, "sample", i), f"sample[{i}]",
+                                   "local state")
         else:
             for i, x in enumerate(sample):
-                if isinstance(x, bool) or not isinstance(x, int | float) or not np.isfinite(x):
-                    raise RequestError((*loc, "sample", i), f"sample[{i}] = {x!r}: expected "
-                                       "a finite number")
+                if not _finite(x):
+                    raise RequestError((*loc, "sample", i), f"sample[{i}] = {_show(x)}: "
+                                       "expected a finite number")
+
+    @staticmethod
+    def _check_vector(x: Any, d: int, loc: tuple[Any, ...], name: str, what: str) -> None:
+        if not isinstance(x, list | tuple) or len(x) != d:
+            got = f"{len(x)} numbers" if isinstance(x, list | tuple) else _show(x)
+            raise RequestError(loc, f"{name}: expected the {what} vector of {d} numbers, got "
+                               f"{got}")
+        for j, v in enumerate(x):
+            if not _finite(v):
+                raise RequestError((*loc, j), f"{name}[{j}] = {_show(v)}: expected a finite "
+                                   "number")
 
     # --- decisions --------------------------------------------------------------------
     def decide(self, s_g: Sequence[Any], samples: Sequence[Sequence[Any]],
@@ -174,6 +225,8 @@ class ServedPolicy:
                                                                     *self.local_shape))
         obs = np.asarray(self.observe(states))
         sg = np.asarray(s_g, dtype=np.int64 if self.n_sg is not None else np.float64)
+        if self.global_dim is not None:
+            sg = sg.reshape(R, *self.global_shape)
         acts = np.asarray(self.pi_g.act(sg, obs), dtype=np.int64).reshape(R)
         return Decision(sg, obs, acts)
 
@@ -183,7 +236,8 @@ class ServedPolicy:
                 "source": self.source, "k": self.k, "sampling": self.scheme,
                 "game": {"name": self.game_name, "fingerprint": self.game_fingerprint,
                          "n": self.n},
-                "spaces": {"S_g": self.n_sg, "S_l": self.n_sl, "A_g": self.n_ag}}
+                "spaces": {"S_g": self.n_sg, "S_l": self.n_sl, "A_g": self.n_ag},
+                "local_shape": list(self.local_shape), "global_shape": list(self.global_shape)}
 
 
-__all__ = ["MAX_BATCH", "Decision", "RequestError", "ServedPolicy", "policy_fingerprint"]
+__all__ = ["MAX_BATCH", "MAX_STATE_DIM", "Decision", "RequestError", "ServedPolicy", "policy_fingerprint"]
