@@ -183,14 +183,20 @@ def warm_up() -> float:
     acts = np.zeros((1, 2), dtype=np.int64)
     expect_all(nxt, sg, np.zeros((1, 2)), 2)
     policy_matvec(nxt, sg, acts, np.zeros(2), 2)
-    W = global_weights(np.full((1, 2, 1), 1.0), np.zeros((1, 2)))
+    P_g = np.full((1, 2, 1), 1.0)
+    P_g.flags.writeable = False  # games hold read-only tables
+    W = global_weights(P_g, np.zeros((1, 2)))
     expect_all_exact_global(nxt, W, 2)
     policy_matvec_exact_global(nxt, W, acts, 2)
     u = np.zeros((1, 2), dtype=np.uint32)
-    categorical_into(u, [1], np.zeros((1, 2), dtype=np.uint8))
+    # the outputs are strided views in G-LEARN (``sg[s, :, a, :]``, ``eta[s, :, 0, :]``):
+    # compile those layouts, not only the contiguous ones
+    for out8 in (np.zeros((1, 2, 2), dtype=np.uint8)[:, :, 0], np.zeros((1, 2), dtype=np.uint8)):
+        categorical_into(u, [1], out8)
     stream_sums_into(u, [1], np.zeros(2, dtype=np.int64), np.zeros((2, 2), dtype=np.int64))
-    pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1, 1,
-               np.ones((1, 2), dtype=np.int64), np.zeros((1, 1), dtype=np.int32))
+    for out32 in (np.zeros((2, 2, 2), dtype=np.int32)[:, :, 0], np.zeros((2, 2), dtype=np.int32)):
+        pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1, 1,
+                   np.ones((1, 2), dtype=np.int64), out32)
     return time.perf_counter() - t
 
 
