@@ -47,3 +47,17 @@ def test_rank_is_vectorized_over_leading_axes():
 
 def test_paper_table_size_k50():
     assert num_histograms(50, 5) == 316_251
+
+
+def test_binomial_table_is_pascals_triangle_and_read_only():
+    from math import comb
+
+    import pytest
+
+    from altmarl.histogram import binomial_table
+
+    B = binomial_table(6, 4)
+    assert B.shape == (7, 4)
+    assert all(B[r, e] == comb(r + e, e) for r in range(7) for e in range(4))
+    with pytest.raises(ValueError):
+        B[0, 0] = 5

@@ -62,8 +62,9 @@ def check_table_size(name: str, k: int, d: int, factor: int = 1,
 
 
 @lru_cache(maxsize=64)
-def _binom_table(k: int, d: int) -> IntArray:
-    """``B[r, e] = C(r + e, e)`` for ``0 <= r <= k``, ``0 <= e <= d - 1``."""
+def binomial_table(k: int, d: int) -> IntArray:
+    """``B[r, e] = C(r + e, e)`` for ``0 <= r <= k``, ``0 <= e <= d - 1`` (read-only): the
+    table :func:`rank` indexes histograms of ``H_k`` over ``d`` bins with."""
     table = np.zeros((k + 1, max(d, 1)), dtype=np.int64)
     for r in range(k + 1):
         for e in range(max(d, 1)):
@@ -82,7 +83,7 @@ def rank(h: ArrayLike, k: int | None = None) -> IntArray:
     if k is None:
         sums = arr.sum(axis=-1)
         k = int(sums.flat[0]) if sums.size else 0
-    table = _binom_table(int(k), d)
+    table = binomial_table(int(k), d)
     rem = np.full(arr.shape[:-1], k, dtype=np.int64)
     out = np.zeros(arr.shape[:-1], dtype=np.int64)
     for i in range(d - 1):
@@ -130,7 +131,7 @@ def unrank(r: ArrayLike, k: int, d: int) -> IntArray:
     size = num_histograms(k, d)
     if rr.size and (rr.min() < 0 or rr.max() >= size):
         raise ValueError(f"rank: expected values in 0..{size - 1} for k={k}, d={d}")
-    table = _binom_table(int(k), d)
+    table = binomial_table(int(k), d)
     out = np.zeros(rr.shape + (d,), dtype=np.int64)
     rem = np.full(rr.shape, k, dtype=np.int64)
     vals = np.arange(k + 1)

@@ -13,7 +13,19 @@ import pytest
 import altmarl as am
 from altmarl.evaluation import ValueEstimate
 from altmarl.exact import ExactSolver
-from altmarl.llearn.direct import STARTS, CRNEvaluator, DirectOptions, direct_search
+from altmarl.llearn.direct import (
+    MEAN_FIELD_MIN_N,
+    MEAN_FIELD_RUNNERS_UP,
+    MEAN_FIELD_VALIDATION_FACTOR,
+    OBJECTIVES,
+    STARTS,
+    CRNEvaluator,
+    DirectOptions,
+    MeanFieldEvaluator,
+    direct_search,
+    mean_field_applies,
+    search_objective,
+)
 from altmarl.update import paired_stderr
 
 # ---------------------------------------------------------------------------
@@ -164,3 +176,88 @@ def test_direct_options_are_frozen_and_validated():
         with pytest.raises(ValueError, match=field):
             DirectOptions(**kw)
     assert DirectOptions(max_rounds=0).max_rounds == 0
+
+
+# ---------------------------------------------------------------------------
+# the mean-field objective
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_mean_field_evaluator_is_exact_for_a_sample_blind_global_policy(seed, make_game):
+    """With a global policy that ignores the sample, the reward is linear in N and
+    E[N' | N, s_g] = N K(s_g): the mean-field value equals the exact chain's value within
+    the Monte-Carlo error of the s_g paths (4 standard errors + truncation)."""
+    game = make_game(seed, n_sl=3, n_al=2, n_ag=2, n=12)
+    ex = ExactSolver(game, 3)
+    pi_g = am.GlobalPolicy.constant(game, 3, 1)
+    tables = np.random.default_rng(seed).dirichlet(np.ones(2), size=(2, 3, game.n_sg))
+    R = 2000
+    ret = MeanFieldEvaluator(game, pi_g, R, 70, seed=5).returns(tables)
+    for c in range(2):
+        exact = ex.value(pi_g, am.LocalPolicy(tables[c]))
+        se = ret[c].std(ddof=1) / np.sqrt(R)
+        assert abs(ret[c].mean() - exact) < 4 * se + game.gamma**70 * game.r_max / (1 - game.gamma)
+
+
+def test_mean_field_evaluator_tracks_the_crn_simulator_on_the_warehouse(warehouse):
+    """Sample-dependent pi_g (k = 5 of n = 1000): the dropped population noise is
+    O(1/sqrt(n)), so with the same 256 rollouts both objectives agree to within a few
+    tenths and rank random tables alike."""
+    pi_g = am.GlobalPolicy.sample_mode(warehouse, 5)
+    tabs = np.random.default_rng(2).dirichlet(np.ones(warehouse.n_al),
+                                              size=(5, warehouse.n_sl, warehouse.n_sg))
+    mf = MeanFieldEvaluator(warehouse, pi_g, 256, 60, seed=1).values(tabs)
+    crn = CRNEvaluator(warehouse, pi_g, 256, 60, seed=1).values(tabs)
+    assert np.abs(mf - crn).max() < 0.5
+    assert np.corrcoef(mf, crn)[0, 1] > 0.95
+
+
+def test_mean_field_objective_is_deterministic_batch_and_thread_independent(warehouse):
+    pi_g = am.GlobalPolicy.sample_mode(warehouse, 4)
+    tabs = np.random.default_rng(3).dirichlet(np.ones(warehouse.n_al),
+                                              size=(9, warehouse.n_sl, warehouse.n_sg))
+    one = MeanFieldEvaluator(warehouse, pi_g, 80, 20, seed=7, workers=1).returns(tabs)
+    two = MeanFieldEvaluator(warehouse, pi_g, 80, 20, seed=7, workers=2)
+    np.testing.assert_array_equal(one, two.returns(tabs))
+    np.testing.assert_array_equal(one[4], two.returns(tabs[4])[0])
+    assert two.calls == 10 and two.samples_per_candidate == 80 * 20
+    with pytest.raises(ValueError, match="tables"):
+        two.returns(tabs[:, :2])
+
+
+def test_mean_field_needs_uniform_subsamples_and_auto_falls_back(make_game, warehouse):
+    small = make_game(1, n=8)
+    pi_full = am.GlobalPolicy.constant(small, 8, 0)  # k = n: the full histogram
+    assert not mean_field_applies(small, pi_full)
+    with pytest.raises(ValueError, match="mean-field"):
+        MeanFieldEvaluator(small, pi_full)
+    pi_g = am.GlobalPolicy.constant(small, 3, 0)
+    assert mean_field_applies(small, pi_g)
+    assert search_objective(small, pi_g, "auto") == "crn"  # n < MEAN_FIELD_MIN_N
+    assert search_objective(small, pi_g, "mean-field") == "mean-field"
+    big = am.GlobalPolicy.sample_mode(warehouse, 3)
+    assert warehouse.n >= MEAN_FIELD_MIN_N and search_objective(warehouse, big, "auto") == "mean-field"
+    assert DirectOptions().objective == "crn" and set(OBJECTIVES) == {"auto", "crn", "mean-field"}
+    with pytest.raises(ValueError, match="objective"):
+        DirectOptions(objective="exact")
+
+
+def test_direct_mean_field_search_validates_runners_up(warehouse):
+    """objective='mean-field': the search never ends below its best start on its own
+    objective, and validation re-scores the result, the starts and the runners-up on 16x
+    fresh rollouts, returning the best of them there."""
+    pi_g = am.GlobalPolicy.sample_mode(warehouse, 3)
+    start = am.LocalPolicy.uniform(warehouse)
+    table, info = direct_search(warehouse, pi_g, start, seed=0,
+                                options=DirectOptions(rollouts=8, horizon=30, max_rounds=2,
+                                                      objective="mean-field"))
+    assert "mean-field" in info["objective"]
+    assert info["search_value"] >= max(info["start_values"].values())
+    val = info["validation_values"]
+    assert {"search", "current", "induced-vi"} <= set(val)
+    assert 1 <= sum(nm.startswith("runner-up") for nm in val) <= MEAN_FIELD_RUNNERS_UP
+    assert val[info["chosen"]] == max(val.values())
+    again = MeanFieldEvaluator(warehouse, pi_g, 8 * MEAN_FIELD_VALIDATION_FACTOR, 30,
+                               seed=np.random.SeedSequence(0).spawn(3)[2]).values(table[None])
+    assert again[0] == pytest.approx(val[info["chosen"]], rel=1e-12)
