@@ -1,6 +1,6 @@
 """The fleet benchmark (issue 15, point 5): neural ALTERNATING-MARL against hand-written
 dispatchers and Stable-Baselines3 PPO on ``am.envs.make("fleet")`` (n = 10^4 vehicles,
-|S_l| = 100, |S_g| = 20; docs/generative.md).
+|S_l| = 100, |S_g| = 30; docs/generative.md).
 
     python benchmarks/bench_fleet.py                   # k = 5, 20, 50 (about an hour on 2 cores)
     python benchmarks/bench_fleet.py --quick           # n = 2000, k = 5, short budgets (minutes)
@@ -10,19 +10,23 @@ For every ``k``:
 
 1. **Hand-written pairs.** Local rule "charge and chase" (``low``): charge on an empty
    battery or at ``b <= low`` away from the campaign, serve at the campaign zone, otherwise
-   drive towards it by the shorter way round the ring. Dispatchers reading the global
-   state and the ``k``-sample: *keep* (the next campaign where the current one is),
-   *round robin* (the next zone), *charged mode* (the zone with the most sampled vehicles
-   with a charged battery), *energy mode* (the zone with the most sampled battery), *home
-   depot* (always zone 0, a depot: what PPO learned in the first run of this benchmark,
-   written down as a rule). Each
-   dispatcher gets its best ``low in {1, 2, 3}`` on separate selection seeds; the
-   reference (a) is the best dispatcher on the evaluation seeds themselves (optimistic
-   for the baseline).
+   drive towards it by the shorter way round the ring. Dispatchers blind to the population
+   (they read only the campaign's zone ``c`` and age): *keep* (the campaign stays),
+   *round robin* (the next zone), *home depot* (always zone 0, a depot), *cycle when worn*
+   (the next zone once the campaign is worn out, else stay); dispatchers reading the
+   ``k``-sample too: *charged mode* (the zone with the most sampled vehicles with ``b >=
+   2``), *follow the charge* (stay while the campaign zone holds at least half the
+   sampled charged vehicles of the best zone, else move to the best zone; once worn out,
+   move to the best other zone, nearest on ties). Each dispatcher gets its best ``low in
+   {1, 3}`` on separate selection seeds; the reference (a) is the best dispatcher on the
+   evaluation seeds themselves (optimistic for the baseline). The best blind dispatcher
+   against the best informed one measures what observing the population is worth.
 2. **ALTERNATING-MARL** (a subprocess, so its peak memory is its own):
-   ``altmarl.alternating.generative.run_generative`` with neural G-LEARN (fitted
-   Q-iteration, ``--states`` surrogate states, m = 10, early stopping after a warm-up of
-   ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime candidate), UPDATE on
+   ``altmarl.alternating.generative.run_generative`` with neural G-LEARN (``--states``
+   surrogate states, m = 10 draws with common random numbers across the global actions,
+   ``--targets pi_g``: fitted evaluation of the played dispatcher and its greedy policy,
+   one policy-improvement step; ``max``: fitted Q-iteration; early stopping after a
+   warm-up of ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime candidate), UPDATE on
    32 rollouts of the truncation-aware horizon. ``--start heuristic`` (default) starts from
    the best hand-written pair: ``pi_g^0`` the best dispatcher, ``pi_l^0`` its local rule
    cloned into the policy network (``NeuralLocalPolicy.imitate``: greedy actions are the
@@ -63,10 +67,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import limit_blas, machine, print_table  # noqa: E402
 
 import altmarl as am  # noqa: E402
-from altmarl.envs.generative_fleet import fleet_tabular, ring_distance  # noqa: E402
+from altmarl.envs.generative_fleet import AGES, fleet_tabular, ring_distance  # noqa: E402
 from altmarl.generative.policies import FunctionGlobalPolicy  # noqa: E402
 
-LOWS = (1, 2, 3)
+LOWS = (1, 3)
 SELECTION_ROOT = 1000
 
 
@@ -77,10 +81,10 @@ SELECTION_ROOT = 1000
 
 def charge_and_chase(zones: int, battery: int, low: int) -> np.ndarray:
     """The local rule's action table ``[s_l, s_g]`` (module docstring)."""
-    Z, B = zones, battery
+    Z, B, E = zones, battery, len(AGES)
     s = np.arange(Z * B)
     z, b = s // B, s % B
-    c = np.arange(2 * Z) // 2
+    c = np.arange(E * Z) // E
     d = ring_distance(z[:, None], c[None, :], Z)
     fwd = (c[None, :] - z[:, None]) % Z
     chase = np.where(fwd <= Z - fwd, 1, 2)
@@ -88,29 +92,47 @@ def charge_and_chase(zones: int, battery: int, low: int) -> np.ndarray:
     return np.where(b[:, None] == 0, 3, act).astype(np.int64)
 
 
+#: dispatchers that read only the global state (the campaign's zone and age)
+BLIND = ("keep", "round robin", "home depot", "cycle when worn")
+
+
 def dispatchers(zones: int, battery: int) -> dict[str, Any]:
-    """``name -> fn(s_g, h)`` for the five dispatchers (module docstring)."""
-    Z, B = zones, battery
+    """``name -> fn(s_g, h)`` for the six dispatchers (module docstring)."""
+    Z, B, E = zones, battery, len(AGES)
+
+    def charged(h: Any) -> Any:  # sampled vehicles with b >= 2 per zone
+        return np.asarray(h).reshape(len(h), Z, B)[:, :, 2:].sum(axis=2)
 
     def keep(s_g: Any, h: Any) -> Any:
-        return np.asarray(s_g) // 2
+        return np.asarray(s_g) // E
 
     def round_robin(s_g: Any, h: Any) -> Any:
-        return (np.asarray(s_g) // 2 + 1) % Z
-
-    def charged_mode(s_g: Any, h: Any) -> Any:
-        hh = np.asarray(h).reshape(len(h), Z, B)
-        return hh[:, :, 1:].sum(axis=2).argmax(axis=1)
-
-    def energy_mode(s_g: Any, h: Any) -> Any:
-        hh = np.asarray(h).reshape(len(h), Z, B)
-        return (hh * np.arange(B)).sum(axis=2).argmax(axis=1)
+        return (np.asarray(s_g) // E + 1) % Z
 
     def home_depot(s_g: Any, h: Any) -> Any:
         return np.zeros(len(np.asarray(s_g)), dtype=np.int64)
 
-    return {"keep": keep, "round robin": round_robin, "charged mode": charged_mode,
-            "energy mode": energy_mode, "home depot": home_depot}
+    def cycle_when_worn(s_g: Any, h: Any) -> Any:
+        c, e = np.divmod(np.asarray(s_g), E)
+        return np.where(e == E - 1, (c + 1) % Z, c)
+
+    def charged_mode(s_g: Any, h: Any) -> Any:
+        return charged(h).argmax(axis=1)
+
+    def follow_the_charge(s_g: Any, h: Any) -> Any:
+        c, e = np.divmod(np.asarray(s_g), E)
+        m = charged(h).astype(np.float64)
+        r = np.arange(len(m))
+        top = m.argmax(axis=1)
+        other = m.copy()
+        other[r, c] = -1.0  # worn out: the best other zone, ties to the nearest
+        other -= 1e-3 * ring_distance(np.arange(Z)[None, :], c[:, None], Z)
+        stay = m[r, c] >= 0.5 * m[r, top]
+        return np.where(e == E - 1, other.argmax(axis=1), np.where(stay, c, top))
+
+    return {"keep": keep, "round robin": round_robin, "home depot": home_depot,
+            "cycle when worn": cycle_when_worn, "charged mode": charged_mode,
+            "follow the charge": follow_the_charge}
 
 
 def per_seed(game: Any, pi_g: Any, pi_l: Any, seeds: list[int], rollouts: int,
@@ -147,7 +169,8 @@ def worker_alternating(a: argparse.Namespace) -> None:
     opts = GenerativeOptions(
         sweeps=a.sweeps, m=10, eval_rollouts=32, patience=a.patience,
         g_options={"states": a.states, "iterations": a.iterations,
-                   "min_iterations": a.min_iterations},
+                   "min_iterations": a.min_iterations, "hidden": a.hidden,
+                   "common_draws": True, "targets": a.targets},
         l_options={"iterations": a.trpo_iterations, "rollouts": 4})
     res = run_generative(game, a.k, opts, seed=a.seed, pi_l0=pi_l0, pi_g0=pi_g0,
                          progress=False)
@@ -197,7 +220,7 @@ def spawn(kind: str, a: argparse.Namespace, k: int, low: int, dispatcher: str, d
     args = [sys.executable, __file__, "--worker", kind, "--ks", str(k), "--dir", str(d),
             "--low", str(low), "--dispatcher", dispatcher, "--budget", str(budget)]
     for name in ("n", "seed", "sweeps", "states", "iterations", "min_iterations",
-                 "trpo_iterations", "patience", "start"):
+                 "trpo_iterations", "patience", "start", "hidden", "targets"):
         args += [f"--{name.replace('_', '-')}", str(getattr(a, name))]
     return subprocess.Popen(args)
 
@@ -218,6 +241,10 @@ def main() -> None:
     ap.add_argument("--states", type=int, default=2000)
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--min-iterations", type=int, default=60)
+    ap.add_argument("--hidden", type=int, default=64, help="neural G-LEARN's hidden width")
+    ap.add_argument("--targets", choices=["max", "pi_g"], default="pi_g",
+                    help="neural G-LEARN's targets: fitted Q-iteration (max) or fitted "
+                         "evaluation of the played dispatcher and its greedy step (pi_g)")
     ap.add_argument("--trpo-iterations", type=int, default=10)
     ap.add_argument("--start", choices=["heuristic", "uniform"], default="heuristic")
     ap.add_argument("--seeds", type=int, default=8, help="evaluation seeds")
@@ -343,6 +370,11 @@ def run(a: argparse.Namespace) -> None:
         rows = [{**r, **student_interval(r["means"])} for r in rows]
         cmp = compare_rows(rows)
         best_hand = max(cmp[2:], key=lambda r: r["mean"])
+        blind = [r for r in cmp[2:] if r["label"].split(" (")[0] in BLIND]
+        best_blind = max(blind, key=lambda r: r["mean"])
+        print(f"k = {k}: information: best dispatcher {best_hand['label']} "
+              f"{best_hand['mean']:.2f}, best dispatcher blind to the population "
+              f"{best_blind['label']} {best_blind['mean']:.2f}", flush=True)
         table = []
         for r in cmp:
             dd = r["diff"]
@@ -359,6 +391,7 @@ def run(a: argparse.Namespace) -> None:
                                        f"{h['v_new']:.2f}" for h in alt["history"]), flush=True)
         results["per_k"][str(k)] = {"rows": cmp, "alternating": alt, "ppo": ppo,
                                     "best_hand": best_hand["label"],
+                                    "best_blind": best_blind["label"],
                                     "beats_hand": bool(best_hand["diff"]["ci95"][1] < 0),
                                     "beats_ppo": bool(cmp[1]["diff"]["ci95"][1] < 0)}
     print(machine())

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_generative.py [--quick] [--rollouts R] [--horizon H]
 
-The fleet (``am.envs.make("fleet")``: n = 10^4 vehicles, |S_l| = 100, |S_g| = 20) under a
+The fleet (``am.envs.make("fleet")``: n = 10^4 vehicles, |S_l| = 100, |S_g| = 30) under a
 sample-mode dispatcher at k = 20 and (a) a stochastic tabular local policy (uniform table,
 alias sampling) and (b) a deterministic one; then a random tabular game with |S_l| = 100
 seen through ``as_generative()``. One step of the simulator = fresh k-subsample, count
@@ -54,7 +54,7 @@ def main() -> None:
         20, lambda s_g, h: h.reshape(len(h), Z, B).sum(axis=2).argmax(axis=1), "mode zone")
     tab = am.envs.fleet_tabular(n=fleet.n)
     serve = am.LocalPolicy.deterministic(
-        tab, np.where(np.arange(Z * B)[:, None] % B == 0, 3, 0) * np.ones((1, 2 * Z), int))
+        tab, np.where(np.arange(Z * B)[:, None] % B == 0, 3, 0) * np.ones((1, fleet.n_sg), int))
     rnd = am.envs.make("random", n_sg=10, n_ag=10, n_sl=100, n_al=4, n=10_000, seed=0)
     cases = [
         ("fleet, uniform pi_l (stochastic)", fleet, mode, am.LocalPolicy.uniform(fleet)),

@@ -3,7 +3,7 @@ UPDATE history, the estimated Nash gap.
 
     python benchmarks/bench_neural_alternating.py [--quick] [--k K] [--sweeps S] [--no-gap]
 
-The fleet (``am.envs.make("fleet")``: n = 10^4, |S_l| = 100, |S_g| = 20) at ``k`` (default
+The fleet (``am.envs.make("fleet")``: n = 10^4, |S_l| = 100, |S_g| = 30) at ``k`` (default
 10): ``am.alternating_marl`` with neural G-LEARN (2000 surrogate states, m = 10) and neural
 L-LEARN (TRPO, 10 iterations of 4 x 50 steps), UPDATE on 32 rollouts of the truncation-aware
 horizon with fresh common random numbers every sweep; then (unless ``--no-gap``) the

@@ -261,7 +261,7 @@ def test_fleet_environment():
         10, lambda s_g, h: h.reshape(len(h), Z, B).sum(axis=2).argmax(axis=1), "mode zone")
     serve = am.LocalPolicy.deterministic(
         am.envs.fleet_tabular(n=200), np.where(np.arange(Z * B)[:, None] % B == 0, 3, 0)
-        * np.ones((1, 2 * Z), int))
+        * np.ones((1, small.n_sg), int))
     ev = am.evaluate(small, mode, serve, rollouts=32, horizon=30, seed=0)
     ev_u = am.evaluate(small, mode, am.LocalPolicy.uniform(small), rollouts=32, horizon=30,
                        seed=0)
@@ -271,7 +271,33 @@ def test_fleet_environment():
     ev_t = am.evaluate(tab, mode, serve, rollouts=32, horizon=30, seed=0)
     assert ev_t.extra["simulator"] == "generative" and ev_t.mean == ev.mean
     with pytest.raises(ValueError, match="follow"):
-        am.envs.make("fleet", follow=0.9)
+        am.envs.make("fleet", follow=1.5)
+
+
+
+def test_fleet_law():
+    """The campaign wears out unless moved, jumps away, and the fleet starts clustered: the
+    law of the module docstring, checked on the tables."""
+    tab = am.envs.fleet_tabular(n=500, jump=0.1, follow=0.8, age_rate=0.25)
+    Z, E = tab.meta["zones"], tab.meta["ages"]
+    g = lambda c, e: E * c + e  # noqa: E731
+    P = tab.P_g
+    # keeping a fresh campaign: it ages w.p. (1 - jump) * age_rate, or jumps to a fresh zone
+    assert P[g(3, 0), 3, g(3, 1)] == pytest.approx(0.9 * 0.25)
+    assert P[g(3, 0), 3, g(3, 0)] == pytest.approx(0.9 * 0.75 + 0.1 / Z)
+    assert P[g(3, 0), 3, g(5, 0)] == pytest.approx(0.1 / Z)
+    # moving a worn-out campaign: fresh at the new zone w.p. follow (1 - jump)
+    assert P[g(3, 2), 4, g(4, 0)] == pytest.approx(0.9 * 0.8 + 0.1 / Z)
+    assert P[g(3, 2), 4, g(3, 2)] == pytest.approx(0.9 * 0.2)
+    # the campaign zone pays 10, 5, 2 by age; a charged vehicle next door earns 1
+    s_l = 3 * tab.meta["battery"] + 5  # zone 3, battery 5
+    assert [tab.r_l[s_l, g(3, e), 0] for e in range(E)] == [10.0, 5.0, 2.0]
+    assert tab.r_l[s_l, g(4, 0), 0] == 1.0
+    # the population starts clustered in a few zones (Dirichlet proportions)
+    game = am.envs.make("fleet", n=500)
+    _, loc = game.reset(np.random.default_rng(0), 64)
+    share = np.stack([np.bincount(r // tab.meta["battery"], minlength=Z) for r in loc]) / 500
+    assert share.max(axis=1).mean() > 0.25  # spread uniformly: about 0.13
 
 
 def test_docs_example_runs():

@@ -11,9 +11,12 @@ torch = pytest.importorskip("torch")
 
 import altmarl as am  # noqa: E402
 from altmarl.generative.neural import (  # noqa: E402
+    Features,
     NeuralGlobalPolicy,
     neural_g_learn,
     resolve_device,
+    surrogate_transitions,
+    warm_up_rounds,
 )
 
 
@@ -151,3 +154,58 @@ def test_warm_up_and_double_q_options(tiny):
         neural_g_learn(gen, u, 3, states=200, iterations=5, min_iterations=6)
     with pytest.raises(ValueError, match="double"):
         neural_g_learn(gen, u, 3, states=200, double="yes")
+
+
+def test_default_warm_up_follows_gamma(tiny):
+    """min_iterations=None: the fit runs at least warm_up_rounds(gamma) rounds."""
+    assert warm_up_rounds(0.95) == 59 and warm_up_rounds(0.9) == 29
+    assert warm_up_rounds(0.5) == 5 and 0.5 ** 5 <= 0.05 < 0.5 ** 4
+    tab, gen, _ = tiny
+    pol = neural_g_learn(gen, am.LocalPolicy.uniform(tab), 3, m=2, seed=0, states=100,
+                         iterations=20, patience=1, hidden=8)
+    assert pol.info["min_iterations"] == 5 and pol.info["iterations"] >= 5
+
+
+def test_common_draws_share_randomness_across_actions():
+    """common_draws=True: for the tabular view, the k agents' next states and local rewards
+    of the j-th draw are the same for every global action (the local law reads the current
+    s_g, not the action); only r_g and the next global state differ."""
+    tab = am.envs.make("random", n_sg=3, n_ag=4, n_sl=5, n_al=2, n=50, seed=2)
+    gen = tab.as_generative()
+    pi_l = am.LocalPolicy.uniform(tab)
+    feats = Features.for_game(gen, 6)
+    rng = np.random.default_rng(0)
+    s_g, s_l = rng.integers(0, 3, 40), rng.integers(0, 5, (40, 6))
+    rew, nxt, act = surrogate_transitions(gen, pi_l, feats, s_g, s_l, 3,
+                                          np.random.default_rng(1), common=True)
+    assert act is None and rew.shape == (40, 4, 3)
+    local = rew - tab.r_g[s_g][:, :, None].astype(np.float32)
+    assert np.allclose(local, local[:, :1], atol=1e-5)
+    assert np.array_equal(nxt[..., 3:], np.broadcast_to(nxt[:, :1, :, 3:], nxt[..., 3:].shape))
+    rew2, nxt2, _ = surrogate_transitions(gen, pi_l, feats, s_g, s_l, 3,
+                                          np.random.default_rng(1), common=False)
+    local2 = rew2 - tab.r_g[s_g][:, :, None].astype(np.float32)
+    assert not np.allclose(local2, local2[:, :1], atol=1e-5)  # independent draws differ
+
+
+def test_policy_evaluation_targets(tiny):
+    """targets="pi_g": fitted evaluation of pi_g; it falls back to the max without pi_g."""
+    tab, gen, _ = tiny
+    u = am.LocalPolicy.uniform(tab)
+    kw = {"m": 2, "seed": 0, "states": 200, "iterations": 15, "hidden": 16}
+    fqi = neural_g_learn(gen, u, 3, **kw)
+    same = neural_g_learn(gen, u, 3, targets="pi_g", **kw)
+    s_g, h = np.array([0, 1, 1]), np.array([[3, 0, 0], [1, 1, 1], [0, 1, 2]])
+    assert np.array_equal(fqi.q_values(s_g, h), same.q_values(s_g, h))
+    assert same.info["targets"] == "max"
+    zero = am.GlobalPolicy.from_function(tab, 3, lambda sg, hh: np.zeros(len(sg), int))
+    ev = neural_g_learn(gen, u, 3, targets="pi_g", pi_g=zero, explore=1.0, **kw)
+    assert ev.info["targets"] == "pi_g"
+    # Q^pi(x, a) <= max_a' Q^*(x, a') on average: evaluating a fixed rule never values
+    # more than the optimum (up to the fit's error)
+    q_pi, q_star = ev.q_values(s_g, h), fqi.q_values(s_g, h)
+    assert q_pi.max(axis=1).mean() <= q_star.max(axis=1).mean() + 0.05 * abs(q_star).mean()
+    with pytest.raises(ValueError, match="targets"):
+        neural_g_learn(gen, u, 3, states=200, targets="mean")
+    with pytest.raises(ValueError, match="common_draws"):
+        neural_g_learn(gen, u, 3, states=200, common_draws=1)

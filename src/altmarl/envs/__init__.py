@@ -131,8 +131,8 @@ register("warehouse", warehouse, description="the paper's tabular warehouse (App
          "dispatcher picks a target zone, robots move around a ring of zones")
 register("random", random_game, description="a seeded random tabular game (Dirichlet "
          "transition rows, uniform rewards) for tests and benchmarks")
-register("fleet", fleet, description="electric vehicles serving a moving demand "
-         "hotspot, a generative game: 100 local states, n = 10^4 (docs/generative.md)")
+register("fleet", fleet, description="electric vehicles serving a campaign whose demand "
+         "wears out, a generative game: 100 local states, n = 10^4 (docs/generative.md)")
 register("continuous-warehouse", continuous_warehouse, description="the continuous "
          "warehouse (Appendix G.2) as a generative game: scalar robot positions in [-2, 2]")
 

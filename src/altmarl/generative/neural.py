@@ -306,25 +306,51 @@ def surrogate_states(game: GenerativeGame, pi_l: Any, k: int, count: int,
 
 
 def surrogate_transitions(game: GenerativeGame, pi_l: Any, feats: Features, s_g: NDArray[Any],
-                          s_l: NDArray[Any], m: int, rng: np.random.Generator
-                          ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+                          s_l: NDArray[Any], m: int, rng: np.random.Generator,
+                          common: bool = False, pi_next: Any = None
+                          ) -> tuple[NDArray[np.float32], NDArray[np.float32],
+                                     NDArray[np.int64] | None]:
     """For every state and global action, ``m`` surrogate transitions: rewards
     ``(N, |A_g|, m)`` (SPEC eq. 1 with ``k`` agents) and next-state features
-    ``(N, |A_g|, m, dim)``."""
+    ``(N, |A_g|, m, dim)``. ``common=True``: the ``j``-th draw of every global action uses
+    the same random numbers (one generator seed per batch, restarted for each action), so
+    the actions of a state differ only by what the action changes (common random numbers;
+    exact for a ``step`` that draws the same amount of randomness whatever ``a_g``).
+    ``pi_next``: a global policy whose actions at the next states are returned too
+    ``(N, |A_g|, m)`` (its ``k``-sample is the surrogate's ``k`` agents), else ``None``."""
     N, A = len(s_g), game.n_ag
     rew = np.empty((N, A, m), dtype=np.float32)
     nxt = np.empty((N, A, m, feats.dim), dtype=np.float32)
+    act = None if pi_next is None else np.empty((N, A, m), dtype=np.int64)
     for lo in range(0, N, _BATCH_STATES):
         hi = min(N, lo + _BATCH_STATES)
         b = hi - lo
+        if common:
+            rep = np.repeat(np.arange(lo, hi), m)
+            g, loc = s_g[rep], s_l[rep]
+            batch_seed = int(rng.integers(2**63))
+            for a in range(A):
+                r_a = np.random.default_rng(batch_seed)
+                a_l = np.asarray(pi_l.act(loc, g, r_a), dtype=np.int64)
+                g2, l2, r_g, r_l = game.step(g, loc, np.full(len(g), a, dtype=np.int64), a_l,
+                                             r_a)
+                rew[lo:hi, a] = (r_g + r_l.mean(axis=1)).reshape(b, m)
+                obs = game.observe(l2)
+                nxt[lo:hi, a] = feats(g2, obs).reshape(b, m, feats.dim)
+                if act is not None:
+                    act[lo:hi, a] = np.asarray(pi_next.act(g2, obs)).reshape(b, m)
+            continue
         rep = np.repeat(np.arange(lo, hi), A * m)
         g, loc = s_g[rep], s_l[rep]
         a_g = np.tile(np.repeat(np.arange(A, dtype=np.int64), m), b)
         a_l = np.asarray(pi_l.act(loc, g, rng), dtype=np.int64)
         g2, l2, r_g, r_l = game.step(g, loc, a_g, a_l, rng)
         rew[lo:hi] = (r_g + r_l.mean(axis=1)).reshape(b, A, m)
-        nxt[lo:hi] = feats(g2, game.observe(l2)).reshape(b, A, m, feats.dim)
-    return rew, nxt
+        obs = game.observe(l2)
+        nxt[lo:hi] = feats(g2, obs).reshape(b, A, m, feats.dim)
+        if act is not None:
+            act[lo:hi] = np.asarray(pi_next.act(g2, obs)).reshape(b, A, m)
+    return rew, nxt, act
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,6 +364,14 @@ def _max_q(net: nn.Module, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor
                           for i in range(0, x.shape[0], chunk)])
 
 
+def _gather_q(net: nn.Module, x: torch.Tensor, a: torch.Tensor,
+              chunk: int = 65_536) -> torch.Tensor:
+    """``net(x, a)`` row by row (fitted policy evaluation's target value)."""
+    with torch.no_grad():
+        return torch.cat([net(x[i:i + chunk]).gather(1, a[i:i + chunk]).squeeze(1)
+                          for i in range(0, x.shape[0], chunk)])
+
+
 def _chosen_q(net: nn.Module, chooser: nn.Module, x: torch.Tensor,
               chunk: int = 65_536) -> torch.Tensor:
     """``net(x, argmax_a chooser(x, a))``: the double-Q target value."""
@@ -348,6 +382,13 @@ def _chosen_q(net: nn.Module, chooser: nn.Module, x: torch.Tensor,
             a = chooser(xb).argmax(dim=1, keepdim=True)
             out.append(net(xb).gather(1, a).squeeze(1))
         return torch.cat(out)
+
+
+def warm_up_rounds(gamma: float, share: float = 0.05) -> int:
+    """The default warm-up of neural G-LEARN's early stopping: the fewest rounds ``M`` with
+    ``gamma^M <= share``, after which fitted Q-iteration has propagated all but ``share`` of
+    the discounted values (``gamma = 0.95``: 59; ``0.9``: 29)."""
+    return max(1, math.ceil(math.log(share) / math.log(gamma))) if gamma > 0 else 1
 
 
 def neural_g_learn(
@@ -369,8 +410,10 @@ def neural_g_learn(
     layers: int = 2,
     holdout: float = 0.2,
     patience: int = 10,
-    min_iterations: int = 0,
+    min_iterations: int | None = None,
     double: bool = False,
+    common_draws: bool = False,
+    targets: str = "max",
     threads: int = 1,
     device: str = "auto",
     progress: bool = False,
@@ -382,7 +425,15 @@ def neural_g_learn(
     ``m`` next-state draws per Bellman target; ``states`` surrogate states (reset law and
     rollouts, see :func:`surrogate_states`); ``iterations`` FQI rounds of ``epochs`` Adam
     epochs each, early-stopped on the held-out Bellman residual (``holdout``, ``patience``);
-    an MLP of ``layers`` x ``hidden`` tanh units; ``threads`` torch threads during the fit
+    ``min_iterations`` rounds run before early stopping may end the fit (``None``:
+    :func:`warm_up_rounds` of ``gamma``, so the values have propagated; the residual of an
+    almost constant first iterate is small and would stop the fit too early);
+    ``double=True``: double-Q targets; ``common_draws=True``: the ``m`` draws of every
+    global action share their random numbers (:func:`surrogate_transitions`: the action
+    gaps are then estimated with far less noise than the values); ``targets="pi_g"``:
+    fitted *evaluation* of the given ``pi_g`` (targets ``r + gamma Q(x', pi_g(x'))`` instead
+    of the max) and its greedy policy, one policy-improvement step from ``pi_g`` (without
+    ``pi_g``: the max); an MLP of ``layers`` x ``hidden`` tanh units; ``threads`` torch threads during the fit
     (restored afterwards); ``device="auto"`` uses CUDA when present. ``seed`` drives every
     draw (data, initialization, minibatches); on CPU the fit is reproducible.
     """
@@ -393,11 +444,18 @@ def neural_g_learn(
     check_int("epochs", epochs, 1)
     check_int("batch", batch, 1)
     check_int("patience", patience, 1)
-    warm = check_int("min_iterations", min_iterations, 0)
+    if min_iterations is None:  # the rounds for gamma^M to fall below 0.05
+        warm = min(int(iterations), warm_up_rounds(game.gamma))
+    else:
+        warm = check_int("min_iterations", min_iterations, 0)
     if warm > iterations:
         raise ValueError(f"min_iterations = {warm}: expected at most iterations = {iterations}")
     if not isinstance(double, bool):
         raise ValueError(f"double = {double!r}: expected True or False")
+    if not isinstance(common_draws, bool):
+        raise ValueError(f"common_draws = {common_draws!r}: expected True or False")
+    check_choice("targets", targets, ["max", "pi_g"])
+    evaluated = pi_g if targets == "pi_g" else None  # without pi_g: the max (FQI)
     check_float("lr", lr, positive=True)
     hold = check_float("holdout", holdout, 0.0, 0.9)
     check_float("explore", explore, 0.0, 1.0)
@@ -408,7 +466,8 @@ def neural_g_learn(
     feats = Features.for_game(game, k)
     rng = child_rng(ss, 0)
     s_g, s_l = surrogate_states(game, pi_l, k, count, rng, pi_g, explore, rollout_horizon)
-    rew, nxt = surrogate_transitions(game, pi_l, feats, s_g, s_l, m, child_rng(ss, 1))
+    rew, nxt, nxt_act = surrogate_transitions(game, pi_l, feats, s_g, s_l, m, child_rng(ss, 1),
+                                              common_draws, evaluated)
     X = feats(s_g, game.observe(s_l))
     t_data = time.perf_counter() - t0
     perm = child_rng(ss, 2).permutation(len(X))
@@ -433,6 +492,7 @@ def neural_g_learn(
         Xt = torch.from_numpy(X).to(dev)
         Rt = torch.from_numpy(rew).to(dev)
         Nt = torch.from_numpy(nxt.reshape(-1, feats.dim)).to(dev)
+        At = None if nxt_act is None else torch.from_numpy(nxt_act).to(dev)
         tr = torch.from_numpy(train_idx).to(dev)
         ho = torch.from_numpy(hold_idx).to(dev)
         shape = rew.shape
@@ -445,11 +505,14 @@ def neural_g_learn(
             last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
         Rt = Rt / scale
 
-        def targets(q_net: nn.Module, idx: torch.Tensor | None = None,
+        def bellman(q_net: nn.Module, idx: torch.Tensor | None = None,
                     chooser: nn.Module | None = None) -> torch.Tensor:
             r = Rt if idx is None else Rt[idx]
             nx = Nt if idx is None else Nt.reshape(*shape, -1)[idx].reshape(-1, feats.dim)
-            if chooser is None:
+            if At is not None:  # fitted evaluation of pi_g: its actions at the next states
+                a = (At if idx is None else At[idx]).reshape(-1, 1)
+                nq = _gather_q(q_net, nx, a).reshape(r.shape)
+            elif chooser is None:
                 nq = _max_q(q_net, nx).reshape(r.shape)
             else:  # double Q: chooser's argmax, q_net's value
                 nq = _chosen_q(q_net, chooser, nx).reshape(r.shape)
@@ -461,11 +524,11 @@ def neural_g_learn(
                                 status="")
             for it in range(iterations):
                 if double and it > 0:  # the two previous iterates: choose with the newer
-                    Y = targets(target, chooser=net)
+                    Y = bellman(target, chooser=net)
                     target.load_state_dict(net.state_dict())
                 else:
                     target.load_state_dict(net.state_dict())
-                    Y = targets(target)
+                    Y = bellman(target)
                 for _ in range(epochs):
                     order = tr[torch.randperm(len(tr), device=dev)]
                     for i in range(0, len(order), batch):
@@ -476,7 +539,7 @@ def neural_g_learn(
                         opt.step()
                 check_idx = ho if len(ho) else tr
                 with torch.no_grad():
-                    diff = net(Xt[check_idx]) - targets(net, check_idx)
+                    diff = net(Xt[check_idx]) - bellman(net, check_idx)
                     res = float((diff ** 2).mean()) * scale ** 2
                 history.append(res)
                 bar.advance(task, status=f"held-out Bellman residual {res:.3g}")
@@ -496,6 +559,8 @@ def neural_g_learn(
             last.weight.mul_(scale)
             last.bias.mul_(scale)
     info = {"method": "neural-fqi", "k": k, "m": m, "states": len(X), "iterations": len(history),
+            "min_iterations": warm, "targets": "pi_g" if evaluated is not None else "max",
+            "common_draws": common_draws,
             "holdout_residual": best, "residual_history": history, "seed": to_jsonable(
                 int(seed) if isinstance(seed, int | np.integer) else None),
             "wall_data_s": t_data, "wall_s": time.perf_counter() - t0, "device": str(dev),
