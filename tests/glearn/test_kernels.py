@@ -163,3 +163,18 @@ def test_exact_global_kernels_match_numpy_and_the_definition(crn: str, param: st
     qa, _ = solve(a)
     qb, _ = solve(b)
     np.testing.assert_array_equal(qa, qb)
+
+
+@pytest.mark.parametrize("exact_global", [False, True])
+def test_threads_give_the_same_numbers(exact_global: bool,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threads=2``: the row-parallel products, every number identical to one thread."""
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    a = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global)
+    b = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global, threads=2)
+    np.testing.assert_array_equal(a.q, b.q)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="threads"):
+        GLearnOptions(threads=0)

@@ -78,6 +78,7 @@ def g_learn(
     options: GLearnOptions | None = None,
     sampling: Scheme | None = None,
     exact_global: bool = False,
+    threads: int = 1,
 ) -> GlobalPolicy | NeuralGlobalPolicy:
     """G-LEARN (paper Algorithm 22, SPEC 4): the global agent's best response to ``pi_l``
     in the ``k``-agent surrogate, as a greedy :class:`~altmarl.policies.GlobalPolicy`.
@@ -125,6 +126,8 @@ def g_learn(
         instead of ``m`` sampled next global states (the next local histograms stay
         sampled). Lower variance, several times faster on large ``k``; different numbers
         from the default (SPEC 4's literal sampled operator).
+    threads
+        Threads of the Numba products (large operators; identical numbers for any value).
     sampling
         The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
         ``Uniform(k)``). ``Stratified(ks)`` on a typed game: the surrogate has ``k_c`` agents
@@ -172,7 +175,7 @@ def g_learn(
         options, m=m, parameterization=parameterization, tol=tol, max_iter=max_iter,
         solver=solver, crn=crn, tie_break=tie_break, pool_size=pool_size, progress=progress,
         max_samples=max_samples, max_table=max_table, max_exact_entries=max_exact_entries,
-        exact_global=exact_global)
+        exact_global=exact_global, threads=threads)
     op = empirical_operator(game, pi_l, k, seed, opts, sampling=sampling)
     return policy_from_operator(game, op, seed, opts, started=started)
 

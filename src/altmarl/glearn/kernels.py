@@ -107,6 +107,65 @@ def _policy_matvec_eg(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> Non
             out[s * N + x] = acc
 
 
+# row-parallel variants (``threads > 1``): every output row is computed by the same
+# operations in the same order as above, only the rows are spread over threads
+prange = range  # replaced by numba.prange when a parallel kernel is compiled
+
+
+def _expect_all_par(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    A = sg.shape[2]
+    for r in prange(S * N):
+        s = r // N
+        x = r - s * N
+        for a in range(A):
+            e = a if E > 1 else 0
+            acc = 0.0
+            for j in range(m):
+                acc += w * VT[nxt[s, x, e, j], sg[s, x, a, j]]
+            out[s, x, a] = acc
+
+
+def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    for r in prange(S * N):
+        s = r // N
+        x = r - s * N
+        a = actions[s, x]
+        e = a if E > 1 else 0
+        acc = 0.0
+        for j in range(m):
+            acc += w * VT[nxt[s, x, e, j], sg[s, x, a, j]]
+        out[r] = acc
+
+
+def _expect_all_eg_par(nxt: Any, W: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    A = W.shape[2]
+    for r in prange(S * N):
+        s = r // N
+        x = r - s * N
+        for a in range(A):
+            e = a if E > 1 else 0
+            acc = 0.0
+            for j in range(m):
+                acc += w * W[s, nxt[s, x, e, j], a]
+            out[s, x, a] = acc
+
+
+def _policy_matvec_eg_par(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    for r in prange(S * N):
+        s = r // N
+        x = r - s * N
+        a = actions[s, x]
+        e = a if E > 1 else 0
+        acc = 0.0
+        for j in range(m):
+            acc += w * W[s, nxt[s, x, e, j], a]
+        out[r] = acc
+
+
 def _categorical(u: Any, thr: Any, out: Any) -> None:
     R, C = u.shape
     T = thr.shape[0]
@@ -168,11 +227,12 @@ def loaded() -> bool:
     return _jit.cache_info().currsize > 0
 
 
-def warm_up() -> float:
+def warm_up(threads: int = 1) -> float:
     """Compile (or load from Numba's on-disk cache) every kernel now, on tiny inputs, so
     that later G-LEARN calls of any size from :data:`FUSED_WARM_MIN_SAMPLES` samples per
     action use them; returns the seconds taken (``0`` without Numba). About 1 s once per
-    process; nothing is computed differently."""
+    process; nothing is computed differently. ``threads > 1`` also loads the row-parallel
+    products (G-LEARN's ``threads`` option)."""
     import time
 
     t = time.perf_counter()
@@ -181,13 +241,15 @@ def warm_up() -> float:
     nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
     sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
     acts = np.zeros((1, 2), dtype=np.int64)
-    expect_all(nxt, sg, np.zeros((1, 2)), 2)
-    policy_matvec(nxt, sg, acts, np.zeros(2), 2)
+    for nt in sorted({1, max(1, int(threads))}):
+        expect_all(nxt, sg, np.zeros((1, 2)), 2, nt)
+        policy_matvec(nxt, sg, acts, np.zeros(2), 2, nt)
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
-    expect_all_exact_global(nxt, W, 2)
-    policy_matvec_exact_global(nxt, W, acts, 2)
+    for nt in sorted({1, max(1, int(threads))}):
+        expect_all_exact_global(nxt, W, 2, nt)
+        policy_matvec_exact_global(nxt, W, acts, 2, nt)
     u = np.zeros((1, 2), dtype=np.uint32)
     # the outputs are strided views in G-LEARN (``sg[s, :, a, :]``, ``eta[s, :, 0, :]``):
     # compile those layouts, not only the contiguous ones
@@ -224,35 +286,56 @@ def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: 
     _jit("pool")(flat_p, starts, m, k, bits, cols, out)
 
 
+_PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
+             "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par}
+
+
 @cache
-def _jit(name: str) -> Any:
-    """The Numba-compiled kernel ``name`` (compiled once per process, cached on disk)."""
+def _jit(name: str, parallel: bool = False) -> Any:
+    """The Numba-compiled kernel ``name`` (compiled once per process, cached on disk);
+    ``parallel``: its row-parallel variant (``prange`` over the output rows)."""
     import numba
 
+    if parallel:
+        global prange
+        prange = numba.prange
+        return numba.njit(cache=True, nogil=True, boundscheck=False,
+                          parallel=True)(_PARALLEL[name])
     fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
-def expect_all(nxt: NDArray[np.int32], sg: NDArray[Any], V: FloatArray, m: int) -> FloatArray:
+def _product(name: str, threads: int) -> Any:
+    """The product kernel ``name`` for ``threads`` threads (the serial one for 1)."""
+    if threads <= 1:
+        return _jit(name)
+    import numba
+
+    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    return _jit(name, True)
+
+
+def expect_all(nxt: NDArray[np.int32], sg: NDArray[Any], V: FloatArray, m: int,
+               threads: int = 1) -> FloatArray:
     """``out[s, x, a] = sum_j (1/m) V[sg[s, x, a, j], nxt[s, x, e, j]]`` (``e = a`` when
     ``nxt`` has one column per action, else ``0``), summed in order ``j = 0..m-1``."""
     S, N = V.shape
     out = np.empty((S, N, sg.shape[2]))
     VT = np.ascontiguousarray(V.T, dtype=np.float64)
-    _jit("expect")(nxt, sg, VT, 1.0 / m, out)
+    _product("expect", threads)(nxt, sg, VT, 1.0 / m, out)
     return out
 
 
 def policy_matvec(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.int64],
-                  x: FloatArray, m: int) -> FloatArray:
+                  x: FloatArray, m: int, threads: int = 1) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) x[sg[s, x, a, j] N + nxt[s, x, e, j]]`` with
     ``a = actions[s, x]`` (the policy's transition matrix times ``x``, flat vectors)."""
     out = np.empty(x.size)
     S, N = nxt.shape[:2]
     VT = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(S, N).T)
-    _jit("policy")(nxt, sg, actions, VT, 1.0 / m, out)
+    _product("policy", threads)(nxt, sg, actions, VT, 1.0 / m, out)
     return out
 
 
@@ -267,23 +350,25 @@ def global_weights(P_g: FloatArray, V: FloatArray) -> FloatArray:
     return out
 
 
-def expect_all_exact_global(nxt: NDArray[np.int32], W: FloatArray, m: int) -> FloatArray:
+def expect_all_exact_global(nxt: NDArray[np.int32], W: FloatArray, m: int,
+                            threads: int = 1) -> FloatArray:
     """``out[s, x, a] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` (``W`` of
     :func:`global_weights`; ``e = a`` when ``nxt`` has one column per action, else ``0``),
     summed in order ``j = 0..m-1``."""
     S, N = nxt.shape[:2]
     out = np.empty((S, N, W.shape[2]))
-    _jit("expect_eg")(nxt, W, 1.0 / m, out)
+    _product("expect_eg", threads)(nxt, W, 1.0 / m, out)
     return out
 
 
 def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
-                               actions: NDArray[np.int64], m: int) -> FloatArray:
+                               actions: NDArray[np.int64], m: int,
+                               threads: int = 1) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` with ``a = actions[s, x]``
     (the policy's transition matrix times ``V`` under ``exact_global=True``)."""
     S, N = nxt.shape[:2]
     out = np.empty(S * N)
-    _jit("policy_eg")(nxt, W, actions, 1.0 / m, out)
+    _product("policy_eg", threads)(nxt, W, actions, 1.0 / m, out)
     return out
 
 

@@ -111,7 +111,9 @@ class _SampledModel:
     """
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
-                 r_loc: FloatArray, gamma: float, fused: bool | None = None) -> None:
+                 r_loc: FloatArray, gamma: float, fused: bool | None = None,
+                 threads: int = 1) -> None:
+        self.threads = int(threads)
         self.nxt = nxt
         self.sg = sg
         self.n_sg, self.n_states, self.n_ag, self.m = (int(v) for v in sg.shape)
@@ -148,7 +150,7 @@ class _SampledModel:
     def expect(self, V: FloatArray) -> FloatArray:
         v = np.ascontiguousarray(V, dtype=np.float64)
         if self.fused:
-            return kernels.expect_all(self.nxt, self.sg, v, self.m)
+            return kernels.expect_all(self.nxt, self.sg, v, self.m, self.threads)
         if self._P is None:
             self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
         out = np.empty((self.n_sg, self.n_states, self.n_ag))
@@ -159,7 +161,8 @@ class _SampledModel:
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         if self.fused:
             acts = np.ascontiguousarray(actions, dtype=np.int64)
-            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m)
+            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m,
+                                                   self.threads)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -193,7 +196,9 @@ class ExactGlobalModel:
     """
 
     def __init__(self, nxt: NDArray[np.int32], P_g: FloatArray, r_g: FloatArray,
-                 r_loc: FloatArray, gamma: float, fused: bool | None = None) -> None:
+                 r_loc: FloatArray, gamma: float, fused: bool | None = None,
+                 threads: int = 1) -> None:
+        self.threads = int(threads)
         self.nxt = nxt
         self.P_g = np.ascontiguousarray(P_g, dtype=np.float64)
         self.n_sg, self.n_states, _, self.m = (int(v) for v in nxt.shape)
@@ -215,7 +220,7 @@ class ExactGlobalModel:
     def expect(self, V: FloatArray) -> FloatArray:
         W = self.weights(V)
         if self.fused:
-            return kernels.expect_all_exact_global(self.nxt, W, self.m)
+            return kernels.expect_all_exact_global(self.nxt, W, self.m, self.threads)
         S, N, E, m = self.nxt.shape
         w = 1.0 / m
         out = np.zeros((S, N, self.n_ag))
@@ -231,8 +236,8 @@ class ExactGlobalModel:
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         acts = np.ascontiguousarray(actions, dtype=np.int64)
         if self.fused:
-            return lambda x: kernels.policy_matvec_exact_global(self.nxt, self.weights(x),
-                                                                acts, self.m)
+            return lambda x: kernels.policy_matvec_exact_global(
+                self.nxt, self.weights(x), acts, self.m, self.threads)
         S, N, E, m = self.nxt.shape
         s_idx = np.arange(S)[:, None]
         x_idx = np.arange(N)[None, :]
@@ -504,11 +509,12 @@ def empirical_operator(
             eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
             draws["local_agent"] = S * n_states * n_e * m * k
         if opts.exact_global:
-            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused)
+            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused,
+                                     opts.threads)
         else:
             sg = sample_global(n_states, m, game.P_g, ss_global, fused)
             draws["global"] = S * n_states * A * m
-            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused)
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, opts.threads)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,

@@ -81,6 +81,10 @@ class GLearnOptions:
         global draws, about ``|A_g|`` times fewer gathers per backup; different numbers from
         the default ``False`` (SPEC 4's literal operator). Sampled operators only (``m`` not
         ``None``).
+    threads
+        Threads of the Numba products of a sampled operator (rows spread over threads;
+        every number identical for any value). Default 1: G-LEARN runs inside process
+        pools (``altmarl reproduce``, the k-sweep), where more threads only compete.
     max_samples, max_table, max_exact_entries
         Size limits: stored samples, ``Q`` entries, exact next-histogram entries.
     """
@@ -98,6 +102,7 @@ class GLearnOptions:
     max_table: int = MAX_TABLE
     max_exact_entries: int = MAX_EXACT_ENTRIES
     exact_global: bool = False
+    threads: int = 1
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -118,6 +123,7 @@ class GLearnOptions:
         put("pool_size", check_int("pool_size", self.pool_size, 1))
         put("progress", check_bool("progress", self.progress))
         put("exact_global", check_bool("exact_global", self.exact_global))
+        put("threads", check_int("threads", self.threads, 1))
         if self.exact_global and self.m is None:
             raise ValueError("exact_global = True: only for a sampled operator (m = None "
                              "already takes the exact expectation over everything)")
