@@ -339,3 +339,29 @@ def test_check_joint_with_and_without_a_local_policy(tiny_game):
         check_joint(other, pi_g)
     with pytest.raises(ValueError, match="k = "):
         check_joint(tiny_game.with_n(1), pi_g)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_multinomial_moves_are_numpys_draws_bit_for_bit(case, warehouse):
+    """The Numba kernel of the population move makes NumPy's ``Generator.multinomial``
+    draws (conditional binomials, same stream): same counts and same generator state
+    afterwards, for stochastic and deterministic tables (zero cells), populations from 1 to
+    10^6 (inversion and BTPE binomials) and any number of rows."""
+    from altmarl.simulate import multinomial_moves, step_tables
+
+    rng = np.random.default_rng(case)
+    alpha = 0.3 if case % 2 else 3.0
+    table = rng.dirichlet(np.full(warehouse.n_al, alpha), size=(warehouse.n_sl, warehouse.n_sg))
+    if case % 3 == 0:
+        table = np.eye(warehouse.n_al)[rng.integers(0, warehouse.n_al, table.shape[:2])]
+    J = step_tables(warehouse, table).joint
+    R = int(rng.integers(1, 150))
+    n = [1, 7, 1000, 10**6][case % 4]
+    s_g = rng.integers(0, warehouse.n_sg, R)
+    counts = rng.multinomial(n, rng.dirichlet(np.ones(warehouse.n_sl)), size=R)
+    g_numpy, g_kernel = np.random.default_rng(100 + case), np.random.default_rng(100 + case)
+    expected = g_numpy.multinomial(counts, J[s_g])
+    got = multinomial_moves(J, s_g, counts, g_kernel)
+    assert got.dtype == np.int64 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert g_numpy.random() == g_kernel.random()

@@ -26,6 +26,7 @@ Both use the state *before* the step for every transition (SPEC 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -158,13 +159,61 @@ def step_tables(game: TabularGame, pi_l_table: ArrayLike) -> StepTables:
     )
 
 
+def _multinomial_rows(rng: Any, joint: Any, s_g: Any, counts: Any,
+                      out: Any) -> None:  # pragma: no cover - compiled by Numba
+    """``out[r, x] ~ Multinomial(counts[r, x], joint[s_g[r], x])`` for every row, in C
+    order, as conditional binomials ``Binomial(left, p_j / (1 - p_0 - ... - p_{j-1}))``
+    cell by cell, stopping when no agent is left: NumPy's ``Generator.multinomial``
+    recipe, so the same draws from the same stream."""
+    R, d = counts.shape
+    m = joint.shape[2]
+    for r in range(R):
+        s = s_g[r]
+        for x in range(d):
+            left = counts[r, x]
+            remaining = 1.0
+            for j in range(m):
+                out[r, x, j] = 0
+            for j in range(m - 1):
+                b = rng.binomial(left, joint[s, x, j] / remaining)
+                out[r, x, j] = b
+                left -= b
+                if left <= 0:
+                    break
+                remaining -= joint[s, x, j]
+            if left > 0:
+                out[r, x, m - 1] = left
+
+
+@cache
+def _multinomial_kernel() -> Any:
+    """:func:`_multinomial_rows` compiled by Numba (``None`` without Numba)."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - Numba is a dependency
+        return None
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(_multinomial_rows)
+
+
 def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
                       rng: np.random.Generator) -> IntArray:
     """The population move of the count step: for every row and bin ``x``, the joint
     (action, next state) counts of its ``counts[r, x]`` agents, ``Multinomial(counts[r, x],
     joint[s_g[r], x])`` (one table ``joint`` of :class:`StepTables`). Shape ``(R, |S_l|,
-    |A_l| |S_l|)``."""
-    return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
+    |A_l| |S_l|)``.
+
+    The draws are those of ``rng.multinomial(counts, joint[s_g])`` (same numbers, same
+    state of ``rng`` afterwards), made by a Numba kernel that releases the GIL (the
+    rollout chunks of :func:`altmarl.evaluate` overlap on threads) and skips NumPy's
+    per-call gathering and checks."""
+    kern = _multinomial_kernel()
+    counts = np.asarray(counts)
+    if kern is None or counts.dtype != np.int64 or joint.dtype != np.float64:
+        return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
+    out = np.empty((*counts.shape, joint.shape[-1]), dtype=np.int64)
+    kern(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
+         np.ascontiguousarray(counts), out)
+    return out
 
 
 @dataclass(frozen=True)
