@@ -146,7 +146,20 @@ def glearn_kernels(k: int) -> dict[str, float]:
     sample_global(N, m, game.P_g, ss, kernels.use_fused(S * N * m))
     t_sg = median(lambda: sample_global(N, m, game.P_g, ss, kernels.use_fused(S * N * m)), 3)
     per_pol = S * N * m
+    # exact_global=True: the same next local states, 4 B each, and a row of W per sample
+    eg = empirical_operator(game, am.LocalPolicy.uniform(game), k, seed=0,
+                            options=GLearnOptions(m=30, exact_global=True)).model
+    eg.fused = True
+    mv_eg = eg.policy_matrix(acts)
+    mv_eg(x)
+    eg.expect(V)
+    t_pol_eg = median(lambda: mv_eg(x))
+    t_exp_eg = median(lambda: eg.expect(V), 3)
     return {
+        "policy_eg_samples_per_s": per_pol / t_pol_eg,
+        "policy_eg_bytes_per_s": per_pol * 12 / t_pol_eg,  # 4 B nxt + 8 B value
+        "expect_eg_samples_per_s": per_pol * A / t_exp_eg,
+        "expect_eg_bytes_per_s": per_pol * (4 + 8 * A) / t_exp_eg,  # one W row per sample
         "N": N,
         "policy_samples_per_s": per_pol / t_pol,
         "policy_bytes_per_s": per_pol * 13 / t_pol,  # 4 B nxt + 1 B sg + 8 B value
@@ -208,6 +221,16 @@ def main() -> None:
              f"{r['expect_bytes_per_s'] / 1e9:.2f} GB/s = {r['expect_bytes_per_s'] / nb_bw:.0%} of triad",
              f"{r['expect_samples_per_s'] / g_rate:.0%} of random-gather rate, "
              f"{r['expect_samples_per_s'] / g_sorted:.0%} of sorted"],
+            [f"G-LEARN policy matvec, exact_global, k = {k}",
+             f"{r['policy_eg_samples_per_s'] / 1e6:.0f} M samples/s",
+             f"{r['policy_eg_bytes_per_s'] / 1e9:.2f} GB/s = "
+             f"{r['policy_eg_bytes_per_s'] / nb_bw:.0%} of triad",
+             f"{r['policy_eg_samples_per_s'] / g_rate:.0%} of random-gather rate"],
+            [f"G-LEARN backup (all a_g), exact_global, k = {k}",
+             f"{r['expect_eg_samples_per_s'] / 1e6:.0f} M samples/s",
+             f"{r['expect_eg_bytes_per_s'] / 1e9:.2f} GB/s = "
+             f"{r['expect_eg_bytes_per_s'] / nb_bw:.0%} of triad",
+             f"{r['expect_eg_samples_per_s'] / g_rate:.0%} of random-gather rate"],
             [f"G-LEARN next global states, k = {k}",
              f"{r['sample_global_draws_per_s'] / 1e6:.0f} M draws/s", "",
              f"{r['sample_global_draws_per_s'] / samp['uint32 uniform (rng.integers)']:.0%} "
