@@ -165,7 +165,8 @@ def test_exact_global_kernels_match_numpy_and_the_definition(crn: str, param: st
     np.testing.assert_array_equal(qa, qb)
 
 
-@pytest.mark.parametrize("exact_global", [False, True])
+@pytest.mark.parametrize("exact_global", [
+    False, pytest.param(True, marks=pytest.mark.slow)])  # each compiles parallel kernels
 def test_threads_give_the_same_numbers(exact_global: bool,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """``threads=2``: the row-parallel products, every number identical to one thread."""
