@@ -26,13 +26,14 @@ For every ``k``:
    surrogate states, m = 10 draws with common random numbers across the global actions,
    ``--targets pi_g``: fitted evaluation of the played dispatcher and its greedy policy,
    one policy-improvement step; ``max``: fitted Q-iteration; early stopping after a
-   warm-up of ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime candidate), UPDATE on
-   32 rollouts of the truncation-aware horizon. ``--start heuristic`` (default) starts from
-   the best hand-written pair: ``pi_g^0`` the best dispatcher, ``pi_l^0`` its local rule
-   cloned into the policy network (``NeuralLocalPolicy.imitate``: greedy actions are the
-   rule's), so UPDATE keeps the hand-written pair unless a learner finds a better response;
-   ``--start uniform`` is SPEC 6's uniform start (``pi_l^0`` uniform, ``pi_g^0`` the first
-   G-LEARN policy).
+   warm-up of ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime
+   candidate), UPDATE on 32 rollouts of the truncation-aware horizon. ``--start heuristic``
+   (default) starts from the best hand-written pair: ``pi_g^0`` the best dispatcher,
+   ``pi_l^0`` its local rule cloned into the policy network (``NeuralLocalPolicy.imitate``:
+   greedy actions are the rule's, ``--confidence`` of the probability on the rule's action
+   and the rest uniform, so TRPO's sampled actions explore), so UPDATE keeps the
+   hand-written pair unless a learner finds a better response; ``--start uniform`` is
+   SPEC 6's uniform start (``pi_l^0`` uniform, ``pi_g^0`` the first G-LEARN policy).
 3. **PPO** (a subprocess): SB3 PPO (defaults, ``gamma`` of the game) on the global agent's
    Gymnasium view ``GlobalAgentEnv(fleet_tabular(), pi_l, k, obs="box")`` with ``pi_l`` the
    best hand-written local rule, trained until its CPU time reaches ALTERNATING-MARL's CPU
@@ -164,7 +165,7 @@ def worker_alternating(a: argparse.Namespace) -> None:
     pi_l0 = pi_g0 = None
     if a.start == "heuristic":
         rule = am.LocalPolicy.deterministic(tab, charge_and_chase(10, 10, a.low))
-        pi_l0 = NeuralLocalPolicy.imitate(game, rule, confidence=0.9, seed=a.seed)
+        pi_l0 = NeuralLocalPolicy.imitate(game, rule, confidence=a.confidence, seed=a.seed)
         pi_g0 = FunctionGlobalPolicy(a.k, dispatchers(10, 10)[a.dispatcher], a.dispatcher)
     opts = GenerativeOptions(
         sweeps=a.sweeps, m=10, eval_rollouts=32, patience=a.patience,
@@ -220,7 +221,7 @@ def spawn(kind: str, a: argparse.Namespace, k: int, low: int, dispatcher: str, d
     args = [sys.executable, __file__, "--worker", kind, "--ks", str(k), "--dir", str(d),
             "--low", str(low), "--dispatcher", dispatcher, "--budget", str(budget)]
     for name in ("n", "seed", "sweeps", "states", "iterations", "min_iterations",
-                 "trpo_iterations", "patience", "start", "hidden", "targets"):
+                 "trpo_iterations", "patience", "start", "hidden", "targets", "confidence"):
         args += [f"--{name.replace('_', '-')}", str(getattr(a, name))]
     return subprocess.Popen(args)
 
@@ -242,6 +243,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--min-iterations", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=64, help="neural G-LEARN's hidden width")
+    ap.add_argument("--confidence", type=float, default=0.9,
+                    help="the cloned local rule's probability mass on the rule's action "
+                         "(NeuralLocalPolicy.imitate; lower: TRPO flips actions sooner)")
     ap.add_argument("--targets", choices=["max", "pi_g"], default="pi_g",
                     help="neural G-LEARN's targets: fitted Q-iteration (max) or fitted "
                          "evaluation of the played dispatcher and its greedy step (pi_g)")
