@@ -88,6 +88,24 @@ def test_misspelled_env_parameter_names_only_the_bad_key(tmp_path: Path) -> None
     assert "'n'" not in res.output.split("its parameters are")[0]  # valid keys not blamed
 
 
+def test_misspelled_keys_get_the_closest_key(tmp_path: Path) -> None:
+    d = json.loads(json.dumps(TINY))
+    d["evaluaton"] = d.pop("evaluation")
+    d["algorithm"]["sweps"] = d["algorithm"].pop("sweeps")
+    p = tmp_path / "c.toml"
+    p.write_text(tomli_w.dumps(d))
+    res = runner.invoke(app, ["run", str(p), "--out", str(tmp_path / "r")])
+    _clean_failure(res, "evaluaton: unknown key (did you mean 'evaluation'?)",
+                   "algorithm.sweps: unknown key (did you mean 'sweeps'?)")
+    cfg = _toml(tmp_path, algorithm={"gamma": 0.9})  # no close key: the keys are listed
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "r")])
+    _clean_failure(res, "algorithm.gamma: unknown key; the keys here are sweeps, m, eta")
+    res = runner.invoke(app, ["continuous", "run", "--quick", "--set", "trpo.max_kll=0.1",
+                              "--out", str(tmp_path / "c")])
+    _clean_failure(res, "trpo.max_kll: unknown key (did you mean 'max_kl'?)")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
 def test_pydantic_messages_have_no_internal_prefix(tmp_path: Path) -> None:
     cfg = _toml(tmp_path, sweep={"k": {"start": 3, "stop": 1}})
     res = runner.invoke(app, ["run", str(cfg)])

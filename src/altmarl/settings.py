@@ -12,7 +12,8 @@ the federated example (:class:`altmarl.federated.FederatedConfig`,
   (``ContinuousConfig(n=60)``): its constructor and :meth:`CheckedConfig.parse` raise a
   ``ValueError`` in the format below, and NumPy scalars count as the numbers they hold.
 * :func:`format_validation_errors` — the message: one line per problem naming the dotted
-  key, e.g. ``config: trpo.max_kl: Input should be greater than 0 (got 0.0)``.
+  key, e.g. ``config: trpo.max_kl: Input should be greater than 0 (got 0.0)``; an unknown
+  key gets the closest allowed one (:func:`keys_at`, :func:`unknown_key_message`).
 * :data:`LISTS_AS_TUPLES` — lets a strict ``tuple`` field accept a list (JSON and TOML
   have no tuples).
 """
@@ -36,11 +37,54 @@ def _is_union_tag(p: Any) -> bool:
         or p.startswith(("literal[", "function-", "list[", "dict[", "tuple[")))
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model class in a field's annotation (``X``, ``X | None``,
+    ``Annotated[X, ...]``, ``list[X]``), or ``None``."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def keys_at(model: type[BaseModel] | None, loc: tuple[str, ...]) -> list[str]:
+    """The keys the configuration ``model`` accepts at the dotted location ``loc`` (its
+    field names and aliases; empty where ``loc`` does not lead to a model)."""
+    cls = model
+    for part in loc:
+        if cls is None:
+            return []
+        field = cls.model_fields.get(part) or next(
+            (f for f in cls.model_fields.values() if f.alias == part), None)
+        cls = None if field is None else _model_in(field.annotation)
+    if cls is None:
+        return []
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def unknown_key_message(key: str, allowed: list[str]) -> str:
+    """``unknown key`` with the closest allowed key (``did you mean``) or the allowed keys."""
+    import difflib
+
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    if allowed:
+        return f"unknown key; the keys here are {', '.join(allowed)}"
+    return "unknown key (not allowed here; check the spelling)"
+
+
 def format_validation_errors(exc: ValidationError, source: str,
-                             what: str = "experiment configuration") -> str:
+                             what: str = "experiment configuration",
+                             model: type[BaseModel] | None = None) -> str:
     """The message of a configuration error: one line ``source: dotted.key: message`` per
-    problem (unknown keys named as such, the offending input shown), at most 12, under
-    ``invalid {what}:``; of a union's alternatives only the one that got furthest."""
+    problem (unknown keys named as such, with the closest key of ``model`` at that place,
+    the offending input shown), at most 12, under ``invalid {what}:``; of a union's
+    alternatives only the one that got furthest."""
     lines = []
     errors = exc.errors()
     locs = [tuple(str(p) for p in e["loc"] if not _is_union_tag(p)) for e in errors]
@@ -51,7 +95,7 @@ def format_validation_errors(exc: ValidationError, source: str,
             continue
         loc = ".".join(lt)
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed here; check the spelling)"
+            msg = unknown_key_message(lt[-1] if lt else "", keys_at(model, lt[:-1]))
         else:
             msg = str(err["msg"])
             # pydantic prefixes the messages of our own validators with "Value error, "
@@ -98,7 +142,7 @@ class CheckedConfig(StrictConfig):
             super().__init__(**data)
         except ValidationError as exc:
             raise ValueError(format_validation_errors(exc, self.config_source,
-                                                      self.config_what)) from None
+                                                      self.config_what, type(self))) from None
 
     # validation of nested models does not go through this __init__ (the mechanism
     # pydantic-settings uses), so only the outermost model formats the message
@@ -119,4 +163,4 @@ class CheckedConfig(StrictConfig):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ValueError(format_validation_errors(exc, source or cls.config_source,
-                                                      cls.config_what)) from None
+                                                      cls.config_what, cls)) from None

@@ -52,8 +52,12 @@ def register(app: typer.Typer) -> None:
         """drift: ALTERNATING-MARL on the drifting federation for every k, evaluated with the
         baselines in the real simulator (paired intervals). estimated: explore, estimate the
         game's tables, ALTERNATING-MARL on them, evaluate. Writes tables and plots."""
-        if experiment not in ("drift", "estimated"):
-            fail(f"--experiment = {experiment!r}: expected drift or estimated")
+        from altmarl._validate import check_choice
+
+        try:
+            check_choice("--experiment", experiment, ("drift", "estimated"))
+        except ValueError as exc:
+            fail(str(exc))
         if experiment == "drift":
             for flag, val in (("--upload-cost", upload_cost), ("--step-cost", step_cost)):
                 if val is not None:

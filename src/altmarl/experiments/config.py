@@ -354,7 +354,7 @@ def parse_config(data: dict[str, Any], source: str = "config", check_env: bool =
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(format_validation_errors(exc, source)) from None
+        raise ValueError(format_validation_errors(exc, source, model=ExperimentConfig)) from None
     if check_env:
         check_against_env(cfg, source)
     _check_options(cfg, source)

@@ -144,7 +144,8 @@ def parse_theory_config(data: Any, source: str = "theory config") -> TheoryConfi
     try:
         return TheoryConfig.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(format_validation_errors(exc, source, "theory configuration")) from None
+        raise ValueError(format_validation_errors(exc, source, "theory configuration",
+                                                  TheoryConfig)) from None
 
 
 #: the seeded random games of the full run: 2 states and 2 actions everywhere, spiky

@@ -159,7 +159,8 @@ def parse_space(data: Mapping[str, Any], source: str = "space") -> dict[str, Par
         try:
             out[name] = ParamSpec.model_validate(dict(spec))
         except ValidationError as exc:
-            raise ValueError(format_validation_errors(exc, f"{source}: {name}")) from None
+            raise ValueError(format_validation_errors(exc, f"{source}: {name}",
+                                                      model=ParamSpec)) from None
     if "local_solver" in out and out["local_solver"].type != "categorical":
         raise ValueError(f"{source}: local_solver: expected type = \"categorical\"")
     if "local_solver" in out:
