@@ -106,4 +106,4 @@ def test_cli_quick_run_and_plot(tmp_path: Path):
                               str(tmp_path / "bad")])
     assert res.exit_code == 2 and "--experiment estimated" in res.output
     res = runner.invoke(app, ["federated", "run", "--experiment", "nope"])
-    assert res.exit_code == 2 and "drift or estimated" in res.output
+    assert res.exit_code == 2 and "expected one of 'drift', 'estimated'" in res.output
