@@ -42,3 +42,10 @@ def test_settings_text_names_what_decides_the_numbers() -> None:
                           "evaluation": {"seeds": 15, "rollouts": 50, "horizon": 100}})
     assert "L-LEARN solver direct (the library default)" in text
     assert "15 seeds x 50 rollouts x horizon 100" in text and "n = 1000" in text
+
+
+def test_settings_text_singular_seed() -> None:
+    text = settings_text({"env": {"name": "warehouse", "params": {}},
+                          "algorithm": {}, "evaluation": {"seeds": 1, "rollouts": 5,
+                                                          "horizon": 10}})
+    assert "evaluation 1 seed x 5 rollouts" in text and "1 seeds" not in text

@@ -120,7 +120,8 @@ def settings_text(cfg: dict[str, Any]) -> str:
     m = algo.get("m", 30)
     return (f"env {env.get('name')}{f' ({params})' if params else ''}; L-LEARN solver "
             f"{solver}; G-LEARN m = {m}; at most {algo.get('sweeps', 10)} sweeps; evaluation "
-            f"{ev.get('seeds')} seeds x {ev.get('rollouts')} rollouts x horizon "
+            f"{ev.get('seeds')} seed{'' if ev.get('seeds') == 1 else 's'} x "
+            f"{ev.get('rollouts')} rollouts x horizon "
             f"{ev.get('horizon')}, discounted")
 
 
