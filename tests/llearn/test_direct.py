@@ -261,3 +261,12 @@ def test_direct_mean_field_search_validates_runners_up(warehouse):
     again = MeanFieldEvaluator(warehouse, pi_g, 8 * MEAN_FIELD_VALIDATION_FACTOR, 30,
                                seed=np.random.SeedSequence(0).spawn(3)[2]).values(table[None])
     assert again[0] == pytest.approx(val[info["chosen"]], rel=1e-12)
+
+
+def test_candidate_tables_shape_check() -> None:
+    from altmarl.llearn.direct import candidate_tables
+    game = am.envs.make("random", n=4)
+    one = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+    assert candidate_tables(game, one).shape == (1, game.n_sl, game.n_sg, game.n_al)
+    with pytest.raises(ValueError, match="tables: expected shape"):
+        candidate_tables(game, one[:, :, :1][None].repeat(2, axis=0))

@@ -152,6 +152,18 @@ class DirectOptions:
 # ---------------------------------------------------------------------------
 
 
+def candidate_tables(game: TabularGame, tables: FloatArray) -> FloatArray:
+    """Candidate local tables as a float ``(C, S_l, S_g, A_l)`` array (one table may be given
+    as ``(S_l, S_g, A_l)``); a ``ValueError`` naming ``tables`` on any other shape."""
+    T = np.asarray(tables, dtype=np.float64)
+    if T.ndim == 3:
+        T = T[None]
+    if T.shape[1:] != (game.n_sl, game.n_sg, game.n_al):
+        raise ValueError(f"tables: expected shape (C, {game.n_sl}, {game.n_sg}, {game.n_al}), "
+                         f"got {T.shape}")
+    return T
+
+
 class CRNEvaluator:
     """Scores many local-policy tables against one ``pi_g`` with common random numbers.
 
@@ -224,12 +236,7 @@ class CRNEvaluator:
     def returns(self, tables: FloatArray) -> FloatArray:
         """Discounted returns ``(C, R)`` of candidate tables ``(C, S_l, S_g, A_l)``."""
         g = self.game
-        T = np.asarray(tables, dtype=np.float64)
-        if T.ndim == 3:
-            T = T[None]
-        if T.shape[1:] != (g.n_sl, g.n_sg, g.n_al):
-            raise ValueError(f"tables: expected shape (C, {g.n_sl}, {g.n_sg}, {g.n_al}), "
-                             f"got {T.shape}")
+        T = candidate_tables(g, tables)
         C, R, H, n, d, A = T.shape[0], self.R, self.H, g.n, g.n_sl, g.n_al
         k = self.pi_g.k
         self.calls += C
@@ -443,12 +450,7 @@ class MeanFieldEvaluator:
     def returns(self, tables: FloatArray) -> FloatArray:
         """Discounted returns ``(C, R)`` of candidate tables ``(C, S_l, S_g, A_l)``."""
         g = self.game
-        T = np.asarray(tables, dtype=np.float64)
-        if T.ndim == 3:
-            T = T[None]
-        if T.shape[1:] != (g.n_sl, g.n_sg, g.n_al):
-            raise ValueError(f"tables: expected shape (C, {g.n_sl}, {g.n_sg}, {g.n_al}), "
-                             f"got {T.shape}")
+        T = candidate_tables(g, tables)
         C = T.shape[0]
         self.calls += C
         K = np.ascontiguousarray(np.einsum("cxga,xgay->cgxy", T, g.P_l))
