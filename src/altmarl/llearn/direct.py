@@ -164,6 +164,19 @@ def candidate_tables(game: TabularGame, tables: FloatArray) -> FloatArray:
     return T
 
 
+def _shared_draws(game: TabularGame, R: int, H: int, seed: SeedLike, k_seq: int | None
+                  ) -> tuple[Any, Any, FloatArray, FloatArray | None, np.random.SeedSequence]:
+    """The draws every candidate of an evaluator shares (one home for both evaluators, so a
+    :class:`MeanFieldEvaluator` and a :class:`CRNEvaluator` of one seed see the same ones):
+    the initial ``(s_g, N)`` of ``R`` rollouts, the ``(H, R)`` uniforms of ``s_g'``, the
+    ``(H, k, R)`` subsample uniforms when ``k_seq`` is given, and the population-move seed."""
+    s_init, s_g, s_h, s_pop = as_seed_sequence(seed).spawn(4)
+    s_g0, N0 = game.sample_init(np.random.default_rng(s_init), R)
+    u_g = np.random.default_rng(s_g).random((H, R))
+    u_h = np.random.default_rng(s_h).random((H, k_seq, R)) if k_seq is not None else None
+    return s_g0, N0, u_g, u_h, s_pop
+
+
 class CRNEvaluator:
     """Scores many local-policy tables against one ``pi_g`` with common random numbers.
 
@@ -199,16 +212,13 @@ class CRNEvaluator:
         self.game, self.pi_g = game, pi_g
         self.R = check_int("rollouts", rollouts)
         self.H = check_int("horizon", horizon)
-        s_init, s_g, s_h, s_pop = as_seed_sequence(seed).spawn(4)
-        self.s_g0, self.N0 = game.sample_init(np.random.default_rng(s_init), self.R)
-        self.u_g = np.random.default_rng(s_g).random((self.H, self.R))
         k, n = pi_g.k, game.n
         self.scheme = pi_g.sampling.bind(game)
         self.sub_mode = "full" if k == n else ("seq" if k <= SEQ_SUBSAMPLE_MAX else "hyper")
         if not isinstance(self.scheme, Uniform) and k < n:
             self.sub_mode = "scheme"  # SPEC 12: the scheme's sampler on the per-step stream
-        self.u_h = (np.random.default_rng(s_h).random((self.H, k, self.R))
-                    if self.sub_mode == "seq" else None)
+        self.s_g0, self.N0, self.u_g, self.u_h, s_pop = _shared_draws(
+            game, self.R, self.H, seed, k if self.sub_mode == "seq" else None)
         self.agent_mode = n <= AGENT_MODE_MAX_N
         self.u_a = (np.random.default_rng(s_pop).random((self.H, self.R, n))
                     if self.agent_mode else None)
@@ -428,13 +438,11 @@ class MeanFieldEvaluator:
         self.game, self.pi_g = game, pi_g
         self.R = check_int("rollouts", rollouts)
         self.H = check_int("horizon", horizon)
-        s_init, s_g, s_h, _ = as_seed_sequence(seed).spawn(4)
-        s_g0, N0 = game.sample_init(np.random.default_rng(s_init), self.R)
+        k = pi_g.k
+        s_g0, N0, self.u_g, u_h, _ = _shared_draws(game, self.R, self.H, seed, k)
         self.s_g0 = np.ascontiguousarray(s_g0, dtype=np.int64)
         self.N0 = np.ascontiguousarray(N0, dtype=np.float64)
-        self.u_g = np.random.default_rng(s_g).random((self.H, self.R))
-        k = pi_g.k
-        self.u_h = np.random.default_rng(s_h).random((self.H, k, self.R))
+        self.u_h = np.asarray(u_h)
         self.btab = np.ascontiguousarray(binomial_table(k, game.n_sl))
         self.actions = np.ascontiguousarray(pi_g.actions, dtype=np.int64)
         self.cdf_g = np.ascontiguousarray(np.cumsum(game.P_g, axis=-1))
