@@ -226,3 +226,63 @@ def test_loader_never_returns_a_silently_wrong_dataset(small_log, row, col, text
         assert (ds.h.sum(axis=1) == 3).all() and (ds.h_next.sum(axis=1) == 3).all()
     finally:
         shutil.rmtree(d)
+
+
+def _with_note_column(d: Path, note: str) -> None:
+    """Add a declared extra column ``note`` holding ``note`` on every row."""
+    _edit_csv(d, lambda ls: [ls[0] + ",note"] + [x + "," + note for x in ls[1:] if x])
+    _edit_meta(d, lambda m: (m.update(extra_columns=["note"]), m.pop("columns", None)))
+
+
+@pytest.mark.parametrize("cell", ["+\u0100", " \u0100", "+\U0010ffff", "\u0663", "1\u00a0",
+                                  "\u2007" + "1", "-\u00e9"])
+def test_non_ascii_cells_are_a_clean_error_not_a_crash(small_log, cell) -> None:
+    """NumPy 2.4's C reader can crash the interpreter on such cells; the loader must not
+    hand them to it (checked in a subprocess, so a crash fails this test instead of the run)."""
+    import subprocess
+    import sys
+
+    d = _fresh_log(small_log)
+    try:
+        _edit_csv(d, lambda ls: _set_cell(ls, 2, "h_0", cell))
+        code = ("import sys, altmarl.offpolicy as op\n"
+                "try:\n    op.load_dataset(sys.argv[1])\n"
+                "except ValueError as e:\n    print('ValueError', e)\n")
+        out = subprocess.run([sys.executable, "-c", code, str(d / "log.csv")],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.startswith("ValueError") and "column 'h_0', row 2" in out.stdout
+    finally:
+        shutil.rmtree(d)
+
+
+@given(row=st.integers(0, 59), col=st.sampled_from(op.columns(3)), text=_TEXT)
+def test_non_ascii_logs_load_exactly_like_ascii_ones(small_log, row, col, text) -> None:
+    """A log with non-ASCII text in a declared extra column goes through Python's CSV reader;
+    it accepts and refuses exactly what NumPy's reader does on the same data columns."""
+    outcome = []
+    for note in ("plain", "caf\u00e9"):
+        d = _fresh_log(small_log)
+        try:
+            _edit_csv(d, lambda ls: _set_cell(ls, row, col, text))
+            _with_note_column(d, note)
+            try:
+                ds = op.load_dataset(d / "log.csv")
+                outcome.append(("ok", ds.s_g.tolist(), ds.a_g.tolist(), ds.r.tolist(),
+                                ds.h.tolist(), ds.h_next.tolist(), ds.episode.tolist()))
+            except ValueError:
+                outcome.append(("error",))
+        finally:
+            shutil.rmtree(d)
+    assert outcome[0] == outcome[1]
+
+
+def test_non_ascii_extra_column_loads_the_same_dataset(small_log) -> None:
+    d = _fresh_log(small_log)
+    try:
+        _with_note_column(d, "d\u00e9p\u00f4t \u2192 zone 2")
+        back = op.load_dataset(d / "log.csv")
+        for field in ("s_g", "a_g", "r", "h", "h_next", "s_g_next", "episode", "t"):
+            assert np.array_equal(getattr(back, field), getattr(small_log, field)), field
+    finally:
+        shutil.rmtree(d)

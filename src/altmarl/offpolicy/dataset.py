@@ -658,13 +658,31 @@ def _parse_fast(body: str, header: list[str], wanted: list[str]) -> dict[str, ND
     return out
 
 
-def _parse_slow(text: str, header: list[str], wanted: list[str], src: Path) -> None:
-    """Find the first defect of a CSV the fast reader refused and raise a precise
-    ``ValueError`` (field count, or the first bad cell with its row and line)."""
+_ASCII_SPACE = " \t\r\n\f\v"
+
+
+def _parse_fast_or_explain(body: str, text: str, header: list[str], wanted: list[str],
+                           src: Path) -> dict[str, NDArray[Any]]:
+    try:
+        return _parse_fast(body, header, wanted)
+    except (ValueError, UserWarning) as exc:
+        _parse_slow(text, header, wanted, src)
+        raise ValueError(f"{src}: could not parse the data ({exc})") from None
+
+
+def _parse_slow(text: str, header: list[str], wanted: list[str],
+                src: Path) -> dict[str, NDArray[Any]]:
+    """Parse the CSV with Python's reader: raise a precise ``ValueError`` at its first defect
+    (field count, or the first bad cell with its row and line), else return the columns.
+
+    Used to explain what the fast reader refused, and for data that is not pure ASCII:
+    NumPy's C reader (2.4) can crash the interpreter on some non-ASCII cells, e.g. ``+`` or a
+    space followed by a character beyond U+00FF."""
     reader = csv.reader(io.StringIO(text))
     next(reader, None)
     i = 0
     cols = {name: header.index(name) for name in wanted}
+    values: dict[str, list[str]] = {name: [] for name in wanted}
     for row in reader:
         if not row:  # an empty line (both readers skip it)
             continue
@@ -673,12 +691,23 @@ def _parse_slow(text: str, header: list[str], wanted: list[str], src: Path) -> N
             raise ValueError(f"{src}: {where} has {len(row)} fields: expected {len(header)}")
         for name, j in cols.items():
             kind = "f" if name == "r" else "i"
-            v = row[j].strip()
+            v = row[j].strip(_ASCII_SPACE)
             if _bad_cell(v, kind):
                 what = "a number" if kind == "f" else "an integer"
                 raise ValueError(f"{src}: column {name!r}, {where}: value {row[j]!r}: expected "
                                  f"{what}")
+            values[name].append(v)
         i += 1
+    out: dict[str, NDArray[Any]] = {}
+    for name, vs in values.items():
+        if name == "r":
+            out[name] = np.array([float(v) for v in vs], dtype=np.float64)
+            continue
+        ints = [int(v) for v in vs]
+        if any(not -2**63 <= x < 2**63 for x in ints):
+            raise ValueError(f"{src}: column {name!r}: a value outside the 64-bit integer range")
+        out[name] = np.array(ints, dtype=np.int64)
+    return out
 
 
 def _check_cells(src: Path, rows: int, cols: int, how: str) -> None:
@@ -856,11 +885,12 @@ def load_dataset(
         n_fields = [line.count(",") + 1 for line in body.splitlines() if line]
     if any(f != len(header) for f in n_fields):  # NumPy's reader ignores surplus fields
         _parse_slow(text, header, expected, csv_path)
-    try:
-        cols = _parse_fast(body, header, expected)
-    except (ValueError, UserWarning) as exc:
-        _parse_slow(text, header, expected, csv_path)
-        raise ValueError(f"{csv_path}: could not parse the data ({exc})") from None
+    if not body.isascii():  # see _parse_slow: NumPy's reader is not safe on such text
+        cols = _parse_slow(text, header, expected, csv_path)
+        if not cols["r"].size:
+            raise ValueError(f"{csv_path}: no data rows; expected at least one transition")
+    else:
+        cols = _parse_fast_or_explain(body, text, header, expected, csv_path)
     if "rows" in meta and int(meta["rows"]) != cols["r"].shape[0]:
         raise ValueError(f"{csv_path}: {cols['r'].shape[0]} data rows, but the metadata says "
                          f"rows = {meta['rows']}")
