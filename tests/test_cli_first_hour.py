@@ -102,7 +102,10 @@ def test_misspelled_keys_get_the_closest_key(tmp_path: Path) -> None:
     _clean_failure(res, "algorithm.gamma: unknown key; the keys here are sweeps, m, eta")
     res = runner.invoke(app, ["continuous", "run", "--quick", "--set", "trpo.max_kll=0.1",
                               "--out", str(tmp_path / "c")])
-    _clean_failure(res, "trpo.max_kll: unknown key (did you mean 'max_kl'?)")
+    _clean_failure(res, "--set: trpo.max_kll: unknown key (did you mean 'max_kl'?)")
+    res = runner.invoke(app, ["continuous", "run", "--quick", "--n", "1",
+                              "--out", str(tmp_path / "c")])  # a flag, not --set
+    _clean_failure(res, "options: n: Input should be greater than or equal to 2 (got 1)")
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
 
 

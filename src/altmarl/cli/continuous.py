@@ -52,12 +52,17 @@ def build_config(quick: bool, config: Path | None, g_method: str | None,
         d["alternations"] = alternations
     if n is not None:
         d["n"] = n
-    for key, val in parse_sets(sets).items():
+    overrides = parse_sets(sets)
+    if not overrides:
+        return ContinuousConfig.parse(d, source=str(config) if config is not None else "options")
+    # errors name where the bad value came from: the file / flags first, then --set
+    ContinuousConfig.parse(d, source=str(config) if config is not None else "options")
+    for key, val in overrides.items():
         if key.startswith("trpo."):
-            d["trpo"][key[5:]] = val
+            d["trpo"] = {**d["trpo"], key[5:]: val}
         else:
             d[key] = val
-    return ContinuousConfig.from_json(d)
+    return ContinuousConfig.parse(d, source="--set")
 
 
 def _format_result(summary: dict[str, Any]) -> str:
