@@ -468,7 +468,9 @@ def test_continuous_table_uses_the_configured_horizon() -> None:
     text = format_sweep({"config": {"eval_horizon": 20}, "per_k": [row], "random": rnd})
     assert "V (H=20)" in text and "H=100" not in text and "H=50" not in text
     assert "nan" not in text
-    assert text.count("H=20") == 2  # header and one random-play entry, not repeated
+    assert text.count("H=20") == 1  # the header
+    assert text.count("over horizon 20") == 1  # one random-play entry, not repeated
+    assert "V = 1.00 over horizon 20" in text
 
 
 # --- the docs a newcomer reads ---------------------------------------------------------------

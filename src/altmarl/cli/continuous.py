@@ -107,11 +107,13 @@ def format_sweep(summary: dict[str, Any]) -> str:
                      f"{_n(r['train_s']['mean']):>8.1f} {_n(r['train_cpu_s']['mean']):>7.1f}")
     rnd = summary.get("random")
     if rnd:
-        text = (f"random play (both players uniform), same evaluation: H={rnd['horizon']} "
-                f"{_n(rnd['value']['mean']):.2f} (sd over rollouts {_n(rnd['rollout_std']):.2f})")
+        text = (f"random play (both players uniform), same evaluation: V = "
+                f"{_n(rnd['value']['mean']):.2f} over horizon {rnd['horizon']} (sd over "
+                f"rollouts {_n(rnd['rollout_std']):.2f})")
         if short and rnd.get("short_horizon") != rnd.get("horizon"):
-            text += (f"; H={rnd['short_horizon']} {_n(rnd['value_h50']['mean']):.2f} (sd over "
-                     f"rollouts {_n(rnd['rollout_std_h50']):.2f})")
+            text += (f"; {_n(rnd['value_h50']['mean']):.2f} over horizon "
+                     f"{rnd['short_horizon']} (sd over rollouts "
+                     f"{_n(rnd['rollout_std_h50']):.2f})")
         lines.append(text)
     lines.append("V: discounted return, mean over training seeds of each seed's evaluation; "
                  "± its standard deviation over training seeds; mode %: steps where the "

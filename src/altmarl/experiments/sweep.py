@@ -583,11 +583,11 @@ def summary_table(summary: dict[str, Any], title: str | None = None) -> Any:
     tab = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title=title or f"{summary['name']}: discounted reward per k "
                 f"({summary['units_done']}/{summary['units_total']} units)",
                 caption="reward: mean over training runs x evaluation seeds; std: over "
-                        "seeds; a_g!=mode: steps where the global action differs from "
-                        "the population mode; nash_gap: of the final pair (largest over "
+                        "seeds; off mode: steps where the global action is not the "
+                        "population's most occupied local state; nash_gap: of the final pair (largest over "
                         "training runs), exact, or '>=' a lower bound (interval in "
                         "summary.json)")
-    for col in ("k", "runs x seeds", "reward", "std", "95% CI", "a_g!=mode", "nash_gap",
+    for col in ("k", "runs x seeds", "reward", "std", "95% CI", "off mode", "nash_gap",
                 "train s"):
         tab.add_column(col, justify="right", no_wrap=True)
     damaged = summary.get("damaged") or {}
