@@ -25,7 +25,9 @@ For every ``k``:
    ``altmarl.alternating.generative.run_generative`` with neural G-LEARN (``--states``
    surrogate states, m = 10 draws with common random numbers across the global actions,
    ``--targets pi_g``: fitted evaluation of the played dispatcher and its greedy policy,
-   one policy-improvement step; ``max``: fitted Q-iteration; early stopping after a
+   one policy-improvement step; ``max``: fitted Q-iteration; ``--improve cautious
+   --margin M``: the step changes a decision of the played dispatcher only where the
+   fitted advantage exceeds ``M``; early stopping after a
    warm-up of ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime
    candidate), UPDATE on 32 rollouts of the truncation-aware horizon. ``--start heuristic``
    (default) starts from the best hand-written pair: ``pi_g^0`` the best dispatcher,
@@ -69,6 +71,7 @@ from _common import limit_blas, machine, print_table  # noqa: E402
 
 import altmarl as am  # noqa: E402
 from altmarl.envs.generative_fleet import AGES, fleet_tabular, ring_distance  # noqa: E402
+from altmarl.generative.neural import NeuralGlobalPolicy  # noqa: E402
 from altmarl.generative.policies import FunctionGlobalPolicy  # noqa: E402
 
 LOWS = (1, 3)
@@ -167,11 +170,14 @@ def worker_alternating(a: argparse.Namespace) -> None:
         rule = am.LocalPolicy.deterministic(tab, charge_and_chase(10, 10, a.low))
         pi_l0 = NeuralLocalPolicy.imitate(game, rule, confidence=a.confidence, seed=a.seed)
         pi_g0 = FunctionGlobalPolicy(a.k, dispatchers(10, 10)[a.dispatcher], a.dispatcher)
+    g_options: dict[str, Any] = {"states": a.states, "iterations": a.iterations,
+                                 "min_iterations": a.min_iterations, "hidden": a.hidden,
+                                 "common_draws": True, "targets": a.targets}
+    if a.improve == "cautious":
+        g_options.update(improve="cautious", margin=a.margin)
     opts = GenerativeOptions(
         sweeps=a.sweeps, m=10, eval_rollouts=32, patience=a.patience,
-        g_options={"states": a.states, "iterations": a.iterations,
-                   "min_iterations": a.min_iterations, "hidden": a.hidden,
-                   "common_draws": True, "targets": a.targets},
+        g_options=g_options,
         l_options={"iterations": a.trpo_iterations, "rollouts": 4})
     res = run_generative(game, a.k, opts, seed=a.seed, pi_l0=pi_l0, pi_g0=pi_g0,
                          progress=False)
@@ -179,8 +185,8 @@ def worker_alternating(a: argparse.Namespace) -> None:
     # the played pair: learned networks, or the starting dispatcher when no global
     # proposal was accepted
     played_g = a.dispatcher if isinstance(res.pi_g, FunctionGlobalPolicy) else "pi_g.pt"
-    if played_g == "pi_g.pt":
-        res.pi_g.save(out / "pi_g.pt", game)
+    if played_g == "pi_g.pt":  # a cautious policy's dispatcher base is code: not written
+        res.pi_g.save(out / "pi_g.pt", game, external_base=True)
     res.pi_l.save(out / "pi_l.pt", game)
     hist = [{"sweep": h.sweep, "player": h.player, "decision": h.decision,
              "v_new": h.v_new, "v_old": h.v_old, "learn_s": h.learn_time}
@@ -221,7 +227,8 @@ def spawn(kind: str, a: argparse.Namespace, k: int, low: int, dispatcher: str, d
     args = [sys.executable, __file__, "--worker", kind, "--ks", str(k), "--dir", str(d),
             "--low", str(low), "--dispatcher", dispatcher, "--budget", str(budget)]
     for name in ("n", "seed", "sweeps", "states", "iterations", "min_iterations",
-                 "trpo_iterations", "patience", "start", "hidden", "targets", "confidence"):
+                 "trpo_iterations", "patience", "start", "hidden", "targets", "confidence",
+                 "improve", "margin"):
         args += [f"--{name.replace('_', '-')}", str(getattr(a, name))]
     return subprocess.Popen(args)
 
@@ -249,6 +256,11 @@ def main() -> None:
     ap.add_argument("--targets", choices=["max", "pi_g"], default="pi_g",
                     help="neural G-LEARN's targets: fitted Q-iteration (max) or fitted "
                          "evaluation of the played dispatcher and its greedy step (pi_g)")
+    ap.add_argument("--improve", choices=["greedy", "cautious"], default="greedy",
+                    help="neural G-LEARN's improvement step (cautious: only where the fitted "
+                    "advantage over the played dispatcher exceeds --margin)")
+    ap.add_argument("--margin", type=float, default=0.0,
+                    help="the cautious step's margin, in units of Q (discounted return)")
     ap.add_argument("--trpo-iterations", type=int, default=10)
     ap.add_argument("--start", choices=["heuristic", "uniform"], default="heuristic")
     ap.add_argument("--seeds", type=int, default=8, help="evaluation seeds")
@@ -353,8 +365,14 @@ def run(a: argparse.Namespace) -> None:
         ppo = json.loads((d / "ppo.json").read_text())
         t = time.perf_counter()
         rows = []
-        pi_g = (load_policy(d / "pi_g.pt", "global", game) if alt["pi_g"] == "pi_g.pt"
-                else FunctionGlobalPolicy(k, dispatchers(10, 10)[alt["pi_g"]], alt["pi_g"]))
+        disp = FunctionGlobalPolicy(k, dispatchers(10, 10)[hand[k]["dispatcher"]],
+                                    hand[k]["dispatcher"])
+        if alt["pi_g"] != "pi_g.pt":
+            pi_g = disp
+        elif a.improve == "cautious" and a.start == "heuristic":  # steps from the dispatcher
+            pi_g = NeuralGlobalPolicy.load(d / "pi_g.pt", game, base=disp)
+        else:
+            pi_g = load_policy(d / "pi_g.pt", "global", game)
         pi_l = load_policy(d / "pi_l.pt", "local", game)
         rows.append({"label": "ALTERNATING-MARL", "means": per_seed(game, pi_g, pi_l, seeds,
                                                                      a.rollouts, a.horizon)})

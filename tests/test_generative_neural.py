@@ -209,3 +209,128 @@ def test_policy_evaluation_targets(tiny):
         neural_g_learn(gen, u, 3, states=200, targets="mean")
     with pytest.raises(ValueError, match="common_draws"):
         neural_g_learn(gen, u, 3, states=200, common_draws=1)
+
+
+@pytest.fixture(scope="module")
+def cautious_fits(tiny):
+    """One fitted evaluation of a fixed rule, returned greedy and cautious (the same fit:
+    improve only decides how the network's greedy step is applied)."""
+    tab, gen, _ = tiny
+    u = am.LocalPolicy.uniform(tab)
+    rule = am.GlobalPolicy.from_function(tab, 3, lambda sg, hh: np.asarray(sg) % 2)
+    kw = {"m": 2, "seed": 0, "states": 200, "iterations": 15, "hidden": 16,
+          "targets": "pi_g", "pi_g": rule}
+    greedy = neural_g_learn(gen, u, 3, **kw)
+    fits = {mg: neural_g_learn(gen, u, 3, improve="cautious", margin=mg, **kw)
+            for mg in (0.0, 1e6)}
+    return gen, rule, greedy, fits
+
+
+def _all_states():
+    h = am.enumerate_histograms(3, 3)
+    s_g = np.repeat(np.arange(2), len(h))
+    return s_g, np.tile(h, (2, 1))
+
+
+def test_cautious_step_between_pi_g_and_greedy(cautious_fits):
+    """improve="cautious": a huge margin keeps pi_g's action everywhere, margin 0 is the
+    greedy step (no ties here), an intermediate margin switches exactly where the fitted
+    advantage exceeds it."""
+    gen, rule, greedy, fits = cautious_fits
+    for pol in fits.values():  # the same fit as the greedy policy
+        for a, b in zip(pol.net.state_dict().values(), greedy.net.state_dict().values(),
+                        strict=True):
+            assert torch.equal(a, b)
+        assert pol.info["improve"] == "cautious" and pol.base is rule
+    s_g, h = _all_states()
+    base = np.asarray(rule.act(s_g, h))
+    q = greedy.q_values(s_g, h)
+    assert np.array_equal(fits[1e6].act(s_g, h), base)
+    assert np.array_equal(fits[0.0].act(s_g, h), q.argmax(axis=1))
+    assert np.array_equal(greedy.act(s_g, h), q.argmax(axis=1))
+    gain = q.max(axis=1) - q[np.arange(len(q)), base]
+    assert (gain > 0).any() and (gain == 0).any()  # the rule is right somewhere only
+    mid = NeuralGlobalPolicy(3, greedy.net, greedy.features, 2, greedy.arch, base=rule,
+                             margin=float(np.median(gain[gain > 0])))
+    got = mid.act(s_g, h)
+    assert np.array_equal(got, np.where(gain > mid.margin, q.argmax(axis=1), base))
+    assert 0 < int((got != base).sum()) < int((q.argmax(axis=1) != base).sum())
+
+
+def test_cautious_options_are_validated(tiny):
+    tab, gen, _ = tiny
+    u = am.LocalPolicy.uniform(tab)
+    rule = am.GlobalPolicy.from_function(tab, 3, lambda sg, hh: np.zeros(len(sg), int))
+    with pytest.raises(ValueError, match="improve"):
+        neural_g_learn(gen, u, 3, states=200, targets="pi_g", pi_g=rule, improve="bold")
+    with pytest.raises(ValueError, match="margin"):
+        neural_g_learn(gen, u, 3, states=200, targets="pi_g", pi_g=rule, improve="cautious",
+                       margin=-1.0)
+    with pytest.raises(ValueError, match="margin"):
+        neural_g_learn(gen, u, 3, states=200, targets="pi_g", pi_g=rule, improve="cautious",
+                       margin="1")
+    with pytest.raises(ValueError, match="margin"):
+        neural_g_learn(gen, u, 3, states=200, margin=1.0)  # greedy has no margin
+    with pytest.raises(ValueError, match="targets = 'pi_g'"):
+        neural_g_learn(gen, u, 3, states=200, pi_g=rule, improve="cautious")
+    pol = neural_g_learn(gen, u, 3, m=2, states=100, iterations=2, min_iterations=1, hidden=8)
+    # without a pi_g (ALTERNATING-MARL's uniform start) there is nothing to be cautious from:
+    # the greedy policy of the same fit
+    first = neural_g_learn(gen, u, 3, m=2, states=100, iterations=2, min_iterations=1,
+                           hidden=8, targets="pi_g", improve="cautious", margin=1.0)
+    assert first.base is None and "improve" not in first.info
+    for a, b in zip(pol.net.state_dict().values(), first.net.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="base"):
+        NeuralGlobalPolicy(3, pol.net, pol.features, 2, pol.arch, base=object())
+    with pytest.raises(ValueError, match="base"):
+        NeuralGlobalPolicy(3, pol.net, pol.features, 2, pol.arch,
+                           base=am.GlobalPolicy.from_function(tab, 2, lambda sg, hh: sg * 0))
+    bad = NeuralGlobalPolicy(3, pol.net, pol.features, 2, pol.arch,
+                             base=am.generative.FunctionGlobalPolicy(3, lambda sg, hh: sg + 5))
+    with pytest.raises(ValueError, match="base: returned actions"):
+        bad.act(np.array([0, 1]), np.array([[3, 0, 0], [1, 1, 1]]))
+
+
+def test_cautious_files(cautious_fits, tiny, tmp_path):
+    """A neural base is stored in the same file (nested, no pickle); another base is left
+    out only on request and must then be passed back."""
+    gen, rule, greedy, fits = cautious_fits
+    s_g, h = _all_states()
+    pol = fits[0.0]
+    with pytest.raises(ValueError, match="external_base=True"):
+        pol.save(tmp_path / "x.pt", gen)
+    path = pol.save(tmp_path / "ext.pt", gen, external_base=True)
+    with pytest.raises(ValueError, match="pass base="):
+        NeuralGlobalPolicy.load(path, gen)
+    back = NeuralGlobalPolicy.load(path, gen, base=rule)
+    assert back.margin == 0.0 and np.array_equal(back.act(s_g, h), pol.act(s_g, h))
+    with pytest.raises(ValueError, match="not a cautious policy"):
+        NeuralGlobalPolicy.load(greedy.save(tmp_path / "g.pt", gen), gen, base=rule)
+    # a cautious step from a neural policy, and one from that: bases nested in one file
+    tiny_pol = tiny[2]
+    one = NeuralGlobalPolicy(3, greedy.net, greedy.features, 2, greedy.arch, base=tiny_pol,
+                             margin=0.01)
+    two = NeuralGlobalPolicy(3, tiny_pol.net, tiny_pol.features, 2, tiny_pol.arch, base=one,
+                             margin=0.02)
+    p2 = two.save(tmp_path / "two.pt", gen)
+    blob = torch.load(p2, weights_only=True)
+    assert set(blob) == {"meta", "q", "base"} and set(blob["base"]) == {"meta", "q", "base"}
+    back2 = NeuralGlobalPolicy.load(p2, gen)
+    assert isinstance(back2.base, NeuralGlobalPolicy) and back2.base.margin == 0.01
+    assert isinstance(back2.base.base, NeuralGlobalPolicy) and back2.base.base.base is None
+    assert np.array_equal(back2.act(s_g, h), two.act(s_g, h))
+    from altmarl.generative.files import load_policy, save_policy
+
+    p3 = save_policy(two, tmp_path / "via_files", gen)
+    assert np.array_equal(load_policy(p3, "global", gen).act(s_g, h), two.act(s_g, h))
+    # a damaged margin is refused
+    import json as _json
+
+    meta = _json.loads(blob["meta"])
+    meta["cautious"]["margin"] = -1
+    blob["meta"] = _json.dumps(meta)
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="margin"):
+        NeuralGlobalPolicy.load(tmp_path / "bad.pt", gen)

@@ -59,6 +59,8 @@ FORMAT = "altmarl.neural_global_policy"
 FORMAT_VERSION = 1
 #: surrogate states replicated per batch when drawing transitions
 _BATCH_STATES = 512
+#: the most nested base policies a cautious policy file may hold
+MAX_BASE_DEPTH = 64
 
 
 def resolve_device(device: str) -> torch.device:
@@ -172,11 +174,18 @@ def q_network(arch: dict[str, Any]) -> nn.Module:
 
 class NeuralGlobalPolicy:
     """Greedy policy of a Q-network ``Q(phi(s_g, obs), .)`` (SPEC 11); follows the global
-    policy protocol (``k``, ``act(s_g, obs)``)."""
+    policy protocol (``k``, ``act(s_g, obs)``).
+
+    With a ``base`` policy (neural G-LEARN's ``improve="cautious"``) it is the *cautious*
+    improvement of ``base``: the greedy action ``a* = argmax_a Q(x, a)`` where its fitted
+    advantage ``Q(x, a*) - Q(x, base(x))`` exceeds ``margin``, ``base``'s action elsewhere
+    (``margin = 0``: the greedy step, ties to ``base``; a margin above every advantage:
+    ``base`` itself)."""
 
     def __init__(self, k: int, net: nn.Module, features: Features, n_ag: int,
                  arch: dict[str, int], info: dict[str, Any] | None = None,
-                 game_meta: dict[str, Any] | None = None) -> None:
+                 game_meta: dict[str, Any] | None = None, base: Any = None,
+                 margin: float = 0.0) -> None:
         self.k = check_int("k", k, 1)
         self.net = net.to("cpu").eval()
         self.features = features
@@ -184,6 +193,13 @@ class NeuralGlobalPolicy:
         self.arch = dict(arch)
         self.info: dict[str, Any] = dict(info or {})
         self.game_meta: dict[str, Any] = dict(game_meta or {})
+        if base is not None and not callable(getattr(base, "act", None)):
+            raise ValueError(f"base = {base!r}: expected a global policy with act(s_g, obs)")
+        if base is not None and getattr(base, "k", k) != k:
+            raise ValueError(f"base: a policy for k = {getattr(base, 'k', None)}, expected "
+                             f"k = {k}")
+        self.base = base
+        self.margin = check_float("margin", margin, 0.0)
 
     def q_values(self, s_g: NDArray[Any], obs: NDArray[Any]) -> NDArray[np.float64]:
         """``Q(s_g, obs, a)`` for every action, ``(R, |A_g|)``."""
@@ -192,30 +208,79 @@ class NeuralGlobalPolicy:
             return np.asarray(self.net(x).double().numpy())
 
     def act(self, s_g: Any, obs: Any) -> NDArray[np.int64]:
-        """``argmax_a Q(s_g, obs, a)`` (lowest index on ties), batched over rollouts."""
-        return np.asarray(self.q_values(np.asarray(s_g), np.asarray(obs)).argmax(axis=1),
-                          dtype=np.int64)
+        """``argmax_a Q(s_g, obs, a)`` (lowest index on ties), batched over rollouts; with a
+        ``base``: the cautious step (class docstring)."""
+        q = self.q_values(np.asarray(s_g), np.asarray(obs))
+        greedy = np.asarray(q.argmax(axis=1), dtype=np.int64)
+        if self.base is None:
+            return greedy
+        return self.cautious(q, np.asarray(self.base.act(s_g, obs), dtype=np.int64))
+
+    def cautious(self, q: NDArray[np.float64], base_actions: NDArray[np.int64]
+                 ) -> NDArray[np.int64]:
+        """The cautious step from ``base_actions`` given the Q-values ``q`` ``(R, |A_g|)``:
+        ``argmax q`` where ``q[argmax] - q[base] > margin``, the base action elsewhere."""
+        b = np.asarray(base_actions, dtype=np.int64).reshape(-1)
+        if b.shape != (len(q),) or (len(b) and (b.min() < 0 or b.max() >= self.n_ag)):
+            raise ValueError(f"base: returned actions of shape {b.shape} (values in "
+                             f"[{b.min() if len(b) else 0}, {b.max() if len(b) else 0}]), "
+                             f"expected ({len(q)},) in [0, {self.n_ag})")
+        greedy = np.asarray(q.argmax(axis=1), dtype=np.int64)
+        r = np.arange(len(q))
+        gain = q[r, greedy] - q[r, b]
+        return np.where(gain > self.margin, greedy, b)
 
     # --- files -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], game: GenerativeGame | None = None) -> Path:
-        """Write the policy (module docstring: one ``weights_only`` file); returns the path."""
-        meta = {
+    def to_blob(self, game: GenerativeGame | None = None,
+                external_base: bool = False) -> dict[str, Any]:
+        """The file's content (module docstring): ``{"meta", "q"}`` and, for a cautious
+        policy with a neural base, ``"base"`` (the base's own content, nested)."""
+        meta: dict[str, Any] = {
             "format": FORMAT, "version": FORMAT_VERSION, "k": self.k, "n_ag": self.n_ag,
             "features": self.features.to_json(), "arch": self.arch,
             "game": (game_meta(game) if game is not None else self.game_meta),
             "info": to_jsonable(self.info),
         }
+        blob: dict[str, Any] = {}
+        if self.base is not None:
+            if isinstance(self.base, NeuralGlobalPolicy):
+                blob["base"] = self.base.to_blob(game, external_base)
+                kind = "file"
+            elif external_base:
+                kind = "external"
+            else:
+                raise ValueError(
+                    f"base = {self.base!r}: this cautious policy's base cannot be written (only "
+                    "a neural base is stored in the file); save(..., external_base=True) writes "
+                    "the network and margin only, then load(..., base=...) supplies the base")
+            meta["cautious"] = {"margin": self.margin, "base": kind, "base_repr": repr(self.base)}
+        blob["meta"] = json.dumps(meta, sort_keys=True)
+        blob["q"] = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        return blob
+
+    def save(self, path: str | os.PathLike[str], game: GenerativeGame | None = None,
+             external_base: bool = False) -> Path:
+        """Write the policy (module docstring: one ``weights_only`` file); returns the path.
+        A cautious policy stores a neural base in the same file; another base (a function,
+        a tabular policy) is code or data of its own: ``external_base=True`` leaves it out
+        and :meth:`load` then needs ``base=``."""
         p = Path(path)
-        save_state(p, {"meta": json.dumps(meta, sort_keys=True),
-                       "q": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}})
+        save_state(p, self.to_blob(game, external_base))
         return p
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], game: GenerativeGame | None = None,
-             strict: bool = True) -> NeuralGlobalPolicy:
+             strict: bool = True, base: Any = None) -> NeuralGlobalPolicy:
         """Read a policy file; with ``game``, refuse a file made for another game
-        (``strict=False`` accepts a game with the same spaces and features)."""
-        blob = load_state(path)
+        (``strict=False`` accepts a game with the same spaces and features); ``base``: the
+        base policy of a cautious policy saved with ``external_base=True``."""
+        return cls.from_blob(load_state(path), str(path), game, strict, base, 0)
+
+    @classmethod
+    def from_blob(cls, blob: dict[str, Any], path: str, game: GenerativeGame | None,
+                  strict: bool, base: Any, depth: int) -> NeuralGlobalPolicy:
+        """The policy of a file's content (:meth:`to_blob`); ``depth`` counts the nested
+        bases read so far (at most ``MAX_BASE_DEPTH``)."""
         if not isinstance(blob.get("meta"), str) or not isinstance(blob.get("q"), dict):
             raise ValueError(f"{path}: not an altmarl neural policy file (expected 'meta' and "
                              "'q' entries)")
@@ -249,12 +314,42 @@ class NeuralGlobalPolicy:
         except (RuntimeError, KeyError) as exc:
             raise ValueError(f"{path}: weights do not match the architecture {arch} "
                              f"({exc})") from None
+        caut = meta.get("cautious")
+        margin, pol_base = 0.0, None
+        if caut is None:
+            if base is not None and depth == 0:
+                raise ValueError(f"{path}: base given, but this policy is not a cautious policy "
+                                 "with an external base")
+        else:
+            if not isinstance(caut, dict) or caut.get("base") not in ("file", "external"):
+                raise ValueError(f"{path}: meta 'cautious' = {caut!r}: expected a margin and "
+                                 "base 'file' or 'external'")
+            got = caut.get("margin")
+            if (not isinstance(got, int | float) or isinstance(got, bool)
+                    or not math.isfinite(got) or got < 0):
+                raise ValueError(f"{path}: cautious margin = {got!r}: expected a finite "
+                                 "number >= 0")
+            margin = float(got)
+            if caut["base"] == "file":
+                if depth + 1 > MAX_BASE_DEPTH:
+                    raise ValueError(f"{path}: more than {MAX_BASE_DEPTH} nested base policies")
+                inner = blob.get("base")
+                if not isinstance(inner, dict):
+                    raise ValueError(f"{path}: meta names a base policy in the file, but the "
+                                     "'base' entry is missing")
+                pol_base = cls.from_blob(inner, f"{path} (base)", game, strict, base, depth + 1)
+            elif base is None:
+                raise ValueError(f"{path}: a cautious policy whose base "
+                                 f"({caut.get('base_repr', '?')}) was not written; pass base=")
+            else:
+                pol_base = base
         return cls(int(meta["k"]), net, feats, int(meta["n_ag"]), arch, meta.get("info", {}),
-                   meta.get("game", {}))
+                   meta.get("game", {}), pol_base, float(margin))
 
     def __repr__(self) -> str:
+        caut = "" if self.base is None else f", cautious from {self.base!r}, margin={self.margin}"
         return (f"NeuralGlobalPolicy(k={self.k}, |A_g|={self.n_ag}, features={self.features.dim}"
-                f", hidden={self.arch.get('hidden')}x{self.arch.get('layers')})")
+                f", hidden={self.arch.get('hidden')}x{self.arch.get('layers')}{caut})")
 
 
 def game_meta(game: GenerativeGame) -> dict[str, Any]:
@@ -353,6 +448,39 @@ def surrogate_transitions(game: GenerativeGame, pi_l: Any, feats: Features, s_g:
     return rew, nxt, act
 
 
+def surrogate_returns(game: GenerativeGame, pi_l: Any, pi_g: Any, s_g: NDArray[Any],
+                      s_l: NDArray[Any], m: int, length: int, rng: np.random.Generator
+                      ) -> NDArray[np.float64]:
+    """Monte-Carlo returns of ``pi_g`` in the ``k``-agent surrogate, ``(N, |A_g|, m)``: for
+    every state ``x``, global action ``a`` and draw ``j``, the discounted return
+    ``sum_t gamma^t (r_g + mean r_l)`` over ``length`` steps of the surrogate (``step`` with
+    the ``k`` agents of ``x``) that starts with ``a`` and then plays ``pi_g`` on the ``k``
+    agents' summary and ``pi_l`` (SPEC 11; the rollout estimate of ``Q^{pi_g}(x, a)``).
+    The ``j``-th draw of every action of a state uses the same random numbers (common random
+    numbers, as :func:`surrogate_transitions` with ``common=True``), so the differences
+    between actions carry little of the returns' noise."""
+    N, A, gamma = len(s_g), game.n_ag, game.gamma
+    out = np.empty((N, A, m), dtype=np.float64)
+    for lo in range(0, N, _BATCH_STATES):
+        hi = min(N, lo + _BATCH_STATES)
+        rep = np.repeat(np.arange(lo, hi), m)
+        batch_seed = int(rng.integers(2**63))
+        for a in range(A):
+            r_a = np.random.default_rng(batch_seed)
+            g, loc = s_g[rep], s_l[rep]
+            a_g = np.full(len(g), a, dtype=np.int64)
+            total, disc = np.zeros(len(g)), 1.0
+            for t in range(length):
+                if t > 0:
+                    a_g = np.asarray(pi_g.act(g, game.observe(loc)), dtype=np.int64)
+                a_l = np.asarray(pi_l.act(loc, g, r_a), dtype=np.int64)
+                g, loc, r_g, r_l = game.step(g, loc, a_g, a_l, r_a)
+                total += disc * (np.asarray(r_g, dtype=np.float64) + r_l.mean(axis=1))
+                disc *= gamma
+            out[lo:hi, a] = total.reshape(hi - lo, m)
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # fitted Q-iteration
 # ---------------------------------------------------------------------------------------
@@ -414,6 +542,8 @@ def neural_g_learn(
     double: bool = False,
     common_draws: bool = False,
     targets: str = "max",
+    improve: str = "greedy",
+    margin: float = 0.0,
     threads: int = 1,
     device: str = "auto",
     progress: bool = False,
@@ -433,7 +563,12 @@ def neural_g_learn(
     gaps are then estimated with far less noise than the values); ``targets="pi_g"``:
     fitted *evaluation* of the given ``pi_g`` (targets ``r + gamma Q(x', pi_g(x'))`` instead
     of the max) and its greedy policy, one policy-improvement step from ``pi_g`` (without
-    ``pi_g``: the max); an MLP of ``layers`` x ``hidden`` tanh units; ``threads`` torch threads during the fit
+    ``pi_g``: the max); ``improve="cautious"`` (with ``targets="pi_g"``): the returned policy
+    switches from ``pi_g``'s action to the greedy one only where the fitted advantage
+    ``Q(x, a*) - Q(x, pi_g(x))`` exceeds ``margin`` (in units of ``Q``, the discounted
+    return; :class:`NeuralGlobalPolicy` with ``base=pi_g``), so that fitting noise of
+    order ``margin`` changes no decision (without ``pi_g``: the greedy policy); ``improve="greedy"``: the greedy policy of ``Q``
+    everywhere; an MLP of ``layers`` x ``hidden`` tanh units; ``threads`` torch threads during the fit
     (restored afterwards); ``device="auto"`` uses CUDA when present. ``seed`` drives every
     draw (data, initialization, minibatches); on CPU the fit is reproducible.
     """
@@ -456,6 +591,14 @@ def neural_g_learn(
         raise ValueError(f"common_draws = {common_draws!r}: expected True or False")
     check_choice("targets", targets, ["max", "pi_g"])
     evaluated = pi_g if targets == "pi_g" else None  # without pi_g: the max (FQI)
+    check_choice("improve", improve, ["greedy", "cautious"])
+    gap = check_float("margin", margin, 0.0)
+    if improve == "cautious" and targets != "pi_g":
+        raise ValueError("improve = 'cautious': needs targets = 'pi_g' (the margin is measured "
+                         "by the fitted evaluation of pi_g)")
+    if improve == "greedy" and gap != 0.0:
+        raise ValueError(f"margin = {margin!r}: applies only to improve = 'cautious' (the "
+                         "greedy step changes every decision)")
     check_float("lr", lr, positive=True)
     hold = check_float("holdout", holdout, 0.0, 0.9)
     check_float("explore", explore, 0.0, 1.0)
@@ -565,4 +708,8 @@ def neural_g_learn(
                 int(seed) if isinstance(seed, int | np.integer) else None),
             "wall_data_s": t_data, "wall_s": time.perf_counter() - t0, "device": str(dev),
             "threads": int(threads)}
+    if improve == "cautious" and evaluated is not None:  # without pi_g: greedy, as the max
+        info.update(improve="cautious", margin=gap)
+        return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, game_meta(game),
+                                  base=evaluated, margin=gap)
     return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, game_meta(game))
