@@ -28,7 +28,12 @@ For every ``k``:
    one policy-improvement step; ``max``: fitted Q-iteration; ``--improve cautious
    --margin M``: the step changes a decision of the played dispatcher only where the
    fitted advantage exceeds ``M``; early stopping after a
-   warm-up of ``--min-iterations`` rounds) and neural L-LEARN (TRPO, the anytime
+   warm-up of ``--min-iterations`` rounds; ``--targets rollout``: Monte-Carlo returns of
+   the played dispatcher in the surrogate, ``--m`` rollouts of 59 steps per state and
+   action with common random numbers, the network regressed on the advantage over the
+   dispatcher's action, no warm-up; ``--explore``: the share of uniform global actions in
+   the rollouts that visit the surrogate states, the others the played dispatcher's) and
+   neural L-LEARN (TRPO, the anytime
    candidate), UPDATE on 32 rollouts of the truncation-aware horizon. ``--start heuristic``
    (default) starts from the best hand-written pair: ``pi_g^0`` the best dispatcher,
    ``pi_l^0`` its local rule cloned into the policy network (``NeuralLocalPolicy.imitate``:
@@ -171,12 +176,14 @@ def worker_alternating(a: argparse.Namespace) -> None:
         pi_l0 = NeuralLocalPolicy.imitate(game, rule, confidence=a.confidence, seed=a.seed)
         pi_g0 = FunctionGlobalPolicy(a.k, dispatchers(10, 10)[a.dispatcher], a.dispatcher)
     g_options: dict[str, Any] = {"states": a.states, "iterations": a.iterations,
-                                 "min_iterations": a.min_iterations, "hidden": a.hidden,
-                                 "common_draws": True, "targets": a.targets}
+                                 "min_iterations": (None if a.targets == "rollout"
+                                                    else a.min_iterations),
+                                 "hidden": a.hidden, "common_draws": True,
+                                 "targets": a.targets, "explore": a.explore}
     if a.improve == "cautious":
         g_options.update(improve="cautious", margin=a.margin)
     opts = GenerativeOptions(
-        sweeps=a.sweeps, m=10, eval_rollouts=32, patience=a.patience,
+        sweeps=a.sweeps, m=a.m, eval_rollouts=32, patience=a.patience,
         g_options=g_options,
         l_options={"iterations": a.trpo_iterations, "rollouts": 4})
     res = run_generative(game, a.k, opts, seed=a.seed, pi_l0=pi_l0, pi_g0=pi_g0,
@@ -228,7 +235,7 @@ def spawn(kind: str, a: argparse.Namespace, k: int, low: int, dispatcher: str, d
             "--low", str(low), "--dispatcher", dispatcher, "--budget", str(budget)]
     for name in ("n", "seed", "sweeps", "states", "iterations", "min_iterations",
                  "trpo_iterations", "patience", "start", "hidden", "targets", "confidence",
-                 "improve", "margin"):
+                 "improve", "margin", "m", "explore"):
         args += [f"--{name.replace('_', '-')}", str(getattr(a, name))]
     return subprocess.Popen(args)
 
@@ -253,9 +260,15 @@ def main() -> None:
     ap.add_argument("--confidence", type=float, default=0.9,
                     help="the cloned local rule's probability mass on the rule's action "
                          "(NeuralLocalPolicy.imitate; lower: TRPO flips actions sooner)")
-    ap.add_argument("--targets", choices=["max", "pi_g"], default="pi_g",
-                    help="neural G-LEARN's targets: fitted Q-iteration (max) or fitted "
-                         "evaluation of the played dispatcher and its greedy step (pi_g)")
+    ap.add_argument("--m", type=int, default=10,
+                    help="neural G-LEARN's draws per target (rollouts per state and action "
+                         "with --targets rollout)")
+    ap.add_argument("--explore", type=float, default=1.0,
+                    help="share of uniform global actions in the state-visiting rollouts")
+    ap.add_argument("--targets", choices=["max", "pi_g", "rollout"], default="pi_g",
+                    help="neural G-LEARN's targets: fitted Q-iteration (max), fitted "
+                         "evaluation of the played dispatcher and its greedy step (pi_g), or "
+                         "Monte-Carlo returns of the dispatcher in the surrogate (rollout)")
     ap.add_argument("--improve", choices=["greedy", "cautious"], default="greedy",
                     help="neural G-LEARN's improvement step (cautious: only where the fitted "
                     "advantage over the played dispatcher exceeds --margin)")

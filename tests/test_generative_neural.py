@@ -334,3 +334,52 @@ def test_cautious_files(cautious_fits, tiny, tmp_path):
     torch.save(blob, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="margin"):
         NeuralGlobalPolicy.load(tmp_path / "bad.pt", gen)
+
+
+def test_rollout_returns_start_with_the_common_draws():
+    """surrogate_returns of length 1 is the one-step reward of surrogate_transitions with
+    common draws (the same random numbers, action by action); longer rollouts add the
+    discounted rewards of pi_g's play."""
+    from altmarl.generative.neural import rollout_advantages, surrogate_returns
+
+    tab = am.envs.make("random", n_sg=3, n_ag=4, n_sl=5, n_al=2, n=50, seed=2)
+    gen = tab.as_generative()
+    pi_l = am.LocalPolicy.uniform(tab)
+    zero = am.GlobalPolicy.from_function(tab, 6, lambda sg, hh: np.zeros(len(sg), int))
+    feats = Features.for_game(gen, 6)
+    rng = np.random.default_rng(0)
+    s_g, s_l = rng.integers(0, 3, 40), rng.integers(0, 5, (40, 6))
+    rew, _, _ = surrogate_transitions(gen, pi_l, feats, s_g, s_l, 3, np.random.default_rng(1),
+                                      common=True)
+    one = surrogate_returns(gen, pi_l, zero, s_g, s_l, 3, 1, np.random.default_rng(1))
+    assert one.shape == (40, 4, 3) and np.allclose(one, rew, atol=1e-5)
+    two = surrogate_returns(gen, pi_l, zero, s_g, s_l, 3, 2, np.random.default_rng(1))
+    assert not np.allclose(two, one, atol=1e-5)
+    assert np.all(np.abs(two - one) <= gen.gamma * tab.r_max + 1e-6)
+    adv = rollout_advantages(gen, pi_l, zero, s_g, s_l, 3, 1, np.random.default_rng(1))
+    assert np.array_equal(adv[:, 0], np.zeros(40, np.float32))  # zero at pi_g's action
+    assert np.allclose(adv, rew.mean(axis=2) - rew.mean(axis=2)[:, :1], atol=1e-4)
+
+
+def test_rollout_targets(tiny):
+    """targets="rollout": the network regresses the rollout advantages over pi_g (no
+    bootstrapping), greedy or cautious; pi_g is required and the length validated."""
+    tab, gen, _ = tiny
+    u = am.LocalPolicy.uniform(tab)
+    zero = am.GlobalPolicy.from_function(tab, 3, lambda sg, hh: np.zeros(len(sg), int))
+    kw = {"m": 4, "seed": 0, "states": 200, "iterations": 40, "hidden": 16,
+          "targets": "rollout", "pi_g": zero, "rollout_length": 8}
+    pol = neural_g_learn(gen, u, 3, **kw)
+    assert pol.info["targets"] == "rollout" and pol.info["rollout_length"] == 8
+    assert pol.info["min_iterations"] == 1 and pol.base is None
+    s_g, h = _all_states()
+    q = pol.q_values(s_g, h)
+    assert np.allclose(q[:, 0], 0.0, atol=0.1 * np.abs(q).max())  # advantages: ~0 at pi_g
+    assert np.array_equal(pol.act(s_g, h), q.argmax(axis=1))
+    huge = neural_g_learn(gen, u, 3, improve="cautious", margin=1e6, **kw)
+    assert np.array_equal(huge.act(s_g, h), np.zeros(len(s_g), np.int64))
+    assert huge.base is zero
+    with pytest.raises(ValueError, match="targets = 'rollout'"):
+        neural_g_learn(gen, u, 3, states=200, targets="rollout")
+    with pytest.raises(ValueError, match="rollout_length"):
+        neural_g_learn(gen, u, 3, states=200, targets="rollout", pi_g=zero, rollout_length=0)

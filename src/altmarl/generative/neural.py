@@ -481,6 +481,17 @@ def surrogate_returns(game: GenerativeGame, pi_l: Any, pi_g: Any, s_g: NDArray[A
     return out
 
 
+def rollout_advantages(game: GenerativeGame, pi_l: Any, pi_g: Any, s_g: NDArray[Any],
+                       s_l: NDArray[Any], m: int, length: int, rng: np.random.Generator
+                       ) -> NDArray[np.float32]:
+    """The rollout estimate of ``Q^{pi_g}(x, a) - Q^{pi_g}(x, pi_g(x))``, ``(N, |A_g|)``:
+    the mean over the ``m`` draws of :func:`surrogate_returns` (common random numbers), minus
+    its value at ``pi_g``'s action (zero there)."""
+    q = surrogate_returns(game, pi_l, pi_g, s_g, s_l, m, length, rng).mean(axis=2)
+    b = np.asarray(pi_g.act(s_g, game.observe(s_l)), dtype=np.int64)
+    return np.asarray(q - q[np.arange(len(q)), b][:, None], dtype=np.float32)
+
+
 # ---------------------------------------------------------------------------------------
 # fitted Q-iteration
 # ---------------------------------------------------------------------------------------
@@ -519,6 +530,17 @@ def warm_up_rounds(gamma: float, share: float = 0.05) -> int:
     return max(1, math.ceil(math.log(share) / math.log(gamma))) if gamma > 0 else 1
 
 
+def rollout_steps(targets: str, pi_g: Any, rollout_length: int | None, gamma: float) -> int:
+    """The length of the Monte-Carlo rollouts of ``targets="rollout"`` (``None``:
+    :func:`warm_up_rounds` of ``gamma``); ``ValueError`` for rollout targets without ``pi_g``
+    or a bad length."""
+    if targets == "rollout" and pi_g is None:
+        raise ValueError("targets = 'rollout': needs the pi_g whose returns are rolled out")
+    if rollout_length is None:
+        return warm_up_rounds(gamma)
+    return check_int("rollout_length", rollout_length, 1, 100_000)
+
+
 def neural_g_learn(
     game: GenerativeGame,
     pi_l: Any,
@@ -542,6 +564,7 @@ def neural_g_learn(
     double: bool = False,
     common_draws: bool = False,
     targets: str = "max",
+    rollout_length: int | None = None,
     improve: str = "greedy",
     margin: float = 0.0,
     threads: int = 1,
@@ -563,7 +586,15 @@ def neural_g_learn(
     gaps are then estimated with far less noise than the values); ``targets="pi_g"``:
     fitted *evaluation* of the given ``pi_g`` (targets ``r + gamma Q(x', pi_g(x'))`` instead
     of the max) and its greedy policy, one policy-improvement step from ``pi_g`` (without
-    ``pi_g``: the max); ``improve="cautious"`` (with ``targets="pi_g"``): the returned policy
+    ``pi_g``: the max); ``targets="rollout"`` (needs ``pi_g``): Monte-Carlo evaluation of
+    ``pi_g`` instead (:func:`surrogate_returns`: ``m`` surrogate rollouts of
+    ``rollout_length`` steps per state and action, ``None``: :func:`warm_up_rounds` of
+    ``gamma``, with common random numbers across the actions), the network regressed on the
+    advantage ``Q(x, a) - Q(x, pi_g(x))`` (its ``q_values`` are these advantages; no
+    bootstrapping, so no error of the network at unseen next states enters the targets;
+    early stopping on the held-out squared error, ``min_iterations`` defaults to 1) and its
+    greedy policy: one rollout policy-improvement step from ``pi_g``;
+    ``improve="cautious"`` (with ``targets="pi_g"`` or ``"rollout"``): the returned policy
     switches from ``pi_g``'s action to the greedy one only where the fitted advantage
     ``Q(x, a*) - Q(x, pi_g(x))`` exceeds ``margin`` (in units of ``Q``, the discounted
     return; :class:`NeuralGlobalPolicy` with ``base=pi_g``), so that fitting noise of
@@ -579,7 +610,10 @@ def neural_g_learn(
     check_int("epochs", epochs, 1)
     check_int("batch", batch, 1)
     check_int("patience", patience, 1)
-    if min_iterations is None:  # the rounds for gamma^M to fall below 0.05
+    check_choice("targets", targets, ["max", "pi_g", "rollout"])
+    if min_iterations is None and targets == "rollout":  # regression: no propagation
+        warm = 1
+    elif min_iterations is None:  # the rounds for gamma^M to fall below 0.05
         warm = min(int(iterations), warm_up_rounds(game.gamma))
     else:
         warm = check_int("min_iterations", min_iterations, 0)
@@ -589,11 +623,12 @@ def neural_g_learn(
         raise ValueError(f"double = {double!r}: expected True or False")
     if not isinstance(common_draws, bool):
         raise ValueError(f"common_draws = {common_draws!r}: expected True or False")
-    check_choice("targets", targets, ["max", "pi_g"])
     evaluated = pi_g if targets == "pi_g" else None  # without pi_g: the max (FQI)
+    length = rollout_steps(targets, pi_g, rollout_length, game.gamma)
+    improved = pi_g if targets == "rollout" else evaluated  # the policy a step improves on
     check_choice("improve", improve, ["greedy", "cautious"])
     gap = check_float("margin", margin, 0.0)
-    if improve == "cautious" and targets != "pi_g":
+    if improve == "cautious" and targets not in ("pi_g", "rollout"):
         raise ValueError("improve = 'cautious': needs targets = 'pi_g' (the margin is measured "
                          "by the fitted evaluation of pi_g)")
     if improve == "greedy" and gap != 0.0:
@@ -609,8 +644,12 @@ def neural_g_learn(
     feats = Features.for_game(game, k)
     rng = child_rng(ss, 0)
     s_g, s_l = surrogate_states(game, pi_l, k, count, rng, pi_g, explore, rollout_horizon)
-    rew, nxt, nxt_act = surrogate_transitions(game, pi_l, feats, s_g, s_l, m, child_rng(ss, 1),
-                                              common_draws, evaluated)
+    if targets == "rollout":  # advantages over pi_g's action from Monte-Carlo returns
+        adv = rollout_advantages(game, pi_l, pi_g, s_g, s_l, m, length, child_rng(ss, 1))
+        rew = nxt = nxt_act = None
+    else:
+        rew, nxt, nxt_act = surrogate_transitions(game, pi_l, feats, s_g, s_l, m,
+                                                  child_rng(ss, 1), common_draws, evaluated)
     X = feats(s_g, game.observe(s_l))
     t_data = time.perf_counter() - t0
     perm = child_rng(ss, 2).permutation(len(X))
@@ -633,23 +672,34 @@ def neural_g_learn(
         target = q_network(arch).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         Xt = torch.from_numpy(X).to(dev)
-        Rt = torch.from_numpy(rew).to(dev)
-        Nt = torch.from_numpy(nxt.reshape(-1, feats.dim)).to(dev)
-        At = None if nxt_act is None else torch.from_numpy(nxt_act).to(dev)
         tr = torch.from_numpy(train_idx).to(dev)
         ho = torch.from_numpy(hold_idx).to(dev)
-        shape = rew.shape
+        fixed: torch.Tensor | None = None
+        if rew is None:  # rollout targets: fixed advantages / scale, output bias 0
+            scale = float(max(1e-8, float(np.abs(adv).max())))
+            with torch.no_grad():
+                last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+                last.bias.fill_(0.0)
+            fixed = torch.from_numpy(adv).to(dev) / scale
+        else:
+            assert nxt is not None
+            Rt = torch.from_numpy(rew).to(dev)
+            Nt = torch.from_numpy(nxt.reshape(-1, feats.dim)).to(dev)
+            At = None if nxt_act is None else torch.from_numpy(nxt_act).to(dev)
+            shape = rew.shape
 
-        # the network predicts Q / scale (values of order one); its output bias starts at
-        # the discounted mean reward, so FQI only has to propagate the differences
-        scale = float(max(1e-8, float(np.abs(rew).max())) / (1.0 - gamma))
-        with torch.no_grad():
-            last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
-            last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
-        Rt = Rt / scale
+            # the network predicts Q / scale (values of order one); its output bias starts
+            # at the discounted mean reward, so FQI only has to propagate the differences
+            scale = float(max(1e-8, float(np.abs(rew).max())) / (1.0 - gamma))
+            with torch.no_grad():
+                last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+                last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
+            Rt = Rt / scale
 
         def bellman(q_net: nn.Module, idx: torch.Tensor | None = None,
                     chooser: nn.Module | None = None) -> torch.Tensor:
+            if fixed is not None:  # rollout targets do not depend on the network
+                return fixed if idx is None else fixed[idx]
             r = Rt if idx is None else Rt[idx]
             nx = Nt if idx is None else Nt.reshape(*shape, -1)[idx].reshape(-1, feats.dim)
             if At is not None:  # fitted evaluation of pi_g: its actions at the next states
@@ -702,14 +752,17 @@ def neural_g_learn(
             last.weight.mul_(scale)
             last.bias.mul_(scale)
     info = {"method": "neural-fqi", "k": k, "m": m, "states": len(X), "iterations": len(history),
-            "min_iterations": warm, "targets": "pi_g" if evaluated is not None else "max",
+            "min_iterations": warm,
+            "targets": "max" if targets == "pi_g" and evaluated is None else targets,
             "common_draws": common_draws,
             "holdout_residual": best, "residual_history": history, "seed": to_jsonable(
                 int(seed) if isinstance(seed, int | np.integer) else None),
             "wall_data_s": t_data, "wall_s": time.perf_counter() - t0, "device": str(dev),
             "threads": int(threads)}
-    if improve == "cautious" and evaluated is not None:  # without pi_g: greedy, as the max
+    if targets == "rollout":
+        info.update(rollout_length=length, q="advantage over pi_g")
+    if improve == "cautious" and improved is not None:  # without pi_g: greedy, as the max
         info.update(improve="cautious", margin=gap)
         return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, game_meta(game),
-                                  base=evaluated, margin=gap)
+                                  base=improved, margin=gap)
     return NeuralGlobalPolicy(k, net.cpu(), feats, game.n_ag, arch, info, game_meta(game))
