@@ -70,6 +70,26 @@ def _policy_matvec(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: Any)
             out[s * N + x] = acc
 
 
+def _policy_columns(nxt: Any, sg: Any, actions: Any, out: Any) -> None:
+    S, N, E, m = nxt.shape
+    for s in range(S):
+        for x in range(N):
+            a = actions[s, x]
+            e = a if E > 1 else 0
+            r = s * N + x
+            for j in range(m):
+                out[r, j] = nxt[s, x, e, j] * S + sg[s, x, a, j]
+
+
+def _gather_mean(cols: Any, v: Any, w: float, out: Any) -> None:
+    R, m = cols.shape
+    for r in range(R):
+        acc = 0.0
+        for j in range(m):
+            acc += w * v[cols[r, j]]
+        out[r] = acc
+
+
 def _global_weights(P_g: Any, V: Any, out: Any) -> None:
     S, A, S2 = P_g.shape
     N = V.shape[1]
@@ -136,6 +156,15 @@ def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: 
         acc = 0.0
         for j in range(m):
             acc += w * VT[nxt[s, x, e, j], sg[s, x, a, j]]
+        out[r] = acc
+
+
+def _gather_mean_par(cols: Any, v: Any, w: float, out: Any) -> None:
+    R, m = cols.shape
+    for r in prange(R):
+        acc = 0.0
+        for j in range(m):
+            acc += w * v[cols[r, j]]
         out[r] = acc
 
 
@@ -244,6 +273,7 @@ def warm_up(threads: int = 1) -> float:
     for nt in sorted({1, max(1, int(threads))}):
         expect_all(nxt, sg, np.zeros((1, 2)), 2, nt)
         policy_matvec(nxt, sg, acts, np.zeros(2), 2, nt)
+        gather_mean(policy_columns(nxt, sg, acts), np.zeros(2), 1, 2, nt)
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
@@ -287,6 +317,7 @@ def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: 
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
+             "gather": _gather_mean_par,
              "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par}
 
 
@@ -303,7 +334,8 @@ def _jit(name: str, parallel: bool = False) -> Any:
                           parallel=True)(_PARALLEL[name])
     fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
-          "policy_eg": _policy_matvec_eg, "streams": _stream_sums}[name]
+          "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
+          "columns": _policy_columns, "gather": _gather_mean}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -336,6 +368,37 @@ def policy_matvec(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.
     S, N = nxt.shape[:2]
     VT = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(S, N).T)
     _product("policy", threads)(nxt, sg, actions, VT, 1.0 / m, out)
+    return out
+
+
+def policy_columns(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.int64],
+                   out: NDArray[Any] | None = None) -> NDArray[Any]:
+    """``cols[s N + x, j] = nxt[s, x, e, j] |S_g| + sg[s, x, a, j]`` with ``a = actions[s,
+    x]``: the policy's sampled next states as flat indices into ``V`` laid out ``(N,
+    |S_g|)`` (int32 while ``|S_g| N < 2^31``), for :func:`gather_mean`. One pass over the
+    chosen action's samples; written into ``out`` when given (shape ``(|S_g| N, m)``)."""
+    S, N, _, m = nxt.shape
+    if out is None:
+        out = np.empty((S * N, m), dtype=column_dtype(S * N))
+    _jit("columns")(nxt, sg, actions, out)
+    return out
+
+
+def column_dtype(n: int) -> Any:
+    """The index type of :func:`policy_columns` for ``n = |S_g| N`` values."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
+                threads: int = 1) -> FloatArray:
+    """``out[s N + x] = sum_j (1/m) V[cols[s N + x, j]]`` with ``V = x`` (flat, in the
+    solver's ``(|S_g|, N)`` order) laid out ``(N, |S_g|)``, summed in order ``j = 0..m-1``:
+    :func:`policy_matvec` on the columns of :func:`policy_columns` (the same numbers),
+    reading one contiguous index per sample instead of two arrays."""
+    out = np.empty(x.size)
+    N = x.size // n_sg
+    vt = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(n_sg, N).T).reshape(-1)
+    _product("gather", threads)(cols, vt, 1.0 / m, out)
     return out
 
 
@@ -372,7 +435,8 @@ def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
     return out
 
 
-__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "expect_all",
+__all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype",
+           "expect_all", "gather_mean", "policy_columns",
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES"]

@@ -125,6 +125,7 @@ class _SampledModel:
         self._P: list[sp.csr_matrix] | None = None
         self._sel: NDArray[np.int32] | None = None
         self._sel_actions: IntArray | None = None
+        self._cols: NDArray[Any] | None = None  # the current policy's flat indices (fused)
 
     def columns(self, a: int) -> NDArray[np.int32]:
         """``cols[s, x, j] = sg * N + nxt``: flat indices of the samples of action ``a``."""
@@ -160,9 +161,12 @@ class _SampledModel:
 
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         if self.fused:
+            # the chosen action's next states as flat indices, one pass per policy: every
+            # product then reads one contiguous index per sample (same sums, same order)
             acts = np.ascontiguousarray(actions, dtype=np.int64)
-            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m,
-                                                   self.threads)
+            self._cols = kernels.policy_columns(self.nxt, self.sg, acts, self._cols)
+            cols = self._cols
+            return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
