@@ -179,3 +179,32 @@ def test_threads_give_the_same_numbers(exact_global: bool,
     np.testing.assert_array_equal(a.actions, b.actions)
     with pytest.raises(ValueError, match="threads"):
         GLearnOptions(threads=0)
+
+
+@pytest.mark.parametrize("per_action", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gather_on_policy_columns_is_policy_matvec(per_action: bool, threads: int) -> None:
+    """The policy matvec through the per-policy flat columns: the same sums in the same
+    order, so the same floating-point numbers; the columns are the definition's indices."""
+    rng = np.random.default_rng(11)
+    S, N, A, m = 3, 17, 4, 7
+    nxt = rng.integers(0, N, size=(S, N, A if per_action else 1, m)).astype(np.int32)
+    sg = rng.integers(0, S, size=(S, N, A, m)).astype(np.uint8)
+    acts = rng.integers(0, A, size=(S, N)).astype(np.int64)
+    x = rng.normal(size=S * N) * 10.0
+    cols = kernels.policy_columns(nxt, sg, acts)
+    assert cols.shape == (S * N, m) and cols.dtype == np.int32
+    s, xi = np.divmod(np.arange(S * N), N)
+    e = acts.ravel() if per_action else np.zeros(S * N, dtype=np.int64)
+    np.testing.assert_array_equal(
+        cols, nxt[s, xi, e, :] * S + sg[s, xi, acts.ravel(), :])
+    ref = kernels.policy_matvec(nxt, sg, acts, x, m, threads)
+    got = kernels.gather_mean(cols, x, S, m, threads)
+    assert np.array_equal(got, ref)
+    # a new policy rewritten into the same buffer: the new policy's product
+    acts2 = (acts + 1) % A
+    again = kernels.policy_columns(nxt, sg, acts2, cols)
+    assert again is cols
+    assert np.array_equal(kernels.gather_mean(cols, x, S, m, threads),
+                          kernels.policy_matvec(nxt, sg, acts2, x, m, threads))
+    assert not np.array_equal(kernels.policy_matvec(nxt, sg, acts2, x, m, threads), ref)
