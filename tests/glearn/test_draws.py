@@ -112,3 +112,16 @@ def test_standard_samples_have_the_product_law() -> None:
                 c = op.model.cols[a][s, t]
                 assert tv_distance(np.bincount(c, minlength=game.n_sg * N), joint) < 0.05
 
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (8,), (3, 10), (5, 2, 3, 3), (10, 8192)])
+def test_uniform_u32_matches_numpy_numbers_and_state(shape: tuple[int, ...]) -> None:
+    ref, fast = np.random.default_rng(2026), np.random.default_rng(2026)
+    want = ref.integers(0, 2**32, size=shape, dtype=np.uint32)
+    got = draws.uniform_u32(fast, shape)
+    assert got.dtype == np.uint32 and got.shape == shape
+    np.testing.assert_array_equal(got, want)
+    # the generator continues identically (a bounded draw, as stream pools do next)
+    np.testing.assert_array_equal(fast.integers(0, 8192, size=9, dtype=np.int32),
+                                  ref.integers(0, 8192, size=9, dtype=np.int32))
+    assert fast.bit_generator.state == ref.bit_generator.state

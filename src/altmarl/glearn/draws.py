@@ -31,6 +31,7 @@ state ``s`` (:func:`altmarl._random.rng`).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,19 @@ def _categorical_u32(u: NDArray[np.uint32], thr: list[int], dtype: Any) -> NDArr
     return out
 
 
+def uniform_u32(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[np.uint32]:
+    """``rng.integers(0, 2**32, size=shape, dtype=np.uint32)``: the same numbers and the same
+    generator state after, about 2.5x faster for an even number of draws (each 64-bit output
+    of the bit generator is its two 32-bit halves, low half first, exactly as NumPy's
+    bounded sampler splits it on the full 32-bit range; odd counts and big-endian
+    machines take NumPy's sampler)."""
+    n = math.prod(shape)
+    if n % 2 or sys.byteorder != "little":
+        return rng.integers(0, 2**32, size=shape, dtype=np.uint32)
+    raw = rng.bit_generator.random_raw(n // 2)
+    return np.asarray(raw.view(np.uint32).reshape(shape))
+
+
 def global_state_dtype(n_sg: int) -> Any:
     """The smallest unsigned integer type holding the global states ``0..n_sg-1``."""
     return np.uint8 if n_sg <= 2**8 else np.uint16 if n_sg <= 2**16 else np.uint32
@@ -82,7 +96,7 @@ def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
     for s in range(S):
         for a in range(A):
             rng = child_rng(ss, s * A + a)
-            u = rng.integers(0, 2**32, size=(N, m), dtype=np.uint32)
+            u = uniform_u32(rng, (N, m))
             if fused:
                 kernels.categorical_into(u, _thresholds(P_g[s, a]), sg[s, :, a, :])
             else:
@@ -195,7 +209,7 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
         out = np.zeros((d, k + 1, Pw), dtype=np.int64)
         unit = np.int64(1) << (np.arange(d, dtype=np.int64) * packed_bits)
         for x in range(d):
-            u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
+            u = uniform_u32(rng, (k, P))
             if fused:
                 kernels.stream_sums_into(u, _thresholds(K_s[x]), unit, out[x])
                 continue
@@ -208,7 +222,7 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
     pools = np.zeros((d, k + 1, Pw, d), dtype=np.int16)
     cells = np.arange(P, dtype=np.int64) * d
     for x in range(d):
-        u = rng.integers(0, 2**32, size=(k, P), dtype=np.uint32)
+        u = uniform_u32(rng, (k, P))
         moves = _categorical_u32(u, _thresholds(K_s[x]), np.int64)  # (k, P)
         flat = pools[x].reshape(k + 1, Pw * d)
         for c in range(1, k + 1):
@@ -308,7 +322,7 @@ def sample_tuples(K: FloatArray, k: int, m: int, n_e: int, ss: np.random.SeedSeq
         for a in range(0, N, chunk):
             b = min(N, a + chunk)
             dig = tuple_digits(np.arange(a, b, dtype=np.int64), k, d)  # (c, k)
-            u = rng.integers(0, 2**32, size=(b - a, n_e, m, k), dtype=np.uint32)
+            u = uniform_u32(rng, (b - a, n_e, m, k))
             nxt = np.zeros(u.shape, dtype=np.int32)
             for x in range(d):
                 cat = _categorical_u32(u, thr[x], np.int32)
