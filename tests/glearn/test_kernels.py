@@ -208,3 +208,81 @@ def test_gather_on_policy_columns_is_policy_matvec(per_action: bool, threads: in
     assert np.array_equal(kernels.gather_mean(cols, x, S, m, threads),
                           kernels.policy_matvec(nxt, sg, acts2, x, m, threads))
     assert not np.array_equal(kernels.policy_matvec(nxt, sg, acts2, x, m, threads), ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_expect_from_columns_and_recolumn(threads: int) -> None:
+    """The backup read from a policy's columns, and columns rewritten for a new policy:
+    exactly the numbers (and indices) computed from ``nxt`` itself."""
+    rng = np.random.default_rng(12)
+    S, N, A, m = 4, 23, 3, 6
+    nxt = rng.integers(0, N, size=(S, N, 1, m)).astype(np.int32)
+    sg = rng.integers(0, S, size=(S, N, A, m)).astype(np.uint8)
+    V = rng.normal(size=(S, N)) * 10.0
+    old = rng.integers(0, A, size=(S, N)).astype(np.int64)
+    new = rng.integers(0, A, size=(S, N)).astype(np.int64)
+    cols = kernels.policy_columns(nxt, sg, old)
+    ref = kernels.expect_all(nxt, sg, V, m, threads)
+    assert np.array_equal(kernels.expect_all_cols(cols, sg, old, V, m, threads), ref)
+    kernels.recolumn(cols, sg, old, new)
+    np.testing.assert_array_equal(cols, kernels.policy_columns(nxt, sg, new))
+    assert np.array_equal(kernels.expect_all_cols(cols, sg, new, V, m, threads), ref)
+    np.testing.assert_array_equal(cols // S, nxt.reshape(S * N, m))
+
+
+def test_operator_store_holds_the_columns_after_an_evaluation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fused operator's policy products turn its store into columns: ``nxt``, the backup
+    and later policies give the numbers of an operator that never did."""
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    game = am.envs.make("warehouse", n=100)
+    o = GLearnOptions(m=7)
+    a = empirical_operator(game, am.LocalPolicy.uniform(game), 4, seed=3, options=o)
+    b = empirical_operator(game, am.LocalPolicy.uniform(game), 4, seed=3, options=o)
+    assert a.model.fused
+    nxt = a.model.nxt.copy()
+    rng = np.random.default_rng(1)
+    V = rng.normal(size=(game.n_sg, a.shape[1]))
+    for _ in range(3):
+        acts = rng.integers(0, game.n_ag, size=(game.n_sg, a.shape[1]))
+        P = a.model.policy_matrix(acts)
+        assert np.array_equal(P(V.ravel()), kernels.policy_matvec(
+            b.model.nxt, b.model.sg, acts.astype(np.int64), V.ravel(), 7))
+        np.testing.assert_array_equal(a.model.nxt, nxt)
+        assert np.array_equal(a.model.expect(V), b.model.expect(V))
+
+
+@pytest.mark.parametrize("crn", ["pool", "none"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_policy_columns_product_is_bit_identical(crn: str, threads: int) -> None:
+    """Policy evaluation's product on the precomputed flat indices
+    (kernels.policy_columns + gather_mean) gives the same numbers as policy_matvec and as
+    the sparse matrix, for one shared or one per-action column of next local states."""
+    game = small_game(4, n_sl=3)
+    a, b = _pair(game, 4, crn=crn)
+    S, N = game.n_sg, a.shape[1]
+    rng = np.random.default_rng(7)
+    acts = rng.integers(0, game.n_ag, size=(S, N))
+    x = rng.normal(size=S * N) * 3.0
+    cols = kernels.policy_columns(b.model.nxt, b.model.sg, acts)
+    assert cols.shape == (S * N, b.model.m) and cols.dtype == np.int32
+    # cols index V laid out (N, |S_g|): nxt * |S_g| + sg
+    flat = np.stack([a.model.columns(int(v)) for v in range(game.n_ag)])  # (A, S, N, m)
+    chosen = flat[acts, np.arange(S)[:, None], np.arange(N)[None, :]].reshape(S * N, -1)
+    np.testing.assert_array_equal(cols, (chosen % N) * S + chosen // N)
+    got = kernels.gather_mean(cols, x, S, b.model.m, threads)
+    np.testing.assert_array_equal(got, kernels.policy_matvec(b.model.nxt, b.model.sg, acts,
+                                                             x, b.model.m))
+    np.testing.assert_array_equal(got, a.model.policy_matrix(acts)(x))
+    np.testing.assert_array_equal(b.model.policy_matrix(acts)(x), got)
+
+
+def test_large_operators_keep_the_index_free_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above COLUMNS_MAX_BYTES the policy product reads the store directly: same numbers."""
+    game = small_game(4, n_sl=3)
+    _, b = _pair(game, 4)
+    acts = np.zeros((game.n_sg, b.shape[1]), dtype=np.int64)
+    x = np.random.default_rng(1).random(game.n_sg * b.shape[1])
+    y = b.model.policy_matrix(acts)(x)
+    monkeypatch.setattr(kernels, "COLUMNS_MAX_BYTES", 0)
+    np.testing.assert_array_equal(b.model.policy_matrix(acts)(x), y)

@@ -43,6 +43,10 @@ FUSED_MIN_SAMPLES = 1 << 21
 #: :func:`warm_up` was called), operators from this size on use them too: the same numbers,
 #: less fixed cost per call, and never a compilation charged to a small problem
 FUSED_WARM_MIN_SAMPLES = 1 << 16
+#: policy evaluation precomputes the policy's flat sample indices (:func:`policy_columns`,
+#: ``4 |S_g| N m`` bytes) when they take at most this many bytes; larger operators (e.g.
+#: the warehouse at ``k = 50``: 190 MB) keep :func:`policy_matvec`, to stay within memory
+COLUMNS_MAX_BYTES = 1 << 26
 
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
@@ -79,6 +83,30 @@ def _policy_columns(nxt: Any, sg: Any, actions: Any, out: Any) -> None:
             r = s * N + x
             for j in range(m):
                 out[r, j] = nxt[s, x, e, j] * S + sg[s, x, a, j]
+
+
+def _recolumn(cols: Any, sg: Any, old: Any, new: Any) -> None:
+    S, N, A, m = sg.shape
+    for s in range(S):
+        for x in range(N):
+            a, b = old[s, x], new[s, x]
+            if a != b:
+                r = s * N + x
+                for j in range(m):
+                    cols[r, j] += sg[s, x, b, j] - sg[s, x, a, j]
+
+
+def _expect_all_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, out: Any) -> None:
+    S, N, A, m = sg.shape
+    for s in range(S):
+        for x in range(N):
+            r = s * N + x
+            c = actions[s, x]
+            for a in range(A):
+                acc = 0.0
+                for j in range(m):
+                    acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
+                out[s, x, a] = acc
 
 
 def _gather_mean(cols: Any, v: Any, w: float, out: Any) -> None:
@@ -157,6 +185,20 @@ def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: 
         for j in range(m):
             acc += w * VT[nxt[s, x, e, j], sg[s, x, a, j]]
         out[r] = acc
+
+
+def _expect_all_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float,
+                         out: Any) -> None:
+    S, N, A, m = sg.shape
+    for r in prange(S * N):
+        s = r // N
+        x = r - s * N
+        c = actions[s, x]
+        for a in range(A):
+            acc = 0.0
+            for j in range(m):
+                acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
+            out[s, x, a] = acc
 
 
 def _gather_mean_par(cols: Any, v: Any, w: float, out: Any) -> None:
@@ -273,7 +315,10 @@ def warm_up(threads: int = 1) -> float:
     for nt in sorted({1, max(1, int(threads))}):
         expect_all(nxt, sg, np.zeros((1, 2)), 2, nt)
         policy_matvec(nxt, sg, acts, np.zeros(2), 2, nt)
-        gather_mean(policy_columns(nxt, sg, acts), np.zeros(2), 1, 2, nt)
+        cols = policy_columns(nxt, sg, acts)
+        gather_mean(cols, np.zeros(2), 1, 2, nt)
+        expect_all_cols(cols, sg, acts, np.zeros((1, 2)), 2, nt)
+    recolumn(cols, sg, acts, acts)
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
@@ -317,7 +362,7 @@ def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: 
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
-             "gather": _gather_mean_par,
+             "gather": _gather_mean_par, "expect_cols": _expect_all_cols_par,
              "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par}
 
 
@@ -335,7 +380,8 @@ def _jit(name: str, parallel: bool = False) -> Any:
     fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
-          "columns": _policy_columns, "gather": _gather_mean}[name]
+          "columns": _policy_columns, "gather": _gather_mean, "recolumn": _recolumn,
+          "expect_cols": _expect_all_cols}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -381,6 +427,27 @@ def policy_columns(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np
     if out is None:
         out = np.empty((S * N, m), dtype=column_dtype(S * N))
     _jit("columns")(nxt, sg, actions, out)
+    return out
+
+
+def recolumn(cols: NDArray[Any], sg: NDArray[Any], old: NDArray[np.int64],
+             new: NDArray[np.int64]) -> None:
+    """Rewrite, in place, the :func:`policy_columns` of the policy ``old`` into those of
+    ``new`` (only the rows whose action changed: ``cols += sg[.., new, :] - sg[.., old,
+    :]``). Needs one action per row in ``nxt`` (``E = 1``)."""
+    _jit("recolumn")(cols, sg, old, new)
+
+
+def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],
+                    V: FloatArray, m: int, threads: int = 1) -> FloatArray:
+    """:func:`expect_all` (``E = 1``) read from the :func:`policy_columns` ``cols`` of the
+    policy ``actions`` instead of ``nxt``: the index ``nxt |S_g| + sg[a]`` is ``cols -
+    sg[actions] + sg[a]``, the same index, so the same numbers in the same order. Lets an
+    operator keep one int32 per sample (the columns) instead of ``nxt`` and the columns."""
+    S, N = V.shape
+    out = np.empty((S, N, sg.shape[2]))
+    vt = np.ascontiguousarray(np.asarray(V, dtype=np.float64).T).reshape(-1)
+    _product("expect_cols", threads)(cols, sg, actions, vt, 1.0 / m, out)
     return out
 
 
@@ -436,7 +503,7 @@ def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
 
 
 __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype",
-           "expect_all", "gather_mean", "policy_columns",
+           "expect_all", "expect_all_cols", "gather_mean", "policy_columns", "recolumn",
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES"]

@@ -114,7 +114,7 @@ class _SampledModel:
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
                  threads: int = 1) -> None:
         self.threads = int(threads)
-        self.nxt = nxt
+        self._store = nxt
         self.sg = sg
         self.n_sg, self.n_states, self.n_ag, self.m = (int(v) for v in sg.shape)
         self.r_g = r_g
@@ -125,7 +125,17 @@ class _SampledModel:
         self._P: list[sp.csr_matrix] | None = None
         self._sel: NDArray[np.int32] | None = None
         self._sel_actions: IntArray | None = None
-        self._cols: NDArray[Any] | None = None  # the current policy's flat indices (fused)
+        # fused, one next local state per sample (E = 1): once a policy is evaluated, the
+        # store holds its columns (kernels.policy_columns) in place of ``nxt``
+        self._col_actions: NDArray[np.int64] | None = None
+
+    @property
+    def nxt(self) -> NDArray[np.int32]:
+        """``nxt[s, x, e, j]``: the sampled next local states (recovered from the columns,
+        ``cols // |S_g|``, when the store holds them)."""
+        if self._col_actions is None:
+            return self._store
+        return (self._store // np.int32(self.n_sg)).astype(np.int32)
 
     def columns(self, a: int) -> NDArray[np.int32]:
         """``cols[s, x, j] = sg * N + nxt``: flat indices of the samples of action ``a``."""
@@ -151,7 +161,10 @@ class _SampledModel:
     def expect(self, V: FloatArray) -> FloatArray:
         v = np.ascontiguousarray(V, dtype=np.float64)
         if self.fused:
-            return kernels.expect_all(self.nxt, self.sg, v, self.m, self.threads)
+            if self._col_actions is not None:
+                return kernels.expect_all_cols(self._store.reshape(-1, self.m), self.sg,
+                                               self._col_actions, v, self.m, self.threads)
+            return kernels.expect_all(self._store, self.sg, v, self.m, self.threads)
         if self._P is None:
             self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
         out = np.empty((self.n_sg, self.n_states, self.n_ag))
@@ -161,12 +174,26 @@ class _SampledModel:
 
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         if self.fused:
-            # the chosen action's next states as flat indices, one pass per policy: every
-            # product then reads one contiguous index per sample (same sums, same order)
             acts = np.ascontiguousarray(actions, dtype=np.int64)
-            self._cols = kernels.policy_columns(self.nxt, self.sg, acts, self._cols)
-            cols = self._cols
+            store = self._store
+            if (store.shape[2] > 1 or not store.flags.c_contiguous or not store.flags.writeable
+                    or self.n_sg * self.n_states >= 2**31):
+                return lambda x: kernels.policy_matvec(store, self.sg, acts, x, self.m,
+                                                       self.threads)
+            # the store becomes the policy's columns (flat indices of the chosen action's
+            # next states, kernels.policy_columns) in place, rewritten only where the policy
+            # changed: every product then reads one int32 per sample (same sums, same order)
+            cols = store.reshape(-1, self.m)
+            if self._col_actions is None:
+                kernels.policy_columns(store, self.sg, acts, cols)
+            else:
+                kernels.recolumn(cols, self.sg, self._col_actions, acts)
+            self._col_actions = acts.copy()
             return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
+        if self.fused:
+            acts = np.ascontiguousarray(actions, dtype=np.int64)
+            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m,
+                                                   self.threads)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
