@@ -276,13 +276,3 @@ def test_policy_columns_product_is_bit_identical(crn: str, threads: int) -> None
     np.testing.assert_array_equal(got, a.model.policy_matrix(acts)(x))
     np.testing.assert_array_equal(b.model.policy_matrix(acts)(x), got)
 
-
-def test_large_operators_keep_the_index_free_product(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above COLUMNS_MAX_BYTES the policy product reads the store directly: same numbers."""
-    game = small_game(4, n_sl=3)
-    _, b = _pair(game, 4)
-    acts = np.zeros((game.n_sg, b.shape[1]), dtype=np.int64)
-    x = np.random.default_rng(1).random(game.n_sg * b.shape[1])
-    y = b.model.policy_matrix(acts)(x)
-    monkeypatch.setattr(kernels, "COLUMNS_MAX_BYTES", 0)
-    np.testing.assert_array_equal(b.model.policy_matrix(acts)(x), y)

@@ -43,10 +43,6 @@ FUSED_MIN_SAMPLES = 1 << 21
 #: :func:`warm_up` was called), operators from this size on use them too: the same numbers,
 #: less fixed cost per call, and never a compilation charged to a small problem
 FUSED_WARM_MIN_SAMPLES = 1 << 16
-#: policy evaluation precomputes the policy's flat sample indices (:func:`policy_columns`,
-#: ``4 |S_g| N m`` bytes) when they take at most this many bytes; larger operators (e.g.
-#: the warehouse at ``k = 50``: 190 MB) keep :func:`policy_matvec`, to stay within memory
-COLUMNS_MAX_BYTES = 1 << 26
 
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:

@@ -190,10 +190,6 @@ class _SampledModel:
                 kernels.recolumn(cols, self.sg, self._col_actions, acts)
             self._col_actions = acts.copy()
             return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
-        if self.fused:
-            acts = np.ascontiguousarray(actions, dtype=np.int64)
-            return lambda x: kernels.policy_matvec(self.nxt, self.sg, acts, x, self.m,
-                                                   self.threads)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
