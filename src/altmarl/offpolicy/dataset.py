@@ -883,13 +883,11 @@ def load_dataset(
             raise ValueError(f"{csv_path}: the data is not valid CSV ({exc})") from None
     else:
         n_fields = [line.count(",") + 1 for line in body.splitlines() if line]
-    if any(f != len(header) for f in n_fields):  # NumPy's reader ignores surplus fields
-        _parse_slow(text, header, expected, csv_path)
     if not body.isascii():  # see _parse_slow: NumPy's reader is not safe on such text
-        cols = _parse_slow(text, header, expected, csv_path)
-        if not cols["r"].size:
-            raise ValueError(f"{csv_path}: no data rows; expected at least one transition")
+        cols = _parse_slow(text, header, expected, csv_path)  # checks the field counts too
     else:
+        if any(f != len(header) for f in n_fields):  # NumPy's reader ignores surplus fields
+            _parse_slow(text, header, expected, csv_path)
         cols = _parse_fast_or_explain(body, text, header, expected, csv_path)
     if "rows" in meta and int(meta["rows"]) != cols["r"].shape[0]:
         raise ValueError(f"{csv_path}: {cols['r'].shape[0]} data rows, but the metadata says "
