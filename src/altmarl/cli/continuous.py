@@ -53,10 +53,10 @@ def build_config(quick: bool, config: Path | None, g_method: str | None,
     if n is not None:
         d["n"] = n
     overrides = parse_sets(sets)
-    if not overrides:
-        return ContinuousConfig.parse(d, source=str(config) if config is not None else "options")
     # errors name where the bad value came from: the file / flags first, then --set
-    ContinuousConfig.parse(d, source=str(config) if config is not None else "options")
+    cfg = ContinuousConfig.parse(d, source=str(config) if config is not None else "options")
+    if not overrides:
+        return cfg
     for key, val in overrides.items():
         if key.startswith("trpo."):
             d["trpo"] = {**d["trpo"], key[5:]: val}
