@@ -211,9 +211,8 @@ class NeuralGlobalPolicy:
         """``argmax_a Q(s_g, obs, a)`` (lowest index on ties), batched over rollouts; with a
         ``base``: the cautious step (class docstring)."""
         q = self.q_values(np.asarray(s_g), np.asarray(obs))
-        greedy = np.asarray(q.argmax(axis=1), dtype=np.int64)
         if self.base is None:
-            return greedy
+            return np.asarray(q.argmax(axis=1), dtype=np.int64)
         return self.cautious(q, np.asarray(self.base.act(s_g, obs), dtype=np.int64))
 
     def cautious(self, q: NDArray[np.float64], base_actions: NDArray[np.int64]
@@ -523,6 +522,11 @@ def _chosen_q(net: nn.Module, chooser: nn.Module, x: torch.Tensor,
         return torch.cat(out)
 
 
+def output_layer(net: nn.Module) -> nn.Linear:
+    """The last linear layer of a Q-network (its outputs are the Q-values)."""
+    return [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+
+
 def warm_up_rounds(gamma: float, share: float = 0.05) -> int:
     """The default warm-up of neural G-LEARN's early stopping: the fewest rounds ``M`` with
     ``gamma^M <= share``, after which fitted Q-iteration has propagated all but ``share`` of
@@ -629,8 +633,8 @@ def neural_g_learn(
     check_choice("improve", improve, ["greedy", "cautious"])
     gap = check_float("margin", margin, 0.0)
     if improve == "cautious" and targets not in ("pi_g", "rollout"):
-        raise ValueError("improve = 'cautious': needs targets = 'pi_g' (the margin is measured "
-                         "by the fitted evaluation of pi_g)")
+        raise ValueError("improve = 'cautious': needs targets = 'pi_g' or 'rollout' (the "
+                         "margin is measured on the estimated advantage over pi_g)")
     if improve == "greedy" and gap != 0.0:
         raise ValueError(f"margin = {margin!r}: applies only to improve = 'cautious' (the "
                          "greedy step changes every decision)")
@@ -678,7 +682,7 @@ def neural_g_learn(
         if rew is None:  # rollout targets: fixed advantages / scale, output bias 0
             scale = float(max(1e-8, float(np.abs(adv).max())))
             with torch.no_grad():
-                last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+                last = output_layer(net)
                 last.bias.fill_(0.0)
             fixed = torch.from_numpy(adv).to(dev) / scale
         else:
@@ -692,7 +696,7 @@ def neural_g_learn(
             # at the discounted mean reward, so FQI only has to propagate the differences
             scale = float(max(1e-8, float(np.abs(rew).max())) / (1.0 - gamma))
             with torch.no_grad():
-                last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+                last = output_layer(net)
                 last.bias.fill_(float(rew.mean()) / (1.0 - gamma) / scale)
             Rt = Rt / scale
 
@@ -748,7 +752,7 @@ def neural_g_learn(
         assert best_state is not None
         net.load_state_dict(best_state)
         with torch.no_grad():  # fold the scale into the output layer: net(x) = Q(x, .)
-            last = [mod for mod in net.modules() if isinstance(mod, nn.Linear)][-1]
+            last = output_layer(net)
             last.weight.mul_(scale)
             last.bias.mul_(scale)
     info = {"method": "neural-fqi", "k": k, "m": m, "states": len(X), "iterations": len(history),
