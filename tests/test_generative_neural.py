@@ -83,6 +83,25 @@ def test_file_for_another_game_is_rejected(tiny, tmp_path):
         NeuralGlobalPolicy.load(tmp_path / "tab.npz")
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b.pop("q"), "expected 'meta' and 'q' entries"),
+    (lambda b: b.update(meta="{not json"), "meta is not valid JSON"),
+    (lambda b: b.update(meta="[1, 2]"), "meta is list, expected a JSON object"),
+    (lambda b: b.update(meta=b["meta"].replace("neural_global_policy", "other")),
+     "format = 'altmarl.other', expected 'altmarl.neural_global_policy'"),
+    (lambda b: b.update(meta=b["meta"].replace('"version": 1', '"version": 7')),
+     "format version 7 is not supported"),
+])
+def test_damaged_file_headers_are_named(tiny, tmp_path, edit, message):
+    from altmarl.continuous.nets import load_state, save_state
+    _, gen, pol = tiny
+    blob = load_state(pol.save(tmp_path / "pi_g.pt", gen))
+    edit(blob)
+    save_state(tmp_path / "bad.pt", blob)
+    with pytest.raises(ValueError, match=message):
+        NeuralGlobalPolicy.load(tmp_path / "bad.pt", gen)
+
+
 def test_am_g_learn_dispatches_on_generative_games():
     tab = am.envs.make("random", n_sg=2, n_ag=2, n_sl=2, n_al=2, n=20, gamma=0.3, seed=0)
     pol = am.g_learn(tab.as_generative(), am.LocalPolicy.uniform(tab), k=2, m=2, seed=0)

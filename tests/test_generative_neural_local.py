@@ -187,6 +187,12 @@ def test_local_policy_file_round_trip(small_warehouse, tmp_path):
     with pytest.raises(ValueError, match="features"):
         NeuralLocalPolicy.load(path, am.envs.make("random", n_sl=4, n_al=3).as_generative(),
                                strict=False)
+    from altmarl.continuous.nets import load_state, save_state
+    damaged = load_state(path)
+    damaged.pop("critic")
+    save_state(tmp_path / "bad.pt", damaged)
+    with pytest.raises(ValueError, match="expected 'meta', 'policy' and 'critic' entries"):
+        NeuralLocalPolicy.load(tmp_path / "bad.pt", gen)
 
 
 @pytest.mark.slow

@@ -280,28 +280,11 @@ class NeuralGlobalPolicy:
                   strict: bool, base: Any, depth: int) -> NeuralGlobalPolicy:
         """The policy of a file's content (:meth:`to_blob`); ``depth`` counts the nested
         bases read so far (at most ``MAX_BASE_DEPTH``)."""
-        if not isinstance(blob.get("meta"), str) or not isinstance(blob.get("q"), dict):
-            raise ValueError(f"{path}: not an altmarl neural policy file (expected 'meta' and "
-                             "'q' entries)")
-        try:
-            meta = json.loads(blob["meta"])
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: meta is not valid JSON ({exc})") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: format = {meta.get('format')!r}, expected {FORMAT!r}")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {meta.get('version')!r} is not supported "
-                             f"(this altmarl reads version {FORMAT_VERSION})")
+        meta = read_meta(blob, path, "neural policy", FORMAT, FORMAT_VERSION, ("q",))
         feats = Features.from_json(meta["features"])
         arch = meta["arch"]
         if game is not None:
-            fp = meta.get("game", {}).get("fingerprint")
-            if strict and fp != game.fingerprint():
-                raise ValueError(
-                    f"{path}: policy made for game {meta.get('game', {}).get('name')!r} "
-                    f"(fingerprint {fp}), not for {game.name!r} (fingerprint "
-                    f"{game.fingerprint()}); pass strict=False to use it on a game with the "
-                    "same spaces anyway")
+            check_game(meta, game, path, strict)
             want = Features.for_game(game, int(meta["k"]))
             if (want.dim, meta["n_ag"]) != (feats.dim, game.n_ag):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
@@ -355,6 +338,42 @@ def game_meta(game: GenerativeGame) -> dict[str, Any]:
     """What a neural policy file records about its game: name, fingerprint, ``n``, spaces."""
     return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n,
             "spaces": game.spaces}
+
+
+def read_meta(blob: dict[str, Any], path: str, kind: str, fmt: str, version: int,
+              entries: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON metadata of a neural policy file's content ``blob``, checked: a ``meta``
+    string and the weight ``entries`` present, valid JSON, the expected ``fmt`` and
+    ``version`` (a clear error naming ``path`` otherwise)."""
+    if not isinstance(blob.get("meta"), str) or not all(isinstance(blob.get(e), dict)
+                                                        for e in entries):
+        want = [repr(e) for e in ("meta", *entries)]
+        names = ", ".join(want[:-1]) + " and " + want[-1]
+        raise ValueError(f"{path}: not an altmarl {kind} file (expected {names} entries)")
+    try:
+        meta = json.loads(blob["meta"])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: meta is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: meta is {type(meta).__name__}, expected a JSON object")
+    if meta.get("format") != fmt:
+        raise ValueError(f"{path}: format = {meta.get('format')!r}, expected {fmt!r}")
+    if meta.get("version") != version:
+        raise ValueError(f"{path}: format version {meta.get('version')!r} is not supported "
+                         f"(this altmarl reads version {version})")
+    return meta
+
+
+def check_game(meta: dict[str, Any], game: GenerativeGame, path: str, strict: bool) -> None:
+    """Refuse a policy file whose recorded game fingerprint (:func:`game_meta`) is not
+    ``game``'s, unless ``strict`` is false."""
+    fp = meta.get("game", {}).get("fingerprint")
+    if strict and fp != game.fingerprint():
+        raise ValueError(
+            f"{path}: policy made for game {meta.get('game', {}).get('name')!r} "
+            f"(fingerprint {fp}), not for {game.name!r} (fingerprint "
+            f"{game.fingerprint()}); pass strict=False to use it on a game with the "
+            "same spaces anyway")
 
 
 # ---------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ from altmarl.continuous.trpo import (
     trpo_step,
 )
 from altmarl.generative.game import PROBE_SEED, GenerativeGame
-from altmarl.generative.neural import game_meta
+from altmarl.generative.neural import check_game, game_meta, read_meta
 from altmarl.generative.policies import UniformLocalPolicy, check_policies
 from altmarl.generative.simulator import rollout, subsample_indices
 from altmarl.io import to_jsonable
@@ -360,27 +360,11 @@ class NeuralLocalPolicy:
         """Read a policy file; with ``game``, refuse a file made for another game
         (``strict=False`` accepts a game with the same features and actions)."""
         blob = load_state(path)
-        if not isinstance(blob.get("meta"), str) or not isinstance(blob.get("policy"), dict):
-            raise ValueError(f"{path}: not an altmarl neural local policy file (expected "
-                             "'meta', 'policy' and 'critic' entries)")
-        try:
-            meta = json.loads(blob["meta"])
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: meta is not valid JSON ({exc})") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: format = {meta.get('format')!r}, expected {FORMAT!r}")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {meta.get('version')!r} is not supported "
-                             f"(this altmarl reads version {FORMAT_VERSION})")
+        meta = read_meta(blob, str(path), "neural local policy", FORMAT, FORMAT_VERSION,
+                         ("policy", "critic"))
         feats = LocalFeatures.from_json(meta["features"])
         if game is not None:
-            fp = meta.get("game", {}).get("fingerprint")
-            if strict and fp != game.fingerprint():
-                raise ValueError(
-                    f"{path}: policy made for game {meta.get('game', {}).get('name')!r} "
-                    f"(fingerprint {fp}), not for {game.name!r} (fingerprint "
-                    f"{game.fingerprint()}); pass strict=False to use it on a game with the "
-                    "same spaces anyway")
+            check_game(meta, game, str(path), strict)
             want = LocalFeatures.for_game(game)
             if (want.dim, game.n_al) != (feats.dim, meta["n_al"]):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
