@@ -2,7 +2,7 @@
 dispatchers and Stable-Baselines3 PPO on ``am.envs.make("fleet")`` (n = 10^4 vehicles,
 |S_l| = 100, |S_g| = 30; docs/generative.md).
 
-    python benchmarks/bench_fleet.py                   # k = 5, 20, 50 (about an hour on 2 cores)
+    python benchmarks/bench_fleet.py                   # k = 5, 20, 50 (about 10 minutes on 2 cores)
     python benchmarks/bench_fleet.py --quick           # n = 2000, k = 5, short budgets (minutes)
     python benchmarks/bench_fleet.py --ks 20 --out fleet.json
 
@@ -22,24 +22,25 @@ For every ``k``:
    evaluation seeds themselves (optimistic for the baseline). The best blind dispatcher
    against the best informed one measures what observing the population is worth.
 2. **ALTERNATING-MARL** (a subprocess, so its peak memory is its own):
-   ``altmarl.alternating.generative.run_generative`` with neural G-LEARN (``--states``
-   surrogate states, m = 10 draws with common random numbers across the global actions,
-   ``--targets pi_g``: fitted evaluation of the played dispatcher and its greedy policy,
-   one policy-improvement step; ``max``: fitted Q-iteration; ``--improve cautious
-   --margin M``: the step changes a decision of the played dispatcher only where the
-   fitted advantage exceeds ``M``; early stopping after a
-   warm-up of ``--min-iterations`` rounds; ``--targets rollout``: Monte-Carlo returns of
-   the played dispatcher in the surrogate, ``--m`` rollouts of 59 steps per state and
-   action with common random numbers, the network regressed on the advantage over the
-   dispatcher's action, no warm-up; ``--explore``: the share of uniform global actions in
-   the rollouts that visit the surrogate states, the others the played dispatcher's) and
-   neural L-LEARN (TRPO, the anytime
-   candidate), UPDATE on 32 rollouts of the truncation-aware horizon. ``--start heuristic``
+   ``altmarl.alternating.generative.run_generative`` with neural G-LEARN and neural
+   L-LEARN (TRPO, the anytime candidate), UPDATE on 32 rollouts of the truncation-aware
+   horizon, ``--sweeps`` alternations (default 1). Neural G-LEARN's targets (``--targets``):
+   ``rollout`` (default) Monte-Carlo returns of the played dispatcher in the ``k``-agent
+   surrogate, ``--m`` (default 24) rollouts of 59 steps per surrogate state and global
+   action with common random numbers across the actions, the network regressed on the
+   advantage over the dispatcher's action; ``pi_g`` fitted evaluation of the played
+   dispatcher and its greedy policy (one policy-improvement step, ``--m`` draws per
+   target, early stopping after a warm-up of ``--min-iterations`` rounds); ``max`` fitted
+   Q-iteration. ``--improve cautious --margin M``: the step changes a decision of the
+   played dispatcher only where the fitted advantage exceeds ``M``. ``--states`` (default
+   3000) surrogate states, half from the reset law, half visited by rollouts whose global
+   actions are uniform with probability ``--explore`` (default 0.2), else the played
+   dispatcher's. ``--start heuristic``
    (default) starts from the best hand-written pair: ``pi_g^0`` the best dispatcher,
    ``pi_l^0`` its local rule cloned into the policy network (``NeuralLocalPolicy.imitate``:
-   greedy actions are the rule's, ``--confidence`` of the probability on the rule's action
-   and the rest uniform, so TRPO's sampled actions explore), so UPDATE keeps the
-   hand-written pair unless a learner finds a better response; ``--start uniform`` is
+   greedy actions are the rule's, ``--confidence`` (default 0.5) of the probability on the
+   rule's action and the rest uniform, so TRPO's sampled actions explore), so UPDATE keeps
+   the hand-written pair unless a learner finds a better response; ``--start uniform`` is
    SPEC 6's uniform start (``pi_l^0`` uniform, ``pi_g^0`` the first G-LEARN policy).
 3. **PPO** (a subprocess): SB3 PPO (defaults, ``gamma`` of the game) on the global agent's
    Gymnasium view ``GlobalAgentEnv(fleet_tabular(), pi_l, k, obs="box")`` with ``pi_l`` the
@@ -251,21 +252,21 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[5, 20, 50])
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sweeps", type=int, default=3)
+    ap.add_argument("--sweeps", type=int, default=1)
     ap.add_argument("--patience", type=int, default=2)
-    ap.add_argument("--states", type=int, default=2000)
+    ap.add_argument("--states", type=int, default=3000)
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--min-iterations", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=64, help="neural G-LEARN's hidden width")
-    ap.add_argument("--confidence", type=float, default=0.9,
+    ap.add_argument("--confidence", type=float, default=0.5,
                     help="the cloned local rule's probability mass on the rule's action "
                          "(NeuralLocalPolicy.imitate; lower: TRPO flips actions sooner)")
-    ap.add_argument("--m", type=int, default=10,
+    ap.add_argument("--m", type=int, default=24,
                     help="neural G-LEARN's draws per target (rollouts per state and action "
                          "with --targets rollout)")
-    ap.add_argument("--explore", type=float, default=1.0,
+    ap.add_argument("--explore", type=float, default=0.2,
                     help="share of uniform global actions in the state-visiting rollouts")
-    ap.add_argument("--targets", choices=["max", "pi_g", "rollout"], default="pi_g",
+    ap.add_argument("--targets", choices=["max", "pi_g", "rollout"], default="rollout",
                     help="neural G-LEARN's targets: fitted Q-iteration (max), fitted "
                          "evaluation of the played dispatcher and its greedy step (pi_g), or "
                          "Monte-Carlo returns of the dispatcher in the surrogate (rollout)")
@@ -276,10 +277,10 @@ def main() -> None:
                     help="the cautious step's margin, in units of Q (discounted return)")
     ap.add_argument("--trpo-iterations", type=int, default=10)
     ap.add_argument("--start", choices=["heuristic", "uniform"], default="heuristic")
-    ap.add_argument("--seeds", type=int, default=8, help="evaluation seeds")
+    ap.add_argument("--seeds", type=int, default=6, help="evaluation seeds")
     ap.add_argument("--rollouts", type=int, default=32)
     ap.add_argument("--horizon", type=int, default=100)
-    ap.add_argument("--parallel", type=int, default=1, help="k values trained at once")
+    ap.add_argument("--parallel", type=int, default=2, help="k values trained at once")
     ap.add_argument("--out", default=None, help="write the results as JSON")
     ap.add_argument("--work", default="/tmp/altmarl-bench-fleet")
     ap.add_argument("--reuse", action="store_true",
@@ -297,7 +298,7 @@ def main() -> None:
         if a.ks == [5, 20, 50]:
             a.ks = [5]
         a.sweeps, a.states, a.iterations, a.min_iterations = 1, 1000, 80, 40
-        a.trpo_iterations, a.seeds = 4, 4
+        a.trpo_iterations, a.seeds, a.m = 4, 4, min(a.m, 8)
     a.n = a.n or 10_000
     if a.worker is not None:
         a.k = a.ks[0]

@@ -365,3 +365,20 @@ def test_multinomial_moves_are_numpys_draws_bit_for_bit(case, warehouse):
     assert got.dtype == np.int64 and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
     assert g_numpy.random() == g_kernel.random()
+
+
+def test_step_tables_rows_are_stored_in_c_order(warehouse):
+    """The population move reads ``joint`` every step: it is stored C-contiguous (a strided
+    view would be copied on every call), single policies and candidate batches alike, with
+    the same values as the kernel's rows."""
+    from altmarl.simulate import step_tables
+
+    u = am.LocalPolicy.uniform(warehouse).table
+    one = step_tables(warehouse, u).joint
+    batch = step_tables(warehouse, np.stack([u, u])).joint
+    assert one.flags["C_CONTIGUOUS"] and batch.flags["C_CONTIGUOUS"]
+    K = warehouse.joint_kernel(u)  # (x, s_g, a, x')
+    d, A = warehouse.n_sl, warehouse.n_al
+    rows = np.clip(K.transpose(1, 0, 2, 3).reshape(warehouse.n_sg, d, A * d), 0.0, None)
+    np.testing.assert_array_equal(one, rows / rows.sum(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(batch[1], one)

@@ -148,6 +148,9 @@ def step_tables(game: TabularGame, pi_l_table: ArrayLike) -> StepTables:
     J = K.transpose(*axes, b + 1, b, b + 2, b + 3).reshape(*lead, game.n_sg, d, A * d)
     J = np.clip(J, 0.0, None)
     J /= J.sum(axis=-1, keepdims=True)
+    # the reshape above is a strided view: store the rows in C order once, so that the
+    # kernels reading them (multinomial_moves, every step) need no copy
+    J = np.ascontiguousarray(J)
     return StepTables(
         joint=J,
         r_g=game.r_g,
