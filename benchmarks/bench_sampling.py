@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from _common import interleaved, limit_blas, machine, print_table  # noqa: E402
 
 import altmarl as am  # noqa: E402
-from altmarl.evaluation import _chunks  # noqa: E402
+from altmarl.evaluation import CHUNK  # noqa: E402
+from altmarl.generative.simulator import chunk_sizes  # noqa: E402
 from altmarl.sampling import Stratified, Uniform, Weighted  # noqa: E402
 
 TARGET = 1.5
@@ -30,7 +31,7 @@ TARGET = 1.5
 
 def run(game, pi_g, pi_l, R, H, sampling, seed=0):  # type: ignore[no-untyped-def]
     """``evaluate``'s chunking (128-rollout chunks, SeedSequence children), one thread."""
-    sizes = _chunks(R)
+    sizes = chunk_sizes(R, CHUNK)
     seqs = np.random.SeedSequence(seed).spawn(len(sizes))
     out = [am.rollout_counts(game, pi_g, pi_l, s, H, np.random.default_rng(q),
                              sampling=sampling).discounted_returns(game.gamma)

@@ -23,12 +23,13 @@ from _common import interleaved, limit_blas, machine, module_at, print_table, ti
 
 import altmarl as am  # noqa: E402
 from altmarl import simulate  # noqa: E402
-from altmarl.evaluation import _chunks  # noqa: E402
+from altmarl.evaluation import CHUNK  # noqa: E402
+from altmarl.generative.simulator import chunk_sizes  # noqa: E402
 
 
 def chunked(rollout_counts, game, pi_g, pi_l, R, H, seed=0):  # type: ignore[no-untyped-def]
     """``evaluate``'s chunking (128-rollout chunks, SeedSequence children), one thread."""
-    sizes = _chunks(R)
+    sizes = chunk_sizes(R, CHUNK)
     seqs = np.random.SeedSequence(seed).spawn(len(sizes))
     parts = [rollout_counts(game, pi_g, pi_l, s, H, np.random.default_rng(q), record_counts=True)
              for s, q in zip(sizes, seqs, strict=True)]

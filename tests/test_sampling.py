@@ -601,3 +601,17 @@ def test_two_type_warehouse():
         am.envs.make("warehouse", types=3)
     with pytest.raises(ValueError, match="fast_share"):
         am.envs.make("warehouse", types=2, fast_share=1.0)
+
+
+def test_uniform_and_weighted_share_the_histogram_observations():
+    """Both observe ``H_k`` by rank: same key, size, enumeration, index and check."""
+    u, w = Uniform(3), Weighted((1.0, 2.0, 0.5), 3)
+    assert u.observation_key == w.observation_key == ("H", 3)
+    assert u.num_observations(3) == w.num_observations(3) == num_histograms(3, 3) == 10
+    H = enumerate_histograms(3, 3)
+    assert np.array_equal(w.observations(3), H) and np.array_equal(u.observations(3), H)
+    assert w.index(H).tolist() == u.index(H).tolist() == list(range(10))
+    for scheme in (u, w):
+        scheme.check_histograms(H)
+        with pytest.raises(ValueError, match="k = 3 samples, got sums"):
+            scheme.check_histograms(np.array([[1, 1, 0]]))

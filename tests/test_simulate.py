@@ -382,3 +382,35 @@ def test_step_tables_rows_are_stored_in_c_order(warehouse):
     rows = np.clip(K.transpose(1, 0, 2, 3).reshape(warehouse.n_sg, d, A * d), 0.0, None)
     np.testing.assert_array_equal(one, rows / rows.sum(axis=-1, keepdims=True))
     np.testing.assert_array_equal(batch[1], one)
+
+
+def test_chunks_cover_the_rollouts_and_concatenate_in_order():
+    """``chunk_sizes`` cuts ``R`` rollouts into full chunks and one remainder;
+    ``concat_chunks`` joins a recorded field in chunk order and keeps ``None``."""
+    from types import SimpleNamespace
+
+    from altmarl.generative.simulator import chunk_sizes, concat_chunks
+
+    assert chunk_sizes(300, 128) == [128, 128, 44]
+    assert chunk_sizes(256, 128) == [128, 128]
+    assert chunk_sizes(5, 128) == [5]
+    parts = [SimpleNamespace(x=np.arange(3) + 10 * j, y=None) for j in range(3)]
+    assert concat_chunks(parts, "x").tolist() == [0, 1, 2, 10, 11, 12, 20, 21, 22]
+    assert concat_chunks(parts, "y") is None
+
+
+def test_initial_counts_copies_init_or_draws_from_the_game():
+    from altmarl.simulate import initial_counts
+
+    game = am.envs.make("warehouse", n=6)
+    s_g0, N0 = np.array([0, 1]), np.zeros((2, game.n_sl), dtype=np.int32)
+    N0[0, 0], N0[1, -1] = game.n, game.n
+    s_g, N = initial_counts(game, np.random.default_rng(0), 2, (s_g0, N0))
+    assert s_g.dtype == np.int64 and N.dtype == np.int64
+    assert np.array_equal(s_g, s_g0) and np.array_equal(N, N0)
+    s_g[0] = 5
+    assert s_g0[0] == 0  # a copy: the caller's arrays are not written
+    drawn = initial_counts(game, np.random.default_rng(3), 4)
+    expect = game.sample_init(np.random.default_rng(3), 4)
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, expect, strict=True))
+    assert (drawn[1].sum(axis=1) == game.n).all()

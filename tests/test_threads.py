@@ -60,3 +60,18 @@ def test_z95_is_the_normal_quantile_used_by_evaluate() -> None:
     ev = am.evaluate(game, am.GlobalPolicy.constant(game, 1, 0), am.LocalPolicy.uniform(game),
                      rollouts=50, horizon=10, seed=0)
     assert ev.ci95 == (ev.mean - Z95 * ev.stderr, ev.mean + Z95 * ev.stderr)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_map_threads_keeps_index_order(workers: int) -> None:
+    """Results come back in index order for any pool size, each index computed once."""
+    seen: list[int] = []
+
+    def fn(j: int) -> float:
+        seen.append(j)
+        return float(np.random.default_rng(j).random())
+
+    out = threads.map_threads(fn, 7, workers)
+    assert out == [float(np.random.default_rng(j).random()) for j in range(7)]
+    assert sorted(seen) == list(range(7))
+    assert threads.map_threads(fn, 1, workers) == [out[0]]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +26,13 @@ from altmarl._validate import check_int
 from altmarl.display import html_table
 from altmarl.game import TabularGame
 from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
+from altmarl.generative.simulator import chunk_sizes, concat_chunks
 from altmarl.generative.simulator import simulate as simulate_generative
 from altmarl.limits import INT64_MAX, check_simulation
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import Scheme
 from altmarl.simulate import Trajectories, rollout_agents, rollout_counts
-from altmarl.threads import default_threads
+from altmarl.threads import default_threads, map_threads
 
 if TYPE_CHECKING:
     from altmarl.glearn.rewards import RewardModel
@@ -175,13 +175,6 @@ class Evaluation:
                           note="discounted return over rollouts (SPEC eq. 2)")
 
 
-def _chunks(rollouts: int) -> list[int]:
-    sizes = [CHUNK] * (rollouts // CHUNK)
-    if rollouts % CHUNK:
-        sizes.append(rollouts % CHUNK)
-    return sizes
-
-
 def simulate_batched(
     game: TabularGame,
     pi_g: GlobalPolicy,
@@ -209,7 +202,7 @@ def simulate_batched(
     if sampling is not None:
         extra["sampling"] = sampling
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    sizes = _chunks(rollouts)
+    sizes = chunk_sizes(rollouts, CHUNK)
     seqs = ss.spawn(len(sizes))
     fn = rollout_counts if simulator == "counts" else rollout_agents
 
@@ -220,17 +213,9 @@ def simulate_batched(
         return out
 
     w = default_threads() if workers is None else max(1, int(workers))
-    if w == 1 or len(sizes) == 1:
-        parts = [run(j) for j in range(len(sizes))]
-    else:
-        with ThreadPoolExecutor(max_workers=w) as ex:
-            parts = list(ex.map(run, range(len(sizes))))
-
-    def cat(name: str) -> Any:
-        vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else np.concatenate(vals, axis=0)
-
-    return Trajectories(cat("rewards"), cat("s_g"), cat("a_g"), cat("counts"), cat("mode_match"))
+    parts = map_threads(run, len(sizes), w)
+    return Trajectories(*(concat_chunks(parts, name) for name in
+                          ("rewards", "s_g", "a_g", "counts", "mode_match")))
 
 
 def evaluate(

@@ -338,24 +338,13 @@ def _check_game_k(field: str, k: int, n: int) -> None:
         raise ValueError(f"{field} = {k}: exceeds the population n = {n} (expected 1 <= k <= n)")
 
 
-@dataclass(frozen=True)
-class Uniform:
-    """A uniform ``k``-subset of the ``n`` agents without replacement, fresh every step (SPEC
-    3; the paper's scheme and the default everywhere). Observations: ``H_k``."""
+class HistogramObservations:
+    """The observations of a scheme that samples ``k`` agents from the whole population
+    (:class:`Uniform`, :class:`Weighted`): histograms ``h`` in ``H_k`` (SPEC 2, 3), indexed
+    by their rank."""
 
     k: int
 
-    kind = "uniform"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "k", check_int("sampling.k", self.k, 1))
-
-    def bind(self, game: Any) -> Uniform:
-        """This scheme, checked against ``game`` (``k <= n``)."""
-        _check_game_k("sampling.k", self.k, int(game.n))
-        return self
-
-    # --- observations ---------------------------------------------------------
     @property
     def observation_key(self) -> tuple[Any, ...]:
         """Identifies the observation space (schemes with equal keys index ``h`` alike)."""
@@ -379,6 +368,24 @@ class Uniform:
         if np.any(sums != self.k):
             raise ValueError(f"hist: expected histograms of k = {self.k} samples, got sums "
                              f"{np.unique(sums)}")
+
+
+@dataclass(frozen=True)
+class Uniform(HistogramObservations):
+    """A uniform ``k``-subset of the ``n`` agents without replacement, fresh every step (SPEC
+    3; the paper's scheme and the default everywhere). Observations: ``H_k``."""
+
+    k: int
+
+    kind = "uniform"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "k", check_int("sampling.k", self.k, 1))
+
+    def bind(self, game: Any) -> Uniform:
+        """This scheme, checked against ``game`` (``k <= n``)."""
+        _check_game_k("sampling.k", self.k, int(game.n))
+        return self
 
     # --- sampling -------------------------------------------------------------
     def sample(self, counts: IntArray, rng: np.random.Generator,
@@ -610,7 +617,7 @@ def allocate(k: int, shares: ArrayLike, caps: ArrayLike | None = None) -> tuple[
 
 
 @dataclass(frozen=True)
-class Weighted:
+class Weighted(HistogramObservations):
     """Successive sampling without replacement (SPEC 12): each of the ``k`` draws picks one
     of the remaining agents with probability proportional to ``w[its state]``. Observations:
     ``H_k``. With equal weights it *is* :class:`Uniform` ``(k)`` (its sampler and law are
@@ -659,23 +666,6 @@ class Weighted:
                              f"{game.n_sl} local states (expected one weight per local state)")
         _check_game_k("sampling.k", self.k, int(game.n))
         return self
-
-    # --- observations ---------------------------------------------------------
-    @property
-    def observation_key(self) -> tuple[Any, ...]:
-        return ("H", self.k)
-
-    def num_observations(self, d: int) -> int:
-        return num_histograms(self.k, d)
-
-    def observations(self, d: int) -> IntArray:
-        return enumerate_histograms(self.k, d)
-
-    def index(self, h: ArrayLike) -> IntArray:
-        return rank(h, self.k)
-
-    def check_histograms(self, h: IntArray) -> None:
-        Uniform(self.k).check_histograms(h)
 
     # --- sampling -------------------------------------------------------------
     def sample(self, counts: IntArray, rng: np.random.Generator,
@@ -808,6 +798,7 @@ def check_table(scheme: Scheme, d: int, factor: int = 1,
 __all__ = [
     "HYPERGEOM_LIMIT",
     "SCHEMES",
+    "HistogramObservations",
     "agent_histograms",
     "allocate",
     "Scheme",

@@ -329,6 +329,44 @@ def check_joint(game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy | None 
 # ---------------------------------------------------------------------------
 
 
+def initial_counts(game: TabularGame, rng: np.random.Generator, rollouts: int,
+                   init: tuple[ArrayLike, ArrayLike] | None = None) -> tuple[IntArray, IntArray]:
+    """The initial ``(s_g, counts)`` of ``rollouts`` rollouts: copies of ``init`` (arrays of
+    length ``rollouts``) when given, else drawn from ``game.init`` (SPEC 1)."""
+    if init is None:
+        return game.sample_init(rng, rollouts)
+    return (np.asarray(init[0], dtype=np.int64).copy(),
+            np.asarray(init[1], dtype=np.int64).copy())
+
+
+class _History:
+    """The per-step records of a batch of rollouts as they are simulated
+    (:class:`Trajectories` when done)."""
+
+    def __init__(self, R: int, H: int, d: int, record_counts: bool, track_mode: bool) -> None:
+        self.rewards = np.empty((R, H))
+        self.s_g = np.empty((R, H), dtype=np.int64)
+        self.a_g = np.empty((R, H), dtype=np.int64)
+        self.counts = np.empty((R, H, d), dtype=np.int64) if record_counts else None
+        self.mode = np.empty((R, H), dtype=bool) if track_mode else None
+
+    def record(self, t: int, reward: FloatArray, s_g: IntArray, a_g: IntArray,
+               N: IntArray) -> None:
+        """Step ``t``: its stage reward, and the state, global action and count vector
+        before the step."""
+        self.rewards[:, t] = reward
+        self.s_g[:, t] = s_g
+        self.a_g[:, t] = a_g
+        if self.counts is not None:
+            self.counts[:, t] = N
+        if self.mode is not None:
+            self.mode[:, t] = a_g == N.argmax(axis=1)
+
+    def trajectories(self) -> Trajectories:
+        """The records as :class:`Trajectories`."""
+        return Trajectories(self.rewards, self.s_g, self.a_g, self.counts, self.mode)
+
+
 def rollout_counts(
     game: TabularGame,
     pi_g: GlobalPolicy,
@@ -357,30 +395,15 @@ def rollout_counts(
     if reward_model is not None:
         reward_model.check_game(game)
     R, H, n, d = int(rollouts), int(horizon), game.n, game.n_sl
-    if init is None:
-        s_g, N = game.sample_init(rng, R)
-    else:
-        s_g = np.asarray(init[0], dtype=np.int64).copy()
-        N = np.asarray(init[1], dtype=np.int64).copy()
+    s_g, N = initial_counts(game, rng, R, init)
     tables = step_tables(game, pi_l.table)
-    rewards = np.empty((R, H))
-    sg_hist = np.empty((R, H), dtype=np.int64)
-    ag_hist = np.empty((R, H), dtype=np.int64)
-    counts_hist = np.empty((R, H, d), dtype=np.int64) if record_counts else None
-    track_mode = game.n_ag == game.n_sl
-    mode = np.empty((R, H), dtype=bool) if track_mode else None
+    hist = _History(R, H, d, record_counts, game.n_ag == game.n_sl)
     for t in range(H):
         a_g = global_actions(pi_g, s_g, N, rng, n, scheme)
         step = count_step(tables, s_g, N, a_g, rng, reward_model=reward_model)
-        rewards[:, t] = step.reward
-        sg_hist[:, t] = s_g
-        ag_hist[:, t] = a_g
-        if counts_hist is not None:
-            counts_hist[:, t] = N
-        if mode is not None:
-            mode[:, t] = a_g == N.argmax(axis=1)
+        hist.record(t, step.reward, s_g, a_g, N)
         s_g, N = step.s_g, step.counts
-    return Trajectories(rewards, sg_hist, ag_hist, counts_hist, mode)
+    return hist.trajectories()
 
 
 def rollout_agents(
@@ -407,23 +430,14 @@ def rollout_agents(
     scheme = pi_g.sampling.bind(game) if resolved is None else resolved
     R, H, n = int(rollouts), int(horizon), game.n
     d, A = game.n_sl, game.n_al
-    if init is None:
-        s_g, N = game.sample_init(rng, R)
-    else:
-        s_g = np.asarray(init[0], dtype=np.int64).copy()
-        N = np.asarray(init[1], dtype=np.int64).copy()
+    s_g, N = initial_counts(game, rng, R, init)
     # agents' states from the counts, in a random order
     states = np.stack([rng.permutation(np.repeat(np.arange(d), N[r])) for r in range(R)])
     cdf_l = np.cumsum(pi_l.table, axis=-1)  # (d, S_g, A)
     cdf_p = np.cumsum(game.P_l, axis=-1)  # (d, S_g, A, d)
     cdf_g = np.cumsum(game.P_g, axis=-1)
     offsets = (np.arange(R) * d)[:, None]
-    rewards = np.empty((R, H))
-    sg_hist = np.empty((R, H), dtype=np.int64)
-    ag_hist = np.empty((R, H), dtype=np.int64)
-    counts_hist = np.empty((R, H, d), dtype=np.int64) if record_counts else None
-    track_mode = game.n_ag == game.n_sl
-    mode = np.empty((R, H), dtype=bool) if track_mode else None
+    hist = _History(R, H, d, record_counts, game.n_ag == game.n_sl)
     for t in range(H):
         N = np.bincount((states + offsets).ravel(), minlength=R * d).reshape(R, d)
         # the sample, drawn from the agents (uniform: the k smallest of n uniform keys)
@@ -432,17 +446,12 @@ def rollout_agents(
         sgb = np.broadcast_to(s_g[:, None], states.shape)
         u = rng.random((R, n))
         acts = (cdf_l[states, sgb] < u[..., None]).sum(axis=-1).clip(max=A - 1)
-        rewards[:, t] = game.r_g[s_g, a_g] + game.r_l[states, sgb, acts].mean(axis=1)
-        sg_hist[:, t] = s_g
-        ag_hist[:, t] = a_g
-        if counts_hist is not None:
-            counts_hist[:, t] = N
-        if mode is not None:
-            mode[:, t] = a_g == N.argmax(axis=1)
+        hist.record(t, game.r_g[s_g, a_g] + game.r_l[states, sgb, acts].mean(axis=1),
+                    s_g, a_g, N)
         u2 = rng.random((R, n))
         states = (cdf_p[states, sgb, acts] < u2[..., None]).sum(axis=-1).clip(max=d - 1)
         s_g = sample_rows(cdf_g[s_g, a_g], rng)
-    traj = Trajectories(rewards, sg_hist, ag_hist, counts_hist, mode)
+    traj = hist.trajectories()
     if return_states:
         return traj, states
     return traj

@@ -7,6 +7,8 @@ fast a run is on a given machine.
 
 * :func:`default_threads` — size of an in-process *thread* pool (the rollout chunks of
   :func:`altmarl.evaluate`, the generative simulator) when ``workers`` is not given;
+* :func:`map_threads` — a function of the chunk index over all chunks on such a pool, the
+  results in chunk order;
 * :func:`default_processes` — number of worker *processes* of a sweep backend (the local
   process pool, a local Ray instance) when ``--workers`` is not given;
 * :func:`limit_blas_threads` — a block during which NumPy's BLAS uses at most ``threads``
@@ -24,8 +26,12 @@ run single-threaded and parallelize over independent rollouts or units instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: at most this many threads by default for in-process thread pools
 MAX_DEFAULT_THREADS = 8
@@ -36,6 +42,16 @@ def default_threads() -> int:
     rollout chunks, the generative simulator): the CPU count, at most
     :data:`MAX_DEFAULT_THREADS`."""
     return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+
+
+def map_threads(fn: Callable[[int], T], count: int, workers: int) -> list[T]:
+    """``[fn(0), ..., fn(count - 1)]``, computed on a pool of ``workers`` threads (in this
+    thread when ``workers == 1`` or ``count == 1``); the results in index order, so a
+    seeded ``fn(j)`` (chunk ``j`` of the rollouts) gives the same list for any ``workers``."""
+    if workers == 1 or count == 1:
+        return [fn(j) for j in range(count)]
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, range(count)))
 
 
 def default_processes() -> int:

@@ -20,7 +20,7 @@ depend on the seed only (not on the number of worker threads).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from altmarl._random import rng as child_rng
 from altmarl._validate import check_int
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.policies import check_policies
-from altmarl.threads import default_threads
+from altmarl.threads import default_threads, map_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -219,6 +219,13 @@ def chunk_sizes(rollouts: int, chunk: int = CHUNK) -> list[int]:
     return sizes
 
 
+def concat_chunks(parts: Sequence[Any], name: str) -> Any:
+    """The attribute ``name`` of the chunks' trajectories ``parts``, concatenated over the
+    rollouts (axis 0); ``None`` when the chunks did not record it."""
+    vals = [getattr(p, name) for p in parts]
+    return None if vals[0] is None else np.concatenate(vals, axis=0)
+
+
 def simulate(
     game: GenerativeGame,
     pi_g: Any,
@@ -245,15 +252,6 @@ def simulate(
         return out
 
     w = default_threads() if workers is None else check_int("workers", workers, 1)
-    if w == 1 or len(sizes) == 1:
-        parts = [run(j) for j in range(len(sizes))]
-    else:
-        with ThreadPoolExecutor(max_workers=w) as ex:
-            parts = list(ex.map(run, range(len(sizes))))
-
-    def cat(name: str) -> Any:
-        vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else np.concatenate(vals, axis=0)
-
-    return GenerativeTrajectories(cat("rewards"), cat("a_g"), cat("s_g"), cat("counts"),
-                                  cat("mode_match"))
+    parts = map_threads(run, len(sizes), w)
+    return GenerativeTrajectories(*(concat_chunks(parts, name) for name in
+                                    ("rewards", "a_g", "s_g", "counts", "mode_match")))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
@@ -39,7 +38,7 @@ from altmarl.simulate import (
     step_tables,
     subsample_histograms,
 )
-from altmarl.threads import default_threads
+from altmarl.threads import default_threads, map_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -472,9 +471,7 @@ class MeanFieldEvaluator:
             kern(*args, 0, C, out)
         else:
             bounds = np.linspace(0, C, w + 1).astype(int)
-            with ThreadPoolExecutor(max_workers=w) as ex:
-                list(ex.map(lambda i: kern(*args, int(bounds[i]), int(bounds[i + 1]), out),
-                            range(w)))
+            map_threads(lambda i: kern(*args, int(bounds[i]), int(bounds[i + 1]), out), w, w)
         return out
 
     def values(self, tables: FloatArray, batch: int = DEFAULT_BATCH) -> FloatArray:

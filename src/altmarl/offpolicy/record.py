@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from altmarl import _random
 from altmarl._validate import check_bool, check_choice, check_int
 from altmarl.game import TabularGame, check_game
+from altmarl.generative.simulator import chunk_sizes
 from altmarl.histogram import rank
 from altmarl.limits import INT64_MAX, check_simulation
 from altmarl.offpolicy.dataset import OfflineDataset
@@ -140,7 +141,7 @@ def record_logs(
     tracked = next_histogram == "tracked"
     n, d, Ag = game.n, game.n_sl, game.n_ag
     tables = step_tables(game, pi_l.table)
-    sizes = [CHUNK] * (R_tot // CHUNK) + ([R_tot % CHUNK] if R_tot % CHUNK else [])
+    sizes = chunk_sizes(R_tot, CHUNK)
     out: dict[str, list[NDArray[Any]]] = {key: [] for key in
                                           ("s_g", "h", "a_g", "r", "s_g'", "h'", "N")}
     with Progress(enabled=progress, transient=True) as bar:
