@@ -15,6 +15,7 @@ import argparse
 import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -104,6 +105,43 @@ def sl_sweep(quick: bool, H: int) -> None:
                  "time / time(|S_l|=2)"], rows)
 
 
+def fleet_steps(ref: str | None, quick: bool) -> None:
+    """The count step on a large local space: the fleet's tables (|S_l| = 100, |S_g| = 30,
+    |A_l| = 4, ``n = 10^4``; what ``GlobalAgentEnv`` steps), one row per step, with the step
+    tables of this tree and, with ``ref``, those built by ``simulate.py`` at ``ref``."""
+    from altmarl.envs.generative_fleet import fleet_tabular
+
+    tab = fleet_tabular()
+    rule = am.LocalPolicy.uniform(tab).table
+    variants = [("working tree", simulate.step_tables(tab, rule))]
+    if ref is not None:
+        try:
+            old = module_at(ref, "src/altmarl/simulate.py", "_simulate_tables_before")
+            variants.insert(0, (ref, old.step_tables(tab, rule)))
+        except Exception as exc:  # noqa: BLE001
+            print(f"\n(--compare-ref {ref}: cannot load the old simulator: {exc})")
+    steps = 300 if quick else 2000
+    N0 = np.random.default_rng(0).multinomial(tab.n, np.full(tab.n_sl, 1 / tab.n_sl))[None, :]
+
+    def run(tables: Any) -> Any:
+        rng = np.random.default_rng(0)
+        s_g, N, out = np.zeros(1, np.int64), N0.copy(), []
+        for t in range(steps):
+            st = simulate.count_step(tables, s_g, N, np.array([t % tab.n_ag]), rng)
+            s_g, N = st.s_g, st.counts
+            out.append(st.reward[0])
+        return np.array(out)
+
+    times, outs = interleaved([functools.partial(run, t) for _, t in variants], 3)
+    rows = [[name, str(t.joint.flags["C_CONTIGUOUS"]), steps / sec, times[0] / sec,
+             "yes" if np.array_equal(o, outs[-1]) else "NO"]
+            for (name, t), sec, o in zip(variants, times, outs, strict=True)]
+    print_table(f"count steps per second on the fleet's tables (n = 10^4, |S_l| = 100, one "
+                f"row, {steps} steps, 1 thread, median of 3, interleaved)",
+                ["step tables", "joint in C order", "steps / s", "speed-up", "same rewards"],
+                rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +186,7 @@ def main() -> None:
                 ["n", "rollouts", "per-agent s", "counts s", "speed-up"], rows)
     sl_sweep(args.quick, H)
     chunk_overhead(args.quick, H)
+    fleet_steps(args.compare_ref, args.quick)
     if args.compare_ref:
         compare(args.compare_ref, args.quick, H)
 
