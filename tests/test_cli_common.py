@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 import pytest
 import typer
 
-from altmarl.cli.common import fail, parse_int_list, parse_sets, parse_value
+from altmarl.cli.common import echo_plots, fail, parse_int_list, parse_sets, parse_value, redraw
 from altmarl.io import format_number
 
 
@@ -72,3 +73,35 @@ def test_no_progress_option_on_every_long_command() -> None:
                 ["continuous", "sweep"], ["federated", "run"]):
         res = CliRunner().invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0 and "--no-progress" in res.output, cmd
+
+
+def test_redraw_lists_the_plots_or_names_the_damage(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    echo_plots([tmp_path / "a.png"])
+    redraw(tmp_path, "theory run", "run it again", lambda: [tmp_path / "b.png", "c.png"])
+    assert capsys.readouterr().out.splitlines() == [f"plot: {tmp_path / 'a.png'}",
+                                                    f"plot: {tmp_path / 'b.png'}", "plot: c.png"]
+
+    for err in (KeyError("per_k"), IndexError("list index out of range"), OSError("gone")):
+        def draw(err: Exception = err) -> list[Path]:
+            raise err
+
+        with pytest.raises(typer.Exit) as info:
+            redraw(tmp_path, "theory run", "run it again", draw)
+        assert info.value.exit_code == 2
+        msg = " ".join(capsys.readouterr().err.split())
+        assert f"{tmp_path}: cannot read the theory run (" in msg and "); run it again" in msg
+
+
+def test_expect_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from altmarl.cli.experiments import expect_kind
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": "altmarl-continuous-sweep/1"}))
+    expect_kind(tmp_path, "continuous-sweep", "altmarl continuous sweep")  # returns
+    with pytest.raises(typer.Exit):
+        expect_kind(tmp_path, "federated", "altmarl federated run")
+    assert "not of `altmarl federated run`" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(typer.Exit):
+        expect_kind(tmp_path / "missing", "federated", "altmarl federated run")

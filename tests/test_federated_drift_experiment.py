@@ -107,3 +107,20 @@ def test_cli_quick_run_and_plot(tmp_path: Path):
     assert res.exit_code == 2 and "--experiment estimated" in res.output
     res = runner.invoke(app, ["federated", "run", "--experiment", "nope"])
     assert res.exit_code == 2 and "expected one of 'drift', 'estimated'" in res.output
+
+
+def test_build_experiment_applies_the_given_options_only(tmp_path: Path):
+    """``altmarl federated run``'s settings: quick or default with --seed, --ks, options
+    that were given replace their fields (None keeps the field); --config keeps its seed."""
+    from altmarl.cli.federated import build_experiment
+
+    base = DriftExperiment.quick(5)
+    exp = build_experiment(DriftExperiment, None, True, 5, "1,3", {"m": 4, "local_start": None},
+                           {"n_clients": None, "transfer_cost": 0.25})
+    assert exp.seed == 5 and exp.ks == (1, 3) and exp.m == 4
+    assert exp.local_start == base.local_start and exp.fed.n_clients == base.fed.n_clients
+    assert exp.fed.transfer_cost == 0.25
+    cfg = tmp_path / "exp.json"
+    cfg.write_text(json.dumps(base.to_json()))
+    again = build_experiment(DriftExperiment, cfg, False, 9, None, {}, {})
+    assert again == base  # the file's seed, not --seed

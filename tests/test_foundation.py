@@ -102,6 +102,23 @@ def test_check_gamma(bad: object) -> None:
         _validate.check_gamma(bad)
 
 
+@pytest.mark.parametrize("bad", [True, 0, 1, 0.0, 1.0, -0.5, 2, math.nan])
+def test_check_open_unit(bad: object) -> None:
+    for good in (1e-9, 0.5, 0.95, np.float64(0.99)):
+        _validate.check_open_unit("confidence", good)
+    with pytest.raises(ValueError, match=r"confidence = .*expected a number in \(0, 1\)"):
+        _validate.check_open_unit("confidence", bad)
+
+
+def test_check_kwargs() -> None:
+    d = {"a": 1}
+    assert _validate.check_kwargs("g_options", d) is d
+    assert _validate.check_kwargs("g_options", None) == {}
+    for bad in ([("a", 1)], "a=1", 3):
+        with pytest.raises(ValueError, match="g_options = .*expected a dict of keyword"):
+            _validate.check_kwargs("g_options", bad)
+
+
 def test_check_bool() -> None:
     assert _validate.check_bool("flag", True) is True
     for bad in (1, "yes", None):

@@ -158,6 +158,21 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_open_unit(name: str, value: Any) -> None:
+    """A number strictly between 0 and 1 (a confidence level); ``bool`` is rejected."""
+    if isinstance(value, bool) or not 0 < value < 1:
+        raise ValueError(f"{name} = {value!r}: expected a number in (0, 1)")
+
+
+def check_kwargs(name: str, value: Any) -> dict[str, Any]:
+    """A dict of keyword arguments (``None``: an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} = {value!r}: expected a dict of keyword arguments")
+    return value
+
+
 def check_gamma(gamma: Any) -> float:
     """The discount factor: a number with ``0 <= gamma < 1`` (SPEC 1)."""
     if isinstance(gamma, bool | np.bool_) or not isinstance(

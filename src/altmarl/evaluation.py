@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from altmarl._validate import check_int
+from altmarl._validate import check_int, check_open_unit
 from altmarl.display import html_table
 from altmarl.game import TabularGame
 from altmarl.generative import GenerativeGame, GlobalActor, LocalActor
@@ -100,8 +100,7 @@ def seed_interval(values: Any, confidence: float = 0.95) -> SeedInterval:
         raise ValueError("values: expected at least one value")
     if not np.all(np.isfinite(v)):
         raise ValueError("values: expected finite numbers")
-    if isinstance(confidence, bool) or not 0 < confidence < 1:
-        raise ValueError(f"confidence = {confidence!r}: expected a number in (0, 1)")
+    check_open_unit("confidence", confidence)
     n = int(v.size)
     mean = float(v.mean())
     if n == 1:

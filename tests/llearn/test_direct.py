@@ -19,6 +19,7 @@ from altmarl.llearn.direct import (
     MEAN_FIELD_VALIDATION_FACTOR,
     OBJECTIVES,
     STARTS,
+    CandidateScorer,
     CRNEvaluator,
     DirectOptions,
     MeanFieldEvaluator,
@@ -224,6 +225,22 @@ def test_mean_field_objective_is_deterministic_batch_and_thread_independent(ware
     assert two.calls == 10 and two.samples_per_candidate == 80 * 20
     with pytest.raises(ValueError, match="tables"):
         two.returns(tabs[:, :2])
+
+
+@pytest.mark.parametrize("cls", [CRNEvaluator, MeanFieldEvaluator])
+def test_both_objectives_share_the_candidate_scorer(cls, warehouse):
+    """Same checks, budget and call count on both objectives (CandidateScorer)."""
+    pi_g = am.GlobalPolicy.sample_mode(warehouse, 3)
+    ev = cls(warehouse, pi_g, 6, 9, seed=0)
+    assert isinstance(ev, CandidateScorer) and ev.samples_per_candidate == 54
+    assert np.array_equal(ev.disc, warehouse.gamma ** np.arange(9))
+    tabs = np.full((3, warehouse.n_sl, warehouse.n_sg, warehouse.n_al), 1 / warehouse.n_al)
+    assert ev.returns(tabs).shape == (3, 6) and ev.calls == 3
+    assert ev.values(tabs[0]).shape == (1,) and ev.calls == 4
+    with pytest.raises(ValueError, match="rollouts"):
+        cls(warehouse, pi_g, 0, 9)
+    with pytest.raises(ValueError, match="horizon"):
+        cls(warehouse, pi_g, 6, True)
 
 
 def test_mean_field_needs_uniform_subsamples_and_auto_falls_back(make_game, warehouse):

@@ -46,7 +46,7 @@ import numpy as np
 
 from altmarl._random import child as rnd_child
 from altmarl._random import int_seed
-from altmarl._validate import check_float, check_int
+from altmarl._validate import check_float, check_int, check_kwargs, check_open_unit
 from altmarl.alternating.loop import (
     GLOBAL,
     GameAdapter,
@@ -124,18 +124,13 @@ class GenerativeOptions:
         put(self, "eval_rollouts", check_int("eval_rollouts", self.eval_rollouts, 2))
         if self.eval_horizon is not None:
             put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
-        if isinstance(self.confidence, bool) or not 0 < self.confidence < 1:
-            raise ValueError(f"confidence = {self.confidence!r}: expected a number in (0, 1)")
+        check_open_unit("confidence", self.confidence)
         put(self, "learner_tol", check_float("learner_tol", self.learner_tol, minimum=0))
         put(self, "patience", check_int("patience", self.patience, 1))
         if not isinstance(self.anytime, bool):
             raise ValueError(f"anytime = {self.anytime!r}: expected True or False")
         for name in ("g_options", "l_options"):
-            val = getattr(self, name)
-            if val is None:
-                put(self, name, {})
-            elif not isinstance(val, dict):
-                raise ValueError(f"{name} = {val!r}: expected a dict of keyword arguments")
+            put(self, name, check_kwargs(name, getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""

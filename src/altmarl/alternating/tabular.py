@@ -39,7 +39,13 @@ import numpy as np
 
 from altmarl._random import child as rnd_child
 from altmarl._random import int_seed
-from altmarl._validate import check_choice, check_float, check_int
+from altmarl._validate import (
+    check_choice,
+    check_float,
+    check_int,
+    check_kwargs,
+    check_open_unit,
+)
 from altmarl.alternating.loop import (
     GLOBAL,
     INITIAL,
@@ -115,16 +121,11 @@ class AlternatingOptions:
         put(self, "eval_rollouts", check_int("eval_rollouts", self.eval_rollouts, 1))
         if self.eval_horizon is not None:
             put(self, "eval_horizon", check_int("eval_horizon", self.eval_horizon, 1))
-        if isinstance(self.confidence, bool) or not 0 < self.confidence < 1:
-            raise ValueError(f"confidence = {self.confidence!r}: expected a number in (0, 1)")
+        check_open_unit("confidence", self.confidence)
         if self.learner_tol is not None:
             put(self, "learner_tol", check_float("learner_tol", self.learner_tol, minimum=0))
         for name in ("g_options", "l_options"):
-            val = getattr(self, name)
-            if val is None:
-                put(self, name, {})
-            elif not isinstance(val, dict):
-                raise ValueError(f"{name} = {val!r}: expected a dict of keyword arguments")
+            put(self, name, check_kwargs(name, getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (the keywords of :func:`alternating_marl`)."""

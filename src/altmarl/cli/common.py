@@ -6,7 +6,8 @@
 * :func:`parse_sets` — repeatable ``--set key=value`` options (values parsed as JSON);
 * :func:`no_progress_option` — the ``--no-progress`` flag of long-running commands;
 * :func:`flow_help` — help paragraphs that wrap at the terminal's width;
-* :func:`track_option`, :func:`open_trackers`, :func:`close_trackers` — ``--track KIND``.
+* :func:`track_option`, :func:`open_trackers`, :func:`close_trackers` — ``--track KIND``;
+* :func:`echo_plots`, :func:`redraw` — the figures of a run directory, and redrawing them.
 
 Imports stay light (rich is imported when a console is needed), so ``altmarl --help``
 starts fast and never imports PyTorch.
@@ -15,6 +16,8 @@ starts fast and never imports PyTorch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -50,6 +53,27 @@ def fail(msg: str, code: int = 2) -> NoReturn:
     console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}", highlight=False,
                                soft_wrap=True)
     raise typer.Exit(code)
+
+
+def echo_plots(paths: Iterable[Any]) -> None:
+    """One ``plot: PATH`` line per figure written."""
+    for p in paths:
+        echo(f"plot: {p}")
+
+
+#: what a damaged or incomplete run directory raises while it is read and drawn
+READ_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
+
+
+def redraw(run_dir: Path, what: str, hint: str, draw: Callable[[], Iterable[Any]]) -> None:
+    """``altmarl plot`` on one kind of run directory: ``draw()`` prints its table and
+    returns the figures it wrote (listed with :func:`echo_plots`); a damaged or incomplete
+    directory exits 2 with ``RUN_DIR: cannot read the WHAT (ERROR); HINT``."""
+    try:
+        paths = draw()
+    except READ_ERRORS as exc:
+        fail(f"{run_dir}: cannot read the {what} ({exc}); {hint}")
+    echo_plots(paths)
 
 
 def parse_int_list(text: str, flag: str, example: str = "") -> list[int]:

@@ -20,11 +20,13 @@ import typer
 from altmarl.cli.common import (
     close_trackers,
     echo,
+    echo_plots,
     fail,
     no_progress_option,
     open_trackers,
     parse_int_list,
     parse_sets,
+    redraw,
     track_option,
 )
 
@@ -242,8 +244,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         echo(format_sweep(summary))
         echo(f"run directory: {out} (config.json, summary.json, per_k.csv, per_run.csv, runs/)")
-        for p in summary.get("plots", []):
-            echo(f"plot: {p}")
+        echo_plots(summary.get("plots", []))
         close_trackers(trackers)
 
     @c_app.command("random")
@@ -273,15 +274,9 @@ def register(app: typer.Typer) -> None:
     @c_app.command("plot")
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a `continuous sweep` directory")) -> None:
         """Re-aggregate a sweep directory and redraw its plots."""
-        from altmarl.cli.experiments import wrong_kind
-        from altmarl.rundir import run_dir_kind
+        from altmarl.cli.experiments import expect_kind
 
-        try:
-            kind = run_dir_kind(run_dir)
-        except ValueError as exc:
-            fail(str(exc))
-        if kind != "continuous-sweep":
-            wrong_kind(run_dir, kind, "altmarl continuous sweep")
+        expect_kind(run_dir, "continuous-sweep", "altmarl continuous sweep")
         replot_sweep(run_dir)
 
 
@@ -289,12 +284,9 @@ def replot_sweep(run_dir: Path) -> None:
     """Re-aggregate a ``continuous sweep`` directory, print its table, redraw its plots."""
     from altmarl.continuous.sweep import aggregate, plot_sweep
 
-    try:
-        summary = aggregate(run_dir)
-        echo(format_sweep(summary))
-        paths = plot_sweep(run_dir)
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        fail(f"{run_dir}: cannot read the continuous sweep ({exc}); run `altmarl continuous "
-             f"sweep --out {run_dir}` again to complete it")
-    for p in paths:
-        echo(f"plot: {p}")
+    def draw() -> list[Path]:
+        echo(format_sweep(aggregate(run_dir)))
+        return plot_sweep(run_dir)
+
+    redraw(run_dir, "continuous sweep",
+           f"run `altmarl continuous sweep --out {run_dir}` again to complete it", draw)

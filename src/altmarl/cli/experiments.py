@@ -259,6 +259,19 @@ def wrong_kind(run_dir: Path, kind: str, expected: str) -> NoReturn:
          f"`{expected}`; draw its figures with `altmarl plot {run_dir}`")
 
 
+def expect_kind(run_dir: Path, kind: str, command: str) -> None:
+    """Exit 2 unless ``run_dir`` is a run directory of ``kind`` (written by ``command``,
+    :func:`altmarl.rundir.run_dir_kind`)."""
+    from altmarl.rundir import run_dir_kind
+
+    try:
+        found = run_dir_kind(run_dir)
+    except ValueError as exc:
+        fail(str(exc))
+    if found != kind:
+        wrong_kind(run_dir, found, command)
+
+
 def replot(run_dir: Path) -> None:
     """``altmarl plot``: redraw the figures of any kind of run directory and print its
     table (:func:`altmarl.rundir.run_dir_kind` says which kind)."""

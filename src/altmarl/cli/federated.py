@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from altmarl.cli.common import echo, fail, no_progress_option, parse_int_list
+from altmarl.cli.common import echo, echo_plots, fail, no_progress_option, parse_int_list, redraw
 
 
 def register(app: typer.Typer) -> None:
@@ -72,22 +72,9 @@ def register(app: typer.Typer) -> None:
         from altmarl.federated.experiment import FederatedExperiment, format_table, run_experiment
 
         try:
-            if config is not None:
-                exp = FederatedExperiment.from_json(json.loads(config.read_text()),
-                                                    source=str(config))
-            else:
-                exp = FederatedExperiment.quick(seed) if quick else FederatedExperiment(seed=seed)
-            d = exp.to_json()
-            d["seed"] = seed if config is None else d["seed"]
-            if ks is not None:
-                d["ks"] = parse_int_list(ks, "--ks", example="1,5,20")
-            if m is not None:
-                d["m"] = m
-            for name, val in (("n_clients", clients), ("upload_cost", upload_cost),
-                              ("step_cost", step_cost)):
-                if val is not None:
-                    d["fed"][name] = val
-            exp = FederatedExperiment.from_json(d, source="federated run")
+            exp = build_experiment(FederatedExperiment, config, quick, seed, ks, {"m": m},
+                                   {"n_clients": clients, "upload_cost": upload_cost,
+                                    "step_cost": step_cost})
         except (ValueError, OSError, json.JSONDecodeError) as exc:
             fail(str(exc))
         run_dir = out or Path("runs") / ("federated-quick" if quick else "federated")
@@ -95,22 +82,35 @@ def register(app: typer.Typer) -> None:
         echo(format_table(summary["methods"]))
         echo(f"run directory: {run_dir} (summary.csv, summary.json, episodes.csv, curves.csv, "
              "learning.csv, game.npz, policies/)")
-        for p in summary["plots"]:
-            echo(f"plot: {p}")
+        echo_plots(summary["plots"])
 
     @fed_app.command("plot")
     def plot_cmd(run_dir: Path = typer.Argument(..., help="a `federated run` directory")) -> None:
         """Redraw the plots of a run directory and print its table."""
-        from altmarl.cli.experiments import wrong_kind
-        from altmarl.rundir import run_dir_kind
+        from altmarl.cli.experiments import expect_kind
 
-        try:
-            kind = run_dir_kind(run_dir)
-        except ValueError as exc:
-            fail(str(exc))
-        if kind != "federated":
-            wrong_kind(run_dir, kind, "altmarl federated run")
+        expect_kind(run_dir, "federated", "altmarl federated run")
         replot_run(run_dir)
+
+
+def build_experiment(cls: Any, config: Path | None, quick: bool, seed: int, ks: str | None,
+                     top: dict[str, Any], fed: dict[str, Any]) -> Any:
+    """The experiment of class ``cls`` (``DriftExperiment``, ``FederatedExperiment``) that
+    ``altmarl federated run`` runs: the ``--config`` file, or the quick or default settings
+    with ``--seed``; ``--ks`` replaces the subsample sizes, the options in ``top`` and
+    ``fed`` (the federation's) that were given (not ``None``) replace their fields."""
+    if config is not None:
+        exp = cls.from_json(json.loads(config.read_text()), source=str(config))
+    else:
+        exp = cls.quick(seed) if quick else cls(seed=seed)
+    d: dict[str, Any] = exp.to_json()
+    if config is None:
+        d["seed"] = seed
+    if ks is not None:
+        d["ks"] = parse_int_list(ks, "--ks", example="1,5,20")
+    d.update({key: val for key, val in top.items() if val is not None})
+    d["fed"].update({key: val for key, val in fed.items() if val is not None})
+    return cls.from_json(d, source="federated run")
 
 
 def run_drift_cmd(quick: bool, out: Path | None, seed: int, ks: str | None,
@@ -124,20 +124,9 @@ def run_drift_cmd(quick: bool, out: Path | None, seed: int, ks: str | None,
     )
 
     try:
-        if config is not None:
-            exp = DriftExperiment.from_json(json.loads(config.read_text()), source=str(config))
-        else:
-            exp = DriftExperiment.quick(seed) if quick else DriftExperiment(seed=seed)
-        d = exp.to_json()
-        if config is None:
-            d["seed"] = seed
-        if ks is not None:
-            d["ks"] = parse_int_list(ks, "--ks", example="1,5,20")
-        changes: dict[str, Any] = {"m": m, "local_start": local_start}
-        d.update({key: val for key, val in changes.items() if val is not None})
-        fed: dict[str, Any] = {"n_clients": clients, "transfer_cost": transfer_cost}
-        d["fed"].update({key: val for key, val in fed.items() if val is not None})
-        exp = DriftExperiment.from_json(d, source="federated run")
+        exp = build_experiment(DriftExperiment, config, quick, seed, ks,
+                               {"m": m, "local_start": local_start},
+                               {"n_clients": clients, "transfer_cost": transfer_cost})
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         fail(str(exc))
     run_dir = out or Path("runs") / ("federated-drift-quick" if quick else "federated-drift")
@@ -145,8 +134,7 @@ def run_drift_cmd(quick: bool, out: Path | None, seed: int, ks: str | None,
     echo(format_drift_table(summary["methods"]))
     echo(f"run directory: {run_dir} (summary.json, summary.csv, episodes.csv, curves.csv, "
          "learning.csv, models.json, policies/)")
-    for p in summary["plots"]:
-        echo(f"plot: {p}")
+    echo_plots(summary["plots"])
 
 
 def replot_run(run_dir: Path) -> None:
@@ -163,15 +151,12 @@ def replot_run(run_dir: Path) -> None:
     if isinstance(summary, dict) and summary.get("experiment") == EXPERIMENT:
         replot_drift(run_dir)
         return
-    try:
-        rows = read_summary(run_dir)
-        echo(format_table(rows))
-        paths = plot_run(run_dir)
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        fail(f"{run_dir}: cannot read the federated run ({exc}); run `altmarl federated run "
-             f"--out {run_dir}` again")
-    for p in paths:
-        echo(f"plot: {p}")
+    def draw() -> list[Path]:
+        echo(format_table(read_summary(run_dir)))
+        return plot_run(run_dir)
+
+    redraw(run_dir, "federated run", f"run `altmarl federated run --out {run_dir}` again",
+           draw)
 
 
 def replot_drift(run_dir: Path) -> None:
@@ -182,12 +167,10 @@ def replot_drift(run_dir: Path) -> None:
         read_drift_summary,
     )
 
-    try:
+    def draw() -> list[Path]:
         rows = read_drift_summary(run_dir)
         echo(format_drift_table(rows))
-        paths = plot_drift(run_dir, rows)
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
-        fail(f"{run_dir}: cannot read the federated run ({exc}); run `altmarl federated run "
-             f"--out {run_dir}` again")
-    for p in paths:
-        echo(f"plot: {p}")
+        return plot_drift(run_dir, rows)
+
+    redraw(run_dir, "federated run", f"run `altmarl federated run --out {run_dir}` again",
+           draw)

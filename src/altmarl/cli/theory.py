@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from altmarl.cli.common import echo, fail, no_progress_option
+from altmarl.cli.common import echo, echo_plots, fail, no_progress_option, redraw
 
 
 def register(app: typer.Typer) -> None:
@@ -40,8 +40,7 @@ def register(app: typer.Typer) -> None:
         echo(format_summary(summary))
         echo(f"run directory: {run_dir}  (gap_vs_k.csv, games/, table_size.csv, "
              "cost_vs_n.csv, summary.json, config.json)")
-        for p in summary["plots"]:
-            echo(f"plot: {p}")
+        echo_plots(summary["plots"])
 
 
 def replot_theory(run_dir: Path) -> None:
@@ -50,13 +49,10 @@ def replot_theory(run_dir: Path) -> None:
     from altmarl.io import read_json
     from altmarl.plots.theory import plot_theory
 
-    try:
+    def draw() -> list[Path]:
         summary = read_json(run_dir / "summary.json", "theory summary")
         config = read_json(run_dir / "config.json", "theory configuration")
         echo(format_summary(summary, [g["label"] for g in config["gap_games"]]))
-        paths = plot_theory(run_dir)
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        fail(f"{run_dir}: cannot read the theory run ({exc}); run `altmarl theory --out "
-             f"{run_dir}` again")
-    for p in paths:
-        echo(f"plot: {p}")
+        return plot_theory(run_dir)
+
+    redraw(run_dir, "theory run", f"run `altmarl theory --out {run_dir}` again", draw)

@@ -16,6 +16,7 @@ from altmarl.cli.common import (
     close_trackers,
     console,
     echo,
+    echo_plots,
     fail,
     no_progress_option,
     open_trackers,
@@ -120,8 +121,7 @@ def register(app: typer.Typer) -> None:
                  f"{run_dir / 'best.toml'}`")
         echo(f"tuning directory: {run_dir}  (tuning.csv, tuning.json, best.toml, study.db, "
              "trials/)")
-        for p in rep.plots:
-            echo(f"plot: {p}")
+        echo_plots(rep.plots)
         close_trackers(trackers)
 
 
@@ -148,5 +148,4 @@ def replot_tuning(run_dir: Path) -> None:
     except (ValueError, KeyError, OSError, ImportError) as exc:
         fail(f"{run_dir}: cannot read the tuning directory ({exc})")
     console().print(_table(rows, summary.get("best")))
-    for p in paths:
-        echo(f"plot: {p}")
+    echo_plots(paths)

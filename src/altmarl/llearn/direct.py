@@ -176,7 +176,35 @@ def _shared_draws(game: TabularGame, R: int, H: int, seed: SeedLike, k_seq: int 
     return s_g0, N0, u_g, u_h, s_pop
 
 
-class CRNEvaluator:
+class CandidateScorer:
+    """What the two search objectives share (:class:`CRNEvaluator`,
+    :class:`MeanFieldEvaluator`): the game and ``pi_g`` they score local-policy tables
+    against (checked to fit), ``R`` rollouts of ``H`` steps, the discounts ``gamma^t`` and
+    the count of candidate evaluations so far (``calls``)."""
+
+    def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int,
+                 horizon: int) -> None:
+        check_joint(game, pi_g)
+        self.game, self.pi_g = game, pi_g
+        self.R = check_int("rollouts", rollouts)
+        self.H = check_int("horizon", horizon)
+        self.disc = game.gamma ** np.arange(self.H)
+        self.calls = 0  # candidate evaluations so far
+
+    @property
+    def samples_per_candidate(self) -> int:
+        """Simulator steps (rollout x step) spent on one candidate."""
+        return self.R * self.H
+
+    def candidates(self, tables: FloatArray) -> FloatArray:
+        """The candidate tables ``(C, S_l, S_g, A_l)`` (:func:`candidate_tables`), counted
+        in ``calls``."""
+        T = candidate_tables(self.game, tables)
+        self.calls += T.shape[0]
+        return T
+
+
+class CRNEvaluator(CandidateScorer):
     """Scores many local-policy tables against one ``pi_g`` with common random numbers.
 
     The law is the count simulator's (SPEC 3, exact in distribution); what is shared by
@@ -207,10 +235,7 @@ class CRNEvaluator:
 
     def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int = DEFAULT_ROLLOUTS,
                  horizon: int = DEFAULT_HORIZON, seed: SeedLike = 0) -> None:
-        check_joint(game, pi_g)
-        self.game, self.pi_g = game, pi_g
-        self.R = check_int("rollouts", rollouts)
-        self.H = check_int("horizon", horizon)
+        super().__init__(game, pi_g, rollouts, horizon)
         k, n = pi_g.k, game.n
         self.scheme = pi_g.sampling.bind(game)
         self.sub_mode = "full" if k == n else ("seq" if k <= SEQ_SUBSAMPLE_MAX else "hyper")
@@ -227,8 +252,6 @@ class CRNEvaluator:
         self._step_states: list[Any] | None = None
         self._bitgen = np.random.PCG64(0)
         self._gen = np.random.Generator(self._bitgen)
-        self.disc = game.gamma ** np.arange(self.H)
-        self.calls = 0  # candidate evaluations so far
 
     def _step_rng(self, t: int) -> np.random.Generator:
         """A generator in the initial state of ``default_rng(self.step_seeds[t])``."""
@@ -237,18 +260,12 @@ class CRNEvaluator:
         self._bitgen.state = self._step_states[t]
         return self._gen
 
-    @property
-    def samples_per_candidate(self) -> int:
-        """Simulator steps (rollout x step) spent on one candidate."""
-        return self.R * self.H
-
     def returns(self, tables: FloatArray) -> FloatArray:
         """Discounted returns ``(C, R)`` of candidate tables ``(C, S_l, S_g, A_l)``."""
         g = self.game
-        T = candidate_tables(g, tables)
+        T = self.candidates(tables)
         C, R, H, n, d, A = T.shape[0], self.R, self.H, g.n, g.n_sl, g.n_al
         k = self.pi_g.k
-        self.calls += C
         st = step_tables(g, T)  # joint: J[c, s_g, x, a * d + x']
         J = st.joint
         rows = C * R
@@ -411,7 +428,7 @@ def mean_field_applies(game: TabularGame, pi_g: GlobalPolicy) -> bool:
             and pi_g.k <= SEQ_SUBSAMPLE_MAX)
 
 
-class MeanFieldEvaluator:
+class MeanFieldEvaluator(CandidateScorer):
     """Scores many local-policy tables against one ``pi_g`` on the mean-field population
     (SPEC 3, 5.3): the count vector moves to its expectation ``N' = N K_pi(s_g)`` (``K_pi``
     the one-agent kernel, :meth:`TabularGame.local_kernel`) and the stage reward is its
@@ -429,14 +446,11 @@ class MeanFieldEvaluator:
     def __init__(self, game: TabularGame, pi_g: GlobalPolicy, rollouts: int = DEFAULT_ROLLOUTS,
                  horizon: int = DEFAULT_HORIZON, seed: SeedLike = 0,
                  workers: int | None = None) -> None:
-        check_joint(game, pi_g)
+        super().__init__(game, pi_g, rollouts, horizon)
         if not mean_field_applies(game, pi_g):
             raise ValueError(f"objective 'mean-field': needs the uniform sampling scheme "
                              f"with k < n and k <= {SEQ_SUBSAMPLE_MAX} (got "
                              f"{pi_g.sampling.to_json()}, n = {game.n}); use 'crn'")
-        self.game, self.pi_g = game, pi_g
-        self.R = check_int("rollouts", rollouts)
-        self.H = check_int("horizon", horizon)
         k = pi_g.k
         s_g0, N0, self.u_g, u_h, _ = _shared_draws(game, self.R, self.H, seed, k)
         self.s_g0 = np.ascontiguousarray(s_g0, dtype=np.int64)
@@ -445,21 +459,13 @@ class MeanFieldEvaluator:
         self.btab = np.ascontiguousarray(binomial_table(k, game.n_sl))
         self.actions = np.ascontiguousarray(pi_g.actions, dtype=np.int64)
         self.cdf_g = np.ascontiguousarray(np.cumsum(game.P_g, axis=-1))
-        self.disc = game.gamma ** np.arange(self.H)
         self.workers = default_threads() if workers is None else max(1, int(workers))
-        self.calls = 0
-
-    @property
-    def samples_per_candidate(self) -> int:
-        """Simulator steps (rollout x step) spent on one candidate."""
-        return self.R * self.H
 
     def returns(self, tables: FloatArray) -> FloatArray:
         """Discounted returns ``(C, R)`` of candidate tables ``(C, S_l, S_g, A_l)``."""
         g = self.game
-        T = candidate_tables(g, tables)
+        T = self.candidates(tables)
         C = T.shape[0]
-        self.calls += C
         K = np.ascontiguousarray(np.einsum("cxga,xgay->cgxy", T, g.P_l))
         rbar = np.ascontiguousarray(np.einsum("cxga,xga->cgx", T, g.r_l))
         out = np.empty((C, self.R))
