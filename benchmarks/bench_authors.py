@@ -22,7 +22,14 @@ alone. Work items:
   ``am.alternating_marl(game, k, seed=0)`` with its defaults (``direct`` L-LEARN) vs
   ``AlternatingMARL.train()`` (their 5-iteration protocol, induced-VI quality); after the
   clock both results are valued by the same ``am.evaluate`` (250 x 100, one seed), with
-  its standard error.
+  its standard error;
+* ``ksweep`` — the k-sweep end to end, ``k in {1, 10, 20, 30, 40, 50}`` (``--sweep-k``):
+  the authors' protocol of ``scripts/marl_example.py`` (for each ``k``: ``train()``, then
+  ``evaluate`` on 10 seeds, their default rollouts and horizon) vs altmarl's ``reproduce``
+  settings (``configs/warehouse_table3.toml``: 10 sweeps, ``m = 30``, induced-VI, 15
+  evaluation seeds x 50 rollouts x 100 steps) run by ``run_sweep`` with 2 worker processes
+  (``altmarl (2 workers)``) and with 1; wall seconds (the workers' CPU is not charged to
+  the parent process).
 
 Every run is a fresh subprocess (wall and CPU seconds of the call, peak resident memory of
 the process). Repetitions are interleaved (authors, altmarl, authors, altmarl, ...) and
@@ -119,6 +126,35 @@ def _altmarl_pi_g(game: Any, k: int, exact_global: bool = False) -> Any:
                       exact_global=exact_global)
 
 
+def _ksweep(cfg: dict[str, Any], game: Any) -> Any:
+    """The ``ksweep`` work item's function: the authors' protocol or altmarl's sweep."""
+    ks = [int(v) for v in cfg["ks"]]
+    if cfg["impl"] == "authors":
+        def authors() -> None:
+            for k in ks:
+                alg = _authors_alg(cfg["repo"], game, k)
+                alg.train()
+                for s in range(10):
+                    alg.evaluate(seed=s)
+
+        return authors
+    import tempfile
+
+    import altmarl as am
+    from altmarl.experiments.config import load_config
+    from altmarl.experiments.sweep import run_sweep
+
+    conf = load_config(Path(am.__file__).parent / "configs" / "warehouse_table3.toml")
+    conf = conf.with_overrides(k=ks)
+    workers = int(cfg.get("workers", 2))
+
+    def ours() -> None:
+        with tempfile.TemporaryDirectory() as d:
+            run_sweep(conf, Path(d) / "run", workers=workers, plots=False, progress=False)
+
+    return ours
+
+
 #: value-iteration sweeps timed by the ``vi-K`` work item
 VI_SWEEPS = 10
 
@@ -208,6 +244,8 @@ def child(cfg: dict[str, Any]) -> None:
             def fn() -> Any:
                 res = am.alternating_marl(game, k, seed=0, progress=False)
                 return res.pi_g, res.pi_l
+    elif work == "ksweep":
+        fn = _ksweep(cfg, game)
     else:
         raise SystemExit(f"unknown work {work!r}")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -258,6 +296,7 @@ def items(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     out += [(f"vi-{k}", {"work": "vi", "k": k}) for k in args.vi_k]
     out.append(("evaluate", {"work": "evaluate", "k": 10}))
     out += [(f"alternating-{k}", {"work": "alternating", "k": k}) for k in args.alt_k]
+    out.append(("ksweep", {"work": "ksweep", "k": 0, "ks": args.sweep_k}))
     if args.only:
         out = [it for it in out if it[0] in args.only]
     return out
@@ -270,6 +309,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[10, 30, 50])
     ap.add_argument("--alt-k", type=int, nargs="+", default=[10])
     ap.add_argument("--vi-k", type=int, nargs="+", default=[30])
+    ap.add_argument("--sweep-k", type=int, nargs="+", default=[1, 10, 20, 30, 40, 50],
+                    help="the k values of the ksweep work item")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median)")
     ap.add_argument("--quick", action="store_true", help="k = 10 and 30, 2 repetitions")
     ap.add_argument("--only", nargs="+", help="work items to run (e.g. glearn-10 evaluate)")
@@ -295,7 +336,10 @@ def main() -> None:
         impls: list[dict[str, Any]] = []
         if repo:
             impls.append({"impl": "authors", "repo": str(Path(repo).expanduser())})
-        impls.append({"impl": "altmarl"})
+        if base["work"] == "ksweep":
+            impls += [{"impl": "altmarl", "workers": 2}, {"impl": "altmarl", "workers": 1}]
+        else:
+            impls.append({"impl": "altmarl"})
         if base["work"] == "evaluate":
             impls.append({"impl": "altmarl", "workers": 2})
         if base["work"] in ("glearn", "vi"):
@@ -313,7 +357,8 @@ def main() -> None:
         for i, extra in enumerate(impls):
             rs = got[i]
             wall = statistics.median(r["wall_s"] for r in rs)
-            label = extra["impl"] + (f" ({extra['workers']} threads)" if "workers" in extra else "")
+            unit = "workers" if base["work"] == "ksweep" else "threads"
+            label = extra["impl"] + (f" ({extra['workers']} {unit})" if "workers" in extra else "")
             label += " (exact_global)" if extra.get("exact_global") else ""
             label += " (s per sweep)" if base["work"] == "vi" else ""
             cpu = statistics.median(r["cpu_s"] for r in rs)

@@ -2,7 +2,7 @@
 dispatchers and Stable-Baselines3 PPO on ``am.envs.make("fleet")`` (n = 10^4 vehicles,
 |S_l| = 100, |S_g| = 30; docs/generative.md).
 
-    python benchmarks/bench_fleet.py                   # k = 5, 20, 50 (about 10 minutes on 2 cores)
+    python benchmarks/bench_fleet.py                   # k = 5, 20, 50 (about 13 minutes on 2 cores)
     python benchmarks/bench_fleet.py --quick           # n = 2000, k = 5, short budgets (minutes)
     python benchmarks/bench_fleet.py --ks 20 --out fleet.json
 
@@ -152,6 +152,33 @@ def per_seed(game: Any, pi_g: Any, pi_l: Any, seeds: list[int], rollouts: int,
 
     return [float(evaluate_generative(game, pi_g, pi_l, rollouts, horizon, s, workers=1).mean)
             for s in seeds]
+
+
+def played_global(d: Path, game: Any, disp: Any, cautious: bool) -> Any:
+    """The global policy ALTERNATING-MARL played at the end of the run in ``d``: the
+    starting dispatcher ``disp`` when UPDATE accepted no global proposal, else the learned
+    network (``cautious``: its steps from ``disp``, the base not written in the file)."""
+    from altmarl.generative.files import load_policy
+
+    alt = json.loads((d / "alternating.json").read_text())
+    if alt["pi_g"] != "pi_g.pt":
+        return disp
+    if cautious:
+        return NeuralGlobalPolicy.load(d / "pi_g.pt", game, base=disp)
+    return load_policy(d / "pi_g.pt", "global", game)
+
+
+def ppo_global(d: Path, tab: Any, k: int) -> Any:
+    """The PPO model trained in ``d`` as a greedy global policy on ``(s_g, h)``."""
+    import stable_baselines3 as sb3
+
+    from altmarl.interfaces._core import GlobalObsCodec
+
+    model = sb3.PPO.load(str(d / "ppo"), device="cpu")
+    codec = GlobalObsCodec(tab.n_sg, tab.n_sl, k, "box")
+    return FunctionGlobalPolicy(
+        k, lambda s_g, h, m=model, c=codec: m.predict(c.encode(s_g, h),
+                                                     deterministic=True)[0], "ppo")
 
 
 def peak_mb() -> float:
@@ -369,10 +396,6 @@ def run(a: argparse.Namespace) -> None:
             if p.wait() != 0:
                 raise SystemExit("PPO worker failed")
     # 4. evaluation on common seeds
-    import stable_baselines3 as sb3
-
-    from altmarl.interfaces._core import GlobalObsCodec
-
     for k in a.ks:
         d = dirs[k]
         alt = json.loads((d / "alternating.json").read_text())
@@ -381,20 +404,11 @@ def run(a: argparse.Namespace) -> None:
         rows = []
         disp = FunctionGlobalPolicy(k, dispatchers(10, 10)[hand[k]["dispatcher"]],
                                     hand[k]["dispatcher"])
-        if alt["pi_g"] != "pi_g.pt":
-            pi_g = disp
-        elif a.improve == "cautious" and a.start == "heuristic":  # steps from the dispatcher
-            pi_g = NeuralGlobalPolicy.load(d / "pi_g.pt", game, base=disp)
-        else:
-            pi_g = load_policy(d / "pi_g.pt", "global", game)
+        pi_g = played_global(d, game, disp, a.improve == "cautious" and a.start == "heuristic")
         pi_l = load_policy(d / "pi_l.pt", "local", game)
         rows.append({"label": "ALTERNATING-MARL", "means": per_seed(game, pi_g, pi_l, seeds,
                                                                      a.rollouts, a.horizon)})
-        model = sb3.PPO.load(str(d / "ppo"), device="cpu")
-        codec = GlobalObsCodec(tab.n_sg, tab.n_sl, k, "box")
-        ppo_g = FunctionGlobalPolicy(
-            k, lambda s_g, h, m=model, c=codec: m.predict(c.encode(s_g, h),
-                                                         deterministic=True)[0], "ppo")
+        ppo_g = ppo_global(d, tab, k)
         rule = rules[hand[k]["low"]]
         rows.append({"label": "SB3 PPO", "means": per_seed(game, ppo_g, rule, seeds,
                                                             a.rollouts, a.horizon)})

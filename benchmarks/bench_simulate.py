@@ -4,9 +4,10 @@
 
 Evaluates a fixed joint policy on the warehouse (750 rollouts x horizon 100) for
 n = 10^3 .. 10^9 with the count simulator, and the per-agent simulator at small n; then the
-cost vs |S_l| (random games); with ``--compare-ref REV`` also the simulator of git
-revision ``REV`` against the working tree's, same chunks and seeds (the numbers must be
-identical, the table says so).
+cost vs |S_l| (random games) and the count step on the fleet's tables (|S_l| = 100, what
+``GlobalAgentEnv`` steps); with ``--compare-ref REV`` also the simulator of git revision
+``REV`` against the working tree's, same chunks and seeds (the numbers must be identical,
+the tables say so).
 """
 
 from __future__ import annotations

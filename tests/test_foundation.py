@@ -102,10 +102,12 @@ def test_check_gamma(bad: object) -> None:
         _validate.check_gamma(bad)
 
 
-@pytest.mark.parametrize("bad", [True, 0, 1, 0.0, 1.0, -0.5, 2, math.nan])
+@pytest.mark.parametrize("bad", [True, np.bool_(True), 0, 1, 0.0, 1.0, -0.5, 2, math.nan,
+                                 "0.9", None, [0.5], np.array([0.5])])
 def test_check_open_unit(bad: object) -> None:
     for good in (1e-9, 0.5, 0.95, np.float64(0.99)):
-        _validate.check_open_unit("confidence", good)
+        got = _validate.check_open_unit("confidence", good)
+        assert isinstance(got, float) and got == float(good)
     with pytest.raises(ValueError, match=r"confidence = .*expected a number in \(0, 1\)"):
         _validate.check_open_unit("confidence", bad)
 

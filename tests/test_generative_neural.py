@@ -83,6 +83,19 @@ def test_file_for_another_game_is_rejected(tiny, tmp_path):
         NeuralGlobalPolicy.load(tmp_path / "tab.npz")
 
 
+def _edit_meta(meta: str, **changes: object) -> str:
+    """``meta`` with ``changes`` applied (``None``: the key removed)."""
+    import json
+
+    d = json.loads(meta)
+    for key, v in changes.items():
+        if v is None:
+            d.pop(key)
+        else:
+            d[key] = v
+    return json.dumps(d)
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda b: b.pop("q"), "expected 'meta' and 'q' entries"),
     (lambda b: b.update(meta="{not json"), "meta is not valid JSON"),
@@ -91,6 +104,17 @@ def test_file_for_another_game_is_rejected(tiny, tmp_path):
      "format = 'altmarl.other', expected 'altmarl.neural_global_policy'"),
     (lambda b: b.update(meta=b["meta"].replace('"version": 1', '"version": 7')),
      "format version 7 is not supported"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], game=5)), "meta 'game' = 5: expected an object"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], features=None)),
+     "meta has no 'features' entry"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], k=None)), "meta has no 'k' entry"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], k="3")), "meta 'k' = '3': expected an integer"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], n_ag=True)),
+     "meta 'n_ag' = True: expected an integer"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], features={"x": 1})),
+     "meta 'features' cannot be read"),
+    (lambda b: b.update(meta=_edit_meta(b["meta"], arch={"hidden": 16})),
+     "weights do not match the architecture"),
 ])
 def test_damaged_file_headers_are_named(tiny, tmp_path, edit, message):
     from altmarl.continuous.nets import load_state, save_state

@@ -158,10 +158,14 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_open_unit(name: str, value: Any) -> None:
-    """A number strictly between 0 and 1 (a confidence level); ``bool`` is rejected."""
-    if isinstance(value, bool) or not 0 < value < 1:
+def check_open_unit(name: str, value: Any) -> float:
+    """``value`` as a ``float`` strictly between 0 and 1 (a confidence level); a ``bool``,
+    a string or any other non-number is rejected with the same error."""
+    ok = not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer
+                                                               | np.floating)
+    if not ok or not 0 < value < 1:
         raise ValueError(f"{name} = {value!r}: expected a number in (0, 1)")
+    return float(value)
 
 
 def check_kwargs(name: str, value: Any) -> dict[str, Any]:

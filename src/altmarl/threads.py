@@ -113,6 +113,7 @@ __all__ = [
     "default_threads",
     "limit_blas_threads",
     "limit_torch_threads",
+    "map_threads",
     "set_blas_threads",
     "set_torch_threads",
 ]

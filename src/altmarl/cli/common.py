@@ -194,6 +194,6 @@ def no_progress_option() -> Any:
     return typer.Option(False, "--no-progress", help="hide the progress bar")
 
 
-__all__ = ["FILE_WIDTH", "close_trackers", "console", "echo", "fail", "flow_help",
-           "hide_flag_types", "no_progress_option", "open_trackers", "parse_int_list",
-           "parse_sets", "parse_value", "track_option"]
+__all__ = ["FILE_WIDTH", "READ_ERRORS", "close_trackers", "console", "echo", "echo_plots",
+           "fail", "flow_help", "hide_flag_types", "no_progress_option", "open_trackers",
+           "parse_int_list", "parse_sets", "parse_value", "redraw", "track_option"]

@@ -151,6 +151,7 @@ def replot_run(run_dir: Path) -> None:
     if isinstance(summary, dict) and summary.get("experiment") == EXPERIMENT:
         replot_drift(run_dir)
         return
+
     def draw() -> list[Path]:
         echo(format_table(read_summary(run_dir)))
         return plot_run(run_dir)

@@ -280,20 +280,24 @@ class NeuralGlobalPolicy:
                   strict: bool, base: Any, depth: int) -> NeuralGlobalPolicy:
         """The policy of a file's content (:meth:`to_blob`); ``depth`` counts the nested
         bases read so far (at most ``MAX_BASE_DEPTH``)."""
-        meta = read_meta(blob, path, "neural policy", FORMAT, FORMAT_VERSION, ("q",))
-        feats = Features.from_json(meta["features"])
+        meta = read_meta(blob, path, "neural policy", FORMAT, FORMAT_VERSION, ("q",),
+                         {"features": dict, "arch": dict, "k": int, "n_ag": int})
+        try:
+            feats = Features.from_json(meta["features"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: meta 'features' cannot be read ({exc!r})") from None
         arch = meta["arch"]
         if game is not None:
-            check_game(meta, game, path, strict)
+            check_fingerprint(meta, game, path, strict)
             want = Features.for_game(game, int(meta["k"]))
             if (want.dim, meta["n_ag"]) != (feats.dim, game.n_ag):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
                                  f"{meta['n_ag']} actions; game {game.name!r} gives {want.dim} "
                                  f"features and {game.n_ag} actions")
-        net = q_network(arch)
         try:
+            net = q_network(arch)
             net.load_state_dict(blob["q"])
-        except (RuntimeError, KeyError) as exc:
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: weights do not match the architecture {arch} "
                              f"({exc})") from None
         caut = meta.get("cautious")
@@ -340,11 +344,17 @@ def game_meta(game: GenerativeGame) -> dict[str, Any]:
             "spaces": game.spaces}
 
 
+#: JSON types of the metadata fields, for the error messages of :func:`read_meta`
+_JSON_NAMES = {dict: "an object", int: "an integer", bool: "true or false",
+               float: "a number", str: "a string"}
+
+
 def read_meta(blob: dict[str, Any], path: str, kind: str, fmt: str, version: int,
-              entries: tuple[str, ...]) -> dict[str, Any]:
+              entries: tuple[str, ...], fields: dict[str, type]) -> dict[str, Any]:
     """The JSON metadata of a neural policy file's content ``blob``, checked: a ``meta``
     string and the weight ``entries`` present, valid JSON, the expected ``fmt`` and
-    ``version`` (a clear error naming ``path`` otherwise)."""
+    ``version``, every key of ``fields`` present with its JSON type (``float`` accepts
+    integers), ``game`` an object when present (a clear error naming ``path`` otherwise)."""
     if not isinstance(blob.get("meta"), str) or not all(isinstance(blob.get(e), dict)
                                                         for e in entries):
         want = [repr(e) for e in ("meta", *entries)]
@@ -361,10 +371,21 @@ def read_meta(blob: dict[str, Any], path: str, kind: str, fmt: str, version: int
     if meta.get("version") != version:
         raise ValueError(f"{path}: format version {meta.get('version')!r} is not supported "
                          f"(this altmarl reads version {version})")
+    for key, typ in {**fields, "game": dict}.items():
+        if key not in meta:
+            if key == "game":
+                continue
+            raise ValueError(f"{path}: meta has no {key!r} entry")
+        v = meta[key]
+        ok = (isinstance(v, int | float) and not isinstance(v, bool) if typ is float
+              else isinstance(v, typ) and (typ is bool or not isinstance(v, bool)))
+        if not ok:
+            raise ValueError(f"{path}: meta {key!r} = {v!r}: expected {_JSON_NAMES[typ]}")
     return meta
 
 
-def check_game(meta: dict[str, Any], game: GenerativeGame, path: str, strict: bool) -> None:
+def check_fingerprint(meta: dict[str, Any], game: GenerativeGame, path: str,
+                      strict: bool) -> None:
     """Refuse a policy file whose recorded game fingerprint (:func:`game_meta`) is not
     ``game``'s, unless ``strict`` is false."""
     fp = meta.get("game", {}).get("fingerprint")

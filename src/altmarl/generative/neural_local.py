@@ -71,7 +71,7 @@ from altmarl.continuous.trpo import (
     trpo_step,
 )
 from altmarl.generative.game import PROBE_SEED, GenerativeGame
-from altmarl.generative.neural import check_game, game_meta, read_meta
+from altmarl.generative.neural import check_fingerprint, game_meta, read_meta
 from altmarl.generative.policies import UniformLocalPolicy, check_policies
 from altmarl.generative.simulator import rollout, subsample_indices
 from altmarl.io import to_jsonable
@@ -361,23 +361,27 @@ class NeuralLocalPolicy:
         (``strict=False`` accepts a game with the same features and actions)."""
         blob = load_state(path)
         meta = read_meta(blob, str(path), "neural local policy", FORMAT, FORMAT_VERSION,
-                         ("policy", "critic"))
-        feats = LocalFeatures.from_json(meta["features"])
+                         ("policy", "critic"), {"features": dict, "arch": dict, "n_al": int,
+                                                "greedy": bool, "value_scale": float})
+        try:
+            feats = LocalFeatures.from_json(meta["features"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: meta 'features' cannot be read ({exc!r})") from None
         if game is not None:
-            check_game(meta, game, str(path), strict)
+            check_fingerprint(meta, game, str(path), strict)
             want = LocalFeatures.for_game(game)
             if (want.dim, game.n_al) != (feats.dim, meta["n_al"]):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
                                  f"{meta['n_al']} actions; game {game.name!r} gives {want.dim} "
                                  f"features and {game.n_al} actions")
         arch = meta["arch"]
-        pol = cls(feats, int(meta["n_al"]), int(arch["hidden"]), int(arch["layers"]),
-                  greedy=bool(meta["greedy"]), value_scale=float(meta["value_scale"]),
-                  info=meta.get("info", {}), game_meta=meta.get("game", {}))
         try:
+            pol = cls(feats, int(meta["n_al"]), int(arch["hidden"]), int(arch["layers"]),
+                      greedy=bool(meta["greedy"]), value_scale=float(meta["value_scale"]),
+                      info=meta.get("info", {}), game_meta=meta.get("game", {}))
             pol.policy.load_state_dict(blob["policy"])
             pol.critic.load_state_dict(blob["critic"])
-        except (RuntimeError, KeyError) as exc:
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: weights do not match the architecture {arch} "
                              f"({exc})") from None
         return pol
