@@ -30,6 +30,7 @@ from altmarl.federated.game import TransitionCounts, collect_tabular, estimate_g
 from altmarl.federated.simulator import (
     FederatedConfig,
     FederatedSimulator,
+    check_ks_within_clients,
     client_losses,
     load_digits_arrays,
     local_train,
@@ -398,6 +399,14 @@ def test_collect_is_reproducible():
     np.testing.assert_array_equal(a.l_counts, b.l_counts)
     np.testing.assert_array_equal(a.g_reward, b.g_reward)
     assert a.l_counts.sum() == 2 * exp.fed.horizon * exp.fed.n_clients
+
+
+def test_check_ks_within_clients_bounds_every_k_by_the_clients():
+    fed = FederatedConfig(n_clients=40)
+    assert check_ks_within_clients((1, 40), fed) == (1, 40)
+    assert check_ks_within_clients((1, 41), None) == (1, 41)  # fed invalid: not checked here
+    with pytest.raises(ValueError, match=r"^expected integers in 1\.\.n_clients = 40$"):
+        check_ks_within_clients((41, 1), fed)
 
 
 def test_experiment_config_validation():

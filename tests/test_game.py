@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import altmarl as am
 from altmarl._validate import check_k
-from altmarl.game import DirichletInit, IIDInit, RewardWarning
+from altmarl.game import DirichletInit, IIDInit, RewardWarning, check_recorded_game, game_record
 
 
 def _valid(seed: int = 0, n_sg: int = 2, n_ag: int = 3, n_sl: int = 2, n_al: int = 2):
@@ -291,3 +291,30 @@ def test_save_load_round_trip_and_rejections(tmp_path):
     np.savez(tmp_path / "policy.npz", meta=np.array(json.dumps({"format": "altmarl.local_policy"})))
     with pytest.raises(ValueError, match="not a tabular-game file"):
         am.TabularGame.load(tmp_path / "policy.npz")
+
+
+def test_check_recorded_game_refuses_another_games_fingerprint():
+    g = am.TabularGame(**_valid(0), name="mine")
+    other = am.TabularGame(**_valid(1), name="theirs")
+    rec = game_record(g)
+    assert rec == {"name": "mine", "fingerprint": g.fingerprint(), "n": 5}
+    assert g.fingerprint() != other.fingerprint()
+    check_recorded_game(rec, g, "p.npz", "policy made for", True)  # same game: accepted
+    msg = (f"p.npz: policy made for game 'mine' (fingerprint {g.fingerprint()}), not for "
+           f"'theirs' (fingerprint {other.fingerprint()}); pass strict=False to use it on a "
+           "game with the same spaces anyway")
+    with pytest.raises(ValueError) as exc:
+        check_recorded_game(rec, other, "p.npz", "policy made for", True)
+    assert str(exc.value) == msg
+    with pytest.raises(ValueError, match=r"^log\.csv: log recorded on game 'mine' .* not on "
+                                         r"'theirs'"):
+        check_recorded_game(rec, other, "log.csv", "log recorded on", True)
+    with pytest.raises(ValueError, match="^dataset: recorded on game 'mine'"):
+        check_recorded_game(rec, other, "dataset", "recorded on", True, required=True)
+    for bad in (rec, {}, None, "not a mapping"):  # strict=False checks nothing
+        check_recorded_game(bad, other, "p.npz", "policy made for", False, required=True)
+    for missing in ({}, {"name": "x"}, None, ["fingerprint"]):  # no fingerprint recorded
+        check_recorded_game(missing, other, "p.npz", "policy made for", True)
+        with pytest.raises(ValueError, match=r"no fingerprint recorded\), not for 'theirs'"):
+            check_recorded_game(missing, other, "p.npz", "policy made for", True,
+                                required=True)

@@ -605,6 +605,41 @@ def check_game(game: Any, name: str = "game") -> TabularGame:
     return game
 
 
+def check_recorded_game(recorded: Mapping[str, Any] | None, game: Any, prefix: str,
+                        noun: str, strict: bool, *, required: bool = False) -> None:
+    """Refuse a file, log or dataset recorded for another game (the game-fingerprint check).
+
+    ``recorded`` is what the file records about its game (``{"name", "fingerprint", ...}``,
+    as written by :func:`game_record`; anything but a mapping counts as nothing recorded),
+    ``game`` the game it is used with (anything with ``name`` and ``fingerprint()``:
+    :meth:`TabularGame.fingerprint`, :meth:`GenerativeGame.fingerprint`). With ``strict``,
+    a recorded fingerprint that differs from ``game``'s raises a ``ValueError``
+    ``"{prefix}: {noun} game NAME (fingerprint FP), not for|on GAME (fingerprint FP'); pass
+    strict=False ..."`` (the preposition is the last word of ``noun``: ``"policy made
+    for"``, ``"log recorded on"``). A missing fingerprint is accepted unless ``required``.
+    ``strict=False`` checks nothing (the caller checks the spaces)."""
+    if not strict:
+        return
+    rec: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
+    fp = rec.get("fingerprint")
+    if fp is None and not required:
+        return
+    mine = game.fingerprint()
+    if fp == mine:
+        return
+    prep = noun.rsplit(" ", 1)[-1]
+    what = "no fingerprint recorded" if fp is None else f"fingerprint {fp}"
+    raise ValueError(f"{prefix}: {noun} game {rec.get('name')!r} ({what}), not {prep} "
+                     f"{game.name!r} (fingerprint {mine}); pass strict=False to use it on a "
+                     "game with the same spaces anyway")
+
+
+def game_record(game: TabularGame | GenerativeGame) -> dict[str, Any]:
+    """What a policy file, log or run record stores about its game: ``name``,
+    ``fingerprint`` and ``n`` (checked on load by :func:`check_recorded_game`)."""
+    return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n}
+
+
 def check_types(types: ArrayLike | None, type_counts: ArrayLike | None, n_sl: int,
                 n: int) -> tuple[IntArray, tuple[int, ...]]:
     """The validated ``(types, type_counts)`` of a game (SPEC 12): labels ``0..C-1`` on the

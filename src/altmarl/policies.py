@@ -41,7 +41,7 @@ from altmarl._validate import (
     first_bad_index,
 )
 from altmarl.display import html_table
-from altmarl.game import TabularGame
+from altmarl.game import TabularGame, check_recorded_game, game_record
 from altmarl.generative.tabular import alias_tables, sample_alias
 from altmarl.histogram import (
     check_table_size,
@@ -115,19 +115,11 @@ def _check_game(p: str | os.PathLike[str], meta: dict[str, Any], game: TabularGa
         raise ValueError(
             f"{p}: policy made for spaces {meta['spaces']}, but game {game.name!r} has {game.spaces}"
         )
-    fp = meta.get("game", {}).get("fingerprint")
-    if strict and fp is not None and fp != game.fingerprint():
-        raise ValueError(
-            f"{p}: policy made for game {meta.get('game', {}).get('name')!r} "
-            f"(fingerprint {fp}), not for {game.name!r} (fingerprint {game.fingerprint()}); "
-            "pass strict=False to use it on a game with the same spaces anyway"
-        )
+    check_recorded_game(meta.get("game"), game, str(p), "policy made for", strict)
 
 
 def _game_meta(game: TabularGame | None) -> dict[str, Any]:
-    if game is None:
-        return {}
-    return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n}
+    return {} if game is None else game_record(game)
 
 
 # ---------------------------------------------------------------------------

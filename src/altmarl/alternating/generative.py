@@ -57,6 +57,7 @@ from altmarl.alternating.loop import (
 )
 from altmarl.alternating.tabular import AlternatingResult, summary_info
 from altmarl.evaluation import Evaluation, evaluate_generative
+from altmarl.game import game_record
 from altmarl.generative.game import GenerativeGame
 from altmarl.io import atomic_write_bytes, json_bytes, read_json, sha256_file, to_jsonable
 from altmarl.tracking.base import as_trackers, final_of_result, with_trackers
@@ -392,7 +393,7 @@ def run_generative(
     ckpt = None
     if checkpoint_dir is not None:
         ident = {"format": CHECKPOINT_FORMAT, "options": o.to_dict(),
-                 "game": {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n},
+                 "game": game_record(game),
                  "k": k, "seed": int(seed)}
         ckpt = Checkpoint(checkpoint_dir, game, ident)
         loaded = ckpt.load() if resume else None

@@ -54,6 +54,7 @@ import numpy as np
 from altmarl._random import derive_seed
 from altmarl._validate import resolve_callable
 from altmarl.experiments.config import ExperimentConfig, parse_config
+from altmarl.game import game_record
 from altmarl.io import csv_bytes, json_bytes
 from altmarl.locking import DirectoryLock, holds_lock
 from altmarl.rundir import (
@@ -224,7 +225,7 @@ def _execute_unit(task: UnitTask, callback: Callable[..., Any] | None) -> UnitOu
         "train_index": t,
         "train_seed": seed_t,
         "config_fingerprint": cfg.fingerprint(),
-        "game": {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n},
+        "game": game_record(game),
         "train": _train_summary(res),
         "eval": {
             "seeds": seeds,

@@ -47,6 +47,7 @@ from altmarl.federated.drift import (
     myopic_table,
 )
 from altmarl.federated.drift_eval import Method, MethodRun, run_method
+from altmarl.federated.simulator import check_ks_within_clients
 from altmarl.generative.files import save_policy
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.policies import FunctionGlobalPolicy
@@ -96,10 +97,7 @@ class DriftExperiment(CheckedConfig):
     @field_validator("ks")
     @classmethod
     def _ks_within_n(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
-        fed = info.data.get("fed")
-        if fed is not None and max(v) > fed.n_clients:
-            raise ValueError(f"expected integers in 1..n_clients = {fed.n_clients}")
-        return v
+        return check_ks_within_clients(v, info.data.get("fed"))
 
     @field_validator("g_min_iterations")
     @classmethod

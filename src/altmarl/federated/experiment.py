@@ -58,7 +58,12 @@ from altmarl.federated.controllers import (
     run_episode,
 )
 from altmarl.federated.game import TransitionCounts, estimate_game
-from altmarl.federated.simulator import FederatedConfig, FederatedSimulator, make_federation
+from altmarl.federated.simulator import (
+    FederatedConfig,
+    FederatedSimulator,
+    check_ks_within_clients,
+    make_federation,
+)
 from altmarl.game import TabularGame
 from altmarl.io import atomic_write_bytes, dict_rows_csv_bytes, json_bytes
 from altmarl.llearn import SOLVERS
@@ -108,10 +113,7 @@ class FederatedExperiment(CheckedConfig):
     @field_validator("ks")
     @classmethod
     def _ks_within_n(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
-        fed = info.data.get("fed")
-        if fed is not None and max(v) > fed.n_clients:
-            raise ValueError(f"expected integers in 1..n_clients = {fed.n_clients}")
-        return v
+        return check_ks_within_clients(v, info.data.get("fed"))
 
     @field_validator("local_solver")
     @classmethod

@@ -207,6 +207,16 @@ class Federation:
         return int(self.X.shape[2])
 
 
+def check_ks_within_clients(ks: tuple[int, ...], fed: Any) -> tuple[int, ...]:
+    """``ks`` itself when every subsample size is at most ``fed.n_clients`` (``fed`` a
+    :class:`FederatedConfig` or drift config; ``None``, when ``fed`` itself failed
+    validation, checks nothing); the pydantic ``ks`` validator of the federated
+    experiments."""
+    if fed is not None and max(ks) > fed.n_clients:
+        raise ValueError(f"expected integers in 1..n_clients = {fed.n_clients}")
+    return ks
+
+
 def load_digits_arrays() -> tuple[FloatArray, IntArray]:
     """``load_digits`` (ships with scikit-learn, no download): features in ``[0, 1]``
     with a bias column appended, and labels."""
@@ -477,6 +487,7 @@ __all__ = [
     "Federation",
     "Observation",
     "RoundResult",
+    "check_ks_within_clients",
     "client_losses",
     "load_digits_arrays",
     "local_train",

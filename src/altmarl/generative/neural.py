@@ -47,6 +47,7 @@ from altmarl._random import SeedLike, as_seed_sequence, child
 from altmarl._random import rng as child_rng
 from altmarl._validate import check_choice, check_float, check_int
 from altmarl.continuous.nets import load_state, mlp, save_state, seeded_torch, torch_seed
+from altmarl.game import check_recorded_game, game_record
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.observe import LearnedEncoder
 from altmarl.generative.policies import FunctionGlobalPolicy, check_policies
@@ -288,7 +289,8 @@ class NeuralGlobalPolicy:
             raise ValueError(f"{path}: meta 'features' cannot be read ({exc!r})") from None
         arch = meta["arch"]
         if game is not None:
-            check_fingerprint(meta, game, path, strict)
+            check_recorded_game(meta.get("game"), game, path, "policy made for", strict,
+                                required=True)
             want = Features.for_game(game, int(meta["k"]))
             if (want.dim, meta["n_ag"]) != (feats.dim, game.n_ag):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "
@@ -340,8 +342,7 @@ class NeuralGlobalPolicy:
 
 def game_meta(game: GenerativeGame) -> dict[str, Any]:
     """What a neural policy file records about its game: name, fingerprint, ``n``, spaces."""
-    return {"name": game.name, "fingerprint": game.fingerprint(), "n": game.n,
-            "spaces": game.spaces}
+    return {**game_record(game), "spaces": game.spaces}
 
 
 #: JSON types of the metadata fields, for the error messages of :func:`read_meta`
@@ -382,19 +383,6 @@ def read_meta(blob: dict[str, Any], path: str, kind: str, fmt: str, version: int
         if not ok:
             raise ValueError(f"{path}: meta {key!r} = {v!r}: expected {_JSON_NAMES[typ]}")
     return meta
-
-
-def check_fingerprint(meta: dict[str, Any], game: GenerativeGame, path: str,
-                      strict: bool) -> None:
-    """Refuse a policy file whose recorded game fingerprint (:func:`game_meta`) is not
-    ``game``'s, unless ``strict`` is false."""
-    fp = meta.get("game", {}).get("fingerprint")
-    if strict and fp != game.fingerprint():
-        raise ValueError(
-            f"{path}: policy made for game {meta.get('game', {}).get('name')!r} "
-            f"(fingerprint {fp}), not for {game.name!r} (fingerprint "
-            f"{game.fingerprint()}); pass strict=False to use it on a game with the "
-            "same spaces anyway")
 
 
 # ---------------------------------------------------------------------------------------

@@ -70,8 +70,9 @@ from altmarl.continuous.trpo import (
     returns_and_advantages,
     trpo_step,
 )
+from altmarl.game import check_recorded_game
 from altmarl.generative.game import PROBE_SEED, GenerativeGame
-from altmarl.generative.neural import check_fingerprint, game_meta, read_meta
+from altmarl.generative.neural import game_meta, read_meta
 from altmarl.generative.policies import UniformLocalPolicy, check_policies
 from altmarl.generative.simulator import rollout, subsample_indices
 from altmarl.io import to_jsonable
@@ -368,7 +369,8 @@ class NeuralLocalPolicy:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: meta 'features' cannot be read ({exc!r})") from None
         if game is not None:
-            check_fingerprint(meta, game, str(path), strict)
+            check_recorded_game(meta.get("game"), game, str(path), "policy made for", strict,
+                                required=True)
             want = LocalFeatures.for_game(game)
             if (want.dim, game.n_al) != (feats.dim, meta["n_al"]):
                 raise ValueError(f"{path}: policy reads {feats.dim} features and plays "

@@ -80,7 +80,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl._validate import SPACE_KEYS, check_gamma, check_int, check_spaces
-from altmarl.game import TabularGame
+from altmarl.game import TabularGame, check_recorded_game
 from altmarl.histogram import num_histograms, rank
 from altmarl.io import atomic_write_bytes, json_bytes, open_regular, read_json, sha256_bytes
 from altmarl.limits import (
@@ -781,12 +781,8 @@ def _check_game(meta: dict[str, Any], sp: dict[str, int], csv_path: Path,
     if mine != theirs:
         raise ValueError(f"{csv_path}: log recorded for spaces {mine}, but the game has "
                          f"{theirs}")
-    fp = (meta.get("game") or {}).get("fingerprint") if isinstance(meta.get("game"),
-                                                                   dict) else None
-    if strict and isinstance(game, TabularGame) and fp is not None and fp != game.fingerprint():
-        raise ValueError(f"{csv_path}: log recorded on game {meta['game'].get('name')!r} "
-                         f"(fingerprint {fp}), not on {game.name!r} (fingerprint "
-                         f"{game.fingerprint()}); pass strict=False to use it anyway")
+    if isinstance(game, TabularGame):
+        check_recorded_game(meta.get("game"), game, str(csv_path), "log recorded on", strict)
 
 
 def load_dataset(

@@ -27,7 +27,7 @@ from altmarl._validate import (
     check_int,
     check_spaces,
 )
-from altmarl.game import TabularGame
+from altmarl.game import TabularGame, check_recorded_game
 from altmarl.histogram import check_table_size
 from altmarl.offpolicy.dataset import OfflineDataset, load_dataset
 from altmarl.policies import GlobalPolicy
@@ -147,13 +147,8 @@ def g_learn_offpolicy(
         if ds.spaces[key] != sp[key]:
             raise ValueError(f"dataset.spaces.{key} = {ds.spaces[key]}: the game has {key} = "
                              f"{sp[key]}")
-    rec = ds.info.get("game")
-    rec = rec if isinstance(rec, dict) else {}
-    fp = rec.get("fingerprint")
-    if strict and game is not None and fp is not None and fp != game.fingerprint():
-        raise ValueError(f"dataset: recorded on game {rec.get('name')!r} (fingerprint {fp}), "
-                         f"not on {game.name!r} ({game.fingerprint()}); pass strict=False to "
-                         "use it anyway")
+    if game is not None:
+        check_recorded_game(ds.info.get("game"), game, "dataset", "recorded on", strict)
     if k is not None and k != ds.k:
         raise ValueError(f"k = {k}: the dataset was logged with k = {ds.k}")
     g = ds.gamma if gamma is None else check_gamma(gamma)
