@@ -231,3 +231,30 @@ def test_check_local_and_global_policy(tiny_game):
         check_global_policy(bigger, pi_g)
     with pytest.raises(ValueError, match="k = 2"):
         check_global_policy(tiny_game.with_n(1), pi_g)
+
+
+@pytest.mark.parametrize("renamed", [b"q.npy", b"actions.npy"])
+def test_a_renamed_array_is_refused_not_dropped(tmp_path, renamed):
+    """A damaged member name (here renamed in place, so every CRC still holds) must not make
+    an optional array (``q``) silently disappear from a loaded policy: found by the fuzz
+    suite (an overwritten byte in the zip directory)."""
+    game = am.envs.make("random", n_sg=2, n_ag=3, n_sl=3, n_al=2, n=3, gamma=0.8, seed=2)
+    pg = am.g_learn(game, am.LocalPolicy.uniform(game), 2, m=None, tol=1e-10)
+    blob = pg.save(tmp_path / "pi_g.npz", game).read_bytes()
+    assert blob.count(renamed) == 2  # local header and central directory
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(blob.replace(renamed, b"3" + renamed[1:]))
+    with pytest.raises(ValueError, match=r"unexpected entries \[.3.*\] in an altmarl policy"):
+        am.GlobalPolicy.load(bad, game)
+
+
+def test_game_and_local_policy_files_refuse_unknown_entries(tmp_path):
+    game = am.envs.make("random", n_sg=2, n_ag=3, n_sl=3, n_al=2, n=3, gamma=0.8, seed=2)
+    for blob, name, load in (
+            (game.save(tmp_path / "g.npz").read_bytes(), b"r_l.npy", am.TabularGame.load),
+            (am.LocalPolicy.uniform(game).save(tmp_path / "l.npz").read_bytes(), b"table.npy",
+             lambda p: am.LocalPolicy.load(p, game))):
+        bad = tmp_path / "bad.npz"
+        bad.write_bytes(blob.replace(name, b"x" + name[1:]))
+        with pytest.raises(ValueError, match="unexpected entries"):
+            load(bad)

@@ -40,7 +40,7 @@ from altmarl._validate import (
 from altmarl.display import html_table
 from altmarl.generative.game import GenerativeGame
 from altmarl.generative.tabular import tabular_view
-from altmarl.io import load_npz, save_npz, to_jsonable
+from altmarl.io import check_members, load_npz, save_npz, to_jsonable
 from altmarl.limits import INT64_MAX, MAX_ABS_REWARD
 
 FloatArray = NDArray[np.float64]
@@ -552,6 +552,7 @@ class TabularGame:
         if meta.get("version") != GAME_FORMAT_VERSION:
             raise ValueError(f"{path}: tabular-game file version {meta.get('version')!r}, "
                              f"expected {GAME_FORMAT_VERSION}")
+        check_members(path, arrays, ("P_g", "P_l", "r_g", "r_l"), "tabular-game file")
         missing = [key for key in ("P_g", "P_l", "r_g", "r_l") if key not in arrays]
         missing += [key for key in ("gamma", "n", "init") if key not in meta]
         if missing:

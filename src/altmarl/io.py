@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -366,6 +366,7 @@ def load_npz(path: str | os.PathLike[str], what: str = "altmarl file", *,
             arrays = _read_members(zf, p, what, max_bytes, max_members)
     if "meta" not in arrays:
         raise ValueError(f"{p}: not an {what} (no 'meta' entry)")
+
     raw = arrays.pop("meta")
     if raw.dtype.kind != "U" or raw.ndim != 0:
         raise ValueError(f"{p}: 'meta' must be a 0-d unicode array, got {raw.dtype} of shape "
@@ -374,6 +375,17 @@ def load_npz(path: str | os.PathLike[str], what: str = "altmarl file", *,
     if not isinstance(meta, dict):
         raise ValueError(f"{p}: 'meta' must be a JSON object")
     return meta, arrays
+
+
+def check_members(path: str | os.PathLike[str], arrays: Mapping[str, Any],
+                  members: Collection[str], what: str) -> None:
+    """Refuse arrays of :func:`load_npz` whose names are not in ``members`` (call it once
+    the format is known): a damaged member name must not make an optional array silently
+    disappear."""
+    unknown = sorted(set(arrays) - set(members))
+    if unknown:
+        raise ValueError(f"{path}: unexpected entries {unknown} in an {what} (expected "
+                         f"{sorted(members)}): the file is damaged or of another kind")
 
 
 #: dtype kinds an altmarl archive may hold: bool, integers, floats, complex, unicode

@@ -48,7 +48,7 @@ from altmarl.histogram import (
     log_num_histograms,
     num_histograms,
 )
-from altmarl.io import load_npz, save_npz, to_jsonable
+from altmarl.io import check_members, load_npz, save_npz, to_jsonable
 from altmarl.limits import INT64_MAX, MAX_HISTOGRAM_ENTRIES, MAX_SPACE
 from altmarl.sampling import Scheme, Stratified, Uniform, from_json, type_groups
 
@@ -72,7 +72,8 @@ def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any)
 
 
 def _load_npz(path: str | os.PathLike[str], expected_format: str,
-              versions: tuple[int, ...] = (FORMAT_VERSION,)
+              versions: tuple[int, ...] = (FORMAT_VERSION,),
+              members: tuple[str, ...] | None = None
               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a policy file's container and ``meta`` (format, version, spaces,
     ``game`` and ``info`` objects): the file is untrusted, so every entry is type-checked
@@ -99,6 +100,8 @@ def _load_npz(path: str | os.PathLike[str], expected_format: str,
     for key in ("game", "info"):
         if not isinstance(meta.get(key, {}), dict):
             raise ValueError(f"{p}: meta.{key} must be a JSON object, got {_short(meta[key])}")
+    if members is not None:
+        check_members(p, arrays, members, "altmarl policy file")
     return meta, arrays
 
 
@@ -217,7 +220,7 @@ class LocalPolicy:
     @classmethod
     def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True) -> LocalPolicy:
         """Read a local policy file; with ``game``, reject a file made for another game."""
-        meta, arrays = _load_npz(path, _LOCAL_FORMAT)
+        meta, arrays = _load_npz(path, _LOCAL_FORMAT, members=("table",))
         if "table" not in arrays:
             raise ValueError(f"{path}: local policy file has no 'table' array")
         table = arrays["table"]
@@ -447,7 +450,8 @@ class GlobalPolicy:
         """Read a global policy file; with ``game``, reject a file made for another game (or
         for a scheme that does not fit it); with ``sampling``, reject a file made for
         another scheme. Version-1 files (no scheme) are ``Uniform(k)`` policies."""
-        meta, arrays = _load_npz(path, _GLOBAL_FORMAT, versions=(1, GLOBAL_FORMAT_VERSION))
+        meta, arrays = _load_npz(path, _GLOBAL_FORMAT, versions=(1, GLOBAL_FORMAT_VERSION),
+                                 members=("actions", "q"))
         if "actions" not in arrays:
             raise ValueError(f"{path}: global policy file has no 'actions' array")
         acts = arrays["actions"]
