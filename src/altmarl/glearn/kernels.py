@@ -152,7 +152,11 @@ def _policy_matvec_eg(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> Non
 
 
 # row-parallel variants (``threads > 1``): every output row is computed by the same
-# operations in the same order as above, only the rows are spread over threads
+# operations in the same order as above, only the rows are spread over threads. They are
+# separate Python functions on purpose: Numba's on-disk cache (``cache=True``) keys a
+# compiled kernel by the function's bytecode and signature, not by ``parallel=``
+# (numba.core.caching.Cache._index_key; numba issue #6845), so compiling one function
+# both ways would let the serial and the parallel build overwrite each other's cache entry.
 prange = range  # replaced by numba.prange when a parallel kernel is compiled
 
 
