@@ -366,7 +366,6 @@ def load_npz(path: str | os.PathLike[str], what: str = "altmarl file", *,
             arrays = _read_members(zf, p, what, max_bytes, max_members)
     if "meta" not in arrays:
         raise ValueError(f"{p}: not an {what} (no 'meta' entry)")
-
     raw = arrays.pop("meta")
     if raw.dtype.kind != "U" or raw.ndim != 0:
         raise ValueError(f"{p}: 'meta' must be a 0-d unicode array, got {raw.dtype} of shape "
