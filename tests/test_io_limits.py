@@ -37,6 +37,35 @@ def test_read_bytes_bounded_refuses_large_files_before_reading(tmp_path: Path) -
     assert io.read_bytes_bounded(p, 101) == b"x" * 101
 
 
+def test_read_bytes_bounded_allocates_what_the_file_holds(tmp_path: Path,
+                                                          peak_memory) -> None:
+    """A 1 KB file under a 64 MiB limit: the read buffer is the file's size, not the limit
+    (``f.read(limit + 1)`` allocates the whole 64 MiB before reading 1 KB)."""
+    p = tmp_path / "small.json"
+    p.write_bytes(b"x" * 1000)
+    with peak_memory() as mem:
+        assert io.read_bytes_bounded(p, 64 * 2**20) == b"x" * 1000
+    assert mem.bytes < 2**20, mem.bytes
+
+
+def test_read_bytes_bounded_reads_a_file_that_grew_after_fstat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fstat`` reports 100 bytes of a 300-byte file (it grew in between): all 300 are read
+    under a limit of 1000, and the file is refused under a limit of 200."""
+    p = tmp_path / "growing"
+    p.write_bytes(b"y" * 300)
+    real = os.fstat
+
+    def stale(fd: int) -> os.stat_result:
+        r = real(fd)
+        return os.stat_result((*tuple(r)[:6], min(r.st_size, 100), *tuple(r)[7:]))
+
+    monkeypatch.setattr(os, "fstat", stale)
+    assert io.read_bytes_bounded(p, 1000) == b"y" * 300
+    with pytest.raises(ValueError, match="growing: file exceeds the limit of 200 bytes"):
+        io.read_bytes_bounded(p, 200)
+
+
 @pytest.mark.parametrize("text, match", [
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ('{"a": ', "not valid JSON"),

@@ -104,7 +104,10 @@ def read_bytes_bounded(path: str | os.PathLike[str], max_bytes: int,
         if size > max_bytes:
             raise ValueError(f"{os.fspath(path)}: {what} of {size} bytes exceeds the limit of "
                              f"{max_bytes} bytes")
-        data = f.read(max_bytes + 1)
+        # read what fstat reports (a buffer of max_bytes would be allocated in full)
+        data = f.read(size + 1)
+        if len(data) > size:  # grew since fstat: read on, up to the limit
+            data += f.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:  # grew while being read
         raise ValueError(f"{os.fspath(path)}: {what} exceeds the limit of {max_bytes} bytes")
     return data
