@@ -17,6 +17,9 @@ Usage::
     python benchmarks/bench_g_learn.py --quick   # short run (k up to 20)
     python benchmarks/bench_g_learn.py --json out.json
     python benchmarks/bench_g_learn.py --quality # only: estimation error per crn mode
+    python benchmarks/bench_g_learn.py --layout 30 40 50 --reps 3
+        # only: the Z-order store layout (altmarl.glearn.layout) off vs on, interleaved
+        # fresh processes, medians; checks that the Q tables are bit-identical
 
 The machine is shared in development: CPU seconds are the more stable figure, and the
 load average is printed with the table.
@@ -34,18 +37,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import limit_blas, machine, print_table  # noqa: E402
 
 
 def child(cfg: dict[str, Any]) -> None:
     """Run one configuration and print a JSON line with its figures."""
+    import hashlib
     import warnings
 
     import altmarl as am
-    from altmarl.glearn import g_learn
+    from altmarl.glearn import g_learn, kernels, layout
 
     limit_blas(1)
+    if cfg.get("layout") is not None:  # force the store layout off (False) or on (True)
+        layout.LAYOUT_MIN_BYTES = 0 if cfg["layout"] else 1 << 62
+        kernels.warm_up()
     env = dict(cfg.get("env") or {"name": "warehouse", "n": 1000})
     game = am.envs.make(env.pop("name"), **env)
     pi_l = am.LocalPolicy.uniform(game)
@@ -73,6 +82,7 @@ def child(cfg: dict[str, Any]) -> None:
         "matvecs": info["matvecs"],
         "residual": info["residual"],
         "converged": info["converged"],
+        "q_sha": hashlib.sha256(np.ascontiguousarray(pol.q).tobytes()).hexdigest()[:16],
     }
     print(json.dumps(out))
 
@@ -122,6 +132,36 @@ def quality(quick: bool) -> None:
                 ["m", "crn", "max |Q_m - Q*|", "max gap V*-V^pi", "mean gap", "seconds"], rows)
 
 
+def layout_table(args: argparse.Namespace) -> None:
+    """G-LEARN with the store layout forced off and on, in alternating fresh processes."""
+    print(f"# G-LEARN, Z-order store layout off vs on (warehouse, m = {args.m}, tol = {args.tol:g})")
+    print(f"machine: {machine()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    table = []
+    for k in args.layout:
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for _ in range(args.reps):
+            for on in (False, True):
+                cfg = {"param": "mean-field", "solver": "pi", "k": k, "m": args.m,
+                       "tol": args.tol, "layout": on}
+                res = run_child(cfg, args.timeout)
+                if "error" in res:
+                    raise SystemExit(f"k = {k}, layout {on}: {res['error']}")
+                runs[on].append(res)
+                print(f"  k={k:>2} layout {'on ' if on else 'off'}: {res['cpu_s']:.2f} s CPU, "
+                      f"{res['wall_s']:.2f} s wall, {res['peak_rss_mb']:.0f} MB", flush=True)
+        med = {on: float(np.median([r["cpu_s"] for r in runs[on]])) for on in runs}
+        same = len({r["q_sha"] for r in runs[False] + runs[True]}) == 1
+        n = runs[False][0]["n_states"]
+        table.append([k, n, 8 * 5 * n / 2**20, med[False], med[True], med[False] / med[True],
+                      max(r["peak_rss_mb"] for r in runs[False]),
+                      max(r["peak_rss_mb"] for r in runs[True]), "yes" if same else "NO"])
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print_table(f"G-LEARN CPU s, medians of {args.reps}, layout off / on",
+                ["k", "N", "V MiB", "off CPU s", "on CPU s", "speed-up", "off peak MB",
+                 "on peak MB", "same Q"], table)
+
+
 def run_child(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
     try:
@@ -142,10 +182,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     ap.add_argument("--quality", action="store_true",
                     help="only the estimation-error table of the crn modes (k = 8)")
+    ap.add_argument("--layout", type=int, nargs="+", metavar="K",
+                    help="only: G-LEARN with the Z-order store layout off and on at these k")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of --layout (medians)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.layout:
+        layout_table(args)
         return
     if args.quality:
         quality(args.quick)

@@ -44,6 +44,9 @@ FUSED_MIN_SAMPLES = 1 << 21
 #: less fixed cost per call, and never a compilation charged to a small problem
 FUSED_WARM_MIN_SAMPLES = 1 << 16
 
+#: the "no permutation" ``order`` of the products (an empty array)
+_IDENTITY = np.empty(0, dtype=np.int32)
+
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
     S, N, E, m = nxt.shape
@@ -92,26 +95,62 @@ def _recolumn(cols: Any, sg: Any, old: Any, new: Any) -> None:
                     cols[r, j] += sg[s, x, b, j] - sg[s, x, a, j]
 
 
-def _expect_all_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, out: Any) -> None:
+def _expect_all_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
+                     out: Any) -> None:
     S, N, A, m = sg.shape
     for s in range(S):
         for x in range(N):
             r = s * N + x
+            o = np.int64(order[r]) if order.size else np.int64(r)
             c = actions[s, x]
             for a in range(A):
                 acc = 0.0
                 for j in range(m):
                     acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-                out[s, x, a] = acc
+                out[o, a] = acc
 
 
-def _gather_mean(cols: Any, v: Any, w: float, out: Any) -> None:
+def _gather_mean(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
     R, m = cols.shape
     for r in range(R):
         acc = 0.0
         for j in range(m):
             acc += w * v[cols[r, j]]
-        out[r] = acc
+        out[np.int64(order[r]) if order.size else np.int64(r)] = acc
+
+
+def _value_layout(x: Any, pos: Any, S: int, out: Any) -> None:
+    N = pos.shape[0]
+    for h in range(N):
+        p = pos[h] * S
+        for s in range(S):
+            out[p + s] = x[s * N + h]
+
+
+def _permute_rows(a: Any, order: Any, done: Any) -> None:
+    R, C = a.shape
+    tmp = np.empty(C, dtype=a.dtype)
+    for i in range(R):
+        if done[i] or order[i] == i:
+            continue
+        for c in range(C):
+            tmp[c] = a[i, c]
+        j = i
+        while True:
+            done[j] = True
+            src = order[j]
+            if src == i:
+                for c in range(C):
+                    a[j, c] = tmp[c]
+                break
+            for c in range(C):
+                a[j, c] = a[src, c]
+            j = src
+
+
+def _remap(a: Any, pos: Any) -> None:
+    for i in range(a.size):
+        a[i] = pos[a[i]]
 
 
 def _global_weights(P_g: Any, V: Any, out: Any) -> None:
@@ -187,27 +226,28 @@ def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: 
         out[r] = acc
 
 
-def _expect_all_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float,
+def _expect_all_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                          out: Any) -> None:
     S, N, A, m = sg.shape
     for r in prange(S * N):
         s = r // N
         x = r - s * N
+        o = np.int64(order[r]) if order.size else np.int64(r)
         c = actions[s, x]
         for a in range(A):
             acc = 0.0
             for j in range(m):
                 acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-            out[s, x, a] = acc
+            out[o, a] = acc
 
 
-def _gather_mean_par(cols: Any, v: Any, w: float, out: Any) -> None:
+def _gather_mean_par(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
     R, m = cols.shape
     for r in prange(R):
         acc = 0.0
         for j in range(m):
             acc += w * v[cols[r, j]]
-        out[r] = acc
+        out[np.int64(order[r]) if order.size else np.int64(r)] = acc
 
 
 def _expect_all_eg_par(nxt: Any, W: Any, w: float, out: Any) -> None:
@@ -319,6 +359,13 @@ def warm_up(threads: int = 1) -> float:
         gather_mean(cols, np.zeros(2), 1, 2, nt)
         expect_all_cols(cols, sg, acts, np.zeros((1, 2)), 2, nt)
     recolumn(cols, sg, acts, acts)
+    order = np.array([1, 0], dtype=np.int32)
+    for nt in sorted({1, max(1, int(threads))}):
+        gather_mean(cols, np.zeros(2), 1, 2, nt, order, order)
+        expect_all_cols(cols, sg, acts, np.zeros((1, 2)), 2, nt, order, order)
+    permute_rows(cols, order)
+    permute_rows(sg.reshape(2, -1), order)
+    remap(cols, np.zeros(1, dtype=np.int32))
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
@@ -381,7 +428,8 @@ def _jit(name: str, parallel: bool = False) -> Any:
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
           "columns": _policy_columns, "gather": _gather_mean, "recolumn": _recolumn,
-          "expect_cols": _expect_all_cols}[name]
+          "expect_cols": _expect_all_cols, "layout": _value_layout,
+          "permute": _permute_rows, "remap": _remap}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -439,15 +487,24 @@ def recolumn(cols: NDArray[Any], sg: NDArray[Any], old: NDArray[np.int64],
 
 
 def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],
-                    V: FloatArray, m: int, threads: int = 1) -> FloatArray:
+                    V: FloatArray, m: int, threads: int = 1,
+                    order: NDArray[np.int32] | None = None,
+                    pos: NDArray[np.int32] | None = None) -> FloatArray:
     """:func:`expect_all` (``E = 1``) read from the :func:`policy_columns` ``cols`` of the
     policy ``actions`` instead of ``nxt``: the index ``nxt |S_g| + sg[a]`` is ``cols -
     sg[actions] + sg[a]``, the same index, so the same numbers in the same order. Lets an
-    operator keep one int32 per sample (the columns) instead of ``nxt`` and the columns."""
+    operator keep one int32 per sample (the columns) instead of ``nxt`` and the columns.
+
+    ``order`` and ``pos`` (a :class:`altmarl.glearn.layout.StoreLayout`): the rows of
+    ``cols``, ``sg`` and ``actions`` are stored in processing order (row ``r`` is the
+    table's row ``order[r]``, where its result is written) and the columns index ``V``
+    laid out by :func:`value_layout` with ``pos``; the same sums."""
     S, N = V.shape
     out = np.empty((S, N, sg.shape[2]))
-    vt = np.ascontiguousarray(np.asarray(V, dtype=np.float64).T).reshape(-1)
-    _product("expect_cols", threads)(cols, sg, actions, vt, 1.0 / m, out)
+    vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos)
+    _product("expect_cols", threads)(cols, sg, actions, vt, 1.0 / m,
+                                     _IDENTITY if order is None else order,
+                                     out.reshape(S * N, -1))
     return out
 
 
@@ -457,16 +514,40 @@ def column_dtype(n: int) -> Any:
 
 
 def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
-                threads: int = 1) -> FloatArray:
+                threads: int = 1, order: NDArray[np.int32] | None = None,
+                pos: NDArray[np.int32] | None = None) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) V[cols[s N + x, j]]`` with ``V = x`` (flat, in the
     solver's ``(|S_g|, N)`` order) laid out ``(N, |S_g|)``, summed in order ``j = 0..m-1``:
     :func:`policy_matvec` on the columns of :func:`policy_columns` (the same numbers),
-    reading one contiguous index per sample instead of two arrays."""
+    reading one contiguous index per sample instead of two arrays. ``order``, ``pos``:
+    as in :func:`expect_all_cols` (row ``r`` of ``cols`` is written at ``out[order[r]]``)."""
     out = np.empty(x.size)
-    N = x.size // n_sg
-    vt = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(n_sg, N).T).reshape(-1)
-    _product("gather", threads)(cols, vt, 1.0 / m, out)
+    vt = value_layout(np.asarray(x, dtype=np.float64), n_sg, pos)
+    _product("gather", threads)(cols, vt, 1.0 / m, _IDENTITY if order is None else order, out)
     return out
+
+
+def value_layout(x: FloatArray, n_sg: int, pos: NDArray[np.int32] | None = None
+                 ) -> FloatArray:
+    """The flat value vector ``x`` (the solver's ``(|S_g|, N)`` order) laid out ``(N,
+    |S_g|)`` for the gathers, flat: ``out[pos[h] |S_g| + s] = x[s N + h]`` (``pos=None``:
+    ``pos[h] = h``, the transpose)."""
+    if pos is None:
+        return np.ascontiguousarray(x.reshape(n_sg, -1).T).reshape(-1)
+    out = np.empty(x.size)
+    _jit("layout")(x, pos, int(n_sg), out)
+    return out
+
+
+def permute_rows(a: NDArray[Any], order: NDArray[np.int32]) -> None:
+    """In place, ``a[r] <- a[order[r]]`` for the rows of the 2-D C-contiguous ``a``
+    (``order`` a permutation; follows its cycles: one row of extra memory)."""
+    _jit("permute")(a, order, np.zeros(a.shape[0], dtype=np.bool_))
+
+
+def remap(a: NDArray[np.int32], pos: NDArray[np.int32]) -> None:
+    """In place, ``a[i] <- pos[a[i]]`` over the flat C-contiguous ``a``."""
+    _jit("remap")(a.reshape(-1), pos)
 
 
 def global_weights(P_g: FloatArray, V: FloatArray) -> FloatArray:
@@ -503,7 +584,8 @@ def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
 
 
 __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype",
-           "expect_all", "expect_all_cols", "gather_mean", "policy_columns", "recolumn",
+           "expect_all", "expect_all_cols", "gather_mean", "permute_rows", "policy_columns",
+           "recolumn", "remap", "value_layout",
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES"]

@@ -46,6 +46,7 @@ from altmarl.glearn.draws import (
     sample_hist_states,
     sample_tuples,
 )
+from altmarl.glearn.layout import StoreLayout, store_layout, wants_layout
 from altmarl.glearn.options import GLearnOptions
 from altmarl.glearn.states import num_states, state_counts
 from altmarl.policies import LocalPolicy
@@ -112,10 +113,10 @@ class _SampledModel:
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, layout: StoreLayout | None = None) -> None:
         self.threads = int(threads)
         self._store = nxt
-        self.sg = sg
+        self._sg = sg
         self.n_sg, self.n_states, self.n_ag, self.m = (int(v) for v in sg.shape)
         self.r_g = r_g
         self.r_loc = r_loc
@@ -128,14 +129,51 @@ class _SampledModel:
         # fused, one next local state per sample (E = 1): once a policy is evaluated, the
         # store holds its columns (kernels.policy_columns) in place of ``nxt``
         self._col_actions: NDArray[np.int64] | None = None
+        # the Z-order layout (altmarl.glearn.layout): rows of the store and of ``sg`` in
+        # processing order, next local states as positions in the laid-out value table
+        self.layout: StoreLayout | None = None
+        if layout is not None:
+            if not (self.fused and nxt.shape[2] == 1 and nxt.flags.c_contiguous
+                    and nxt.flags.writeable and sg.flags.c_contiguous and sg.flags.writeable):
+                raise ValueError("layout: needs a fused, writeable store with one next local "
+                                 "state per sample (crn 'pool' or 'states')")
+            rows = self.n_sg * self.n_states
+            kernels.permute_rows(nxt.reshape(rows, -1), layout.order)
+            kernels.permute_rows(sg.reshape(rows, -1), layout.order)
+            kernels.remap(nxt, layout.pos)
+            self.layout = layout
+
+    def _natural(self, a: NDArray[Any]) -> NDArray[Any]:
+        """A per-row array of the store (``(|S_g|, N, ...)``) back in table order."""
+        if self.layout is None:
+            return a
+        out = np.empty_like(a)
+        rows = self.n_sg * self.n_states
+        out.reshape(rows, -1)[self.layout.order] = a.reshape(rows, -1)
+        return out
+
+    def _stored(self, actions: IntArray) -> NDArray[np.int64]:
+        """A policy's ``(|S_g|, N)`` actions in the store's row order."""
+        acts = np.ascontiguousarray(actions, dtype=np.int64)
+        if self.layout is None:
+            return acts
+        return np.ascontiguousarray(acts.reshape(-1)[self.layout.order].reshape(acts.shape))
+
+    @property
+    def sg(self) -> NDArray[Any]:
+        """``sg[s, x, a, j]``: the sampled next global states."""
+        return self._natural(self._sg)
 
     @property
     def nxt(self) -> NDArray[np.int32]:
         """``nxt[s, x, e, j]``: the sampled next local states (recovered from the columns,
         ``cols // |S_g|``, when the store holds them)."""
-        if self._col_actions is None:
-            return self._store
-        return (self._store // np.int32(self.n_sg)).astype(np.int32)
+        store = self._store
+        if self._col_actions is not None:
+            store = (store // np.int32(self.n_sg)).astype(np.int32)
+        if self.layout is None:
+            return store
+        return self._natural(self.layout.hperm[store])
 
     def columns(self, a: int) -> NDArray[np.int32]:
         """``cols[s, x, j] = sg * N + nxt``: flat indices of the samples of action ``a``."""
@@ -161,10 +199,15 @@ class _SampledModel:
     def expect(self, V: FloatArray) -> FloatArray:
         v = np.ascontiguousarray(V, dtype=np.float64)
         if self.fused:
+            if self._col_actions is None and self.layout is not None:
+                self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
             if self._col_actions is not None:
-                return kernels.expect_all_cols(self._store.reshape(-1, self.m), self.sg,
-                                               self._col_actions, v, self.m, self.threads)
-            return kernels.expect_all(self._store, self.sg, v, self.m, self.threads)
+                lay = self.layout
+                return kernels.expect_all_cols(
+                    self._store.reshape(-1, self.m), self._sg, self._col_actions, v, self.m,
+                    self.threads, None if lay is None else lay.order,
+                    None if lay is None else lay.pos)
+            return kernels.expect_all(self._store, self._sg, v, self.m, self.threads)
         if self._P is None:
             self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
         out = np.empty((self.n_sg, self.n_states, self.n_ag))
@@ -174,22 +217,26 @@ class _SampledModel:
 
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         if self.fused:
-            acts = np.ascontiguousarray(actions, dtype=np.int64)
+            acts = self._stored(actions)
             store = self._store
             if (store.shape[2] > 1 or not store.flags.c_contiguous or not store.flags.writeable
                     or self.n_sg * self.n_states >= 2**31):
-                return lambda x: kernels.policy_matvec(store, self.sg, acts, x, self.m,
+                return lambda x: kernels.policy_matvec(store, self._sg, acts, x, self.m,
                                                        self.threads)
             # the store becomes the policy's columns (flat indices of the chosen action's
             # next states, kernels.policy_columns) in place, rewritten only where the policy
             # changed: every product then reads one int32 per sample (same sums, same order)
             cols = store.reshape(-1, self.m)
             if self._col_actions is None:
-                kernels.policy_columns(store, self.sg, acts, cols)
+                kernels.policy_columns(store, self._sg, acts, cols)
             else:
-                kernels.recolumn(cols, self.sg, self._col_actions, acts)
+                kernels.recolumn(cols, self._sg, self._col_actions, acts)
             self._col_actions = acts.copy()
-            return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
+            lay = self.layout
+            if lay is None:
+                return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
+            return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads,
+                                                 lay.order, lay.pos)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -541,7 +588,10 @@ def empirical_operator(
         else:
             sg = sample_global(n_states, m, game.P_g, ss_global, fused)
             draws["global"] = S * n_states * A * m
-            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, opts.threads)
+            layout = (store_layout(H, K) if fused and param == "mean-field" and not per_action
+                      and wants_layout(S, n_states) else None)
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, opts.threads,
+                                  layout)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
