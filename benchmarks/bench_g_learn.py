@@ -20,6 +20,9 @@ Usage::
     python benchmarks/bench_g_learn.py --layout 30 40 50 --reps 3
         # only: the Z-order store layout (altmarl.glearn.layout) off vs on, interleaved
         # fresh processes, medians; checks that the Q tables are bit-identical
+    python benchmarks/bench_g_learn.py --exact 8 12 20
+        # only: m = None (exact expectation): the dense law where the default limit allows
+        # it and the matrix-free law (altmarl.glearn.draws.HistogramLaw) at every k
 
 The machine is shared in development: CPU seconds are the more stable figure, and the
 load average is printed with the table.
@@ -62,8 +65,10 @@ def child(cfg: dict[str, Any]) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        extra = ({"max_exact_entries": cfg["max_exact_entries"]}
+                 if "max_exact_entries" in cfg else {})
         pol = g_learn(game, pi_l, cfg["k"], m=cfg["m"], seed=0, solver=cfg["solver"],
-                      parameterization=cfg["param"], tol=cfg["tol"])
+                      parameterization=cfg["param"], tol=cfg["tol"], **extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     info = pol.info
     out = {
@@ -162,6 +167,36 @@ def layout_table(args: argparse.Namespace) -> None:
                  "on peak MB", "same Q"], table)
 
 
+def exact_table(args: argparse.Namespace) -> None:
+    """m = None: the dense next-histogram law (when within the default max_exact_entries)
+    and the matrix-free law (max_exact_entries = 1 forces it), fresh processes."""
+    from altmarl.glearn.options import MAX_EXACT_ENTRIES
+    from altmarl.histogram import num_histograms
+
+    print(f"# G-LEARN m = None (warehouse, tol = {args.tol:g}); machine: {machine()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    table = []
+    for k in args.exact:
+        N = num_histograms(k, 5)
+        paths = (["dense"] if 5 * N * N <= MAX_EXACT_ENTRIES else []) + ["matrix-free"]
+        for path in paths:
+            cfg: dict[str, Any] = {"param": "mean-field", "solver": "pi", "k": k, "m": None,
+                                   "tol": args.tol}
+            if path == "matrix-free":
+                cfg["max_exact_entries"] = 1
+            res = run_child(cfg, args.timeout)
+            if "error" in res:
+                raise SystemExit(f"k = {k} {path}: {res['error']}")
+            print(f"  k={k:>2} {path}: {res['cpu_s']:.2f} s CPU, {res['peak_rss_mb']:.0f} MB",
+                  flush=True)
+            table.append([k, N, path, res["wall_s"], res["cpu_s"], res["peak_rss_mb"],
+                          res["matvecs"], f"{res['residual']:.1e}"])
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print_table("G-LEARN m = None: dense vs matrix-free next-histogram law",
+                ["k", "N", "law", "wall s", "CPU s", "peak RSS MB", "matvecs", "residual"],
+                table)
+
+
 def run_child(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
     try:
@@ -185,6 +220,8 @@ def main() -> None:
     ap.add_argument("--layout", type=int, nargs="+", metavar="K",
                     help="only: G-LEARN with the Z-order store layout off and on at these k")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of --layout (medians)")
+    ap.add_argument("--exact", type=int, nargs="+", metavar="K",
+                    help="only: m = None, dense and matrix-free law, at these k")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -192,6 +229,9 @@ def main() -> None:
         return
     if args.layout:
         layout_table(args)
+        return
+    if args.exact:
+        exact_table(args)
         return
     if args.quality:
         quality(args.quick)

@@ -118,7 +118,6 @@ def test_seeds_are_reproducible() -> None:
         ({"max_iter": 0}, "max_iter"),
         ({"tie_break": "random"}, "tie_break"),
         ({"pool_size": 0}, "pool_size"),
-        ({"k": 6, "m": None, "max_exact_entries": 1000}, "m = None"),
         ({"k": 6, "parameterization": "standard", "max_table": 1000}, "max_table"),
         ({"k": 3, "m": 10**6, "max_samples": 10**6}, "max_samples"),
     ],

@@ -96,7 +96,8 @@ def g_learn(
         Subsample size, ``1 <= k <= n`` (may be left out when ``sampling`` is given).
     m
         Samples per ``(s_g, h, a_g)``, drawn once from ``seed``; ``None`` = exact
-        expectation (small ``k`` only; refused above ``max_exact_entries``).
+        expectation (mean-field: the dense law up to ``max_exact_entries`` entries, the
+        matrix-free :class:`~altmarl.glearn.draws.HistogramLaw` above; standard: small ``k``).
     seed
         Drives every draw (samples and tie-breaking).
     parameterization

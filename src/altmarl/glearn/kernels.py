@@ -148,6 +148,32 @@ def _permute_rows(a: Any, order: Any, done: Any) -> None:
             j = src
 
 
+def _shear(H: Any, btab: Any, coef: Any, c: Any, i: int, j: int, out: Any) -> None:
+    N, d = H.shape
+    C = c.shape[1]
+    k = btab.shape[0] - 1
+    y = np.empty(d, dtype=np.int64)
+    for r in range(N):
+        n = H[r, i]
+        for b in range(n + 1):
+            w = coef[n, b]
+            if w == 0.0:
+                continue
+            for t in range(d):
+                y[t] = H[r, t]
+            y[i] -= b
+            y[j] += b
+            rk = 0
+            rem = k
+            for t in range(d - 1):
+                e = d - 1 - t
+                nx = rem - y[t]
+                rk += btab[rem, e] - btab[nx, e]
+                rem = nx
+            for col in range(C):
+                out[rk, col] += w * c[r, col]
+
+
 def _remap(a: Any, pos: Any) -> None:
     for i in range(a.size):
         a[i] = pos[a[i]]
@@ -429,7 +455,7 @@ def _jit(name: str, parallel: bool = False) -> Any:
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
           "columns": _policy_columns, "gather": _gather_mean, "recolumn": _recolumn,
           "expect_cols": _expect_all_cols, "layout": _value_layout,
-          "permute": _permute_rows, "remap": _remap}[name]
+          "permute": _permute_rows, "remap": _remap, "shear": _shear}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -545,6 +571,17 @@ def permute_rows(a: NDArray[Any], order: NDArray[np.int32]) -> None:
     _jit("permute")(a, order, np.zeros(a.shape[0], dtype=np.bool_))
 
 
+def shear(H: NDArray[np.int64], btab: NDArray[np.int64], coef: FloatArray, c: FloatArray,
+          i: int, j: int) -> FloatArray:
+    """The coefficients, in the monomial basis ``t^h`` (``h`` the rows of ``H``, rank order
+    of ``H_k``), of ``p`` after the substitution ``t_i -> alpha t_i + beta t_j``, with ``p``'s
+    coefficients the rows of ``c`` (``(N, C)``, ``C`` polynomials at once) and ``coef[n, b]
+    = C(n, b) alpha^(n - b) beta^b``; ``btab`` is :func:`altmarl.histogram.binomial_table`."""
+    out = np.zeros_like(c)
+    _jit("shear")(H, btab, coef, c, int(i), int(j), out)
+    return out
+
+
 def remap(a: NDArray[np.int32], pos: NDArray[np.int32]) -> None:
     """In place, ``a[i] <- pos[a[i]]`` over the flat C-contiguous ``a``."""
     _jit("remap")(a.reshape(-1), pos)
@@ -585,7 +622,7 @@ def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
 
 __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype",
            "expect_all", "expect_all_cols", "gather_mean", "permute_rows", "policy_columns",
-           "recolumn", "remap", "value_layout",
+           "recolumn", "remap", "shear", "value_layout",
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES"]

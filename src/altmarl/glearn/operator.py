@@ -24,6 +24,7 @@ drives the local moves, child 1 the global moves, child 2 the tie-breaking
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from altmarl._validate import check_int
 from altmarl.game import TabularGame
 from altmarl.glearn import kernels
 from altmarl.glearn.draws import (
+    MAX_LAW_LOG_WEIGHT,
+    HistogramLaw,
     StratifiedRanks,
     exact_next_histograms,
     exact_next_stratified,
@@ -359,6 +362,24 @@ class _ExactHistModel:
         return mv
 
 
+class _LawHistModel(_ExactHistModel):
+    """:class:`_ExactHistModel` without the dense matrices: ``D[s] @ V`` by the
+    matrix-free :class:`altmarl.glearn.draws.HistogramLaw` of each ``s_g`` (``m=None``
+    when the dense law would exceed ``max_exact_entries``)."""
+
+    def __init__(self, laws: list[HistogramLaw], P_g: FloatArray, r_g: FloatArray,
+                 r_loc: FloatArray, gamma: float) -> None:
+        self.laws = laws
+        self.P_g = P_g
+        self.n_sg, self.n_states = len(laws), int(laws[0].H.shape[0])
+        self.n_ag = int(P_g.shape[1])
+        self.r_g, self.r_loc, self.gamma = r_g, r_loc, float(gamma)
+
+    def _next_local(self, V: FloatArray) -> FloatArray:
+        VT = np.ascontiguousarray(np.asarray(V, dtype=np.float64).T)
+        return np.stack([law.apply(VT) for law in self.laws])
+
+
 class _ExactTupleModel:
     """Exact operator on ordered ``k``-tuples: every agent moves independently by ``K``."""
 
@@ -492,11 +513,12 @@ def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
             f"file, [algorithm.options.g_options] max_samples = {_round_up(size * m)}; in "
             f"Python, am.g_learn(..., max_samples={_round_up(size * m)})"
         )
-    if m is None and param == "mean-field" and S * n_states**2 > max_exact_entries:
+    if (m is None and param == "mean-field" and S * n_states**2 > max_exact_entries
+            and k * math.log(max(d, 2)) > MAX_LAW_LOG_WEIGHT):
         raise ValueError(
-            f"m = None (exact expectation): k = {k} needs |S_g| |H_k|^2 = {S} x {n_states}^2 = "
-            f"{S * n_states**2:.3g} transition entries, above max_exact_entries = "
-            f"{max_exact_entries:.3g}; use a sampled operator (e.g. m = 30) or a smaller k"
+            f"m = None (exact expectation): k = {k} with |S_l| = {d} is beyond the exact "
+            f"next-histogram law (k log |S_l| = {k * math.log(max(d, 2)):.0f} > "
+            f"{MAX_LAW_LOG_WEIGHT:.0f}); use a sampled operator (e.g. m = 30)"
         )
     return n_states
 
@@ -562,8 +584,12 @@ def empirical_operator(
     model: Any
     if m is None:
         if param == "mean-field":
-            D = np.stack([exact_next_histograms(K[:, s, :], k) for s in range(S)])
-            model = _ExactHistModel(D, game.P_g, r_g, r_loc, game.gamma)
+            if S * n_states**2 <= opts.max_exact_entries:
+                D = np.stack([exact_next_histograms(K[:, s, :], k) for s in range(S)])
+                model = _ExactHistModel(D, game.P_g, r_g, r_loc, game.gamma)
+            else:  # the dense law would be too large: the same expectation, matrix-free
+                model = _LawHistModel([HistogramLaw(K[:, s, :], k) for s in range(S)],
+                                      game.P_g, r_g, r_loc, game.gamma)
         else:
             model = _ExactTupleModel(K, k, game.P_g, r_g, r_loc, game.gamma)
     else:

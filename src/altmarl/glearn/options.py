@@ -55,7 +55,8 @@ class GLearnOptions:
     ----------
     m
         Samples per ``(s_g, h, a_g)``, drawn once from the seed; ``None`` = exact
-        expectation (small ``k`` only; refused above ``max_exact_entries``).
+        expectation (mean-field: the dense law up to ``max_exact_entries`` entries, the
+        matrix-free :class:`~altmarl.glearn.draws.HistogramLaw` above; standard: small ``k``).
     parameterization
         ``"mean-field"`` (``Q`` over histograms, default) or ``"standard"`` (``Q`` over
         ordered ``k``-tuples; the policy acts on the ordering-averaged ``Q``).
