@@ -304,29 +304,34 @@ def _policy_matvec_eg_par(nxt: Any, W: Any, actions: Any, w: float, out: Any) ->
 
 
 def _categorical(u: Any, thr: Any, out: Any) -> None:
+    # thresholds outer, columns inner: the comparisons of one row vectorize
     R, C = u.shape
     T = thr.shape[0]
+    y = np.empty(C, dtype=np.int64)
     for i in range(R):
         for j in range(C):
-            v = np.int64(u[i, j])
-            c = 0
-            for t in range(T):
-                if v >= thr[t]:
-                    c += 1
-            out[i, j] = c
+            y[j] = 0
+        for t in range(T):
+            th = thr[t]
+            for j in range(C):
+                y[j] += np.int64(u[i, j]) >= th
+        for j in range(C):
+            out[i, j] = y[j]
 
 
 def _stream_sums(u: Any, thr: Any, unit: Any, out: Any) -> None:
     R, P = u.shape
     T = thr.shape[0]
+    y = np.empty(P, dtype=np.int64)
     for c in range(R):
         for p in range(P):
-            v = np.int64(u[c, p])
-            y = 0
-            for t in range(T):
-                if v >= thr[t]:
-                    y += 1
-            out[c + 1, p] = out[c, p] + unit[y]
+            y[p] = 0
+        for t in range(T):
+            th = thr[t]
+            for p in range(P):
+                y[p] += np.int64(u[c, p]) >= th
+        for p in range(P):
+            out[c + 1, p] = out[c, p] + unit[y[p]]
 
 
 def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
