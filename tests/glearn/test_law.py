@@ -71,3 +71,31 @@ def test_law_refuses_weights_beyond_float64() -> None:
     game = small_game(3, n=2000, n_sl=3)
     with pytest.raises(ValueError, match=r"m = None.*k log \|S_l\|"):
         am.g_learn(game, am.LocalPolicy.uniform(game), 1000, m=None)
+
+
+def test_law_refuses_a_kernel_whose_shears_cancel() -> None:
+    """On some kernels the shears cancel as k grows (a random game at |S_l| = 3, k = 100
+    gave row sums of 1e23): the self-check refuses instead of returning nonsense."""
+    game = am.envs.make("random", n_sg=2, n_ag=3, n_sl=3, n_al=2, n=200, gamma=0.9, seed=1)
+    with pytest.raises(ValueError, match="not accurate for this kernel"):
+        am.g_learn(game, am.LocalPolicy.uniform(game), 100, m=None)
+
+
+def test_law_self_check_is_small_where_it_accepts() -> None:
+    rng = np.random.default_rng(2)
+    K = rng.dirichlet(np.ones(4), size=4)
+    law = HistogramLaw(K, 12)
+    assert 0.0 <= law.check_error <= 1e-11
+
+
+@pytest.mark.parametrize(("K", "k", "match"), [
+    (np.ones((2, 3)) / 3, 3, "K_s: expected a square"),
+    (np.full((2, 2), np.nan), 3, "K_s: expected finite"),
+    (np.array([[0.7, 0.7], [0.5, 0.5]]), 3, "summing to 1"),
+    (np.eye(2), -1, "k = -1"),
+    (np.eye(2), 2.5, "k = 2.5"),
+    (np.full((2, 2), 0.5), 800, r"k log \|S_l\|"),
+])
+def test_law_bad_input_is_named(K: np.ndarray, k: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        HistogramLaw(K, k)  # type: ignore[arg-type]
