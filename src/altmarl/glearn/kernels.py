@@ -319,19 +319,11 @@ def _categorical(u: Any, thr: Any, out: Any) -> None:
             out[i, j] = y[j]
 
 
-def _stream_sums(u: Any, thr: Any, unit: Any, out: Any) -> None:
-    R, P = u.shape
-    T = thr.shape[0]
-    y = np.empty(P, dtype=np.int64)
+def _stream_sums(cat: Any, unit: Any, out: Any) -> None:
+    R, P = cat.shape
     for c in range(R):
         for p in range(P):
-            y[p] = 0
-        for t in range(T):
-            th = thr[t]
-            for p in range(P):
-                y[p] += np.int64(u[c, p]) >= th
-        for p in range(P):
-            out[c + 1, p] = out[c, p] + unit[y[p]]
+            out[c + 1, p] = out[c, p] + unit[cat[c, p]]
 
 
 def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
@@ -427,8 +419,9 @@ def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int
     """``out[c + 1, p] = out[c, p] + unit[y]`` with ``y`` the category of ``u[c, p]``
     (:func:`categorical_into`'s rule): the packed running histograms of the streams of
     ``crn="pool"``, as :func:`altmarl.glearn.draws.stream_pools` computes them row by row."""
-    t = np.array([v for v in thr if v < 2**32], dtype=np.int64)
-    _jit("streams")(u, t, unit, out)
+    cat = np.empty(u.shape, dtype=np.uint8)
+    categorical_into(u, thr, cat)
+    _jit("streams")(cat, unit, out)
 
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
