@@ -366,6 +366,17 @@ MAX_LAW_LOG_WEIGHT = 300.0
 LAW_CHECK_TOL = 1e-11
 
 
+def check_law_size(k: int, d: int) -> None:
+    """Refuse a :class:`HistogramLaw` of ``k`` agents over ``d`` local states whose weights
+    would leave float64's range (``k log d >`` :data:`MAX_LAW_LOG_WEIGHT`), before any work."""
+    log_weight = k * math.log(max(d, 2))
+    if log_weight > MAX_LAW_LOG_WEIGHT:
+        raise ValueError(
+            f"m = None (exact expectation): k = {k} with |S_l| = {d} is beyond the exact "
+            f"next-histogram law (k log |S_l| = {log_weight:.0f} > {MAX_LAW_LOG_WEIGHT:.0f}); "
+            f"use a sampled operator (e.g. m = 30)")
+
+
 class HistogramLaw:
     """The exact next-histogram law of ``k`` agents moving independently by ``K_s`` (the
     ``D = exact_next_histograms(K_s, k)`` of SPEC 4) applied to vectors without building
@@ -400,10 +411,7 @@ class HistogramLaw:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ValueError(f"k = {k!r}: expected an integer >= 0")
         d = int(K_s.shape[0])
-        if k * math.log(max(d, 2)) > MAX_LAW_LOG_WEIGHT:
-            raise ValueError(f"m = None: k = {k} with |S_l| = {d} is too large for the exact "
-                             f"next-histogram law (k log |S_l| = {k * math.log(max(d, 2)):.0f} "
-                             f"> {MAX_LAW_LOG_WEIGHT:.0f}); use a sampled operator (e.g. m = 30)")
+        check_law_size(int(k), d)
         self.k, self.d = int(k), d
         self.H = histogram_table(self.k, d)
         self.btab = np.ascontiguousarray(binomial_table(self.k, d))

@@ -24,7 +24,6 @@ drives the local moves, child 1 the global moves, child 2 the tie-breaking
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +38,9 @@ from altmarl._validate import check_int
 from altmarl.game import TabularGame
 from altmarl.glearn import kernels
 from altmarl.glearn.draws import (
-    MAX_LAW_LOG_WEIGHT,
     HistogramLaw,
     StratifiedRanks,
+    check_law_size,
     exact_next_histograms,
     exact_next_stratified,
     sample_global,
@@ -155,6 +154,11 @@ class _SampledModel:
         out.reshape(rows, -1)[self.layout.order] = a.reshape(rows, -1)
         return out
 
+    def _layout_arrays(self) -> tuple[NDArray[np.int32] | None, NDArray[np.int32] | None]:
+        """The products' ``order`` and ``pos`` (``None, None`` without a layout)."""
+        lay = self.layout
+        return (None, None) if lay is None else (lay.order, lay.pos)
+
     def _stored(self, actions: IntArray) -> NDArray[np.int64]:
         """A policy's ``(|S_g|, N)`` actions in the store's row order."""
         acts = np.ascontiguousarray(actions, dtype=np.int64)
@@ -205,11 +209,9 @@ class _SampledModel:
             if self._col_actions is None and self.layout is not None:
                 self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
             if self._col_actions is not None:
-                lay = self.layout
                 return kernels.expect_all_cols(
                     self._store.reshape(-1, self.m), self._sg, self._col_actions, v, self.m,
-                    self.threads, None if lay is None else lay.order,
-                    None if lay is None else lay.pos)
+                    self.threads, *self._layout_arrays())
             return kernels.expect_all(self._store, self._sg, v, self.m, self.threads)
         if self._P is None:
             self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
@@ -235,11 +237,9 @@ class _SampledModel:
             else:
                 kernels.recolumn(cols, self._sg, self._col_actions, acts)
             self._col_actions = acts.copy()
-            lay = self.layout
-            if lay is None:
-                return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads)
+            order, pos = self._layout_arrays()
             return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads,
-                                                 lay.order, lay.pos)
+                                                 order, pos)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -513,13 +513,8 @@ def check_sizes(game: TabularGame, k: int, options: GLearnOptions) -> int:
             f"file, [algorithm.options.g_options] max_samples = {_round_up(size * m)}; in "
             f"Python, am.g_learn(..., max_samples={_round_up(size * m)})"
         )
-    if (m is None and param == "mean-field" and S * n_states**2 > max_exact_entries
-            and k * math.log(max(d, 2)) > MAX_LAW_LOG_WEIGHT):
-        raise ValueError(
-            f"m = None (exact expectation): k = {k} with |S_l| = {d} is beyond the exact "
-            f"next-histogram law (k log |S_l| = {k * math.log(max(d, 2)):.0f} > "
-            f"{MAX_LAW_LOG_WEIGHT:.0f}); use a sampled operator (e.g. m = 30)"
-        )
+    if m is None and param == "mean-field" and S * n_states**2 > max_exact_entries:
+        check_law_size(k, d)  # the matrix-free law replaces the dense one
     return n_states
 
 
