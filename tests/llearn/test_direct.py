@@ -134,7 +134,8 @@ def test_direct_never_worse_than_its_starts(warehouse):
     pi_g = am.GlobalPolicy.sample_mode(warehouse, 3)
     start = am.LocalPolicy.uniform(warehouse)
     table, info = direct_search(warehouse, pi_g, start, seed=0,
-                                options=DirectOptions(rollouts=8, horizon=30, max_rounds=2))
+                                options=DirectOptions(rollouts=8, horizon=30, max_rounds=2,
+                                                      objective="crn"))
     crn_values = info["start_values"]
     assert set(crn_values) == {"current", "induced-vi"}
     assert info["search_value"] >= max(crn_values.values())
@@ -255,7 +256,7 @@ def test_mean_field_needs_uniform_subsamples_and_auto_falls_back(make_game, ware
     assert search_objective(small, pi_g, "mean-field") == "mean-field"
     big = am.GlobalPolicy.sample_mode(warehouse, 3)
     assert warehouse.n >= MEAN_FIELD_MIN_N and search_objective(warehouse, big, "auto") == "mean-field"
-    assert DirectOptions().objective == "crn" and set(OBJECTIVES) == {"auto", "crn", "mean-field"}
+    assert DirectOptions().objective == "auto" and set(OBJECTIVES) == {"auto", "crn", "mean-field"}
     with pytest.raises(ValueError, match="objective"):
         DirectOptions(objective="exact")
 

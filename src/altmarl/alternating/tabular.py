@@ -480,9 +480,10 @@ def alternating_marl(
         G-LEARN's Monte-Carlo samples per Bellman update (``None``: exact expectation).
     local_solver
         L-LEARN solver (:data:`altmarl.llearn.SOLVERS`). Default (``None``) ``"direct"``: the
-        CRN policy search on the real objective, started from the induced-VI policy and
-        the current one, so it is never worse than induced-VI under its evaluator (see
-        docs/alternating.md for the comparison). ``"induced-vi"`` is the paper's practice.
+        policy search on the real objective (candidates scored on the mean-field
+        population from ``n = 100`` on, with common random numbers below), started from
+        the induced-VI policy and the current one, so it is never worse than induced-VI
+        under its evaluator (see docs/alternating.md for the comparison). ``"induced-vi"`` is the paper's practice.
     eval_rollouts, eval_horizon
         Monte-Carlo evaluation used by UPDATE (and for the final held-out value). The
         default 200 rollouts (four times the paper's final-evaluation budget) halve the

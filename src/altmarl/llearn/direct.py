@@ -95,11 +95,12 @@ class DirectOptions:
     random numbers (always the exact-law :class:`CRNEvaluator`); ``m``: induced-VI's ``m``
     for the ``"induced-vi"`` start; ``batch``: candidates per CRN evaluation batch;
     ``objective``: what the search scores candidates with, among :data:`OBJECTIVES` —
-    ``"crn"`` (default) the exact-law :class:`CRNEvaluator`, ``"mean-field"`` the
+    ``"auto"`` (default) the mean-field objective when :func:`mean_field_applies` and
+    ``n >= MEAN_FIELD_MIN_N``, else ``"crn"``; ``"crn"`` the exact-law
+    :class:`CRNEvaluator`; ``"mean-field"`` the
     :class:`MeanFieldEvaluator` (expected population moves, shared uniforms; about 35x
     cheaper per rollout; the search then uses 2x ``rollouts``, the validation 16x, with
-    the search's runners-up), ``"auto"`` the mean-field objective when :func:`mean_field_applies` and
-    ``n >= MEAN_FIELD_MIN_N``, else ``"crn"``.
+    the search's runners-up).
     ``ValueError`` names the offending field.
     """
 
@@ -115,7 +116,7 @@ class DirectOptions:
     validate: bool = True
     m: int = DEFAULT_M
     batch: int = DEFAULT_BATCH
-    objective: str = "crn"
+    objective: str = "auto"
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -520,8 +521,9 @@ def direct_search(
 
     Objective: ``value_fn(tables) -> values`` if given (e.g. an exact evaluator), else the
     mean return of a :class:`CRNEvaluator` (``rollouts`` x ``horizon``, seeded by ``seed``;
-    ``objective="crn"``, the default) or of a :class:`MeanFieldEvaluator` (``2 rollouts`` x
-    ``horizon``; ``objective="mean-field"``, or ``"auto"`` on large populations).
+    ``objective="crn"``, or the default ``"auto"`` below ``n = MEAN_FIELD_MIN_N``) or of a
+    :class:`MeanFieldEvaluator` (``2 rollouts`` x ``horizon``; ``objective="mean-field"``,
+    or ``"auto"`` from ``n = MEAN_FIELD_MIN_N`` on).
 
     Search: if there are at most ``exhaustive_limit`` deterministic tables, score them all.
     Otherwise start from the best of ``starts`` (``"current"``: ``pi_l``; ``"induced-vi"``:
