@@ -7,7 +7,9 @@ fixed ``pi_g`` -- and every answer is scored by ONE evaluator per instance:
 
 * **warehouse** (``n = 1000``; ``pi_g`` = G-LEARN's best response to the uniform
   ``pi_l``, ``m = 30``, seed 0): ``induced-vi`` (library defaults), ``direct`` (library
-  defaults; ``--quick``: 16 rollouts x 50 steps, 3 rounds), ``chained`` (mean-field and
+  defaults: ``objective="auto"``, the mean-field search at this ``n``; ``--quick``: 16
+  rollouts x 50 steps, 3 rounds), ``direct`` with ``objective="crn"`` (the count
+  simulator's law with common random numbers, the same budget), ``chained`` (mean-field and
   k-chained UCFH, truncated at 20 macro steps, ``eps = 1``, ``m = 1000``,
   ``width_scale = 0.3``; small ``k`` only) and the uniform policy; evaluator:
   ``am.evaluate`` with 1000 rollouts x 100 steps (``--quick``: 200), one seed for all, so
@@ -73,9 +75,11 @@ def warehouse(quick: bool) -> None:
             pi_g = g_learn(game, uniform, k, m=30, seed=0)
         runs: list[tuple[str, am.LocalPolicy, float, float, Any]] = [
             ("uniform (no learning)", uniform, 0.0, 0.0, 0)]
+        budget = " (quick budget)" if quick else ""
         for name, solver, opts in [("induced-vi", "induced-vi", {}),
-                                   ("direct" + (" (quick budget)" if quick else ""), "direct",
-                                    direct_opts)]:
+                                   ("direct" + budget, "direct", direct_opts),
+                                   ("direct, objective crn" + budget, "direct",
+                                    {**direct_opts, "objective": "crn"})]:
             pol, w, c = run_solver(game, pi_g, solver, opts)
             runs.append((name, pol, w, c, pol.info["samples"]))
         chained = [("mean-field", 1, 150 if quick else 1000), ("k-chained", 1, 150 if quick else 1000)]
