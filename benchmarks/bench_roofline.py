@@ -10,7 +10,8 @@ Limits, measured here:
   size of G-LEARN's value vector at ``k = 50`` (12.6 MB), the access pattern of the
   G-LEARN kernels;
 * sampler throughput: draws per second of the samplers altmarl uses (32-bit uniform
-  integers for G-LEARN, binomials inside ``multinomial`` for the count simulator).
+  integers for G-LEARN, binomials inside ``multinomial`` and hypergeometrics for the
+  subsample of the count simulator).
 
 Kernels, each timed on its real inputs (warehouse, uniform ``pi_l``, ``m = 30``):
 
@@ -19,6 +20,8 @@ Kernels, each timed on its real inputs (warehouse, uniform ``pi_l``, ``m = 30``)
   + 8 bytes of value per sample; the fraction of triad bandwidth) and gathers per second
   (the fraction of the random-gather rate);
 * G-LEARN next-global-state draws (``sample_global``): uniform draws per second;
+* the subsample (``multivariate_hypergeometric`` on 125 rollouts x 5 bins, ``k = 10``):
+  hypergeometric draws per second (fraction of one large ``rng.hypergeometric`` call);
 * the count simulator (``am.evaluate``, 250 x 100, ``n = 1000``): binomial draws per
   second inside its multinomials (fraction of NumPy's binomial rate at the same ``n p``).
 
@@ -117,7 +120,23 @@ def sampler_rates(n: int) -> dict[str, float]:
         p = np_ / cnt[0]
         out[f"binomial, n p = {np_} (rng.binomial)"] = cnt.size / best(
             lambda cnt=cnt, p=p: rng.binomial(cnt, p))
+    # the subsample's first colour: 10 of 1000 agents, 200 of them in the bin (HRUA regime)
+    hg = np.full(n // 10, 200)
+    out["hypergeometric, 10 of 1000 (rng.hypergeometric)"] = hg.size / best(
+        lambda: rng.hypergeometric(hg, 800, 10))
     return out
+
+
+def subsample_rate() -> float:
+    """Hypergeometric draws per second of ``multivariate_hypergeometric`` on the count
+    simulator's shape (125 rollouts x 5 bins of the warehouse, k = 10 of n = 1000)."""
+    from altmarl.sampling import multivariate_hypergeometric
+
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(1000, np.full(5, 0.2), size=125)
+    multivariate_hypergeometric(counts, 10, rng)
+    t = best(lambda: [multivariate_hypergeometric(counts, 10, rng) for _ in range(100)])
+    return 100 * 125 * 4 / t
 
 
 def glearn_kernels(k: int) -> dict[str, float]:
@@ -236,6 +255,11 @@ def main() -> None:
              f"{r['sample_global_draws_per_s'] / samp['uint32 uniform (rng.integers)']:.0%} "
              "of the uint32 sampler"],
         ]
+    sub = subsample_rate()
+    rows.append(["subsample kernel (multivariate hypergeometric), 125 x 5 bins, k = 10",
+                 f"{sub / 1e6:.1f} M draws/s", "",
+                 f"{sub / samp['hypergeometric, 10 of 1000 (rng.hypergeometric)']:.0%} of "
+                 "rng.hypergeometric (one large array call)"])
     bin_rate, t_eval = evaluate_binomials()
     rows.append([f"count simulator, 250 x 100, n = 1000 ({t_eval:.3f} s)",
                  f"{bin_rate / 1e6:.1f} M binomials/s", "",
