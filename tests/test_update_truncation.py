@@ -197,3 +197,18 @@ def test_continuous_rule_carries_the_tail() -> None:
     assert rule.tail == pytest.approx(0.95**180 * 15.25 / 0.05)
     short = update_rule(cfg.replace(update_horizon=20, eta=0.5), env)
     assert short.eta(0.0) == pytest.approx(0.5 + 0.95**20 * 15.25 / 0.05 / 2)
+
+
+def test_a_short_horizon_warns_that_it_dominates_eta() -> None:
+    """eval_horizon 40 at gamma 0.95 (gamma^H = 0.13) adds half a 13%-of-span bound to eta:
+    a TruncationWarning names it; the default horizon (180) does not warn."""
+    from altmarl.update import TruncationWarning, warn_short_horizon
+
+    game = am.envs.make("warehouse", n=20)
+    with pytest.warns(TruncationWarning, match="eval_horizon = 40 at gamma = 0.95"):
+        am.alternating_marl(game, 2, sweeps=1, m=2, local_solver="induced-vi",
+                            eval_rollouts=4, eval_horizon=40, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        warn_short_horizon(0.95, evaluation_horizon(0.95), 1.0)
+        warn_short_horizon(0.9, 40, 1.0)  # gamma^H = 0.015: below the threshold

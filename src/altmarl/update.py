@@ -46,6 +46,7 @@ negligible ``1e-4`` of the value span ``(r_max - r_min) / (1 - gamma)``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -127,6 +128,28 @@ def evaluation_horizon(gamma: float, fraction: float = TAIL_FRACTION,
     while gamma**h > fraction:  # guard the rounding of the logarithms
         h += 1
     return int(max(minimum, h))
+
+
+#: :func:`warn_short_horizon` warns when ``gamma^H`` exceeds this (half the truncation
+#: bound is then more than 1% of the value span)
+SHORT_HORIZON_TAIL = 0.02
+
+
+class TruncationWarning(UserWarning):
+    """UPDATE's value estimates are so short that the truncation bound dominates ``eta``."""
+
+
+def warn_short_horizon(gamma: float, horizon: int, tail: float) -> None:
+    """Warn (:class:`TruncationWarning`) when ``gamma^horizon > SHORT_HORIZON_TAIL``: UPDATE
+    adds ``tail / 2`` (SPEC 13, :func:`truncation_bias`) to every ``eta``, so a proposal
+    must gain more than about ``tail`` to be accepted, and good proposals are refused."""
+    if 0 < gamma < 1 and gamma ** int(horizon) > SHORT_HORIZON_TAIL:
+        warnings.warn(TruncationWarning(
+            f"eval_horizon = {int(horizon)} at gamma = {gamma:g}: UPDATE adds half the "
+            f"truncation bound gamma^H (r_max - r_min) / (1 - gamma) = {tail / 2:.4g} to its "
+            f"tolerance eta, so a proposal must gain more than about {tail:.4g} to be "
+            f"accepted; the default eval_horizon ({evaluation_horizon(gamma)} at this gamma) "
+            "keeps the bound below 1e-4 of the value span"), stacklevel=3)
 
 
 # ---------------------------------------------------------------------------

@@ -69,6 +69,7 @@ from altmarl.update import (
     evaluation_horizon,
     normal_quantile,
     truncation_bias,
+    warn_short_horizon,
 )
 
 CHECKPOINT_FORMAT = "altmarl-generative-checkpoint/1"
@@ -156,6 +157,7 @@ class GenerativeOptions:
                     "r_max=)): UPDATE bounds the truncation of its H-step estimates by "
                     "gamma^H (r_max - r_min) / (1 - gamma) (SPEC 13); or pass an evaluator")
             tail = truncation_bias(game.gamma, self.horizon(game), *bounds)
+            warn_short_horizon(game.gamma, self.horizon(game), tail)
         return EtaRule(fixed=self.eta, z=normal_quantile(self.confidence),
                        learner_tol=self.learner_tol, tail=tail)
 

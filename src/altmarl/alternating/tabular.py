@@ -77,6 +77,7 @@ from altmarl.update import (
     evaluation_horizon,
     normal_quantile,
     truncation_bias,
+    warn_short_horizon,
 )
 
 __all__ = ["INITIAL", "AlternatingOptions", "AlternatingResult", "GlobalLearner",
@@ -159,6 +160,8 @@ class AlternatingOptions:
         reward bounds). ``truncated=False`` (a custom evaluator): ``tail = 0``."""
         r_min, r_max = game.reward_bounds
         tail = truncation_bias(game.gamma, self.horizon(game), r_min, r_max) if truncated else 0.0
+        if truncated:
+            warn_short_horizon(game.gamma, self.horizon(game), tail)
         return EtaRule(fixed=self.eta, z=normal_quantile(self.confidence),
                        learner_tol=self.tolerance(game), tail=tail)
 

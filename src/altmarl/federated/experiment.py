@@ -11,7 +11,8 @@ Pipeline of :func:`run_experiment` (one seed drives everything, SPEC 9):
 2. **Estimate.** :func:`altmarl.federated.game.estimate_game` (``game.npz``,
    ``estimation.json``).
 3. **Learn.** For every ``k`` in ``ks``: :func:`altmarl.alternating_marl` on the estimated
-   game (``eval_horizon = horizon``), policies saved under ``policies/``.
+   game (``eval_horizon = update_horizon``, by default ALTERNATING-MARL's), policies saved
+   under ``policies/``.
 4. **Evaluate in the real simulator** on ``eval_federations`` *held-out* data splits
    (never used for estimation), ``eval_repeats`` episodes each, with common random
    numbers (every method sees the same splits and the same episode seeds):
@@ -82,7 +83,10 @@ class FederatedExperiment(CheckedConfig):
     ``fed`` the federation and its game; ``ks`` subsample sizes; ``seed`` the root seed;
     ``explore_episodes``, ``train_federations``, ``explore_eps`` the data collection;
     ``alpha`` the estimator's pseudo-count; ``sweeps``, ``m``, ``local_solver``,
-    ``eval_rollouts`` ALTERNATING-MARL's options; ``eval_federations``, ``eval_repeats``
+    ``eval_rollouts`` ALTERNATING-MARL's options; ``update_horizon`` the horizon of its
+    UPDATE value estimates (``None``: its default, long enough that the truncation bound in
+    ``eta`` stays below 1e-4 of the value span; the ``horizon`` of a federation, 40 rounds,
+    would make that bound refuse every local proposal); ``eval_federations``, ``eval_repeats``
     the real-simulator evaluation; ``baseline_action`` the local action of the FedAvg
     baselines; ``target_acc`` for "rounds to target accuracy".
 
@@ -105,6 +109,7 @@ class FederatedExperiment(CheckedConfig):
     m: int = Field(default=300, ge=1)
     local_solver: str = "direct"
     eval_rollouts: int = Field(default=100, ge=1)
+    update_horizon: int | None = Field(default=None, ge=1, le=100_000)
     eval_federations: int = Field(default=6, ge=1)
     eval_repeats: int = Field(default=1, ge=1)
     baseline_action: int = -1
@@ -344,7 +349,7 @@ def run_experiment(out: str | Path, exp: FederatedExperiment | None = None,
             res = am.alternating_marl(game, k, seed=derive_seed(exp.seed, LEARN, k),
                                       sweeps=exp.sweeps, m=exp.m, local_solver=exp.local_solver,
                                       eval_rollouts=exp.eval_rollouts,
-                                      eval_horizon=cfg.horizon, progress=False)
+                                      eval_horizon=exp.update_horizon, progress=False)
             wall = time.perf_counter() - t1
             res.pi_g.save(run / "policies" / f"k{k}_pi_g.npz", game)
             res.pi_l.save(run / "policies" / f"k{k}_pi_l.npz", game)
