@@ -439,7 +439,7 @@ def test_output_to_a_pipe_is_not_wrapped() -> None:
 
 def test_alternating_marl_prints_nothing_when_stderr_is_not_a_terminal() -> None:
     code = ("import altmarl as am; g = am.envs.make('random', n=6); "
-            "am.alternating_marl(g, 2, sweeps=1, m=3, eval_rollouts=4, eval_horizon=5)")
+            "am.alternating_marl(g, 2, sweeps=1, m=3, eval_rollouts=4)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert res.stderr == "" and res.stdout == ""
