@@ -3,11 +3,14 @@ same numbers, the same generator state afterwards, NumPy's errors for bad input.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import altmarl.sampling as sampling
 from altmarl.sampling import HYPERGEOM_LIMIT, SCALAR_ROWS, multivariate_hypergeometric
 from altmarl.sampling_kernels import hypergeometric_rows
 
@@ -39,7 +42,8 @@ def test_kernel_draws_numpys_numbers(seed: int, rows: int, C: int, scale: int,
     a, b, c = (np.random.default_rng(seed + 1) for _ in range(3))
     want = numpy_replay(flat, left, a)
     got = np.empty_like(flat)
-    assert hypergeometric_rows(b.bit_generator.ctypes.bit_generator.value, flat, left, got)
+    assert hypergeometric_rows(b.bit_generator.ctypes.bit_generator.value, flat, left, got,
+                               HYPERGEOM_LIMIT)
     np.testing.assert_array_equal(got, want)
     assert a.random() == b.random()  # the same stream consumed
     # the public function (leading axes kept) gives the same numbers
@@ -52,12 +56,91 @@ def test_kernel_draws_numpys_numbers(seed: int, rows: int, C: int, scale: int,
     ([[1, -2]], [0]),           # a negative colour
     ([[3, 4]], [-1]),           # a negative sample
     ([[HYPERGEOM_LIMIT, 1]], [1]),  # NumPy's urn bound
+    ([[2**62, 2**62]], [1]),    # a total that would overflow int64
 ])
 def test_bad_input_raises_numpys_error_and_draws_nothing(flat: list, left: list) -> None:
     f, n = np.array(flat, dtype=np.int64), np.array(left, dtype=np.int64)
     rng = np.random.default_rng(3)
     out = np.empty_like(f)
-    assert not hypergeometric_rows(rng.bit_generator.ctypes.bit_generator.value, f, n, out)
+    assert not hypergeometric_rows(rng.bit_generator.ctypes.bit_generator.value, f, n, out,
+                                   HYPERGEOM_LIMIT)
     assert rng.random() == np.random.default_rng(3).random()
     with pytest.raises(ValueError):
         multivariate_hypergeometric(f, n, np.random.default_rng(3))
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+@pytest.mark.parametrize("rows", [1, SCALAR_ROWS - 1, SCALAR_ROWS, SCALAR_ROWS + 1, 125])
+def test_both_paths_draw_the_array_calls_numbers(kernel: str, rows: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the kernel and without it (``_hypergeometric_kernel`` gives ``None``: the NumPy
+    path, scalar calls up to SCALAR_ROWS rows, array calls above): the numbers of one array
+    call per colour, and the generator left in the same state."""
+    if kernel == "numpy":
+        monkeypatch.setattr(sampling, "_hypergeometric_kernel", lambda: None)
+    g = np.random.default_rng(rows)
+    flat = g.integers(0, 30, size=(rows, 5))
+    left = g.integers(0, flat.sum(axis=1) + 1)
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    want = numpy_replay(flat, left, a)
+    got = multivariate_hypergeometric(flat, left, b)
+    np.testing.assert_array_equal(got, want)
+    assert a.bit_generator.state == b.bit_generator.state
+
+
+def test_a_legacy_random_state_uses_the_numpy_calls() -> None:
+    """``RandomState`` has no ``bit_generator``: the NumPy calls, the same numbers as its
+    own array calls."""
+    flat = np.array([[4, 6, 10], [1, 1, 1], [0, 5, 0]])
+    left = np.array([7, 2, 3])
+    want = numpy_replay(flat, left, np.random.RandomState(5))  # type: ignore[arg-type]
+    got = multivariate_hypergeometric(flat, left, np.random.RandomState(5))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_kernel_runs_under_the_generators_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel releases the GIL: it must hold the bit generator's lock, as NumPy's own
+    calls do, so that threads sharing a generator never interleave inside a draw."""
+    real = sampling._hypergeometric_kernel()
+    assert real is not None
+    rng = np.random.default_rng(0)
+    held: list[bool] = []
+
+    def free_elsewhere() -> None:  # another thread tries the (reentrant) lock
+        got = rng.bit_generator.lock.acquire(blocking=False)
+        if got:
+            rng.bit_generator.lock.release()
+        held.append(not got)
+
+    def spy(*args: object) -> bool:
+        t = threading.Thread(target=free_elsewhere)
+        t.start()
+        t.join()
+        return bool(real(*args))
+
+    monkeypatch.setattr(sampling, "_hypergeometric_kernel", lambda: spy)
+    multivariate_hypergeometric(np.full((4, 3), 5), 6, rng)
+    assert held == [True]
+    # and two threads sharing one generator draw valid histograms
+    out: list[np.ndarray] = []
+
+    def work() -> None:
+        for _ in range(50):
+            out.append(multivariate_hypergeometric(np.full((64, 4), 9), 10, rng))
+
+    ts = [threading.Thread(target=work) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(out) == 100 and all((h.sum(axis=1) == 10).all() and (h <= 9).all() for h in out)
+
+
+def test_scalar_and_read_only_inputs_compile_one_kernel() -> None:
+    """A scalar ``nsample`` (a read-only broadcast) and read-only colours are copied to the
+    one array type the kernel is compiled for: no second specialisation."""
+    colors = np.full((3, 4), 6)
+    colors.setflags(write=False)
+    multivariate_hypergeometric(colors, 5, np.random.default_rng(0))
+    multivariate_hypergeometric(np.full((2, 4), 6), np.array([1, 2]), np.random.default_rng(0))
+    assert len(hypergeometric_rows.signatures) == 1

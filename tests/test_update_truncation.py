@@ -105,6 +105,7 @@ def _keep_global(game, pi_l, k, seed, pi_g):
     return pi_g
 
 
+@pytest.mark.filterwarnings("ignore::altmarl.update.TruncationWarning")  # short on purpose
 @pytest.mark.parametrize("player", ["global", "local"])
 @pytest.mark.parametrize("horizon", [50, 100, None])
 def test_update_never_accepts_the_truly_worse_proposal(player: str, horizon: int | None) -> None:
@@ -147,6 +148,7 @@ def test_update_never_accepts_the_truly_worse_proposal(player: str, horizon: int
     assert res.tolerance >= 0.0
 
 
+@pytest.mark.filterwarnings("ignore::altmarl.update.TruncationWarning")  # short on purpose
 @pytest.mark.parametrize("horizon", [50, 100, None])
 def test_the_tolerance_bounds_the_true_gap(horizon: int | None) -> None:
     """Played: cash; G-LEARN (exact, k = n = 1) proposes the true best response, invest.
@@ -185,6 +187,7 @@ def test_reward_bounds_are_the_true_extremes() -> None:
     assert hi == pytest.approx(max(ext)) and hi <= g.r_max
 
 
+@pytest.mark.filterwarnings("ignore::altmarl.update.TruncationWarning")  # short on purpose
 def test_continuous_rule_carries_the_tail() -> None:
     from altmarl.continuous.alternating import ContinuousConfig, update_horizon, update_rule
     from altmarl.continuous.env import ContinuousWarehouse
@@ -212,3 +215,74 @@ def test_a_short_horizon_warns_that_it_dominates_eta() -> None:
         warnings.simplefilter("error", TruncationWarning)
         warn_short_horizon(0.95, evaluation_horizon(0.95), 1.0)
         warn_short_horizon(0.9, 40, 1.0)  # gamma^H = 0.015: below the threshold
+
+
+def test_the_generative_rule_warns_too_and_exact_values_never_do() -> None:
+    """The generative loop's rule warns on a short horizon as the tabular one does; with
+    ``truncated=False`` (a custom evaluator: tail 0) neither warns."""
+    from altmarl.alternating.generative import GenerativeOptions
+    from altmarl.alternating.tabular import AlternatingOptions
+    from altmarl.update import TruncationWarning
+
+    game = am.envs.make("warehouse", n=20)
+    gen = game.as_generative()
+    with pytest.warns(TruncationWarning, match="eval_horizon = 30"):
+        rule = GenerativeOptions(eval_horizon=30).rule(gen)
+    assert rule.tail == pytest.approx(truncation_bias(gen.gamma, 30, *gen.reward_bounds))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        assert GenerativeOptions(eval_horizon=30).rule(gen, truncated=False).tail == 0.0
+        assert AlternatingOptions(eval_horizon=30).rule(game, truncated=False).tail == 0.0
+        GenerativeOptions().rule(gen)  # the default horizon
+
+
+def test_the_continuous_rule_warns_on_a_short_horizon() -> None:
+    from altmarl.continuous.alternating import ContinuousConfig, update_rule
+    from altmarl.continuous.env import ContinuousWarehouse
+    from altmarl.update import TruncationWarning
+
+    env, cfg = ContinuousWarehouse(n=10), ContinuousConfig(n=10)
+    with pytest.warns(TruncationWarning, match="eval_horizon = 20 at gamma = 0.95"):
+        update_rule(cfg.replace(update_horizon=20), env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        update_rule(cfg, env)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_federated_experiments_pass_their_update_horizon(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """``FederatedExperiment.update_horizon`` reaches ALTERNATING-MARL's ``eval_horizon``
+    (``None`` stays ``None``: the loop's default); ``DriftExperiment.update_horizon``
+    reaches the generative loop (``None``: the episode, ``fed.horizon``)."""
+    import altmarl.alternating.generative as gen_mod
+    from altmarl.federated.drift_experiment import DriftExperiment, learn
+    from altmarl.federated.experiment import FederatedExperiment, run_experiment
+
+    seen: list[object] = []
+
+    def fake_marl(*args: object, **kw: object) -> None:
+        seen.append(kw["eval_horizon"])
+        raise _Stop
+
+    monkeypatch.setattr(am, "alternating_marl", fake_marl)
+    for h in (None, 77):
+        with pytest.raises(_Stop):
+            run_experiment(tmp_path / f"fed{h}", FederatedExperiment.quick().replace(
+                update_horizon=h), progress=False)
+    assert seen == [None, 77]
+
+    def fake_run(game: object, k: int, opts: object, **kw: object) -> None:
+        seen.append(opts.eval_horizon)  # type: ignore[attr-defined]
+        raise _Stop
+
+    monkeypatch.setattr(gen_mod, "run_generative", fake_run)
+    seen.clear()
+    quick = DriftExperiment.quick().replace(local_start="uniform")
+    for exp in (quick, quick.replace(update_horizon=None), quick.replace(update_horizon=9)):
+        with pytest.raises(_Stop):
+            learn(exp, None, None, 1)  # type: ignore[arg-type]
+    assert seen == [40, quick.fed.horizon, 9]

@@ -53,7 +53,8 @@ from altmarl.limits import MAX_TABLE_ENTRIES
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-#: numpy's hypergeometric sampler needs ngood and nbad below this bound
+#: NumPy's hypergeometric sampler needs ngood and nbad (each) below this bound; the Numba
+#: kernel needs every row's total below it (and otherwise leaves the draws to NumPy)
 HYPERGEOM_LIMIT = 10**9
 #: without the Numba kernel (:mod:`altmarl.sampling_kernels`), up to this many rows the
 #: per-bin hypergeometric draws are made one scalar call per row (same sampler, same order,
@@ -84,7 +85,8 @@ def _hypergeometric_kernel() -> Any:
         a, b = np.random.default_rng(20261204), np.random.default_rng(20261204)
         want = _hypergeometric_numpy(colors, left, a)
         got = np.empty_like(colors)
-        ok = hypergeometric_rows(b.bit_generator.ctypes.bit_generator.value, colors, left, got)
+        ok = hypergeometric_rows(b.bit_generator.ctypes.bit_generator.value, colors, left, got,
+                                 HYPERGEOM_LIMIT)
         if not (ok and np.array_equal(want, got) and a.random() == b.random()):
             return None  # pragma: no cover - a NumPy whose sampler differs
         return hypergeometric_rows
@@ -134,8 +136,9 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     ``nsample[...]`` items drawn without replacement from an urn with ``colors[..., c]``
     items of colour ``c`` have each colour, as conditional hypergeometric draws colour by
     colour: ``out[..., c] ~ Hypergeometric(colors[..., c], remaining - colors[..., c],
-    left)``. Needs ``0 <= nsample <= colors.sum(-1) < 10^9`` (NumPy's bound; NumPy's
-    ``ValueError`` otherwise).
+    left)``. Needs ``0 <= nsample <= colors.sum(-1)`` and every count below ``10^9``
+    (NumPy's bound on ngood and nbad; NumPy's ``ValueError`` otherwise). ``rng`` a
+    ``Generator`` (or a legacy ``RandomState``: the NumPy calls).
 
     Stream order: colours outer, rows (leading axes, C order) inner: the numbers of one
     ``rng.hypergeometric`` array call per colour. A Numba kernel makes them with NumPy's
@@ -145,15 +148,22 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     colors = np.asarray(colors, dtype=np.int64)
     C = colors.shape[-1]
     lead = colors.shape[:-1]
-    flat = np.ascontiguousarray(colors.reshape(-1, C))
+    flat = np.require(colors.reshape(-1, C), requirements=["C", "W"])  # one kernel type
     rows = flat.shape[0]
-    left0 = np.ascontiguousarray(
-        np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows))
-    kern = _hypergeometric_kernel()
-    if kern is not None and C > 0:
+    # a writable copy: a read-only broadcast view would compile a second kernel
+    left0 = np.array(np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows),
+                     dtype=np.int64)
+    bitgen = getattr(rng, "bit_generator", None)  # None: a legacy RandomState
+    kern = _hypergeometric_kernel() if C > 0 else None  # C = 0: nothing to draw
+    if kern is not None and bitgen is not None:
         out = np.empty((rows, C), dtype=np.int64)
-        if kern(rng.bit_generator.ctypes.bit_generator.value, flat, left0, out):
+        with bitgen.lock:  # NumPy's own calls hold it too: threads sharing rng stay safe
+            ok = kern(bitgen.ctypes.bit_generator.value, flat, left0, out, HYPERGEOM_LIMIT)
+        if ok:
             return out.reshape(colors.shape)
+    if flat.size and (flat.min() < 0 or flat.max() >= HYPERGEOM_LIMIT):
+        raise ValueError(f"colors: expected counts in [0, {HYPERGEOM_LIMIT}) (NumPy's "
+                         f"hypergeometric bound), got {flat.min()} .. {flat.max()}")
     return _hypergeometric_numpy(flat, left0, rng).reshape(colors.shape)
 
 

@@ -22,8 +22,6 @@ import numpy as np
 import numpy.random._generator as npgen
 from numba import types
 
-from altmarl.sampling import HYPERGEOM_LIMIT
-
 llvm.add_symbol(
     "random_hypergeometric",
     ctypes.cast(ctypes.CDLL(npgen.__file__).random_hypergeometric, ctypes.c_void_p).value,
@@ -35,12 +33,14 @@ random_hypergeometric = types.ExternalFunction(
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def hypergeometric_rows(state: Any, flat: Any, left0: Any, out: Any) -> bool:
+def hypergeometric_rows(state: Any, flat: Any, left0: Any, out: Any, limit: int) -> bool:
     """``out[r]`` ~ MultivariateHypergeometric(``flat[r]``, ``left0[r]``) for every row
-    of the ``(rows, C)`` colours, drawn colour by colour as
+    of the ``(rows, C)`` colours (``C >= 1``), drawn colour by colour as
     ``Hypergeometric(flat[r, c], remaining - flat[r, c], left)`` with the bit generator at
-    address ``state`` (``rng.bit_generator.ctypes.bit_generator.value``). Returns
-    ``False``, before drawing anything, when an input is outside NumPy's domain."""
+    address ``state`` (``rng.bit_generator.ctypes.bit_generator.value``; the caller holds
+    its lock). Returns ``False``, before drawing anything, when a count is negative, a
+    row's total reaches ``limit`` (:data:`altmarl.sampling.HYPERGEOM_LIMIT`, inside NumPy's
+    domain) or ``left0[r]`` is outside ``[0, total]``."""
     rows, C = flat.shape
     rem = np.empty(rows, dtype=np.int64)
     left = np.empty(rows, dtype=np.int64)
@@ -48,10 +48,12 @@ def hypergeometric_rows(state: Any, flat: Any, left0: Any, out: Any) -> bool:
         tot = 0
         for c in range(C):
             v = flat[r, c]
-            if v < 0:
+            if v < 0 or v >= limit:
                 return False
             tot += v
-        if tot >= HYPERGEOM_LIMIT or left0[r] < 0 or left0[r] > tot:
+            if tot >= limit:
+                return False
+        if left0[r] < 0 or left0[r] > tot:
             return False
         rem[r] = tot
         left[r] = left0[r]

@@ -211,11 +211,14 @@ def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
     per-call gathering and checks."""
     kern = _multinomial_kernel()
     counts = np.asarray(counts)
-    if kern is None or counts.dtype != np.int64 or joint.dtype != np.float64:
+    bitgen = getattr(rng, "bit_generator", None)  # None: a legacy RandomState
+    if kern is None or bitgen is None or counts.dtype != np.int64 \
+            or joint.dtype != np.float64:
         return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
     out = np.empty((*counts.shape, joint.shape[-1]), dtype=np.int64)
-    kern(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
-         np.ascontiguousarray(counts), out)
+    with bitgen.lock:  # the kernel releases the GIL: threads sharing rng stay safe
+        kern(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
+             np.ascontiguousarray(counts), out)
     return out
 
 

@@ -142,8 +142,9 @@ class TruncationWarning(UserWarning):
 def warn_short_horizon(gamma: float, horizon: int, tail: float) -> None:
     """Warn (:class:`TruncationWarning`) when ``gamma^horizon > SHORT_HORIZON_TAIL``: UPDATE
     adds ``tail / 2`` (SPEC 13, :func:`truncation_bias`) to every ``eta``, so a proposal
-    must gain more than about ``tail`` to be accepted, and good proposals are refused."""
-    if 0 < gamma < 1 and gamma ** int(horizon) > SHORT_HORIZON_TAIL:
+    must gain more than about ``tail`` to be accepted, and good proposals are refused.
+    ``tail = 0`` (exact values, a custom evaluator): no warning."""
+    if tail > 0 and 0 < gamma < 1 and gamma ** int(horizon) > SHORT_HORIZON_TAIL:
         warnings.warn(TruncationWarning(
             f"eval_horizon = {int(horizon)} at gamma = {gamma:g}: UPDATE adds half the "
             f"truncation bound gamma^H (r_max - r_min) / (1 - gamma) = {tail / 2:.4g} to its "

@@ -87,6 +87,7 @@ from altmarl.update import (
     RolloutEstimate,
     evaluation_horizon,
     truncation_bias,
+    warn_short_horizon,
 )
 
 CHECKPOINT_FORMAT = "altmarl-continuous-checkpoint/1"
@@ -167,7 +168,9 @@ def update_rule(cfg: ContinuousConfig, env: ContinuousWarehouse) -> EtaRule:
     """UPDATE's tolerance (SPEC 6, 13): fixed ``eta`` or ``eta_z se / 2``, plus half the
     truncation bias bound ``gamma^H (r_max - r_min) / (1 - gamma)`` of the ``H``-step
     estimates (:func:`update_horizon`; ``r_min < 0``: moving costs)."""
-    tail = truncation_bias(env.gamma, update_horizon(cfg, env), env.r_min, env.r_max)
+    horizon = update_horizon(cfg, env)
+    tail = truncation_bias(env.gamma, horizon, env.r_min, env.r_max)
+    warn_short_horizon(env.gamma, horizon, tail)
     return EtaRule(fixed=cfg.eta, z=cfg.eta_z, tail=tail)
 
 
