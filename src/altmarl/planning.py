@@ -130,14 +130,19 @@ def evaluate_gmres(
     eps: float,
     restart: int = 20,
     max_matvecs: int = 2000,
+    system: MatVec | None = None,
 ) -> tuple[FloatArray, float, int]:
     """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
     ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
-    SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``."""
+    SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``.
+    ``system``: ``x -> x - gamma P x`` computed in one pass (the same numbers), used in
+    place of ``p_matvec`` when given."""
     count = [0]
 
     def mv(x: FloatArray) -> FloatArray:
         count[0] += 1
+        if system is not None:
+            return np.asarray(system(x))
         return np.asarray(x - gamma * p_matvec(x))
 
     x, res = gmres(mv, r, x0, eps, restart, max_matvecs)
@@ -322,6 +327,7 @@ def inexact_policy_iteration(
     *,
     forcing: float = 0.05,
     callback: Callable[[float], None] | None = None,
+    greedy: Callable[[FloatArray], tuple[FloatArray, IntArray]] | None = None,
 ) -> PlanResult:
     """Inexact (optimistic) policy iteration on a ``gamma``-contraction (G-LEARN's
     ``"pi"`` solver, SPEC 4).
@@ -334,6 +340,8 @@ def inexact_policy_iteration(
     it tightens with the residual and never loosens, which guards against cycling near
     ties) and ``Q = backup(V)``. Three rounds without progress end the loop (``tol`` below
     the round-off floor). ``iterations`` counts the evaluations (one backup each).
+    ``greedy(Q) = (max_a Q, argmax_a Q)`` (default NumPy's reductions; the first maximizer)
+    may be a faster routine giving the same numbers.
     """
     g = gamma
     V = v0
@@ -345,8 +353,11 @@ def inexact_policy_iteration(
     iterations = 0
     converged = False
     bound = math.inf
+    if greedy is None:
+        def greedy(q: FloatArray) -> tuple[FloatArray, IntArray]:
+            return q.max(axis=-1), np.asarray(q.argmax(axis=-1), dtype=np.int64)
     for _ in range(max_iter):
-        Vq = Q.max(axis=-1)
+        Vq, argmax = greedy(Q)
         bres = float(np.abs(Vq - V).max())
         bound = g * bres
         history.append(bound)
@@ -360,7 +371,7 @@ def inexact_policy_iteration(
         if stalled >= 3:
             break
         iterations += 1
-        actions = np.asarray(Q.argmax(axis=-1), dtype=np.int64)
+        actions = argmax
         best = min(best, bres)  # never loosen: guards against cycling near ties
         eps = max(eps_final, forcing * best)
         V = evaluate(actions, Vq, eps)

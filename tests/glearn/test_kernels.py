@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import altmarl as am
 from altmarl.glearn import kernels
@@ -276,3 +278,50 @@ def test_policy_columns_product_is_bit_identical(crn: str, threads: int) -> None
     np.testing.assert_array_equal(got, a.model.policy_matrix(acts)(x))
     np.testing.assert_array_equal(b.model.policy_matrix(acts)(x), got)
 
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 40), A=st.integers(1, 6), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]))
+def test_max_argmax_is_numpys(rows: int, A: int, seed: int, special: float | None) -> None:
+    """One pass for ``Q.max(-1)`` and ``Q.argmax(-1)``: the same values and the first
+    maximizer on ties, NaN and infinities as NumPy has them."""
+    rng = np.random.default_rng(seed)
+    Q = rng.integers(-2, 3, size=(rows, A)).astype(np.float64)  # many ties
+    if special is not None:
+        Q[rng.random(Q.shape) < 0.2] = special
+    best, arg = kernels.max_argmax(Q.reshape(1, rows, A))
+    np.testing.assert_array_equal(best[0], Q.max(axis=-1))
+    np.testing.assert_array_equal(arg[0], Q.argmax(axis=-1))
+    assert arg.dtype == np.int64
+
+
+@pytest.mark.parametrize("with_layout", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_backup_and_system_are_the_numpy_formulas(
+        with_layout: bool, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass backup ``(r_g + r_loc) + gamma E`` and policy evaluation's system
+    ``x - gamma P x`` give, bit for bit, the numbers of the NumPy expressions they replace
+    (with and without the store layout, serial and row-parallel)."""
+    from altmarl.glearn import layout
+    from altmarl.glearn.operator import ColumnsProduct, backup
+
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    monkeypatch.setattr(layout, "LAYOUT_MIN_BYTES", 0 if with_layout else 1 << 62)
+    game = am.envs.make("warehouse", n=100)
+    op = empirical_operator(game, am.LocalPolicy.uniform(game), 5, seed=3,
+                            options=GLearnOptions(m=7, threads=threads))
+    model = op.model
+    assert model.fused and (model.layout is not None) == with_layout
+    rng = np.random.default_rng(4)
+    S, N = game.n_sg, op.shape[1]
+    V = rng.normal(size=(S, N)) * 5.0
+    acts = rng.integers(0, game.n_ag, size=(S, N))
+    P = model.policy_matrix(acts)
+    assert isinstance(P, ColumnsProduct)
+    x = V.ravel()
+    np.testing.assert_array_equal(P.system(game.gamma)(x), x - game.gamma * P(x))
+    ref = model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
+    got = backup(model, V)
+    assert model.fused_backup(V) is not None
+    np.testing.assert_array_equal(got, ref)

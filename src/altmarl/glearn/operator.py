@@ -90,7 +90,13 @@ class OperatorModel(Protocol):
 
 
 def backup(model: OperatorModel, V: FloatArray) -> FloatArray:
-    """``(T Q)(s, a) = r_k(s, a) + gamma E[V(s')]`` with ``V = max_a Q`` given (SPEC 4)."""
+    """``(T Q)(s, a) = r_k(s, a) + gamma E[V(s')]`` with ``V = max_a Q`` given (SPEC 4).
+    A model with a one-pass ``fused_backup(V)`` (same numbers) computes it; else ``(r_g +
+    r_loc) + gamma * expect(V)``."""
+    fused = getattr(model, "fused_backup", None)
+    out = fused(V) if fused is not None else None
+    if out is not None:
+        return np.asarray(out)
     return model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
 
 
@@ -220,6 +226,20 @@ class _SampledModel:
             out[:, :, a] = (P @ v.reshape(-1)).reshape(self.n_sg, self.n_states)
         return out
 
+    def fused_backup(self, V: FloatArray) -> FloatArray | None:
+        """:func:`backup` in one kernel pass once the store holds a policy's columns
+        (:func:`altmarl.glearn.kernels.backup_cols`: the same numbers); else ``None``."""
+        if not self.fused:
+            return None
+        if self._col_actions is None and self.layout is not None:
+            self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
+        if self._col_actions is None:
+            return None
+        return kernels.backup_cols(
+            self._store.reshape(-1, self.m), self._sg, self._col_actions,
+            np.ascontiguousarray(V, dtype=np.float64), self.m, self.r_g, self.r_loc,
+            self.gamma, self.threads, *self._layout_arrays())
+
     def policy_matrix(self, actions: IntArray) -> Callable[[FloatArray], FloatArray]:
         if self.fused:
             acts = self._stored(actions)
@@ -238,8 +258,7 @@ class _SampledModel:
                 kernels.recolumn(cols, self._sg, self._col_actions, acts)
             self._col_actions = acts.copy()
             order, pos = self._layout_arrays()
-            return lambda x: kernels.gather_mean(cols, x, self.n_sg, self.m, self.threads,
-                                                 order, pos)
+            return ColumnsProduct(cols, self.n_sg, self.m, self.threads, order, pos)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -254,6 +273,29 @@ class _SampledModel:
             self._sel_actions = np.array(actions, dtype=np.int64)
         P = self._csr(self._sel.reshape(-1))
         return lambda x: np.asarray(P @ x)
+
+
+@dataclass(frozen=True)
+class ColumnsProduct:
+    """``x -> P_pi x`` on a store holding the policy's columns
+    (:func:`altmarl.glearn.kernels.gather_mean`); :meth:`system` is ``x -> x - gamma P_pi
+    x`` in one pass (:func:`~altmarl.glearn.kernels.gather_system`, the same numbers)."""
+
+    cols: NDArray[Any]
+    n_sg: int
+    m: int
+    threads: int
+    order: NDArray[np.int32] | None
+    pos: NDArray[np.int32] | None
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        return kernels.gather_mean(self.cols, x, self.n_sg, self.m, self.threads, self.order,
+                                   self.pos)
+
+    def system(self, gamma: float) -> Callable[[FloatArray], FloatArray]:
+        """``x -> x - gamma P_pi x``."""
+        return lambda x: kernels.gather_system(self.cols, x, self.n_sg, self.m, gamma,
+                                               self.threads, self.order, self.pos)
 
 
 class ExactGlobalModel:

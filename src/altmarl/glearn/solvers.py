@@ -34,7 +34,9 @@ from numpy.typing import NDArray
 from altmarl import planning
 from altmarl._random import tie_seed
 from altmarl.game import TabularGame
+from altmarl.glearn import kernels
 from altmarl.glearn.operator import (
+    ColumnsProduct,
     EmpiricalOperator,
     ExactGlobalModel,
     OperatorModel,
@@ -102,8 +104,9 @@ def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, ep
     (:func:`altmarl.planning.evaluate_gmres` on the sparse ``P_pi``)."""
     P = model.policy_matrix(actions)
     b = policy_reward(model, actions).ravel()
+    system = P.system(model.gamma) if isinstance(P, ColumnsProduct) else None
     x, res, matvecs = planning.evaluate_gmres(P, b, model.gamma, x0.ravel(), eps,
-                                              GMRES_RESTART, max_matvecs=2000)
+                                              GMRES_RESTART, max_matvecs=2000, system=system)
     stats.matvecs += matvecs
     stats.evaluations.append({"matvecs": matvecs, "eps": eps, "residual": res})
     return np.asarray(x.reshape(model.n_sg, model.n_states))
@@ -121,11 +124,13 @@ def _solve_pi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
     def evaluate(actions: IntArray, x0: FloatArray, eps: float) -> FloatArray:
         return _evaluate_policy(model, actions, x0, eps, stats)
 
+    # a fused operator has the kernels loaded: one pass for max and argmax (same numbers)
+    greedy = kernels.max_argmax if getattr(model, "fused", False) else None
     with Progress(enabled=progress, transient=True) as bar:
         step = _residual_bar(bar, "G-LEARN policy iteration", max_iter)
         res = planning.inexact_policy_iteration(lambda V: backup(model, V), evaluate, Q0, V0,
                                                 model.gamma, tol, max_iter, forcing=FORCING,
-                                                callback=step)
+                                                callback=step, greedy=greedy)
     stats.iterations += res.iterations
     stats.sweeps += res.iterations
     stats.history.extend(res.history)
