@@ -131,7 +131,9 @@ def test_mismatched_policies_are_rejected(warehouse):
 
 
 def test_scalar_and_array_subsample_paths_give_identical_numbers():
-    """Small batches use scalar hypergeometric calls in the array call's stream order."""
+    """Batches on both sides of SCALAR_ROWS draw the array calls' numbers in their stream
+    order (through whichever path is in use: the Numba kernel when it loaded; the NumPy
+    paths themselves, scalar and array, are replayed in tests/test_sampling_kernels.py)."""
     from altmarl.sampling import SCALAR_ROWS as _SCALAR_ROWS
 
     N = np.random.default_rng(0).multinomial(50, [0.1, 0.2, 0.3, 0.4], size=_SCALAR_ROWS)
@@ -188,8 +190,8 @@ def test_sampled_agents_are_a_sub_draw(seed: int, n: int, k: int) -> None:
 
 
 def test_multivariate_hypergeometric_mean_and_paths():
-    """The mean is ``nsample * colors / total``; the scalar path (few rows, any leading
-    axes) consumes the stream like the array call (colours outer, rows inner)."""
+    """The mean is ``nsample * colors / total``; few rows with leading axes consume the
+    stream like the array call (colours outer, rows inner), whichever path draws them."""
     rng = np.random.default_rng(0)
     colors = np.array([[5, 0, 3, 12]] * 20000)
     draws = multivariate_hypergeometric(colors, np.full(20000, 7), rng)
