@@ -110,6 +110,9 @@ def _expect_all_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: 
                 out[o, a] = acc
 
 
+# the serial kernels below repeat their row-parallel twins (``*_par``) on purpose: Numba's
+# on-disk cache keys a function by its bytecode, not by ``parallel=``, so one function
+# compiled both ways would load the other flavour from the cache
 def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                  rg: Any, rl: Any, gamma: float, out: Any) -> None:
     S, N, A, m = sg.shape
