@@ -136,8 +136,9 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     ``nsample[...]`` items drawn without replacement from an urn with ``colors[..., c]``
     items of colour ``c`` have each colour, as conditional hypergeometric draws colour by
     colour: ``out[..., c] ~ Hypergeometric(colors[..., c], remaining - colors[..., c],
-    left)``. Needs ``0 <= nsample <= colors.sum(-1)`` and every count below ``10^9``
-    (NumPy's bound on ngood and nbad; NumPy's ``ValueError`` otherwise). ``rng`` a
+    left)``. Needs ``0 <= nsample <= colors.sum(-1)``, every count and every remaining
+    total (the later colours' counts summed) below ``10^9`` (NumPy's bound on ngood and
+    nbad; NumPy's ``ValueError`` otherwise). ``rng`` a
     ``Generator`` (or a legacy ``RandomState``: the NumPy calls).
 
     Stream order: colours outer, rows (leading axes, C order) inner: the numbers of one
@@ -154,7 +155,7 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     left0 = np.array(np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows),
                      dtype=np.int64)
     bitgen = getattr(rng, "bit_generator", None)  # None: a legacy RandomState
-    kern = _hypergeometric_kernel() if C > 0 else None  # C = 0: nothing to draw
+    kern = _hypergeometric_kernel() if C > 0 else None  # the kernel writes out[:, C - 1]
     if kern is not None and bitgen is not None:
         out = np.empty((rows, C), dtype=np.int64)
         with bitgen.lock:  # NumPy's own calls hold it too: threads sharing rng stay safe

@@ -119,8 +119,8 @@ class DriftExperiment(CheckedConfig):
     def quick(cls, seed: int = 0) -> DriftExperiment:
         """A seconds-long version (20 clients, 6-round episodes, tiny learners): for tests
         and smoke runs, not for conclusions. UPDATE compares 40-round estimates: on 6
-        rounds half the truncation bound (``0.9^6 = 0.53`` of the value span) would
-        dominate ``eta``."""
+        rounds the truncation bound (``0.9^6 = 0.53`` times the value span) would dominate
+        ``eta``."""
         fed = DriftConfig(n_clients=20, horizon=6, pilot_clients=5, pilot_rounds=8)
         return cls(fed=fed, ks=(1, 3), seed=seed, sweeps=1, m=2, g_states=64, g_epochs=1,
                    g_patience=2, g_iterations=3, g_min_iterations=2, l_iterations=1, l_rollouts=1,

@@ -95,21 +95,6 @@ def _recolumn(cols: Any, sg: Any, old: Any, new: Any) -> None:
                     cols[r, j] += sg[s, x, b, j] - sg[s, x, a, j]
 
 
-def _expect_all_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
-                     out: Any) -> None:
-    S, N, A, m = sg.shape
-    for s in range(S):
-        for x in range(N):
-            r = s * N + x
-            o = np.int64(order[r]) if order.size else np.int64(r)
-            c = actions[s, x]
-            for a in range(A):
-                acc = 0.0
-                for j in range(m):
-                    acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-                out[o, a] = acc
-
-
 # the serial kernels below repeat their row-parallel twins (``*_par``) on purpose: Numba's
 # on-disk cache keys a function by its bytecode, not by ``parallel=``, so one function
 # compiled both ways would load the other flavour from the cache
@@ -281,21 +266,6 @@ def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: 
         for j in range(m):
             acc += w * VT[nxt[s, x, e, j], sg[s, x, a, j]]
         out[r] = acc
-
-
-def _expect_all_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
-                         out: Any) -> None:
-    S, N, A, m = sg.shape
-    for r in prange(S * N):
-        s = r // N
-        x = r - s * N
-        o = np.int64(order[r]) if order.size else np.int64(r)
-        c = actions[s, x]
-        for a in range(A):
-            acc = 0.0
-            for j in range(m):
-                acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-            out[o, a] = acc
 
 
 def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
@@ -529,7 +499,7 @@ def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: 
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
-             "gather": _gather_mean_par, "expect_cols": _expect_all_cols_par,
+             "gather": _gather_mean_par,
              "backup_cols": _backup_cols_par, "gather_system": _gather_system_par,
              "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par}
 
@@ -549,7 +519,7 @@ def _jit(name: str, parallel: bool = False) -> Any:
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
           "columns": _policy_columns, "gather": _gather_mean, "recolumn": _recolumn,
-          "expect_cols": _expect_all_cols, "layout": _value_layout,
+          "layout": _value_layout,
           "permute": _permute_rows, "remap": _remap, "shear": _shear,
           "max_argmax": _max_argmax, "backup_cols": _backup_cols,
           "gather_system": _gather_system}[name]
@@ -621,14 +591,13 @@ def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.in
     ``order`` and ``pos`` (a :class:`altmarl.glearn.layout.StoreLayout`): the rows of
     ``cols``, ``sg`` and ``actions`` are stored in processing order (row ``r`` is the
     table's row ``order[r]``, where its result is written) and the columns index ``V``
-    laid out by :func:`value_layout` with ``pos``; the same sums."""
+    laid out by :func:`value_layout` with ``pos``; the same sums.
+
+    Computed by :func:`backup_cols` with zero rewards and ``gamma = 1``: ``(0 + 0) + 1 E``
+    is ``E`` exactly (a sum that starts at ``+0.0`` is never ``-0.0``)."""
     S, N = V.shape
-    out = np.empty((S, N, sg.shape[2]))
-    vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos)
-    _product("expect_cols", threads)(cols, sg, actions, vt, 1.0 / m,
-                                     _IDENTITY if order is None else order,
-                                     out.reshape(S * N, -1))
-    return out
+    return backup_cols(cols, sg, actions, V, m, np.zeros((S, sg.shape[2])), np.zeros((S, N)),
+                       1.0, threads, order, pos)
 
 
 def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],

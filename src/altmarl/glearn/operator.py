@@ -209,15 +209,21 @@ class _SampledModel:
         data = np.full(nnz, 1.0 / self.m)
         return sp.csr_matrix((data, indices, indptr), shape=(rows, rows), copy=False)
 
+    def _column_actions(self) -> NDArray[np.int64] | None:
+        """The policy whose columns the fused store holds (``None``: it holds next local
+        states); a laid-out store is turned into the all-zeros policy's columns first (its
+        products read only columns)."""
+        if self._col_actions is None and self.layout is not None:
+            self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
+        return self._col_actions
+
     def expect(self, V: FloatArray) -> FloatArray:
         v = np.ascontiguousarray(V, dtype=np.float64)
         if self.fused:
-            if self._col_actions is None and self.layout is not None:
-                self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
-            if self._col_actions is not None:
-                return kernels.expect_all_cols(
-                    self._store.reshape(-1, self.m), self._sg, self._col_actions, v, self.m,
-                    self.threads, *self._layout_arrays())
+            acts = self._column_actions()
+            if acts is not None:
+                return kernels.expect_all_cols(self._store.reshape(-1, self.m), self._sg, acts,
+                                               v, self.m, self.threads, *self._layout_arrays())
             return kernels.expect_all(self._store, self._sg, v, self.m, self.threads)
         if self._P is None:
             self._P = [self._csr(self.columns(a).reshape(-1)) for a in range(self.n_ag)]
@@ -229,14 +235,11 @@ class _SampledModel:
     def fused_backup(self, V: FloatArray) -> FloatArray | None:
         """:func:`backup` in one kernel pass once the store holds a policy's columns
         (:func:`altmarl.glearn.kernels.backup_cols`: the same numbers); else ``None``."""
-        if not self.fused:
-            return None
-        if self._col_actions is None and self.layout is not None:
-            self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
-        if self._col_actions is None:
+        acts = self._column_actions() if self.fused else None
+        if acts is None:
             return None
         return kernels.backup_cols(
-            self._store.reshape(-1, self.m), self._sg, self._col_actions,
+            self._store.reshape(-1, self.m), self._sg, acts,
             np.ascontiguousarray(V, dtype=np.float64), self.m, self.r_g, self.r_loc,
             self.gamma, self.threads, *self._layout_arrays())
 
