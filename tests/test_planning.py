@@ -129,6 +129,24 @@ def test_iterative_evaluations_match_the_dense_solve() -> None:
     assert mv == 1
 
 
+def test_a_one_pass_system_replaces_the_matvec_with_the_same_numbers() -> None:
+    """``system=`` (``x -> x - gamma P x`` in one pass) is used in place of ``p_matvec``:
+    the same iterate, residual and count of products when it computes the same numbers."""
+    rng = np.random.default_rng(8)
+    S, gamma = 50, 0.9
+    P = rng.dirichlet(np.ones(S) * 0.5, size=S)
+    r = rng.normal(size=S)
+    want = planning.evaluate_gmres(lambda x: P @ x, r, gamma, np.zeros(S), 1e-9)
+
+    def refuse(x: np.ndarray) -> np.ndarray:
+        raise AssertionError("p_matvec called although system= was given")
+
+    got = planning.evaluate_gmres(refuse, r, gamma, np.zeros(S), 1e-9,
+                                  system=lambda x: x - gamma * (P @ x))
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1] and got[2] == want[2] > 1
+
+
 def test_scipy_gmres_failure_is_reported_with_its_name() -> None:
     rng = np.random.default_rng(6)
     S = 60

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import altmarl.sampling as sampling
 from altmarl.sampling import HYPERGEOM_LIMIT, SCALAR_ROWS, multivariate_hypergeometric
 from altmarl.sampling_kernels import hypergeometric_rows
+from altmarl.simulate import multinomial_moves
 
 
 def numpy_replay(flat: np.ndarray, left: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -57,6 +58,7 @@ def test_kernel_draws_numpys_numbers(seed: int, rows: int, C: int, scale: int,
     ([[3, 4]], [-1]),           # a negative sample
     ([[HYPERGEOM_LIMIT, 1]], [1]),  # NumPy's urn bound
     ([[2**62, 2**62]], [1]),    # a total that would overflow int64
+    ([[2**62] * 4], [0]),       # a total that wraps to 0 in int64 arithmetic
 ])
 def test_bad_input_raises_numpys_error_and_draws_nothing(flat: list, left: list) -> None:
     f, n = np.array(flat, dtype=np.int64), np.array(left, dtype=np.int64)
@@ -88,14 +90,33 @@ def test_both_paths_draw_the_array_calls_numbers(kernel: str, rows: int,
     assert a.bit_generator.state == b.bit_generator.state
 
 
-def test_a_legacy_random_state_uses_the_numpy_calls() -> None:
-    """``RandomState`` has no ``bit_generator``: the NumPy calls, the same numbers as its
-    own array calls."""
-    flat = np.array([[4, 6, 10], [1, 1, 1], [0, 5, 0]])
-    left = np.array([7, 2, 3])
-    want = numpy_replay(flat, left, np.random.RandomState(5))  # type: ignore[arg-type]
-    got = multivariate_hypergeometric(flat, left, np.random.RandomState(5))  # type: ignore[arg-type]
-    np.testing.assert_array_equal(got, want)
+@pytest.mark.parametrize("shape", [(3, 0), (0, 0), (), (2, 0, 4, 0)])
+def test_an_urn_without_colours_is_a_clear_error(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="colors: expected an array with at least one"):
+        multivariate_hypergeometric(np.zeros(shape, dtype=np.int64), 0,
+                                    np.random.default_rng(0))
+
+
+def test_no_rows_draw_nothing() -> None:
+    rng = np.random.default_rng(4)
+    out = multivariate_hypergeometric(np.zeros((0, 3), dtype=np.int64), 0, rng)
+    assert out.shape == (0, 3)
+    assert rng.random() == np.random.default_rng(4).random()
+
+
+@pytest.mark.parametrize("which", ["hypergeometric", "multinomial"])
+def test_a_legacy_random_state_is_refused_with_a_clear_error(which: str) -> None:
+    """``RandomState`` lacks ``bit_generator`` and the array-valued calls the samplers
+    use (its ``hypergeometric`` refuses ``nsample = 0``, its ``multinomial`` an array
+    ``n``): a ``TypeError`` naming ``rng``, not a wrong draw or a NumPy traceback."""
+    legacy = np.random.RandomState(5)
+    with pytest.raises(TypeError, match="rng: expected a numpy.random.Generator"):
+        if which == "hypergeometric":
+            multivariate_hypergeometric(np.array([[2, 2, 2]] * 5), 2, legacy)  # type: ignore[arg-type]
+        else:
+            joint = np.full((1, 2, 2), 0.5)
+            multinomial_moves(joint, np.zeros(1, dtype=np.int64),
+                              np.array([[3, 0]]), legacy)  # type: ignore[arg-type]
 
 
 def test_the_kernel_runs_under_the_generators_lock(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -215,6 +215,9 @@ def test_a_short_horizon_warns_that_it_dominates_eta() -> None:
         warnings.simplefilter("error", TruncationWarning)
         warn_short_horizon(0.95, evaluation_horizon(0.95), 1.0)
         warn_short_horizon(0.9, 40, 1.0)  # gamma^H = 0.015: below the threshold
+        warn_short_horizon(0.95, 5, 0.0)  # no tail (exact values): never a warning
+    with pytest.warns(TruncationWarning):
+        warn_short_horizon(0.95, 5, 1e-12)  # the same horizon with a tail does warn
 
 
 def test_the_generative_rule_warns_too_and_exact_values_never_do() -> None:

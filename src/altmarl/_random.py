@@ -8,7 +8,8 @@ seed through these helpers.
   of workers);
 * :func:`int_seed` — one 32-bit integer drawn from a ``SeedSequence``;
 * :func:`derive_seed` — a 64-bit integer seed of the child ``key`` of an integer root;
-* :func:`tie_seed` — the seed of G-LEARN's tie-breaking stream (SPEC 4).
+* :func:`tie_seed` — the seed of G-LEARN's tie-breaking stream (SPEC 4);
+* :func:`check_generator` — the samplers' check that a stream is a ``Generator``.
 
 The sampling primitives of the count simulator live in :mod:`altmarl.sampling` (subsamples:
 multivariate hypergeometric, sequential, weighted) and :mod:`altmarl.simulate` (categorical
@@ -51,6 +52,16 @@ def derive_seed(root: int, *key: int) -> int:
     st = np.random.SeedSequence(int(root), spawn_key=tuple(int(x) for x in key)).generate_state(
         2, np.uint32)
     return (int(st[0]) << 32) | int(st[1])
+
+
+def check_generator(rng: object, field: str = "rng") -> np.random.Generator:
+    """``rng`` itself if it is a ``numpy.random.Generator``; a clear ``TypeError`` naming
+    ``field`` otherwise (a legacy ``RandomState`` has neither ``bit_generator`` nor the
+    array-valued calls the samplers rely on)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{field}: expected a numpy.random.Generator "
+                        f"(np.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng
 
 
 def tie_seed(seed: int) -> int:

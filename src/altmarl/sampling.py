@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
+from altmarl._random import check_generator
 from altmarl._validate import check_int
 from altmarl.histogram import enumerate_histograms, num_histograms, rank
 from altmarl.limits import MAX_TABLE_ENTRIES
@@ -139,7 +140,7 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     left)``. Needs ``0 <= nsample <= colors.sum(-1)``, every count and every remaining
     total (the later colours' counts summed) below ``10^9`` (NumPy's bound on ngood and
     nbad; NumPy's ``ValueError`` otherwise). ``rng`` a
-    ``Generator`` (or a legacy ``RandomState``: the NumPy calls).
+    ``Generator`` (a ``TypeError`` otherwise).
 
     Stream order: colours outer, rows (leading axes, C order) inner: the numbers of one
     ``rng.hypergeometric`` array call per colour. A Numba kernel makes them with NumPy's
@@ -147,6 +148,9 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     and it releases the GIL); without it, up to ``SCALAR_ROWS`` rows are scalar calls (the
     same numbers, ~30x cheaper per call than the array call at small batches)."""
     colors = np.asarray(colors, dtype=np.int64)
+    if colors.ndim == 0 or colors.shape[-1] == 0:
+        raise ValueError(f"colors: expected an array with at least one colour on its last "
+                         f"axis, got shape {colors.shape}")
     C = colors.shape[-1]
     lead = colors.shape[:-1]
     flat = np.require(colors.reshape(-1, C), requirements=["C", "W"])  # one kernel type
@@ -154,9 +158,9 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     # a writable copy: a read-only broadcast view would compile a second kernel
     left0 = np.array(np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows),
                      dtype=np.int64)
-    bitgen = getattr(rng, "bit_generator", None)  # None: a legacy RandomState
-    kern = _hypergeometric_kernel() if C > 0 else None  # the kernel writes out[:, C - 1]
-    if kern is not None and bitgen is not None:
+    bitgen = check_generator(rng).bit_generator
+    kern = _hypergeometric_kernel()
+    if kern is not None:
         out = np.empty((rows, C), dtype=np.int64)
         with bitgen.lock:  # NumPy's own calls hold it too: threads sharing rng stay safe
             ok = kern(bitgen.ctypes.bit_generator.value, flat, left0, out, HYPERGEOM_LIMIT)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl._random import check_generator
 from altmarl.game import TabularGame
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import HYPERGEOM_LIMIT as HYPERGEOM_LIMIT
@@ -211,8 +212,8 @@ def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
     per-call gathering and checks."""
     kern = _multinomial_kernel()
     counts = np.asarray(counts)
-    bitgen = getattr(rng, "bit_generator", None)  # None: a legacy RandomState
-    if kern is None or bitgen is None or counts.dtype != np.int64 \
+    bitgen = check_generator(rng).bit_generator
+    if kern is None or counts.dtype != np.int64 \
             or joint.dtype != np.float64:
         return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
     out = np.empty((*counts.shape, joint.shape[-1]), dtype=np.int64)

@@ -59,12 +59,21 @@ def test_fused_products_are_bit_identical_to_sparse(crn: str, param: str) -> Non
     np.testing.assert_array_equal(qa, qb)
 
 
-def test_g_learn_same_policy_whichever_path(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("with_layout", [False, True])
+def test_g_learn_same_policy_whichever_path(with_layout: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: SciPy's sparse products against the fused kernels (with and without the
+    store's Z-order layout) give the same ``Q`` and greedy actions, bit for bit."""
+    from altmarl.glearn import layout
+
     game = am.envs.make("warehouse", n=100)
     pi_l = am.LocalPolicy.uniform(game)
     monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 1 << 62)
     a = am.g_learn(game, pi_l, 6, m=10, seed=2)
     monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    monkeypatch.setattr(layout, "LAYOUT_MIN_BYTES", 0 if with_layout else 1 << 62)
+    op = empirical_operator(game, pi_l, 6, seed=2, options=GLearnOptions(m=10))
+    assert op.model.fused and (op.model.layout is not None) == with_layout
     b = am.g_learn(game, pi_l, 6, m=10, seed=2)
     np.testing.assert_array_equal(a.q, b.q)
     np.testing.assert_array_equal(a.actions, b.actions)
@@ -296,6 +305,22 @@ def test_max_argmax_is_numpys(rows: int, A: int, seed: int, special: float | Non
     assert arg.dtype == np.int64
 
 
+def test_max_argmax_takes_read_only_and_strided_tables() -> None:
+    """A read-only or non-contiguous table gives NumPy's numbers and compiles no second
+    kernel specialisation."""
+    rng = np.random.default_rng(1)
+    Q = rng.normal(size=(30, 8))
+    kernels.max_argmax(Q)
+    n_sig = len(kernels._jit("max_argmax").signatures)
+    ro = Q.copy()
+    ro.flags.writeable = False
+    for q in (ro, Q[:, ::2], Q.T, np.broadcast_to(Q[0], (5, 8))):
+        best, arg = kernels.max_argmax(q)
+        np.testing.assert_array_equal(best, q.max(axis=-1))
+        np.testing.assert_array_equal(arg, q.argmax(axis=-1))
+    assert len(kernels._jit("max_argmax").signatures) == n_sig
+
+
 @pytest.mark.parametrize("with_layout", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_backup_and_system_are_the_numpy_formulas(
@@ -317,10 +342,26 @@ def test_fused_backup_and_system_are_the_numpy_formulas(
     S, N = game.n_sg, op.shape[1]
     V = rng.normal(size=(S, N)) * 5.0
     acts = rng.integers(0, game.n_ag, size=(S, N))
+    # the backup before any policy product: a laid-out store sets up its columns itself
+    # (the fused pass, the same numbers); a plain store of next states has no columns yet
+    # (None: the caller takes the NumPy backup)
+    first = model.fused_backup(V)
+    assert (first is not None) == with_layout
+    ref = model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
+    if first is not None:
+        np.testing.assert_array_equal(first, ref)
     P = model.policy_matrix(acts)
     assert isinstance(P, ColumnsProduct)
     x = V.ravel()
     np.testing.assert_array_equal(P.system(game.gamma)(x), x - game.gamma * P(x))
+    # a later policy rewrites the store in place: the older product refuses to run
+    sys_old = P.system(game.gamma)
+    P2 = model.policy_matrix((acts + 1) % game.n_ag)
+    for stale in (P, sys_old, lambda y: P.system(game.gamma)):
+        with pytest.raises(RuntimeError, match="stale"):
+            stale(x)
+    assert P2(x).shape == x.shape
+    P = model.policy_matrix(acts)
     ref = model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
     got = backup(model, V)
     assert model.fused_backup(V) is not None

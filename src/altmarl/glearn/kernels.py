@@ -396,12 +396,15 @@ def _max_argmax(q: Any, best: Any, arg: Any) -> None:
 
 def max_argmax(Q: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     """``(Q.max(axis=-1), Q.argmax(axis=-1))`` in one pass (the same numbers: the first
-    maximizer, NaN first as NumPy has it), about 15x faster than NumPy's reductions over a
-    short last axis: policy iteration's greedy step (SPEC 4). NumPy's without Numba."""
+    maximizer, NaN first as NumPy has it; a zero maximum keeps the sign of the first zero,
+    where NumPy's SIMD reductions may return either), about 15x faster than NumPy's
+    reductions over a short last axis: policy iteration's greedy step (SPEC 4). NumPy's
+    without Numba."""
     q = np.asarray(Q, dtype=np.float64)
     if not HAVE_NUMBA or q.ndim == 0 or q.shape[-1] == 0:
         return q.max(axis=-1), np.asarray(q.argmax(axis=-1), dtype=np.int64)
-    q2 = np.ascontiguousarray(q.reshape(-1, q.shape[-1]))
+    # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
+    q2 = np.require(q.reshape(-1, q.shape[-1]), requirements=["C", "W"])
     best = np.empty(q2.shape[0])
     arg = np.empty(q2.shape[0], dtype=np.int64)
     _jit("max_argmax")(q2, best, arg)

@@ -137,6 +137,7 @@ class _SampledModel:
         # fused, one next local state per sample (E = 1): once a policy is evaluated, the
         # store holds its columns (kernels.policy_columns) in place of ``nxt``
         self._col_actions: NDArray[np.int64] | None = None
+        self._col_generation = 0  # bumped whenever the store's columns are rewritten
         # the Z-order layout (altmarl.glearn.layout): rows of the store and of ``sg`` in
         # processing order, next local states as positions in the laid-out value table
         self.layout: StoreLayout | None = None
@@ -260,8 +261,10 @@ class _SampledModel:
             else:
                 kernels.recolumn(cols, self._sg, self._col_actions, acts)
             self._col_actions = acts.copy()
+            self._col_generation += 1
             order, pos = self._layout_arrays()
-            return ColumnsProduct(cols, self.n_sg, self.m, self.threads, order, pos)
+            return ColumnsProduct(cols, self.n_sg, self.m, self.threads, order, pos, self,
+                                  self._col_generation)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -282,7 +285,10 @@ class _SampledModel:
 class ColumnsProduct:
     """``x -> P_pi x`` on a store holding the policy's columns
     (:func:`altmarl.glearn.kernels.gather_mean`); :meth:`system` is ``x -> x - gamma P_pi
-    x`` in one pass (:func:`~altmarl.glearn.kernels.gather_system`, the same numbers)."""
+    x`` in one pass (:func:`~altmarl.glearn.kernels.gather_system`, the same numbers).
+
+    The store is rewritten in place by the operator's next ``policy_matrix`` call: a
+    product used after that raises ``RuntimeError`` instead of applying the newer policy."""
 
     cols: NDArray[Any]
     n_sg: int
@@ -290,15 +296,30 @@ class ColumnsProduct:
     threads: int
     order: NDArray[np.int32] | None
     pos: NDArray[np.int32] | None
+    owner: _SampledModel
+    generation: int
+
+    def _check(self) -> None:
+        if self.owner._col_generation != self.generation:
+            raise RuntimeError("this P_pi product is stale: a later policy_matrix call "
+                               "rewrote the operator's store for another policy; call "
+                               "policy_matrix again for this policy")
 
     def __call__(self, x: FloatArray) -> FloatArray:
+        self._check()
         return kernels.gather_mean(self.cols, x, self.n_sg, self.m, self.threads, self.order,
                                    self.pos)
 
     def system(self, gamma: float) -> Callable[[FloatArray], FloatArray]:
         """``x -> x - gamma P_pi x``."""
-        return lambda x: kernels.gather_system(self.cols, x, self.n_sg, self.m, gamma,
-                                               self.threads, self.order, self.pos)
+        self._check()
+
+        def system(x: FloatArray) -> FloatArray:
+            self._check()
+            return kernels.gather_system(self.cols, x, self.n_sg, self.m, gamma, self.threads,
+                                         self.order, self.pos)
+
+        return system
 
 
 class ExactGlobalModel:
