@@ -87,6 +87,24 @@ def test_packed_and_plain_pool_paths_agree(monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_array_equal((p16.astype(np.int64) << (3 * np.arange(3))).sum(-1), p64)
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_reused_pool_buffer_gives_the_same_pools(fused: bool) -> None:
+    """``out=``: a buffer holding anything (here the previous global state's pools and
+    garbage) is overwritten entirely: the same pools as a fresh allocation."""
+    game = small_game(4)
+    K = game.local_kernel(random_pi_l(game, 4).table)
+    want = [stream_pools(K[:, s, :], 5, 40, 6, np.random.default_rng(s), packed_bits=3,
+                         fused=fused) for s in range(game.n_sg)]
+    buf = np.random.default_rng(9).integers(-2**40, 2**40, size=want[0].shape)
+    for s in range(game.n_sg):
+        got = stream_pools(K[:, s, :], 5, 40, 6, np.random.default_rng(s), packed_bits=3,
+                           fused=fused, out=buf)
+        assert got is buf
+        np.testing.assert_array_equal(got, want[s])
+    with pytest.raises(ValueError, match="out: expected an int64 buffer"):
+        stream_pools(K[:, 0, :], 4, 40, 6, np.random.default_rng(0), packed_bits=3, out=buf)
+
+
 def test_draw_counts_are_reported() -> None:
     game = small_game(9)
     pi_l = random_pi_l(game, 9)

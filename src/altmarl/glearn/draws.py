@@ -191,7 +191,8 @@ class StratifiedRanks:
 
 
 def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generator,
-                 packed_bits: int = 0, fused: bool = False) -> NDArray[Any]:
+                 packed_bits: int = 0, fused: bool = False,
+                 out: NDArray[np.int64] | None = None) -> NDArray[Any]:
     """``pools[x, c, p, :]`` = histogram of the first ``c`` moves of stream ``p mod P`` of
     bin ``x``, for ``p < P + m - 1`` (the last ``m - 1`` streams repeat the first ones so
     that a window of ``m`` consecutive streams never wraps).
@@ -201,12 +202,19 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
     With ``packed_bits > 0`` each histogram is returned packed into one int64 (bin ``y``
     at bit ``y * packed_bits``), shape ``(d, k + 1, P + m - 1)``; else int16 ``(..., d)``.
     ``fused`` (packed only): categories and running sums by the Numba kernel
-    (:func:`altmarl.glearn.kernels.stream_sums_into`, the same numbers).
+    (:func:`altmarl.glearn.kernels.stream_sums_into`, the same numbers). ``out`` (packed
+    only): a buffer of that shape to fill and return (every entry is overwritten), so
+    that the pools of successive global states reuse one allocation.
     """
     d = int(K_s.shape[0])
     Pw = P + m - 1
     if packed_bits:
-        out = np.zeros((d, k + 1, Pw), dtype=np.int64)
+        if out is None:
+            out = np.empty((d, k + 1, Pw), dtype=np.int64)
+        elif out.shape != (d, k + 1, Pw) or out.dtype != np.int64:
+            raise ValueError(f"out: expected an int64 buffer of shape {(d, k + 1, Pw)}, "
+                             f"got {out.dtype} {out.shape}")
+        out[:, 0, :] = 0  # rows 1..k are running sums from row 0, the tail a copy
         unit = np.int64(1) << (np.arange(d, dtype=np.int64) * packed_bits)
         for x in range(d):
             u = uniform_u32(rng, (k, P))
@@ -251,10 +259,12 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
     H32 = H.astype(np.int32)
     bits = max(1, int(k).bit_length())
     packed = d * bits <= PACK_LIMIT
+    # one pool buffer for every global state (fresh pages cost a fault each)
+    buf = np.empty((d, k + 1, Pw), dtype=np.int64) if packed else None
     for s in range(S):
         rng = child_rng(ss, s)
         pools = stream_pools(K[:, s, :], k, P, m, rng, packed_bits=bits if packed else 0,
-                             fused=fused)
+                             fused=fused, out=buf)
         # start of the window of (h, x): row (x, h[x], o[h, x]) of the flat pool table
         starts = rng.integers(0, P, size=(N, d), dtype=np.int32)
         starts += (np.arange(d, dtype=np.int32) * np.int32(k + 1) + H32) * np.int32(Pw)

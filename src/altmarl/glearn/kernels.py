@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
 
@@ -348,11 +348,20 @@ def _categorical(u: Any, thr: Any, out: Any) -> None:
             out[i, j] = y[j]
 
 
-def _stream_sums(cat: Any, unit: Any, out: Any) -> None:
-    R, P = cat.shape
+def _stream_sums(u: Any, thr: Any, unit: Any, out: Any) -> None:
+    # _categorical's rule row by row (thresholds outer, columns inner), then the sums
+    R, P = u.shape
+    T = thr.shape[0]
+    y = np.empty(P, dtype=np.int64)
     for c in range(R):
         for p in range(P):
-            out[c + 1, p] = out[c, p] + unit[cat[c, p]]
+            y[p] = 0
+        for t in range(T):
+            th = thr[t]
+            for p in range(P):
+                y[p] += np.int64(u[c, p]) >= th
+        for p in range(P):
+            out[c + 1, p] = out[c, p] + unit[y[p]]
 
 
 def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
@@ -488,9 +497,8 @@ def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int
     """``out[c + 1, p] = out[c, p] + unit[y]`` with ``y`` the category of ``u[c, p]``
     (:func:`categorical_into`'s rule): the packed running histograms of the streams of
     ``crn="pool"``, as :func:`altmarl.glearn.draws.stream_pools` computes them row by row."""
-    cat = np.empty(u.shape, dtype=np.uint8)
-    categorical_into(u, thr, cat)
-    _jit("streams")(cat, unit, out)
+    t = np.array([v for v in thr if v < 2**32], dtype=np.int64)
+    _jit("streams")(u, t, unit, out)  # categories and sums in one pass, no temporary
 
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
@@ -616,10 +624,16 @@ def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64]
     vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos)
     _product("backup_cols", threads)(cols, sg, actions, vt, 1.0 / m,
                                      _IDENTITY if order is None else order,
-                                     np.ascontiguousarray(r_g, dtype=np.float64),
-                                     np.ascontiguousarray(r_loc, dtype=np.float64),
+                                     _writable(r_g), _writable(r_loc),
                                      float(gamma), out.reshape(S * N, -1))
     return out
+
+
+def _writable(a: ArrayLike) -> FloatArray:
+    """``a`` as a C-ordered, writable float64 array (copied only when it is not): Numba
+    compiles a read-only array as a separate type, so a read-only reward table would load
+    a second specialisation (~4 ms) on a process's first G-LEARN call."""
+    return np.require(np.asarray(a, dtype=np.float64), requirements=["C", "W"])
 
 
 def column_dtype(n: int) -> Any:
