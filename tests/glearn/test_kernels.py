@@ -305,6 +305,36 @@ def test_max_argmax_is_numpys(rows: int, A: int, seed: int, special: float | Non
     assert arg.dtype == np.int64
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 50), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]))
+def test_max_abs_diff_is_numpys(n: int, seed: int, special: float | None) -> None:
+    """The one-pass sup-norm distance gives NumPy's ``np.abs(a - b).max()`` (NaN and
+    infinities included)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    if special is not None:
+        a[rng.random(a.shape) < 0.1] = special
+    want = float(np.abs(a - b).max())
+    got = kernels.max_abs_diff(a, b)
+    assert (got == want) or (np.isnan(got) and np.isnan(want))
+
+
+def test_value_iteration_is_the_same_with_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``solver="vi"`` on a fused store (columns, one-pass backup, max and distance) gives
+    the table of SciPy's sparse products and NumPy's reductions, bit for bit, and the
+    same number of sweeps."""
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    kw = dict(m=8, seed=1, solver="vi", tol=1e-3)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 1 << 62)
+    a = am.g_learn(game, pi_l, 5, **kw)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    b = am.g_learn(game, pi_l, 5, **kw)
+    np.testing.assert_array_equal(a.q, b.q)
+    assert a.info["sweeps"] == b.info["sweeps"] > 3
+
+
 def test_max_argmax_takes_read_only_and_strided_tables() -> None:
     """A read-only or non-contiguous table gives NumPy's numbers and compiles no second
     kernel specialisation."""
@@ -342,14 +372,12 @@ def test_fused_backup_and_system_are_the_numpy_formulas(
     S, N = game.n_sg, op.shape[1]
     V = rng.normal(size=(S, N)) * 5.0
     acts = rng.integers(0, game.n_ag, size=(S, N))
-    # the backup before any policy product: a laid-out store sets up its columns itself
-    # (the fused pass, the same numbers); a plain store of next states has no columns yet
-    # (None: the caller takes the NumPy backup)
+    # the backup before any policy product (value iteration): the store sets up its
+    # columns itself and takes the fused pass, the same numbers
     first = model.fused_backup(V)
-    assert (first is not None) == with_layout
+    assert first is not None
     ref = model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
-    if first is not None:
-        np.testing.assert_array_equal(first, ref)
+    np.testing.assert_array_equal(first, ref)
     P = model.policy_matrix(acts)
     assert isinstance(P, ColumnsProduct)
     x = V.ravel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import altmarl as am
@@ -36,7 +36,13 @@ def _kernel(kind: str, d: int, rng: np.random.Generator) -> np.ndarray:
 def test_law_equals_the_dense_law(d: int, k: int, seed: int, kind: str) -> None:
     rng = np.random.default_rng(seed)
     K = _kernel(kind, d, rng)
-    law = HistogramLaw(K, k)
+    try:
+        law = HistogramLaw(K, k)
+    except ValueError as e:
+        # the documented refusal when the shears cancel beyond LAW_CHECK_TOL (hypothesis
+        # found d = 4, k = 8, a sparse kernel: self-check error 1.8e-11); never silent
+        assert "not accurate for this kernel" in str(e)
+        assume(False)
     V = rng.normal(size=(law.H.shape[0], 3)) * 10.0
     ref = exact_next_histograms(K, k) @ V
     got = law.apply(V)

@@ -210,11 +210,20 @@ class _SampledModel:
         data = np.full(nnz, 1.0 / self.m)
         return sp.csr_matrix((data, indices, indptr), shape=(rows, rows), copy=False)
 
+    def _can_hold_columns(self) -> bool:
+        """Whether the fused store can be rewritten in place as a policy's columns (one
+        next local state per sample, a writable C-ordered int32 store, flat indices below
+        ``2^31``)."""
+        store = self._store
+        return bool(self.fused and store.shape[2] == 1 and store.flags.c_contiguous
+                    and store.flags.writeable and self.n_sg * self.n_states < 2**31)
+
     def _column_actions(self) -> NDArray[np.int64] | None:
         """The policy whose columns the fused store holds (``None``: it holds next local
-        states); a laid-out store is turned into the all-zeros policy's columns first (its
-        products read only columns)."""
-        if self._col_actions is None and self.layout is not None:
+        states); a store that can hold columns is turned into the all-zeros policy's
+        columns first (a laid-out store's products read only columns; value iteration's
+        backups then take the one-pass kernel, the same numbers)."""
+        if self._col_actions is None and self._can_hold_columns():
             self.policy_matrix(np.zeros((self.n_sg, self.n_states), dtype=np.int64))
         return self._col_actions
 
@@ -248,8 +257,7 @@ class _SampledModel:
         if self.fused:
             acts = self._stored(actions)
             store = self._store
-            if (store.shape[2] > 1 or not store.flags.c_contiguous or not store.flags.writeable
-                    or self.n_sg * self.n_states >= 2**31):
+            if not self._can_hold_columns():
                 return lambda x: kernels.policy_matvec(store, self._sg, acts, x, self.m,
                                                        self.threads)
             # the store becomes the policy's columns (flat indices of the chosen action's

@@ -87,10 +87,15 @@ def _solve_vi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
     """SPEC 4: ``Q_0 = 0``, ``Q_{t+1} = T_hat Q_t`` until ``||Q_{t+1} - Q_t||_inf <= tol``
     (:func:`altmarl.planning.value_iteration`)."""
     Q0 = np.zeros((model.n_sg, model.n_states, model.n_ag))
+    # a fused operator has the kernels loaded: one pass for the max over actions and for
+    # the sup-norm distance (the same numbers as NumPy's reductions)
+    fused = getattr(model, "fused", False)
     with Progress(enabled=progress, transient=True) as bar:
         step = _residual_bar(bar, "G-LEARN value iteration", max_iter)
-        res = planning.value_iteration(lambda V: backup(model, V), Q0, Q0.max(axis=-1), tol,
-                                       max_iter, stop_on="q", callback=step)
+        res = planning.value_iteration(
+            lambda V: backup(model, V), Q0, Q0.max(axis=-1), tol, max_iter, stop_on="q",
+            callback=step, vmax=(lambda q: kernels.max_argmax(q)[0]) if fused else None,
+            distance=kernels.max_abs_diff if fused else None)
     stats.sweeps += res.iterations
     stats.iterations += res.iterations
     stats.history.extend(res.history)
