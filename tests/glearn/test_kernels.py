@@ -221,6 +221,27 @@ def test_gather_on_policy_columns_is_policy_matvec(per_action: bool, threads: in
     assert not np.array_equal(kernels.policy_matvec(nxt, sg, acts2, x, m, threads), ref)
 
 
+@settings(max_examples=60, deadline=None)
+@given(S=st.integers(1, 4), N=st.integers(1, 9), A=st.integers(1, 12), m=st.integers(1, 8),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
+def test_backup_cols_for_any_number_of_actions(S: int, N: int, A: int, m: int, threads: int,
+                                               seed: int) -> None:
+    """The one-pass backup sums up to five actions per pass over a row's samples (lanes
+    past the last action repeat it): for every number of actions, bit for bit the NumPy
+    formula ``(r_g + r_loc) + gamma E`` on the one-action-at-a-time ``expect_all``."""
+    rng = np.random.default_rng(seed)
+    nxt = rng.integers(0, N, size=(S, N, 1, m)).astype(np.int32)
+    sg = rng.integers(0, S, size=(S, N, A, m)).astype(np.uint8)
+    acts = rng.integers(0, A, size=(S, N)).astype(np.int64)
+    V = rng.normal(size=(S, N)) * 10.0
+    r_g, r_loc = rng.normal(size=(S, A)), rng.normal(size=(S, N))
+    cols = kernels.policy_columns(nxt, sg, acts)
+    got = kernels.backup_cols(cols, sg, acts, V, m, r_g, r_loc, 0.9, threads)
+    ref = r_g[:, None, :] + r_loc[:, :, None] + 0.9 * kernels.expect_all(nxt, sg, V, m)
+    assert got.shape == (S, N, A)
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_expect_from_columns_and_recolumn(threads: int) -> None:
     """The backup read from a policy's columns, and columns rewritten for a new policy:

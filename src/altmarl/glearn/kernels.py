@@ -100,6 +100,10 @@ def _recolumn(cols: Any, sg: Any, old: Any, new: Any) -> None:
 # compiled both ways would load the other flavour from the cache
 def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                  rg: Any, rl: Any, gamma: float, out: Any) -> None:
+    # up to five actions per pass over the row's samples (lanes past the last action repeat
+    # it and are not written): independent sums, each still in order j = 0..m-1, so the
+    # same numbers as one action at a time, without waiting on one chain of adds; unsigned
+    # indices (every flat index is >= 0) skip Numba's negative-index wraparound
     S, N, A, m = sg.shape
     for s in range(S):
         for x in range(N):
@@ -107,12 +111,52 @@ def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
             o = np.int64(order[r]) if order.size else np.int64(r)
             so = o // N
             xo = o - so * N
-            c = actions[s, x]
-            for a in range(A):
-                acc = 0.0
-                for j in range(m):
-                    acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-                out[o, a] = (rg[so, a] + rl[so, xo]) + gamma * acc
+            cr = cols[r]
+            sgr = sg[s, x]
+            sc = sgr[actions[s, x]]
+            rr = rl[so, xo]
+            t = A - 1
+            a0 = 0
+            while a0 < A:
+                if A - a0 >= 3:
+                    s0 = sgr[min(a0, t)]
+                    s1 = sgr[min(a0 + 1, t)]
+                    s2 = sgr[min(a0 + 2, t)]
+                    s3 = sgr[min(a0 + 3, t)]
+                    s4 = sgr[min(a0 + 4, t)]
+                    acc0 = 0.0
+                    acc1 = 0.0
+                    acc2 = 0.0
+                    acc3 = 0.0
+                    acc4 = 0.0
+                    for j in range(m):
+                        b = np.uint64(cr[j] - sc[j])
+                        acc0 += w * v[b + np.uint64(s0[j])]
+                        acc1 += w * v[b + np.uint64(s1[j])]
+                        acc2 += w * v[b + np.uint64(s2[j])]
+                        acc3 += w * v[b + np.uint64(s3[j])]
+                        acc4 += w * v[b + np.uint64(s4[j])]
+                    out[o, a0] = (rg[so, a0] + rr) + gamma * acc0
+                    out[o, a0 + 1] = (rg[so, a0 + 1] + rr) + gamma * acc1
+                    out[o, a0 + 2] = (rg[so, a0 + 2] + rr) + gamma * acc2
+                    if a0 + 3 < A:
+                        out[o, a0 + 3] = (rg[so, a0 + 3] + rr) + gamma * acc3
+                    if a0 + 4 < A:
+                        out[o, a0 + 4] = (rg[so, a0 + 4] + rr) + gamma * acc4
+                    a0 += 5
+                else:
+                    s0 = sgr[a0]
+                    s1 = sgr[min(a0 + 1, t)]
+                    acc0 = 0.0
+                    acc1 = 0.0
+                    for j in range(m):
+                        b = np.uint64(cr[j] - sc[j])
+                        acc0 += w * v[b + np.uint64(s0[j])]
+                        acc1 += w * v[b + np.uint64(s1[j])]
+                    out[o, a0] = (rg[so, a0] + rr) + gamma * acc0
+                    if a0 + 1 < A:
+                        out[o, a0 + 1] = (rg[so, a0 + 1] + rr) + gamma * acc1
+                    a0 += 2
 
 
 def _gather_system(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: float,
@@ -121,7 +165,7 @@ def _gather_system(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: float
     for r in range(R):
         acc = 0.0
         for j in range(m):
-            acc += w * v[cols[r, j]]
+            acc += w * v[np.uint64(cols[r, j])]
         o = np.int64(order[r]) if order.size else np.int64(r)
         out[o] = x[o] - gamma * acc
 
@@ -131,7 +175,7 @@ def _gather_mean(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
     for r in range(R):
         acc = 0.0
         for j in range(m):
-            acc += w * v[cols[r, j]]
+            acc += w * v[np.uint64(cols[r, j])]
         out[np.int64(order[r]) if order.size else np.int64(r)] = acc
 
 
@@ -277,12 +321,52 @@ def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: 
         o = np.int64(order[r]) if order.size else np.int64(r)
         so = o // N
         xo = o - so * N
-        c = actions[s, x]
-        for a in range(A):
-            acc = 0.0
-            for j in range(m):
-                acc += w * v[cols[r, j] - sg[s, x, c, j] + sg[s, x, a, j]]
-            out[o, a] = (rg[so, a] + rl[so, xo]) + gamma * acc
+        cr = cols[r]
+        sgr = sg[s, x]
+        sc = sgr[actions[s, x]]
+        rr = rl[so, xo]
+        t = A - 1
+        a0 = 0
+        while a0 < A:
+            if A - a0 >= 3:
+                s0 = sgr[min(a0, t)]
+                s1 = sgr[min(a0 + 1, t)]
+                s2 = sgr[min(a0 + 2, t)]
+                s3 = sgr[min(a0 + 3, t)]
+                s4 = sgr[min(a0 + 4, t)]
+                acc0 = 0.0
+                acc1 = 0.0
+                acc2 = 0.0
+                acc3 = 0.0
+                acc4 = 0.0
+                for j in range(m):
+                    b = np.uint64(cr[j] - sc[j])
+                    acc0 += w * v[b + np.uint64(s0[j])]
+                    acc1 += w * v[b + np.uint64(s1[j])]
+                    acc2 += w * v[b + np.uint64(s2[j])]
+                    acc3 += w * v[b + np.uint64(s3[j])]
+                    acc4 += w * v[b + np.uint64(s4[j])]
+                out[o, a0] = (rg[so, a0] + rr) + gamma * acc0
+                out[o, a0 + 1] = (rg[so, a0 + 1] + rr) + gamma * acc1
+                out[o, a0 + 2] = (rg[so, a0 + 2] + rr) + gamma * acc2
+                if a0 + 3 < A:
+                    out[o, a0 + 3] = (rg[so, a0 + 3] + rr) + gamma * acc3
+                if a0 + 4 < A:
+                    out[o, a0 + 4] = (rg[so, a0 + 4] + rr) + gamma * acc4
+                a0 += 5
+            else:
+                s0 = sgr[a0]
+                s1 = sgr[min(a0 + 1, t)]
+                acc0 = 0.0
+                acc1 = 0.0
+                for j in range(m):
+                    b = np.uint64(cr[j] - sc[j])
+                    acc0 += w * v[b + np.uint64(s0[j])]
+                    acc1 += w * v[b + np.uint64(s1[j])]
+                out[o, a0] = (rg[so, a0] + rr) + gamma * acc0
+                if a0 + 1 < A:
+                    out[o, a0 + 1] = (rg[so, a0 + 1] + rr) + gamma * acc1
+                a0 += 2
 
 
 def _gather_system_par(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: float,
@@ -291,7 +375,7 @@ def _gather_system_par(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: f
     for r in prange(R):
         acc = 0.0
         for j in range(m):
-            acc += w * v[cols[r, j]]
+            acc += w * v[np.uint64(cols[r, j])]
         o = np.int64(order[r]) if order.size else np.int64(r)
         out[o] = x[o] - gamma * acc
 
@@ -301,7 +385,7 @@ def _gather_mean_par(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
     for r in prange(R):
         acc = 0.0
         for j in range(m):
-            acc += w * v[cols[r, j]]
+            acc += w * v[np.uint64(cols[r, j])]
         out[np.int64(order[r]) if order.size else np.int64(r)] = acc
 
 
