@@ -242,6 +242,29 @@ def test_backup_cols_for_any_number_of_actions(S: int, N: int, A: int, m: int, t
     np.testing.assert_array_equal(got, ref)
 
 
+@settings(max_examples=60, deadline=None)
+@given(S=st.integers(1, 4), N=st.integers(1, 9), A=st.integers(1, 12), m=st.integers(1, 8),
+       per_action=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
+def test_exact_global_expect_for_any_number_of_actions(S: int, N: int, A: int, m: int,
+                                                       per_action: bool, threads: int,
+                                                       seed: int) -> None:
+    """``exact_global``'s expectation ``sum_j (1/m) W[s, nxt_j, a]``, up to five actions per
+    pass: bit for bit the sum over ``j`` in order, for every number of actions, with one
+    shared or one per-action next local state."""
+    rng = np.random.default_rng(seed)
+    E = A if per_action else 1
+    nxt = rng.integers(0, N, size=(S, N, E, m)).astype(np.int32)
+    W = rng.normal(size=(S, N, A)) * 10.0
+    got = kernels.expect_all_exact_global(nxt, W, m, threads)
+    e = np.arange(A) if per_action else np.zeros(A, dtype=np.int64)
+    s_i = np.arange(S)[:, None, None]
+    a_i = np.arange(A)[None, None, :]
+    ref = np.zeros((S, N, A))
+    for j in range(m):
+        ref = ref + (1.0 / m) * W[s_i, nxt[:, :, e, j], a_i]
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_expect_from_columns_and_recolumn(threads: int) -> None:
     """The backup read from a policy's columns, and columns rewritten for a new policy:

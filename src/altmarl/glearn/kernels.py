@@ -252,16 +252,51 @@ def _global_weights(P_g: Any, V: Any, out: Any) -> None:
 
 
 def _expect_all_eg(nxt: Any, W: Any, w: float, out: Any) -> None:
+    # shared next local states: up to five actions per pass over a row's samples, as in
+    # _backup_cols (independent sums, each in order j = 0..m-1: the same numbers)
     S, N, E, m = nxt.shape
     A = W.shape[2]
     for s in range(S):
         for x in range(N):
-            for a in range(A):
-                e = a if E > 1 else 0
-                acc = 0.0
-                for j in range(m):
-                    acc += w * W[s, nxt[s, x, e, j], a]
-                out[s, x, a] = acc
+            t = A - 1
+            if E > 1:  # one next local state per action (crn="none"): one action at a time
+                for a in range(A):
+                    acc = 0.0
+                    for j in range(m):
+                        acc += w * W[s, nxt[s, x, a, j], a]
+                    out[s, x, a] = acc
+            else:
+                nr = nxt[s, x, 0]
+                Ws = W[s]
+                a0 = 0
+                while a0 < A:
+                    l0 = min(a0, t)
+                    l1 = min(a0 + 1, t)
+                    l2 = min(a0 + 2, t)
+                    l3 = min(a0 + 3, t)
+                    l4 = min(a0 + 4, t)
+                    acc0 = 0.0
+                    acc1 = 0.0
+                    acc2 = 0.0
+                    acc3 = 0.0
+                    acc4 = 0.0
+                    for j in range(m):
+                        b = np.uint64(nr[j])
+                        acc0 += w * Ws[b, l0]
+                        acc1 += w * Ws[b, l1]
+                        acc2 += w * Ws[b, l2]
+                        acc3 += w * Ws[b, l3]
+                        acc4 += w * Ws[b, l4]
+                    out[s, x, a0] = acc0
+                    if a0 + 1 < A:
+                        out[s, x, a0 + 1] = acc1
+                    if a0 + 2 < A:
+                        out[s, x, a0 + 2] = acc2
+                    if a0 + 3 < A:
+                        out[s, x, a0 + 3] = acc3
+                    if a0 + 4 < A:
+                        out[s, x, a0 + 4] = acc4
+                    a0 += 5
 
 
 def _policy_matvec_eg(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> None:
@@ -395,12 +430,45 @@ def _expect_all_eg_par(nxt: Any, W: Any, w: float, out: Any) -> None:
     for r in prange(S * N):
         s = r // N
         x = r - s * N
-        for a in range(A):
-            e = a if E > 1 else 0
-            acc = 0.0
-            for j in range(m):
-                acc += w * W[s, nxt[s, x, e, j], a]
-            out[s, x, a] = acc
+        t = A - 1
+        if E > 1:  # one next local state per action (crn="none"): one action at a time
+            for a in range(A):
+                acc = 0.0
+                for j in range(m):
+                    acc += w * W[s, nxt[s, x, a, j], a]
+                out[s, x, a] = acc
+        else:
+            nr = nxt[s, x, 0]
+            Ws = W[s]
+            a0 = 0
+            while a0 < A:
+                l0 = min(a0, t)
+                l1 = min(a0 + 1, t)
+                l2 = min(a0 + 2, t)
+                l3 = min(a0 + 3, t)
+                l4 = min(a0 + 4, t)
+                acc0 = 0.0
+                acc1 = 0.0
+                acc2 = 0.0
+                acc3 = 0.0
+                acc4 = 0.0
+                for j in range(m):
+                    b = np.uint64(nr[j])
+                    acc0 += w * Ws[b, l0]
+                    acc1 += w * Ws[b, l1]
+                    acc2 += w * Ws[b, l2]
+                    acc3 += w * Ws[b, l3]
+                    acc4 += w * Ws[b, l4]
+                out[s, x, a0] = acc0
+                if a0 + 1 < A:
+                    out[s, x, a0 + 1] = acc1
+                if a0 + 2 < A:
+                    out[s, x, a0 + 2] = acc2
+                if a0 + 3 < A:
+                    out[s, x, a0 + 3] = acc3
+                if a0 + 4 < A:
+                    out[s, x, a0 + 4] = acc4
+                a0 += 5
 
 
 def _policy_matvec_eg_par(nxt: Any, W: Any, actions: Any, w: float, out: Any) -> None:
