@@ -221,23 +221,34 @@ def test_gather_on_policy_columns_is_policy_matvec(per_action: bool, threads: in
     assert not np.array_equal(kernels.policy_matvec(nxt, sg, acts2, x, m, threads), ref)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(S=st.integers(1, 4), N=st.integers(1, 9), A=st.integers(1, 12), m=st.integers(1, 8),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
+       threads=st.sampled_from([1, 2]), layout=st.booleans(),
+       sg_dtype=st.sampled_from([np.uint8, np.uint16]), seed=st.integers(0, 2**31))
 def test_backup_cols_for_any_number_of_actions(S: int, N: int, A: int, m: int, threads: int,
+                                               layout: bool, sg_dtype: type,
                                                seed: int) -> None:
     """The one-pass backup sums up to five actions per pass over a row's samples (lanes
-    past the last action repeat it): for every number of actions, bit for bit the NumPy
-    formula ``(r_g + r_loc) + gamma E`` on the one-action-at-a-time ``expect_all``."""
+    past the last action repeat it): for every number of actions, with and without a
+    store layout (rows permuted by ``order``, next states remapped by ``pos``), bit for
+    bit the NumPy formula ``(r_g + r_loc) + gamma E`` on the one-action-at-a-time
+    ``expect_all`` of the natural-order store."""
     rng = np.random.default_rng(seed)
     nxt = rng.integers(0, N, size=(S, N, 1, m)).astype(np.int32)
-    sg = rng.integers(0, S, size=(S, N, A, m)).astype(np.uint8)
+    sg = rng.integers(0, S, size=(S, N, A, m)).astype(sg_dtype)
     acts = rng.integers(0, A, size=(S, N)).astype(np.int64)
     V = rng.normal(size=(S, N)) * 10.0
     r_g, r_loc = rng.normal(size=(S, A)), rng.normal(size=(S, N))
-    cols = kernels.policy_columns(nxt, sg, acts)
-    got = kernels.backup_cols(cols, sg, acts, V, m, r_g, r_loc, 0.9, threads)
     ref = r_g[:, None, :] + r_loc[:, :, None] + 0.9 * kernels.expect_all(nxt, sg, V, m)
+    order = pos = None
+    if layout:  # store row r holds table row order[r]; histogram h sits at pos[h]
+        order = rng.permutation(S * N).astype(np.int32)
+        pos = rng.permutation(N).astype(np.int32)
+        nxt = pos[nxt.reshape(S * N, 1, m)[order]].reshape(S, N, 1, m).astype(np.int32)
+        sg = np.ascontiguousarray(sg.reshape(S * N, A, m)[order].reshape(S, N, A, m))
+        acts = acts.reshape(-1)[order].reshape(S, N)
+    cols = kernels.policy_columns(nxt, sg, acts)
+    got = kernels.backup_cols(cols, sg, acts, V, m, r_g, r_loc, 0.9, threads, order, pos)
     assert got.shape == (S, N, A)
     np.testing.assert_array_equal(got, ref)
 
@@ -422,6 +433,11 @@ def test_fused_backup_and_system_are_the_numpy_formulas(
     assert first is not None
     ref = model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * model.expect(V)
     np.testing.assert_array_equal(first, ref)
+    # and against the one-action-at-a-time kernel on the natural-order samples (model.expect
+    # itself reads the columns through the same kernel)
+    direct = kernels.expect_all(model.nxt, model.sg, V, model.m)
+    np.testing.assert_array_equal(
+        first, model.r_g[:, None, :] + model.r_loc[:, :, None] + model.gamma * direct)
     P = model.policy_matrix(acts)
     assert isinstance(P, ColumnsProduct)
     x = V.ravel()

@@ -252,8 +252,9 @@ def _global_weights(P_g: Any, V: Any, out: Any) -> None:
 
 
 def _expect_all_eg(nxt: Any, W: Any, w: float, out: Any) -> None:
-    # shared next local states: up to five actions per pass over a row's samples, as in
-    # _backup_cols (independent sums, each in order j = 0..m-1: the same numbers)
+    # shared next local states: five actions per pass over a row's samples (lanes past the
+    # last action repeat it and are not written; independent sums, each in order
+    # j = 0..m-1: the same numbers)
     S, N, E, m = nxt.shape
     A = W.shape[2]
     for s in range(S):
@@ -585,9 +586,10 @@ def _max_abs_diff(a: Any, b: Any) -> float:
 
 def max_abs_diff(a: FloatArray, b: FloatArray) -> float:
     """``float(np.abs(a - b).max())`` (the sup-norm distance of value iteration's stopping
-    test, SPEC 4) in one pass without the two table-sized temporaries; the same number
-    (a maximum does not depend on the order; NaN propagates as in NumPy). NumPy's without
-    Numba or for arrays of different shapes or none."""
+    test, SPEC 4) in one pass without the two table-sized temporaries; for float64 inputs
+    the same number (a maximum does not depend on the order; NaN propagates as in NumPy;
+    other dtypes are converted to float64 first). NumPy's without Numba or for arrays of
+    different shapes or none."""
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if not HAVE_NUMBA or x.shape != y.shape or x.size == 0:
@@ -797,7 +799,9 @@ def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64]
     """The Bellman backup ``(T Q)(s, x, a) = (r_g[s, a] + r_loc[s, x]) + gamma E`` with
     ``E`` :func:`expect_all_cols` (SPEC 4), in one pass: the same operations in the same
     order as :func:`altmarl.glearn.operator.backup` on ``expect_all_cols``, hence the same
-    numbers, without its three table-sized temporaries."""
+    numbers, without its three table-sized temporaries. ``cols`` must be the
+    :func:`policy_columns` of ``actions`` on this ``sg`` (the kernel does not check its
+    indices)."""
     S, N = V.shape
     out = np.empty((S, N, sg.shape[2]))
     vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos)
