@@ -268,7 +268,7 @@ def value_iteration(
         raise ValueError(f"stop_on = {stop_on!r}: expected 'q' or 'v'")
     if vmax is None:
         def vmax(q: FloatArray) -> FloatArray:
-            return np.asarray(q.max(axis=-1))
+            return q.max(axis=-1)
     if distance is None:
         def distance(a: FloatArray, b: FloatArray) -> float:
             return float(np.abs(a - b).max())
