@@ -416,3 +416,67 @@ def test_initial_counts_copies_init_or_draws_from_the_game():
     expect = game.sample_init(np.random.default_rng(3), 4)
     assert all(np.array_equal(a, b) for a, b in zip(drawn, expect, strict=True))
     assert (drawn[1].sum(axis=1) == game.n).all()
+
+
+def _assert_same_trajectories(a, b):
+    for name in ("rewards", "s_g", "a_g", "counts", "mode_match"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 2, 5, 13, 40, 1000, 10**6]),
+       k=st.integers(1, 12), d=st.integers(1, 5), n_al=st.integers(1, 3),
+       n_sg=st.integers(1, 3), n_ag=st.integers(1, 5), rollouts=st.integers(1, 9),
+       horizon=st.integers(0, 9), record=st.booleans(), deterministic=st.booleans())
+def test_fused_rollout_makes_the_step_by_step_draws(seed, n, k, d, n_al, n_sg, n_ag, rollouts,
+                                                    horizon, record, deterministic):
+    """The compiled horizon of ``rollout_counts`` (uniform sample, no reward model) makes
+    the draws of the step-by-step loop (``global_actions`` + ``count_step``) from the same
+    stream: the same trajectories, bit for bit, and the same generator state afterwards,
+    for any spaces, ``k`` up to ``n`` (no sample draw when ``k = n``), populations from 1
+    (inversion binomials) to 10^6 (BTPE), deterministic local policies (zero cells)."""
+    k = min(k, n)
+    game = am.envs.make("random", n_sg=n_sg, n_ag=n_ag, n_sl=d, n_al=n_al, n=n, seed=seed)
+    pi_g, pi_l = _policies(game, k, seed)
+    if deterministic:
+        pi_l = am.LocalPolicy(np.eye(n_al)[np.random.default_rng(seed).integers(
+            0, n_al, (d, n_sg))])
+    g1, g2 = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
+    a = am.rollout_counts(game, pi_g, pi_l, rollouts, horizon, g1, record_counts=record)
+    b = am.rollout_counts(game, pi_g, pi_l, rollouts, horizon, g2, record_counts=record,
+                          fused=False)
+    _assert_same_trajectories(a, b)
+    assert g1.random() == g2.random()
+
+
+def test_fused_rollout_in_several_blocks(warehouse, monkeypatch):
+    """A horizon longer than one compiled block runs block after block (the state carried
+    over, the rewards of every block recorded): the same numbers as one block and as the
+    step-by-step loop; the warehouse's ``|A_g| = |S_l|`` also records the mode match."""
+    import altmarl.simulate as sim
+
+    game = warehouse.with_n(300)
+    pi_g, pi_l = _policies(game, 7, 3)
+    one = am.rollout_counts(game, pi_g, pi_l, 11, 23, np.random.default_rng(9))
+    ref = am.rollout_counts(game, pi_g, pi_l, 11, 23, np.random.default_rng(9), fused=False)
+    monkeypatch.setattr(sim, "FUSED_BLOCK_ENTRIES", 11 * game.n_sl * game.n_al * 5)
+    blocks = am.rollout_counts(game, pi_g, pi_l, 11, 23, np.random.default_rng(9))
+    assert one.mode_match is not None
+    _assert_same_trajectories(one, ref)
+    _assert_same_trajectories(blocks, ref)
+
+
+def test_rollouts_outside_the_fused_case_take_the_step_loop(warehouse):
+    """A weighted sampling scheme is not compiled: ``fused`` changes nothing there."""
+    game = warehouse.with_n(50)
+    w = am.sampling.Weighted(w=tuple(np.linspace(1.0, 2.0, game.n_sl)), k=4)
+    pi_g = am.GlobalPolicy(4, np.zeros((game.n_sg, am.num_histograms(4, game.n_sl)),
+                                       dtype=np.int64), game.n_ag, sampling=w, game=game)
+    pi_l = am.LocalPolicy.uniform(game)
+    a = am.rollout_counts(game, pi_g, pi_l, 5, 8, np.random.default_rng(2))
+    b = am.rollout_counts(game, pi_g, pi_l, 5, 8, np.random.default_rng(2), fused=False)
+    _assert_same_trajectories(a, b)

@@ -34,11 +34,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from altmarl._random import check_generator
 from altmarl.game import TabularGame
+from altmarl.histogram import binomial_table
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import HYPERGEOM_LIMIT as HYPERGEOM_LIMIT
 from altmarl.sampling import SCALAR_ROWS as SCALAR_ROWS
 from altmarl.sampling import SUBSAMPLE_METHODS as SUBSAMPLE_METHODS
-from altmarl.sampling import Scheme, check_observable, multivariate_hypergeometric
+from altmarl.sampling import Scheme, Uniform, check_observable, multivariate_hypergeometric
 from altmarl.sampling import sequential_subsample as sequential_subsample
 from altmarl.sampling import subsample_histograms as subsample_histograms
 
@@ -163,40 +164,14 @@ def step_tables(game: TabularGame, pi_l_table: ArrayLike) -> StepTables:
     )
 
 
-def _multinomial_rows(rng: Any, joint: Any, s_g: Any, counts: Any,
-                      out: Any) -> None:  # pragma: no cover - compiled by Numba
-    """``out[r, x] ~ Multinomial(counts[r, x], joint[s_g[r], x])`` for every row, in C
-    order, as conditional binomials ``Binomial(left, p_j / (1 - p_0 - ... - p_{j-1}))``
-    cell by cell, stopping when no agent is left: NumPy's ``Generator.multinomial``
-    recipe, so the same draws from the same stream."""
-    R, d = counts.shape
-    m = joint.shape[2]
-    for r in range(R):
-        s = s_g[r]
-        for x in range(d):
-            left = counts[r, x]
-            remaining = 1.0
-            for j in range(m):
-                out[r, x, j] = 0
-            for j in range(m - 1):
-                b = rng.binomial(left, joint[s, x, j] / remaining)
-                out[r, x, j] = b
-                left -= b
-                if left <= 0:
-                    break
-                remaining -= joint[s, x, j]
-            if left > 0:
-                out[r, x, m - 1] = left
-
-
 @cache
-def _multinomial_kernel() -> Any:
-    """:func:`_multinomial_rows` compiled by Numba (``None`` without Numba)."""
+def _kernels() -> Any:
+    """:mod:`altmarl.simulate_kernels` (``None`` without Numba)."""
     try:
-        import numba
+        from altmarl import simulate_kernels
     except ImportError:  # pragma: no cover - Numba is a dependency
         return None
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(_multinomial_rows)
+    return simulate_kernels
 
 
 def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
@@ -210,15 +185,15 @@ def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
     state of ``rng`` afterwards), made by a Numba kernel that releases the GIL (the
     rollout chunks of :func:`altmarl.evaluate` overlap on threads) and skips NumPy's
     per-call gathering and checks."""
-    kern = _multinomial_kernel()
+    mod = _kernels()
     counts = np.asarray(counts)
     bitgen = check_generator(rng).bit_generator
-    if kern is None or counts.dtype != np.int64 \
+    if mod is None or counts.dtype != np.int64 \
             or joint.dtype != np.float64:
         return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
     out = np.empty((*counts.shape, joint.shape[-1]), dtype=np.int64)
     with bitgen.lock:  # the kernel releases the GIL: threads sharing rng stay safe
-        kern(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
+        mod.multinomial_rows(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
              np.ascontiguousarray(counts), out)
     return out
 
@@ -382,6 +357,7 @@ def rollout_counts(
     init: tuple[IntArray, IntArray] | None = None,
     reward_model: RewardModel | None = None,
     sampling: Scheme | None = None,
+    fused: bool = True,
 ) -> Trajectories:
     """Simulate ``rollouts`` independent runs of ``horizon`` steps on count vectors.
 
@@ -393,6 +369,12 @@ def rollout_counts(
     draws: ``r_g ~ D_g(s_g, a_g)`` and, per (state, action) cell, the sum of the ``M[x, a]``
     agents' local draws, drawn in aggregate (exact; see ``altmarl.glearn.rewards``). Without
     it the deterministic path is unchanged.
+
+    Each step is :func:`global_actions` then :func:`count_step`. With ``fused`` (the
+    default), a policy on its own uniform sample (:class:`altmarl.sampling.Uniform`, ``n <
+    10^9``) without a reward model runs the whole horizon in one compiled loop instead
+    (:func:`altmarl.simulate_kernels.uniform_rollout_block`, GIL released): the same draws
+    from the same stream, so the same numbers; ``fused=False`` runs the step-by-step loop.
     """
     check_joint(game, pi_g, pi_l)
     scheme = resolve_sampling(game, pi_g, sampling)
@@ -402,12 +384,58 @@ def rollout_counts(
     s_g, N = initial_counts(game, rng, R, init)
     tables = step_tables(game, pi_l.table)
     hist = _History(R, H, d, record_counts, game.n_ag == game.n_sl)
+    if fused and reward_model is None and scheme is None \
+            and _fused_rollout(pi_g, tables, s_g, N, H, rng, hist):
+        return hist.trajectories()
     for t in range(H):
         a_g = global_actions(pi_g, s_g, N, rng, n, scheme)
         step = count_step(tables, s_g, N, a_g, rng, reward_model=reward_model)
         hist.record(t, step.reward, s_g, a_g, N)
         s_g, N = step.s_g, step.counts
     return hist.trajectories()
+
+
+#: action-count entries one compiled block of :func:`rollout_counts` records at most (8 MB
+#: of int64; a longer horizon runs in several blocks)
+FUSED_BLOCK_ENTRIES = 1 << 20
+
+
+def _fused_rollout(pi_g: GlobalPolicy, tables: StepTables, s_g: IntArray, N: IntArray,
+                   H: int, rng: np.random.Generator, hist: _History) -> bool:
+    """The horizon of :func:`rollout_counts` in compiled blocks, recorded into ``hist``
+    (``False``, nothing drawn, when the case is not covered: no Numba, a scheme other
+    than :class:`~altmarl.sampling.Uniform`, ``n >= HYPERGEOM_LIMIT``). The stage rewards
+    are :func:`count_step`'s expression on the recorded action counts."""
+    mod = _kernels()
+    if mod is None or type(pi_g.sampling) is not Uniform or tables.n >= HYPERGEOM_LIMIT:
+        return False
+    R, d, A = N.shape[0], tables.n_sl, tables.n_al
+    k = int(pi_g.sampling.k)
+    s_g = np.ascontiguousarray(s_g, dtype=np.int64).copy()
+    N = np.ascontiguousarray(N, dtype=np.int64).copy()
+    counts = hist.counts
+    if counts is None and hist.mode is not None:
+        counts = np.empty((R, H, d), dtype=np.int64)
+    rec_n = np.empty((0, 0, 0), dtype=np.int64) if counts is None else counts
+    block = max(1, min(H, FUSED_BLOCK_ENTRIES // max(1, R * d * A)))
+    acts = np.empty((block, R, d, A), dtype=np.int64)
+    actions = np.ascontiguousarray(pi_g.actions, dtype=np.int64)
+    table = np.ascontiguousarray(binomial_table(k, d))
+    bitgen = check_generator(rng).bit_generator
+    state = bitgen.ctypes.bit_generator.value
+    for t0 in range(0, H, block):
+        t1 = min(H, t0 + block)
+        with bitgen.lock:  # the kernel releases the GIL: threads sharing rng stay safe
+            mod.uniform_rollout_block(rng, state, tables.joint, tables.cdf_g, actions, table,
+                                      k, int(tables.n), HYPERGEOM_LIMIT, s_g, N, t0, t1,
+                                      hist.s_g, hist.a_g, rec_n, acts)
+        for t in range(t0, t1):
+            st, at = hist.s_g[:, t], hist.a_g[:, t]
+            loc = np.einsum("rxa,rxa->r", acts[t - t0], tables.r_l[st])
+            hist.rewards[:, t] = tables.r_g[st, at] + loc / tables.n
+    if hist.mode is not None and counts is not None:
+        hist.mode[:] = hist.a_g == counts.argmax(axis=2)
+    return True
 
 
 def rollout_agents(
