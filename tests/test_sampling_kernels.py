@@ -75,11 +75,11 @@ def test_bad_input_raises_numpys_error_and_draws_nothing(flat: list, left: list)
 @pytest.mark.parametrize("rows", [1, SCALAR_ROWS - 1, SCALAR_ROWS, SCALAR_ROWS + 1, 125])
 def test_both_paths_draw_the_array_calls_numbers(kernel: str, rows: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the kernel and without it (``_hypergeometric_kernel`` gives ``None``: the NumPy
+    """With the kernel and without it (``hypergeometric_kernel`` gives ``None``: the NumPy
     path, scalar calls up to SCALAR_ROWS rows, array calls above): the numbers of one array
     call per colour, and the generator left in the same state."""
     if kernel == "numpy":
-        monkeypatch.setattr(sampling, "_hypergeometric_kernel", lambda: None)
+        monkeypatch.setattr(sampling, "hypergeometric_kernel", lambda: None)
     g = np.random.default_rng(rows)
     flat = g.integers(0, 30, size=(rows, 5))
     left = g.integers(0, flat.sum(axis=1) + 1)
@@ -122,7 +122,7 @@ def test_a_legacy_random_state_is_refused_with_a_clear_error(which: str) -> None
 def test_the_kernel_runs_under_the_generators_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel releases the GIL: it must hold the bit generator's lock, as NumPy's own
     calls do, so that threads sharing a generator never interleave inside a draw."""
-    real = sampling._hypergeometric_kernel()
+    real = sampling.hypergeometric_kernel()
     assert real is not None
     rng = np.random.default_rng(0)
     held: list[bool] = []
@@ -139,7 +139,7 @@ def test_the_kernel_runs_under_the_generators_lock(monkeypatch: pytest.MonkeyPat
         t.join()
         return bool(real(*args))
 
-    monkeypatch.setattr(sampling, "_hypergeometric_kernel", lambda: spy)
+    monkeypatch.setattr(sampling, "hypergeometric_kernel", lambda: spy)
     multivariate_hypergeometric(np.full((4, 3), 5), 6, rng)
     assert held == [True]
     # and two threads sharing one generator draw valid histograms

@@ -427,30 +427,77 @@ def _assert_same_trajectories(a, b):
             np.testing.assert_array_equal(x, y, err_msg=name)
 
 
+@pytest.fixture(scope="module")
+def bounds_checked_kernels():
+    """:mod:`altmarl.simulate_kernels` with the rollout kernel recompiled with bounds
+    checks: an out-of-bounds access raises ``IndexError`` instead of corrupting memory."""
+    import types
+
+    import numba
+
+    from altmarl import simulate_kernels as sk
+
+    checked = numba.njit(nogil=True, boundscheck=True)(sk.uniform_rollout_block.py_func)
+    return types.SimpleNamespace(multinomial_rows=sk.multinomial_rows,
+                                 uniform_rollout_block=checked)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.sampled_from([1, 2, 5, 13, 40, 1000, 10**6]),
        k=st.integers(1, 12), d=st.integers(1, 5), n_al=st.integers(1, 3),
        n_sg=st.integers(1, 3), n_ag=st.integers(1, 5), rollouts=st.integers(1, 9),
-       horizon=st.integers(0, 9), record=st.booleans(), deterministic=st.booleans())
-def test_fused_rollout_makes_the_step_by_step_draws(seed, n, k, d, n_al, n_sg, n_ag, rollouts,
-                                                    horizon, record, deterministic):
+       horizon=st.integers(0, 9), record=st.booleans(), deterministic=st.booleans(),
+       given_init=st.booleans())
+def test_fused_rollout_makes_the_step_by_step_draws(bounds_checked_kernels, seed, n, k, d,
+                                                    n_al, n_sg, n_ag, rollouts, horizon,
+                                                    record, deterministic, given_init):
     """The compiled horizon of ``rollout_counts`` (uniform sample, no reward model) makes
     the draws of the step-by-step loop (``global_actions`` + ``count_step``) from the same
     stream: the same trajectories, bit for bit, and the same generator state afterwards,
     for any spaces, ``k`` up to ``n`` (no sample draw when ``k = n``), populations from 1
-    (inversion binomials) to 10^6 (BTPE), deterministic local policies (zero cells)."""
+    (inversion binomials) to 10^6 (BTPE), deterministic local policies (zero cells), with
+    and without recorded counts (the mode match recorded alone when ``|A_g| = |S_l|``) and
+    a given initial state. The kernel runs with bounds checks here."""
+    import altmarl.simulate as sim
+
     k = min(k, n)
     game = am.envs.make("random", n_sg=n_sg, n_ag=n_ag, n_sl=d, n_al=n_al, n=n, seed=seed)
     pi_g, pi_l = _policies(game, k, seed)
     if deterministic:
         pi_l = am.LocalPolicy(np.eye(n_al)[np.random.default_rng(seed).integers(
             0, n_al, (d, n_sg))])
+    init = game.sample_init(np.random.default_rng(seed + 2), rollouts) if given_init else None
     g1, g2 = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
-    a = am.rollout_counts(game, pi_g, pi_l, rollouts, horizon, g1, record_counts=record)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sim, "_kernels", lambda: bounds_checked_kernels)
+        a = am.rollout_counts(game, pi_g, pi_l, rollouts, horizon, g1, record_counts=record,
+                              init=init)
     b = am.rollout_counts(game, pi_g, pi_l, rollouts, horizon, g2, record_counts=record,
-                          fused=False)
+                          fused=False, init=init)
     _assert_same_trajectories(a, b)
     assert g1.random() == g2.random()
+
+
+def test_fused_rollout_caps_the_next_global_state_as_the_step_loop(warehouse, monkeypatch):
+    """A cumulative ``P_g`` row whose last entry is below 1 (round-off, here exaggerated to
+    0.5): uniforms above it give the last global state in both loops."""
+    import dataclasses
+
+    import altmarl.simulate as sim
+
+    real = sim.step_tables
+
+    def short_rows(game, table):
+        t = real(game, table)
+        return dataclasses.replace(t, cdf_g=t.cdf_g * 0.5)
+
+    monkeypatch.setattr(sim, "step_tables", short_rows)
+    game = warehouse.with_n(30)
+    pi_g, pi_l = _policies(game, 4, 1)
+    a = am.rollout_counts(game, pi_g, pi_l, 9, 12, np.random.default_rng(4))
+    b = am.rollout_counts(game, pi_g, pi_l, 9, 12, np.random.default_rng(4), fused=False)
+    assert (a.s_g == game.n_sg - 1).mean() > 0.3
+    _assert_same_trajectories(a, b)
 
 
 def test_fused_rollout_in_several_blocks(warehouse, monkeypatch):
@@ -471,7 +518,9 @@ def test_fused_rollout_in_several_blocks(warehouse, monkeypatch):
 
 
 def test_rollouts_outside_the_fused_case_take_the_step_loop(warehouse):
-    """A weighted sampling scheme is not compiled: ``fused`` changes nothing there."""
+    """A weighted sampling scheme, a weighted draw for a uniform policy (``sampling=``) and
+    a policy class with its own ``act_ranked`` are not compiled: ``fused`` changes nothing
+    there."""
     game = warehouse.with_n(50)
     w = am.sampling.Weighted(w=tuple(np.linspace(1.0, 2.0, game.n_sl)), k=4)
     pi_g = am.GlobalPolicy(4, np.zeros((game.n_sg, am.num_histograms(4, game.n_sl)),
@@ -480,3 +529,53 @@ def test_rollouts_outside_the_fused_case_take_the_step_loop(warehouse):
     a = am.rollout_counts(game, pi_g, pi_l, 5, 8, np.random.default_rng(2))
     b = am.rollout_counts(game, pi_g, pi_l, 5, 8, np.random.default_rng(2), fused=False)
     _assert_same_trajectories(a, b)
+    u = am.GlobalPolicy(4, np.zeros((game.n_sg, am.num_histograms(4, game.n_sl)),
+                                    dtype=np.int64), game.n_ag, game=game)
+    a = am.rollout_counts(game, u, pi_l, 5, 8, np.random.default_rng(2), sampling=w)
+    b = am.rollout_counts(game, u, pi_l, 5, 8, np.random.default_rng(2), sampling=w,
+                          fused=False)
+    _assert_same_trajectories(a, b)
+
+    class LastAction(am.GlobalPolicy):
+        def act_ranked(self, s_g, h_rank):
+            return np.full_like(s_g, self.n_ag - 1)
+
+    last = LastAction(4, u.actions, game.n_ag, game=game)
+    a = am.rollout_counts(game, last, pi_l, 5, 8, np.random.default_rng(2))
+    assert (a.a_g == game.n_ag - 1).all()
+
+
+def test_fused_rollout_refuses_a_reassigned_action_table(warehouse):
+    """The compiled loop indexes ``pi_g.actions`` without bounds checks: a table that does
+    not fit the policy's observations is refused with a clear error."""
+    game = warehouse.with_n(30)
+    pi_g, pi_l = _policies(game, 3, 0)
+    pi_g.actions = pi_g.actions[:, :-1]
+    with pytest.raises(ValueError, match="pi_g.actions"):
+        am.rollout_counts(game, pi_g, pi_l, 2, 3, np.random.default_rng(0))
+    pi_g.actions = np.full((game.n_sg, am.num_histograms(3, game.n_sl)), game.n_ag)
+    with pytest.raises(ValueError, match="pi_g.actions"):
+        am.rollout_counts(game, pi_g, pi_l, 2, 3, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_given_initial_state_is_checked(warehouse, fused):
+    """``init`` is checked before anything is drawn: shapes, global states in range,
+    non-negative counts summing to ``n``, each error naming the field."""
+    game = warehouse.with_n(10)
+    pi_g, pi_l = _policies(game, 2, 0)
+    d = game.n_sl
+    good = (np.zeros(3, dtype=np.int64), np.tile(np.r_[10, np.zeros(d - 1, np.int64)], (3, 1)))
+    am.rollout_counts(game, pi_g, pi_l, 3, 2, np.random.default_rng(0), init=good, fused=fused)
+    bad = [
+        ((good[0][:2], good[1]), "shape"),
+        ((good[0] + game.n_sg, good[1]), "init\\[0\\]"),
+        ((good[0], good[1] - 1), "init\\[1\\]"),
+        ((good[0], good[1] * 2), "sum to n = 10"),
+        ((good[0].astype(float), good[1]), "integers"),
+        (good[0], "pair"),
+    ]
+    for init, match in bad:
+        with pytest.raises(ValueError, match=match):
+            am.rollout_counts(game, pi_g, pi_l, 3, 2, np.random.default_rng(0), init=init,
+                              fused=fused)

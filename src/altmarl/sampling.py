@@ -72,7 +72,7 @@ LAW_BATCH_ENTRIES = 1 << 23
 
 
 @cache
-def _hypergeometric_kernel() -> Any:
+def hypergeometric_kernel() -> Any:
     """:func:`altmarl.sampling_kernels.hypergeometric_rows` (NumPy's exported C sampler
     driven by Numba) after a self-check that it gives the NumPy calls' numbers and leaves
     the generator in the same state; ``None`` when Numba, the symbol or the check fails
@@ -159,7 +159,7 @@ def multivariate_hypergeometric(colors: IntArray, nsample: ArrayLike,
     left0 = np.array(np.broadcast_to(np.asarray(nsample, dtype=np.int64), lead).reshape(rows),
                      dtype=np.int64)
     bitgen = check_generator(rng).bit_generator
-    kern = _hypergeometric_kernel()
+    kern = hypergeometric_kernel()
     if kern is not None:
         out = np.empty((rows, C), dtype=np.int64)
         with bitgen.lock:  # NumPy's own calls hold it too: threads sharing rng stay safe
@@ -863,6 +863,7 @@ __all__ = [
     "Weighted",
     "check_observable",
     "from_json",
+    "hypergeometric_kernel",
     "observable",
     "hypergeometric_weights",
     "multivariate_hypergeometric",

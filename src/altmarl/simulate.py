@@ -33,13 +33,20 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl._random import check_generator
+from altmarl._validate import as_int_array
 from altmarl.game import TabularGame
-from altmarl.histogram import binomial_table
+from altmarl.histogram import binomial_table, num_histograms
 from altmarl.policies import GlobalPolicy, LocalPolicy
 from altmarl.sampling import HYPERGEOM_LIMIT as HYPERGEOM_LIMIT
 from altmarl.sampling import SCALAR_ROWS as SCALAR_ROWS
 from altmarl.sampling import SUBSAMPLE_METHODS as SUBSAMPLE_METHODS
-from altmarl.sampling import Scheme, Uniform, check_observable, multivariate_hypergeometric
+from altmarl.sampling import (
+    Scheme,
+    Uniform,
+    check_observable,
+    hypergeometric_kernel,
+    multivariate_hypergeometric,
+)
 from altmarl.sampling import sequential_subsample as sequential_subsample
 from altmarl.sampling import subsample_histograms as subsample_histograms
 
@@ -138,6 +145,14 @@ class StepTables:
     n_sl: int
     n_al: int
 
+    def stage_reward(self, s_g: IntArray, a_g: IntArray, cells: IntArray,
+                     denom: int) -> tuple[FloatArray, FloatArray]:
+        """The stage reward of ``R`` rows and its local sum (SPEC eq. 1): ``loc[r] =
+        sum_{x,a} cells[r, x, a] r_l(x, s_g, a)`` over the action counts ``cells`` (``(R,
+        |S_l|, |A_l|)``) and ``r_g(s_g, a_g) + loc / denom``; returns ``(reward, loc)``."""
+        loc = np.einsum("rxa,rxa->r", cells, self.r_l[s_g])
+        return self.r_g[s_g, a_g] + loc / denom, loc
+
 
 def step_tables(game: TabularGame, pi_l_table: ArrayLike) -> StepTables:
     """The :class:`StepTables` of ``game`` under the local policy table ``pi_l_table``
@@ -166,10 +181,11 @@ def step_tables(game: TabularGame, pi_l_table: ArrayLike) -> StepTables:
 
 @cache
 def _kernels() -> Any:
-    """:mod:`altmarl.simulate_kernels` (``None`` without Numba)."""
+    """:mod:`altmarl.simulate_kernels` (``None`` when it cannot be built: no Numba, or a
+    NumPy without the C sampler symbol it binds)."""
     try:
         from altmarl import simulate_kernels
-    except ImportError:  # pragma: no cover - Numba is a dependency
+    except Exception:  # pragma: no cover - Numba is a dependency
         return None
     return simulate_kernels
 
@@ -193,8 +209,9 @@ def multinomial_moves(joint: FloatArray, s_g: IntArray, counts: IntArray,
         return np.asarray(rng.multinomial(counts, joint[s_g]), dtype=np.int64)
     out = np.empty((*counts.shape, joint.shape[-1]), dtype=np.int64)
     with bitgen.lock:  # the kernel releases the GIL: threads sharing rng stay safe
-        mod.multinomial_rows(rng, np.ascontiguousarray(joint), np.ascontiguousarray(s_g, dtype=np.int64),
-             np.ascontiguousarray(counts), out)
+        mod.multinomial_rows(rng, np.ascontiguousarray(joint),
+                             np.ascontiguousarray(s_g, dtype=np.int64),
+                             np.ascontiguousarray(counts), out)
     return out
 
 
@@ -274,8 +291,7 @@ def count_step(
         cells, denom = sampled, k
     local_sum: FloatArray | None = None
     if reward_model is None:
-        loc = np.einsum("rxa,rxa->r", cells, tables.r_l[s_g])
-        reward = tables.r_g[s_g, a_g] + loc / denom
+        reward, loc = tables.stage_reward(s_g, a_g, cells, denom)
         if sample is None:
             local_sum = loc
     else:
@@ -311,11 +327,30 @@ def check_joint(game: TabularGame, pi_g: GlobalPolicy, pi_l: LocalPolicy | None 
 def initial_counts(game: TabularGame, rng: np.random.Generator, rollouts: int,
                    init: tuple[ArrayLike, ArrayLike] | None = None) -> tuple[IntArray, IntArray]:
     """The initial ``(s_g, counts)`` of ``rollouts`` rollouts: copies of ``init`` (arrays of
-    length ``rollouts``) when given, else drawn from ``game.init`` (SPEC 1)."""
+    length ``rollouts``) when given, else drawn from ``game.init`` (SPEC 1). ``init`` is
+    checked (``ValueError`` naming the field): ``s_g`` of shape ``(rollouts,)`` in ``[0,
+    |S_g|)``, ``counts`` of shape ``(rollouts, |S_l|)``, non-negative, each row summing to
+    ``n``."""
     if init is None:
         return game.sample_init(rng, rollouts)
-    return (np.asarray(init[0], dtype=np.int64).copy(),
-            np.asarray(init[1], dtype=np.int64).copy())
+    if not isinstance(init, tuple | list) or len(init) != 2:
+        raise ValueError("init: expected a pair (s_g, counts) of arrays")
+    s_g = as_int_array("init[0] (s_g)", init[0], 1).copy()
+    counts = as_int_array("init[1] (counts)", init[1], 2).copy()
+    if s_g.shape != (rollouts,) or counts.shape != (rollouts, game.n_sl):
+        raise ValueError(f"init: expected s_g of shape {(rollouts,)} and counts of shape "
+                         f"{(rollouts, game.n_sl)}, got {s_g.shape} and {counts.shape}")
+    if s_g.size and (s_g.min() < 0 or s_g.max() >= game.n_sg):
+        raise ValueError(f"init[0] (s_g): expected global states in 0..{game.n_sg - 1}, got "
+                         f"{s_g.min()} .. {s_g.max()}")
+    if counts.size and counts.min() < 0:
+        raise ValueError(f"init[1] (counts): expected non-negative counts, got {counts.min()}")
+    sums = counts.sum(axis=1)
+    if np.any(sums != game.n):
+        bad = int(np.flatnonzero(sums != game.n)[0])
+        raise ValueError(f"init[1] (counts): expected every row to sum to n = {game.n}, row "
+                         f"{bad} sums to {int(sums[bad])}")
+    return s_g, counts
 
 
 class _History:
@@ -403,23 +438,31 @@ FUSED_BLOCK_ENTRIES = 1 << 20
 def _fused_rollout(pi_g: GlobalPolicy, tables: StepTables, s_g: IntArray, N: IntArray,
                    H: int, rng: np.random.Generator, hist: _History) -> bool:
     """The horizon of :func:`rollout_counts` in compiled blocks, recorded into ``hist``
-    (``False``, nothing drawn, when the case is not covered: no Numba, a scheme other
-    than :class:`~altmarl.sampling.Uniform`, ``n >= HYPERGEOM_LIMIT``). The stage rewards
-    are :func:`count_step`'s expression on the recorded action counts."""
+    (``False``, nothing drawn, when the case is not covered: no kernels, a scheme other
+    than :class:`~altmarl.sampling.Uniform`, ``n >= HYPERGEOM_LIMIT``, a policy class that
+    acts otherwise than by its ``actions`` table). The stage rewards are
+    :meth:`StepTables.stage_reward` of the recorded action counts, as in
+    :func:`count_step`."""
     mod = _kernels()
-    if mod is None or type(pi_g.sampling) is not Uniform or tables.n >= HYPERGEOM_LIMIT:
+    if mod is None or hypergeometric_kernel() is None or type(pi_g.sampling) is not Uniform \
+            or type(pi_g).act_ranked is not GlobalPolicy.act_ranked \
+            or tables.n >= HYPERGEOM_LIMIT:
         return False
     R, d, A = N.shape[0], tables.n_sl, tables.n_al
     k = int(pi_g.sampling.k)
-    s_g = np.ascontiguousarray(s_g, dtype=np.int64).copy()
-    N = np.ascontiguousarray(N, dtype=np.int64).copy()
-    counts = hist.counts
-    if counts is None and hist.mode is not None:
-        counts = np.empty((R, H, d), dtype=np.int64)
-    rec_n = np.empty((0, 0, 0), dtype=np.int64) if counts is None else counts
+    actions = np.ascontiguousarray(pi_g.actions, dtype=np.int64)
+    S, G = tables.cdf_g.shape[0], tables.cdf_g.shape[1]
+    if actions.shape != (S, num_histograms(k, d)) or (
+            actions.size and (actions.min() < 0 or actions.max() >= G)):
+        raise ValueError(f"pi_g.actions: expected a table of shape {(S, num_histograms(k, d))} "
+                         f"with actions in 0..{G - 1}, got shape {actions.shape}")
+    s_g = np.array(s_g, dtype=np.int64)
+    N = np.array(N, dtype=np.int64)
+    empty = np.empty((0, 0), dtype=np.int64)
+    rec_n = empty.reshape(0, 0, 0) if hist.counts is None else hist.counts
+    rec_mode = np.empty((0, 0), dtype=bool) if hist.mode is None else hist.mode
     block = max(1, min(H, FUSED_BLOCK_ENTRIES // max(1, R * d * A)))
     acts = np.empty((block, R, d, A), dtype=np.int64)
-    actions = np.ascontiguousarray(pi_g.actions, dtype=np.int64)
     table = np.ascontiguousarray(binomial_table(k, d))
     bitgen = check_generator(rng).bit_generator
     state = bitgen.ctypes.bit_generator.value
@@ -428,13 +471,10 @@ def _fused_rollout(pi_g: GlobalPolicy, tables: StepTables, s_g: IntArray, N: Int
         with bitgen.lock:  # the kernel releases the GIL: threads sharing rng stay safe
             mod.uniform_rollout_block(rng, state, tables.joint, tables.cdf_g, actions, table,
                                       k, int(tables.n), HYPERGEOM_LIMIT, s_g, N, t0, t1,
-                                      hist.s_g, hist.a_g, rec_n, acts)
+                                      hist.s_g, hist.a_g, rec_n, rec_mode, acts)
         for t in range(t0, t1):
-            st, at = hist.s_g[:, t], hist.a_g[:, t]
-            loc = np.einsum("rxa,rxa->r", acts[t - t0], tables.r_l[st])
-            hist.rewards[:, t] = tables.r_g[st, at] + loc / tables.n
-    if hist.mode is not None and counts is not None:
-        hist.mode[:] = hist.a_g == counts.argmax(axis=2)
+            hist.rewards[:, t] = tables.stage_reward(hist.s_g[:, t], hist.a_g[:, t],
+                                                     acts[t - t0], tables.n)[0]
     return True
 
 
