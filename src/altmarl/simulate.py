@@ -458,8 +458,7 @@ def _fused_rollout(pi_g: GlobalPolicy, tables: StepTables, s_g: IntArray, N: Int
                          f"with actions in 0..{G - 1}, got shape {actions.shape}")
     s_g = np.array(s_g, dtype=np.int64)
     N = np.array(N, dtype=np.int64)
-    empty = np.empty((0, 0), dtype=np.int64)
-    rec_n = empty.reshape(0, 0, 0) if hist.counts is None else hist.counts
+    rec_n = np.empty((0, 0, 0), dtype=np.int64) if hist.counts is None else hist.counts
     rec_mode = np.empty((0, 0), dtype=bool) if hist.mode is None else hist.mode
     block = max(1, min(H, FUSED_BLOCK_ENTRIES // max(1, R * d * A)))
     acts = np.empty((block, R, d, A), dtype=np.int64)
