@@ -8,7 +8,8 @@ alone. Work items:
 
 * ``glearn-K`` — G-LEARN under the uniform ``pi_l`` at ``k = K`` (``--k``, default 10 30 50).
   altmarl: ``am.g_learn(game, pi_l, k, m=30, tol=1e-6)`` (30 sampled successors per
-  entry, solved to ``1e-6``); authors: ``GlobalAgentOptimizer`` with their settings (one
+  entry, solved to ``1e-6``) with ``threads=1`` and ``threads=2`` (the default on two
+  cores; the same numbers); authors: ``GlobalAgentOptimizer`` with their settings (one
   rounded mean-field successor, at most 100 value-iteration sweeps);
   A third row runs altmarl with ``exact_global=True`` (the next global state averaged
   exactly, the next histograms sampled as in the default; a different estimator);
@@ -115,18 +116,19 @@ def _authors_policies(game: Any, alg: Any) -> tuple[Any, Any]:
             am.LocalPolicy(table / table.sum(axis=-1, keepdims=True), game=game))
 
 
-def _warm_kernels() -> float:
-    """Load altmarl's Numba kernels (compile or read the on-disk cache); seconds taken."""
+def _warm_kernels(threads: int = 1) -> float:
+    """Load altmarl's Numba kernels (compile or read the on-disk cache; ``threads > 1``:
+    the row-parallel ones too); seconds taken."""
     from altmarl.glearn import kernels
 
-    return kernels.warm_up()
+    return kernels.warm_up(threads)
 
 
-def _altmarl_pi_g(game: Any, k: int, exact_global: bool = False) -> Any:
+def _altmarl_pi_g(game: Any, k: int, exact_global: bool = False, threads: int = 1) -> Any:
     import altmarl as am
 
     return am.g_learn(game, am.LocalPolicy.uniform(game), k, m=30, seed=0, tol=1e-6,
-                      exact_global=exact_global)
+                      exact_global=exact_global, threads=threads)
 
 
 def _ksweep(cfg: dict[str, Any], game: Any) -> Any:
@@ -177,7 +179,7 @@ def child(cfg: dict[str, Any]) -> None:
     out: dict[str, Any] = {**cfg, "warmup_s": 0.0}
     pi_l = am.LocalPolicy.uniform(game)
     if impl == "altmarl":
-        out["warmup_s"] = _warm_kernels()
+        out["warmup_s"] = _warm_kernels(1 if work == "ksweep" else int(cfg.get("workers", 1)))
     fn: Any
     if work in ("glearn", "vi"):
         if impl == "authors":
@@ -203,13 +205,15 @@ def child(cfg: dict[str, Any]) -> None:
                     return opt._run_vi(VI_SWEEPS, 0.0)
         elif work == "glearn":
             def fn() -> Any:
-                return _altmarl_pi_g(game, k, bool(cfg.get("exact_global", False)))
+                return _altmarl_pi_g(game, k, bool(cfg.get("exact_global", False)),
+                                     int(cfg.get("workers", 1)))
         else:
             from altmarl.glearn.operator import empirical_operator
             from altmarl.glearn.solvers import solve
 
             o = am.GLearnOptions(m=30, solver="vi", max_iter=VI_SWEEPS,
-                                 exact_global=bool(cfg.get("exact_global", False)))
+                                 exact_global=bool(cfg.get("exact_global", False)),
+                                 threads=int(cfg.get("workers", 1)))
             op = empirical_operator(game, pi_l, k, 0, o)
             solve(op, o.replace(max_iter=1))  # first product outside the clock, as for theirs
 
@@ -347,7 +351,7 @@ def main() -> None:
             impls += [{"impl": "altmarl", "workers": 2}, {"impl": "altmarl", "workers": 1}]
         else:
             impls.append({"impl": "altmarl"})
-        if base["work"] == "evaluate":
+        if base["work"] in ("evaluate", "glearn"):
             impls.append({"impl": "altmarl", "workers": 2})
         if base["work"] in ("glearn", "vi"):
             impls.append({"impl": "altmarl", "exact_global": True})

@@ -58,12 +58,12 @@ def child(cfg: dict[str, Any]) -> None:
             game = am.envs.make("warehouse", n=1000)
         pi_l = am.LocalPolicy.uniform(game)
         t0, c0 = time.perf_counter(), time.process_time()
-        pol = am.g_learn(game, pi_l, cfg["k"], m=30, seed=0, tol=1e-6)
+        pol = am.g_learn(game, pi_l, cfg["k"], m=30, seed=0, tol=1e-6, threads=1)
         extra = {"n_states": pol.info["n_states"]}
     elif kind == "evaluate":
         game = am.envs.make("warehouse", n=cfg["n"])
         pi_l = am.LocalPolicy.uniform(game)
-        pi_g = am.g_learn(game, pi_l, 10, m=30, seed=0)
+        pi_g = am.g_learn(game, pi_l, 10, m=30, seed=0, threads=1)
         am.evaluate(game, pi_g, pi_l, rollouts=10, horizon=5, seed=1, workers=1)
         t0, c0 = time.perf_counter(), time.process_time()
         ev = am.evaluate(game, pi_g, pi_l, rollouts=cfg["rollouts"], horizon=100, seed=0,

@@ -68,7 +68,8 @@ def child(cfg: dict[str, Any]) -> None:
         extra = ({"max_exact_entries": cfg["max_exact_entries"]}
                  if "max_exact_entries" in cfg else {})
         pol = g_learn(game, pi_l, cfg["k"], m=cfg["m"], seed=0, solver=cfg["solver"],
-                      parameterization=cfg["param"], tol=cfg["tol"], **extra)
+                      parameterization=cfg["param"], tol=cfg["tol"],
+                      threads=int(cfg.get("threads", 1)), **extra)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     info = pol.info
     out = {

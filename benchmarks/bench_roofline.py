@@ -148,7 +148,7 @@ def glearn_kernels(k: int) -> dict[str, float]:
 
     game = am.envs.make("warehouse", n=1000)
     op = empirical_operator(game, am.LocalPolicy.uniform(game), k, seed=0,
-                            options=GLearnOptions(m=30))
+                            options=GLearnOptions(m=30, threads=1))
     M = op.model
     M.fused = True
     S, N, A, m = M.n_sg, M.n_states, M.n_ag, M.m
@@ -167,7 +167,7 @@ def glearn_kernels(k: int) -> dict[str, float]:
     per_pol = S * N * m
     # exact_global=True: the same next local states, 4 B each, and a row of W per sample
     eg = empirical_operator(game, am.LocalPolicy.uniform(game), k, seed=0,
-                            options=GLearnOptions(m=30, exact_global=True)).model
+                            options=GLearnOptions(m=30, exact_global=True, threads=1)).model
     eg.fused = True
     mv_eg = eg.policy_matrix(acts)
     mv_eg(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -75,3 +77,39 @@ def test_map_threads_keeps_index_order(workers: int) -> None:
     assert out == [float(np.random.default_rng(j).random()) for j in range(7)]
     assert sorted(seen) == list(range(7))
     assert threads.map_threads(fn, 1, workers) == [out[0]]
+
+
+def test_altmarl_threads_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$ALTMARL_THREADS`` sets every in-process pool's default, G-LEARN's included;
+    anything but an integer >= 1 is refused naming the variable."""
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.default_threads() == 3
+    assert am.GLearnOptions().thread_count == 3
+    assert am.GLearnOptions(threads=2).thread_count == 2
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(threads.THREADS_ENV, bad)
+        with pytest.raises(ValueError, match="ALTMARL_THREADS"):
+            threads.default_threads()
+    monkeypatch.setenv(threads.THREADS_ENV, "")
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    assert threads.default_threads() == 2
+
+
+def test_single_threaded_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    assert threads.default_threads() == 4
+    threads.single_threaded_worker()
+    assert threads.default_threads() == 1  # monkeypatch restores the environment
+
+
+def test_process_pool_workers_run_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local backend's workers see ``$ALTMARL_THREADS = 1``: two units on two cores do
+    not each start a pool of threads per core."""
+    from altmarl.experiments.backends import run_process_pool
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    seen: list[str | None] = []
+    run_process_pool([threads.THREADS_ENV] * 2, seen.append, workers=2, fn=os.getenv)
+    assert seen == ["1", "1"]
+    assert os.environ.get(threads.THREADS_ENV) is None  # the driver is left alone

@@ -6,7 +6,9 @@ independently seeded chunks and sweep units carry their own seeds. They only dec
 fast a run is on a given machine.
 
 * :func:`default_threads` — size of an in-process *thread* pool (the rollout chunks of
-  :func:`altmarl.evaluate`, the generative simulator) when ``workers`` is not given;
+  :func:`altmarl.evaluate`, the generative simulator, G-LEARN's products) when
+  ``workers`` / ``threads`` is not given; ``$ALTMARL_THREADS`` sets it, and the workers of
+  the sweep backends run with it at 1 (:func:`single_threaded_worker`);
 * :func:`map_threads` — a function of the chunk index over all chunks on such a pool, the
   results in chunk order;
 * :func:`default_processes` — number of worker *processes* of a sweep backend (the local
@@ -29,7 +31,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Final, TypeVar
 
 T = TypeVar("T")
 
@@ -37,11 +39,35 @@ T = TypeVar("T")
 MAX_DEFAULT_THREADS = 8
 
 
+#: environment variable that sets :func:`default_threads` (an integer ``>= 1``); the
+#: workers of the sweep backends run with it set to 1 (:func:`single_threaded_worker`)
+THREADS_ENV: Final = "ALTMARL_THREADS"
+
+
 def default_threads() -> int:
-    """Threads of an in-process thread pool when ``workers`` is not given (evaluation's
-    rollout chunks, the generative simulator): the CPU count, at most
-    :data:`MAX_DEFAULT_THREADS`."""
+    """Threads of an in-process thread pool when ``workers`` / ``threads`` is not given
+    (evaluation's rollout chunks, the generative simulator, G-LEARN's products and draws,
+    L-LEARN's candidates): ``$ALTMARL_THREADS`` when set, else the CPU count, at most
+    :data:`MAX_DEFAULT_THREADS`. ``ValueError`` naming the variable when it is set to
+    anything but an integer ``>= 1``."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{THREADS_ENV} = {raw!r}: expected an integer >= 1 (threads "
+                             f"of altmarl's in-process pools), or leave it unset")
+        return value
     return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+
+
+def single_threaded_worker() -> None:
+    """Make :func:`default_threads` 1 in this process for good (``$ALTMARL_THREADS = 1``):
+    the initializer of the sweep backends' worker processes, which already run one unit
+    per core, so that more threads per unit would only compete for the same cores."""
+    os.environ[THREADS_ENV] = "1"
 
 
 def map_threads(fn: Callable[[int], T], count: int, workers: int) -> list[T]:
@@ -109,6 +135,7 @@ def limit_torch_threads(threads: int = 1) -> Iterator[int]:
 
 __all__ = [
     "MAX_DEFAULT_THREADS",
+    "THREADS_ENV",
     "default_processes",
     "default_threads",
     "limit_blas_threads",
@@ -116,4 +143,5 @@ __all__ = [
     "map_threads",
     "set_blas_threads",
     "set_torch_threads",
+    "single_threaded_worker",
 ]

@@ -7,11 +7,14 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from altmarl.glearn import draws
 from altmarl.glearn.draws import exact_next_histograms, stream_pools
 from altmarl.glearn.operator import empirical_operator
 from altmarl.glearn.options import GLearnOptions
+from altmarl.glearn.states import state_counts
 from altmarl.histogram import num_histograms
 
 from .helpers import (
@@ -143,3 +146,39 @@ def test_uniform_u32_matches_numpy_numbers_and_state(shape: tuple[int, ...]) -> 
     np.testing.assert_array_equal(fast.integers(0, 8192, size=9, dtype=np.int32),
                                   ref.integers(0, 8192, size=9, dtype=np.int32))
     assert fast.bit_generator.state == ref.bit_generator.state
+
+
+@settings(max_examples=40, deadline=None)
+@given(S=st.integers(1, 3), A=st.integers(1, 4), N=st.integers(1, 40), m=st.integers(1, 9),
+       block=st.integers(1, 64), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
+def test_global_draws_by_blocks_and_threads_are_the_numpy_draws(
+        S: int, A: int, N: int, m: int, block: int, threads: int, seed: int) -> None:
+    """The fused next global states (streams on ``threads`` threads, each drawn and
+    classified in blocks of ``GLOBAL_BLOCK`` uniforms, odd totals included): the same array
+    as the NumPy path, one ``(N, m)`` block of uniforms per stream."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    P_g = rng.dirichlet(np.ones(S), size=(S, A))
+    P_g[0, 0] = np.eye(S)[S - 1]  # a probability-0 category: thresholds of 2^32 skipped
+    ss = np.random.SeedSequence(seed)
+    ref = draws.sample_global(N, m, P_g, ss, fused=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(draws, "GLOBAL_BLOCK", block)
+        got = draws.sample_global(N, m, P_g, ss, fused=True, threads=threads)
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pool_ranks_on_threads_are_the_numpy_ranks(threads: int) -> None:
+    """``crn="pool"`` window sums and ranks by the Numba kernel, rows spread over
+    ``threads``: the packed NumPy path's ranks."""
+    pytest.importorskip("numba")
+    game = small_game(2)
+    K = game.local_kernel(random_pi_l(game, 5).table)
+    k, m = 6, 5
+    H = state_counts(k, game.n_sl, "mean-field")
+    ss = np.random.SeedSequence(9)
+    ref = draws.sample_hist_pool(K, H, k, m, 16, ss, 64, fused=False)
+    got = draws.sample_hist_pool(K, H, k, m, 16, ss, 64, fused=True, threads=threads)
+    np.testing.assert_array_equal(got, ref)

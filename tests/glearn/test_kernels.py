@@ -184,7 +184,7 @@ def test_threads_give_the_same_numbers(exact_global: bool,
     monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
     game = am.envs.make("warehouse", n=100)
     pi_l = am.LocalPolicy.uniform(game)
-    a = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global)
+    a = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global, threads=1)
     b = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global, threads=2)
     np.testing.assert_array_equal(a.q, b.q)
     np.testing.assert_array_equal(a.actions, b.actions)

@@ -375,7 +375,7 @@ def run_tabular(
     ev: Evaluator = evaluator or mc_evaluator(game, o.eval_rollouts, horizon, eval_seed, workers)
     eval_cost = 0 if evaluator is not None else o.eval_rollouts * horizon
     adapter = TabularAdapter(game, k, ev, eval_cost, ss_learn,
-                             g_learner or _default_g_learner(o.m, o.g_options, scheme),
+                             g_learner or _default_g_learner(o.m, o.g_options, scheme, workers),
                              l_learner or _default_l_learner(o.local_solver, ev, o.l_options))
     config = {"k": k, "sampling": scheme.to_json(), "seed": seed, "sweeps": o.sweeps,
               "eta": o.eta, "m": o.m,
@@ -534,7 +534,9 @@ def alternating_marl(
         Replace the Monte-Carlo evaluator: ``evaluator(pi_g, pi_l) -> ValueEstimate``
         (e.g. exact values on small games).
     workers
-        Threads for the Monte-Carlo evaluations (the numbers do not depend on it).
+        Threads for the Monte-Carlo evaluations and for G-LEARN's products and draws
+        (unless ``g_options`` sets ``threads``); the numbers do not depend on it. ``None``:
+        :func:`altmarl.threads.default_threads`.
     checkpoint_dir, resume
         Generative games only: checkpoint after every sweep into ``checkpoint_dir`` and,
         with ``resume``, continue a checkpoint of the same run there.
@@ -600,7 +602,11 @@ def _check_proposal_g(pi: Any, game: TabularGame, k: int) -> None:
 
 
 def _default_g_learner(m: int | None, options: dict[str, Any],
-                       scheme: Scheme | None = None) -> GlobalLearner:
+                       scheme: Scheme | None = None,
+                       workers: int | None = None) -> GlobalLearner:
+    if workers is not None and "threads" not in options:
+        options = {**options, "threads": workers}  # the run's thread count, unless given
+
     def learn(game: TabularGame, pi_l: LocalPolicy, k: int, seed: int,
               pi_g: GlobalPolicy | None) -> GlobalPolicy:
         from altmarl.glearn import g_learn

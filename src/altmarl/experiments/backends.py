@@ -10,6 +10,10 @@
   (``--address``). Workers return the unit's files as bytes and the driver writes them,
   so the cluster needs no shared file system.
 
+Worker processes (``local``, ``ray``) run one unit per core, single-threaded
+(:func:`altmarl.threads.single_threaded_worker`); ``serial`` leaves the in-process thread
+pools at :func:`altmarl.threads.default_threads`.
+
 Every backend hands each finished unit to ``on_done`` in the driver process, as soon as it
 finishes; results never depend on the backend or on the number of workers because each
 unit carries its own seeds (:mod:`altmarl.experiments.runner`).
@@ -31,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from altmarl.experiments.runner import execute_unit
-from altmarl.threads import default_processes
+from altmarl.threads import default_processes, single_threaded_worker
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,7 +82,7 @@ def run_process_pool(tasks: Sequence[T], on_done: Callable[[R], None], workers: 
     restarts = 0
     while pending:
         ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))),
-                                 mp_context=_context())
+                                 mp_context=_context(), initializer=single_threaded_worker)
         futs: dict[Future[R], T] = {ex.submit(fn, t): t for t in pending}
         broken: BaseException | None = None
         try:
@@ -118,6 +122,7 @@ def run_process_pool(tasks: Sequence[T], on_done: Callable[[R], None], workers: 
 
 
 def _ray_execute(fn: Callable[[T], R], task: T) -> R:
+    single_threaded_worker()  # one CPU per task (``num_cpus=1``)
     return fn(task)
 
 

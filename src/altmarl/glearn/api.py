@@ -78,7 +78,7 @@ def g_learn(
     options: GLearnOptions | None = None,
     sampling: Scheme | None = None,
     exact_global: bool = False,
-    threads: int = 1,
+    threads: int | None = None,
 ) -> GlobalPolicy | NeuralGlobalPolicy:
     """G-LEARN (paper Algorithm 22, SPEC 4): the global agent's best response to ``pi_l``
     in the ``k``-agent surrogate, as a greedy :class:`~altmarl.policies.GlobalPolicy`.
@@ -128,7 +128,9 @@ def g_learn(
         sampled). Lower variance, several times faster on large ``k``; different numbers
         from the default (SPEC 4's literal sampled operator).
     threads
-        Threads of the Numba products (large operators; identical numbers for any value).
+        Threads of the Numba products and draws of large operators (identical numbers for
+        any value; ``None``: :func:`altmarl.threads.default_threads`, the CPU count, 1 in
+        the worker processes of sweeps).
     sampling
         The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
         ``Uniform(k)``). ``Stratified(ks)`` on a typed game: the surrogate has ``k_c`` agents

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +41,7 @@ from altmarl._random import rng as child_rng
 from altmarl.glearn import kernels
 from altmarl.glearn.states import histogram_table, tuple_digits
 from altmarl.histogram import binomial_table, enumerate_histograms, rank
+from altmarl.threads import map_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -84,23 +85,48 @@ def global_state_dtype(n_sg: int) -> Any:
     return np.uint8 if n_sg <= 2**8 else np.uint16 if n_sg <= 2**16 else np.uint32
 
 
+#: uniforms per block of :func:`sample_global`'s fused path (1 MiB of uint32: the block
+#: stays in cache between the generator and the categorical kernel)
+GLOBAL_BLOCK: Final = 1 << 18
+
+
+def _global_stream(rng: np.random.Generator, thr: list[int], out: NDArray[Any]) -> None:
+    """``out[...] =`` the categories of ``uniform_u32(rng, out.shape)`` (2-D ``out``), drawn
+    and classified block by block (the same numbers: blocks of an even number of draws
+    take consecutive halves of the same 64-bit outputs)."""
+    N, m = out.shape
+    if (N * m) % 2 or sys.byteorder != "little":
+        kernels.categorical_into(uniform_u32(rng, (N, m)), thr, out)
+        return
+    rows = max(2, (GLOBAL_BLOCK // max(1, m)) & ~1)  # even: every block but the last,
+    for a in range(0, N, rows):  # and then the last too, holds an even number of draws
+        b = min(N, a + rows)
+        kernels.categorical_into(uniform_u32(rng, (b - a, m)), thr, out[a:b])
+
+
 def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
-                  fused: bool = False) -> NDArray[Any]:
+                  fused: bool = False, threads: int = 1) -> NDArray[Any]:
     """Next global states ``sg[s, x, a, j] ~ P_g(. | s, a)`` drawn i.i.d. for every
     ``(s, x, a, j)`` (``N`` surrogate states ``x``, ``m`` draws each), in the smallest
     unsigned type (:func:`global_state_dtype`). Stream ``s * |A_g| + a`` of ``ss`` draws
     the ``(N, m)`` block of ``(s, a)``. ``fused``: categories by the Numba kernel
-    (:func:`altmarl.glearn.kernels.categorical_into`, the same numbers)."""
+    (:func:`altmarl.glearn.kernels.categorical_into`, the same numbers), block by block,
+    the streams spread over ``threads`` threads (each stream its own generator: the same
+    numbers for any ``threads``)."""
     S, A, _ = P_g.shape
     sg = np.empty((S, N, A, m), dtype=global_state_dtype(S))
+    if fused:
+        def draw(i: int) -> None:
+            s, a = divmod(i, A)
+            _global_stream(child_rng(ss, i), _thresholds(P_g[s, a]), sg[s, :, a, :])
+
+        map_threads(draw, S * A, max(1, int(threads)))
+        return sg
     for s in range(S):
         for a in range(A):
             rng = child_rng(ss, s * A + a)
             u = uniform_u32(rng, (N, m))
-            if fused:
-                kernels.categorical_into(u, _thresholds(P_g[s, a]), sg[s, :, a, :])
-            else:
-                sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
+            sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
     return sg
 
 
@@ -243,13 +269,14 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
 def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                      ss: np.random.SeedSequence, chunk: int,
                      ranks: StratifiedRanks | None = None,
-                     fused: bool = False) -> NDArray[np.int32]:
+                     fused: bool = False, threads: int = 1) -> NDArray[np.int32]:
     """``crn="pool"``: draw ``j`` of ``(s_g, h)`` takes, for every bin ``x``, the first
     ``h[x]`` moves of stream ``(o[h, x] + j) mod P`` of bin ``x`` (``o`` uniform offsets).
     Returns next-histogram ranks ``eta[s, h, 0, j]``; with ``ranks`` (a stratified
     surrogate, SPEC 12: ``k`` is then the largest per-type size, the streams' depth) their
     stratified indices. ``fused``: window sums and ranks by the Numba kernel
-    (:func:`altmarl.glearn.kernels.pool_ranks`, the same numbers)."""
+    (:func:`altmarl.glearn.kernels.pool_ranks`, the same numbers; ``threads`` > 1 spreads
+    its rows over threads)."""
     d, S, _ = K.shape
     N = H.shape[0]
     P = max(int(pool), m)
@@ -270,7 +297,8 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
         starts += (np.arange(d, dtype=np.int32) * np.int32(k + 1) + H32) * np.int32(Pw)
         if packed and fused and ranks is None:
             cols = np.array(_binom_columns(k, d), dtype=np.int64)
-            kernels.pool_ranks(pools.reshape(-1), starts, m, k, bits, cols, eta[s, :, 0, :])
+            kernels.pool_ranks(pools.reshape(-1), starts, m, k, bits, cols, eta[s, :, 0, :],
+                               threads)
         elif packed:
             # each pool histogram is packed into one int64 (``bits`` per bin): sums of
             # packed values are packed sums, and 1-d gathers of int64 are fast

@@ -425,6 +425,34 @@ def _gather_mean_par(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
         out[np.int64(order[r]) if order.size else np.int64(r)] = acc
 
 
+def _value_layout_par(x: Any, pos: Any, S: int, out: Any) -> None:
+    N = pos.shape[0]
+    for h in prange(N):
+        p = pos[h] * S
+        for s in range(S):
+            out[p + s] = x[s * N + h]
+
+
+def _pool_ranks_par(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
+                    out: Any) -> None:
+    N, d = starts.shape
+    mask = np.int64((1 << bits) - 1)
+    for h in prange(N):
+        for j in range(m):
+            acc = np.int64(0)
+            for x in range(d):
+                acc += flat_p[starts[h, x] + j]
+            rem = np.int64(k)
+            r = 0
+            for i in range(d - 1):
+                e = d - 1 - i
+                hi = (acc >> np.int64(i * bits)) & mask
+                nxt = rem - hi
+                r += cols[e, rem] - cols[e, nxt]
+                rem = nxt
+            out[h, j] = r
+
+
 def _expect_all_eg_par(nxt: Any, W: Any, w: float, out: Any) -> None:
     S, N, E, m = nxt.shape
     A = W.shape[2]
@@ -659,9 +687,11 @@ def warm_up(threads: int = 1) -> float:
     for out8 in (np.zeros((1, 2, 2), dtype=np.uint8)[:, :, 0], np.zeros((1, 2), dtype=np.uint8)):
         categorical_into(u, [1], out8)
     stream_sums_into(u, [1], np.zeros(2, dtype=np.int64), np.zeros((2, 2), dtype=np.int64))
-    for out32 in (np.zeros((2, 2, 2), dtype=np.int32)[:, :, 0], np.zeros((2, 2), dtype=np.int32)):
-        pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1, 1,
-                   np.ones((1, 2), dtype=np.int64), out32)
+    for nt in sorted({1, max(1, int(threads))}):
+        for out32 in (np.zeros((2, 2, 2), dtype=np.int32)[:, :, 0],
+                      np.zeros((2, 2), dtype=np.int32)):
+            pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1,
+                       1, np.ones((1, 2), dtype=np.int64), out32, nt)
     return time.perf_counter() - t
 
 
@@ -682,17 +712,20 @@ def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int
 
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
-               bits: int, cols: NDArray[np.int64], out: NDArray[np.int32]) -> None:
+               bits: int, cols: NDArray[np.int64], out: NDArray[np.int32],
+               threads: int = 1) -> None:
     """``out[h, j]`` = rank in ``H_k`` of the packed histogram ``sum_x flat_p[starts[h, x]
     + j]`` (``bits`` per bin; ``cols[e, r] = C(r + e, e)``): the window sums and ranks of
-    ``crn="pool"`` sampling in one pass."""
-    _jit("pool")(flat_p, starts, m, k, bits, cols, out)
+    ``crn="pool"`` sampling in one pass (``threads > 1``: the rows ``h`` spread over
+    threads; integers, so the same numbers)."""
+    _product("pool", threads)(flat_p, starts, m, k, bits, cols, out)
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
              "gather": _gather_mean_par,
              "backup_cols": _backup_cols_par, "gather_system": _gather_system_par,
-             "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par}
+             "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par,
+             "layout": _value_layout_par, "pool": _pool_ranks_par}
 
 
 @cache
@@ -804,7 +837,7 @@ def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64]
     indices)."""
     S, N = V.shape
     out = np.empty((S, N, sg.shape[2]))
-    vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos)
+    vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos, threads)
     _product("backup_cols", threads)(cols, sg, actions, vt, 1.0 / m,
                                      _IDENTITY if order is None else order,
                                      _writable(r_g), _writable(r_loc),
@@ -833,7 +866,7 @@ def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
     reading one contiguous index per sample instead of two arrays. ``order``, ``pos``:
     as in :func:`expect_all_cols` (row ``r`` of ``cols`` is written at ``out[order[r]]``)."""
     out = np.empty(x.size)
-    vt = value_layout(np.asarray(x, dtype=np.float64), n_sg, pos)
+    vt = value_layout(np.asarray(x, dtype=np.float64), n_sg, pos, threads)
     _product("gather", threads)(cols, vt, 1.0 / m, _IDENTITY if order is None else order, out)
     return out
 
@@ -846,22 +879,23 @@ def gather_system(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int, gamma: f
     gather_mean(...)``, hence the same numbers, without two vector-sized temporaries."""
     xf = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty(xf.size)
-    vt = value_layout(xf, n_sg, pos)
+    vt = value_layout(xf, n_sg, pos, threads)
     _product("gather_system", threads)(cols, vt, 1.0 / m,
                                        _IDENTITY if order is None else order, xf,
                                        float(gamma), out)
     return out
 
 
-def value_layout(x: FloatArray, n_sg: int, pos: NDArray[np.int32] | None = None
-                 ) -> FloatArray:
+def value_layout(x: FloatArray, n_sg: int, pos: NDArray[np.int32] | None = None,
+                 threads: int = 1) -> FloatArray:
     """The flat value vector ``x`` (the solver's ``(|S_g|, N)`` order) laid out ``(N,
     |S_g|)`` for the gathers, flat: ``out[pos[h] |S_g| + s] = x[s N + h]`` (``pos=None``:
-    ``pos[h] = h``, the transpose)."""
+    ``pos[h] = h``, the transpose; ``threads > 1``: the histograms spread over threads, a
+    copy, so the same numbers)."""
     if pos is None:
         return np.ascontiguousarray(x.reshape(n_sg, -1).T).reshape(-1)
     out = np.empty(x.size)
-    _jit("layout")(x, pos, int(n_sg), out)
+    _product("layout", threads)(x, pos, int(n_sg), out)
     return out
 
 

@@ -665,11 +665,13 @@ def empirical_operator(
         ss_local, ss_global = child(seed, 0), child(seed, 1)
         per_action = crn == "none"
         fused = kernels.use_fused(S * n_states * m)
+        threads = opts.thread_count
         n_e = A if per_action else 1
         chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
         if param == "mean-field":
             if crn == "pool":
-                eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk, fused=fused)
+                eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk, fused=fused,
+                                       threads=threads)
                 draws["local_agent"] = S * d * k * max(pool_size, m)
             else:
                 eta = sample_hist_states(K, H, k, m, n_e, ss_local, chunk)
@@ -679,13 +681,13 @@ def empirical_operator(
             draws["local_agent"] = S * n_states * n_e * m * k
         if opts.exact_global:
             model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused,
-                                     opts.threads)
+                                     threads)
         else:
-            sg = sample_global(n_states, m, game.P_g, ss_global, fused)
+            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads)
             draws["global"] = S * n_states * A * m
             layout = (store_layout(H, K) if fused and param == "mean-field" and not per_action
                       and wants_layout(S, n_states) else None)
-            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, opts.threads,
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, threads,
                                   layout)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),

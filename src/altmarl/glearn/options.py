@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from altmarl._validate import check_bool, check_choice, check_int, check_positive
+from altmarl.threads import default_threads
 
 #: ``Q`` over histograms ``H_k`` (default) or over ordered ``k``-tuples (SPEC 4)
 PARAMETERIZATIONS: Final = ("mean-field", "standard")
@@ -83,9 +84,11 @@ class GLearnOptions:
         the default ``False`` (SPEC 4's literal operator). Sampled operators only (``m`` not
         ``None``).
     threads
-        Threads of the Numba products of a sampled operator (rows spread over threads;
-        every number identical for any value). Default 1: G-LEARN runs inside process
-        pools (``altmarl reproduce``, the k-sweep), where more threads only compete.
+        Threads of a sampled operator's Numba products and draws (rows and sample streams
+        spread over threads; every number identical for any value). ``None`` (default):
+        :func:`altmarl.threads.default_threads` at the time of the call: the CPU count, or
+        ``$ALTMARL_THREADS``, which is 1 in the worker processes of sweeps (``altmarl
+        reproduce``, the k-sweep), where more threads would only compete (:attr:`thread_count`).
     max_samples, max_table, max_exact_entries
         Size limits: stored samples, ``Q`` entries, exact next-histogram entries.
     """
@@ -103,7 +106,7 @@ class GLearnOptions:
     max_table: int = MAX_TABLE
     max_exact_entries: int = MAX_EXACT_ENTRIES
     exact_global: bool = False
-    threads: int = 1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -124,12 +127,18 @@ class GLearnOptions:
         put("pool_size", check_int("pool_size", self.pool_size, 1))
         put("progress", check_bool("progress", self.progress))
         put("exact_global", check_bool("exact_global", self.exact_global))
-        put("threads", check_int("threads", self.threads, 1))
+        if self.threads is not None:
+            put("threads", check_int("threads", self.threads, 1))
         if self.exact_global and self.m is None:
             raise ValueError("exact_global = True: only for a sampled operator (m = None "
                              "already takes the exact expectation over everything)")
         for name in ("max_samples", "max_table", "max_exact_entries"):
             put(name, check_int(name, getattr(self, name), 1))
+
+    @property
+    def thread_count(self) -> int:
+        """``threads`` with ``None`` resolved by :func:`altmarl.threads.default_threads`."""
+        return default_threads() if self.threads is None else int(self.threads)
 
     @property
     def crn_mode(self) -> str:
