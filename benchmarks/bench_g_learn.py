@@ -57,7 +57,7 @@ def child(cfg: dict[str, Any]) -> None:
     limit_blas(1)
     if cfg.get("layout") is not None:  # force the store layout off (False) or on (True)
         layout.LAYOUT_MIN_BYTES = 0 if cfg["layout"] else 1 << 62
-        kernels.warm_up()
+        kernels.warm_up(int(cfg.get("threads", 1)))
     env = dict(cfg.get("env") or {"name": "warehouse", "n": 1000})
     game = am.envs.make(env.pop("name"), **env)
     pi_l = am.LocalPolicy.uniform(game)

@@ -236,6 +236,33 @@ def test_reproducible_and_independent_of_workers(tiny_game):
     assert c.config["eval_seed"] != a.config["eval_seed"]
 
 
+@pytest.mark.parametrize("workers,g_options,expected", [
+    (1, None, 1), (2, None, 2), (1, {"threads": 2}, 2), (None, None, "default")])
+def test_workers_reach_g_learn(tiny_game, monkeypatch, workers, g_options, expected):
+    """``workers`` is G-LEARN's thread count too, unless ``g_options`` sets ``threads``;
+    without either, G-LEARN keeps its own default (``threads=None``)."""
+    import altmarl.glearn as glearn_pkg
+
+    real = glearn_pkg.g_learn
+    seen: list[object] = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("threads", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(glearn_pkg, "g_learn", spy)
+    am.alternating_marl(tiny_game, 2, seed=1, sweeps=2, progress=False, eval_rollouts=10,
+                        eval_horizon=20, workers=workers, g_options=g_options,
+                        l_options={"rollouts": 8, "horizon": 10})
+    assert seen and set(seen) == {expected}
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_bad_workers_is_refused_by_name(tiny_game, workers):
+    with pytest.raises(ValueError, match="workers"):
+        am.alternating_marl(tiny_game, 2, seed=1, sweeps=1, progress=False, workers=workers)
+
+
 def test_learner_seeds_differ_per_proposal(tiny_game):
     seen: list[tuple[str, int]] = []
 

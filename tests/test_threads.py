@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,3 +114,25 @@ def test_process_pool_workers_run_single_threaded(monkeypatch: pytest.MonkeyPatc
     run_process_pool([threads.THREADS_ENV] * 2, seen.append, workers=2, fn=os.getenv)
     assert seen == ["1", "1"]
     assert os.environ.get(threads.THREADS_ENV) is None  # the driver is left alone
+
+
+def _report_default_threads(queue: Any) -> None:
+    queue.put(threads.default_threads())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_forked_children_run_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child made by ``os.fork`` may not start its parent's OpenMP threads (Numba stops
+    it): it runs with ``$ALTMARL_THREADS = 1``; the parent keeps its default."""
+    import multiprocessing as mp
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_report_default_threads, args=(queue,))
+    proc.start()
+    got = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert got == 1 and proc.exitcode == 0
+    assert threads.default_threads() == 4

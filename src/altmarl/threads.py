@@ -66,8 +66,15 @@ def default_threads() -> int:
 def single_threaded_worker() -> None:
     """Make :func:`default_threads` 1 in this process for good (``$ALTMARL_THREADS = 1``):
     the initializer of the sweep backends' worker processes, which already run one unit
-    per core, so that more threads per unit would only compete for the same cores."""
+    per core, so that more threads per unit would only compete for the same cores. Also
+    run in every child made by ``os.fork`` (``multiprocessing``'s ``fork`` start method):
+    a forked child may not start the OpenMP threads of its parent's Numba kernels (Numba
+    terminates it), so it runs them on one thread."""
     os.environ[THREADS_ENV] = "1"
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=single_threaded_worker)
 
 
 def map_threads(fn: Callable[[int], T], count: int, workers: int) -> list[T]:

@@ -352,6 +352,8 @@ def run_tabular(
     """ALTERNATING-MARL (paper Algorithm 14, SPEC 6) with validated ``options``; see
     :func:`alternating_marl` for the arguments and the result."""
     t_start = time.perf_counter()
+    if workers is not None:
+        workers = check_int("workers", workers, 1)
     trackers = as_trackers(callbacks)
     scheme = resolve(sampling, k, game)
     k = scheme.k
@@ -553,6 +555,8 @@ def alternating_marl(
         includes the ``k``-subsampling error of Theorem 4.4). ``tolerance`` is the max
         over the two players of the certified part.
     """
+    if workers is not None:  # threads of the evaluations and of G-LEARN
+        workers = check_int("workers", workers, 1)
     if isinstance(game, GenerativeGame):
         from altmarl.alternating.generative import options_from_keywords, run_generative
 

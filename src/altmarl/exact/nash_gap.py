@@ -502,6 +502,8 @@ def estimate_nash_gap(
     curs = [evaluate(game, pi_g, pi_l, rollouts=rollouts, horizon=horizon, seed=s,
                      workers=workers) for s in eval_seeds]
     gopts = dict(g_learn_options or {})
+    if workers is not None and not generative:  # G-LEARN's threads follow the evaluations'
+        gopts.setdefault("threads", check_int("workers", workers, 1))
 
     # global deviations: G-LEARN at the same k (+ extras)
     g_cands: dict[str, Any] = {}

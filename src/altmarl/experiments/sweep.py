@@ -32,6 +32,7 @@ these promises and the tests that hold them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ from altmarl.rundir import (
     unit_name,
     units_dir,
 )
+from altmarl.threads import default_processes
 
 
 @dataclass
@@ -421,8 +423,7 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
     run_dir = prepare_run_dir(out, cfg, resume, kind, repaired)
     trackers.log_params({"kind": kind, "fingerprint": cfg.fingerprint(), **cfg.resolved()})
     fp = cfg.fingerprint()
-    serial = backend == "local" and (workers == 1)
-    tasks = make_tasks(cfg, trainer, eval_workers=None if serial else 1)
+    tasks = make_tasks(cfg, trainer, eval_workers=1)
     todo = []
     for task in tasks:
         problem = check_unit(run_dir, task.name, fp)
@@ -430,6 +431,12 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
             todo.append(task)
             if (units_dir(run_dir) / task.name).exists():
                 repaired[task.name] = problem  # damaged: recomputed below
+    # units that run in this process (run_tasks: one worker, or one unit) use the thread
+    # pools of evaluate and G-LEARN; in worker processes they run on one thread
+    serial = backend == "local" and (
+        (default_processes() if workers is None else workers) == 1 or len(todo) <= 1)
+    if serial:
+        todo = [dataclasses.replace(t, eval_workers=None) for t in todo]
     skipped = len(tasks) - len(todo)
     ran = 0
 

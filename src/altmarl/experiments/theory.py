@@ -384,7 +384,9 @@ def cost_vs_n(cfg: TheoryConfig, progress: Progress) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     # warm-up (imports, FFT plans, caches) so that the first timed n is not penalized
     warm = envs.make(cfg.cost_env, n=max(cfg.cost_k, 2), **cfg.cost_params)
-    g_learn(warm, LocalPolicy.uniform(warm), k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed)
+    # one thread, as the exact solver (BLAS limited to 1): a like-for-like cost
+    g_learn(warm, LocalPolicy.uniform(warm), k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed,
+            threads=1)
     ExactSolver(warm, cfg.cost_k).full_info_best_response(LocalPolicy.uniform(warm))
     for n in cfg.cost_glearn_ns:
         game = envs.make(cfg.cost_env, n=n, **cfg.cost_params)
@@ -393,7 +395,7 @@ def cost_vs_n(cfg: TheoryConfig, progress: Progress) -> list[dict[str, Any]]:
         pi = None
         for _ in range(cfg.cost_repeats):
             t0 = time.perf_counter()
-            pi = g_learn(game, pi_l, k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed)
+            pi = g_learn(game, pi_l, k=cfg.cost_k, m=cfg.cost_m, seed=cfg.seed, threads=1)
             times.append(time.perf_counter() - t0)
         assert pi is not None
         samples = pi.info.get("samples")

@@ -92,14 +92,17 @@ GLOBAL_BLOCK: Final = 1 << 18
 
 def _global_stream(rng: np.random.Generator, thr: list[int], out: NDArray[Any]) -> None:
     """``out[...] =`` the categories of ``uniform_u32(rng, out.shape)`` (2-D ``out``), drawn
-    and classified block by block (the same numbers: blocks of an even number of draws
-    take consecutive halves of the same 64-bit outputs)."""
+    and classified block by block (the same numbers: consecutive blocks take consecutive
+    32-bit halves of the generator's 64-bit outputs)."""
     N, m = out.shape
     if (N * m) % 2 or sys.byteorder != "little":
         kernels.categorical_into(uniform_u32(rng, (N, m)), thr, out)
         return
-    rows = max(2, (GLOBAL_BLOCK // max(1, m)) & ~1)  # even: every block but the last,
-    for a in range(0, N, rows):  # and then the last too, holds an even number of draws
+    # an even number of draws per block: every block takes uniform_u32's fast path (whole
+    # 64-bit outputs); NumPy's sampler on an odd block would keep a spare 32-bit half in
+    # the generator, which the next block's fast path would not see
+    rows = max(2, (GLOBAL_BLOCK // max(1, m)) & ~1)
+    for a in range(0, N, rows):
         b = min(N, a + rows)
         kernels.categorical_into(uniform_u32(rng, (b - a, m)), thr, out[a:b])
 

@@ -24,11 +24,14 @@ first use (cached on disk); without Numba the NumPy / SciPy path is used for eve
 from __future__ import annotations
 
 import importlib.util
+import threading
 from functools import cache
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from altmarl.threads import default_threads
 
 FloatArray = NDArray[np.float64]
 
@@ -639,24 +642,27 @@ def use_fused(samples_per_action: int) -> bool:
 
 def loaded() -> bool:
     """Whether the products' kernels are compiled or loaded in this process."""
-    return _jit.cache_info().currsize > 0
+    return _compiled.cache_info().currsize > 0
 
 
-def warm_up(threads: int = 1) -> float:
+def warm_up(threads: int | None = None) -> float:
     """Compile (or load from Numba's on-disk cache) every kernel now, on tiny inputs, so
     that later G-LEARN calls of any size from :data:`FUSED_WARM_MIN_SAMPLES` samples per
-    action use them; returns the seconds taken (``0`` without Numba). About 1 s once per
-    process; nothing is computed differently. ``threads > 1`` also loads the row-parallel
-    products (G-LEARN's ``threads`` option)."""
+    action use them; returns the seconds taken (``0`` without Numba). About 0.5 s once per
+    process from Numba's on-disk cache (the first compile on a machine takes several
+    seconds); nothing is computed differently. ``threads > 1`` also loads the row-parallel
+    kernels (G-LEARN's ``threads`` option); ``None``, like G-LEARN's default,
+    :func:`altmarl.threads.default_threads`."""
     import time
 
     t = time.perf_counter()
     if not HAVE_NUMBA:
         return 0.0
+    threads = default_threads() if threads is None else max(1, int(threads))
     nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
     sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
     acts = np.zeros((1, 2), dtype=np.int64)
-    for nt in sorted({1, max(1, int(threads))}):
+    for nt in sorted({1, threads}):
         expect_all(nxt, sg, np.zeros((1, 2)), 2, nt)
         policy_matvec(nxt, sg, acts, np.zeros(2), 2, nt)
         cols = policy_columns(nxt, sg, acts)
@@ -664,7 +670,7 @@ def warm_up(threads: int = 1) -> float:
         expect_all_cols(cols, sg, acts, np.zeros((1, 2)), 2, nt)
     recolumn(cols, sg, acts, acts)
     order = np.array([1, 0], dtype=np.int32)
-    for nt in sorted({1, max(1, int(threads))}):
+    for nt in sorted({1, threads}):
         gather_mean(cols, np.zeros(2), 1, 2, nt, order, order)
         gather_system(cols, np.zeros(2), 1, 2, 0.5, nt, order, order)
         expect_all_cols(cols, sg, acts, np.zeros((1, 2)), 2, nt, order, order)
@@ -678,7 +684,7 @@ def warm_up(threads: int = 1) -> float:
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
-    for nt in sorted({1, max(1, int(threads))}):
+    for nt in sorted({1, threads}):
         expect_all_exact_global(nxt, W, 2, nt)
         policy_matvec_exact_global(nxt, W, acts, 2, nt)
     u = np.zeros((1, 2), dtype=np.uint32)
@@ -687,7 +693,7 @@ def warm_up(threads: int = 1) -> float:
     for out8 in (np.zeros((1, 2, 2), dtype=np.uint8)[:, :, 0], np.zeros((1, 2), dtype=np.uint8)):
         categorical_into(u, [1], out8)
     stream_sums_into(u, [1], np.zeros(2, dtype=np.int64), np.zeros((2, 2), dtype=np.int64))
-    for nt in sorted({1, max(1, int(threads))}):
+    for nt in sorted({1, threads}):
         for out32 in (np.zeros((2, 2, 2), dtype=np.int32)[:, :, 0],
                       np.zeros((2, 2), dtype=np.int32)):
             pool_ranks(np.zeros(4, dtype=np.int64), np.zeros((1, 1), dtype=np.int32), 1, 1,
@@ -728,10 +734,20 @@ _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
              "layout": _value_layout_par, "pool": _pool_ranks_par}
 
 
-@cache
+#: serializes the first load of each kernel (threads drawing streams at once would each
+#: compile or load it)
+_JIT_LOCK = threading.Lock()
+
+
 def _jit(name: str, parallel: bool = False) -> Any:
     """The Numba-compiled kernel ``name`` (compiled once per process, cached on disk);
-    ``parallel``: its row-parallel variant (``prange`` over the output rows)."""
+    ``parallel``: its row-parallel variant (``prange`` over the output rows). Thread-safe."""
+    with _JIT_LOCK:
+        return _compiled(name, parallel)
+
+
+@cache
+def _compiled(name: str, parallel: bool) -> Any:
     import numba
 
     if parallel:
