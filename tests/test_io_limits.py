@@ -122,6 +122,29 @@ def test_load_npz_round_trip_keeps_dtypes_and_order(tmp_path: Path) -> None:
     back["a"][0, 0] = 7  # writable, like np.load's arrays
 
 
+def test_npz_bytes_is_an_npz_of_deflated_members_np_load_reads() -> None:
+    """The container: ``meta`` first, then the arrays in order, each member deflated (at
+    level ``NPZ_COMPRESSLEVEL``), the same arrays through ``np.load`` as through
+    ``np.savez_compressed``'s file."""
+    rng = np.random.default_rng(3)
+    arrays = {"q": rng.normal(size=(4, 50)), "a": np.tile(np.arange(5), 40),
+              "f": np.asfortranarray(rng.random((3, 5)))}
+    blob = io.npz_bytes({"format": "x"}, arrays)
+    infos = zipfile.ZipFile(_bio.BytesIO(blob)).infolist()
+    assert [i.filename for i in infos] == ["meta.npy", "q.npy", "a.npy", "f.npy"]
+    assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos)
+    assert next(i for i in infos if i.filename == "a.npy").compress_size < arrays["a"].nbytes
+    ref = _bio.BytesIO()
+    np.savez_compressed(ref, meta=np.array('{"format": "x"}'), **arrays)
+    ref.seek(0)
+    with np.load(_bio.BytesIO(blob), allow_pickle=False) as got, np.load(ref) as want:
+        assert got.files == want.files
+        for key in want.files:
+            np.testing.assert_array_equal(got[key], want[key])
+            assert got[key].dtype == want[key].dtype
+            assert got[key].flags.f_contiguous == want[key].flags.f_contiguous
+
+
 def test_load_npz_refuses_a_bomb_before_inflating(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     p = _zip(tmp_path / "bomb.npz", {"meta.npy": _npy_bytes(META),

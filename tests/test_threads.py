@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,62 @@ def test_process_pool_workers_run_single_threaded(monkeypatch: pytest.MonkeyPatc
     run_process_pool([threads.THREADS_ENV] * 2, seen.append, workers=2, fn=os.getenv)
     assert seen == ["1", "1"]
     assert os.environ.get(threads.THREADS_ENV) is None  # the driver is left alone
+
+
+def test_pool_worker_shares_the_cores_among_unfinished_units(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a pool worker, default_threads() is the pool's cores divided among the units
+    still unfinished (at least 1, at most the cap), read anew at each call;
+    single_threaded_worker() (a fork, a Ray task) turns it off again."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(threads, "_POOL_SHARE", None)
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    unfinished = mp.Value("i", 5, lock=False)
+    threads.pool_worker(unfinished, 4, 3)
+    seen = []
+    for left in (5, 4, 3, 2, 1, 0):
+        unfinished.value = left
+        seen.append(threads.default_threads())
+    assert seen == [1, 1, 1, 2, 3, 3]  # 4 // min(4, left), capped at 3
+    assert os.environ[threads.THREADS_ENV] == "1"
+    threads.single_threaded_worker()
+    unfinished.value = 1
+    assert threads.default_threads() == 1
+
+
+def _threads_at_barrier(job: tuple[str, str, str]) -> tuple[int, int]:
+    """A pool unit: meet the other unit (files as a barrier), note the thread count while
+    both run, then (``"wait"``) wait until the other has finished and note it again."""
+    import time
+    from pathlib import Path
+
+    mine, other, mode = Path(job[0]), Path(job[1]), job[2]
+    mine.touch()
+    deadline = time.monotonic() + 60
+    while not other.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    both = threads.default_threads()
+    after = both
+    while mode == "wait" and after == both and time.monotonic() < deadline:
+        time.sleep(0.01)
+        after = threads.default_threads()
+    return both, after
+
+
+def test_last_unit_of_a_pool_uses_the_idle_cores(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two units on two workers run on one thread each; once one has finished, the other
+    one's next thread pools take both cores."""
+    from altmarl.experiments.backends import run_process_pool
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    seen: list[tuple[int, int]] = []
+    run_process_pool([(a, b, "done"), (b, a, "wait")], seen.append, workers=2,
+                     fn=_threads_at_barrier)
+    assert sorted(seen) == [(1, 1), (1, 2)]
 
 
 def _report_default_threads(queue: Any) -> None:

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -321,12 +321,23 @@ def read_csv_columns(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return cols
 
 
+#: deflate level of :func:`npz_bytes`: float tables (``Q``) shrink by about 10% at any
+#: level, and level 1 writes them about 3 times faster than ``np.savez_compressed``'s 6
+NPZ_COMPRESSLEVEL: Final = 1
+
+
 def npz_bytes(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """A compressed ``.npz`` holding ``arrays`` and ``meta`` as a 0-d unicode JSON array
-    (key order sorted): the pickle-free container of every altmarl binary file."""
+    (key order sorted): the pickle-free container of every altmarl binary file. The
+    members are written as ``np.savez_compressed`` writes them (``np.load`` reads the
+    file), deflated at level :data:`NPZ_COMPRESSLEVEL`."""
     buf = _io.BytesIO()
-    np.savez_compressed(buf, meta=np.array(json.dumps(dict(meta), sort_keys=True)),
-                        **dict(arrays))  # type: ignore[arg-type]
+    members = {"meta": np.array(json.dumps(dict(meta), sort_keys=True)), **dict(arrays)}
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED,
+                         compresslevel=NPZ_COMPRESSLEVEL) as zf:
+        for name, value in members.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
     return buf.getvalue()
 
 

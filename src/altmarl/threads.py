@@ -8,7 +8,9 @@ fast a run is on a given machine.
 * :func:`default_threads` — size of an in-process *thread* pool (the rollout chunks of
   :func:`altmarl.evaluate`, the generative simulator, G-LEARN's products) when
   ``workers`` / ``threads`` is not given; ``$ALTMARL_THREADS`` sets it, and the workers of
-  the sweep backends run with it at 1 (:func:`single_threaded_worker`);
+  the sweep backends run with it at 1 (:func:`single_threaded_worker`), except that the
+  local process pool's workers share the pool's cores among the units still running
+  (:func:`pool_worker`): the last units of a sweep use the cores the others left idle;
 * :func:`map_threads` — a function of the chunk index over all chunks on such a pool, the
   results in chunk order;
 * :func:`default_processes` — number of worker *processes* of a sweep backend (the local
@@ -31,7 +33,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
 
@@ -44,12 +46,32 @@ MAX_DEFAULT_THREADS = 8
 THREADS_ENV: Final = "ALTMARL_THREADS"
 
 
+#: in a worker of the local process pool (:func:`pool_worker`): the shared count of the
+#: pool's unfinished units, the pool's cores, and the most threads one unit may use
+_POOL_SHARE: tuple[Any, int, int] | None = None
+
+
 def default_threads() -> int:
     """Threads of an in-process thread pool when ``workers`` / ``threads`` is not given
     (evaluation's rollout chunks, the generative simulator, G-LEARN's products and draws,
     L-LEARN's candidates): ``$ALTMARL_THREADS`` when set, else the CPU count, at most
-    :data:`MAX_DEFAULT_THREADS`. ``ValueError`` naming the variable when it is set to
-    anything but an integer ``>= 1``."""
+    :data:`MAX_DEFAULT_THREADS`. In a worker of the local process pool
+    (:func:`pool_worker`): the pool's cores divided among its unfinished units, read
+    anew at each call. ``ValueError`` naming the variable when it is set to anything but
+    an integer ``>= 1``."""
+    if _POOL_SHARE is not None:
+        unfinished, cores, cap = _POOL_SHARE
+        return max(1, min(cap, cores // max(1, min(cores, int(unfinished.value)))))
+    return _env_threads()
+
+
+def resolve_threads(threads: int | None) -> int:
+    """``threads``, or :func:`default_threads` now when it is ``None`` (a pool sized anew
+    at each call: in a sweep's worker it follows the units still running)."""
+    return default_threads() if threads is None else max(1, int(threads))
+
+
+def _env_threads() -> int:
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
         try:
@@ -70,7 +92,23 @@ def single_threaded_worker() -> None:
     run in every child made by ``os.fork`` (``multiprocessing``'s ``fork`` start method):
     a forked child may not start the OpenMP threads of its parent's Numba kernels (Numba
     terminates it), so it runs them on one thread."""
+    global _POOL_SHARE
     os.environ[THREADS_ENV] = "1"
+    _POOL_SHARE = None
+
+
+def pool_worker(unfinished: Any, cores: int, cap: int) -> None:
+    """Initializer of the local process pool's workers (a process started fresh, by the
+    ``forkserver`` or ``spawn`` method, so that its Numba kernels may start threads):
+    :func:`single_threaded_worker`, then :func:`default_threads` becomes ``cores //
+    min(cores, unfinished.value)`` (at most ``cap``), where ``unfinished`` is a
+    ``multiprocessing.Value`` of the units not yet finished that the pool's driver keeps
+    up to date. While the pool has at least as many units left as cores, every unit runs
+    on one thread; the last ones share the idle cores. The thread count never changes
+    the numbers, only how fast they come."""
+    global _POOL_SHARE
+    single_threaded_worker()
+    _POOL_SHARE = (unfinished, max(1, int(cores)), max(1, int(cap)))
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -148,6 +186,8 @@ __all__ = [
     "limit_blas_threads",
     "limit_torch_threads",
     "map_threads",
+    "pool_worker",
+    "resolve_threads",
     "set_blas_threads",
     "set_torch_threads",
     "single_threaded_worker",

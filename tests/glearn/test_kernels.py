@@ -192,6 +192,34 @@ def test_threads_give_the_same_numbers(exact_global: bool,
         GLearnOptions(threads=0)
 
 
+@pytest.mark.parametrize("exact_global", [False, True])
+def test_default_threads_are_read_at_each_product(exact_global: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threads=None``: every product and draw sizes its pool anew (in a sweep's worker
+    the count grows once other units have finished), here alternating 1 and 2 threads
+    within one call; every number is the one-thread number."""
+    import altmarl.glearn.draws as draws_mod
+    from altmarl.threads import resolve_threads
+
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    seen: list[int] = []
+
+    def alternating(threads: int | None) -> int:
+        got = (1 + len(seen) % 2) if threads is None else resolve_threads(threads)
+        seen.append(got)
+        return got
+
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    a = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global, threads=1)
+    monkeypatch.setattr(kernels, "resolve_threads", alternating)
+    monkeypatch.setattr(draws_mod, "resolve_threads", alternating)
+    b = am.g_learn(game, pi_l, 5, m=8, seed=4, exact_global=exact_global)
+    assert {1, 2} <= set(seen) and len(seen) > 10
+    np.testing.assert_array_equal(a.q, b.q)
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
 @pytest.mark.parametrize("per_action", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gather_on_policy_columns_is_policy_matvec(per_action: bool, threads: int) -> None:

@@ -11,8 +11,10 @@
   so the cluster needs no shared file system.
 
 Worker processes (``local``, ``ray``) run one unit per core, single-threaded
-(:func:`altmarl.threads.single_threaded_worker`); ``serial`` leaves the in-process thread
-pools at :func:`altmarl.threads.default_threads`.
+(:func:`altmarl.threads.single_threaded_worker`); once fewer units are left than the local
+pool has workers, the units still running share the idle cores (their thread pools are
+sized by :func:`altmarl.threads.pool_worker` at each call). ``serial`` leaves the
+in-process thread pools at :func:`altmarl.threads.default_threads`.
 
 Every backend hands each finished unit to ``on_done`` in the driver process, as soon as it
 finishes; results never depend on the backend or on the number of workers because each
@@ -35,7 +37,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from altmarl.experiments.runner import execute_unit
-from altmarl.threads import default_processes, single_threaded_worker
+from altmarl.threads import (
+    default_processes,
+    default_threads,
+    pool_worker,
+    single_threaded_worker,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,9 +87,13 @@ def run_process_pool(tasks: Sequence[T], on_done: Callable[[R], None], workers: 
     ``workers`` processes; see the module docstring."""
     pending = list(tasks)
     restarts = 0
+    cap = default_threads()  # $ALTMARL_THREADS in this process caps the workers' threads
     while pending:
-        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(pending))),
-                                 mp_context=_context(), initializer=single_threaded_worker)
+        ctx = _context()
+        size = max(1, min(workers, len(pending)))
+        unfinished = ctx.Value("i", len(pending), lock=False)  # written by this thread only
+        ex = ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=pool_worker,
+                                 initargs=(unfinished, min(size, default_processes()), cap))
         futs: dict[Future[R], T] = {ex.submit(fn, t): t for t in pending}
         broken: BaseException | None = None
         try:
@@ -97,6 +108,7 @@ def run_process_pool(tasks: Sequence[T], on_done: Callable[[R], None], workers: 
                         continue
                     on_done(out)
                     pending.remove(futs[f])
+                    unfinished.value = len(pending)  # the workers' thread counts follow
                 if broken is not None:
                     break
         except BaseException:  # Ctrl-C or an error in on_done: stop the workers now

@@ -32,7 +32,6 @@ these promises and the tests that hold them.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -423,7 +422,10 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
     run_dir = prepare_run_dir(out, cfg, resume, kind, repaired)
     trackers.log_params({"kind": kind, "fingerprint": cfg.fingerprint(), **cfg.resolved()})
     fp = cfg.fingerprint()
-    tasks = make_tasks(cfg, trainer, eval_workers=1)
+    # every unit sizes its thread pools with default_threads(): the CPU count in this
+    # process, one thread in a worker process while the pool is full (the idle cores
+    # once fewer units are left than workers)
+    tasks = make_tasks(cfg, trainer, eval_workers=None)
     todo = []
     for task in tasks:
         problem = check_unit(run_dir, task.name, fp)
@@ -431,12 +433,8 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
             todo.append(task)
             if (units_dir(run_dir) / task.name).exists():
                 repaired[task.name] = problem  # damaged: recomputed below
-    # units that run in this process (run_tasks: one worker, or one unit) use the thread
-    # pools of evaluate and G-LEARN; in worker processes they run on one thread
     serial = backend == "local" and (
         (default_processes() if workers is None else workers) == 1 or len(todo) <= 1)
-    if serial:
-        todo = [dataclasses.replace(t, eval_workers=None) for t in todo]
     skipped = len(tasks) - len(todo)
     ran = 0
 

@@ -129,8 +129,8 @@ def g_learn(
         from the default (SPEC 4's literal sampled operator).
     threads
         Threads of the Numba products and draws of large operators (identical numbers for
-        any value; ``None``: :func:`altmarl.threads.default_threads`, the CPU count, 1 in
-        the worker processes of sweeps).
+        any value; ``None``: :func:`altmarl.threads.default_threads` at each product, the
+        CPU count, 1 in the worker processes of sweeps while every core has a unit).
     sampling
         The global agent's sampling scheme (SPEC 12, :mod:`altmarl.sampling`; default
         ``Uniform(k)``). ``Stratified(ks)`` on a typed game: the surrogate has ``k_c`` agents

@@ -41,7 +41,7 @@ from altmarl._random import rng as child_rng
 from altmarl.glearn import kernels
 from altmarl.glearn.states import histogram_table, tuple_digits
 from altmarl.histogram import binomial_table, enumerate_histograms, rank
-from altmarl.threads import map_threads
+from altmarl.threads import map_threads, resolve_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -108,7 +108,7 @@ def _global_stream(rng: np.random.Generator, thr: list[int], out: NDArray[Any]) 
 
 
 def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
-                  fused: bool = False, threads: int = 1) -> NDArray[Any]:
+                  fused: bool = False, threads: int | None = 1) -> NDArray[Any]:
     """Next global states ``sg[s, x, a, j] ~ P_g(. | s, a)`` drawn i.i.d. for every
     ``(s, x, a, j)`` (``N`` surrogate states ``x``, ``m`` draws each), in the smallest
     unsigned type (:func:`global_state_dtype`). Stream ``s * |A_g| + a`` of ``ss`` draws
@@ -123,7 +123,7 @@ def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
             s, a = divmod(i, A)
             _global_stream(child_rng(ss, i), _thresholds(P_g[s, a]), sg[s, :, a, :])
 
-        map_threads(draw, S * A, max(1, int(threads)))
+        map_threads(draw, S * A, resolve_threads(threads))
         return sg
     for s in range(S):
         for a in range(A):
@@ -272,7 +272,7 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
 def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                      ss: np.random.SeedSequence, chunk: int,
                      ranks: StratifiedRanks | None = None,
-                     fused: bool = False, threads: int = 1) -> NDArray[np.int32]:
+                     fused: bool = False, threads: int | None = 1) -> NDArray[np.int32]:
     """``crn="pool"``: draw ``j`` of ``(s_g, h)`` takes, for every bin ``x``, the first
     ``h[x]`` moves of stream ``(o[h, x] + j) mod P`` of bin ``x`` (``o`` uniform offsets).
     Returns next-histogram ranks ``eta[s, h, 0, j]``; with ``ranks`` (a stratified

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl.threads import default_threads
+from altmarl.threads import resolve_threads
 
 FloatArray = NDArray[np.float64]
 
@@ -658,7 +658,7 @@ def warm_up(threads: int | None = None) -> float:
     t = time.perf_counter()
     if not HAVE_NUMBA:
         return 0.0
-    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = resolve_threads(threads)
     nxt = np.zeros((1, 2, 1, 2), dtype=np.int32)
     sg = np.zeros((1, 2, 2, 2), dtype=np.uint8)
     acts = np.zeros((1, 2), dtype=np.int64)
@@ -719,7 +719,7 @@ def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
                bits: int, cols: NDArray[np.int64], out: NDArray[np.int32],
-               threads: int = 1) -> None:
+               threads: int | None = 1) -> None:
     """``out[h, j]`` = rank in ``H_k`` of the packed histogram ``sum_x flat_p[starts[h, x]
     + j]`` (``bits`` per bin; ``cols[e, r] = C(r + e, e)``): the window sums and ranks of
     ``crn="pool"`` sampling in one pass (``threads > 1``: the rows ``h`` spread over
@@ -767,8 +767,10 @@ def _compiled(name: str, parallel: bool) -> Any:
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
-def _product(name: str, threads: int) -> Any:
-    """The product kernel ``name`` for ``threads`` threads (the serial one for 1)."""
+def _product(name: str, threads: int | None) -> Any:
+    """The product kernel ``name`` for ``threads`` threads (the serial one for 1; ``None``:
+    :func:`altmarl.threads.default_threads` now)."""
+    threads = resolve_threads(threads)
     if threads <= 1:
         return _jit(name)
     import numba
@@ -778,7 +780,7 @@ def _product(name: str, threads: int) -> Any:
 
 
 def expect_all(nxt: NDArray[np.int32], sg: NDArray[Any], V: FloatArray, m: int,
-               threads: int = 1) -> FloatArray:
+               threads: int | None = 1) -> FloatArray:
     """``out[s, x, a] = sum_j (1/m) V[sg[s, x, a, j], nxt[s, x, e, j]]`` (``e = a`` when
     ``nxt`` has one column per action, else ``0``), summed in order ``j = 0..m-1``."""
     S, N = V.shape
@@ -789,7 +791,7 @@ def expect_all(nxt: NDArray[np.int32], sg: NDArray[Any], V: FloatArray, m: int,
 
 
 def policy_matvec(nxt: NDArray[np.int32], sg: NDArray[Any], actions: NDArray[np.int64],
-                  x: FloatArray, m: int, threads: int = 1) -> FloatArray:
+                  x: FloatArray, m: int, threads: int | None = 1) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) x[sg[s, x, a, j] N + nxt[s, x, e, j]]`` with
     ``a = actions[s, x]`` (the policy's transition matrix times ``x``, flat vectors)."""
     out = np.empty(x.size)
@@ -821,7 +823,7 @@ def recolumn(cols: NDArray[Any], sg: NDArray[Any], old: NDArray[np.int64],
 
 
 def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],
-                    V: FloatArray, m: int, threads: int = 1,
+                    V: FloatArray, m: int, threads: int | None = 1,
                     order: NDArray[np.int32] | None = None,
                     pos: NDArray[np.int32] | None = None) -> FloatArray:
     """:func:`expect_all` (``E = 1``) read from the :func:`policy_columns` ``cols`` of the
@@ -843,7 +845,7 @@ def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.in
 
 def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],
                 V: FloatArray, m: int, r_g: FloatArray, r_loc: FloatArray, gamma: float,
-                threads: int = 1, order: NDArray[np.int32] | None = None,
+                threads: int | None = 1, order: NDArray[np.int32] | None = None,
                 pos: NDArray[np.int32] | None = None) -> FloatArray:
     """The Bellman backup ``(T Q)(s, x, a) = (r_g[s, a] + r_loc[s, x]) + gamma E`` with
     ``E`` :func:`expect_all_cols` (SPEC 4), in one pass: the same operations in the same
@@ -874,7 +876,7 @@ def column_dtype(n: int) -> Any:
 
 
 def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
-                threads: int = 1, order: NDArray[np.int32] | None = None,
+                threads: int | None = 1, order: NDArray[np.int32] | None = None,
                 pos: NDArray[np.int32] | None = None) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) V[cols[s N + x, j]]`` with ``V = x`` (flat, in the
     solver's ``(|S_g|, N)`` order) laid out ``(N, |S_g|)``, summed in order ``j = 0..m-1``:
@@ -888,7 +890,7 @@ def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
 
 
 def gather_system(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int, gamma: float,
-                  threads: int = 1, order: NDArray[np.int32] | None = None,
+                  threads: int | None = 1, order: NDArray[np.int32] | None = None,
                   pos: NDArray[np.int32] | None = None) -> FloatArray:
     """``x - gamma P_pi x`` with ``P_pi x`` :func:`gather_mean` (policy evaluation's system
     ``(I - gamma P_pi)``, SPEC 4), in one pass: the same operations as ``x - gamma *
@@ -903,7 +905,7 @@ def gather_system(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int, gamma: f
 
 
 def value_layout(x: FloatArray, n_sg: int, pos: NDArray[np.int32] | None = None,
-                 threads: int = 1) -> FloatArray:
+                 threads: int | None = 1) -> FloatArray:
     """The flat value vector ``x`` (the solver's ``(|S_g|, N)`` order) laid out ``(N,
     |S_g|)`` for the gathers, flat: ``out[pos[h] |S_g| + s] = x[s N + h]`` (``pos=None``:
     ``pos[h] = h``, the transpose; ``threads > 1``: the histograms spread over threads, a
@@ -949,7 +951,7 @@ def global_weights(P_g: FloatArray, V: FloatArray) -> FloatArray:
 
 
 def expect_all_exact_global(nxt: NDArray[np.int32], W: FloatArray, m: int,
-                            threads: int = 1) -> FloatArray:
+                            threads: int | None = 1) -> FloatArray:
     """``out[s, x, a] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` (``W`` of
     :func:`global_weights`; ``e = a`` when ``nxt`` has one column per action, else ``0``),
     summed in order ``j = 0..m-1``."""
@@ -961,7 +963,7 @@ def expect_all_exact_global(nxt: NDArray[np.int32], W: FloatArray, m: int,
 
 def policy_matvec_exact_global(nxt: NDArray[np.int32], W: FloatArray,
                                actions: NDArray[np.int64], m: int,
-                               threads: int = 1) -> FloatArray:
+                               threads: int | None = 1) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) W[s, nxt[s, x, e, j], a]`` with ``a = actions[s, x]``
     (the policy's transition matrix times ``V`` under ``exact_global=True``)."""
     S, N = nxt.shape[:2]

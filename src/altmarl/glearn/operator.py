@@ -121,8 +121,8 @@ class _SampledModel:
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
-                 threads: int = 1, layout: StoreLayout | None = None) -> None:
-        self.threads = int(threads)
+                 threads: int | None = 1, layout: StoreLayout | None = None) -> None:
+        self.threads = None if threads is None else int(threads)
         self._store = nxt
         self._sg = sg
         self.n_sg, self.n_states, self.n_ag, self.m = (int(v) for v in sg.shape)
@@ -301,7 +301,7 @@ class ColumnsProduct:
     cols: NDArray[Any]
     n_sg: int
     m: int
-    threads: int
+    threads: int | None
     order: NDArray[np.int32] | None
     pos: NDArray[np.int32] | None
     owner: _SampledModel
@@ -348,8 +348,8 @@ class ExactGlobalModel:
 
     def __init__(self, nxt: NDArray[np.int32], P_g: FloatArray, r_g: FloatArray,
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
-                 threads: int = 1) -> None:
-        self.threads = int(threads)
+                 threads: int | None = 1) -> None:
+        self.threads = None if threads is None else int(threads)
         self.nxt = nxt
         self.P_g = np.ascontiguousarray(P_g, dtype=np.float64)
         self.n_sg, self.n_states, _, self.m = (int(v) for v in nxt.shape)
@@ -665,7 +665,7 @@ def empirical_operator(
         ss_local, ss_global = child(seed, 0), child(seed, 1)
         per_action = crn == "none"
         fused = kernels.use_fused(S * n_states * m)
-        threads = opts.thread_count
+        threads = opts.threads  # None: default_threads() at each product and draw
         n_e = A if per_action else 1
         chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
         if param == "mean-field":

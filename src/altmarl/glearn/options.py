@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from altmarl._validate import check_bool, check_choice, check_int, check_positive
-from altmarl.threads import default_threads
+from altmarl.threads import resolve_threads
 
 #: ``Q`` over histograms ``H_k`` (default) or over ordered ``k``-tuples (SPEC 4)
 PARAMETERIZATIONS: Final = ("mean-field", "standard")
@@ -86,9 +86,10 @@ class GLearnOptions:
     threads
         Threads of a sampled operator's Numba products and draws (rows and sample streams
         spread over threads; every number identical for any value). ``None`` (default):
-        :func:`altmarl.threads.default_threads` at the time of the call: the CPU count, or
-        ``$ALTMARL_THREADS``, which is 1 in the worker processes of sweeps (``altmarl
-        reproduce``, the k-sweep), where more threads would only compete (:attr:`thread_count`).
+        :func:`altmarl.threads.default_threads` at each product and draw: the CPU count,
+        or ``$ALTMARL_THREADS``; in the worker processes of sweeps (``altmarl reproduce``,
+        the k-sweep) 1 while every core has a unit, the idle cores once fewer units are
+        left (:attr:`thread_count` is the value now).
     max_samples, max_table, max_exact_entries
         Size limits: stored samples, ``Q`` entries, exact next-histogram entries.
     """
@@ -138,7 +139,7 @@ class GLearnOptions:
     @property
     def thread_count(self) -> int:
         """``threads`` with ``None`` resolved by :func:`altmarl.threads.default_threads`."""
-        return default_threads() if self.threads is None else int(self.threads)
+        return resolve_threads(self.threads)
 
     @property
     def crn_mode(self) -> str:
