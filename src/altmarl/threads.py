@@ -61,7 +61,7 @@ def default_threads() -> int:
     an integer ``>= 1``."""
     if _POOL_SHARE is not None:
         unfinished, cores, cap = _POOL_SHARE
-        return max(1, min(cap, cores // max(1, min(cores, int(unfinished.value)))))
+        return max(1, min(cap, cores // max(1, int(unfinished.value))))
     return _env_threads()
 
 

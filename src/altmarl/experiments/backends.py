@@ -187,6 +187,14 @@ def check_backend(backend: str, workers: int | None, address: str | None) -> Non
         raise ValueError("--address: only meaningful with --backend ray")
 
 
+def runs_in_process(backend: str, workers: int | None, count: int) -> bool:
+    """Whether :func:`run_tasks` runs ``count`` units in this process: the ``local``
+    backend with one worker (``None``: :func:`~altmarl.threads.default_processes`) or at
+    most one unit."""
+    w = default_processes() if workers is None else workers
+    return backend == "local" and (w == 1 or count <= 1)
+
+
 def run_tasks(tasks: Sequence[T], on_done: Callable[[R], None], backend: str = "local",
               workers: int | None = None, address: str | None = None,
               callback: Callable[..., Any] | None = None,
@@ -202,8 +210,8 @@ def run_tasks(tasks: Sequence[T], on_done: Callable[[R], None], backend: str = "
     if backend == "ray":
         run_ray(tasks, on_done, workers, address, fn=fn)
         return
-    w = default_processes() if workers is None else workers
-    if w == 1 or len(tasks) <= 1:
+    if runs_in_process(backend, workers, len(tasks)):
         run_serial(tasks, on_done, callback, fn=fn)
     else:
-        run_process_pool(tasks, on_done, w, fn=fn)
+        run_process_pool(tasks, on_done, default_processes() if workers is None else workers,
+                         fn=fn)

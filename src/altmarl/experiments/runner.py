@@ -99,7 +99,9 @@ class UnitTask:
     k: int
     train_index: int
     trainer: str = DEFAULT_TRAINER
-    #: threads for :func:`am.evaluate` (``None``: the CPU count; 1 inside process pools)
+    #: threads of the unit's evaluations and G-LEARN (``None``:
+    #: :func:`altmarl.threads.default_threads`, which in a sweep's worker processes is 1
+    #: while every worker has a unit)
     eval_workers: int | None = 1
 
     @property

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from altmarl.evaluation import seed_interval
-from altmarl.experiments.backends import check_backend, run_tasks
+from altmarl.experiments.backends import check_backend, run_tasks, runs_in_process
 from altmarl.experiments.config import ExperimentConfig, parse_config
 from altmarl.experiments.runner import (
     DEFAULT_TRAINER,
@@ -65,7 +65,6 @@ from altmarl.rundir import (
     unit_name,
     units_dir,
 )
-from altmarl.threads import default_processes
 
 
 @dataclass
@@ -433,13 +432,12 @@ def _run_locked(cfg: ExperimentConfig, out: Path, t0: float, *, backend: str,
             todo.append(task)
             if (units_dir(run_dir) / task.name).exists():
                 repaired[task.name] = problem  # damaged: recomputed below
-    serial = backend == "local" and (
-        (default_processes() if workers is None else workers) == 1 or len(todo) <= 1)
+    serial = runs_in_process(backend, workers, len(todo))
     skipped = len(tasks) - len(todo)
     ran = 0
 
     prog = _Progress(progress, console, total=len(tasks), done=skipped,
-                     sweeps=cfg.algorithm.sweeps if (serial or len(todo) == 1) else None)
+                     sweeps=cfg.algorithm.sweeps if serial or len(todo) == 1 else None)
 
     def on_done(o: UnitOutput) -> None:
         nonlocal ran

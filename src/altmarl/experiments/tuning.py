@@ -489,7 +489,10 @@ def _ask(study: Any, base: ExperimentConfig, space: Mapping[str, ParamSpec], sto
     trial.set_user_attr("k", int(params["k"]))
     return {"number": trial.number, "trial_id": trial._trial_id, "storage": storage,
             "config": resolved, "k": int(params["k"]), "objective": objective, "cost": cost,
-            "quick": quick, "eval_workers": None if workers == 1 else 1}
+            "quick": quick,
+            # default_threads(): every core in this process, and in a pool's workers one
+            # thread while every worker has a trial (the idle cores after)
+            "eval_workers": None}
 
 
 def _run_batch(jobs: list[dict[str, Any]], backend: str, workers: int,
