@@ -146,11 +146,16 @@ def _threads_at_barrier(job: tuple[str, str, str]) -> tuple[int, int]:
     from pathlib import Path
 
     mine, other, mode = Path(job[0]), Path(job[1]), job[2]
-    mine.touch()
     deadline = time.monotonic() + 60
-    while not other.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+
+    def meet(tag: str) -> None:
+        Path(f"{mine}{tag}").touch()
+        while not Path(f"{other}{tag}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    meet(".started")
     both = threads.default_threads()
+    meet(".read")  # neither unit returns before both have read the count
     after = both
     while mode == "wait" and after == both and time.monotonic() < deadline:
         time.sleep(0.01)
