@@ -40,6 +40,8 @@ IntArray = NDArray[np.int64]
 Backup = Callable[[FloatArray], FloatArray]
 #: ``x -> P_pi x`` on flat vectors
 MatVec = Callable[[FloatArray], FloatArray]
+#: ``combine(w, h, V, sign)``: ``w += sign * einsum("i,in->n", h, V)`` in place
+Combine = Callable[[FloatArray, FloatArray, FloatArray, float], None]
 
 
 @dataclass
@@ -131,12 +133,13 @@ def evaluate_gmres(
     restart: int = 20,
     max_matvecs: int = 2000,
     system: MatVec | None = None,
+    combine: Combine | None = None,
 ) -> tuple[FloatArray, float, int]:
     """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
     ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
     SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``.
     ``system``: ``x -> x - gamma P x`` computed in one pass (the same numbers), used in
-    place of ``p_matvec`` when given."""
+    place of ``p_matvec`` when given; ``combine``: as in :func:`gmres`."""
     count = [0]
 
     def mv(x: FloatArray) -> FloatArray:
@@ -145,12 +148,19 @@ def evaluate_gmres(
             return np.asarray(system(x))
         return np.asarray(x - gamma * p_matvec(x))
 
-    x, res = gmres(mv, r, x0, eps, restart, max_matvecs)
+    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine)
     return x, res, count[0]
 
 
+def _einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> None:
+    if sign < 0:
+        w -= np.einsum("i,in->n", h, V)
+    else:
+        w += np.einsum("i,in->n", h, V)
+
+
 def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: int,
-          max_matvecs: int) -> tuple[FloatArray, float]:
+          max_matvecs: int, combine: Combine | None = None) -> tuple[FloatArray, float]:
     """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
 
     Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
@@ -158,8 +168,11 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     2-norm makes success possible (``||r||_2 <= sqrt(n) eps``), so the solve stops at the
     first Krylov step that meets ``eps``. Vector operations use ``np.einsum`` (no BLAS
     threads: deterministic, and no thread contention on shared machines).
+    ``combine(w, h, V, sign)``: ``w += sign * einsum("i,in->n", h, V)`` in place, a faster
+    routine giving the same numbers (e.g. :func:`altmarl.glearn.kernels.combine_rows`).
     Returns ``(x, ||b - A x||_inf)``.
     """
+    comb = _einsum_combine if combine is None else combine
     n = b.size
     x = x0.copy()
     r = b - matvec(x)
@@ -183,9 +196,9 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
             used += 1
             Vj = basis[: j + 1]
             h = np.einsum("in,n->i", Vj, w)
-            w -= np.einsum("i,in->n", h, Vj)
+            comb(w, h, Vj, -1.0)
             h2 = np.einsum("in,n->i", Vj, w)
-            w -= np.einsum("i,in->n", h2, Vj)
+            comb(w, h2, Vj, -1.0)
             h += h2
             hn = float(np.sqrt(np.einsum("i,i->", w, w)))
             col = np.append(h, hn)
@@ -216,7 +229,7 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
                     break
                 r_in = None
         y = _back_substitute(R[:j_end, :j_end], g[:j_end])
-        x += np.einsum("i,in->n", y, basis[:j_end])
+        comb(x, y, basis[:j_end], 1.0)
         if r_in is not None:
             r = r_in
         else:

@@ -470,6 +470,18 @@ def test_fused_backup_and_system_are_the_numpy_formulas(
     assert isinstance(P, ColumnsProduct)
     x = V.ravel()
     np.testing.assert_array_equal(P.system(game.gamma)(x), x - game.gamma * P(x))
+    # the means are written in row order and read back through the layout's inverse:
+    # the numbers of the one-action kernel on the natural-order samples, and the same
+    # when the inverse is computed on the call
+    nat = kernels.policy_matvec(model.nxt, model.sg, acts, x, model.m)
+    np.testing.assert_array_equal(P(x), nat)
+    if with_layout:
+        assert P.rows is not None and np.array_equal(P.rows[P.order], np.arange(S * N))
+        np.testing.assert_array_equal(
+            kernels.gather_mean(P.cols, x, S, model.m, threads, P.order, P.pos), nat)
+        np.testing.assert_array_equal(
+            kernels.gather_system(P.cols, x, S, model.m, game.gamma, threads, P.order,
+                                  P.pos), x - game.gamma * nat)
     # a later policy rewrites the store in place: the older product refuses to run
     sys_old = P.system(game.gamma)
     P2 = model.policy_matrix((acts + 1) % game.n_ag)
@@ -482,3 +494,43 @@ def test_fused_backup_and_system_are_the_numpy_formulas(
     got = backup(model, V)
     assert model.fused_backup(V) is not None
     np.testing.assert_array_equal(got, ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3 * kernels.COMBINE_MIN), J=st.integers(1, 21),
+       sign=st.sampled_from([-1.0, 1.0]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_combine_rows_is_einsum(n: int, J: int, sign: float, threads: int, seed: int) -> None:
+    """GMRES's one-pass update ``w += sign einsum("i,in->n", h, V)`` gives NumPy's numbers
+    bit for bit, for every length (below :data:`kernels.COMBINE_MIN` it is ``einsum``)."""
+    rng = np.random.default_rng(seed)
+    V = rng.normal(size=(22, n))[:J] * rng.choice([1e-3, 1.0, 1e3])
+    h = rng.normal(size=J)
+    w = rng.normal(size=n)
+    ref = w.copy()
+    if sign < 0:
+        ref -= np.einsum("i,in->n", h, V)
+    else:
+        ref += np.einsum("i,in->n", h, V)
+    kernels.combine_rows(w, h, V, sign, threads)
+    np.testing.assert_array_equal(w, ref)
+
+
+def test_gmres_with_the_combine_kernel_is_the_same() -> None:
+    """:func:`altmarl.planning.gmres` with :func:`kernels.combine_rows` returns the same
+    iterate and residual as with ``einsum`` (a system large enough for the kernel)."""
+    from altmarl import planning
+
+    rng = np.random.default_rng(0)
+    n = 2 * kernels.COMBINE_MIN
+    idx = rng.integers(0, n, size=(n, 5))
+    b = rng.normal(size=n)
+
+    def mv(x: np.ndarray) -> np.ndarray:
+        return x - 0.9 * x[idx].mean(axis=1)
+
+    ref = planning.gmres(mv, b, np.zeros(n), 1e-10, 20, 500)
+    got = planning.gmres(mv, b, np.zeros(n), 1e-10, 20, 500,
+                         lambda w, h, V, sign: kernels.combine_rows(w, h, V, sign, 2))
+    np.testing.assert_array_equal(got[0], ref[0])
+    assert got[1] == ref[1] and ref[1] <= 1e-10

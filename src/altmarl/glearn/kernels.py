@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from altmarl.glearn.layout import inverse_order
 from altmarl.threads import resolve_threads
 
 FloatArray = NDArray[np.float64]
@@ -49,6 +50,8 @@ FUSED_WARM_MIN_SAMPLES = 1 << 16
 
 #: the "no permutation" ``order`` of the products (an empty array)
 _IDENTITY = np.empty(0, dtype=np.int32)
+#: "no value vector" for :func:`_unpermute` (an empty array)
+_NO_VALUES = np.empty(0, dtype=np.float64)
 
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
@@ -113,11 +116,10 @@ def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
             r = s * N + x
             o = np.int64(order[r]) if order.size else np.int64(r)
             so = o // N
-            xo = o - so * N
             cr = cols[r]
             sgr = sg[s, x]
             sc = sgr[actions[s, x]]
-            rr = rl[so, xo]
+            rr = rl[r]
             t = A - 1
             a0 = 0
             while a0 < A:
@@ -162,24 +164,39 @@ def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                     a0 += 2
 
 
-def _gather_system(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: float,
-                   out: Any) -> None:
+def _gather_rows(cols: Any, v: Any, w: float, out: Any) -> None:
+    # written in the store's row order (sequential stores); _unpermute reads them back in
+    # table order
     R, m = cols.shape
     for r in range(R):
         acc = 0.0
         for j in range(m):
             acc += w * v[np.uint64(cols[r, j])]
-        o = np.int64(order[r]) if order.size else np.int64(r)
-        out[o] = x[o] - gamma * acc
+        out[r] = acc
 
 
-def _gather_mean(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
-    R, m = cols.shape
-    for r in range(R):
+def _unpermute(acc: Any, inv: Any, x: Any, gamma: float, out: Any) -> None:
+    # out[i] = x[i] - gamma acc[inv[i]] (x empty: acc[inv[i]]; inv empty: the identity)
+    n = out.shape[0]
+    if x.size and inv.size:
+        for i in range(n):
+            out[i] = x[i] - gamma * acc[np.int64(inv[i])]
+    elif x.size:
+        for i in range(n):
+            out[i] = x[i] - gamma * acc[i]
+    else:
+        for i in range(n):
+            out[i] = acc[np.int64(inv[i])]
+
+
+def _combine(w: Any, h: Any, V: Any, sign: float) -> None:
+    # w[i] += sign sum_a h[a] V[a, i], the sum in order a = 0..J-1 from 0.0
+    J, n = V.shape
+    for i in range(n):
         acc = 0.0
-        for j in range(m):
-            acc += w * v[np.uint64(cols[r, j])]
-        out[np.int64(order[r]) if order.size else np.int64(r)] = acc
+        for a in range(J):
+            acc += h[a] * V[a, i]
+        w[i] += sign * acc
 
 
 def _value_layout(x: Any, pos: Any, S: int, out: Any) -> None:
@@ -359,11 +376,10 @@ def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: 
         x = r - s * N
         o = np.int64(order[r]) if order.size else np.int64(r)
         so = o // N
-        xo = o - so * N
         cr = cols[r]
         sgr = sg[s, x]
         sc = sgr[actions[s, x]]
-        rr = rl[so, xo]
+        rr = rl[r]
         t = A - 1
         a0 = 0
         while a0 < A:
@@ -408,24 +424,35 @@ def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: 
                 a0 += 2
 
 
-def _gather_system_par(cols: Any, v: Any, w: float, order: Any, x: Any, gamma: float,
-                       out: Any) -> None:
+def _gather_rows_par(cols: Any, v: Any, w: float, out: Any) -> None:
     R, m = cols.shape
     for r in prange(R):
         acc = 0.0
         for j in range(m):
             acc += w * v[np.uint64(cols[r, j])]
-        o = np.int64(order[r]) if order.size else np.int64(r)
-        out[o] = x[o] - gamma * acc
+        out[r] = acc
 
 
-def _gather_mean_par(cols: Any, v: Any, w: float, order: Any, out: Any) -> None:
-    R, m = cols.shape
-    for r in prange(R):
+def _unpermute_par(acc: Any, inv: Any, x: Any, gamma: float, out: Any) -> None:
+    n = out.shape[0]
+    if x.size and inv.size:
+        for i in prange(n):
+            out[i] = x[i] - gamma * acc[np.int64(inv[i])]
+    elif x.size:
+        for i in prange(n):
+            out[i] = x[i] - gamma * acc[i]
+    else:
+        for i in prange(n):
+            out[i] = acc[np.int64(inv[i])]
+
+
+def _combine_par(w: Any, h: Any, V: Any, sign: float) -> None:
+    J, n = V.shape
+    for i in prange(n):
         acc = 0.0
-        for j in range(m):
-            acc += w * v[np.uint64(cols[r, j])]
-        out[np.int64(order[r]) if order.size else np.int64(r)] = acc
+        for a in range(J):
+            acc += h[a] * V[a, i]
+        w[i] += sign * acc
 
 
 def _value_layout_par(x: Any, pos: Any, S: int, out: Any) -> None:
@@ -630,6 +657,28 @@ def max_abs_diff(a: FloatArray, b: FloatArray) -> float:
         np.require(y.reshape(-1), requirements=["C", "W"])))
 
 
+#: vectors from this length on take :func:`combine_rows` (NumPy's ``einsum`` for
+#: ``"i,in->n"`` sums in the same order there; at length 1 it reduces along ``i``)
+COMBINE_MIN = 1 << 12
+
+
+def combine_rows(w: FloatArray, h: FloatArray, V: FloatArray, sign: float = -1.0,
+                 threads: int | None = 1) -> None:
+    """``w += sign * np.einsum("i,in->n", h, V)`` in place (``sign`` is ``+1`` or ``-1``,
+    exact), the same numbers: from :data:`COMBINE_MIN` entries on in one kernel pass
+    without the temporary, each ``w[i]`` summing its ``J`` terms in order from ``0.0`` as
+    ``einsum`` does there (GMRES's Gram-Schmidt updates, SPEC 4; ``threads > 1`` splits
+    ``i``, the same numbers); shorter vectors with ``einsum`` itself."""
+    if w.size < COMBINE_MIN or not HAVE_NUMBA:
+        if sign < 0:
+            w -= np.einsum("i,in->n", h, V)
+        else:
+            w += np.einsum("i,in->n", h, V)
+        return
+    _product("combine", threads)(w, np.ascontiguousarray(h, dtype=np.float64),
+                                 np.ascontiguousarray(V), float(sign))
+
+
 def use_fused(samples_per_action: int) -> bool:
     """Whether an operator with ``|S_g| N m = samples_per_action`` uses the fused kernels:
     Numba installed and at least :data:`FUSED_MIN_SAMPLES`, or at least
@@ -681,6 +730,8 @@ def warm_up(threads: int | None = None) -> float:
     remap(cols, np.zeros(1, dtype=np.int32))
     max_argmax(np.zeros((2, 2)))
     max_abs_diff(np.zeros(2), np.ones(2))
+    for nt in sorted({1, threads}):
+        _product("combine", nt)(np.zeros(2), np.zeros(1), np.zeros((1, 2)), -1.0)
     P_g = np.full((1, 2, 1), 1.0)
     P_g.flags.writeable = False  # games hold read-only tables
     W = global_weights(P_g, np.zeros((1, 2)))
@@ -728,10 +779,10 @@ def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: 
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,
-             "gather": _gather_mean_par,
-             "backup_cols": _backup_cols_par, "gather_system": _gather_system_par,
+             "gather": _gather_rows_par, "unpermute": _unpermute_par,
+             "backup_cols": _backup_cols_par,
              "expect_eg": _expect_all_eg_par, "policy_eg": _policy_matvec_eg_par,
-             "layout": _value_layout_par, "pool": _pool_ranks_par}
+             "layout": _value_layout_par, "pool": _pool_ranks_par, "combine": _combine_par}
 
 
 #: serializes the first load of each kernel (threads drawing streams at once would each
@@ -758,12 +809,12 @@ def _compiled(name: str, parallel: bool) -> Any:
     fn = {"expect": _expect_all, "policy": _policy_matvec, "categorical": _categorical,
           "pool": _pool_ranks, "weights": _global_weights, "expect_eg": _expect_all_eg,
           "policy_eg": _policy_matvec_eg, "streams": _stream_sums,
-          "columns": _policy_columns, "gather": _gather_mean, "recolumn": _recolumn,
+          "columns": _policy_columns, "gather": _gather_rows, "recolumn": _recolumn,
           "layout": _value_layout,
           "permute": _permute_rows, "remap": _remap, "shear": _shear,
           "max_argmax": _max_argmax, "backup_cols": _backup_cols,
-          "max_abs_diff": _max_abs_diff,
-          "gather_system": _gather_system}[name]
+          "max_abs_diff": _max_abs_diff, "unpermute": _unpermute,
+          "combine": _combine}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
 
 
@@ -840,25 +891,30 @@ def expect_all_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.in
     is ``E`` exactly (a sum that starts at ``+0.0`` is never ``-0.0``)."""
     S, N = V.shape
     return backup_cols(cols, sg, actions, V, m, np.zeros((S, sg.shape[2])), np.zeros((S, N)),
-                       1.0, threads, order, pos)
+                       1.0, threads, order, pos, r_loc_rows=np.zeros(S * N))
 
 
 def backup_cols(cols: NDArray[Any], sg: NDArray[Any], actions: NDArray[np.int64],
                 V: FloatArray, m: int, r_g: FloatArray, r_loc: FloatArray, gamma: float,
                 threads: int | None = 1, order: NDArray[np.int32] | None = None,
-                pos: NDArray[np.int32] | None = None) -> FloatArray:
+                pos: NDArray[np.int32] | None = None,
+                r_loc_rows: FloatArray | None = None) -> FloatArray:
     """The Bellman backup ``(T Q)(s, x, a) = (r_g[s, a] + r_loc[s, x]) + gamma E`` with
     ``E`` :func:`expect_all_cols` (SPEC 4), in one pass: the same operations in the same
     order as :func:`altmarl.glearn.operator.backup` on ``expect_all_cols``, hence the same
     numbers, without its three table-sized temporaries. ``cols`` must be the
     :func:`policy_columns` of ``actions`` on this ``sg`` (the kernel does not check its
-    indices)."""
+    indices). ``r_loc_rows``: ``r_loc`` flat in the store's row order (``r_loc.ravel()[order]``,
+    computed when not given), so the kernel reads it sequentially."""
     S, N = V.shape
     out = np.empty((S, N, sg.shape[2]))
     vt = value_layout(np.asarray(V, dtype=np.float64).reshape(-1), S, pos, threads)
+    if r_loc_rows is None:
+        flat = np.asarray(r_loc, dtype=np.float64).reshape(-1)
+        r_loc_rows = flat if order is None else flat[order]
     _product("backup_cols", threads)(cols, sg, actions, vt, 1.0 / m,
                                      _IDENTITY if order is None else order,
-                                     _writable(r_g), _writable(r_loc),
+                                     _writable(r_g), _writable(r_loc_rows),
                                      float(gamma), out.reshape(S * N, -1))
     return out
 
@@ -875,32 +931,54 @@ def column_dtype(n: int) -> Any:
     return np.int32 if n < 2**31 else np.int64
 
 
+def _gather_in_rows(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
+                    threads: int | None, pos: NDArray[np.int32] | None) -> FloatArray:
+    """The ``m``-term means of the rows of ``cols`` in the store's row order."""
+    acc = np.empty(cols.shape[0])
+    vt = value_layout(x, n_sg, pos, threads)
+    _product("gather", threads)(cols, vt, 1.0 / m, acc)
+    return acc
+
+
+def _row_inverse(order: NDArray[np.int32] | None,
+                 inverse: NDArray[np.int32] | None) -> NDArray[np.int32]:
+    if order is None:
+        return _IDENTITY
+    return inverse_order(order) if inverse is None else inverse
+
+
 def gather_mean(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
                 threads: int | None = 1, order: NDArray[np.int32] | None = None,
-                pos: NDArray[np.int32] | None = None) -> FloatArray:
+                pos: NDArray[np.int32] | None = None,
+                inverse: NDArray[np.int32] | None = None) -> FloatArray:
     """``out[s N + x] = sum_j (1/m) V[cols[s N + x, j]]`` with ``V = x`` (flat, in the
     solver's ``(|S_g|, N)`` order) laid out ``(N, |S_g|)``, summed in order ``j = 0..m-1``:
     :func:`policy_matvec` on the columns of :func:`policy_columns` (the same numbers),
     reading one contiguous index per sample instead of two arrays. ``order``, ``pos``:
-    as in :func:`expect_all_cols` (row ``r`` of ``cols`` is written at ``out[order[r]]``)."""
-    out = np.empty(x.size)
-    vt = value_layout(np.asarray(x, dtype=np.float64), n_sg, pos, threads)
-    _product("gather", threads)(cols, vt, 1.0 / m, _IDENTITY if order is None else order, out)
+    as in :func:`expect_all_cols` (row ``r`` of ``cols`` is the table's row ``order[r]``);
+    ``inverse``: :func:`altmarl.glearn.layout.inverse_order` of ``order`` (computed when
+    not given). The means are written in row order and read back through ``inverse``:
+    sequential stores instead of a scatter over the table."""
+    acc = _gather_in_rows(cols, np.asarray(x, dtype=np.float64), n_sg, m, threads, pos)
+    if order is None:
+        return acc
+    out = np.empty(acc.size)
+    _product("unpermute", threads)(acc, _row_inverse(order, inverse), _NO_VALUES, 0.0, out)
     return out
 
 
 def gather_system(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int, gamma: float,
                   threads: int | None = 1, order: NDArray[np.int32] | None = None,
-                  pos: NDArray[np.int32] | None = None) -> FloatArray:
+                  pos: NDArray[np.int32] | None = None,
+                  inverse: NDArray[np.int32] | None = None) -> FloatArray:
     """``x - gamma P_pi x`` with ``P_pi x`` :func:`gather_mean` (policy evaluation's system
-    ``(I - gamma P_pi)``, SPEC 4), in one pass: the same operations as ``x - gamma *
-    gather_mean(...)``, hence the same numbers, without two vector-sized temporaries."""
+    ``(I - gamma P_pi)``, SPEC 4): the same operations as ``x - gamma * gather_mean(...)``,
+    hence the same numbers, the subtraction fused into the pass that reads the means back
+    in table order."""
     xf = np.ascontiguousarray(x, dtype=np.float64)
+    acc = _gather_in_rows(cols, xf, n_sg, m, threads, pos)
     out = np.empty(xf.size)
-    vt = value_layout(xf, n_sg, pos, threads)
-    _product("gather_system", threads)(cols, vt, 1.0 / m,
-                                       _IDENTITY if order is None else order, xf,
-                                       float(gamma), out)
+    _product("unpermute", threads)(acc, _row_inverse(order, inverse), xf, float(gamma), out)
     return out
 
 
@@ -978,4 +1056,4 @@ __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype"
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES", "max_argmax", "max_abs_diff",
-           "backup_cols", "gather_system"]
+           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN"]

@@ -34,12 +34,21 @@ LAYOUT_MIN_BYTES = 1 << 20
 @dataclass(frozen=True)
 class StoreLayout:
     """Where rows and values are stored: row ``r`` of the store holds the table's row
-    ``order[r]`` (flat ``s_g N + x``), and position ``p`` of the laid-out value table holds
-    histogram ``hperm[p]`` (``pos`` the inverse: histogram ``x`` sits at ``pos[x]``)."""
+    ``order[r]`` (flat ``s_g N + x``; ``rows`` the inverse: table row ``o`` is stored at
+    ``rows[o]``), and position ``p`` of the laid-out value table holds histogram
+    ``hperm[p]`` (``pos`` the inverse: histogram ``x`` sits at ``pos[x]``)."""
 
     order: NDArray[np.int32]
     hperm: NDArray[np.int32]
     pos: NDArray[np.int32]
+    rows: NDArray[np.int32]
+
+
+def inverse_order(order: NDArray[np.int32]) -> NDArray[np.int32]:
+    """The inverse permutation: ``inv[order[r]] = r``."""
+    inv = np.empty_like(order)
+    inv[order] = np.arange(order.size, dtype=order.dtype)
+    return inv
 
 
 def morton_codes(points: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -71,14 +80,13 @@ def store_layout(H: NDArray[np.int64], K: FloatArray, resolution: int = 2) -> St
     S = K.shape[1]
     D = max(d - 1, 1)
     hperm = np.argsort(morton_codes(H[:, :D]), kind="stable").astype(np.int32)
-    pos = np.empty(N, dtype=np.int32)
-    pos[hperm] = np.arange(N, dtype=np.int32)
+    pos = inverse_order(hperm)
     keys = np.empty(S * N, dtype=np.int64)
     for s in range(S):
         mean = H @ K[:, s, :D]
         keys[s * N:(s + 1) * N] = morton_codes(np.rint(resolution * mean).astype(np.int64))
     order = np.argsort(keys, kind="stable").astype(np.int32)
-    return StoreLayout(order, hperm, pos)
+    return StoreLayout(order, hperm, pos, inverse_order(order))
 
 
 def wants_layout(n_sg: int, n_states: int) -> bool:
@@ -88,4 +96,5 @@ def wants_layout(n_sg: int, n_states: int) -> bool:
     return 8 * values >= LAYOUT_MIN_BYTES and values < 2**31
 
 
-__all__ = ["LAYOUT_MIN_BYTES", "StoreLayout", "morton_codes", "store_layout", "wants_layout"]
+__all__ = ["LAYOUT_MIN_BYTES", "StoreLayout", "inverse_order", "morton_codes", "store_layout",
+           "wants_layout"]

@@ -272,7 +272,8 @@ class _SampledModel:
             self._col_generation += 1
             order, pos = self._layout_arrays()
             return ColumnsProduct(cols, self.n_sg, self.m, self.threads, order, pos, self,
-                                  self._col_generation)
+                                  self._col_generation,
+                                  None if self.layout is None else self.layout.rows)
         # one reusable (S_g, N, m) buffer; only the rows whose action changed are rewritten
         if self._sel is None:
             self._sel = self.columns(0)
@@ -294,6 +295,8 @@ class ColumnsProduct:
     """``x -> P_pi x`` on a store holding the policy's columns
     (:func:`altmarl.glearn.kernels.gather_mean`); :meth:`system` is ``x -> x - gamma P_pi
     x`` in one pass (:func:`~altmarl.glearn.kernels.gather_system`, the same numbers).
+    ``rows``: the layout's inverse row order (:attr:`altmarl.glearn.layout.StoreLayout.rows`),
+    through which the products read their row-ordered means back in table order.
 
     The store is rewritten in place by the operator's next ``policy_matrix`` call: a
     product used after that raises ``RuntimeError`` instead of applying the newer policy."""
@@ -306,6 +309,7 @@ class ColumnsProduct:
     pos: NDArray[np.int32] | None
     owner: _SampledModel
     generation: int
+    rows: NDArray[np.int32] | None = None
 
     def _check(self) -> None:
         if self.owner._col_generation != self.generation:
@@ -316,7 +320,7 @@ class ColumnsProduct:
     def __call__(self, x: FloatArray) -> FloatArray:
         self._check()
         return kernels.gather_mean(self.cols, x, self.n_sg, self.m, self.threads, self.order,
-                                   self.pos)
+                                   self.pos, self.rows)
 
     def system(self, gamma: float) -> Callable[[FloatArray], FloatArray]:
         """``x -> x - gamma P_pi x``."""
@@ -325,7 +329,7 @@ class ColumnsProduct:
         def system(x: FloatArray) -> FloatArray:
             self._check()
             return kernels.gather_system(self.cols, x, self.n_sg, self.m, gamma, self.threads,
-                                         self.order, self.pos)
+                                         self.order, self.pos, self.rows)
 
         return system
 
