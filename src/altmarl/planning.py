@@ -152,7 +152,9 @@ def evaluate_gmres(
     return x, res, count[0]
 
 
-def _einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> None:
+def einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> None:
+    """``w += sign * einsum("i,in->n", h, V)`` in place (``sign`` ``+1`` or ``-1``):
+    :func:`gmres`'s default ``combine``."""
     if sign < 0:
         w -= np.einsum("i,in->n", h, V)
     else:
@@ -172,7 +174,7 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     routine giving the same numbers (e.g. :func:`altmarl.glearn.kernels.combine_rows`).
     Returns ``(x, ||b - A x||_inf)``.
     """
-    comb = _einsum_combine if combine is None else combine
+    comb = einsum_combine if combine is None else combine
     n = b.size
     x = x0.copy()
     r = b - matvec(x)
@@ -408,6 +410,7 @@ __all__ = [
     "evaluate_dense_batch",
     "evaluate_gmres",
     "evaluate_scipy_gmres",
+    "einsum_combine",
     "gmres",
     "inexact_policy_iteration",
     "policy_iteration",

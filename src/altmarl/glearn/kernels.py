@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl.glearn.layout import inverse_order
+from altmarl.planning import einsum_combine
 from altmarl.threads import resolve_threads
 
 FloatArray = NDArray[np.float64]
@@ -670,10 +671,7 @@ def combine_rows(w: FloatArray, h: FloatArray, V: FloatArray, sign: float = -1.0
     ``einsum`` does there (GMRES's Gram-Schmidt updates, SPEC 4; ``threads > 1`` splits
     ``i``, the same numbers); shorter vectors with ``einsum`` itself."""
     if w.size < COMBINE_MIN or not HAVE_NUMBA:
-        if sign < 0:
-            w -= np.einsum("i,in->n", h, V)
-        else:
-            w += np.einsum("i,in->n", h, V)
+        einsum_combine(w, h, V, sign)
         return
     _product("combine", threads)(w, np.ascontiguousarray(h, dtype=np.float64),
                                  np.ascontiguousarray(V), float(sign))
