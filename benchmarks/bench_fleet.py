@@ -77,8 +77,8 @@ from _common import limit_blas, machine, print_table  # noqa: E402
 
 import altmarl as am  # noqa: E402
 from altmarl.envs.generative_fleet import AGES, fleet_tabular, ring_distance  # noqa: E402
+from altmarl.generative import FunctionGlobalPolicy  # noqa: E402
 from altmarl.generative.neural import NeuralGlobalPolicy  # noqa: E402
-from altmarl.generative.policies import FunctionGlobalPolicy  # noqa: E402
 
 LOWS = (1, 3)
 SELECTION_ROOT = 1000
@@ -172,7 +172,7 @@ def ppo_global(d: Path, tab: Any, k: int) -> Any:
     """The PPO model trained in ``d`` as a greedy global policy on ``(s_g, h)``."""
     import stable_baselines3 as sb3
 
-    from altmarl.interfaces._core import GlobalObsCodec
+    from altmarl.interfaces import GlobalObsCodec
 
     model = sb3.PPO.load(str(d / "ppo"), device="cpu")
     codec = GlobalObsCodec(tab.n_sg, tab.n_sl, k, "box")

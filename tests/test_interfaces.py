@@ -514,7 +514,8 @@ def test_bad_input_is_rejected(warehouse, small):
 
 def test_core_imports_without_the_extras():
     """``import altmarl`` and ``import altmarl.interfaces`` work without gymnasium /
-    pettingzoo / SB3 / torch; using an environment names the extra to install."""
+    pettingzoo / SB3 / torch; using an environment names the extra to install; the public
+    observation codecs work without them."""
     code = (
         "import sys\n"
         "BLOCKED = ('gymnasium', 'pettingzoo', 'stable_baselines3', 'torch')\n"
@@ -531,6 +532,10 @@ def test_core_imports_without_the_extras():
         "        print(e)\n"
         "    else:\n"
         "        raise SystemExit(name + ' imported without gymnasium')\n"
+        "import numpy as np\n"
+        "c = altmarl.interfaces.GlobalObsCodec(2, 3, 4, 'box')\n"
+        "s_g, h = c.decode(c.encode(np.array([1]), np.array([[1, 3, 0]])))\n"
+        "assert s_g.tolist() == [1] and h.tolist() == [[1, 3, 0]], (s_g, h)\n"
         "assert not any(m.split('.')[0] in BLOCKED for m in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

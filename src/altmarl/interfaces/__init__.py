@@ -3,7 +3,10 @@
 * :class:`GlobalAgentEnv` — the global agent's MDP for a fixed ``pi_l`` (Gymnasium);
 * :class:`LocalAgentEnv` — a representative local agent's MDP for fixed ``pi_g``, ``pi_l``;
 * :class:`AltMarlParallelEnv` / :func:`parallel_env` — the ``(n + 1)``-agent game
-  (PettingZoo ``ParallelEnv``).
+  (PettingZoo ``ParallelEnv``);
+* :class:`GlobalObsCodec` / :class:`LocalObsCodec` — the observation encoders these
+  environments use, for turning a trained external model's inputs back into ``(s_g, h)``
+  (NumPy only).
 
 gymnasium and pettingzoo are optional (``pip install 'altmarl[gym]'``); Stable-Baselines3
 for the baseline in ``benchmarks/bench_sb3.py`` is ``pip install 'altmarl[sb3]'``. Importing
@@ -17,10 +20,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from altmarl.interfaces._core import GlobalObsCodec, LocalObsCodec
     from altmarl.interfaces.gym_envs import GlobalAgentEnv, LocalAgentEnv, register_envs
     from altmarl.interfaces.pettingzoo_env import AltMarlParallelEnv, parallel_env
 
 _LAZY = {
+    "GlobalObsCodec": "altmarl.interfaces._core",
+    "LocalObsCodec": "altmarl.interfaces._core",
     "GlobalAgentEnv": "altmarl.interfaces.gym_envs",
     "LocalAgentEnv": "altmarl.interfaces.gym_envs",
     "register_envs": "altmarl.interfaces.gym_envs",
@@ -31,7 +37,9 @@ _LAZY = {
 __all__ = [
     "AltMarlParallelEnv",
     "GlobalAgentEnv",
+    "GlobalObsCodec",
     "LocalAgentEnv",
+    "LocalObsCodec",
     "parallel_env",
     "register_envs",
 ]
