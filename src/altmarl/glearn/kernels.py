@@ -465,10 +465,11 @@ def _value_layout_par(x: Any, pos: Any, S: int, out: Any) -> None:
 
 
 def _pool_ranks_par(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
-                    out: Any) -> None:
+                    rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
     for h in prange(N):
+        o = rows[h]
         for j in range(m):
             acc = np.int64(0)
             for x in range(d):
@@ -481,7 +482,7 @@ def _pool_ranks_par(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: A
                 nxt = rem - hi
                 r += cols[e, rem] - cols[e, nxt]
                 rem = nxt
-            out[h, j] = r
+            out[o, j] = pos[r]
 
 
 def _expect_all_eg_par(nxt: Any, W: Any, w: float, out: Any) -> None:
@@ -577,10 +578,11 @@ def _stream_sums(u: Any, thr: Any, unit: Any, out: Any) -> None:
 
 
 def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
-                out: Any) -> None:
+                rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
     for h in range(N):
+        o = rows[h]
         for j in range(m):
             acc = np.int64(0)
             for x in range(d):
@@ -593,7 +595,7 @@ def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
                 nxt = rem - hi
                 r += cols[e, rem] - cols[e, nxt]
                 rem = nxt
-            out[h, j] = r
+            out[o, j] = pos[r]
 
 
 def _max_argmax(q: Any, best: Any, arg: Any) -> None:
@@ -768,12 +770,19 @@ def stream_sums_into(u: NDArray[np.uint32], thr: list[int], unit: NDArray[np.int
 
 def pool_ranks(flat_p: NDArray[np.int64], starts: NDArray[np.int32], m: int, k: int,
                bits: int, cols: NDArray[np.int64], out: NDArray[np.int32],
-               threads: int | None = 1) -> None:
-    """``out[h, j]`` = rank in ``H_k`` of the packed histogram ``sum_x flat_p[starts[h, x]
-    + j]`` (``bits`` per bin; ``cols[e, r] = C(r + e, e)``): the window sums and ranks of
-    ``crn="pool"`` sampling in one pass (``threads > 1``: the rows ``h`` spread over
-    threads; integers, so the same numbers)."""
-    _product("pool", threads)(flat_p, starts, m, k, bits, cols, out)
+               threads: int | None = 1, rows: NDArray[np.int32] | None = None,
+               pos: NDArray[np.int32] | None = None) -> None:
+    """``out[rows[h], j] = pos[r]`` with ``r`` the rank in ``H_k`` of the packed histogram
+    ``sum_x flat_p[starts[h, x] + j]`` (``bits`` per bin; ``cols[e, r] = C(r + e, e)``;
+    ``rows`` and ``pos`` default the identity): the window sums and ranks of
+    ``crn="pool"`` sampling in one pass, written straight into a laid-out store
+    (:class:`altmarl.glearn.layout.StoreLayout`: its rows and value positions) when given
+    (``threads > 1``: the rows ``h`` spread over threads; integers, so the same numbers)."""
+    if rows is None:
+        rows = np.arange(starts.shape[0], dtype=np.int32)
+    if pos is None:
+        pos = np.arange(int(cols[cols.shape[0] - 1, k]), dtype=np.int32)
+    _product("pool", threads)(flat_p, starts, m, k, bits, cols, rows, pos, out)
 
 
 _PARALLEL = {"expect": _expect_all_par, "policy": _policy_matvec_par,

@@ -106,6 +106,15 @@ def policy_reward(model: OperatorModel, actions: IntArray) -> FloatArray:
     return np.asarray(rg + model.r_loc, dtype=np.float64)
 
 
+def lay_out(a: NDArray[Any], layout: StoreLayout, values: bool = False) -> None:
+    """In place, a natural-order per-row array of a store (``(|S_g|, N, ...)``, C-contiguous)
+    into ``layout``'s row order; ``values``: its entries are histogram ranks (the next local
+    states ``nxt``), turned into positions of the laid-out value table too."""
+    kernels.permute_rows(a.reshape(layout.order.size, -1), layout.order)
+    if values:
+        kernels.remap(a, layout.pos)
+
+
 class _SampledModel:
     """Empirical operator from fixed samples (SPEC 4), stored compactly.
 
@@ -117,11 +126,17 @@ class _SampledModel:
     the fused kernels of :mod:`altmarl.glearn.kernels` for large stores, CSR matrices (one
     per ``a_g``, built on first use) for small ones; both sum the ``m`` terms in the same
     order, so they agree to the last bit.
+
+    ``layout``: the store in that Z-order layout (:mod:`altmarl.glearn.layout`); the
+    natural-order ``nxt`` and ``sg`` are laid out in place (:func:`lay_out`), or, with
+    ``laid_out``, already are (as :func:`~altmarl.glearn.draws.sample_hist_pool` and
+    :func:`~altmarl.glearn.draws.sample_global` write them when given the layout).
     """
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
-                 threads: int | None = 1, layout: StoreLayout | None = None) -> None:
+                 threads: int | None = 1, layout: StoreLayout | None = None,
+                 laid_out: bool = False) -> None:
         self.threads = None if threads is None else int(threads)
         self._store = nxt
         self._sg = sg
@@ -146,10 +161,9 @@ class _SampledModel:
                     and nxt.flags.writeable and sg.flags.c_contiguous and sg.flags.writeable):
                 raise ValueError("layout: needs a fused, writeable store with one next local "
                                  "state per sample (crn 'pool' or 'states')")
-            rows = self.n_sg * self.n_states
-            kernels.permute_rows(nxt.reshape(rows, -1), layout.order)
-            kernels.permute_rows(sg.reshape(rows, -1), layout.order)
-            kernels.remap(nxt, layout.pos)
+            if not laid_out:
+                lay_out(nxt, layout, values=True)
+                lay_out(sg, layout)
             self.layout = layout
 
     def _natural(self, a: NDArray[Any]) -> NDArray[Any]:
@@ -672,13 +686,18 @@ def empirical_operator(
         threads = opts.threads  # None: default_threads() at each product and draw
         n_e = A if per_action else 1
         chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
+        # the Z-order store layout (altmarl.glearn.layout): the draws are written in it
+        layout = (store_layout(H, K) if fused and param == "mean-field" and not per_action
+                  and not opts.exact_global and wants_layout(S, n_states) else None)
         if param == "mean-field":
             if crn == "pool":
                 eta = sample_hist_pool(K, H, k, m, pool_size, ss_local, chunk, fused=fused,
-                                       threads=threads)
+                                       threads=threads, layout=layout)
                 draws["local_agent"] = S * d * k * max(pool_size, m)
             else:
                 eta = sample_hist_states(K, H, k, m, n_e, ss_local, chunk)
+                if layout is not None:
+                    lay_out(eta, layout, values=True)
                 draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
         else:
             eta = sample_tuples(K, k, m, n_e, ss_local, chunk)
@@ -687,12 +706,10 @@ def empirical_operator(
             model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused,
                                      threads)
         else:
-            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads)
+            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads, layout)
             draws["global"] = S * n_states * A * m
-            layout = (store_layout(H, K) if fused and param == "mean-field" and not per_action
-                      and wants_layout(S, n_states) else None)
             model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, threads,
-                                  layout)
+                                  layout, laid_out=True)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
