@@ -170,6 +170,27 @@ def test_gmres_solves_to_sup_norm_tolerance() -> None:
         assert true <= eps and res == pytest.approx(true, rel=1e-3, abs=1e-12)
 
 
+
+def test_gmres_basis_buffer_gives_the_same_numbers_and_is_checked() -> None:
+    """A caller's Krylov buffer (reused across solves, dirty from the last one) changes
+    nothing; a buffer of the wrong shape or type is refused by name."""
+    rng = np.random.default_rng(1)
+    n = 200
+    P = rng.random((n, n))
+    P /= P.sum(axis=1, keepdims=True)
+    A = np.eye(n) - 0.95 * P
+    buf = np.full((9, n), np.nan)
+    for b in (rng.random(n), rng.random(n)):
+        want = planning.gmres(lambda v: A @ v, b, np.zeros(n), 1e-10, 8, 5000)
+        got = planning.gmres(lambda v: A @ v, b, np.zeros(n), 1e-10, 8, 5000, basis=buf)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1] == want[1]
+    for bad in (np.zeros((8, n)), np.zeros((9, n + 1)), np.zeros((9, n), dtype=np.float32)):
+        with pytest.raises(ValueError, match="basis: expected"):
+            planning.gmres(lambda v: A @ v, rng.random(n), np.zeros(n), 1e-10, 8, 5000,
+                           basis=bad)
+
+
 # ---------------------------------------------------------------------------
 # value iteration and policy iteration
 # ---------------------------------------------------------------------------

@@ -134,12 +134,13 @@ def evaluate_gmres(
     max_matvecs: int = 2000,
     system: MatVec | None = None,
     combine: Combine | None = None,
+    basis: FloatArray | None = None,
 ) -> tuple[FloatArray, float, int]:
     """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
     ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
     SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``.
     ``system``: ``x -> x - gamma P x`` computed in one pass (the same numbers), used in
-    place of ``p_matvec`` when given; ``combine``: as in :func:`gmres`."""
+    place of ``p_matvec`` when given; ``combine``, ``basis``: as in :func:`gmres`."""
     count = [0]
 
     def mv(x: FloatArray) -> FloatArray:
@@ -148,7 +149,7 @@ def evaluate_gmres(
             return np.asarray(system(x))
         return np.asarray(x - gamma * p_matvec(x))
 
-    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine)
+    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine, basis)
     return x, res, count[0]
 
 
@@ -162,7 +163,8 @@ def einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> 
 
 
 def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: int,
-          max_matvecs: int, combine: Combine | None = None) -> tuple[FloatArray, float]:
+          max_matvecs: int, combine: Combine | None = None,
+          basis: FloatArray | None = None) -> tuple[FloatArray, float]:
     """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
 
     Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
@@ -172,7 +174,9 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     threads: deterministic, and no thread contention on shared machines).
     ``combine(w, h, V, sign)``: ``w += sign * einsum("i,in->n", h, V)`` in place, a faster
     routine giving the same numbers (e.g. :func:`altmarl.glearn.kernels.combine_rows`).
-    Returns ``(x, ||b - A x||_inf)``.
+    ``basis``: a float64 buffer of at least ``(min(restart, n) + 1, n)`` for the Krylov
+    basis, reused across calls (a sequence of solves then allocates it once; its contents
+    are overwritten). Returns ``(x, ||b - A x||_inf)``.
     """
     comb = einsum_combine if combine is None else combine
     n = b.size
@@ -181,7 +185,13 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     used = 1
     res = float(np.abs(r).max())
     sqrt_n = math.sqrt(n)
-    basis = np.empty((min(restart, n) + 1, n))
+    rows = min(restart, n) + 1
+    if basis is None:
+        basis = np.empty((rows, n))
+    elif (basis.dtype != np.float64 or basis.ndim != 2 or basis.shape[0] < rows
+          or basis.shape[1] != n or not basis.flags.c_contiguous or not basis.flags.writeable):
+        raise ValueError(f"basis: expected a writeable C-contiguous float64 buffer of shape "
+                         f"({rows}, {n}), got {basis.dtype} {basis.shape}")
     while res > eps and used < max_matvecs:
         beta = float(np.sqrt(np.einsum("i,i->", r, r)))
         mdim = min(restart, n, max_matvecs - used)
@@ -370,7 +380,8 @@ def inexact_policy_iteration(
     """
     g = gamma
     V = v0
-    Q = q0
+    Q: FloatArray | None = q0
+    del q0  # the tables are large: hold each one only while it is needed
     eps_final = 0.5 * tol / max(g, 1e-12)
     best = math.inf
     stalled = 0
@@ -382,6 +393,7 @@ def inexact_policy_iteration(
         def greedy(q: FloatArray) -> tuple[FloatArray, IntArray]:
             return q.max(axis=-1), np.asarray(q.argmax(axis=-1), dtype=np.int64)
     for _ in range(max_iter):
+        assert Q is not None
         Vq, argmax = greedy(Q)
         bres = float(np.abs(Vq - V).max())
         bound = g * bres
@@ -399,8 +411,10 @@ def inexact_policy_iteration(
         actions = argmax
         best = min(best, bres)  # never loosen: guards against cycling near ties
         eps = max(eps_final, forcing * best)
+        Q = None  # not needed until the next backup: one table less during both
         V = evaluate(actions, Vq, eps)
         Q = backup(V)
+    assert Q is not None
     return PlanResult(Q, V, iterations, bound, converged, history=history)
 
 

@@ -147,11 +147,10 @@ def test_large_warehouse_stores_get_the_layout() -> None:
 @settings(max_examples=15, deadline=None)
 @given(k=st.integers(1, 7), m=st.integers(1, 5), fused=st.booleans(),
        threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
-def test_draws_written_in_the_layout_are_the_permuted_draws(k: int, m: int, fused: bool,
+def test_draws_written_in_the_layout_are_the_laid_out_draws(k: int, m: int, fused: bool,
                                                              threads: int, seed: int) -> None:
-    """``sample_hist_pool`` / ``sample_global`` with ``layout=`` return the natural-order
-    draws in the layout's rows (and, for the next local states, as value positions):
-    what ``lay_out`` makes of the natural arrays, bit for bit."""
+    """``sample_hist_pool(layout=)`` returns the natural-order draws in the layout's rows,
+    as value positions: what ``lay_out`` makes of the natural array, bit for bit."""
     from altmarl.glearn import draws
     from altmarl.glearn.operator import lay_out
 
@@ -165,12 +164,6 @@ def test_draws_written_in_the_layout_are_the_permuted_draws(k: int, m: int, fuse
                                  layout=lay)
     lay_out(eta, lay, values=True)
     np.testing.assert_array_equal(got, eta)
-    N = H.shape[0]
-    sg = draws.sample_global(N, m, game.P_g, ss, fused, threads)
-    got_sg = draws.sample_global(N, m, game.P_g, ss, fused, threads, lay)
-    lay_out(sg, lay)
-    assert got_sg.dtype == sg.dtype
-    np.testing.assert_array_equal(got_sg, sg)
 
 
 def test_draws_refuse_a_layout_of_another_store() -> None:
@@ -180,8 +173,5 @@ def test_draws_refuse_a_layout_of_another_store() -> None:
     K = game.local_kernel(pi_l_table(game, random_pi_l(game, 0)))
     lay = layout.store_layout(histogram_table(4, game.n_sl), K)
     H = histogram_table(5, game.n_sl)
-    ss = np.random.SeedSequence(0)
     with pytest.raises(ValueError, match="layout: expected"):
-        draws.sample_hist_pool(K, H, 5, 3, 8, ss, 16, layout=lay)
-    with pytest.raises(ValueError, match="layout: expected"):
-        draws.sample_global(H.shape[0], 3, game.P_g, ss, layout=lay)
+        draws.sample_hist_pool(K, H, 5, 3, 8, np.random.SeedSequence(0), 16, layout=lay)

@@ -109,24 +109,15 @@ def _global_stream(rng: np.random.Generator, thr: list[int], out: NDArray[Any]) 
 
 
 def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
-                  fused: bool = False, threads: int | None = 1,
-                  layout: StoreLayout | None = None) -> NDArray[Any]:
+                  fused: bool = False, threads: int | None = 1) -> NDArray[Any]:
     """Next global states ``sg[s, x, a, j] ~ P_g(. | s, a)`` drawn i.i.d. for every
     ``(s, x, a, j)`` (``N`` surrogate states ``x``, ``m`` draws each), in the smallest
     unsigned type (:func:`global_state_dtype`). Stream ``s * |A_g| + a`` of ``ss`` draws
     the ``(N, m)`` block of ``(s, a)``. ``fused``: categories by the Numba kernel
     (:func:`altmarl.glearn.kernels.categorical_into`, the same numbers), block by block,
     the streams spread over ``threads`` threads (each stream its own generator: the same
-    numbers for any ``threads``).
-
-    ``layout`` (a :class:`~altmarl.glearn.layout.StoreLayout` of these ``|S_g| N`` rows):
-    the same draws with row ``layout.order[r]`` stored at row ``r`` of the ``(|S_g| N,
-    |A_g|, m)`` result (one gather of whole rows into a new array: about 4x faster than
-    permuting in place, for a transient copy of the draws while nothing else of the solve
-    is allocated yet)."""
+    numbers for any ``threads``)."""
     S, A, _ = P_g.shape
-    if layout is not None and layout.order.shape != (S * N,):
-        raise ValueError(f"layout: expected {S * N} store rows, got {layout.order.shape[0]}")
     sg = np.empty((S, N, A, m), dtype=global_state_dtype(S))
     if fused:
         def draw(i: int) -> None:
@@ -134,15 +125,13 @@ def sample_global(N: int, m: int, P_g: FloatArray, ss: np.random.SeedSequence,
             _global_stream(child_rng(ss, i), _thresholds(P_g[s, a]), sg[s, :, a, :])
 
         map_threads(draw, S * A, resolve_threads(threads))
-    else:
-        for s in range(S):
-            for a in range(A):
-                rng = child_rng(ss, s * A + a)
-                u = uniform_u32(rng, (N, m))
-                sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
-    if layout is None:
         return sg
-    return np.take(sg.reshape(S * N, A * m), layout.order, axis=0).reshape(sg.shape)
+    for s in range(S):
+        for a in range(A):
+            rng = child_rng(ss, s * A + a)
+            u = uniform_u32(rng, (N, m))
+            sg[s, :, a, :] = _categorical_u32(u, _thresholds(P_g[s, a]), sg.dtype)
+    return sg
 
 
 def _rank_fast(hn: NDArray[Any], k: int) -> NDArray[np.int32]:

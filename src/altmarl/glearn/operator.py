@@ -109,7 +109,10 @@ def policy_reward(model: OperatorModel, actions: IntArray) -> FloatArray:
 def lay_out(a: NDArray[Any], layout: StoreLayout, values: bool = False) -> None:
     """In place, a natural-order per-row array of a store (``(|S_g|, N, ...)``, C-contiguous)
     into ``layout``'s row order; ``values``: its entries are histogram ranks (the next local
-    states ``nxt``), turned into positions of the laid-out value table too."""
+    states ``nxt``), turned into positions of the laid-out value table too. In place on
+    purpose: a gather into a new array is faster on memory already in use, but a fresh
+    process pays for every new page (on this project's VMs about 1.5 ms per MB at the
+    first touch), and the store is the largest allocation G-LEARN makes."""
     kernels.permute_rows(a.reshape(layout.order.size, -1), layout.order)
     if values:
         kernels.remap(a, layout.pos)
@@ -129,8 +132,8 @@ class _SampledModel:
 
     ``layout``: the store in that Z-order layout (:mod:`altmarl.glearn.layout`); the
     natural-order ``nxt`` and ``sg`` are laid out in place (:func:`lay_out`), or, with
-    ``laid_out``, already are (as :func:`~altmarl.glearn.draws.sample_hist_pool` and
-    :func:`~altmarl.glearn.draws.sample_global` write them when given the layout).
+    ``laid_out``, already are (:func:`empirical_operator` has
+    :func:`~altmarl.glearn.draws.sample_hist_pool` write ``nxt`` in the layout).
     """
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
@@ -706,7 +709,9 @@ def empirical_operator(
             model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused,
                                      threads)
         else:
-            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads, layout)
+            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads)
+            if layout is not None:
+                lay_out(sg, layout)
             draws["global"] = S * n_states * A * m
             model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, threads,
                                   layout, laid_out=True)

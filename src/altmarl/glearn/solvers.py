@@ -104,9 +104,10 @@ def _solve_vi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
 
 
 def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, eps: float,
-                     stats: _SolveStats) -> FloatArray:
+                     stats: _SolveStats, basis: FloatArray | None = None) -> FloatArray:
     """Solve ``(I - gamma P_pi) V = r_pi`` to ``||residual||_inf <= eps``
-    (:func:`altmarl.planning.evaluate_gmres` on the sparse ``P_pi``)."""
+    (:func:`altmarl.planning.evaluate_gmres` on the sparse ``P_pi``; ``basis`` its Krylov
+    buffer, shared by the evaluations of one solve)."""
     P = model.policy_matrix(actions)
     b = policy_reward(model, actions).ravel()
     system = P.system(model.gamma) if isinstance(P, ColumnsProduct) else None
@@ -119,7 +120,7 @@ def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, ep
 
     x, res, matvecs = planning.evaluate_gmres(P, b, model.gamma, x0.ravel(), eps,
                                               GMRES_RESTART, max_matvecs=2000, system=system,
-                                              combine=combine)
+                                              combine=combine, basis=basis)
     stats.matvecs += matvecs
     stats.evaluations.append({"matvecs": matvecs, "eps": eps, "residual": res})
     return np.asarray(x.reshape(model.n_sg, model.n_states))
@@ -131,19 +132,25 @@ def _solve_pi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
     (:func:`altmarl.planning.inexact_policy_iteration`): greedy policy, GMRES evaluation
     to an accuracy that tightens with the residual, until the residual bound
     ``gamma ||max_a Q - V||_inf`` is ``<= tol``."""
-    Q0 = model.r_g[:, None, :] + model.r_loc[:, :, None]  # T_hat applied to Q = 0
     V0 = np.zeros((model.n_sg, model.n_states))
 
+    n = model.n_sg * model.n_states
+    # one Krylov buffer for every evaluation: allocated once, not once per policy
+    basis = np.empty((min(GMRES_RESTART, n) + 1, n))
+
     def evaluate(actions: IntArray, x0: FloatArray, eps: float) -> FloatArray:
-        return _evaluate_policy(model, actions, x0, eps, stats)
+        return _evaluate_policy(model, actions, x0, eps, stats, basis)
 
     # a fused operator has the kernels loaded: one pass for max and argmax (same numbers)
     greedy = kernels.max_argmax if getattr(model, "fused", False) else None
     with Progress(enabled=progress, transient=True) as bar:
         step = _residual_bar(bar, "G-LEARN policy iteration", max_iter)
-        res = planning.inexact_policy_iteration(lambda V: backup(model, V), evaluate, Q0, V0,
-                                                model.gamma, tol, max_iter, forcing=FORCING,
-                                                callback=step, greedy=greedy)
+        # Q_0 = T_hat applied to Q = 0, passed without a reference here so that the loop
+        # can free it (the tables are the largest arrays of a solve after the store)
+        res = planning.inexact_policy_iteration(
+            lambda V: backup(model, V), evaluate,
+            model.r_g[:, None, :] + model.r_loc[:, :, None], V0, model.gamma, tol, max_iter,
+            forcing=FORCING, callback=step, greedy=greedy)
     stats.iterations += res.iterations
     stats.sweeps += res.iterations
     stats.history.extend(res.history)
