@@ -11,7 +11,11 @@ Limits, measured here:
   G-LEARN kernels;
 * sampler throughput: draws per second of the samplers altmarl uses (32-bit uniform
   integers for G-LEARN, binomials inside ``multinomial`` and hypergeometrics for the
-  subsample of the count simulator).
+  subsample of the count simulator);
+* the cost of new memory: milliseconds per MB to write a fresh 256 MB array in a new
+  process (every page faulted in), to write it again, and to write a second array after
+  freeing the first (on virtual machines that return freed pages to their host the first
+  touch can cost more than the work done on the array).
 
 Kernels, each timed on its real inputs (warehouse, uniform ``pi_l``, ``m = 30``):
 
@@ -109,6 +113,33 @@ def gather_rate(table: int, n: int) -> tuple[float, float]:
     srt = np.sort(idx)
     gather(v, idx)
     return n / best(lambda: gather(v, idx)), n / best(lambda: gather(v, srt))
+
+
+_TOUCH = """
+import sys, time
+import numpy as np
+mb = int(sys.argv[1])
+t = time.perf_counter(); a = np.empty(mb << 20, dtype=np.uint8); a[:] = 1
+first = time.perf_counter() - t
+t = time.perf_counter(); a[:] = 2
+again = time.perf_counter() - t
+del a
+t = time.perf_counter(); b = np.empty(mb << 20, dtype=np.uint8); b[:] = 1
+reused = time.perf_counter() - t
+print(first, again, reused)
+"""
+
+
+def first_touch(mb: int = 256) -> tuple[float, float, float]:
+    """Seconds per MB, in a fresh process, to write ``mb`` MB of new memory (every page
+    faulted in), to write it again, and to write a new array of the same size after the
+    first is freed: what allocating a large array costs before any work is done on it."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _TOUCH, str(mb)], capture_output=True,
+                         text=True, check=True, timeout=300).stdout.split()
+    first, again, reused = (float(v) / mb for v in out)
+    return first, again, reused
 
 
 def sampler_rates(n: int) -> dict[str, float]:
@@ -215,6 +246,12 @@ def main() -> None:
     import numba
 
     numba.set_num_threads(1)
+    # first, before this script's own large arrays are freed and make the host's pages warm
+    # for the next process: what a fresh process pays for new memory now (the first of
+    # three fresh processes), and once the pages are warm (the median of the other two)
+    touch = [first_touch(256) for _ in range(3)]
+    t_first, t_again, t_reused = touch[0][0], touch[0][1], touch[0][2]
+    t_warm = statistics.median([t[0] for t in touch[1:]])
     n = (1 << 23) if args.quick else (1 << 25)
     np_bw, nb_bw = triad(n)
     g_rate, g_sorted = gather_rate(316_251 * 5, 1 << 24)
@@ -225,6 +262,12 @@ def main() -> None:
         ["gathers from a 12.6 MB float64 table, random indices", f"{g_rate / 1e6:.0f} M/s"],
         ["gathers from the same table, sorted indices", f"{g_sorted / 1e6:.0f} M/s"],
         *[[name, f"{v / 1e6:.1f} M draws/s"] for name, v in samp.items()],
+        ["writing 256 MB of new memory in a fresh process (page faults)",
+         f"{t_first * 1e3:.2f} ms/MB"],
+        ["writing it again / a new array after freeing the first",
+         f"{t_again * 1e3:.2f} / {t_reused * 1e3:.2f} ms/MB"],
+        ["new memory in the next fresh processes (pages just freed)",
+         f"{t_warm * 1e3:.2f} ms/MB"],
     ])
     rows = []
     for k in ([30] if args.quick else [30, 50]):
