@@ -99,3 +99,29 @@ def test_stratified_beats_uniform_when_the_types_matter():
         br = ex.restricted_best_response(pi_l)
         assert ex.value(pol, pi_l) <= br.value + 1e-12
         assert br.policy.sampling == scheme.bind(game)
+
+
+@pytest.mark.parametrize("exact_global", [False, True])
+def test_stratified_operator_on_kernels_and_threads_gives_the_same_numbers(
+        monkeypatch: pytest.MonkeyPatch, exact_global: bool) -> None:
+    """The stratified surrogate takes the uniform one's kernels and threads: with the fused
+    kernels forced, on 1 and 2 threads, the same Q and actions as without them."""
+    from altmarl.glearn import kernels
+
+    pytest.importorskip("numba")
+    game = typed(7, n=8, type_counts=(4, 4))
+    pi_l = am.LocalPolicy.uniform(game)
+    scheme = Stratified((3, 2))
+    kw = dict(sampling=scheme, m=12, seed=5, exact_global=exact_global)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 1 << 62)
+    ref = am.g_learn(game, pi_l, threads=1, **kw)
+    monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    for threads in (1, 2):
+        got = am.g_learn(game, pi_l, threads=threads, **kw)
+        assert got.q is not None and ref.q is not None
+        np.testing.assert_array_equal(got.q, ref.q)
+        np.testing.assert_array_equal(got.actions, ref.actions)
+    op = empirical_operator(game, pi_l, None, 5,
+                            GLearnOptions(m=12, threads=2, exact_global=exact_global),
+                            sampling=scheme)
+    assert op.model.threads == 2 and op.model.fused  # not the serial default

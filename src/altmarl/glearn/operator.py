@@ -787,6 +787,10 @@ def stratified_operator(
     else:
         ranks = StratifiedRanks(scheme.ks, groups)
         ss_local, ss_global = child(seed, 0), child(seed, 1)
+        # the products and the next global states on the kernels and threads of the uniform
+        # surrogate (the same numbers for any thread count)
+        fused = kernels.use_fused(S * n_states * m)
+        threads = opts.threads
         n_e = A if crn == "none" else 1
         chunk = max(64, (1 << 19) // (m * n_e * d))
         if crn == "pool":
@@ -796,11 +800,11 @@ def stratified_operator(
             eta = sample_hist_states(K, H, depth, m, n_e, ss_local, chunk, ranks)
             draws["local_multinomial"] = int(S * n_e * m * (H > 0).sum())
         if opts.exact_global:
-            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma)
+            model = ExactGlobalModel(eta, game.P_g, r_g, r_loc, game.gamma, fused, threads)
         else:
-            sg = sample_global(n_states, m, game.P_g, ss_global)
+            sg = sample_global(n_states, m, game.P_g, ss_global, fused, threads)
             draws["global"] = S * n_states * A * m
-            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma)
+            model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, threads)
     pool = max(opts.pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, "mean-field", scheme.k, m, None if m is None else crn,
                              (S, n_states, A), draws, time.perf_counter() - t0, pool,
