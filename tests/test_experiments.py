@@ -517,6 +517,19 @@ def test_ray_backend_matches_local(tmp_path: Path) -> None:
     assert not ray.is_initialized()  # the backend shut down the instance it started
 
 
+def test_ray_tasks_run_single_threaded() -> None:
+    """Ray schedules one CPU per task, so each task's altmarl pools take one thread
+    (``_ray_execute`` runs ``single_threaded_worker`` first), whatever the driver's count."""
+    pytest.importorskip("ray")
+    from altmarl.experiments.backends import run_ray
+    from altmarl.threads import default_threads
+
+    got: list[tuple[int, int]] = []
+    run_ray([0, 1], got.append, workers=2,
+            fn=lambda t: (t, default_threads()))  # type: ignore[arg-type, return-value]
+    assert sorted(got) == [(0, 1), (1, 1)]
+
+
 # ---------------------------------------------------------------------------
 # the Nash-gap certificate of run directories (issue 16)
 # ---------------------------------------------------------------------------
