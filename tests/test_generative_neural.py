@@ -368,6 +368,13 @@ def test_cautious_files(cautious_fits, tiny, tmp_path):
 
     p3 = save_policy(two, tmp_path / "via_files", gen)
     assert np.array_equal(load_policy(p3, "global", gen).act(s_g, h), two.act(s_g, h))
+    from altmarl.generative.files import policy_bytes
+
+    suffix, data = policy_bytes(two, gen)  # what run directories store: the same file
+    assert suffix == ".pt"
+    (tmp_path / "from_bytes.pt").write_bytes(data)
+    back3 = load_policy(tmp_path / "from_bytes.pt", "global", gen)
+    assert np.array_equal(back3.act(s_g, h), two.act(s_g, h))
     # a damaged margin is refused
     import json as _json
 

@@ -39,6 +39,25 @@ def test_global_policy_round_trip_and_act(tmp_path, warehouse):
         back.act(0, np.array([1, 1, 0, 0, 0]))
 
 
+def test_policy_bytes_are_the_saved_file(tmp_path, warehouse):
+    """``to_bytes`` / ``generative.files.policy_bytes`` (what a run directory stores) give
+    exactly the bytes ``save`` writes, for both tabular policies and the uniform generative
+    local policy, with and without ``Q``."""
+    from altmarl.generative.files import policy_bytes, save_policy
+    from altmarl.generative.policies import UniformLocalPolicy
+
+    q = np.random.default_rng(2).normal(size=(5, am.num_histograms(2, 5), 5))
+    pg = am.GlobalPolicy.from_q(2, q, info={"iterations": 3}, game=warehouse)
+    pl = am.LocalPolicy.uniform(warehouse)
+    assert pg.to_bytes(warehouse, include_q=False) == pg.save(
+        tmp_path / "noq.npz", warehouse, include_q=False).read_bytes()
+    for name, pol in (("g", pg), ("l", pl), ("u", UniformLocalPolicy(warehouse.n_al))):
+        suffix, data = policy_bytes(pol, warehouse)
+        assert suffix == ".npz"
+        assert data == save_policy(pol, tmp_path / name, warehouse).read_bytes()
+    assert am.GlobalPolicy.load(tmp_path / "g.npz", warehouse).q.tolist() == q.tolist()
+
+
 def test_file_for_another_game_is_rejected(tmp_path, warehouse):
     pi = am.GlobalPolicy.constant(warehouse, 2, 1)
     p = pi.save(tmp_path / "g.npz", game=warehouse)

@@ -48,7 +48,7 @@ from altmarl.histogram import (
     log_num_histograms,
     num_histograms,
 )
-from altmarl.io import check_members, load_npz, save_npz, to_jsonable
+from altmarl.io import check_members, load_npz, npz_bytes, save_npz, to_jsonable
 from altmarl.limits import INT64_MAX, MAX_HISTOGRAM_ENTRIES, MAX_SPACE
 from altmarl.sampling import Scheme, Stratified, Uniform, from_json, type_groups
 
@@ -65,10 +65,6 @@ _GLOBAL_FORMAT = "altmarl.global_policy"
 # ---------------------------------------------------------------------------
 # file helpers
 # ---------------------------------------------------------------------------
-
-
-def _save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any) -> Path:
-    return save_npz(path, meta, arrays)
 
 
 def _load_npz(path: str | os.PathLike[str], expected_format: str,
@@ -205,8 +201,8 @@ class LocalPolicy:
     def is_deterministic(self) -> bool:
         return bool(np.all((self.table == 0) | (self.table == 1)))
 
-    def save(self, path: str | os.PathLike[str], game: TabularGame | None = None) -> Path:
-        """Write the policy (format version 1, see module docstring); returns the path."""
+    def _contents(self, game: TabularGame | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(meta, arrays)`` of the policy file (format version 1, module docstring)."""
         n_sl, n_sg, n_al = self.table.shape
         meta = {
             "format": _LOCAL_FORMAT,
@@ -215,7 +211,15 @@ class LocalPolicy:
             "game": _game_meta(game) or self._game_meta,
             "info": to_jsonable(self.info),
         }
-        return _save_npz(path, meta, table=self.table)
+        return meta, {"table": self.table}
+
+    def save(self, path: str | os.PathLike[str], game: TabularGame | None = None) -> Path:
+        """Write the policy (format version 1, see module docstring); returns the path."""
+        return save_npz(path, *self._contents(game))
+
+    def to_bytes(self, game: TabularGame | None = None) -> bytes:
+        """The bytes :meth:`save` writes (e.g. to store the file elsewhere, in one write)."""
+        return npz_bytes(*self._contents(game))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True) -> LocalPolicy:
@@ -429,6 +433,15 @@ class GlobalPolicy:
              include_q: bool = True) -> Path:
         """Write the policy (format version 2 with its sampling scheme, see module
         docstring); returns the path."""
+        return save_npz(path, *self._contents(game, include_q))
+
+    def to_bytes(self, game: TabularGame | None = None, include_q: bool = True) -> bytes:
+        """The bytes :meth:`save` writes (e.g. to store the file elsewhere, in one write)."""
+        return npz_bytes(*self._contents(game, include_q))
+
+    def _contents(self, game: TabularGame | None,
+                  include_q: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(meta, arrays)`` of the policy file (format version 2, module docstring)."""
         meta = {
             "format": _GLOBAL_FORMAT,
             "version": GLOBAL_FORMAT_VERSION,
@@ -442,7 +455,7 @@ class GlobalPolicy:
         arrays: dict[str, Any] = {"actions": self.actions}
         if include_q and self.q is not None:
             arrays["q"] = self.q
-        return _save_npz(path, meta, **arrays)
+        return meta, arrays
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], game: TabularGame | None = None, strict: bool = True,

@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -319,12 +318,11 @@ def _jsonable_small(v: Any) -> Any:
 
 def _policy_file(stem: str, pol: Any, game: Any) -> dict[str, bytes]:
     """``{stem + suffix: bytes}`` of a policy file (``.npz`` tabular, ``.pt`` neural:
-    :func:`altmarl.generative.files.save_policy`)."""
-    from altmarl.generative.files import save_policy
+    :func:`altmarl.generative.files.policy_bytes`)."""
+    from altmarl.generative.files import policy_bytes
 
-    with tempfile.TemporaryDirectory(prefix="altmarl-unit-") as d:
-        path = save_policy(pol, Path(d) / stem, game)
-        return {path.name: path.read_bytes()}
+    suffix, data = policy_bytes(pol, game)
+    return {stem + suffix: data}
 
 
 def _history_rows(history: Any) -> list[dict[str, Any]]:

@@ -41,20 +41,40 @@ def policy_suffix(policy: Any) -> str:
                      "policies can)")
 
 
-def save_policy(policy: Any, stem: str | os.PathLike[str], game: Any) -> Path:
-    """Write ``policy`` to ``stem`` + its suffix (:func:`policy_suffix`); returns the path."""
+def _writable(policy: Any, game: Any) -> Any:
+    """``policy`` as the object that writes its file: a ``UniformLocalPolicy`` becomes the
+    uniform :class:`altmarl.LocalPolicy` table of ``game`` (the same law)."""
     from altmarl.policies import LocalPolicy
 
-    path = Path(f"{os.fspath(stem)}{policy_suffix(policy)}")
     if isinstance(policy, UniformLocalPolicy):
         if game.n_sl is None or game.n_sg is None:
             raise ValueError("UniformLocalPolicy: only games with discrete states can write it "
                              "as a table; start from NeuralLocalPolicy.for_game(game, "
                              "greedy=False), the same law")
         table = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
-        policy = LocalPolicy(table, {"kind": "uniform"}, game)
-    out: Path = policy.save(path, game)
+        return LocalPolicy(table, {"kind": "uniform"}, game)
+    return policy
+
+
+def save_policy(policy: Any, stem: str | os.PathLike[str], game: Any) -> Path:
+    """Write ``policy`` to ``stem`` + its suffix (:func:`policy_suffix`); returns the path."""
+    path = Path(f"{os.fspath(stem)}{policy_suffix(policy)}")
+    out: Path = _writable(policy, game).save(path, game)
     return out
+
+
+def policy_bytes(policy: Any, game: Any) -> tuple[str, bytes]:
+    """``(suffix, contents)`` of the file :func:`save_policy` writes: tabular policies are
+    encoded in memory; neural ones go through a temporary file (``torch.save``)."""
+    suffix = policy_suffix(policy)
+    pol = _writable(policy, game)
+    if suffix == TABULAR_SUFFIX:
+        return suffix, bytes(pol.to_bytes(game))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="altmarl-policy-") as d:
+        path = save_policy(pol, Path(d) / "policy", game)
+        return suffix, path.read_bytes()
 
 
 def load_policy(path: str | os.PathLike[str], player: str, game: Any = None) -> Any:
@@ -78,4 +98,5 @@ def load_policy(path: str | os.PathLike[str], player: str, game: Any = None) -> 
                      f"{TABULAR_SUFFIX}")
 
 
-__all__ = ["NEURAL_SUFFIX", "TABULAR_SUFFIX", "load_policy", "policy_suffix", "save_policy"]
+__all__ = ["NEURAL_SUFFIX", "TABULAR_SUFFIX", "load_policy", "policy_bytes", "policy_suffix",
+           "save_policy"]
