@@ -150,9 +150,10 @@ def test_large_warehouse_stores_get_the_layout() -> None:
 def test_draws_written_in_the_layout_are_the_laid_out_draws(k: int, m: int, fused: bool,
                                                              threads: int, seed: int) -> None:
     """``sample_hist_pool(layout=)`` returns the natural-order draws in the layout's rows,
-    as value positions: what ``lay_out`` makes of the natural array, bit for bit."""
+    as value positions, bit for bit: against NumPy's scatter of the natural array, and
+    against ``lay_out`` (what the other draws of a laid-out store go through)."""
     from altmarl.glearn import draws
-    from altmarl.glearn.operator import lay_out
+    from altmarl.glearn.draws import lay_out
 
     game = small_game(3, n_sl=3)
     K = game.local_kernel(pi_l_table(game, random_pi_l(game, seed % 7)))
@@ -162,8 +163,12 @@ def test_draws_written_in_the_layout_are_the_laid_out_draws(k: int, m: int, fuse
     eta = draws.sample_hist_pool(K, H, k, m, 8, ss, 16, fused=fused, threads=threads)
     got = draws.sample_hist_pool(K, H, k, m, 8, ss, 16, fused=fused, threads=threads,
                                  layout=lay)
+    S, N = game.n_sg, H.shape[0]
+    want = np.empty_like(eta)
+    want.reshape(S * N, m)[lay.rows] = lay.pos[eta.reshape(S * N, m)]
+    np.testing.assert_array_equal(got, want)
     lay_out(eta, lay, values=True)
-    np.testing.assert_array_equal(got, eta)
+    np.testing.assert_array_equal(eta, want)
 
 
 def test_draws_refuse_a_layout_of_another_store() -> None:

@@ -69,7 +69,7 @@ def policy_bytes(policy: Any, game: Any) -> tuple[str, bytes]:
     suffix = policy_suffix(policy)
     pol = _writable(policy, game)
     if suffix == TABULAR_SUFFIX:
-        return suffix, bytes(pol.to_bytes(game))
+        return suffix, pol.to_bytes(game)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="altmarl-policy-") as d:

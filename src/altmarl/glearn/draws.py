@@ -270,6 +270,18 @@ def stream_pools(K_s: FloatArray, k: int, P: int, m: int, rng: np.random.Generat
     return pools
 
 
+def lay_out(a: NDArray[Any], layout: StoreLayout, values: bool = False) -> None:
+    """In place, a natural-order per-row array of a store (``(|S_g|, N, ...)``, C-contiguous)
+    into ``layout``'s row order (Numba kernels); ``values``: its entries are histogram ranks
+    (the next local states ``nxt``), turned into positions of the laid-out value table too.
+    In place on purpose: a gather into a new array is faster on memory already in use, but
+    a fresh process pays for every new page (on this project's VMs about 2.3 ms per MB at
+    the first touch), and the store is the largest allocation G-LEARN makes."""
+    kernels.permute_rows(a.reshape(layout.order.size, -1), layout.order)
+    if values:
+        kernels.remap(a, layout.pos)
+
+
 def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                      ss: np.random.SeedSequence, chunk: int,
                      ranks: StratifiedRanks | None = None,
@@ -283,10 +295,11 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
     (:func:`altmarl.glearn.kernels.pool_ranks`, the same numbers; ``threads`` > 1 spreads
     its rows over threads).
 
-    ``layout`` (a :class:`~altmarl.glearn.layout.StoreLayout` of these ``|S_g| N`` rows):
-    the same draws in the layout's store, row ``s N + h`` at row ``layout.rows[s N + h]``
-    and rank ``r`` as its value position ``layout.pos[r]`` (written there directly on the
-    fused path)."""
+    ``layout`` (a :class:`~altmarl.glearn.layout.StoreLayout` of these ``|S_g| N`` rows;
+    needs the Numba kernels): the same draws in the layout's store, row ``s N + h`` at row
+    ``layout.rows[s N + h]`` and rank ``r`` as its value position ``layout.pos[r]``
+    (written there directly on the fused packed path, otherwise laid out in place
+    afterwards, :func:`lay_out`)."""
     d, S, _ = K.shape
     N = H.shape[0]
     if layout is not None and (layout.rows.shape != (S * N,) or layout.pos.shape != (N,)):
@@ -337,9 +350,7 @@ def sample_hist_pool(K: FloatArray, H: IntArray, k: int, m: int, pool: int,
                     hn += flat[starts[a:b, x, None] + win]
                 eta[s, a:b, 0] = _rank_fast(hn, k) if ranks is None else ranks.plain(hn)
     if layout is not None and not (packed and fused and ranks is None):
-        out = np.empty_like(eta)
-        out.reshape(S * N, m)[layout.rows] = layout.pos[eta.reshape(S * N, m)]
-        return out
+        lay_out(eta, layout, values=True)
     return eta
 
 

@@ -43,6 +43,7 @@ from altmarl.glearn.draws import (
     check_law_size,
     exact_next_histograms,
     exact_next_stratified,
+    lay_out,
     sample_global,
     sample_hist_pool,
     sample_hist_states,
@@ -106,18 +107,6 @@ def policy_reward(model: OperatorModel, actions: IntArray) -> FloatArray:
     return np.asarray(rg + model.r_loc, dtype=np.float64)
 
 
-def lay_out(a: NDArray[Any], layout: StoreLayout, values: bool = False) -> None:
-    """In place, a natural-order per-row array of a store (``(|S_g|, N, ...)``, C-contiguous)
-    into ``layout``'s row order; ``values``: its entries are histogram ranks (the next local
-    states ``nxt``), turned into positions of the laid-out value table too. In place on
-    purpose: a gather into a new array is faster on memory already in use, but a fresh
-    process pays for every new page (on this project's VMs about 1.5 ms per MB at the
-    first touch), and the store is the largest allocation G-LEARN makes."""
-    kernels.permute_rows(a.reshape(layout.order.size, -1), layout.order)
-    if values:
-        kernels.remap(a, layout.pos)
-
-
 class _SampledModel:
     """Empirical operator from fixed samples (SPEC 4), stored compactly.
 
@@ -130,16 +119,15 @@ class _SampledModel:
     per ``a_g``, built on first use) for small ones; both sum the ``m`` terms in the same
     order, so they agree to the last bit.
 
-    ``layout``: the store in that Z-order layout (:mod:`altmarl.glearn.layout`); the
-    natural-order ``nxt`` and ``sg`` are laid out in place (:func:`lay_out`), or, with
-    ``laid_out``, already are (:func:`empirical_operator` has
-    :func:`~altmarl.glearn.draws.sample_hist_pool` write ``nxt`` in the layout).
+    ``layout``: ``nxt`` and ``sg`` are stored in that Z-order layout
+    (:mod:`altmarl.glearn.layout`), as :func:`empirical_operator` draws them
+    (:func:`~altmarl.glearn.draws.sample_hist_pool` with ``layout=``,
+    :func:`~altmarl.glearn.draws.lay_out`).
     """
 
     def __init__(self, nxt: NDArray[np.int32], sg: NDArray[Any], r_g: FloatArray,
                  r_loc: FloatArray, gamma: float, fused: bool | None = None,
-                 threads: int | None = 1, layout: StoreLayout | None = None,
-                 laid_out: bool = False) -> None:
+                 threads: int | None = 1, layout: StoreLayout | None = None) -> None:
         self.threads = None if threads is None else int(threads)
         self._store = nxt
         self._sg = sg
@@ -164,9 +152,6 @@ class _SampledModel:
                     and nxt.flags.writeable and sg.flags.c_contiguous and sg.flags.writeable):
                 raise ValueError("layout: needs a fused, writeable store with one next local "
                                  "state per sample (crn 'pool' or 'states')")
-            if not laid_out:
-                lay_out(nxt, layout, values=True)
-                lay_out(sg, layout)
             self.layout = layout
 
     def _natural(self, a: NDArray[Any]) -> NDArray[Any]:
@@ -714,7 +699,7 @@ def empirical_operator(
                 lay_out(sg, layout)
             draws["global"] = S * n_states * A * m
             model = _SampledModel(eta, sg, r_g, r_loc, game.gamma, fused, threads,
-                                  layout, laid_out=True)
+                                  layout)
     pool = max(pool_size, m) if m is not None and crn == "pool" else None
     return EmpiricalOperator(model, param, k, m, None if m is None else crn, (S, n_states, A),
                              draws, time.perf_counter() - t0, pool,
