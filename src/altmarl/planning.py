@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,8 @@ Backup = Callable[[FloatArray], FloatArray]
 MatVec = Callable[[FloatArray], FloatArray]
 #: ``combine(w, h, V, sign)``: ``w += sign * einsum("i,in->n", h, V)`` in place
 Combine = Callable[[FloatArray, FloatArray, FloatArray, float], None]
+#: ``(V, w) -> einsum("in,n->i", V, w)``: the projections of GMRES's Gram-Schmidt steps
+Dots = Callable[[FloatArray, FloatArray], FloatArray]
 
 
 @dataclass
@@ -135,12 +138,13 @@ def evaluate_gmres(
     system: MatVec | None = None,
     combine: Combine | None = None,
     basis: FloatArray | None = None,
+    dots: Dots | None = None,
 ) -> tuple[FloatArray, float, int]:
     """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
     ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
     SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``.
     ``system``: ``x -> x - gamma P x`` computed in one pass (the same numbers), used in
-    place of ``p_matvec`` when given; ``combine``, ``basis``: as in :func:`gmres`."""
+    place of ``p_matvec`` when given; ``combine``, ``basis``, ``dots``: as in :func:`gmres`."""
     count = [0]
 
     def mv(x: FloatArray) -> FloatArray:
@@ -149,7 +153,7 @@ def evaluate_gmres(
             return np.asarray(system(x))
         return np.asarray(x - gamma * p_matvec(x))
 
-    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine, basis)
+    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine, basis, dots)
     return x, res, count[0]
 
 
@@ -162,9 +166,47 @@ def einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> 
         w += np.einsum("i,in->n", h, V)
 
 
+def einsum_dots(V: FloatArray, w: FloatArray) -> FloatArray:
+    """``einsum("in,n->i", V, w)``: :func:`gmres`'s default ``dots``."""
+    return np.einsum("in,n->i", V, w)
+
+
+def split_dots(pool: Executor, threads: int) -> Dots:
+    """:func:`einsum_dots` with the rows of ``V`` split into up to ``threads`` blocks run
+    on ``pool`` (NumPy releases the GIL in ``einsum``): the same numbers, because
+    ``einsum`` sums each row of a block of two rows or more on its own (a one-row block
+    takes another summation, so every block has at least two rows, and short or narrow
+    ``V`` stay on this thread)."""
+
+    def dots(V: FloatArray, w: FloatArray) -> FloatArray:
+        rows = V.shape[0]
+        blocks = min(threads, rows // 2)
+        if blocks < 2 or V.shape[1] < SPLIT_DOTS_MIN:
+            return np.einsum("in,n->i", V, w)
+        cut = [rows * i // blocks for i in range(blocks + 1)]
+        out = np.empty(rows)
+
+        def block(i: int) -> None:
+            out[cut[i]:cut[i + 1]] = np.einsum("in,n->i", V[cut[i]:cut[i + 1]], w)
+
+        futures = [pool.submit(block, i) for i in range(1, blocks)]
+        block(0)
+        for f in futures:
+            f.result()
+        return out
+
+    return dots
+
+
+#: vectors from this length on have :func:`split_dots` spread their projections over
+#: threads (shorter ones gain less than a thread hand-off costs)
+SPLIT_DOTS_MIN = 1 << 16
+
+
 def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: int,
           max_matvecs: int, combine: Combine | None = None,
-          basis: FloatArray | None = None) -> tuple[FloatArray, float]:
+          basis: FloatArray | None = None,
+          dots: Dots | None = None) -> tuple[FloatArray, float]:
     """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
 
     Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
@@ -176,9 +218,11 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     routine giving the same numbers (e.g. :func:`altmarl.glearn.kernels.combine_rows`).
     ``basis``: a float64 buffer of at least ``(min(restart, n) + 1, n)`` for the Krylov
     basis, reused across calls (a sequence of solves then allocates it once; its contents
-    are overwritten). Returns ``(x, ||b - A x||_inf)``.
+    are overwritten). ``dots(V, w)``: ``einsum("in,n->i", V, w)``, a faster routine giving
+    the same numbers (e.g. :func:`split_dots`). Returns ``(x, ||b - A x||_inf)``.
     """
     comb = einsum_combine if combine is None else combine
+    dot = einsum_dots if dots is None else dots
     n = b.size
     x = x0.copy()
     r = b - matvec(x)
@@ -195,7 +239,7 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     while res > eps and used < max_matvecs:
         beta = float(np.sqrt(np.einsum("i,i->", r, r)))
         mdim = min(restart, n, max_matvecs - used)
-        basis[0] = r / beta
+        np.divide(r, beta, out=basis[0])
         cs = np.zeros(mdim)
         sn = np.zeros(mdim)
         R = np.zeros((mdim, mdim))
@@ -207,9 +251,9 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
             w = matvec(basis[j])
             used += 1
             Vj = basis[: j + 1]
-            h = np.einsum("in,n->i", Vj, w)
+            h = dot(Vj, w)
             comb(w, h, Vj, -1.0)
-            h2 = np.einsum("in,n->i", Vj, w)
+            h2 = dot(Vj, w)
             comb(w, h2, Vj, -1.0)
             h += h2
             hn = float(np.sqrt(np.einsum("i,i->", w, w)))
@@ -228,7 +272,7 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
             if hn == 0.0:  # happy breakdown: exact solution in the subspace
                 r_in = None
                 break
-            basis[j + 1] = w / hn
+            np.divide(w, hn, out=basis[j + 1])
             if abs(g[j + 1]) <= eps * sqrt_n:
                 # residual = V_{j+1} Q^T (g_{j+1} e_{j+1}); Q = G_j ... G_0
                 z = np.zeros(j + 2)
@@ -363,6 +407,7 @@ def inexact_policy_iteration(
     forcing: float = 0.05,
     callback: Callable[[float], None] | None = None,
     greedy: Callable[[FloatArray], tuple[FloatArray, IntArray]] | None = None,
+    distance: Callable[[FloatArray, FloatArray], float] | None = None,
 ) -> PlanResult:
     """Inexact (optimistic) policy iteration on a ``gamma``-contraction (G-LEARN's
     ``"pi"`` solver, SPEC 4).
@@ -376,7 +421,8 @@ def inexact_policy_iteration(
     ties) and ``Q = backup(V)``. Three rounds without progress end the loop (``tol`` below
     the round-off floor). ``iterations`` counts the evaluations (one backup each).
     ``greedy(Q) = (max_a Q, argmax_a Q)`` (default NumPy's reductions; the first maximizer)
-    may be a faster routine giving the same numbers.
+    and ``distance(a, b) = ||a - b||_inf`` (default NumPy's) may be faster routines giving
+    the same numbers.
     """
     g = gamma
     V = v0
@@ -395,7 +441,7 @@ def inexact_policy_iteration(
     for _ in range(max_iter):
         assert Q is not None
         Vq, argmax = greedy(Q)
-        bres = float(np.abs(Vq - V).max())
+        bres = float(np.abs(Vq - V).max()) if distance is None else distance(Vq, V)
         bound = g * bres
         history.append(bound)
         if callback is not None:
@@ -425,8 +471,10 @@ __all__ = [
     "evaluate_gmres",
     "evaluate_scipy_gmres",
     "einsum_combine",
+    "einsum_dots",
     "gmres",
     "inexact_policy_iteration",
     "policy_iteration",
+    "split_dots",
     "value_iteration",
 ]

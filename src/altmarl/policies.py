@@ -613,12 +613,16 @@ def within_log(log_size: float, size: int) -> bool:
 def _check_q(q: FloatArray, actions: IntArray) -> None:
     """``q`` is finite and ``actions`` is greedy for it (within the tie tolerance of
     :func:`greedy`): a policy file cannot carry a ``Q`` table that contradicts its actions."""
+    if q.size == 0:
+        return
+    from altmarl.glearn import kernels  # imported here: glearn imports this module
+
+    if q.shape[-1] and kernels.use_greedy(q.size) and kernels.greedy_holds(q, actions):
+        return  # one pass, no temporaries; an offence is found and reported below
     finite = np.isfinite(q)
     if not finite.all():
         i = first_bad_index(~finite)
         raise ValueError(f"pi_g.q{list(i)} = {q[i]}: expected a finite number")
-    if q.size == 0:
-        return
     qmax = q.max(axis=-1)
     chosen = np.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
     bad = chosen < qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
@@ -636,6 +640,11 @@ def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
     index wins; with ``tie_seed`` one maximizer is chosen uniformly at random by a
     generator seeded with ``tie_seed`` (reproducible).
     """
+    if tie_seed is None and q.ndim and q.shape[-1] and q.dtype == np.float64:
+        from altmarl.glearn import kernels  # imported here: glearn imports this module
+
+        if kernels.use_greedy(q.size):  # the same actions in one pass
+            return kernels.greedy_first(q)
     qmax = q.max(axis=-1, keepdims=True)
     tol = 1e-12 * np.maximum(1.0, np.abs(qmax))
     tied = q >= qmax - tol

@@ -534,3 +534,100 @@ def test_gmres_with_the_combine_kernel_is_the_same() -> None:
                          lambda w, h, V, sign: kernels.combine_rows(w, h, V, sign, 2))
     np.testing.assert_array_equal(got[0], ref[0])
     assert got[1] == ref[1] and ref[1] <= 1e-10
+
+
+def _numpy_greedy(q: np.ndarray) -> np.ndarray:
+    # altmarl.policies.greedy's NumPy rule, written out: the kernel must give these actions
+    qmax = q.max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        tied = q >= qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
+    return tied.argmax(axis=-1)
+
+
+_NEAR = [0.0, -0.0, 1.0, 1.0 + 1e-13, 1.0 + 3e-12, 1e13, 1e13 + 1, 1e13 + 30, 5e-13, -1.0]
+
+
+@settings(max_examples=120, deadline=None)
+@given(rows=st.integers(1, 40), A=st.integers(1, 6), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]))
+def test_greedy_kernels_are_the_numpy_tie_rule(rows: int, A: int, seed: int,
+                                               special: float | None) -> None:
+    """:func:`kernels.greedy_first` gives the NumPy tie rule's actions (values within
+    ``1e-12`` relative of the maximum are tied, the lowest wins; NaN and infinities as
+    NumPy has them), and :func:`kernels.greedy_holds` says whether actions are greedy for
+    a finite table, as NumPy's check does."""
+    rng = np.random.default_rng(seed)
+    q = np.where(rng.random((rows, A)) < 0.6, rng.choice(_NEAR, size=(rows, A)),
+                 rng.normal(size=(rows, A)))
+    if special is not None:
+        q[rng.random(q.shape) < 0.2] = special
+    want = _numpy_greedy(q)
+    got = kernels.greedy_first(q.reshape(1, rows, A))
+    np.testing.assert_array_equal(got[0], want)
+    assert got.dtype == np.int64 and got.shape == (1, rows)
+    finite = bool(np.isfinite(q).all())
+    assert kernels.greedy_holds(q, want) == finite
+    acts = rng.integers(0, A, size=rows)
+    with np.errstate(invalid="ignore"):
+        qmax = q.max(axis=-1)
+        ok = not (q[np.arange(rows), acts] < qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))).any()
+    assert kernels.greedy_holds(q, acts) == (finite and ok)
+
+
+def test_policies_take_the_greedy_kernels_for_large_tables() -> None:
+    """A table above :data:`kernels.GREEDY_MIN` takes the kernels in
+    :func:`altmarl.policies.greedy` and the ``Q`` check (the same actions as NumPy's rule,
+    and a non-greedy or non-finite table is still refused with NumPy's message)."""
+    from altmarl import policies
+
+    kernels.warm_up(1)
+    rng = np.random.default_rng(3)
+    q = np.round(rng.normal(size=(2, kernels.GREEDY_MIN // 4 + 7, 5)), 1)  # many ties
+    assert kernels.use_greedy(q.size)
+    want = _numpy_greedy(q)
+    np.testing.assert_array_equal(policies.greedy(q), want)
+    H = q.shape[1]  # |S_l| = 2: H_k has k + 1 histograms
+    pol = am.GlobalPolicy.from_q(H - 1, q)
+    np.testing.assert_array_equal(pol.actions, want)
+    q[1, 5] = [0.0, 1.0, 2.0, 3.0, 4.0]
+    want[1, 5] = 4
+    policies._check_q(q, want)  # greedy and finite: accepted
+    bad = want.copy()
+    bad[1, 5] = 3
+    with pytest.raises(ValueError, match=r"pi_g.actions\[1, 5\] = 3 is not greedy"):
+        policies._check_q(q, bad)
+    q2 = q.copy()
+    q2[1, -1, 2] = np.nan
+    with pytest.raises(ValueError, match="expected a finite number"):
+        policies._check_q(q2, want)
+
+
+def test_split_dots_are_einsum_bit_for_bit() -> None:
+    """GMRES's projections split over threads (:func:`altmarl.planning.split_dots`) give
+    ``einsum("in,n->i", V, w)`` bit for bit for every number of rows (blocks of two rows or
+    more), and the whole GMRES iterate is unchanged with them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from altmarl import planning
+
+    rng = np.random.default_rng(5)
+    n = planning.SPLIT_DOTS_MIN + 123
+    B = rng.normal(size=(21, n)) * rng.choice([1e-3, 1.0, 1e3], size=(21, 1))
+    w = rng.normal(size=n)
+    with ThreadPoolExecutor(2) as pool:
+        for threads in (2, 3):
+            dots = planning.split_dots(pool, threads)
+            for rows in range(1, 22):
+                np.testing.assert_array_equal(dots(B[:rows], w),
+                                              np.einsum("in,n->i", B[:rows], w))
+        idx = rng.integers(0, n, size=(n, 5))
+        b = rng.normal(size=n)
+
+        def mv(x: np.ndarray) -> np.ndarray:
+            return x - 0.9 * x[idx].mean(axis=1)
+
+        ref = planning.gmres(mv, b, np.zeros(n), 1e-10, 20, 500)
+        got = planning.gmres(mv, b, np.zeros(n), 1e-10, 20, 500,
+                             dots=planning.split_dots(pool, 2))
+    np.testing.assert_array_equal(got[0], ref[0])
+    assert got[1] == ref[1] and ref[1] <= 1e-10

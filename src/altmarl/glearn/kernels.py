@@ -634,6 +634,83 @@ def max_argmax(Q: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     return best.reshape(q.shape[:-1]), arg.reshape(q.shape[:-1])
 
 
+def _greedy_first(q: Any, arg: Any) -> None:
+    R, A = q.shape
+    for r in range(R):
+        b = q[r, 0]
+        nan = np.isnan(b)
+        for a in range(1, A):
+            v = q[r, a]
+            nan |= np.isnan(v)
+            b = v if v > b else b
+        if nan:  # the maximum is NaN: nothing is tied with it
+            b = np.nan
+        c = abs(b)
+        t = b - 1e-12 * (1.0 if c <= 1.0 else c)  # as np.maximum(1.0, |max|): NaN stays
+        i = 0
+        for a in range(A - 1, -1, -1):  # the lowest tied action, without a branch
+            i = a if q[r, a] >= t else i
+        arg[r] = i
+
+
+def _greedy_holds(q: Any, actions: Any) -> bool:
+    R, A = q.shape
+    for r in range(R):
+        b = q[r, 0]
+        for a in range(A):
+            v = q[r, a]
+            if not np.isfinite(v):
+                return False
+            if v > b:
+                b = v
+        c = abs(b)
+        if q[r, actions[r]] < b - 1e-12 * (1.0 if c <= 1.0 else c):
+            return False
+    return True
+
+
+#: tables from this many entries on take the greedy kernels (:func:`greedy_first`,
+#: :func:`greedy_holds`) once the kernels are loaded, from :data:`GREEDY_MIN_COLD` on
+#: in any case (a first load from Numba's cache costs a few milliseconds)
+GREEDY_MIN = 1 << 14
+GREEDY_MIN_COLD = 1 << 20
+
+
+def use_greedy(size: int) -> bool:
+    """Whether a table of ``size`` entries takes :func:`greedy_first` /
+    :func:`greedy_holds` (Numba installed; :data:`GREEDY_MIN` entries once the kernels
+    are loaded, :data:`GREEDY_MIN_COLD` otherwise)."""
+    return HAVE_NUMBA and size >= (GREEDY_MIN if loaded() else GREEDY_MIN_COLD)
+
+
+def _rows(q: FloatArray) -> Any:
+    # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
+    return np.require(q.reshape(-1, q.shape[-1]), dtype=np.float64, requirements=["C", "W"])
+
+
+def greedy_first(q: FloatArray) -> NDArray[np.int64]:
+    """``altmarl.policies.greedy(q)`` without ``tie_seed`` in one pass, the same actions:
+    the lowest ``a`` with ``q[..., a] >= max - 1e-12 max(1, |max|)`` (``0`` where the
+    maximum is NaN or ``+inf``), without the three table-sized temporaries (SPEC 4's
+    greedy policy). ``q`` float64 with a non-empty last axis."""
+    q2 = _rows(q)
+    arg = np.empty(q2.shape[0], dtype=np.int64)
+    _jit("greedy_first")(q2, arg)
+    return arg.reshape(q.shape[:-1])
+
+
+def greedy_holds(q: FloatArray, actions: NDArray[np.int64]) -> bool:
+    """Whether ``q`` is finite and ``actions`` greedy for it, in one pass: every chosen
+    value at least ``max - 1e-12 max(1, |max|)`` (``altmarl.policies``' check of a ``Q``
+    table, the tie rule of :func:`greedy_first`). ``actions`` in ``[0, |A|)``, one per row
+    ``q.shape[:-1]``."""
+    q2 = _rows(q)
+    acts = np.require(np.asarray(actions, dtype=np.int64).reshape(-1), requirements=["C", "W"])
+    if acts.size != q2.shape[0]:
+        raise ValueError(f"actions: expected {q2.shape[0]} entries, got {acts.size}")
+    return bool(_jit("greedy_holds")(q2, acts))
+
+
 def _max_abs_diff(a: Any, b: Any) -> float:
     best = 0.0
     for i in range(a.size):
@@ -729,6 +806,8 @@ def warm_up(threads: int | None = None) -> float:
     permute_rows(sg.reshape(2, -1), order)
     remap(cols, np.zeros(1, dtype=np.int32))
     max_argmax(np.zeros((2, 2)))
+    greedy_first(np.zeros((2, 2)))
+    greedy_holds(np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
     max_abs_diff(np.zeros(2), np.ones(2))
     for nt in sorted({1, threads}):
         _product("combine", nt)(np.zeros(2), np.zeros(1), np.zeros((1, 2)), -1.0)
@@ -820,6 +899,7 @@ def _compiled(name: str, parallel: bool) -> Any:
           "layout": _value_layout,
           "permute": _permute_rows, "remap": _remap, "shear": _shear,
           "max_argmax": _max_argmax, "backup_cols": _backup_cols,
+          "greedy_first": _greedy_first, "greedy_holds": _greedy_holds,
           "max_abs_diff": _max_abs_diff, "unpermute": _unpermute,
           "combine": _combine}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
@@ -1063,4 +1143,5 @@ __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype"
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES", "max_argmax", "max_abs_diff",
-           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN"]
+           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN", "GREEDY_MIN",
+           "GREEDY_MIN_COLD", "greedy_first", "greedy_holds", "use_greedy"]

@@ -25,6 +25,8 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -49,6 +51,7 @@ from altmarl.histogram import num_histograms, num_tuples
 from altmarl.policies import GlobalPolicy
 from altmarl.progress import Progress
 from altmarl.sampling import Stratified, type_groups
+from altmarl.threads import resolve_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -104,10 +107,11 @@ def _solve_vi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
 
 
 def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, eps: float,
-                     stats: _SolveStats, basis: FloatArray | None = None) -> FloatArray:
+                     stats: _SolveStats, basis: FloatArray | None = None,
+                     dots: planning.Dots | None = None) -> FloatArray:
     """Solve ``(I - gamma P_pi) V = r_pi`` to ``||residual||_inf <= eps``
     (:func:`altmarl.planning.evaluate_gmres` on the sparse ``P_pi``; ``basis`` its Krylov
-    buffer, shared by the evaluations of one solve)."""
+    buffer, shared by the evaluations of one solve; ``dots`` its projections)."""
     P = model.policy_matrix(actions)
     b = policy_reward(model, actions).ravel()
     system = P.system(model.gamma) if isinstance(P, ColumnsProduct) else None
@@ -120,7 +124,7 @@ def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, ep
 
     x, res, matvecs = planning.evaluate_gmres(P, b, model.gamma, x0.ravel(), eps,
                                               GMRES_RESTART, max_matvecs=2000, system=system,
-                                              combine=combine, basis=basis)
+                                              combine=combine, basis=basis, dots=dots)
     stats.matvecs += matvecs
     stats.evaluations.append({"matvecs": matvecs, "eps": eps, "residual": res})
     return np.asarray(x.reshape(model.n_sg, model.n_states))
@@ -137,12 +141,34 @@ def _solve_pi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
     n = model.n_sg * model.n_states
     # one Krylov buffer for every evaluation: allocated once, not once per policy
     basis = np.empty((min(GMRES_RESTART, n) + 1, n))
+    fused = bool(getattr(model, "fused", False))
+    threads = resolve_threads(getattr(model, "threads", 1)) if fused else 1
+    with ExitStack() as stack:
+        dots = None
+        if threads > 1 and n >= planning.SPLIT_DOTS_MIN:  # GMRES's projections on threads
+            pool = stack.enter_context(ThreadPoolExecutor(threads - 1))
+            dots = planning.split_dots(pool, threads)
 
-    def evaluate(actions: IntArray, x0: FloatArray, eps: float) -> FloatArray:
-        return _evaluate_policy(model, actions, x0, eps, stats, basis)
+        def evaluate(actions: IntArray, x0: FloatArray, eps: float) -> FloatArray:
+            return _evaluate_policy(model, actions, x0, eps, stats, basis, dots)
 
-    # a fused operator has the kernels loaded: one pass for max and argmax (same numbers)
-    greedy = kernels.max_argmax if getattr(model, "fused", False) else None
+        res = _improve(model, evaluate, V0, tol, max_iter, progress, fused)
+    stats.iterations += res.iterations
+    stats.sweeps += res.iterations
+    stats.history.extend(res.history)
+    stats.converged = res.converged
+    return res.q
+
+
+def _improve(model: OperatorModel,
+             evaluate: Callable[[IntArray, FloatArray, float], FloatArray],
+             V0: FloatArray, tol: float, max_iter: int, progress: bool,
+             fused: bool) -> planning.PlanResult:
+    """:func:`altmarl.planning.inexact_policy_iteration` on ``model`` from ``V0`` (a fused
+    operator has the kernels loaded: one pass for max and argmax, and for the distance,
+    the same numbers)."""
+    greedy = kernels.max_argmax if fused else None
+    distance = kernels.max_abs_diff if fused else None
     with Progress(enabled=progress, transient=True) as bar:
         step = _residual_bar(bar, "G-LEARN policy iteration", max_iter)
         # Q_0 = T_hat applied to Q = 0, passed without a reference here so that the loop
@@ -150,12 +176,8 @@ def _solve_pi(model: OperatorModel, tol: float, max_iter: int, stats: _SolveStat
         res = planning.inexact_policy_iteration(
             lambda V: backup(model, V), evaluate,
             model.r_g[:, None, :] + model.r_loc[:, :, None], V0, model.gamma, tol, max_iter,
-            forcing=FORCING, callback=step, greedy=greedy)
-    stats.iterations += res.iterations
-    stats.sweeps += res.iterations
-    stats.history.extend(res.history)
-    stats.converged = res.converged
-    return res.q
+            forcing=FORCING, callback=step, greedy=greedy, distance=distance)
+    return res
 
 
 def solve(op: EmpiricalOperator,
