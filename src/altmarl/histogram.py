@@ -94,17 +94,37 @@ def rank(h: ArrayLike, k: int | None = None) -> IntArray:
     return out
 
 
+def build_histograms(k: int, d: int) -> IntArray:
+    """``H_k`` as a fresh, writable ``(|H_k|, d)`` int64 array, row ``i`` having rank ``i``
+    (:func:`rank` order: lexicographic in the first ``d - 1`` bins), neither cached nor
+    size-checked (for callers that bound the size themselves and own the array, such as
+    G-LEARN's surrogate states; :func:`enumerate_histograms` is the checked, cached one).
+    Built bin by bin, ``H_k(d) = [v, H_{k-v}(d-1)]`` for ``v = 0..k``, each smaller table
+    built once."""
+    memo: dict[tuple[int, int], IntArray] = {}
+
+    def table(r: int, e: int) -> IntArray:
+        got = memo.get((r, e))
+        if got is not None:
+            return got
+        if e == 1:
+            out = np.array([[r]], dtype=np.int64)
+        else:
+            parts = []
+            for v in range(r + 1):
+                rest = table(r - v, e - 1)
+                parts.append(np.concatenate([np.full((rest.shape[0], 1), v, np.int64), rest],
+                                            axis=1))
+            out = np.concatenate(parts, axis=0)
+        memo[(r, e)] = out
+        return out
+
+    return table(int(k), int(d))
+
+
 @cache
 def _enumerate(k: int, d: int) -> IntArray:
-    # unbounded cache: the recursion visits at most (k + 1) * d distinct (k, d) pairs
-    if d == 1:
-        out = np.array([[k]], dtype=np.int64)
-    else:
-        parts = []
-        for v in range(k + 1):
-            rest = _enumerate(k - v, d - 1)
-            parts.append(np.concatenate([np.full((rest.shape[0], 1), v, np.int64), rest], axis=1))
-        out = np.concatenate(parts, axis=0)
+    out = build_histograms(k, d)
     out.setflags(write=False)
     return out
 

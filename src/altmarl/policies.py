@@ -632,6 +632,10 @@ def _check_q(q: FloatArray, actions: IntArray) -> None:
                          f"(q = {chosen[i]!r} < max {qmax[i]!r})")
 
 
+#: uniforms per block of :func:`greedy`'s seeded tie-break on large tables (2 MB)
+NOISE_BLOCK = 1 << 18
+
+
 def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
     """Greedy actions of ``q[..., a]``.
 
@@ -640,11 +644,23 @@ def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
     index wins; with ``tie_seed`` one maximizer is chosen uniformly at random by a
     generator seeded with ``tie_seed`` (reproducible).
     """
-    if tie_seed is None and q.ndim and q.shape[-1] and q.dtype == np.float64:
+    if q.ndim and q.shape[-1] and q.dtype == np.float64:
         from altmarl.glearn import kernels  # imported here: glearn imports this module
 
         if kernels.use_greedy(q.size):  # the same actions in one pass
-            return kernels.greedy_first(q)
+            if tie_seed is None:
+                return kernels.greedy_first(q)
+            # the same noise, in blocks of rows: the generator's 64-bit outputs, which
+            # the kernel turns into Generator.random's doubles
+            bits = np.random.default_rng(tie_seed).bit_generator
+            rows = q.reshape(-1, q.shape[-1])
+            out = np.empty(rows.shape[0], dtype=np.int64)
+            step = max(1, NOISE_BLOCK // q.shape[-1])
+            for a in range(0, rows.shape[0], step):
+                b = min(rows.shape[0], a + step)
+                raw = bits.random_raw((b - a) * q.shape[-1])
+                out[a:b] = kernels.greedy_first(rows[a:b], raw)
+            return out.reshape(q.shape[:-1])
     qmax = q.max(axis=-1, keepdims=True)
     tol = 1e-12 * np.maximum(1.0, np.abs(qmax))
     tied = q >= qmax - tol

@@ -577,7 +577,8 @@ def test_greedy_kernels_are_the_numpy_tie_rule(rows: int, A: int, seed: int,
 def test_policies_take_the_greedy_kernels_for_large_tables() -> None:
     """A table above :data:`kernels.GREEDY_MIN` takes the kernels in
     :func:`altmarl.policies.greedy` and the ``Q`` check (the same actions as NumPy's rule,
-    and a non-greedy or non-finite table is still refused with NumPy's message)."""
+    lowest or seeded ties, and a non-greedy or non-finite table is still refused with
+    NumPy's message)."""
     from altmarl import policies
 
     kernels.warm_up(1)
@@ -586,6 +587,14 @@ def test_policies_take_the_greedy_kernels_for_large_tables() -> None:
     assert kernels.use_greedy(q.size)
     want = _numpy_greedy(q)
     np.testing.assert_array_equal(policies.greedy(q), want)
+    for seed in (0, 7, 2**40 + 1):  # seeded ties: NumPy's rule with the same noise
+        noise = np.random.default_rng(seed).random(q.shape)
+        with np.errstate(invalid="ignore"):
+            qmax = q.max(axis=-1, keepdims=True)
+            tied = q >= qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
+        seeded = np.where(tied, noise, -1.0).argmax(axis=-1)
+        np.testing.assert_array_equal(policies.greedy(q, tie_seed=seed), seeded)
+        assert not np.array_equal(seeded, want)  # the ties are really broken at random
     H = q.shape[1]  # |S_l| = 2: H_k has k + 1 histograms
     pol = am.GlobalPolicy.from_q(H - 1, q)
     np.testing.assert_array_equal(pol.actions, want)

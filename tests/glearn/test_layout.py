@@ -12,7 +12,7 @@ import altmarl as am
 from altmarl.glearn import kernels, layout
 from altmarl.glearn.operator import empirical_operator, pi_l_table
 from altmarl.glearn.options import GLearnOptions
-from altmarl.glearn.states import histogram_table
+from altmarl.histogram import build_histograms
 
 from .helpers import random_pi_l, small_game
 
@@ -52,7 +52,7 @@ def test_morton_codes_are_distinct_and_keep_the_order_of_one_axis(d: int, n: int
 
 def test_store_layout_is_a_pair_of_permutations() -> None:
     game = small_game(4, n_sl=3)
-    H = histogram_table(6, game.n_sl)
+    H = build_histograms(6, game.n_sl)
     K = game.local_kernel(pi_l_table(game, random_pi_l(game, 1)))
     lay = layout.store_layout(H, K)
     S, N = game.n_sg, H.shape[0]
@@ -157,7 +157,7 @@ def test_draws_written_in_the_layout_are_the_laid_out_draws(k: int, m: int, fuse
 
     game = small_game(3, n_sl=3)
     K = game.local_kernel(pi_l_table(game, random_pi_l(game, seed % 7)))
-    H = histogram_table(k, game.n_sl)
+    H = build_histograms(k, game.n_sl)
     lay = layout.store_layout(H, K)
     ss = np.random.SeedSequence(seed)
     eta = draws.sample_hist_pool(K, H, k, m, 8, ss, 16, fused=fused, threads=threads)
@@ -176,7 +176,7 @@ def test_draws_refuse_a_layout_of_another_store() -> None:
 
     game = small_game(3, n_sl=3)
     K = game.local_kernel(pi_l_table(game, random_pi_l(game, 0)))
-    lay = layout.store_layout(histogram_table(4, game.n_sl), K)
-    H = histogram_table(5, game.n_sl)
+    lay = layout.store_layout(build_histograms(4, game.n_sl), K)
+    H = build_histograms(5, game.n_sl)
     with pytest.raises(ValueError, match="layout: expected"):
         draws.sample_hist_pool(K, H, 5, 3, 8, np.random.SeedSequence(0), 16, layout=lay)

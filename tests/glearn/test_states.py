@@ -9,21 +9,29 @@ import pytest
 
 from altmarl.glearn.states import (
     histogram_q,
-    histogram_table,
     num_states,
     state_counts,
     table_size,
     tuple_digits,
 )
-from altmarl.histogram import enumerate_histograms, num_histograms, rank
+from altmarl.histogram import build_histograms, enumerate_histograms, num_histograms, rank
 
 from .helpers import small_game
 
 
-def test_histogram_enumeration_matches_core() -> None:
-    for k, d in [(0, 3), (1, 1), (4, 1), (5, 2), (7, 3), (6, 5)]:
-        np.testing.assert_array_equal(histogram_table(k, d), enumerate_histograms(k, d))
-        assert histogram_table(k, d).flags.writeable  # a fresh array, not the cached one
+def test_histogram_enumeration_is_stars_and_bars_in_rank_order() -> None:
+    """``build_histograms`` (G-LEARN's surrogate states) lists ``H_k`` as stars and bars
+    over ``itertools.combinations`` do, row ``i`` of rank ``i``, as a fresh array; the
+    cached ``enumerate_histograms`` gives the same rows, read-only."""
+    for k, d in [(0, 3), (1, 1), (4, 1), (5, 2), (7, 3), (6, 5), (3, 7)]:
+        bars = [(-1, *c, k + d - 1) for c in itertools.combinations(range(k + d - 1), d - 1)]
+        want = np.array([[b[i + 1] - b[i] - 1 for i in range(d)] for b in bars], dtype=np.int64)
+        got = build_histograms(k, d)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(rank(got, k), np.arange(num_histograms(k, d)))
+        assert got.flags.writeable and got.dtype == np.int64
+        np.testing.assert_array_equal(enumerate_histograms(k, d), want)
+        assert not enumerate_histograms(k, d).flags.writeable
 
 
 @pytest.mark.parametrize(("k", "d"), [(1, 3), (2, 2), (3, 3), (4, 2)])

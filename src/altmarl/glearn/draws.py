@@ -40,8 +40,8 @@ from numpy.typing import NDArray
 from altmarl._random import rng as child_rng
 from altmarl.glearn import kernels
 from altmarl.glearn.layout import StoreLayout
-from altmarl.glearn.states import histogram_table, tuple_digits
-from altmarl.histogram import binomial_table, enumerate_histograms, rank
+from altmarl.glearn.states import tuple_digits
+from altmarl.histogram import binomial_table, build_histograms, enumerate_histograms, rank
 from altmarl.threads import map_threads, resolve_threads
 
 FloatArray = NDArray[np.float64]
@@ -484,7 +484,7 @@ class HistogramLaw:
         d = int(K_s.shape[0])
         check_law_size(int(k), d)
         self.k, self.d = int(k), d
-        self.H = histogram_table(self.k, d)
+        self.H = build_histograms(self.k, d)
         self.btab = np.ascontiguousarray(binomial_table(self.k, d))
         lg = [math.lgamma(v + 1) for v in range(self.k + 1)]
         logw = lg[self.k] - np.asarray(lg)[self.H].sum(axis=1)

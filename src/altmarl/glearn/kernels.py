@@ -634,8 +634,12 @@ def max_argmax(Q: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     return best.reshape(q.shape[:-1]), arg.reshape(q.shape[:-1])
 
 
-def _greedy_first(q: Any, arg: Any) -> None:
+def _greedy_first(q: Any, raw: Any, arg: Any) -> None:
+    # raw: the generator's 64-bit outputs, one per entry; noise = (raw >> 11) 2^-53 is
+    # Generator.random's double for each (PCG64's next_double)
     R, A = q.shape
+    seeded = raw.size > 0
+    unit = 1.0 / 9007199254740992.0
     for r in range(R):
         b = q[r, 0]
         nan = np.isnan(b)
@@ -648,8 +652,16 @@ def _greedy_first(q: Any, arg: Any) -> None:
         c = abs(b)
         t = b - 1e-12 * (1.0 if c <= 1.0 else c)  # as np.maximum(1.0, |max|): NaN stays
         i = 0
-        for a in range(A - 1, -1, -1):  # the lowest tied action, without a branch
-            i = a if q[r, a] >= t else i
+        if seeded:  # argmax of where(tied, noise, -1): the first largest
+            best = np.int64(raw[r, 0] >> np.uint64(11)) * unit if q[r, 0] >= t else -1.0
+            for a in range(1, A):
+                u = np.int64(raw[r, a] >> np.uint64(11)) * unit if q[r, a] >= t else -1.0
+                up = u > best  # without a branch: the noise is random
+                i = a if up else i
+                best = u if up else best
+        else:
+            for a in range(A - 1, -1, -1):  # the lowest tied action, without a branch
+                i = a if q[r, a] >= t else i
         arg[r] = i
 
 
@@ -688,15 +700,26 @@ def _rows(q: FloatArray) -> Any:
     return np.require(q.reshape(-1, q.shape[-1]), dtype=np.float64, requirements=["C", "W"])
 
 
-def greedy_first(q: FloatArray) -> NDArray[np.int64]:
-    """``altmarl.policies.greedy(q)`` without ``tie_seed`` in one pass, the same actions:
-    the lowest ``a`` with ``q[..., a] >= max - 1e-12 max(1, |max|)`` (``0`` where the
-    maximum is NaN or ``+inf``), without the three table-sized temporaries (SPEC 4's
-    greedy policy). ``q`` float64 with a non-empty last axis."""
+def greedy_first(q: FloatArray, raw: NDArray[np.uint64] | None = None) -> NDArray[np.int64]:
+    """``altmarl.policies.greedy``'s actions in one pass, without its table-sized
+    temporaries (SPEC 4's greedy policy): the actions tied with the maximum (``q[..., a] >=
+    max - 1e-12 max(1, |max|)``; none where the maximum is NaN or ``+inf``: action ``0``),
+    the lowest of them, or with ``raw`` the first of largest noise,
+    ``argmax(where(tied, noise, -1))``, where ``noise = (raw >> 11) 2^-53`` are the doubles
+    that ``Generator.random`` makes of ``raw = bit_generator.random_raw`` outputs (one per
+    entry of ``q``, in its order). ``q`` float64 with a non-empty last axis."""
     q2 = _rows(q)
+    if raw is None:
+        u = _NO_RAW
+    else:
+        u = np.require(raw.reshape(q2.shape), dtype=np.uint64, requirements=["C", "W"])
     arg = np.empty(q2.shape[0], dtype=np.int64)
-    _jit("greedy_first")(q2, arg)
+    _jit("greedy_first")(q2, u, arg)
     return arg.reshape(q.shape[:-1])
+
+
+#: "no noise" for :func:`greedy_first`
+_NO_RAW = np.empty((0, 1), dtype=np.uint64)
 
 
 def greedy_holds(q: FloatArray, actions: NDArray[np.int64]) -> bool:
@@ -807,6 +830,7 @@ def warm_up(threads: int | None = None) -> float:
     remap(cols, np.zeros(1, dtype=np.int32))
     max_argmax(np.zeros((2, 2)))
     greedy_first(np.zeros((2, 2)))
+    greedy_first(np.zeros((2, 2)), np.zeros((2, 2), dtype=np.uint64))
     greedy_holds(np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
     max_abs_diff(np.zeros(2), np.ones(2))
     for nt in sorted({1, threads}):

@@ -13,13 +13,11 @@ histogram ``Q`` the returned policy acts on (the average over orderings).
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from numpy.typing import NDArray
 
 from altmarl.game import TabularGame
-from altmarl.histogram import num_histograms, num_tuples, rank
+from altmarl.histogram import build_histograms, num_histograms, num_tuples, rank
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -35,20 +33,6 @@ def table_size(game: TabularGame, k: int, parameterization: str = "mean-field") 
     return game.n_sg * num_states(k, game.n_sl, parameterization) * game.n_ag
 
 
-def histogram_table(k: int, d: int) -> IntArray:
-    """``H_k`` as a fresh ``(|H_k|, d)`` int64 array in :func:`altmarl.histogram.rank` order
-    (stars and bars over ``itertools.combinations``, which is lexicographic: the same order
-    as :func:`altmarl.histogram.enumerate_histograms`, without its cache)."""
-    if d == 1:
-        return np.array([[k]], dtype=np.int64)
-    bars = np.fromiter(itertools.combinations(range(k + d - 1), d - 1),
-                       dtype=np.dtype((np.int64, d - 1)), count=num_histograms(k, d))
-    n = bars.shape[0]
-    full = np.concatenate([np.full((n, 1), -1), bars.reshape(n, d - 1),
-                           np.full((n, 1), k + d - 1)], axis=1)
-    return np.asarray(np.diff(full, axis=1) - 1, dtype=np.int64)
-
-
 def tuple_digits(idx: IntArray, k: int, d: int) -> IntArray:
     """Digits ``(tau_1, ..., tau_k)`` of tuple indices (``tau_1`` most significant)."""
     powers = d ** np.arange(k - 1, -1, -1, dtype=np.int64)
@@ -60,7 +44,7 @@ def state_counts(k: int, d: int, parameterization: str) -> IntArray:
     ``(N, d)`` int64 array: ``H_k`` itself (mean-field) or the digit counts of every
     ordered tuple (standard)."""
     if parameterization == "mean-field":
-        return histogram_table(k, d)
+        return build_histograms(k, d)
     dig = tuple_digits(np.arange(num_tuples(k, d), dtype=np.int64), k, d)
     return np.stack([(dig == x).sum(axis=1) for x in range(d)], axis=1).astype(np.int64)
 
