@@ -96,30 +96,30 @@ def rank(h: ArrayLike, k: int | None = None) -> IntArray:
 
 def build_histograms(k: int, d: int) -> IntArray:
     """``H_k`` as a fresh, writable ``(|H_k|, d)`` int64 array, row ``i`` having rank ``i``
-    (:func:`rank` order: lexicographic in the first ``d - 1`` bins), neither cached nor
-    size-checked (for callers that bound the size themselves and own the array, such as
-    G-LEARN's surrogate states; :func:`enumerate_histograms` is the checked, cached one).
-    Built bin by bin, ``H_k(d) = [v, H_{k-v}(d-1)]`` for ``v = 0..k``, each smaller table
-    built once."""
-    memo: dict[tuple[int, int], IntArray] = {}
+    (:func:`rank` order: lexicographic), neither cached nor size-checked (for callers that
+    bound the size themselves and own the array, such as G-LEARN's surrogate states;
+    :func:`enumerate_histograms` is the checked, cached one).
 
-    def table(r: int, e: int) -> IntArray:
-        got = memo.get((r, e))
-        if got is not None:
-            return got
-        if e == 1:
-            out = np.array([[r]], dtype=np.int64)
-        else:
-            parts = []
-            for v in range(r + 1):
-                rest = table(r - v, e - 1)
-                parts.append(np.concatenate([np.full((rest.shape[0], 1), v, np.int64), rest],
-                                            axis=1))
-            out = np.concatenate(parts, axis=0)
-        memo[(r, e)] = out
-        return out
-
-    return table(int(k), int(d))
+    Built one bin at a time with whole-array operations: if ``T_e`` lists the histograms of
+    ``k`` agents over ``e`` bins, those of ``k - v`` agents are its rows whose first count
+    is at least ``v`` (a suffix, since rows are lexicographic) with ``v`` taken off that
+    count, so ``T_{e+1} = [v, T_e(k - v)]`` for ``v = 0..k`` is one gather of ``T_e``."""
+    k, d = int(k), int(d)
+    table = np.array([[k]], dtype=np.int64)  # one bin
+    v_all = np.arange(k + 1, dtype=np.int64)
+    for e in range(2, d + 1):
+        starts = np.searchsorted(table[:, 0], v_all, side="left")  # first row with count >= v
+        lengths = table.shape[0] - starts
+        first = np.repeat(v_all, lengths)
+        # row i of block v is row starts[v] + (i - offset[v]) of the previous table
+        offsets = np.cumsum(lengths) - lengths
+        src = np.arange(first.size, dtype=np.int64) - np.repeat(offsets - starts, lengths)
+        out = np.empty((first.size, e), dtype=np.int64)
+        out[:, 0] = first
+        out[:, 1:] = table[src]
+        out[:, 1] -= first
+        table = out
+    return table
 
 
 @cache
