@@ -139,12 +139,14 @@ def evaluate_gmres(
     combine: Combine | None = None,
     basis: FloatArray | None = None,
     dots: Dots | None = None,
+    norm: Callable[[FloatArray], float] | None = None,
 ) -> tuple[FloatArray, float, int]:
     """Solve ``(I - gamma P) V = r`` (flat vectors) from the warm start ``x0`` until
     ``||r - (I - gamma P) V||_inf <= eps`` with :func:`gmres` (G-LEARN's policy evaluation,
     SPEC 4). Returns ``(V, residual, matvecs)``, ``matvecs`` the products with ``P``.
     ``system``: ``x -> x - gamma P x`` computed in one pass (the same numbers), used in
-    place of ``p_matvec`` when given; ``combine``, ``basis``, ``dots``: as in :func:`gmres`."""
+    place of ``p_matvec`` when given; ``combine``, ``basis``, ``dots``, ``norm``: as in
+    :func:`gmres`."""
     count = [0]
 
     def mv(x: FloatArray) -> FloatArray:
@@ -153,7 +155,7 @@ def evaluate_gmres(
             return np.asarray(system(x))
         return np.asarray(x - gamma * p_matvec(x))
 
-    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine, basis, dots)
+    x, res = gmres(mv, r, x0, eps, restart, max_matvecs, combine, basis, dots, norm)
     return x, res, count[0]
 
 
@@ -164,6 +166,11 @@ def einsum_combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> 
         w -= np.einsum("i,in->n", h, V)
     else:
         w += np.einsum("i,in->n", h, V)
+
+
+def sup_norm(v: FloatArray) -> float:
+    """``||v||_inf = max |v_i|`` (NaN when ``v`` holds one): :func:`gmres`'s default ``norm``."""
+    return float(np.abs(v).max())
 
 
 def einsum_dots(V: FloatArray, w: FloatArray) -> FloatArray:
@@ -206,7 +213,8 @@ SPLIT_DOTS_MIN = 1 << 16
 def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: int,
           max_matvecs: int, combine: Combine | None = None,
           basis: FloatArray | None = None,
-          dots: Dots | None = None) -> tuple[FloatArray, float]:
+          dots: Dots | None = None,
+          norm: Callable[[FloatArray], float] | None = None) -> tuple[FloatArray, float]:
     """Restarted GMRES for ``A x = b`` until ``||b - A x||_inf <= eps``.
 
     Classical Gram-Schmidt with one re-orthogonalization. The sup-norm of the current
@@ -219,15 +227,17 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
     ``basis``: a float64 buffer of at least ``(min(restart, n) + 1, n)`` for the Krylov
     basis, reused across calls (a sequence of solves then allocates it once; its contents
     are overwritten). ``dots(V, w)``: ``einsum("in,n->i", V, w)``, a faster routine giving
-    the same numbers (e.g. :func:`split_dots`). Returns ``(x, ||b - A x||_inf)``.
+    the same numbers (e.g. :func:`split_dots`); ``norm(v)``: ``||v||_inf`` (default
+    :func:`sup_norm`), likewise. Returns ``(x, ||b - A x||_inf)``.
     """
     comb = einsum_combine if combine is None else combine
     dot = einsum_dots if dots is None else dots
+    sup = sup_norm if norm is None else norm
     n = b.size
     x = x0.copy()
     r = b - matvec(x)
     used = 1
-    res = float(np.abs(r).max())
+    res = sup(r)
     sqrt_n = math.sqrt(n)
     rows = min(restart, n) + 1
     if basis is None:
@@ -280,8 +290,10 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
                 for i in range(j, -1, -1):
                     z[i], z[i + 1] = -sn[i] * z[i + 1], cs[i] * z[i + 1]
                     # (z[i] was 0 before this step: only the (i+1) component is non-zero)
-                r_in = np.einsum("i,in->n", z, basis[: j + 2])
-                if float(np.abs(r_in).max()) <= eps:
+                # einsum("i,in->n", z, basis) through comb: -0.0 + s is s for every s
+                r_in = np.full(n, -0.0)
+                comb(r_in, z, basis[: j + 2], 1.0)
+                if sup(r_in) <= eps:
                     break
                 r_in = None
         y = _back_substitute(R[:j_end, :j_end], g[:j_end])
@@ -291,7 +303,7 @@ def gmres(matvec: MatVec, b: FloatArray, x0: FloatArray, eps: float, restart: in
         else:
             r = b - matvec(x)
             used += 1
-        prev, res = res, float(np.abs(r).max())
+        prev, res = res, sup(r)
         if r_in is None and res > 0.5 * prev:
             break  # a whole cycle gained little: stagnation (e.g. round-off floor)
     return x, res
@@ -476,5 +488,6 @@ __all__ = [
     "inexact_policy_iteration",
     "policy_iteration",
     "split_dots",
+    "sup_norm",
     "value_iteration",
 ]

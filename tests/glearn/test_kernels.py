@@ -640,3 +640,38 @@ def test_split_dots_are_einsum_bit_for_bit() -> None:
                              dots=planning.split_dots(pool, 2))
     np.testing.assert_array_equal(got[0], ref[0])
     assert got[1] == ref[1] and ref[1] <= 1e-10
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), seed=st.integers(0, 2**31),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf, -0.0]))
+def test_max_abs_is_numpys(n: int, seed: int, special: float | None) -> None:
+    """GMRES's one-pass sup norm gives NumPy's ``np.abs(a).max()`` (NaN, infinities and
+    signed zeros included)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n) * rng.choice([0.0, 1.0], size=n)
+    if special is not None:
+        a[rng.random(n) < 0.2] = special
+    want = float(np.abs(a).max())
+    got = kernels.max_abs(a)
+    assert (got == want) or (np.isnan(got) and np.isnan(want))
+
+
+@pytest.mark.parametrize("n", [7, kernels.COMBINE_MIN + 5])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gmres_residual_through_combine_is_einsum_to_the_bit(n: int, threads: int) -> None:
+    """GMRES's in-cycle residual ``einsum("i,in->n", z, V)`` computed by ``combine`` on a
+    vector of ``-0.0`` (``-0.0 + s = s`` for every ``s``) has the same bits, signed zeros
+    included, with NumPy's combine and with :func:`kernels.combine_rows`."""
+    from altmarl import planning
+
+    rng = np.random.default_rng(n + threads)
+    for J in (1, 2, 5, 21):
+        V = rng.normal(size=(J, n)) * rng.choice([0.0, 1.0], size=(J, n))
+        z = rng.normal(size=J) * rng.choice([0.0, -0.0, 1.0], size=J)
+        want = np.einsum("i,in->n", z, V)
+        for comb in (planning.einsum_combine,
+                     lambda w, h, V, sign: kernels.combine_rows(w, h, V, sign, threads)):
+            got = np.full(n, -0.0)
+            comb(got, z, V, 1.0)
+            np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))

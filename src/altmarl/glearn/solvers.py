@@ -115,16 +115,18 @@ def _evaluate_policy(model: OperatorModel, actions: IntArray, x0: FloatArray, ep
     P = model.policy_matrix(actions)
     b = policy_reward(model, actions).ravel()
     system = P.system(model.gamma) if isinstance(P, ColumnsProduct) else None
-    combine = None
+    combine = norm = None
     if getattr(model, "fused", False):  # the kernels are loaded: one-pass updates
         threads = getattr(model, "threads", 1)
+        norm = kernels.max_abs
 
         def combine(w: FloatArray, h: FloatArray, V: FloatArray, sign: float) -> None:
             kernels.combine_rows(w, h, V, sign, threads)
 
     x, res, matvecs = planning.evaluate_gmres(P, b, model.gamma, x0.ravel(), eps,
                                               GMRES_RESTART, max_matvecs=2000, system=system,
-                                              combine=combine, basis=basis, dots=dots)
+                                              combine=combine, basis=basis, dots=dots,
+                                              norm=norm)
     stats.matvecs += matvecs
     stats.evaluations.append({"matvecs": matvecs, "eps": eps, "residual": res})
     return np.asarray(x.reshape(model.n_sg, model.n_states))
