@@ -104,7 +104,8 @@ def build_histograms(k: int, d: int) -> IntArray:
     ``k`` agents over ``e`` bins, those of ``k - v`` agents are its rows whose first count
     is at least ``v`` (a suffix, since rows are lexicographic) with ``v`` taken off that
     count, so ``T_{e+1} = [v, T_e(k - v)]`` for ``v = 0..k`` is one gather of ``T_e``."""
-    k, d = int(k), int(d)
+    k = check_int("build_histograms: k", k, 0, INT64_MAX)
+    d = check_int("build_histograms: d", d, 1, INT64_MAX)
     table = np.array([[k]], dtype=np.int64)  # one bin
     v_all = np.arange(k + 1, dtype=np.int64)
     for e in range(2, d + 1):
@@ -124,6 +125,7 @@ def build_histograms(k: int, d: int) -> IntArray:
 
 @cache
 def _enumerate(k: int, d: int) -> IntArray:
+    # unbounded cache: enumerate_histograms bounds every table's size before it is built
     out = build_histograms(k, d)
     out.setflags(write=False)
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -615,9 +616,8 @@ def _check_q(q: FloatArray, actions: IntArray) -> None:
     :func:`greedy`): a policy file cannot carry a ``Q`` table that contradicts its actions."""
     if q.size == 0:
         return
-    from altmarl.glearn import kernels  # imported here: glearn imports this module
-
-    if q.shape[-1] and kernels.use_greedy(q.size) and kernels.greedy_holds(q, actions):
+    fast = _kernels_for(q)
+    if fast is not None and fast.greedy_holds(q, actions, TIE_RTOL):
         return  # one pass, no temporaries; an offence is found and reported below
     finite = np.isfinite(q)
     if not finite.all():
@@ -625,50 +625,96 @@ def _check_q(q: FloatArray, actions: IntArray) -> None:
         raise ValueError(f"pi_g.q{list(i)} = {q[i]}: expected a finite number")
     qmax = q.max(axis=-1)
     chosen = np.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
-    bad = chosen < qmax - 1e-12 * np.maximum(1.0, np.abs(qmax))
+    bad = chosen < qmax - TIE_RTOL * np.maximum(1.0, np.abs(qmax))
     if bad.any():
         i = first_bad_index(bad)
         raise ValueError(f"pi_g.actions{list(i)} = {actions[i]} is not greedy for pi_g.q "
                          f"(q = {chosen[i]!r} < max {qmax[i]!r})")
 
 
+#: the tie tolerance of :func:`greedy`: actions within ``TIE_RTOL * max(1, |max Q|)`` of
+#: the maximum are tied
+TIE_RTOL = 1e-12
+#: tables from this many entries on take the one-pass kernels (:func:`greedy_kernels`) once
+#: they are loaded in the process (G-LEARN's ``warm_up`` loads them), from
+#: :data:`GREEDY_MIN_COLD` on in any case (a first load from Numba's cache costs a few
+#: milliseconds, a first compilation about half a second)
+GREEDY_MIN = 1 << 14
+GREEDY_MIN_COLD = 1 << 20
 #: uniforms per block of :func:`greedy`'s seeded tie-break on large tables (2 MB)
 NOISE_BLOCK = 1 << 18
+
+
+@cache
+def greedy_kernels() -> Any:
+    """:mod:`altmarl.policy_kernels` (the greedy actions and the ``Q`` check in one pass)
+    after a self-check that it gives the NumPy rule's actions, lowest and seeded ties, on
+    a table with ties, NaN and infinities; ``None`` when Numba or the check fails (then
+    the NumPy rule is used: the same actions)."""
+    try:
+        from altmarl import policy_kernels as pk
+
+        rng = np.random.default_rng(20261207)
+        q = np.round(rng.normal(size=(64, 5)), 1)
+        q[3, 2], q[5, 0], q[7, 4], q[9, :] = np.nan, np.inf, -np.inf, -np.inf
+        q[11] = [1.0, 1.0 + 1e-13, 1.0 + 3e-12, 0.5, 1.0]
+        raw = np.random.default_rng(7).bit_generator.random_raw(q.size)
+        ok = (np.array_equal(pk.greedy_first(q, TIE_RTOL), _numpy_greedy(q, None))
+              and np.array_equal(pk.greedy_first(q, TIE_RTOL, raw), _numpy_greedy(q, 7))
+              and not pk.greedy_holds(q, _numpy_greedy(q, None), TIE_RTOL)
+              and pk.greedy_holds(q[12:], _numpy_greedy(q[12:], None), TIE_RTOL))
+        return pk if ok else None  # pragma: no cover - (None: a NumPy whose rule differs)
+    except Exception:  # pragma: no cover - without Numba
+        return None
+
+
+def _kernels_for(q: FloatArray) -> Any:
+    """:func:`greedy_kernels` for a float64 table of this size with a non-empty action axis
+    (:data:`GREEDY_MIN`, :data:`GREEDY_MIN_COLD`), else ``None``."""
+    if q.ndim == 0 or q.shape[-1] == 0 or q.dtype != np.float64 or q.size < GREEDY_MIN:
+        return None
+    if q.size < GREEDY_MIN_COLD and greedy_kernels.cache_info().currsize == 0:
+        return None
+    return greedy_kernels()
+
+
+def _numpy_greedy(q: FloatArray, tie_seed: int | None) -> IntArray:
+    """:func:`greedy` by NumPy's whole-table operations (the rule's reference)."""
+    qmax = q.max(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf at an infinite maximum: nothing tied
+        tied = q >= qmax - TIE_RTOL * np.maximum(1.0, np.abs(qmax))
+    if tie_seed is None:
+        return np.asarray(tied.argmax(axis=-1), dtype=np.int64)
+    noise = np.random.default_rng(tie_seed).random(q.shape)
+    return np.asarray(np.where(tied, noise, -1.0).argmax(axis=-1), dtype=np.int64)
 
 
 def greedy(q: FloatArray, tie_seed: int | None = None) -> IntArray:
     """Greedy actions of ``q[..., a]``.
 
     Tie rule (documented in SPEC 4's terms): actions whose value is within
-    ``1e-12 * max(1, |max Q|)`` of the maximum are tied; without ``tie_seed`` the lowest
-    index wins; with ``tie_seed`` one maximizer is chosen uniformly at random by a
-    generator seeded with ``tie_seed`` (reproducible).
+    ``TIE_RTOL * max(1, |max Q|)`` (``1e-12``) of the maximum are tied; without
+    ``tie_seed`` the lowest index wins; with ``tie_seed`` one maximizer is chosen uniformly
+    at random by a generator seeded with ``tie_seed`` (reproducible). Large tables take
+    :func:`greedy_kernels` (the same actions).
     """
-    if q.ndim and q.shape[-1] and q.dtype == np.float64:
-        from altmarl.glearn import kernels  # imported here: glearn imports this module
-
-        if kernels.use_greedy(q.size):  # the same actions in one pass
-            if tie_seed is None:
-                return kernels.greedy_first(q)
-            # the same noise, in blocks of rows: the generator's 64-bit outputs, which
-            # the kernel turns into Generator.random's doubles
-            bits = np.random.default_rng(tie_seed).bit_generator
-            rows = q.reshape(-1, q.shape[-1])
-            out = np.empty(rows.shape[0], dtype=np.int64)
-            step = max(1, NOISE_BLOCK // q.shape[-1])
-            for a in range(0, rows.shape[0], step):
-                b = min(rows.shape[0], a + step)
-                raw = bits.random_raw((b - a) * q.shape[-1])
-                out[a:b] = kernels.greedy_first(rows[a:b], raw)
-            return out.reshape(q.shape[:-1])
-    qmax = q.max(axis=-1, keepdims=True)
-    tol = 1e-12 * np.maximum(1.0, np.abs(qmax))
-    tied = q >= qmax - tol
+    fast = _kernels_for(q)
+    if fast is None:
+        return _numpy_greedy(q, tie_seed)
     if tie_seed is None:
-        return np.asarray(tied.argmax(axis=-1), dtype=np.int64)
-    rng = np.random.default_rng(tie_seed)
-    noise = rng.random(q.shape)
-    return np.asarray(np.where(tied, noise, -1.0).argmax(axis=-1), dtype=np.int64)
+        return np.asarray(fast.greedy_first(q, TIE_RTOL))
+    bits = np.random.default_rng(tie_seed).bit_generator
+    if type(bits) is not np.random.PCG64:  # the kernel makes PCG64's doubles only
+        return _numpy_greedy(q, tie_seed)
+    # the same noise in blocks of rows: the generator's 64-bit outputs, one per entry, which
+    # the kernel turns into the doubles Generator.random makes of them
+    rows = q.reshape(-1, q.shape[-1])
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    step = max(1, NOISE_BLOCK // q.shape[-1])
+    for a in range(0, rows.shape[0], step):
+        b = min(rows.shape[0], a + step)
+        out[a:b] = fast.greedy_first(rows[a:b], TIE_RTOL, bits.random_raw((b - a) * q.shape[-1]))
+    return out.reshape(q.shape[:-1])
 
 
 def _infer_d(k: int, size: int) -> int:

@@ -12,7 +12,8 @@ fast a run is on a given machine.
   local process pool's workers share the pool's cores among the units still running
   (:func:`pool_worker`): the last units of a sweep use the cores the others left idle;
 * :func:`map_threads` — a function of the chunk index over all chunks on such a pool, the
-  results in chunk order;
+  results in chunk order (G-LEARN's policy iteration keeps one pool of that size for the
+  length of a solve, for GMRES's projections: :func:`altmarl.planning.split_dots`);
 * :func:`default_processes` — number of worker *processes* of a sweep backend (the local
   process pool, a local Ray instance) when ``--workers`` is not given;
 * :func:`limit_blas_threads` — a block during which NumPy's BLAS uses at most ``threads``

@@ -69,3 +69,9 @@ def test_histogram_q_averages_over_orderings() -> None:
     np.testing.assert_allclose(histogram_q(q_inv, k, d)[:, hr, :], q_inv, atol=1e-14)
     with pytest.raises(ValueError, match="q_tuples"):
         histogram_q(q_t[:, :5], k, d)
+
+
+def test_build_histograms_refuses_bad_sizes() -> None:
+    for k, d, field in [(3, 0, "d"), (-1, 2, "k"), (2.5, 2, "k")]:
+        with pytest.raises(ValueError, match=f"build_histograms: {field}"):
+            build_histograms(k, d)  # type: ignore[arg-type]

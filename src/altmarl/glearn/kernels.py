@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from altmarl.glearn.layout import inverse_order
 from altmarl.planning import einsum_combine
+from altmarl.policies import greedy_kernels
 from altmarl.threads import resolve_threads
 
 FloatArray = NDArray[np.float64]
@@ -626,112 +627,16 @@ def max_argmax(Q: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     q = np.asarray(Q, dtype=np.float64)
     if not HAVE_NUMBA or q.ndim == 0 or q.shape[-1] == 0:
         return q.max(axis=-1), np.asarray(q.argmax(axis=-1), dtype=np.int64)
-    # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
-    q2 = np.require(q.reshape(-1, q.shape[-1]), requirements=["C", "W"])
+    q2 = _rows(q)
     best = np.empty(q2.shape[0])
     arg = np.empty(q2.shape[0], dtype=np.int64)
     _jit("max_argmax")(q2, best, arg)
     return best.reshape(q.shape[:-1]), arg.reshape(q.shape[:-1])
 
 
-def _greedy_first(q: Any, raw: Any, arg: Any) -> None:
-    # raw: the generator's 64-bit outputs, one per entry; noise = (raw >> 11) 2^-53 is
-    # Generator.random's double for each (PCG64's next_double)
-    R, A = q.shape
-    seeded = raw.size > 0
-    unit = 1.0 / 9007199254740992.0
-    for r in range(R):
-        b = q[r, 0]
-        nan = np.isnan(b)
-        for a in range(1, A):
-            v = q[r, a]
-            nan |= np.isnan(v)
-            b = v if v > b else b
-        if nan:  # the maximum is NaN: nothing is tied with it
-            b = np.nan
-        c = abs(b)
-        t = b - 1e-12 * (1.0 if c <= 1.0 else c)  # as np.maximum(1.0, |max|): NaN stays
-        i = 0
-        if seeded:  # argmax of where(tied, noise, -1): the first largest
-            best = np.int64(raw[r, 0] >> np.uint64(11)) * unit if q[r, 0] >= t else -1.0
-            for a in range(1, A):
-                u = np.int64(raw[r, a] >> np.uint64(11)) * unit if q[r, a] >= t else -1.0
-                up = u > best  # without a branch: the noise is random
-                i = a if up else i
-                best = u if up else best
-        else:
-            for a in range(A - 1, -1, -1):  # the lowest tied action, without a branch
-                i = a if q[r, a] >= t else i
-        arg[r] = i
-
-
-def _greedy_holds(q: Any, actions: Any) -> bool:
-    R, A = q.shape
-    for r in range(R):
-        b = q[r, 0]
-        for a in range(A):
-            v = q[r, a]
-            if not np.isfinite(v):
-                return False
-            if v > b:
-                b = v
-        c = abs(b)
-        if q[r, actions[r]] < b - 1e-12 * (1.0 if c <= 1.0 else c):
-            return False
-    return True
-
-
-#: tables from this many entries on take the greedy kernels (:func:`greedy_first`,
-#: :func:`greedy_holds`) once the kernels are loaded, from :data:`GREEDY_MIN_COLD` on
-#: in any case (a first load from Numba's cache costs a few milliseconds)
-GREEDY_MIN = 1 << 14
-GREEDY_MIN_COLD = 1 << 20
-
-
-def use_greedy(size: int) -> bool:
-    """Whether a table of ``size`` entries takes :func:`greedy_first` /
-    :func:`greedy_holds` (Numba installed; :data:`GREEDY_MIN` entries once the kernels
-    are loaded, :data:`GREEDY_MIN_COLD` otherwise)."""
-    return HAVE_NUMBA and size >= (GREEDY_MIN if loaded() else GREEDY_MIN_COLD)
-
-
 def _rows(q: FloatArray) -> Any:
     # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
     return np.require(q.reshape(-1, q.shape[-1]), dtype=np.float64, requirements=["C", "W"])
-
-
-def greedy_first(q: FloatArray, raw: NDArray[np.uint64] | None = None) -> NDArray[np.int64]:
-    """``altmarl.policies.greedy``'s actions in one pass, without its table-sized
-    temporaries (SPEC 4's greedy policy): the actions tied with the maximum (``q[..., a] >=
-    max - 1e-12 max(1, |max|)``; none where the maximum is NaN or ``+inf``: action ``0``),
-    the lowest of them, or with ``raw`` the first of largest noise,
-    ``argmax(where(tied, noise, -1))``, where ``noise = (raw >> 11) 2^-53`` are the doubles
-    that ``Generator.random`` makes of ``raw = bit_generator.random_raw`` outputs (one per
-    entry of ``q``, in its order). ``q`` float64 with a non-empty last axis."""
-    q2 = _rows(q)
-    if raw is None:
-        u = _NO_RAW
-    else:
-        u = np.require(raw.reshape(q2.shape), dtype=np.uint64, requirements=["C", "W"])
-    arg = np.empty(q2.shape[0], dtype=np.int64)
-    _jit("greedy_first")(q2, u, arg)
-    return arg.reshape(q.shape[:-1])
-
-
-#: "no noise" for :func:`greedy_first`
-_NO_RAW = np.empty((0, 1), dtype=np.uint64)
-
-
-def greedy_holds(q: FloatArray, actions: NDArray[np.int64]) -> bool:
-    """Whether ``q`` is finite and ``actions`` greedy for it, in one pass: every chosen
-    value at least ``max - 1e-12 max(1, |max|)`` (``altmarl.policies``' check of a ``Q``
-    table, the tie rule of :func:`greedy_first`). ``actions`` in ``[0, |A|)``, one per row
-    ``q.shape[:-1]``."""
-    q2 = _rows(q)
-    acts = np.require(np.asarray(actions, dtype=np.int64).reshape(-1), requirements=["C", "W"])
-    if acts.size != q2.shape[0]:
-        raise ValueError(f"actions: expected {q2.shape[0]} entries, got {acts.size}")
-    return bool(_jit("greedy_holds")(q2, acts))
 
 
 def _max_abs(a: Any) -> float:
@@ -849,9 +754,7 @@ def warm_up(threads: int | None = None) -> float:
     permute_rows(sg.reshape(2, -1), order)
     remap(cols, np.zeros(1, dtype=np.int32))
     max_argmax(np.zeros((2, 2)))
-    greedy_first(np.zeros((2, 2)))
-    greedy_first(np.zeros((2, 2)), np.zeros((2, 2), dtype=np.uint64))
-    greedy_holds(np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
+    greedy_kernels()  # the greedy policy's one-pass kernels (altmarl.policy_kernels)
     max_abs_diff(np.zeros(2), np.ones(2))
     max_abs(np.zeros(2))
     for nt in sorted({1, threads}):
@@ -944,7 +847,6 @@ def _compiled(name: str, parallel: bool) -> Any:
           "layout": _value_layout,
           "permute": _permute_rows, "remap": _remap, "shear": _shear,
           "max_argmax": _max_argmax, "backup_cols": _backup_cols,
-          "greedy_first": _greedy_first, "greedy_holds": _greedy_holds,
           "max_abs_diff": _max_abs_diff, "max_abs": _max_abs, "unpermute": _unpermute,
           "combine": _combine}[name]
     return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
@@ -1188,5 +1090,4 @@ __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype"
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES", "max_argmax", "max_abs_diff",
-           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN", "GREEDY_MIN",
-           "GREEDY_MIN_COLD", "greedy_first", "greedy_holds", "use_greedy", "max_abs"]
+           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN", "max_abs"]
