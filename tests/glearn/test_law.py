@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import altmarl as am
@@ -33,6 +33,7 @@ def _kernel(kind: str, d: int, rng: np.random.Generator) -> np.ndarray:
 @settings(max_examples=40, deadline=None)
 @given(d=st.integers(1, 5), k=st.integers(0, 9), seed=st.integers(0, 2**16),
        kind=st.sampled_from(["dirichlet", "rank1", "permutation", "absorbing", "sparse"]))
+@example(d=4, k=9, seed=9, kind="dirichlet")  # error 1.9e-11 with values up to 29
 def test_law_equals_the_dense_law(d: int, k: int, seed: int, kind: str) -> None:
     rng = np.random.default_rng(seed)
     K = _kernel(kind, d, rng)
@@ -47,8 +48,11 @@ def test_law_equals_the_dense_law(d: int, k: int, seed: int, kind: str) -> None:
     ref = exact_next_histograms(K, k) @ V
     got = law.apply(V)
     assert got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(V).max()))
-    np.testing.assert_allclose(law.apply(V[:, 0]), ref[:, 0], rtol=0, atol=1e-11)
+    tol = 1e-12 * max(1.0, np.abs(V).max())  # the law's accuracy scales with the values
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol)
+    # one column at a time: the same numbers as a column of the batch
+    np.testing.assert_array_equal(law.apply(V[:, 0]), got[:, 0])
+    np.testing.assert_allclose(law.apply(V[:, 0]), ref[:, 0], rtol=0, atol=tol)
 
 
 def test_law_of_constants_and_of_counts() -> None:
