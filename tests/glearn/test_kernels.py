@@ -204,6 +204,7 @@ def test_default_threads_are_read_at_each_product(exact_global: bool,
     from altmarl.threads import resolve_threads
 
     monkeypatch.setattr(kernels, "FUSED_MIN_SAMPLES", 0)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SAMPLES", 0)  # small operators too
     seen: list[int] = []
 
     def alternating(threads: int | None) -> int:
@@ -220,6 +221,25 @@ def test_default_threads_are_read_at_each_product(exact_global: bool,
     assert {1, 2} <= set(seen) and len(seen) > 10
     np.testing.assert_array_equal(a.q, b.q)
     np.testing.assert_array_equal(a.actions, b.actions)
+
+
+@pytest.mark.parametrize("exact_global", [False, True])
+def test_small_operators_run_on_one_thread_by_default(exact_global: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``threads`` left to the default, an operator below
+    :data:`kernels.PARALLEL_MIN_SAMPLES` samples per action holds 1 thread, a larger one
+    ``None`` (the default count at each product); an explicit ``threads`` is kept."""
+    game = am.envs.make("warehouse", n=100)
+    pi_l = am.LocalPolicy.uniform(game)
+    o = GLearnOptions(m=8, exact_global=exact_global)
+    small = empirical_operator(game, pi_l, 5, 0, o)
+    size = game.n_sg * small.shape[1] * 8
+    assert size < kernels.PARALLEL_MIN_SAMPLES and small.model.threads == 1
+    assert empirical_operator(game, pi_l, 5, 0, o.replace(threads=2)).model.threads == 2
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SAMPLES", size)
+    assert empirical_operator(game, pi_l, 5, 0, o).model.threads is None
+    assert kernels.operator_threads(None, size - 1) == 1
+    assert kernels.operator_threads(3, 1) == 3
 
 
 @pytest.mark.parametrize("per_action", [False, True])

@@ -704,6 +704,23 @@ def combine_rows(w: FloatArray, h: FloatArray, V: FloatArray, sign: float = -1.0
                                  np.ascontiguousarray(V), float(sign))
 
 
+#: sampled operators below this many stored samples per action (``|S_g| N m``) run on one
+#: thread when ``threads`` is left to the default: there a thread hand-off per product
+#: costs more than the second core gains (warehouse, ``m = 30``: ``k <= 17``; G-LEARN at
+#: ``k = 10`` took 22 ms on one thread against 29 ms on two)
+PARALLEL_MIN_SAMPLES = 1 << 20
+
+
+def operator_threads(threads: int | None, samples_per_action: int) -> int | None:
+    """The ``threads`` a sampled operator of ``|S_g| N m = samples_per_action`` uses:
+    ``threads`` when given; for the default ``None``, 1 below
+    :data:`PARALLEL_MIN_SAMPLES`, else ``None`` (:func:`altmarl.threads.default_threads`
+    at each product and draw). Threads never change the numbers."""
+    if threads is None and samples_per_action < PARALLEL_MIN_SAMPLES:
+        return 1
+    return threads
+
+
 def use_fused(samples_per_action: int) -> bool:
     """Whether an operator with ``|S_g| N m = samples_per_action`` uses the fused kernels:
     Numba installed and at least :data:`FUSED_MIN_SAMPLES`, or at least
@@ -1090,4 +1107,5 @@ __all__ = ["FUSED_MIN_SAMPLES", "HAVE_NUMBA", "categorical_into", "column_dtype"
            "expect_all_exact_global", "global_weights", "policy_matvec",
            "policy_matvec_exact_global", "pool_ranks", "stream_sums_into", "use_fused",
            "loaded", "warm_up", "FUSED_WARM_MIN_SAMPLES", "max_argmax", "max_abs_diff",
-           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN", "max_abs"]
+           "backup_cols", "gather_system", "combine_rows", "COMBINE_MIN", "max_abs",
+           "PARALLEL_MIN_SAMPLES", "operator_threads"]

@@ -671,7 +671,8 @@ def empirical_operator(
         ss_local, ss_global = child(seed, 0), child(seed, 1)
         per_action = crn == "none"
         fused = kernels.use_fused(S * n_states * m)
-        threads = opts.threads  # None: default_threads() at each product and draw
+        # None: default_threads() at each product and draw (1 for small operators)
+        threads = kernels.operator_threads(opts.threads, S * n_states * m)
         n_e = A if per_action else 1
         chunk = max(64, (1 << 19) // (m * n_e * max(d, k if param == "standard" else 1)))
         # the Z-order store layout (altmarl.glearn.layout): the draws are written in it
@@ -775,7 +776,7 @@ def stratified_operator(
         # the products and the next global states on the kernels and threads of the uniform
         # surrogate (the same numbers for any thread count)
         fused = kernels.use_fused(S * n_states * m)
-        threads = opts.threads
+        threads = kernels.operator_threads(opts.threads, S * n_states * m)
         n_e = A if crn == "none" else 1
         chunk = max(64, (1 << 19) // (m * n_e * d))
         if crn == "pool":

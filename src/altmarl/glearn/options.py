@@ -89,7 +89,10 @@ class GLearnOptions:
         :func:`altmarl.threads.default_threads` at each product and draw: the CPU count,
         or ``$ALTMARL_THREADS``; in the worker processes of sweeps (``altmarl reproduce``,
         the k-sweep) 1 while every core has a unit, the idle cores once fewer units are
-        left (:attr:`thread_count` is the value now).
+        left (:attr:`thread_count` is the value now). Operators with fewer than
+        :data:`altmarl.glearn.kernels.PARALLEL_MIN_SAMPLES` stored samples per action
+        (``|S_g| N m``; the warehouse up to ``k = 17`` at ``m = 30``) run on one thread by
+        default, where a second one costs more than it gains.
     max_samples, max_table, max_exact_entries
         Size limits: stored samples, ``Q`` entries, exact next-histogram entries.
     """
