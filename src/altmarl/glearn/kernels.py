@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from altmarl.glearn.layout import inverse_order
-from altmarl.planning import einsum_combine
+from altmarl.planning import einsum_combine, sup_norm
 from altmarl.policies import greedy_kernels
 from altmarl.threads import resolve_threads
 
@@ -627,16 +627,12 @@ def max_argmax(Q: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     q = np.asarray(Q, dtype=np.float64)
     if not HAVE_NUMBA or q.ndim == 0 or q.shape[-1] == 0:
         return q.max(axis=-1), np.asarray(q.argmax(axis=-1), dtype=np.int64)
-    q2 = _rows(q)
+    # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
+    q2 = np.require(q.reshape(-1, q.shape[-1]), requirements=["C", "W"])
     best = np.empty(q2.shape[0])
     arg = np.empty(q2.shape[0], dtype=np.int64)
     _jit("max_argmax")(q2, best, arg)
     return best.reshape(q.shape[:-1]), arg.reshape(q.shape[:-1])
-
-
-def _rows(q: FloatArray) -> Any:
-    # C-ordered and writable: one compiled specialisation (Numba types read-only apart)
-    return np.require(q.reshape(-1, q.shape[-1]), dtype=np.float64, requirements=["C", "W"])
 
 
 def _max_abs(a: Any) -> float:
@@ -650,12 +646,12 @@ def _max_abs(a: Any) -> float:
 
 
 def max_abs(a: FloatArray) -> float:
-    """``float(np.abs(a).max())`` (the sup norm of GMRES's residuals, SPEC 4) in one pass
-    without the temporary: the same number (NaN when ``a`` holds one). NumPy's without
-    Numba, for an empty array or other dtypes."""
+    """:func:`altmarl.planning.sup_norm` (the sup norm of GMRES's residuals, SPEC 4) in one
+    pass without the temporary: the same number (NaN when ``a`` holds one). ``sup_norm``
+    itself without Numba, for an empty array or other dtypes."""
     x = np.asarray(a)
     if not HAVE_NUMBA or x.size == 0 or x.dtype != np.float64:
-        return float(np.abs(x).max())
+        return sup_norm(x)
     return float(_jit("max_abs")(np.require(x.reshape(-1), requirements=["C", "W"])))
 
 
