@@ -50,6 +50,23 @@ def test_morton_codes_are_distinct_and_keep_the_order_of_one_axis(d: int, n: int
         assert (layout.morton_codes(np.vstack([pts, up]))[n:] > codes).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(1, 9), n=st.integers(1, 60),
+       top=st.sampled_from([0, 1, 7, 300, 2**20, 2**40, 2**62]), seed=st.integers(0, 2**16))
+def test_morton_kernel_is_the_numpy_loop(d: int, n: int, top: int, seed: int) -> None:
+    """The one-pass kernel (large point sets) gives the codes of the whole-array loop,
+    including points shifted right to fit 63 bits."""
+    pts = np.random.default_rng(seed).integers(0, top + 1, size=(n, d), dtype=np.int64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layout, "MORTON_KERNEL_MIN", 1 << 62)
+        ref = layout.morton_codes(pts)
+        mp.setattr(layout, "MORTON_KERNEL_MIN", 0)
+        np.testing.assert_array_equal(layout.morton_codes(pts), ref)
+        # a non-contiguous view (the layout passes the first |S_l| - 1 columns of H)
+        np.testing.assert_array_equal(layout.morton_codes(np.hstack([pts, pts])[:, :d]),
+                                      ref)
+
+
 def test_store_layout_is_a_pair_of_permutations() -> None:
     game = small_game(4, n_sl=3)
     H = build_histograms(6, game.n_sl)

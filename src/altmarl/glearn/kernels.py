@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from altmarl.glearn.layout import inverse_order
+from altmarl.glearn.layout import MORTON_KERNEL_MIN, inverse_order, morton_codes
 from altmarl.planning import einsum_combine, sup_norm
 from altmarl.policies import greedy_kernels
 from altmarl.threads import resolve_threads
@@ -766,6 +766,7 @@ def warm_up(threads: int | None = None) -> float:
     permute_rows(cols, order)
     permute_rows(sg.reshape(2, -1), order)
     remap(cols, np.zeros(1, dtype=np.int32))
+    morton_codes(np.zeros((MORTON_KERNEL_MIN, 1), dtype=np.int64))  # its Numba pass
     max_argmax(np.zeros((2, 2)))
     greedy_kernels()  # the greedy policy's one-pass kernels (altmarl.policy_kernels)
     max_abs_diff(np.zeros(2), np.ones(2))

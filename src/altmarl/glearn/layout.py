@@ -19,6 +19,8 @@ returns is bit-identical (``tests/glearn/test_layout.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +31,9 @@ FloatArray = NDArray[np.float64]
 #: table stays in cache and the layout's extra pass costs more than it saves (measured:
 #: ``benchmarks/bench_g_learn.py --layout``)
 LAYOUT_MIN_BYTES = 1 << 20
+#: from this many points on, :func:`morton_codes` runs as one Numba pass over the points
+#: (the same integers) instead of ``D`` times the bit length of whole-array passes
+MORTON_KERNEL_MIN = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,32 @@ def morton_codes(points: NDArray[np.int64]) -> NDArray[np.int64]:
     if shift:
         pts = pts >> shift
         bits -= shift
+    if n >= MORTON_KERNEL_MIN:
+        _morton_kernel()(np.ascontiguousarray(pts), bits, code)
+        return code
     for b in range(bits - 1, -1, -1):
         for i in range(D):
             code = (code << 1) | ((pts[:, i] >> b) & 1)
     return code
+
+
+def _morton(pts: Any, bits: int, out: Any) -> None:
+    # morton_codes' loop over bits and coordinates, one point at a time
+    n, D = pts.shape
+    for r in range(n):
+        c = np.int64(0)
+        for b in range(bits - 1, -1, -1):
+            for i in range(D):
+                c = (c << np.int64(1)) | ((pts[r, i] >> np.int64(b)) & np.int64(1))
+        out[r] = c
+
+
+@cache
+def _morton_kernel() -> Any:
+    """:func:`morton_codes`' loop compiled by Numba (on first use, cached on disk)."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(_morton)
 
 
 def store_layout(H: NDArray[np.int64], K: FloatArray, resolution: int = 2) -> StoreLayout:
@@ -96,5 +123,5 @@ def wants_layout(n_sg: int, n_states: int) -> bool:
     return 8 * values >= LAYOUT_MIN_BYTES and values < 2**31
 
 
-__all__ = ["LAYOUT_MIN_BYTES", "StoreLayout", "inverse_order", "morton_codes", "store_layout",
-           "wants_layout"]
+__all__ = ["LAYOUT_MIN_BYTES", "MORTON_KERNEL_MIN", "StoreLayout", "inverse_order",
+           "morton_codes", "store_layout", "wants_layout"]
