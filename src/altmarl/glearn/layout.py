@@ -70,8 +70,9 @@ def morton_codes(points: NDArray[np.int64]) -> NDArray[np.int64]:
     if shift:
         pts = pts >> shift
         bits -= shift
-    if n >= MORTON_KERNEL_MIN:
-        _morton_kernel()(np.ascontiguousarray(pts), bits, code)
+    kernel = _morton_kernel() if n >= MORTON_KERNEL_MIN else None
+    if kernel is not None:
+        kernel(np.ascontiguousarray(pts), bits, code)
         return code
     for b in range(bits - 1, -1, -1):
         for i in range(D):
@@ -92,9 +93,13 @@ def _morton(pts: Any, bits: int, out: Any) -> None:
 
 @cache
 def _morton_kernel() -> Any:
-    """:func:`morton_codes`' loop compiled by Numba (on first use, cached on disk)."""
-    import numba
-
+    """:func:`morton_codes`' loop compiled by Numba (on first use, cached on disk);
+    ``None`` without Numba (the NumPy loop is then used at every size, as for the other
+    G-LEARN kernels)."""
+    try:
+        import numba
+    except ImportError:
+        return None
     return numba.njit(cache=True, nogil=True, boundscheck=False)(_morton)
 
 
