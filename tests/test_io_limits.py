@@ -122,18 +122,25 @@ def test_load_npz_round_trip_keeps_dtypes_and_order(tmp_path: Path) -> None:
     back["a"][0, 0] = 7  # writable, like np.load's arrays
 
 
-def test_npz_bytes_is_an_npz_of_deflated_members_np_load_reads() -> None:
-    """The container: ``meta`` first, then the arrays in order, each member deflated (at
-    level ``NPZ_COMPRESSLEVEL``), the same arrays through ``np.load`` as through
-    ``np.savez_compressed``'s file."""
+def test_npz_bytes_is_an_npz_np_load_reads_floats_stored_the_rest_deflated() -> None:
+    """The container: ``meta`` first, then the arrays in order; floating-point and complex
+    members stored as they are, the others deflated (at level ``NPZ_COMPRESSLEVEL``); the
+    same arrays through ``np.load`` as through ``np.savez_compressed``'s file."""
     rng = np.random.default_rng(3)
     arrays = {"q": rng.normal(size=(4, 50)), "a": np.tile(np.arange(5), 40),
-              "f": np.asfortranarray(rng.random((3, 5)))}
+              "f": np.asfortranarray(rng.random((3, 5))),
+              "c": np.array([1 + 2j, 3j]), "b": np.tile([True, False], 64)}
     blob = io.npz_bytes({"format": "x"}, arrays)
     infos = zipfile.ZipFile(_bio.BytesIO(blob)).infolist()
-    assert [i.filename for i in infos] == ["meta.npy", "q.npy", "a.npy", "f.npy"]
-    assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos)
+    assert [i.filename for i in infos] == ["meta.npy", "q.npy", "a.npy", "f.npy", "c.npy",
+                                           "b.npy"]
+    kinds = {i.filename: i.compress_type for i in infos}
+    assert kinds == {"meta.npy": zipfile.ZIP_DEFLATED, "q.npy": zipfile.ZIP_STORED,
+                     "a.npy": zipfile.ZIP_DEFLATED, "f.npy": zipfile.ZIP_STORED,
+                     "c.npy": zipfile.ZIP_STORED, "b.npy": zipfile.ZIP_DEFLATED}
     assert next(i for i in infos if i.filename == "a.npy").compress_size < arrays["a"].nbytes
+    assert len({i.date_time for i in infos}) == 1  # one fixed stamp: the same bytes each time
+    assert io.npz_bytes({"format": "x"}, arrays) == blob
     ref = _bio.BytesIO()
     np.savez_compressed(ref, meta=np.array('{"format": "x"}'), **arrays)
     ref.seek(0)
