@@ -335,8 +335,8 @@ def _stored(value: np.ndarray) -> bool:
 
 def npz_bytes(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """An ``.npz`` holding ``arrays`` and ``meta`` as a 0-d unicode JSON array (key order
-    sorted): the pickle-free container of every altmarl binary file. The members are
-    written as ``np.savez_compressed`` writes them (``np.load`` reads the file), floating-point
+    sorted): the pickle-free container of every altmarl binary file. The members are the
+    NPY members ``np.savez_compressed`` writes (``np.load`` reads the file), floating-point
     tables stored as they are and the other members deflated at level
     :data:`NPZ_COMPRESSLEVEL`."""
     buf = _io.BytesIO()
