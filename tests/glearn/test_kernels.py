@@ -617,3 +617,42 @@ def test_gmres_residual_through_combine_is_einsum_to_the_bit(n: int, threads: in
             got = np.full(n, -0.0)
             comb(got, z, V, 1.0)
             np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(S=st.integers(1, 4), N=st.integers(1, 120), A=st.integers(1, 6), m=st.integers(1, 9),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_prefetching_products_give_the_same_numbers(S: int, N: int, A: int, m: int,
+                                                    threads: int, seed: int) -> None:
+    """The products prefetch the values of rows ahead (the gather, from
+    ``PREFETCH_MIN_BYTES``; here forced on for every size), the entries ahead of the
+    read-back (``_unpermute``) and the backup's output rows ahead: hints only, so on
+    tables longer and shorter than every prefetch distance, the same numbers as the
+    unprefetched products and the NumPy formulas."""
+    rng = np.random.default_rng(seed)
+    nxt = rng.integers(0, N, size=(S, N, 1, m)).astype(np.int32)
+    sg = rng.integers(0, S, size=(S, N, A, m)).astype(np.uint8)
+    acts = rng.integers(0, A, size=(S, N)).astype(np.int64)
+    V = rng.normal(size=(S, N)) * 10.0
+    x = V.ravel()
+    r_g, r_loc = rng.normal(size=(S, A)), rng.normal(size=(S, N))
+    nat = kernels.policy_matvec(nxt, sg, acts, x, m)
+    ref_b = r_g[:, None, :] + r_loc[:, :, None] + 0.9 * kernels.expect_all(nxt, sg, V, m)
+    order = rng.permutation(S * N).astype(np.int32)
+    pos = rng.permutation(N).astype(np.int32)
+    nxt_l = pos[nxt.reshape(S * N, 1, m)[order]].reshape(S, N, 1, m).astype(np.int32)
+    sg_l = np.ascontiguousarray(sg.reshape(S * N, A, m)[order].reshape(S, N, A, m))
+    acts_l = acts.reshape(-1)[order].reshape(S, N)
+    cols = kernels.policy_columns(nxt_l, sg_l, acts_l)
+    old = kernels.PREFETCH_MIN_BYTES
+    try:
+        for threshold in (0, 1 << 62):  # prefetching the gathers, and not
+            kernels.PREFETCH_MIN_BYTES = threshold
+            np.testing.assert_array_equal(
+                kernels.gather_mean(cols, x, S, m, threads, order, pos), nat)
+            np.testing.assert_array_equal(
+                kernels.gather_system(cols, x, S, m, 0.9, threads, order, pos), x - 0.9 * nat)
+    finally:
+        kernels.PREFETCH_MIN_BYTES = old
+    got = kernels.backup_cols(cols, sg_l, acts_l, V, m, r_g, r_loc, 0.9, threads, order, pos)
+    np.testing.assert_array_equal(got, ref_b)

@@ -55,6 +55,65 @@ _IDENTITY = np.empty(0, dtype=np.int32)
 #: "no value vector" for :func:`_unpermute` (an empty array)
 _NO_VALUES = np.empty(0, dtype=np.float64)
 
+#: :func:`gather_mean` / :func:`gather_system` prefetch the values of the row ``PREFETCH_ROWS``
+#: ahead from this size of the laid-out value vector on (bytes): a table larger than the
+#: caches nearest the core (``k >= 38`` on the warehouse). Smaller tables stay in cache,
+#: and the hints there only cost instructions
+PREFETCH_MIN_BYTES = 1 << 22
+#: rows ahead of the current one whose values the products prefetch (fewer leave part of
+#: the miss latency exposed, more are evicted before use: 4-8 measured alike at k = 50)
+PREFETCH_ROWS = 6
+#: entries ahead that :func:`_unpermute` prefetches (one gather per entry, little work)
+_PREFETCH_AHEAD = 64
+#: rows ahead whose output rows the backup prefetches for writing (its rows are written
+#: in table order, scattered over the output by the store's layout)
+_PREFETCH_OUT_ROWS = 8
+
+
+def _no_prefetch(a: Any, i: Any) -> None:
+    """What ``prefetch`` is until a kernel is compiled: a no-op."""
+
+
+#: ``prefetch(a, i)`` in the kernels: a hint to the processor to load the cache line of
+#: ``a[i]`` (no value changes); the LLVM ``llvm.prefetch`` intrinsic once a kernel is
+#: compiled (:func:`_prefetch_intrinsic`, set as ``prange`` is)
+prefetch: Any = _no_prefetch
+#: ``prefetch_write(a, i)``: the same for a line about to be written (``a`` flat)
+prefetch_write: Any = _no_prefetch
+
+
+@cache
+def _prefetch_intrinsic(write: bool = False) -> Any:
+    """``prefetch(a, i)`` as a Numba intrinsic: ``llvm.prefetch`` (high locality, data
+    cache; for a read, or with ``write`` for a store) of the address of element ``i`` of
+    ``a``'s data counted flat from its first element (C order for a C-contiguous ``a``).
+    Nothing is loaded into a register and no bound is checked: a prefetch never faults."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    rw = int(write)
+
+    @intrinsic  # type: ignore[misc]
+    def prefetch_line(typingctx: Any, arr: Any, idx: Any) -> Any:
+        if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                "llvm.prefetch.p0i8")
+            builder.call(fn, [ptr, i32(rw), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, idx), codegen
+
+    return prefetch_line
+
 
 def _expect_all(nxt: Any, sg: Any, VT: Any, w: float, out: Any) -> None:
     S, N, E, m = nxt.shape
@@ -113,10 +172,15 @@ def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
     # same numbers as one action at a time, without waiting on one chain of adds; unsigned
     # indices (every flat index is >= 0) skip Numba's negative-index wraparound
     S, N, A, m = sg.shape
+    D = _PREFETCH_OUT_ROWS
     for s in range(S):
         for x in range(N):
             r = s * N + x
             o = np.int64(order[r]) if order.size else np.int64(r)
+            if order.size and r + D < S * N:
+                ow = np.int64(order[r + D]) * A
+                prefetch_write(out, ow)
+                prefetch_write(out, ow + A - 1)
             so = o // N
             cr = cols[r]
             sgr = sg[s, x]
@@ -166,28 +230,40 @@ def _backup_cols(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                     a0 += 2
 
 
-def _gather_rows(cols: Any, v: Any, w: float, out: Any) -> None:
+def _gather_rows(cols: Any, v: Any, w: float, out: Any, ahead: int) -> None:
     # written in the store's row order (sequential stores); _unpermute reads them back in
-    # table order
+    # table order. ahead > 0: the values of row r + ahead are prefetched while row r sums
+    # (the same sums)
     R, m = cols.shape
     for r in range(R):
         acc = 0.0
-        for j in range(m):
-            acc += w * v[np.uint64(cols[r, j])]
+        if ahead > 0 and r + ahead < R:
+            cp = cols[r + ahead]
+            for j in range(m):
+                prefetch(v, np.uint64(cp[j]))
+                acc += w * v[np.uint64(cols[r, j])]
+        else:
+            for j in range(m):
+                acc += w * v[np.uint64(cols[r, j])]
         out[r] = acc
 
 
 def _unpermute(acc: Any, inv: Any, x: Any, gamma: float, out: Any) -> None:
     # out[i] = x[i] - gamma acc[inv[i]] (x empty: acc[inv[i]]; inv empty: the identity)
     n = out.shape[0]
+    D = _PREFETCH_AHEAD
     if x.size and inv.size:
         for i in range(n):
+            if i + D < n:
+                prefetch(acc, np.int64(inv[i + D]))
             out[i] = x[i] - gamma * acc[np.int64(inv[i])]
     elif x.size:
         for i in range(n):
             out[i] = x[i] - gamma * acc[i]
     else:
         for i in range(n):
+            if i + D < n:
+                prefetch(acc, np.int64(inv[i + D]))
             out[i] = acc[np.int64(inv[i])]
 
 
@@ -373,10 +449,15 @@ def _policy_matvec_par(nxt: Any, sg: Any, actions: Any, VT: Any, w: float, out: 
 def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: Any,
                      rg: Any, rl: Any, gamma: float, out: Any) -> None:
     S, N, A, m = sg.shape
+    D = _PREFETCH_OUT_ROWS
     for r in prange(S * N):
         s = r // N
         x = r - s * N
         o = np.int64(order[r]) if order.size else np.int64(r)
+        if order.size and r + D < S * N:
+            ow = np.int64(order[r + D]) * A
+            prefetch_write(out, ow)
+            prefetch_write(out, ow + A - 1)
         so = o // N
         cr = cols[r]
         sgr = sg[s, x]
@@ -426,25 +507,36 @@ def _backup_cols_par(cols: Any, sg: Any, actions: Any, v: Any, w: float, order: 
                 a0 += 2
 
 
-def _gather_rows_par(cols: Any, v: Any, w: float, out: Any) -> None:
+def _gather_rows_par(cols: Any, v: Any, w: float, out: Any, ahead: int) -> None:
     R, m = cols.shape
     for r in prange(R):
         acc = 0.0
-        for j in range(m):
-            acc += w * v[np.uint64(cols[r, j])]
+        if ahead > 0 and r + ahead < R:
+            cp = cols[r + ahead]
+            for j in range(m):
+                prefetch(v, np.uint64(cp[j]))
+                acc += w * v[np.uint64(cols[r, j])]
+        else:
+            for j in range(m):
+                acc += w * v[np.uint64(cols[r, j])]
         out[r] = acc
 
 
 def _unpermute_par(acc: Any, inv: Any, x: Any, gamma: float, out: Any) -> None:
     n = out.shape[0]
+    D = _PREFETCH_AHEAD
     if x.size and inv.size:
         for i in prange(n):
+            if i + D < n:
+                prefetch(acc, np.int64(inv[i + D]))
             out[i] = x[i] - gamma * acc[np.int64(inv[i])]
     elif x.size:
         for i in prange(n):
             out[i] = x[i] - gamma * acc[i]
     else:
         for i in prange(n):
+            if i + D < n:
+                prefetch(acc, np.int64(inv[i + D]))
             out[i] = acc[np.int64(inv[i])]
 
 
@@ -469,7 +561,12 @@ def _pool_ranks_par(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: A
                     rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
+    D = 8  # histograms ahead whose windows are prefetched (every cache line of each)
     for h in prange(N):
+        if h + D < N:
+            for x in range(d):
+                for c in range(0, m, 8):
+                    prefetch(flat_p, np.int64(starts[h + D, x]) + c)
         o = rows[h]
         for j in range(m):
             acc = np.int64(0)
@@ -582,7 +679,12 @@ def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
                 rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
+    D = 8  # histograms ahead whose windows are prefetched (every cache line of each)
     for h in range(N):
+        if h + D < N:
+            for x in range(d):
+                for c in range(0, m, 8):
+                    prefetch(flat_p, np.int64(starts[h + D, x]) + c)
         o = rows[h]
         for j in range(m):
             acc = np.int64(0)
@@ -849,6 +951,9 @@ def _jit(name: str, parallel: bool = False) -> Any:
 def _compiled(name: str, parallel: bool) -> Any:
     import numba
 
+    global prefetch, prefetch_write
+    prefetch = _prefetch_intrinsic()
+    prefetch_write = _prefetch_intrinsic(True)
     if parallel:
         global prange
         prange = numba.prange
@@ -984,7 +1089,8 @@ def _gather_in_rows(cols: NDArray[Any], x: FloatArray, n_sg: int, m: int,
     """The ``m``-term means of the rows of ``cols`` in the store's row order."""
     acc = np.empty(cols.shape[0])
     vt = value_layout(x, n_sg, pos, threads)
-    _product("gather", threads)(cols, vt, 1.0 / m, acc)
+    ahead = PREFETCH_ROWS if vt.nbytes >= PREFETCH_MIN_BYTES else 0
+    _product("gather", threads)(cols, vt, 1.0 / m, acc, ahead)
     return acc
 
 
