@@ -33,6 +33,18 @@ def _pair(game: am.TabularGame, k: int, **opts: object) -> tuple[object, object]
     return a, b
 
 
+def _random_layout(rng: np.random.Generator, nxt: Any, sg: Any, acts: Any) -> tuple[Any, ...]:
+    """A random store layout of ``(nxt, sg, acts)`` (shared next local states): store row
+    ``r`` holds table row ``order[r]``, histogram ``h`` sits at ``pos[h]``. Returns
+    ``(order, pos, nxt, sg, acts)`` laid out."""
+    S, N, A, m = sg.shape
+    order = rng.permutation(S * N).astype(np.int32)
+    pos = rng.permutation(N).astype(np.int32)
+    nxt_l = pos[nxt.reshape(S * N, 1, m)[order]].reshape(S, N, 1, m).astype(np.int32)
+    sg_l = np.ascontiguousarray(sg.reshape(S * N, A, m)[order].reshape(S, N, A, m))
+    return order, pos, nxt_l, sg_l, acts.reshape(-1)[order].reshape(S, N)
+
+
 @pytest.mark.parametrize("crn", ["pool", "states", "none"])
 @pytest.mark.parametrize("param", ["mean-field", "standard"])
 def test_fused_products_are_bit_identical_to_sparse(crn: str, param: str) -> None:
@@ -292,11 +304,7 @@ def test_backup_cols_for_any_number_of_actions(S: int, N: int, A: int, m: int, t
     ref = r_g[:, None, :] + r_loc[:, :, None] + 0.9 * kernels.expect_all(nxt, sg, V, m)
     order = pos = None
     if layout:  # store row r holds table row order[r]; histogram h sits at pos[h]
-        order = rng.permutation(S * N).astype(np.int32)
-        pos = rng.permutation(N).astype(np.int32)
-        nxt = pos[nxt.reshape(S * N, 1, m)[order]].reshape(S, N, 1, m).astype(np.int32)
-        sg = np.ascontiguousarray(sg.reshape(S * N, A, m)[order].reshape(S, N, A, m))
-        acts = acts.reshape(-1)[order].reshape(S, N)
+        order, pos, nxt, sg, acts = _random_layout(rng, nxt, sg, acts)
     cols = kernels.policy_columns(nxt, sg, acts)
     got = kernels.backup_cols(cols, sg, acts, V, m, r_g, r_loc, 0.9, threads, order, pos)
     assert got.shape == (S, N, A)
@@ -638,11 +646,7 @@ def test_prefetching_products_give_the_same_numbers(S: int, N: int, A: int, m: i
     r_g, r_loc = rng.normal(size=(S, A)), rng.normal(size=(S, N))
     nat = kernels.policy_matvec(nxt, sg, acts, x, m)
     ref_b = r_g[:, None, :] + r_loc[:, :, None] + 0.9 * kernels.expect_all(nxt, sg, V, m)
-    order = rng.permutation(S * N).astype(np.int32)
-    pos = rng.permutation(N).astype(np.int32)
-    nxt_l = pos[nxt.reshape(S * N, 1, m)[order]].reshape(S, N, 1, m).astype(np.int32)
-    sg_l = np.ascontiguousarray(sg.reshape(S * N, A, m)[order].reshape(S, N, A, m))
-    acts_l = acts.reshape(-1)[order].reshape(S, N)
+    order, pos, nxt_l, sg_l, acts_l = _random_layout(rng, nxt, sg, acts)
     cols = kernels.policy_columns(nxt_l, sg_l, acts_l)
     old = kernels.PREFETCH_MIN_BYTES
     try:
