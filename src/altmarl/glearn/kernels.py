@@ -68,6 +68,10 @@ _PREFETCH_AHEAD = 64
 #: rows ahead whose output rows the backup prefetches for writing (its rows are written
 #: in table order, scattered over the output by the store's layout)
 _PREFETCH_OUT_ROWS = 8
+#: histograms ahead whose stream windows :func:`_pool_ranks` prefetches, one hint per
+#: ``_WINDOW_STRIDE`` entries (8 int64 = one 64-byte cache line)
+_PREFETCH_POOL_AHEAD = 8
+_WINDOW_STRIDE = 8
 
 
 def _no_prefetch(a: Any, i: Any) -> None:
@@ -561,11 +565,11 @@ def _pool_ranks_par(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: A
                     rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
-    D = 8  # histograms ahead whose windows are prefetched (every cache line of each)
+    D = _PREFETCH_POOL_AHEAD
     for h in prange(N):
         if h + D < N:
             for x in range(d):
-                for c in range(0, m, 8):
+                for c in range(0, m, _WINDOW_STRIDE):
                     prefetch(flat_p, np.int64(starts[h + D, x]) + c)
         o = rows[h]
         for j in range(m):
@@ -679,11 +683,11 @@ def _pool_ranks(flat_p: Any, starts: Any, m: int, k: int, bits: int, cols: Any,
                 rows: Any, pos: Any, out: Any) -> None:
     N, d = starts.shape
     mask = np.int64((1 << bits) - 1)
-    D = 8  # histograms ahead whose windows are prefetched (every cache line of each)
+    D = _PREFETCH_POOL_AHEAD
     for h in range(N):
         if h + D < N:
             for x in range(d):
-                for c in range(0, m, 8):
+                for c in range(0, m, _WINDOW_STRIDE):
                     prefetch(flat_p, np.int64(starts[h + D, x]) + c)
         o = rows[h]
         for j in range(m):
